@@ -1,0 +1,29 @@
+# reidcli: top-level targets. `make demo` runs the UDA demo pipeline, `make test` the tests.
+# Both create ./.venv and install reidcli into it on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
+
+.PHONY: install test demo bench clean-demo
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip -q
+	$(BIN)/pip install -e '.[test]'
+	bin/install-mediapipe $(BIN)/pip
+	touch $@
+
+test: install
+	$(BIN)/python -m pytest
+
+demo: install
+	$(MAKE) -f bin/uda.mk demo
+
+bench: install
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean-demo:
+	rm -rf demo

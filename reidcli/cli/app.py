@@ -1,0 +1,104 @@
+"""The `reid` application: one Typer app, one subcommand per stage, and `reid-<cmd>` entry points."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from reidcli import __version__
+from reidcli.cli.common import set_debug
+from reidcli.utils.progress import set_quiet
+
+# (command name, module under reidcli.cli, one-line purpose)
+COMMANDS = [
+    ("synth", "synth", "Write a synthetic re-ID dataset in a real layout (the embedded default)."),
+    ("info", "info", "Show what a reidcli file holds and whether it is valid."),
+    ("extract-pose", "extract_pose", "Detect 17 COCO body keypoints per image -> pose.h5."),
+    ("stylize", "stylize", "Fit / apply camera-style transfer between cameras."),
+    ("pretrain", "pretrain", "Supervised training on a labelled source dataset -> m.pt."),
+    ("features", "features", "Extract embeddings for every split of a dataset -> f.h5."),
+    ("merge", "merge", "Join 'reid features --shard i/n' outputs into one features file."),
+    ("cluster", "cluster", "Pseudo-labels from features (Jaccard + DBSCAN, k-means, expansion)."),
+    ("finetune", "finetune", "One round of unsupervised domain adaptation on pseudo-labels."),
+    ("evaluate", "evaluate", "mAP / CMC / mINP of query vs gallery features; re-ranking; plots."),
+]
+
+app = typer.Typer(
+    name="reid",
+    help="reidcli: person re-identification with unsupervised domain adaptation.\n\n"
+         "Stages exchange HDF5 files, so they can be mixed, scripted and rerun:\n"
+         "reid synth data/ && reid pretrain data/ -o m.pt && reid features --ckpt m.pt data/ -o f.h5",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"reidcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                    help="Print the version and exit.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or messages.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug-level log messages.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+) -> None:
+    set_quiet(quiet)
+    set_debug(debug)
+    _setup_logging(verbose, quiet)
+
+
+def _setup_logging(verbose: bool, quiet: bool) -> None:
+    from rich.logging import RichHandler
+
+    from reidcli.utils.progress import stderr_console
+
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    root = logging.getLogger("reidcli")
+    root.handlers[:] = [RichHandler(console=stderr_console(), show_time=False, show_path=False,
+                                    markup=False, rich_tracebacks=False)]
+    root.setLevel(level)
+    root.propagate = False
+
+
+for _name, _module, _help in COMMANDS:
+    _mod = importlib.import_module(f"reidcli.cli.{_module}")
+    if isinstance(getattr(_mod, "app", None), typer.Typer):  # a command group (stylize fit/apply)
+        app.add_typer(_mod.app, name=_name, help=_help, short_help=_help)
+    else:
+        app.command(name=_name, help=(_mod.command.__doc__ or _help), short_help=_help)(_mod.command)
+
+
+def main() -> None:
+    app(prog_name="reid")
+
+
+def _standalone(name: str):
+    def run() -> None:
+        app(args=[*_leading_globals(), name, *_rest()], prog_name="reid")
+
+    run.__name__ = f"{name.replace('-', '_')}_main"
+    return run
+
+
+def _leading_globals() -> list[str]:
+    return [a for a in sys.argv[1:] if a in ("-q", "--quiet", "--debug", "-v", "--verbose")]
+
+
+def _rest() -> list[str]:
+    return [a for a in sys.argv[1:] if a not in ("-q", "--quiet", "--debug", "-v", "--verbose")]
+
+
+for _name, _module, _help in COMMANDS:
+    globals()[f"{_module}_main"] = _standalone(_name)

@@ -1,0 +1,82 @@
+"""What every command shares: error mapping, invocation recording, shared options.
+
+A command module defines ``command(...)`` (its docstring is the help text) and decorates it
+with ``@reid_command("name")``: a `ReidError` becomes ``reid name: error: ...`` on stderr
+and exit 1; anything unexpected becomes one line too, unless ``--debug``/``REIDCLI_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from reidcli.utils.errors import ReidError
+
+_debug = {"on": os.environ.get("REIDCLI_DEBUG", "") not in ("", "0")}
+
+
+def set_debug(on: bool) -> None:
+    _debug["on"] = on
+
+
+def error_line(name: str, message: str) -> None:
+    print(f"reid {name}: error: {message}", file=sys.stderr, flush=True)
+
+
+def reid_command(name: str):
+    """Wrap a Typer command: record argv, map errors to one line + exit code."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            from reidcli.io.h5 import set_invocation
+
+            set_invocation(f"reid {name}", ["reid", *sys.argv[1:]] if Path(sys.argv[0]).name == "reid"
+                           else [Path(sys.argv[0]).name, *sys.argv[1:]])
+            try:
+                return fn(*args, **kwargs)
+            except typer.Exit:
+                raise
+            except ReidError as exc:
+                if _debug["on"]:
+                    raise
+                error_line(name, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                raise typer.Exit(exc.exit_code)
+            except KeyboardInterrupt:
+                error_line(name, "interrupted; outputs were not written (rerun to resume)")
+                raise typer.Exit(130)
+            except MemoryError:
+                error_line(name, "out of memory; lower --batch-size or use a smaller input")
+                raise typer.Exit(1)
+            except Exception as exc:  # a bug, but still one line for the user
+                if _debug["on"]:
+                    raise
+                error_line(name, f"internal error: {type(exc).__name__}: {exc} "
+                                 "(rerun with --debug for the traceback and report it)")
+                raise typer.Exit(1)
+
+        return wrapper
+
+    return deco
+
+
+def not_implemented(name: str) -> None:
+    raise ReidError(f"'reid {name}' is not implemented yet in reidcli; see the project issues")
+
+
+# Shared options: the same flag means the same thing in every command.
+Output = Annotated[Path, typer.Option("--output", "-o", help="Output file (written atomically).")]
+OptOutput = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (written atomically).")]
+Ckpt = Annotated[Path, typer.Option("--ckpt", help="A reidcli checkpoint (.pt).", exists=True, dir_okay=False)]
+Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
+Device = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N.")]
+BatchSize = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per batch.")]
+Workers = Annotated[int, typer.Option("--workers", "-j", min=0, help="DataLoader worker processes.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or messages.")]
+DataFormat = Annotated[Optional[str], typer.Option("--format", help="Dataset layout; auto-detected when omitted.")]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")]

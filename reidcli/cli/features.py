@@ -1,0 +1,9 @@
+"""`reid features` (not implemented yet)."""
+
+from reidcli.cli.common import not_implemented, reid_command
+
+
+@reid_command("features")
+def command() -> None:
+    """Not implemented yet: exits 1."""
+    not_implemented("features")

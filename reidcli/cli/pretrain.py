@@ -1,0 +1,9 @@
+"""`reid pretrain` (not implemented yet)."""
+
+from reidcli.cli.common import not_implemented, reid_command
+
+
+@reid_command("pretrain")
+def command() -> None:
+    """Not implemented yet: exits 1."""
+    not_implemented("pretrain")

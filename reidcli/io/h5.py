@@ -1,0 +1,442 @@
+"""The HDF5 contract (version 1): the only code that reads or writes reidcli .h5 files.
+
+Every file carries root attributes ``reid_format`` (features | labels | pose),
+``reid_format_version``, ``created_by`` and ``command``, and a ``/provenance`` dataset of
+JSON records chained from the files it was made from (as samtools chains ``@PG``).
+See docs/formats.md for the full schema. Readers validate everything they load and raise
+`FormatError` with the file, the offending key and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
+
+import h5py
+import numpy as np
+
+from reidcli import __version__
+from reidcli.io.atomic import atomic_path, file_digest
+from reidcli.utils.errors import FormatError, InputError
+
+FORMAT_VERSION = 1
+FORMATS = ("features", "labels", "pose")
+STR = h5py.string_dtype("utf-8")
+COCO17_NAMES = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle",
+)  # fmt: skip
+
+_invocation: dict[str, Any] = {"argv": None, "program": None}
+
+
+def set_invocation(program: str, argv: Sequence[str]) -> None:
+    """Record the command line that the CLI is running (stored in every output)."""
+    _invocation["program"] = program
+    _invocation["argv"] = list(argv)
+
+
+def _argv() -> list[str]:
+    return _invocation["argv"] if _invocation["argv"] is not None else list(sys.argv)
+
+
+# --------------------------------------------------------------------------- records
+@dataclass
+class SplitFeatures:
+    """Embeddings of one split; ``paths`` are relative to the file's ``root``."""
+
+    features: np.ndarray
+    paths: list[str]
+    pids: np.ndarray
+    camids: np.ndarray
+    modality: Optional[np.ndarray] = None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+@dataclass
+class FeaturesFile:
+    splits: dict[str, SplitFeatures]
+    root: str = ""
+    attrs: dict[str, Any] = field(default_factory=dict)
+    provenance: list[dict] = field(default_factory=list)
+    path: Optional[Path] = None
+
+    def split(self, name: str) -> SplitFeatures:
+        if name not in self.splits:
+            where = self.path or "features file"
+            have = ", ".join(self.splits) or "none"
+            raise InputError(
+                f"{where} has no '{name}' split (it has: {have}); "
+                f"extract it with 'reid features ... --split {name}' or pick another split"
+            )
+        return self.splits[name]
+
+    @property
+    def normalized(self) -> bool:
+        return bool(self.attrs.get("normalized", False))
+
+
+@dataclass
+class LabelsFile:
+    labels: np.ndarray
+    paths: list[str]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    centers: Optional[np.ndarray] = None
+    provenance: list[dict] = field(default_factory=list)
+    path: Optional[Path] = None
+
+    @property
+    def n_clusters(self) -> int:
+        return int(len(np.unique(self.labels[self.labels >= 0])))
+
+    @property
+    def n_outliers(self) -> int:
+        return int((self.labels < 0).sum())
+
+
+@dataclass
+class PoseFile:
+    """17 COCO keypoints per image: ``keypoints`` [N, 17, 3] = (x, y, score) in pixels."""
+
+    keypoints: np.ndarray
+    paths: list[str]
+    image_size: np.ndarray  # [N, 2] = (height, width)
+    root: str = ""
+    attrs: dict[str, Any] = field(default_factory=dict)
+    provenance: list[dict] = field(default_factory=list)
+    path: Optional[Path] = None
+
+    def index(self) -> dict[str, int]:
+        return {p: i for i, p in enumerate(self.paths)}
+
+
+# --------------------------------------------------------------------------- helpers
+def _enc_attr(value: Any) -> Any:
+    if isinstance(value, (str, bool, int, float, np.integer, np.floating, np.bool_)):
+        return value
+    if value is None:
+        return "null"
+    return json.dumps(value)
+
+
+def _dec_attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return [v.decode() if isinstance(v, bytes) else v for v in value.tolist()]
+    return value
+
+
+def _attrs(obj: h5py.HLObject) -> dict[str, Any]:
+    return {k: _dec_attr(v) for k, v in obj.attrs.items()}
+
+
+def read_provenance(path: str | os.PathLike) -> list[dict]:
+    """Provenance records of a reidcli .h5 file ([] for anything else)."""
+    try:
+        with h5py.File(path, "r") as f:
+            return _provenance(f)
+    except (OSError, KeyError):
+        return []
+
+
+def _provenance(f: h5py.File) -> list[dict]:
+    if "provenance" not in f:
+        return []
+    return [json.loads(s) for s in f["provenance"].asstr()[()]]
+
+
+def make_provenance(inputs: Iterable[str | os.PathLike], seed: Optional[int] = None,
+                    params: Optional[dict] = None) -> list[dict]:
+    """The chain of records of ``inputs`` (h5 files and checkpoints) plus this program's."""
+    chain: list[dict] = []
+    seen: set[str] = set()
+    input_rows = []
+    for p in inputs:
+        p = Path(p)
+        if not p.is_file():
+            continue
+        input_rows.append({"path": str(p), "digest": file_digest(p)})
+        records = read_provenance(p) if p.suffix in (".h5", ".hdf5") else _ckpt_provenance(p)
+        for rec in records:
+            key = json.dumps(rec, sort_keys=True)
+            if key not in seen:
+                seen.add(key)
+                chain.append(rec)
+    argv = _argv()
+    record = {
+        "program": _invocation["program"] or Path(argv[0]).name if argv else "python",
+        "version": __version__,
+        "argv": argv,
+        "seed": seed,
+        "inputs": input_rows,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if params:
+        record["params"] = params
+    chain.append(record)
+    return chain
+
+
+def _ckpt_provenance(path: Path) -> list[dict]:
+    if path.suffix not in (".pt", ".pth"):
+        return []
+    try:
+        from reidcli.io.ckpt import read_ckpt_provenance
+
+        return read_ckpt_provenance(path)
+    except Exception:  # a foreign checkpoint carries no chain; its digest is enough
+        return []
+
+
+def _write_header(f: h5py.File, fmt: str, provenance: list[dict]) -> None:
+    f.attrs["reid_format"] = fmt
+    f.attrs["reid_format_version"] = FORMAT_VERSION
+    f.attrs["created_by"] = f"reidcli {__version__}"
+    f.attrs["command"] = " ".join(_argv())
+    f.create_dataset("provenance", data=np.array([json.dumps(r) for r in provenance], dtype=object),
+                     dtype=STR)
+
+
+def _str_array(values: Sequence[str]) -> np.ndarray:
+    return np.array(list(values), dtype=object)
+
+
+def open_checked(path: str | os.PathLike, expected: Optional[str]) -> h5py.File:
+    """Open a reidcli h5 file read-only, checking its format name and version."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file; check the path")
+    if p.is_dir():
+        raise InputError(f"{p} is a folder, not a reidcli .h5 file")
+    if not h5py.is_hdf5(p):
+        raise FormatError(f"{p} is not an HDF5 file; give a file written by reidcli (features, labels or pose)")
+    f = h5py.File(p, "r")
+    fmt = _dec_attr(f.attrs.get("reid_format", ""))
+    ver = _dec_attr(f.attrs.get("reid_format_version", -1))
+    if fmt not in FORMATS:
+        f.close()
+        raise FormatError(f"{p} is an HDF5 file but not a reidcli file (no reid_format attribute); "
+                          "make it with reid features, reid cluster or reid extract-pose")
+    if expected is not None and fmt != expected:
+        f.close()
+        raise FormatError(f"{p} is a reidcli '{fmt}' file but a '{expected}' file is expected here")
+    if not isinstance(ver, int) or ver > FORMAT_VERSION:
+        f.close()
+        raise FormatError(f"{p} has reid_format_version {ver} but this reidcli {__version__} reads "
+                          f"version <= {FORMAT_VERSION}; upgrade reidcli")
+    return f
+
+
+def _fail(p: Path, key: str, what: str) -> FormatError:
+    return FormatError(f"{p}:{key} {what}; the file is invalid, regenerate it")
+
+
+def _need(g: h5py.Group, key: str, p: Path) -> h5py.Dataset:
+    if key not in g:
+        raise _fail(p, f"{g.name.rstrip('/')}/{key}", "is missing")
+    return g[key]
+
+
+def _check_paths(paths: list[str], p: Path, key: str) -> None:
+    if len(set(paths)) != len(paths):
+        dup = next(x for x in paths if paths.count(x) > 1)
+        raise _fail(p, key, f"holds a duplicate path '{dup}'")
+
+
+# --------------------------------------------------------------------------- features
+def write_features(path: str | os.PathLike, ff: FeaturesFile, *, inputs: Iterable = (),
+                   seed: Optional[int] = None, provenance: Optional[list[dict]] = None) -> Path:
+    """Validate ``ff`` and write it atomically to ``path``."""
+    path = Path(path)
+    for name, s in ff.splits.items():
+        _validate_split(s, Path(f"<{name}>"), f"/{name}")
+    prov = provenance if provenance is not None else make_provenance(inputs, seed)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            _write_header(f, "features", prov)
+            f.attrs["root"] = ff.root
+            for k, v in ff.attrs.items():
+                f.attrs[k] = _enc_attr(v)
+            for name, s in ff.splits.items():
+                g = f.create_group(name)
+                g.create_dataset("features", data=s.features)
+                g.create_dataset("paths", data=_str_array(s.paths), dtype=STR)
+                g.create_dataset("pids", data=np.asarray(s.pids, dtype=np.int64))
+                g.create_dataset("camids", data=np.asarray(s.camids, dtype=np.int64))
+                if s.modality is not None:
+                    g.create_dataset("modality", data=np.asarray(s.modality, dtype=np.int8))
+                for k, v in s.extra.items():
+                    g.create_dataset(k, data=v, compression="gzip" if v.ndim > 2 else None)
+                g.attrs["feature_dim"] = int(s.features.shape[1]) if s.features.ndim == 2 else 0
+    return path
+
+
+def _validate_split(s: SplitFeatures, p: Path, key: str) -> None:
+    x = s.features
+    if x.ndim != 2:
+        raise _fail(p, f"{key}/features", f"must be 2-D [N, D]; found shape {x.shape}")
+    if x.dtype not in (np.float32, np.float16):
+        raise _fail(p, f"{key}/features", f"must be float32 or float16; found {x.dtype}")
+    n = x.shape[0]
+    for name, arr in (("paths", s.paths), ("pids", s.pids), ("camids", s.camids), ("modality", s.modality)):
+        if arr is not None and len(arr) != n:
+            raise _fail(p, f"{key}/{name}", f"has {len(arr)} rows but features has {n}")
+    if n and not np.isfinite(x).all():
+        bad = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
+        raise _fail(p, f"{key}/features", f"holds NaN/Inf (first at row {bad}, {s.paths[bad]})")
+    _check_paths(list(s.paths), p, f"{key}/paths")
+
+
+def read_features(path: str | os.PathLike, splits: Optional[Sequence[str]] = None) -> FeaturesFile:
+    """Read and validate a features file (all splits, or those named)."""
+    p = Path(path)
+    with open_checked(p, "features") as f:
+        names = [k for k in f.keys() if isinstance(f[k], h5py.Group)]
+        if splits is not None:
+            missing = [s for s in splits if s not in names]
+            if missing:
+                raise InputError(f"{p} has no '{missing[0]}' split (it has: {', '.join(names) or 'none'}); "
+                                 f"extract it with 'reid features ... --split {missing[0]}'")
+            names = list(splits)
+        out = {}
+        for name in names:
+            g = f[name]
+            feats = _need(g, "features", p)[()]
+            s = SplitFeatures(
+                features=feats,
+                paths=list(_need(g, "paths", p).asstr()[()]),
+                pids=_need(g, "pids", p)[()].astype(np.int64),
+                camids=_need(g, "camids", p)[()].astype(np.int64),
+                modality=g["modality"][()].astype(np.int8) if "modality" in g else None,
+            )
+            for k in g.keys():
+                if k not in ("features", "paths", "pids", "camids", "modality"):
+                    s.extra[k] = g[k][()]
+            _validate_split(s, p, f"/{name}")
+            out[name] = s
+        attrs = _attrs(f)
+        return FeaturesFile(splits=out, root=str(attrs.pop("root", "")), attrs=attrs,
+                            provenance=_provenance(f), path=p)
+
+
+# --------------------------------------------------------------------------- labels
+def write_labels(path: str | os.PathLike, lf: LabelsFile, *, inputs: Iterable = (),
+                 seed: Optional[int] = None) -> Path:
+    path = Path(path)
+    _validate_labels(lf, Path("<labels>"))
+    labels = np.asarray(lf.labels, dtype=np.int64)
+    prov = make_provenance(inputs, seed, params=None)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            _write_header(f, "labels", prov)
+            for k, v in lf.attrs.items():
+                f.attrs[k] = _enc_attr(v)
+            f.attrs["n_clusters"] = int(len(np.unique(labels[labels >= 0])))
+            f.attrs["n_outliers"] = int((labels < 0).sum())
+            f.create_dataset("labels", data=labels)
+            f.create_dataset("paths", data=_str_array(lf.paths), dtype=STR)
+            if lf.centers is not None:
+                f.create_dataset("centers", data=np.asarray(lf.centers, dtype=np.float32))
+    return path
+
+
+def _validate_labels(lf: LabelsFile, p: Path) -> None:
+    labels = np.asarray(lf.labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise _fail(p, "/labels", f"must be a 1-D integer array; found {labels.dtype} {labels.shape}")
+    if len(lf.paths) != len(labels):
+        raise _fail(p, "/paths", f"has {len(lf.paths)} rows but labels has {len(labels)}")
+    if (labels < -1).any():
+        raise _fail(p, "/labels", "holds values below -1 (only -1 may mark an outlier)")
+    if lf.centers is not None:
+        c = np.asarray(lf.centers)
+        k = int(labels.max()) + 1 if len(labels) else 0
+        if c.ndim != 2 or c.shape[0] < k:
+            raise _fail(p, "/centers", f"must be [K, D] with K >= {k}; found {c.shape}")
+        if not np.isfinite(c).all():
+            raise _fail(p, "/centers", "holds NaN/Inf")
+    _check_paths(list(lf.paths), p, "/paths")
+
+
+def read_labels(path: str | os.PathLike) -> LabelsFile:
+    p = Path(path)
+    with open_checked(p, "labels") as f:
+        lf = LabelsFile(
+            labels=_need(f, "labels", p)[()].astype(np.int64),
+            paths=list(_need(f, "paths", p).asstr()[()]),
+            attrs=_attrs(f),
+            centers=f["centers"][()] if "centers" in f else None,
+            provenance=_provenance(f),
+            path=p,
+        )
+    _validate_labels(lf, p)
+    return lf
+
+
+# --------------------------------------------------------------------------- pose
+def write_pose(path: str | os.PathLike, pf: PoseFile, *, inputs: Iterable = (),
+               seed: Optional[int] = None) -> Path:
+    path = Path(path)
+    _validate_pose(pf, Path("<pose>"))
+    prov = make_provenance(inputs, seed)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            _write_header(f, "pose", prov)
+            f.attrs["root"] = pf.root
+            attrs = {"keypoint_names": list(COCO17_NAMES), **pf.attrs}
+            for k, v in attrs.items():
+                f.attrs[k] = _enc_attr(v)
+            f.create_dataset("keypoints", data=np.asarray(pf.keypoints, dtype=np.float32))
+            f.create_dataset("paths", data=_str_array(pf.paths), dtype=STR)
+            f.create_dataset("image_size", data=np.asarray(pf.image_size, dtype=np.int32))
+    return path
+
+
+def _validate_pose(pf: PoseFile, p: Path) -> None:
+    k = np.asarray(pf.keypoints)
+    if k.ndim != 3 or k.shape[1:] != (17, 3):
+        raise _fail(p, "/keypoints", f"must be [N, 17, 3]; found {k.shape}")
+    if len(pf.paths) != k.shape[0]:
+        raise _fail(p, "/paths", f"has {len(pf.paths)} rows but keypoints has {k.shape[0]}")
+    if np.asarray(pf.image_size).shape != (k.shape[0], 2):
+        raise _fail(p, "/image_size", f"must be [N, 2]; found {np.asarray(pf.image_size).shape}")
+    if not np.isfinite(k).all():
+        raise _fail(p, "/keypoints", "holds NaN/Inf")
+    _check_paths(list(pf.paths), p, "/paths")
+
+
+def read_pose(path: str | os.PathLike) -> PoseFile:
+    p = Path(path)
+    with open_checked(p, "pose") as f:
+        attrs = _attrs(f)
+        pf = PoseFile(
+            keypoints=_need(f, "keypoints", p)[()],
+            paths=list(_need(f, "paths", p).asstr()[()]),
+            image_size=_need(f, "image_size", p)[()],
+            root=str(attrs.pop("root", "")),
+            attrs=attrs,
+            provenance=_provenance(f),
+            path=p,
+        )
+    _validate_pose(pf, p)
+    return pf
+
+
+def read_any(path: str | os.PathLike):
+    """Read whichever reidcli h5 format ``path`` holds."""
+    with open_checked(path, None) as f:
+        fmt = _dec_attr(f.attrs["reid_format"])
+    return {"features": read_features, "labels": read_labels, "pose": read_pose}[fmt](path)

@@ -1,0 +1,96 @@
+"""Progress bars and the stderr console: the one place that decides whether to draw.
+
+Bars are drawn on stderr only when it is a TTY and quiet mode is off, so pipelines,
+Makefiles and captured test output stay clean.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from typing import Iterable, Iterator, Optional, TypeVar
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+T = TypeVar("T")
+
+_state = {"quiet": os.environ.get("REIDCLI_QUIET", "") not in ("", "0")}
+
+
+def set_quiet(quiet: bool) -> None:
+    _state["quiet"] = bool(quiet)
+
+
+def is_quiet() -> bool:
+    return _state["quiet"]
+
+
+def stderr_console() -> Console:
+    """A rich console on the *current* sys.stderr (CliRunner swaps it)."""
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+
+def bars_enabled() -> bool:
+    return not _state["quiet"] and sys.stderr.isatty()
+
+
+def say(message: str) -> None:
+    """One human-facing line on stderr (never stdout), unless quiet."""
+    if not _state["quiet"]:
+        print(message, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def progress_bar(description: str, total: Optional[int] = None) -> Iterator["Bar"]:
+    """Context manager yielding a bar with ``advance(n)`` and ``set(**fields)``."""
+    if not bars_enabled():
+        yield Bar(None, None)
+        return
+    prog = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=stderr_console(),
+        transient=False,
+    )
+    with prog:
+        task = prog.add_task(description, total=total, info="")
+        yield Bar(prog, task)
+
+
+class Bar:
+    def __init__(self, prog: Optional[Progress], task):
+        self._prog, self._task = prog, task
+
+    def advance(self, n: int = 1) -> None:
+        if self._prog is not None:
+            self._prog.advance(self._task, n)
+
+    def set(self, **fields) -> None:
+        if self._prog is not None:
+            info = "  ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items()
+            )
+            self._prog.update(self._task, info=info)
+
+
+def track(it: Iterable[T], description: str, total: Optional[int] = None) -> Iterator[T]:
+    """Iterate with a progress bar (silent when quiet or not a TTY)."""
+    if total is None and hasattr(it, "__len__"):
+        total = len(it)  # type: ignore[arg-type]
+    with progress_bar(description, total) as bar:
+        for item in it:
+            yield item
+            bar.advance(1)
