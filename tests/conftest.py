@@ -1,0 +1,56 @@
+"""Shared test fixtures. Area-specific fixtures live in the area's test files or in
+tests/fixtures_*.py modules imported from there."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("REIDCLI_QUIET", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def write_jpeg(path: Path, h: int = 16, w: int = 8, seed: int = 0) -> Path:
+    """A small random-colour JPEG (BGR noise), creating parent folders."""
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+    assert cv2.imwrite(str(path), img)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    yield
+
+
+@pytest.fixture
+def market_tree(tmp_path: Path) -> Path:
+    """A dozen tiny JPEGs over 3 ids and 2 cameras in the Market-1501 layout,
+    with a junk (-1) and a distractor (0000) image in the gallery."""
+    root = tmp_path / "Market-1501-v15.09.15"
+    names = {
+        "bounding_box_train": ["0002_c1s1_000451_03.jpg", "0002_c2s1_000301_01.jpg",
+                               "0007_c1s1_000551_01.jpg", "0007_c2s3_071052_01.jpg",
+                               "0010_c1s1_002301_02.jpg", "0010_c2s1_003201_01.jpg"],
+        "query": ["0002_c1s1_001051_00.jpg", "0007_c2s1_000651_00.jpg"],
+        "bounding_box_test": ["0002_c2s1_001251_02.jpg", "0007_c1s2_001351_01.jpg",
+                              "0000_c1s1_000001_01.jpg", "-1_c2s1_000002_01.jpg"],
+    }
+    i = 0
+    for folder, files in names.items():
+        for name in files:
+            write_jpeg(root / folder / name, seed=i)
+            i += 1
+    return root
