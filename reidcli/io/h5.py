@@ -126,6 +126,10 @@ def _enc_attr(value: Any) -> Any:
         return value
     if value is None:
         return "null"
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return np.array(value, dtype=STR)
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) for v in value):
+        return np.asarray(value)
     return json.dumps(value)
 
 
