@@ -1,1 +1,21 @@
-"""reidcli.models."""
+"""reidcli.models: backbones (one `MODELS` registry), the re-ID head, one builder.
+
+>>> from reidcli.models import ModelConfig, build_model
+>>> net = build_model(ModelConfig(arch="tiny", num_classes=10))
+>>> net.feat_dim
+512
+"""
+
+from reidcli.models.config import ModelConfig, check_input_size, min_input_divisor
+from reidcli.models.registry import MODELS
+from reidcli.models import backbones as _backbones  # noqa: F401  (registers resnets)
+from reidcli.models.net import ReidNet, build_model
+
+__all__ = [
+    "MODELS",
+    "ModelConfig",
+    "ReidNet",
+    "build_model",
+    "check_input_size",
+    "min_input_divisor",
+]

@@ -1,0 +1,100 @@
+"""ResNet backbones (He et al., CVPR 2016) from torchvision, without the ImageNet head.
+
+Each registered builder is ``fn(last_stride=2, pretrained="none") -> ResNetBackbone``.
+Parameter names match torchvision's (``conv1.weight``, ``layer1.0.bn1.weight``, ...) so
+ImageNet state dicts load unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+from torchvision.models import resnet as tvr
+
+from reidcli.models.pretrained import load_backbone_weights
+from reidcli.models.registry import MODELS
+
+
+class ResNetBackbone(nn.Module):
+    """conv1..layer4 of a torchvision ResNet.
+
+    Attributes:
+        channels: output channels of (stem, layer1, layer2, layer3, layer4).
+        arch: the registry name it was built as.
+    """
+
+    def __init__(self, net: tvr.ResNet, arch: str, last_stride: int = 2):
+        super().__init__()
+        self.arch = arch
+        self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
+        self.layer1, self.layer2, self.layer3, self.layer4 = (
+            net.layer1, net.layer2, net.layer3, net.layer4
+        )
+        if last_stride == 1:
+            _unstride(self.layer4[0])
+        widths = [self.conv1.out_channels]
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+            widths.append(_block_out(layer[-1]))
+        self.channels = tuple(widths)
+
+    @property
+    def out_channels(self) -> int:
+        return self.channels[-1]
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+
+    def layers(self) -> list[nn.Module]:
+        return [self.layer1, self.layer2, self.layer3, self.layer4]
+
+    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Outputs of (stem, layer1, layer2, layer3, layer4)."""
+        outs = [self.stem(x)]
+        for layer in self.layers():
+            outs.append(layer(outs[-1]))
+        return outs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_stages(x)[-1]
+
+
+def _unstride(block: nn.Module) -> None:
+    """Make the first block of layer4 stride 1 (conv2 in Bottleneck, conv1 in BasicBlock)."""
+    for name in ("conv1", "conv2"):
+        conv = getattr(block, name)
+        if conv.stride != (1, 1):
+            conv.stride = (1, 1)
+    if block.downsample is not None:
+        block.downsample[0].stride = (1, 1)
+
+
+def _block_out(block: nn.Module) -> int:
+    last_bn = getattr(block, "bn3", None) or block.bn2
+    return last_bn.num_features
+
+
+def _tv_builder(
+    arch: str, ctor: Callable[..., tvr.ResNet], weights: Optional[tvr.WeightsEnum]
+) -> Callable[..., ResNetBackbone]:
+    def build(last_stride: int = 2, pretrained: str = "none") -> ResNetBackbone:
+        bb = ResNetBackbone(ctor(weights=None), arch, last_stride)
+        load_backbone_weights(bb, arch, pretrained, url=weights.url if weights else None)
+        return bb
+
+    build.__name__ = arch
+    build.__doc__ = f"torchvision {ctor.__name__} (ImageNet weights: {weights})."
+    return build
+
+
+for _arch, _ctor, _w in (
+    ("resnet18", tvr.resnet18, tvr.ResNet18_Weights.IMAGENET1K_V1),
+    ("resnet34", tvr.resnet34, tvr.ResNet34_Weights.IMAGENET1K_V1),
+    ("resnet50", tvr.resnet50, tvr.ResNet50_Weights.IMAGENET1K_V1),
+    ("resnet101", tvr.resnet101, tvr.ResNet101_Weights.IMAGENET1K_V1),
+):
+    MODELS.add(_arch, _tv_builder(_arch, _ctor, _w))
+
+# The CPU preset for tests and the demo: a ResNet-18 (use it at 64x32 or 128x64).
+MODELS.add("tiny", _tv_builder("resnet18", tvr.resnet18, tvr.ResNet18_Weights.IMAGENET1K_V1))

@@ -1,0 +1,118 @@
+"""The model configuration: everything needed to rebuild a network, recorded in checkpoints.
+
+`ModelConfig` is a plain dataclass so a checkpoint stores ``dataclasses.asdict(cfg)`` and
+``ModelConfig(**d)`` rebuilds it. `validate()` checks every field with a one-line,
+scikit-learn-shaped message naming the CLI flag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from reidcli.utils.errors import ConfigError
+
+POOLINGS = ("avg", "gem", "avgmax")
+NECKS = ("bnneck", "none")
+
+
+@dataclass
+class ModelConfig:
+    """How to build a `ReidNet`.
+
+    Attributes:
+        arch: backbone name in `MODELS` ('resnet50', 'tiny', ...).
+        pretrained: 'none', 'imagenet' or a path to a state dict.
+        last_stride: stride of layer4 (1 doubles the final map, as in BoT/Luo et al. 2019).
+        pooling: 'avg', 'gem' (generalised mean, Radenovic et al. 2018) or 'avgmax' (sum).
+        gem_p: initial GeM exponent (learnable).
+        neck: 'bnneck' (BN between feature and classifier, Luo et al. 2019) or 'none'.
+        embed_dim: 0 keeps the pooled dimension, else an FC reduces to this size.
+        attention: CBAM channel + spatial attention after layer2/3/4 (METHODS 4).
+        multilevel: pooled layer1+layer3+layer4 concatenated, then FC (METHODS 2).
+        lstm_branch: bi-LSTM local branch over 3 horizontal stripes (METHODS 5).
+        lstm_hidden: hidden size of each LSTM direction.
+        local_dim: size of the local branch's FC embedding (its triplet feature).
+        dropout: dropout before the classifier(s), training only.
+        num_classes: classifier size; 0 means no classifier.
+        feat_norm: L2-normalise the inference embedding.
+    """
+
+    arch: str = "resnet50"
+    pretrained: str = "none"
+    last_stride: int = 1
+    pooling: str = "avg"
+    gem_p: float = 3.0
+    neck: str = "bnneck"
+    embed_dim: int = 0
+    attention: bool = False
+    multilevel: bool = False
+    lstm_branch: bool = False
+    lstm_hidden: int = 256
+    local_dim: int = 128
+    dropout: float = 0.0
+    num_classes: int = 0
+    feat_norm: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        """Rebuild from a checkpoint's dict; unknown keys are an error naming them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        extra = sorted(set(d) - known)
+        if extra:
+            raise ConfigError(
+                f"model config has unknown keys {extra}; the checkpoint was written by a "
+                "newer reidcli, upgrade to read it"
+            )
+        return cls(**d)
+
+    def validate(self) -> "ModelConfig":
+        """Raise `ConfigError` on the first bad field; returns self for chaining."""
+        from reidcli.models import MODELS
+
+        MODELS.get(self.arch)
+        _check(self.last_stride in (1, 2), "--last-stride must be 1 or 2", self.last_stride)
+        _check(self.pooling in POOLINGS, f"--pooling must be one of {POOLINGS}", self.pooling)
+        _check(self.neck in NECKS, f"--neck must be one of {NECKS}", self.neck)
+        _check(self.gem_p >= 1.0, "--gem-p must be a float >= 1", self.gem_p)
+        _check(self.embed_dim >= 0, "--embed-dim must be an int >= 0", self.embed_dim)
+        _check(self.num_classes >= 0, "--num-classes must be an int >= 0", self.num_classes)
+        _check(0.0 <= self.dropout < 1.0, "--dropout must be a float in [0, 1)", self.dropout)
+        _check(self.lstm_hidden > 0, "--lstm-hidden must be an int > 0", self.lstm_hidden)
+        _check(self.local_dim > 0, "--local-dim must be an int > 0", self.local_dim)
+        if not isinstance(self.pretrained, str) or not self.pretrained:
+            raise ConfigError(f"--pretrained must be 'imagenet', 'none' or a path; got {self.pretrained!r}")
+        return self
+
+
+def _check(ok: bool, msg: str, got: Any) -> None:
+    if not ok:
+        raise ConfigError(f"{msg}; got {got!r}")
+
+
+def min_input_divisor(cfg: ModelConfig) -> int:
+    """Total stride of the backbone: input height and width must be multiples of it."""
+    return 32 if cfg.last_stride == 2 else 16
+
+
+def check_input_size(cfg: ModelConfig, height: int, width: int) -> None:
+    """Reject input sizes the backbone cannot take cleanly (one-line `ConfigError`)."""
+    div = min_input_divisor(cfg)
+    for flag, v in (("--height", height), ("--width", width)):
+        if not isinstance(v, int) or v <= 0:
+            raise ConfigError(f"{flag} must be a positive int; got {v!r}")
+        if v % div:
+            lo, hi = max(div, v // div * div), (v // div + 1) * div
+            raise ConfigError(
+                f"{flag} {v} must be a multiple of {div} for {cfg.arch} with "
+                f"--last-stride {cfg.last_stride}; use {lo} or {hi}"
+            )
+    if cfg.lstm_branch and height // div < 3:
+        raise ConfigError(
+            f"--height {height} gives a {height // div}-row feature map but the LSTM branch "
+            f"needs 3 stripes; use --height {3 * div} or more"
+        )
