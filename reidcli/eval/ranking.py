@@ -1,0 +1,306 @@
+"""Rank metrics (CMC, mAP, mINP) from chunks of a distance matrix, without sorting it.
+
+The single-modality protocol of Market-1501 (Zheng et al., ICCV 2015), DukeMTMC-reID and
+MSMT17, as torchreid's ``eval_market1501`` and fast-reid's ``evaluate_rank`` compute it:
+for every query, gallery images of the same identity *and* camera are removed, junk
+gallery images (pid -1) never count, distractors (pid 0) are ordinary negatives, and
+queries without a remaining true match are skipped (and counted).
+
+Instead of arg-sorting every row (O(G log G)), each row only needs, for its k true matches
+sorted by distance, how many valid negatives precede each match: a batched binary search of
+every gallery distance into the k sorted match distances (O(G log k)) and a scatter-add.
+The rank ``r_i`` of the i-th match (1-based, among valid gallery items) gives
+
+- non-interpolated AP = (1/k) sum_i i / r_i (torchreid, fast-reid; the default);
+- devkit AP = (1/k) sum_i (p_{i-1}' + i / r_i) / 2, the trapezoid of the official Market-1501
+  devkit ``compute_AP.m`` where p' is the precision one valid item earlier (1 at rank 0);
+- sklearn AP = sum over distinct distances of (recall step) x precision, i.e.
+  ``sklearn.metrics.average_precision_score`` on -distance (tied distances form one step);
+- CMC: r_1; mINP (Ye et al., "Deep Learning for Person Re-identification: A Survey and
+  Outlook", TPAMI 2021): INP = k / r_k.
+
+Tie rule: equal distances are ordered by gallery index (a stable sort), as
+``np.argsort(kind="stable")``. Rows in which a negative ties a match (or, for sklearn, two
+matches tie) are recomputed exactly with a stable arg-sort, so every metric equals that of
+the sorted reference on every input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+from reidcli.utils.errors import ConfigError
+
+AP_FORMULAS = {
+    "noninterp": "non-interpolated AP = mean_i(i / rank_i) (torchreid / fast-reid)",
+    "devkit": "trapezoidal AP of the Market-1501 devkit compute_AP.m",
+    "sklearn": "step AP of sklearn average_precision_score (tied distances grouped)",
+}
+CMC_KINDS = ("standard", "single-gallery", "unique-id")
+
+
+@dataclass
+class RankOptions:
+    """How one query's gallery is filtered and its CMC counted.
+
+    Attributes:
+        cam_filter: drop gallery images of the query's identity *and* camera.
+        skip_cams: (query camid, gallery camid) pairs never compared (SYSU-MM01: the
+            infrared camera 3 and the visible camera 2 share a room, so (2, 1) 0-based).
+        ap: ``noninterp`` | ``devkit`` | ``sklearn``.
+        cmc: ``standard``; ``single-gallery`` (CUHK03: one random gallery image per
+            identity, averaged over ``repeats`` seeded draws); ``unique-id`` (SYSU-MM01
+            authors' code: rank among distinct identities).
+    """
+
+    cam_filter: bool = True
+    skip_cams: Sequence[tuple[int, int]] = ()
+    ap: str = "noninterp"
+    cmc: str = "standard"
+    repeats: int = 10
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.ap not in AP_FORMULAS:
+            raise ConfigError(f"--ap must be one of {', '.join(AP_FORMULAS)}; got '{self.ap}'")
+        if self.cmc not in CMC_KINDS:
+            raise ConfigError(f"cmc must be one of {', '.join(CMC_KINDS)}; got '{self.cmc}'")
+        if self.repeats < 1:
+            raise ConfigError(f"repeats must be an integer >= 1; got {self.repeats}")
+
+
+@dataclass
+class PerQuery:
+    """Per-query results; ``first``/``last`` are 1-based ranks among valid gallery items
+    (0 when the query has no true match), ``first_sg`` [Q, repeats] for single-gallery."""
+
+    npos: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    ap: np.ndarray
+    cmc_rank: np.ndarray = field(default=None)  # [Q, R] rank used for the CMC
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self.npos > 0
+
+
+def _masks(d, qp, qc, gp, gc, opts: RankOptions):
+    """valid [b, G] (comparable gallery items) and pos [b, G] (true matches among them)."""
+    same = qp[:, None] == gp[None, :]
+    valid = (gp >= 0)[None, :].expand_as(same).clone()
+    if opts.cam_filter:
+        valid &= ~(same & (qc[:, None] == gc[None, :]))
+    for qcam, gcam in opts.skip_cams:
+        valid &= ~((qc == qcam)[:, None] & (gc == gcam)[None, :])
+    pos = same & valid & (qp >= 0)[:, None]
+    return valid, pos
+
+
+def _rank_core(d, valid, pos, npos, kmax: int):
+    """Ranks [b, kmax] of the sorted matches (float64) and the rows that need a stable sort."""
+    import torch
+
+    pv, _ = torch.topk(d.masked_fill(~pos, float("inf")), kmax, dim=1, largest=False, sorted=True)
+    left = torch.searchsorted(pv, d)  # matches strictly closer than each gallery item
+    neg = valid & ~pos
+    tied = (pv.gather(1, left.clamp(max=kmax - 1)) == d) & neg
+    counts = torch.zeros(d.shape[0], kmax + 1, dtype=torch.float32, device=d.device)
+    counts.scatter_add_(1, left, neg.to(torch.float32))
+    before = counts.cumsum(1)[:, :kmax].double()
+    ranks = torch.arange(1, kmax + 1, dtype=torch.float64, device=d.device)[None, :] + before
+    redo = tied.any(1)
+    if kmax > 1:
+        redo |= ((pv[:, 1:] == pv[:, :-1]) & torch.isfinite(pv[:, 1:])).any(1)
+    return ranks, redo
+
+
+def ap_from_ranks(ranks: np.ndarray, npos: np.ndarray, kind: str) -> np.ndarray:
+    """AP per row from the ranks [b, k] of its sorted matches (columns >= npos ignored)."""
+    k = ranks.shape[1]
+    i = np.arange(1, k + 1, dtype=np.float64)[None, :]
+    inside = i <= npos[:, None]
+    safe = np.where(inside, ranks, 1.0)
+    prec = i / safe
+    if kind == "devkit":
+        old = np.where(safe > 1, (i - 1) / np.maximum(safe - 1, 1), 1.0)
+        prec = (old + prec) / 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(npos > 0, (prec * inside).sum(1) / npos, np.nan)
+
+
+def exact_row(d: np.ndarray, valid: np.ndarray, pos: np.ndarray, kind: str) -> tuple[np.ndarray, float]:
+    """Ranks of the matches and the AP of one row by a stable arg-sort (the tie path)."""
+    order = np.argsort(d, kind="stable")
+    keep = valid[order]
+    m = pos[order][keep]
+    ranks = (np.flatnonzero(m) + 1).astype(np.float64)
+    n = len(ranks)
+    if n == 0:
+        return ranks, float("nan")
+    if kind != "sklearn":
+        return ranks, float(ap_from_ranks(ranks[None, :], np.array([n]), kind)[0])
+    ds = d[order][keep]
+    ends = np.flatnonzero(np.r_[ds[1:] != ds[:-1], True])  # last index of each tie group
+    cum = np.cumsum(m)[ends]
+    gained = np.diff(np.r_[0, cum])
+    return ranks, float((gained / n * cum / (ends + 1)).sum())
+
+
+def _chunk(start: int, d, q, g, opts: RankOptions, out: PerQuery) -> None:
+    """Fill ``out`` rows [start, start + b) from one distance block."""
+    import torch
+
+    qp, qc = q[0][start:start + d.shape[0]], q[1][start:start + d.shape[0]]
+    valid, pos = _masks(d, qp, qc, g[0], g[1], opts)
+    npos = pos.sum(1)
+    kmax = int(npos.max()) if len(npos) else 0
+    rows = slice(start, start + d.shape[0])
+    out.npos[rows] = npos.cpu().numpy()
+    if kmax == 0:
+        return
+    ranks, redo = _rank_core(d, valid, pos, npos, kmax)
+    ranks, redo, n = ranks.cpu().numpy(), redo.cpu().numpy(), out.npos[rows]
+    ap = ap_from_ranks(ranks, n, "noninterp" if opts.ap == "sklearn" else opts.ap)
+    if redo.any():
+        dn, vn, pn = (t[torch.from_numpy(redo).to(d.device)].cpu().numpy() for t in (d, valid, pos))
+        for j, r in enumerate(np.flatnonzero(redo)):
+            exact, ap[r] = exact_row(dn[j], vn[j], pn[j], opts.ap)
+            ranks[r, :len(exact)] = exact
+    has = n > 0
+    out.ap[rows] = ap
+    out.first[rows] = np.where(has, ranks[:, 0], 0).astype(np.int64)
+    out.last[rows] = np.where(has, ranks[np.arange(len(n)), np.maximum(n - 1, 0)], 0).astype(np.int64)
+    if opts.cmc == "single-gallery":
+        out.cmc_rank[rows] = _single_gallery(d, valid, pos, start, g[2], opts)
+    elif opts.cmc == "unique-id":
+        out.cmc_rank[rows, 0] = _unique_id(d, valid, pos, g[2])
+    else:
+        out.cmc_rank[rows, 0] = out.first[rows]
+
+
+def _first_match(d, pos):
+    """Distance and gallery index of each row's first match under the stable tie rule."""
+    import torch
+
+    dp = d.masked_fill(~pos, float("inf")).min(dim=1).values
+    idx = torch.arange(d.shape[1], device=d.device)[None, :]
+    ip = torch.where(pos & (d == dp[:, None]), idx, d.shape[1]).min(dim=1).values
+    return dp, ip, idx
+
+
+def _precedes(d, dp, ip, idx):
+    return (d < dp[:, None]) | ((d == dp[:, None]) & (idx < ip[:, None]))
+
+
+def _unique_id(d, valid, pos, gid) -> np.ndarray:
+    """1 + distinct other identities with a valid image ranked before the first match."""
+    import torch
+
+    dp, ip, idx = _first_match(d, pos)
+    before = _precedes(d, dp, ip, idx) & valid & ~pos
+    n_ids = int(gid.max()) + 1
+    seen = torch.zeros(d.shape[0], n_ids, dtype=torch.float32, device=d.device)
+    seen.scatter_add_(1, gid[None, :].expand_as(d), before.to(torch.float32))
+    rank = 1 + (seen > 0).sum(1)
+    return torch.where(pos.any(1), rank, 0).cpu().numpy()
+
+
+def draw_keys(seed: int, repeat: int, q_rows: np.ndarray, n_gallery: int) -> np.ndarray:
+    """Counter-based random keys [b, G] (splitmix64 of seed, repeat, query row, gallery
+    row): the single-gallery draw of a query does not depend on the chunking."""
+    with np.errstate(over="ignore"):
+        z = (np.uint64(seed * 64 + repeat) << np.uint64(42)) + (
+            q_rows.astype(np.uint64)[:, None] << np.uint64(21)) + np.arange(n_gallery, dtype=np.uint64)[None, :]
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(1)).astype(np.int64)
+
+
+def _single_gallery(d, valid, pos, start: int, gid, opts: RankOptions) -> np.ndarray:
+    """CUHK03-style CMC ranks [b, repeats]: per draw, keep the valid image with the largest
+    key of every identity, then rank the kept match among the kept images."""
+    import torch
+
+    b, n_g = d.shape
+    gidx = gid[None, :].expand(b, n_g)
+    out = np.zeros((b, opts.repeats), dtype=np.int64)
+    for r in range(opts.repeats):
+        keys = torch.from_numpy(draw_keys(opts.seed, r, np.arange(start, start + b), n_g)).to(d.device)
+        keys = keys.masked_fill(~valid, -1)
+        best = torch.full((b, int(gid.max()) + 1), -1, dtype=torch.int64, device=d.device)
+        best.scatter_reduce_(1, gidx, keys, reduce="amax")
+        kept = valid & (keys == best.gather(1, gidx))
+        dp, ip, idx = _first_match(d, pos & kept)
+        rank = 1 + (_precedes(d, dp, ip, idx) & kept & ~pos).sum(1)
+        out[:, r] = torch.where((pos & kept).any(1), rank, 0).cpu().numpy()
+    return out
+
+
+def rank_queries(chunks: Iterable[tuple[int, object]], q_pids: np.ndarray, q_camids: np.ndarray,
+                 g_pids: np.ndarray, g_camids: np.ndarray, opts: Optional[RankOptions] = None,
+                 device: str = "cpu") -> PerQuery:
+    """Per-query ranks and AP from ``(first query row, [b, G] distances)`` blocks, as
+    yielded by `reidcli.eval.distance.distance_chunks` or ``rerank_chunks``."""
+    import torch
+
+    opts = opts or RankOptions()
+    n_q = len(q_pids)
+    cols = opts.repeats if opts.cmc == "single-gallery" else 1
+    out = PerQuery(np.zeros(n_q, np.int64), np.zeros(n_q, np.int64), np.zeros(n_q, np.int64),
+                   np.full(n_q, np.nan), np.zeros((n_q, cols), np.int64))
+    t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.int64), device=device)  # noqa: E731
+    gid = np.unique(np.asarray(g_pids), return_inverse=True)[1].reshape(-1)
+    q, g = (t(q_pids), t(q_camids)), (t(g_pids), t(g_camids), t(gid))
+    with torch.inference_mode():
+        for start, d in chunks:
+            d = torch.as_tensor(d, device=device)
+            _chunk(start, d.float() if d.dtype != torch.float32 else d, q, g, opts, out)
+    return out
+
+
+@dataclass
+class Metrics:
+    """Summary over the valid queries (those with at least one true match)."""
+
+    mAP: float
+    mINP: float
+    cmc: dict[int, float]
+    curve: np.ndarray  # CMC at ranks 1..len(curve)
+    n_query: int
+    n_valid: int
+    ap: str
+    cmc_kind: str
+
+    @property
+    def n_skipped(self) -> int:
+        return self.n_query - self.n_valid
+
+    def as_dict(self) -> dict:
+        return {"mAP": self.mAP, "mINP": self.mINP, **{f"rank{k}": v for k, v in self.cmc.items()},
+                "n_query": self.n_query, "n_valid_query": self.n_valid, "n_skipped_query": self.n_skipped,
+                "ap": self.ap, "ap_formula": AP_FORMULAS[self.ap], "cmc": self.cmc_kind}
+
+
+def summarize(pq: PerQuery, ranks: Sequence[int] = (1, 5, 10, 20), opts: Optional[RankOptions] = None,
+              curve_len: int = 50) -> Metrics:
+    """mAP, mINP and CMC at ``ranks`` (fractions in [0, 1]) over the valid queries."""
+    opts = opts or RankOptions()
+    v = pq.valid
+    n_valid = int(v.sum())
+    cr = pq.cmc_rank[v]
+    curve_len = max(curve_len, *ranks) if len(ranks) else curve_len
+    if n_valid:
+        hits = (cr[:, :, None] >= 1) & (cr[:, :, None] <= np.arange(1, curve_len + 1))
+        curve = hits.mean(axis=(0, 1))
+        m_ap = float(pq.ap[v].mean())
+        m_inp = float((pq.npos[v] / pq.last[v]).mean())
+    else:
+        curve, m_ap, m_inp = np.zeros(curve_len), float("nan"), float("nan")
+    return Metrics(mAP=m_ap, mINP=m_inp, cmc={int(k): float(curve[k - 1]) for k in ranks}, curve=curve,
+                   n_query=len(pq.npos), n_valid=n_valid, ap=opts.ap, cmc_kind=opts.cmc)

@@ -1,0 +1,133 @@
+"""Rank metrics against a straightforward per-query reference (sort, filter, cumulate)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reidcli.eval.distance import distance_chunks, pairwise_distance
+from reidcli.eval.ranking import RankOptions, rank_queries, summarize
+
+
+def devkit_ap(matches: np.ndarray) -> float:
+    """Literal port of the Market-1501 devkit compute_AP.m (junk already removed)."""
+    ngood = matches.sum()
+    old_recall, old_precision, ap, hit = 0.0, 1.0, 0.0, 0
+    for j, good in enumerate(matches):
+        hit += int(good)
+        recall, precision = hit / ngood, hit / (j + 1)
+        ap += (recall - old_recall) * ((old_precision + precision) / 2)
+        old_recall, old_precision = recall, precision
+        if hit == ngood:
+            break
+    return ap
+
+
+def reference(dist, qp, qc, gp, gc, ap="noninterp", cam_filter=True, skip=()):
+    """Per query: stable sort, drop junk / same id+camera / skipped cameras, cumulate."""
+    from sklearn.metrics import average_precision_score
+
+    aps, firsts, inps = [], [], []
+    for i in range(len(qp)):
+        order = np.argsort(dist[i], kind="stable")
+        keep = gp[order] >= 0
+        if cam_filter:
+            keep &= ~((gp[order] == qp[i]) & (gc[order] == qc[i]))
+        for a, b in skip:
+            keep &= ~((qc[i] == a) & (gc[order] == b))
+        m = (gp[order][keep] == qp[i]) & (qp[i] >= 0)
+        if not m.any():
+            continue
+        hits = np.flatnonzero(m) + 1
+        firsts.append(hits[0])
+        inps.append(len(hits) / hits[-1])
+        if ap == "noninterp":
+            aps.append(np.mean(np.arange(1, len(hits) + 1) / hits))
+        elif ap == "devkit":
+            aps.append(devkit_ap(m))
+        else:
+            aps.append(average_precision_score(m, -dist[i][order][keep]))
+    firsts = np.array(firsts)
+    cmc = {k: float(np.mean(firsts <= k)) for k in (1, 2, 3, 5)}
+    return float(np.mean(aps)), cmc, float(np.mean(inps)), len(firsts)
+
+
+def fixed_case(seed=0, n_q=12, n_g=40, levels=6):
+    """Distances quantised to a few levels (many ties), junk (-1) and distractor (0)
+    gallery ids, a junk query, and a query whose id is absent from the gallery."""
+    rng = np.random.default_rng(seed)
+    gp = rng.integers(1, 6, n_g)
+    gp[:4] = -1
+    gp[4:8] = 0
+    gc = rng.integers(0, 3, n_g)
+    qp = rng.integers(1, 6, n_q)
+    qp[0], qp[1] = -1, 99
+    qc = rng.integers(0, 3, n_q)
+    dist = rng.integers(0, levels, (n_q, n_g)).astype(np.float32)
+    return dist, qp, qc, gp, gc
+
+
+def ours(dist, qp, qc, gp, gc, chunk=5, **kw):
+    opts = RankOptions(**kw)
+    chunks = ((s, dist[s:s + chunk]) for s in range(0, len(dist), chunk))
+    return summarize(rank_queries(chunks, qp, qc, gp, gc, opts), ranks=(1, 2, 3, 5), opts=opts)
+
+
+@pytest.mark.parametrize("ap", ["noninterp", "devkit", "sklearn"])
+@pytest.mark.parametrize("seed,levels", [(0, 4), (1, 6), (2, 1000), (3, 2)])
+def test_matches_reference(ap, seed, levels):
+    case = fixed_case(seed, levels=levels)
+    m_ap, cmc, m_inp, n_valid = reference(*case, ap=ap)
+    got = ours(*case, ap=ap)
+    assert got.n_valid == n_valid and got.n_skipped == 12 - n_valid >= 2
+    assert abs(got.mAP - m_ap) < 1e-6 and abs(got.mINP - m_inp) < 1e-6
+    for k in cmc:
+        assert abs(got.cmc[k] - cmc[k]) < 1e-6
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 12])
+def test_no_cam_filter_and_chunking(chunk):
+    case = fixed_case(4, levels=5)
+    m_ap, cmc, _, _ = reference(*case, cam_filter=False)
+    got = ours(*case, chunk=chunk, cam_filter=False)
+    assert abs(got.mAP - m_ap) < 1e-6 and got.cmc == pytest.approx(cmc, abs=1e-6)
+
+
+def test_skip_cams_rule():
+    case = fixed_case(5, levels=7)
+    m_ap, cmc, _, _ = reference(*case, skip=[(2, 1)])
+    got = ours(*case, skip_cams=[(2, 1)])
+    assert abs(got.mAP - m_ap) < 1e-6 and got.cmc == pytest.approx(cmc, abs=1e-6)
+
+
+def test_ties_follow_gallery_order():
+    # two gallery items at the same distance: the negative comes first (lower index)
+    dist = np.array([[1.0, 1.0, 2.0]], np.float32)
+    got = ours(dist, np.array([7]), np.array([0]), np.array([3, 7, 7]), np.array([1, 1, 1]))
+    assert got.cmc[1] == 0.0 and got.cmc[2] == 1.0
+    assert got.mAP == pytest.approx((1 / 2 + 2 / 3) / 2)
+
+
+def test_features_path_matches_dense_distances():
+    rng = np.random.default_rng(0)
+    qf, gf = rng.normal(size=(30, 16)).astype(np.float32), rng.normal(size=(90, 16)).astype(np.float32)
+    qp, gp = rng.integers(0, 10, 30), rng.integers(0, 10, 90)
+    qc, gc = rng.integers(0, 4, 30), rng.integers(0, 4, 90)
+    for metric in ("euclidean", "cosine"):
+        dense = pairwise_distance(qf, gf, metric)
+        if metric == "euclidean":
+            expect = ((qf[:, None, :] - gf[None]) ** 2).sum(-1)
+        else:
+            qn, gn = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (qf, gf))
+            expect = 1 - qn @ gn.T
+        np.testing.assert_allclose(dense, expect, atol=1e-4)
+        m_ap, cmc, m_inp, _ = reference(dense, qp, qc, gp, gc)
+        got = summarize(rank_queries(distance_chunks(qf, gf, metric, chunk=7), qp, qc, gp, gc), (1, 2, 3, 5))
+        assert abs(got.mAP - m_ap) < 1e-6 and abs(got.mINP - m_inp) < 1e-6
+        assert got.cmc == pytest.approx(cmc, abs=1e-6)
+
+
+def test_no_valid_query_reports_nan():
+    dist = np.zeros((2, 2), np.float32)
+    got = ours(dist, np.array([1, 2]), np.array([0, 0]), np.array([3, 4]), np.array([1, 1]))
+    assert got.n_valid == 0 and np.isnan(got.mAP)
