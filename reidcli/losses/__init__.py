@@ -1,13 +1,22 @@
-"""reidcli.losses: every loss a small nn.Module citing its paper; one `LOSSES` registry."""
+"""reidcli.losses: every loss a small nn.Module citing its paper; one `LOSSES` registry.
+
+Registered names: 'ce' (label-smoothed cross-entropy), 'triplet' (batch-hard), 'center',
+'soft_ce' and 'soft_triplet' (Mutual Mean-Teaching).
+"""
 
 from reidcli.losses.registry import LOSSES
+from reidcli.losses.distance import euclidean_dist
 from reidcli.losses.cross_entropy import CrossEntropyLabelSmooth
 from reidcli.losses.triplet import TripletLoss, hard_example_mining
-from reidcli.losses.distance import euclidean_dist
+from reidcli.losses.center import CenterLoss
+from reidcli.losses.soft import SoftEntropy, SoftTripletLoss
 
 __all__ = [
     "LOSSES",
+    "CenterLoss",
     "CrossEntropyLabelSmooth",
+    "SoftEntropy",
+    "SoftTripletLoss",
     "TripletLoss",
     "euclidean_dist",
     "hard_example_mining",

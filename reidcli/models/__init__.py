@@ -9,6 +9,7 @@
 from reidcli.models.config import ModelConfig, check_input_size, min_input_divisor
 from reidcli.models.registry import MODELS
 from reidcli.models import backbones as _backbones  # noqa: F401  (registers resnets)
+from reidcli.models import se_ibn as _se_ibn  # noqa: F401  (se_resnet50, resnet50_ibn_a)
 from reidcli.models.net import ReidNet, build_model
 
 __all__ = [
