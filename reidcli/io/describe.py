@@ -11,11 +11,16 @@ from reidcli.io import h5
 from reidcli.utils.errors import FormatError, InputError
 
 
-def describe(path: str | Path) -> dict[str, Any]:
-    """Validate ``path`` fully and return a JSON-able summary of what it holds."""
+def describe(path: str | Path, data_format: str | None = None) -> dict[str, Any]:
+    """Validate ``path`` fully and return a JSON-able summary of what it holds.
+
+    A folder or a ``.csv`` list (or any path with ``data_format``) is parsed as a dataset.
+    """
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: no such file; check the path")
+    if p.is_dir() or p.suffix.lower() == ".csv" or data_format is not None:
+        return describe_dataset(p, data_format)
     if p.suffix in (".pt", ".pth"):
         from reidcli.io.ckpt import describe_checkpoint  # filled by the checkpoint module
 
@@ -39,6 +44,24 @@ def describe(path: str | Path) -> dict[str, Any]:
                     mean_score=float(k[:, :, 2].mean()) if len(k) else 0.0)
     head["provenance"] = obj.provenance
     return head
+
+
+def describe_dataset(path: Path, data_format: str | None = None) -> dict[str, Any]:
+    """Parse a dataset folder (layout auto-detected unless ``data_format``) and summarise it."""
+    from reidcli.data.layouts import load_dataset
+
+    ds = load_dataset(path, format=data_format)
+    splits = {}
+    for name, recs in ds.splits.items():
+        pids = [r.pid for r in recs]
+        splits[name] = {"images": len(recs), "ids": len({p for p in pids if p >= 0}),
+                        "unlabelled": sum(p < 0 for p in pids),
+                        "cameras": len({r.camid for r in recs}),
+                        "modalities": sorted({r.modality for r in recs})}
+    meta = {k: v for k, v in ds.meta.items() if k != "notes"}
+    return {"file": str(path), "format": "dataset", "layout": ds.format, "root": str(ds.root),
+            "valid": True, "summary": ds.summary(), "splits": splits,
+            "notes": list(ds.meta.get("notes", [])), "meta": meta}
 
 
 def _public(attrs: dict) -> dict:
@@ -73,6 +96,8 @@ def render(info: dict[str, Any]) -> None:
     from rich.table import Table
 
     con = Console(highlight=False)
+    if info["format"] == "dataset":
+        return _render_dataset(con, info)
     con.print(f"[bold]{info['file']}[/]: reidcli {info['format']} file, "
               f"version {info.get('version')}, valid")
     if info["format"] == "features":
@@ -98,3 +123,17 @@ def render(info: dict[str, Any]) -> None:
         con.print(f"  {k}: {v}")
     for i, rec in enumerate(info.get("provenance", [])):
         con.print(f"  @PG {i}: {' '.join(rec.get('argv', []))}  ({rec.get('version')}, {rec.get('time')})")
+
+
+def _render_dataset(con, info: dict[str, Any]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    con.print(escape(info["summary"]), soft_wrap=True)
+    t = Table("split", "images", "ids", "unlabelled", "cameras", "modalities")
+    for name, s in info["splits"].items():
+        t.add_row(name, str(s["images"]), str(s["ids"]), str(s["unlabelled"]), str(s["cameras"]),
+                  ",".join(str(m) for m in s["modalities"]))
+    con.print(t)
+    for note in info["notes"]:
+        con.print(f"  note: {escape(note)}", soft_wrap=True)

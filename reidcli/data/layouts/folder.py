@@ -57,9 +57,9 @@ def compile_cam_regex(cam_regex: Optional[str]) -> Optional[re.Pattern]:
     try:
         pat = re.compile(cam_regex)
     except re.error as exc:
-        raise ConfigError(f"--cam-regex {cam_regex!r} is not a valid regular expression: {exc}") from None
+        raise ConfigError(f"--cam-regex '{cam_regex}' is not a valid regular expression: {exc}") from None
     if pat.groups < 1:
-        raise ConfigError(f"--cam-regex {cam_regex!r} needs a group that captures the camera, "
+        raise ConfigError(f"--cam-regex '{cam_regex}' needs a group that captures the camera, "
                           r"e.g. '_c(\d+)' or '(?P<cam>cam\d+)/'")
     return pat
 
@@ -75,7 +75,7 @@ def assign_cameras(root: Path, splits: dict[str, list[tuple[str, int]]],
             m = pat.search(path)
             value = m and (m.groupdict().get("cam") or m.group(1))
             if not value:
-                raise InputError(f"{root / path}: --cam-regex {pat.pattern!r} finds no camera in "
+                raise InputError(f"{root / path}: --cam-regex '{pat.pattern}' finds no camera in "
                                  f"{path!r}; fix the regex or the file name")
             raw[path] = value
     values = set(raw.values())
