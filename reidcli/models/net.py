@@ -71,7 +71,6 @@ class ReidNet(nn.Module):
         self.local = self.local_bn = None
         if cfg.lstm_branch:
             self.local = LSTMBranch(ch[4], cfg.lstm_hidden, cfg.local_dim)
-            self.local_bn = _bnneck(cfg.local_dim)
         self.classifier = self.local_classifier = None
         if cfg.num_classes:
             self._make_classifiers(cfg.num_classes)
@@ -80,6 +79,9 @@ class ReidNet(nn.Module):
     def _make_classifiers(self, num_classes: int) -> None:
         self.classifier = _classifier(self.feat_dim, num_classes)
         if self.local is not None:
+            # created with its classifier so no parameter goes unused (DDP) without one
+            if self.local_bn is None:
+                self.local_bn = _bnneck(self.cfg.local_dim)
             self.local_classifier = _classifier(self.cfg.local_dim, num_classes)
 
     def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -135,19 +137,20 @@ class ReidNet(nn.Module):
         """
         if num_classes < 0:
             raise ConfigError(f"num_classes must be an int >= 0; got {num_classes}")
+        if weight is not None and tuple(weight.shape) != (num_classes, self.feat_dim):
+            raise ConfigError(
+                f"classifier init weight is {tuple(weight.shape)} but the model needs "
+                f"({num_classes}, {self.feat_dim}); pass one centre per class of the "
+                "model's feature dimension"
+            )
         ref = next(self.parameters())
         self.classifier = self.local_classifier = None
         self.cfg = dataclasses.replace(self.cfg, num_classes=num_classes)
         if num_classes == 0:
+            self.local_bn = None
             return
         self._make_classifiers(num_classes)
         if weight is not None:
-            if tuple(weight.shape) != (num_classes, self.feat_dim):
-                raise ConfigError(
-                    f"classifier init weight is {tuple(weight.shape)} but the model needs "
-                    f"({num_classes}, {self.feat_dim}); pass one centre per class of the "
-                    "model's feature dimension"
-                )
             with torch.no_grad():
                 self.classifier.weight.copy_(F.normalize(weight.detach().float(), dim=1))
         self.to(device=ref.device, dtype=ref.dtype)

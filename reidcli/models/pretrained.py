@@ -59,7 +59,7 @@ def imagenet_state(arch: str, url: str) -> dict[str, torch.Tensor]:
             reason = f"download failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
     raise ConfigError(
         f"ImageNet weights for {arch} are not available offline ({cached} is missing; "
-        f"{reason}); download them once with 'curl -L {url} -o {cached}' "
+        f"{reason}); download them once with 'mkdir -p {cached.parent} && curl -L {url} -o {cached}' "
         "on a machine with network, or pass --pretrained none"
     )
 

@@ -1,0 +1,134 @@
+"""Pretrained weights (imagenet cache / offline error / PATH), input-size checks, classifier reset."""
+
+from __future__ import annotations
+
+import logging
+import urllib.error
+
+import pytest
+import torch
+from torchvision.models import resnet18
+
+from reidcli.models import ModelConfig, ReidNet, build_model, check_input_size, min_input_divisor
+from reidcli.models.pretrained import hub_cache_file
+from reidcli.utils.errors import ConfigError, FormatError, InputError
+
+R18_URL = "https://download.pytorch.org/models/resnet18-f37072fd.pth"
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    return tmp_path / "hub"
+
+
+def test_imagenet_offline_error(hub, monkeypatch):
+    monkeypatch.setenv("REIDCLI_OFFLINE", "1")
+    with pytest.raises(ConfigError, match="ImageNet weights for resnet50 are not available offline") as e:
+        build_model(ModelConfig(arch="resnet50", pretrained="imagenet"))
+    assert "--pretrained none" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_imagenet_download_failure_error(hub, monkeypatch):
+    monkeypatch.delenv("REIDCLI_OFFLINE", raising=False)
+
+    def fail(*a, **k):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", fail)
+    with pytest.raises(ConfigError, match="download failed: URLError"):
+        build_model(ModelConfig(arch="tiny", pretrained="imagenet"))
+
+
+def test_imagenet_from_cache(hub):
+    ref = resnet18()
+    path = hub_cache_file(R18_URL)
+    path.parent.mkdir(parents=True)
+    torch.save(ref.state_dict(), path)  # fc.* is ignored
+    net = build_model(ModelConfig(arch="tiny", pretrained="imagenet"))
+    torch.testing.assert_close(net.backbone.layer4[1].conv2.weight, ref.layer4[1].conv2.weight)
+    # a rebuild from a checkpoint does not need the weights
+    build_model(ModelConfig(arch="tiny", pretrained="/nonexistent"), load_pretrained=False)
+
+
+def test_pretrained_path_wrapped_checkpoint(tmp_path, caplog):
+    src = build_model(ModelConfig(arch="tiny", num_classes=4))
+    state = {("module." + k): v for k, v in src.state_dict().items() if "layer4.1" not in k}
+    path = tmp_path / "w.pt"
+    torch.save({"model": state, "epoch": 3}, path)
+    with caplog.at_level(logging.WARNING):
+        net = build_model(ModelConfig(arch="tiny", pretrained=str(path)))
+    torch.testing.assert_close(net.backbone.conv1.weight, src.backbone.conv1.weight)
+    assert not torch.equal(net.backbone.layer4[1].conv1.weight, src.backbone.layer4[1].conv1.weight)
+    assert "left at their initial values" in caplog.text and "layer4.1" in caplog.text
+
+
+def test_pretrained_path_errors(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        build_model(ModelConfig(arch="tiny", pretrained=str(tmp_path / "missing.pt")))
+    txt = tmp_path / "notes.txt"
+    txt.write_text("hello")
+    with pytest.raises(FormatError, match="is not a PyTorch state dict"):
+        build_model(ModelConfig(arch="tiny", pretrained=str(txt)))
+    lst = tmp_path / "list.pt"
+    torch.save([1, 2, 3], lst)
+    with pytest.raises(FormatError, match="holds no tensors"):
+        build_model(ModelConfig(arch="tiny", pretrained=str(lst)))
+    other = tmp_path / "other.pt"
+    torch.save({"foo.weight": torch.zeros(3)}, other)
+    with pytest.raises(ConfigError, match="shares no parameter"):
+        build_model(ModelConfig(arch="tiny", pretrained=str(other)))
+
+
+def test_input_size_checks():
+    cfg = ModelConfig(arch="tiny", last_stride=2)
+    assert min_input_divisor(cfg) == 32 and min_input_divisor(ModelConfig(last_stride=1)) == 16
+    check_input_size(cfg, 256, 128)
+    with pytest.raises(ConfigError, match="--height 100 must be a multiple of 32.*use 96 or 128"):
+        check_input_size(cfg, 100, 64)
+    with pytest.raises(ConfigError, match="--width 40 must be a multiple of 16"):
+        check_input_size(ModelConfig(last_stride=1), 64, 40)
+    with pytest.raises(ConfigError, match="3 stripes"):
+        check_input_size(ModelConfig(lstm_branch=True, last_stride=2), 64, 32)
+
+
+@pytest.mark.parametrize(
+    "field,value,flag",
+    [("last_stride", 3, "--last-stride"), ("pooling", "max", "--pooling"),
+     ("neck", "bn", "--neck"), ("dropout", 1.0, "--dropout"), ("embed_dim", -1, "--embed-dim")],
+)
+def test_config_validation(field, value, flag):
+    with pytest.raises(ConfigError, match=flag):
+        build_model(ModelConfig(arch="tiny", **{field: value}))
+
+
+def test_config_dict_roundtrip_and_unknown_key():
+    cfg = ModelConfig(arch="tiny", attention=True, embed_dim=64)
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match="unknown keys \\['wings'\\]"):
+        ModelConfig.from_dict({**cfg.to_dict(), "wings": 2})
+
+
+def test_reset_classifier_from_centres():
+    net: ReidNet = build_model(ModelConfig(arch="tiny", num_classes=3, lstm_branch=True))
+    centres = torch.randn(7, net.feat_dim) * 5
+    net.reset_classifier(7, centres)
+    assert net.cfg.num_classes == 7
+    torch.testing.assert_close(net.classifier.weight.norm(dim=1), torch.ones(7))
+    torch.testing.assert_close(net.classifier.weight, centres / centres.norm(dim=1, keepdim=True))
+    out = net(torch.randn(2, 3, 64, 32))
+    assert out["logits"].shape == (2, 7) and out["local_logits"].shape == (2, 7)
+    with pytest.raises(ConfigError, match="needs \\(4, 512\\)"):
+        net.reset_classifier(4, torch.randn(4, 16))
+    assert net.classifier.out_features == 7
+    net.reset_classifier(0)
+    assert "logits" not in net(torch.randn(2, 3, 64, 32))
+
+
+def test_param_groups_cover_trainable_params():
+    net = build_model(ModelConfig(arch="tiny", num_classes=3, pooling="gem"))
+    groups = net.param_groups(3.5e-4, weight_decay=5e-4)
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in net.parameters() if p.requires_grad)
+    assert groups[1]["weight_decay"] == 0.0 and any(p is net.pool.p for p in groups[1]["params"])
+    torch.optim.Adam(groups)
