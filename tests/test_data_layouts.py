@@ -368,3 +368,47 @@ def test_detection_and_every_wrong_format(tmp_path, builder, name):
         if other != name:
             with pytest.raises(InputError, match=rf"not a {other} tree .*looks like {name}"):
                 load_dataset(tmp_path, format=other)
+
+
+# ---------------------------------------------------------------- reid info DATA_DIR
+def _run(*args):
+    from typer.testing import CliRunner
+
+    from reidcli.cli.app import app
+
+    return CliRunner().invoke(app, ["info", *map(str, args)])
+
+
+def test_cli_info_dataset_table(tmp_path):
+    build_sysu(tmp_path)
+    res = _run(tmp_path)
+    assert res.exit_code == 0, res.output
+    assert "sysu at" in res.stdout and "query: 2 ids, 6 images, 2 cameras" in res.stdout
+    assert "gallery" in res.stdout and "0,1" in res.stdout  # the modalities column of train
+
+
+def test_cli_info_dataset_json_and_format(tmp_path):
+    import json
+
+    build_cuhk03(tmp_path)
+    res = _run(tmp_path, "--format", "cuhk03-labeled", "--json")
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout)
+    assert info["layout"] == "cuhk03" and info["meta"]["variant"] == "labeled"
+    assert info["splits"]["gallery"] == {"images": 2, "ids": 2, "unlabelled": 0, "cameras": 2,
+                                         "modalities": [0]}
+
+
+@pytest.mark.parametrize("setup,args,words", [
+    (lambda p: build_sysu(p), ["--format", "market"], "looks like sysu"),
+    (lambda p: build_market(p, {k: v for k, v in MARKET_NAMES.items() if k != "query"}), [],
+     "query: missing query folder"),
+    (lambda p: touch(p / "notes.txt"), [], "no dataset layout recognised"),
+    (lambda p: build_market(p), ["--format", "mkt"], "did you mean 'market1501'"),
+])
+def test_cli_info_dataset_refusals(tmp_path, setup, args, words):
+    setup(tmp_path)
+    res = _run(tmp_path, *args)
+    assert res.exit_code == 1
+    assert words in res.stderr and "reid info: error:" in res.stderr
+    assert "Traceback" not in res.output and res.stdout == ""
