@@ -1,0 +1,102 @@
+"""Pictures of an evaluation: a ranked-list grid and the CMC curve.
+
+The grid follows torchreid's ``visualize_ranked_results``: each row is a query (black
+border) then its top-k valid gallery images (same identity and camera, and junk, are left
+out as the metric leaves them out), with a green border for a true match and red otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from reidcli.io.atomic import atomic_path
+
+CELL_H, CELL_W, BORDER, GAP, CAPTION = 128, 64, 4, 12, 14
+GREEN, RED, BLACK, GREY = (0, 170, 0), (0, 0, 220), (0, 0, 0), (160, 160, 160)  # BGR
+
+
+def _cell(image: Optional[np.ndarray], color, caption: str) -> np.ndarray:
+    import cv2
+
+    if image is None:
+        inner = np.full((CELL_H, CELL_W, 3), 200, np.uint8)
+        cv2.line(inner, (0, 0), (CELL_W - 1, CELL_H - 1), GREY, 1)
+        cv2.line(inner, (CELL_W - 1, 0), (0, CELL_H - 1), GREY, 1)
+    else:
+        inner = cv2.resize(image, (CELL_W, CELL_H), interpolation=cv2.INTER_LINEAR)
+    cell = cv2.copyMakeBorder(inner, BORDER, BORDER, BORDER, BORDER, cv2.BORDER_CONSTANT, value=color)
+    cap = np.full((CAPTION, cell.shape[1], 3), 255, np.uint8)
+    cv2.putText(cap, caption[:12], (2, CAPTION - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.vstack([cell, cap])
+
+
+class _Images:
+    """Reads images under ``root`` and counts the ones that are missing."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root, self.missing, self.total = Path(root), 0, 0
+
+    def __call__(self, rel: str) -> Optional[np.ndarray]:
+        import cv2
+
+        self.total += 1
+        img = cv2.imread(str(self.root / rel), cv2.IMREAD_COLOR)
+        self.missing += img is None
+        return img
+
+
+def ranks_grid(path: str | os.PathLike, root: str | os.PathLike, rows: Sequence[dict], top: int) -> tuple[int, int]:
+    """Write the grid PNG atomically.
+
+    Args:
+        rows: one dict per query with ``path``, ``pid``, ``camid`` and ``hits``: a list of
+            (gallery path, gallery pid, is a true match) for its top-k valid gallery items.
+    Returns:
+        (images missing, images asked for) so the caller can warn about a moved dataset.
+    """
+    import cv2
+
+    read = _Images(root)
+    lines = []
+    for row in rows:
+        cells = [_cell(read(row["path"]), BLACK, f"q {row['pid']} c{row['camid']}"),
+                 np.full((CELL_H + 2 * BORDER + CAPTION, GAP, 3), 255, np.uint8)]
+        for r, (gpath, gpid, ok) in enumerate(row["hits"][:top], 1):
+            cells.append(_cell(read(gpath), GREEN if ok else RED, f"{r}: {gpid}"))
+        width = (CELL_W + 2 * BORDER) * (top + 1) + GAP
+        line = np.hstack(cells)
+        line = np.hstack([line, np.full((line.shape[0], width - line.shape[1], 3), 255, np.uint8)])
+        lines.append(np.vstack([line, np.full((4, width, 3), 255, np.uint8)]))
+    grid = np.vstack(lines)
+    with atomic_path(Path(path)) as tmp:
+        ok, buf = cv2.imencode(".png", grid)
+        Path(tmp).write_bytes(buf.tobytes())
+    return read.missing, read.total
+
+
+def cmc_curve(path: str | os.PathLike, curves: dict[str, np.ndarray], title: str = "CMC") -> None:
+    """Plot CMC curves (label -> CMC at ranks 1..n, fractions) to a PNG, atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
+    for label, curve in curves.items():
+        ranks = np.arange(1, len(curve) + 1)
+        ax.plot(ranks, 100 * np.asarray(curve), marker="o", markersize=2.5, linewidth=1.4, label=label)
+    ax.set_xlabel("rank")
+    ax.set_ylabel("matching rate (%)")
+    ax.set_ylim(0, 100.5)
+    ax.set_xlim(1, max(len(c) for c in curves.values()))
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)

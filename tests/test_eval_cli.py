@@ -1,0 +1,145 @@
+"""`reid evaluate` wiring: table / JSON, per-query CSV, pictures, protocols, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from reidcli.cli.app import app
+from reidcli.io.h5 import FeaturesFile, SplitFeatures, write_features
+from tests.conftest import write_jpeg
+
+runner = CliRunner()
+
+
+def _split(root: Path, name: str, pids, camids, feats, modality=None, images=True) -> SplitFeatures:
+    paths = [f"{name}/{p:04d}_c{c + 1}_{i:03d}.jpg" for i, (p, c) in enumerate(zip(pids, camids))]
+    if images:
+        for i, rel in enumerate(paths):
+            write_jpeg(root / rel, h=32, w=16, seed=100 * int(pids[i] + 1) + i)
+    return SplitFeatures(np.asarray(feats, np.float32), paths, np.asarray(pids), np.asarray(camids),
+                         None if modality is None else np.asarray(modality))
+
+
+def make_file(tmp_path: Path, *, cams=3, n_ids=6, dim=8, normalized=False, images=True, fmt="market1501",
+              name="f.h5") -> Path:
+    """Identity centres plus noise: queries (one per id) retrieve their id mostly first."""
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(n_ids, dim))
+    root = tmp_path / "data"
+    qp = np.arange(1, n_ids + 1)
+    gp = np.r_[np.repeat(qp, 3), [0, 0, -1]]
+    qc = np.arange(n_ids) % cams
+    gc = np.arange(len(gp)) % cams
+    feat = lambda p: np.array([centers[x - 1] if x > 0 else rng.normal(size=dim) for x in p]) \
+        + 0.3 * rng.normal(size=(len(p), dim))  # noqa: E731
+    qf, gf = feat(qp), feat(gp)
+    if normalized:
+        qf, gf = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (qf, gf))
+    ff = FeaturesFile({"query": _split(root, "query", qp, qc, qf, images=images),
+                       "gallery": _split(root, "gallery", gp, gc, gf, images=images)},
+                      root=str(root), attrs={"normalized": normalized, "dataset_format": fmt})
+    return write_features(tmp_path / name, ff)
+
+
+def run(*args):
+    res = runner.invoke(app, ["evaluate", *map(str, args)])
+    assert "Traceback" not in res.output
+    return res
+
+
+def test_help():
+    assert run("--help").exit_code == 0
+
+
+def test_table_and_json(tmp_path):
+    f = make_file(tmp_path)
+    res = run(f)
+    assert res.exit_code == 0, res.output
+    assert "mAP" in res.stdout and "Rank-1" in res.stdout and "non-interpolated" in res.stdout
+    res = run(f, "--json", "--ranks", "1,3", "--ap", "devkit", "--metric", "cosine")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert set(out) >= {"mAP", "mINP", "rank1", "rank3", "ap_formula", "n_valid_query"}
+    assert out["ap"] == "devkit" and "devkit" in out["ap_formula"] and 0 < out["mAP"] <= 1
+
+
+def test_query_gallery_files_and_per_query(tmp_path):
+    f = make_file(tmp_path)
+    csv_path = tmp_path / "pq.csv"
+    res = run("--query", f, "--gallery", f, "--per-query", csv_path, "--json")
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(open(csv_path)))
+    assert len(rows) == 6 and {"query", "ap", "first_hit_rank"} <= set(rows[0])
+    one = json.loads(run(f, "--json").stdout)
+    assert json.loads(res.stdout)["mAP"] == pytest.approx(one["mAP"])
+    assert np.mean([float(r["ap"]) for r in rows]) == pytest.approx(one["mAP"], abs=1e-6)
+
+
+def test_pictures(tmp_path):
+    f = make_file(tmp_path)
+    ranks, cmc = tmp_path / "ranks.png", tmp_path / "cmc.png"
+    res = run(f, "--ranks-png", ranks, "--top", "5", "--n-queries", "4", "--cmc-png", cmc)
+    assert res.exit_code == 0, res.output
+    import cv2
+
+    grid = cv2.imread(str(ranks))
+    assert grid.shape[0] >= 4 * 128 and grid.shape[1] >= 6 * 64
+    assert cv2.imread(str(cmc)) is not None
+    # a true match has a green border and a miss a red one (BGR)
+    greens = ((grid[..., 1] > 150) & (grid[..., 0] < 40) & (grid[..., 2] < 40)).sum()
+    reds = ((grid[..., 2] > 200) & (grid[..., 0] < 40) & (grid[..., 1] < 40)).sum()
+    assert greens > 0 and reds > 0
+
+
+def test_missing_images_warn(tmp_path):
+    f = make_file(tmp_path, images=False)
+    res = run(f, "--ranks-png", tmp_path / "r.png", "--top", "3")
+    assert res.exit_code == 0 and "--image-root" in res.stderr
+
+
+def test_single_camera_suggests_no_cam_filter(tmp_path):
+    f = make_file(tmp_path, cams=1, images=False)
+    res = run(f)
+    assert res.exit_code == 1 and "--no-cam-filter" in res.stderr and "camera id 0" in res.stderr
+    res = run(f, "--no-cam-filter", "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["mAP"] > 0
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--metric", "manhattan"], "--metric"),
+    (["--ap", "voc"], "--ap"),
+    (["--ranks", "0,5"], "--ranks"),
+    (["--protocol", "sysu"], "did you mean"),
+])
+def test_bad_options(tmp_path, args, words):
+    res = run(make_file(tmp_path, images=False), *args)
+    assert res.exit_code == 1 and words in res.stderr
+
+
+def test_bad_files(tmp_path):
+    f = make_file(tmp_path, images=False)
+    res = run(tmp_path / "nope.h5")
+    assert res.exit_code == 1 and "no such file" in res.stderr
+    other = make_file(tmp_path, dim=5, images=False, name="g.h5")
+    res = run("--query", f, "--gallery", other)
+    assert res.exit_code == 1 and "8-d" in res.stderr and "5-d" in res.stderr
+    res = run()
+    assert res.exit_code == 1 and "--query" in res.stderr
+    train_only = write_features(tmp_path / "t.h5", FeaturesFile(
+        {"train": SplitFeatures(np.ones((2, 3), np.float32), ["a", "b"], np.array([1, 2]), np.array([0, 1]))}))
+    res = run(train_only)
+    assert res.exit_code == 1 and "no 'query' split" in res.stderr
+
+
+def test_empty_split(tmp_path):
+    empty = SplitFeatures(np.zeros((0, 4), np.float32), [], np.zeros(0, np.int64), np.zeros(0, np.int64))
+    full = SplitFeatures(np.ones((2, 4), np.float32), ["a", "b"], np.array([1, 2]), np.array([0, 1]))
+    f = write_features(tmp_path / "e.h5", FeaturesFile({"query": full, "gallery": empty}))
+    res = run(f)
+    assert res.exit_code == 1 and "gallery split is empty" in res.stderr
