@@ -224,6 +224,7 @@ def test_labelled_folder_with_cam_regex(tmp_path):
 def test_labelled_folder_with_split_folders(tmp_path):
     for split, pid in (("train", 1), ("query", 2), ("gallery", 2), ("gallery", 3)):
         touch(tmp_path / split / str(pid) / f"cam{pid % 2}" / "a.png")
+    assert detect_format(tmp_path) == "folder"  # query/ alone does not make a Market tree
     ds = load_dataset(tmp_path, format="labelled", cam_regex=r"(?P<cam>cam\d)/")
     assert list(ds.splits) == ["train", "query", "gallery"]
     assert paths(ds, "gallery") == ["gallery/2/cam0/a.png", "gallery/3/cam1/a.png"]
@@ -258,6 +259,22 @@ def test_unlabelled(tmp_path):
     ds = load_dataset(tmp_path)
     assert paths(ds, "train") == ["a.png", "b/deep/x.JPG"]
     assert all(r.pid == -1 and r.camid == 0 for r in ds.split("train"))
+
+
+def test_camera_folders_without_ids_are_unlabelled_not_sysu(tmp_path):
+    for cam in ("cam1", "cam2", "cam3"):
+        touch(tmp_path / cam / "000123.jpg")
+    ds = load_dataset(tmp_path, cam_regex=r"cam(\d)/")
+    assert ds.format == "unlabelled" and [r.camid for r in ds.split("train")] == [0, 1, 2]
+
+
+def test_sysu_without_exp_is_named(tmp_path):
+    root = build_sysu(tmp_path)
+    for f in (root / "exp").iterdir():
+        f.unlink()
+    (root / "exp").rmdir()
+    with pytest.raises(InputError, match=r"SYSU-MM01/exp: missing SYSU-MM01 exp folder"):
+        load_dataset(tmp_path)
 
 
 def test_unlabelled_forced_on_a_market_tree(tmp_path):

@@ -155,6 +155,9 @@ def check_images(paths: Iterable[str | Path], decode: bool = True) -> list[Path]
     for p in track(paths, "checking images", total=len(paths)):
         problem = image_problem(p, decode=decode)
         if problem is not None:
-            log.warning(problem)
+            log.debug(problem)
             bad.append(p)
+    if bad:
+        log.warning("%d of %d images are unusable, e.g. %s", len(bad), len(paths),
+                    image_problem(bad[0], decode=decode))
     return bad

@@ -36,7 +36,8 @@ CUHK03_VARIANTS = ("detected", "labeled")
 
 
 def is_bbox_tree(folder: Path) -> bool:
-    return any((folder / sub).is_dir() for sub in FOLDERS.values())
+    """A ``bounding_box_*`` folder marks the layout (``query/`` alone may be a split folder)."""
+    return (folder / FOLDERS["train"]).is_dir() or (folder / FOLDERS["gallery"]).is_dir()
 
 
 def flavour(folder: Path) -> Optional[str]:

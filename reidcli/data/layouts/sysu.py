@@ -27,8 +27,12 @@ ID_FILES = {"train": "train_id.txt", "val": "val_id.txt", "test": "test_id.txt"}
 
 
 def matches(folder: Path) -> bool:
-    return ((folder / "exp" / ID_FILES["train"]).is_file()
-            or sum((folder / f"cam{c}").is_dir() for c in CAMERAS) >= 2)
+    """``exp/train_id.txt``, or two ``cam<c>/`` folders holding ``<pid>/`` folders (a plain
+    ``cam1/*.jpg`` collection is an unlabelled folder, not SYSU-MM01)."""
+    if (folder / "exp" / ID_FILES["train"]).is_file():
+        return True
+    cams = [folder / f"cam{c}" for c in CAMERAS if (folder / f"cam{c}").is_dir()]
+    return len(cams) >= 2 and any(d.isdigit() for cam in cams for d in subdirs(cam)[:5])
 
 
 def read_ids(path: Path) -> list[int]:
