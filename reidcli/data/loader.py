@@ -1,0 +1,121 @@
+"""Torch datasets and DataLoaders over `Record` lists, decoding with OpenCV in the workers.
+
+`ImageDataset` items are dicts ``{"img", "label", "camid", "index", "ok"}``; an unreadable
+image yields a zero image with ``ok = False`` so a whole batch is never lost to one bad file
+(training raises on it; extraction reports or skips it). Indices may come as
+``(index, seed)`` pairs from the samplers in `reidcli.data.sampler`: the transform then
+runs under that seed, which makes augmentation independent of worker count and resumable.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from reidcli.data.records import Record
+from reidcli.utils.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Decode an image file to RGB uint8 [H, W, 3]; `InputError` when it cannot be read."""
+    try:
+        from reidcli.data.images import read_image
+    except ImportError:  # the layouts helper's decoder is not installed yet
+        read_image = _read_cv2
+    return read_image(path)
+
+
+def _read_cv2(path: str | Path) -> np.ndarray:
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise InputError(f"{path}: cannot decode the image (missing, empty or corrupt)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+class ImageDataset:
+    """A map-style dataset: ``records[i]`` -> transformed image plus labels.
+
+    Args:
+        root: the dataset root the record paths are relative to.
+        records: the images.
+        transform: RGB uint8 array -> tensor.
+        labels: training label per record (e.g. relabelled pids or pseudo-labels); defaults
+            to the record pids.
+        size: (height, width) of the zero image returned for an unreadable file.
+    """
+
+    def __init__(self, root: str | Path, records: Sequence[Record], transform: Callable,
+                 labels: Optional[Sequence[int]] = None, size: tuple[int, int] = (256, 128)):
+        self.root = Path(root)
+        self.records = list(records)
+        self.transform = transform
+        self.labels = np.asarray(labels if labels is not None else [r.pid for r in self.records],
+                                 dtype=np.int64)
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, item):
+        import torch
+
+        index, seed = item if isinstance(item, tuple) else (item, None)
+        rec = self.records[index]
+        ok, err = True, ""
+        try:
+            img = read_rgb(self.root / rec.path)
+        except InputError as exc:
+            ok, err = False, str(exc)
+            img = np.zeros((*self.size, 3), dtype=np.uint8)
+        out = _seeded(self.transform, img, seed)
+        return {"img": out, "label": int(self.labels[index]), "camid": rec.camid,
+                "modality": rec.modality, "index": index, "ok": ok, "error": err}
+
+
+def _seeded(transform: Callable, img: np.ndarray, seed: Optional[int]):
+    import torch
+    from torch.utils.data import get_worker_info
+
+    if seed is None:
+        return transform(img)
+    if get_worker_info() is not None:  # a worker process owns its RNG
+        torch.manual_seed(seed)
+        return transform(img)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return transform(img)
+
+
+def make_loader(dataset: ImageDataset, *, batch_sampler=None, batch_size: int = 64,
+                workers: int = 4, device=None, prefetch: int = 4):
+    """A DataLoader with OpenCV decoding in ``workers`` processes and pinned memory on CUDA.
+
+    Workers are not persistent so that each epoch's worker seeding is reproducible.
+    """
+    from torch.utils.data import DataLoader
+
+    from reidcli.utils.seed import worker_init_fn
+
+    pin = device is not None and getattr(device, "type", str(device)).startswith("cuda")
+    kw = dict(num_workers=workers, pin_memory=pin, worker_init_fn=worker_init_fn)
+    if workers > 0:
+        kw["prefetch_factor"] = prefetch
+    if batch_sampler is not None:
+        return DataLoader(dataset, batch_sampler=batch_sampler, **kw)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, drop_last=False, **kw)
+
+
+def check_batch(batch: dict, dataset: ImageDataset) -> None:
+    """Raise `InputError` naming the first unreadable image of a training batch."""
+    ok = batch["ok"]
+    if not bool(ok.all()):
+        i = int((~ok).nonzero()[0, 0])
+        raise InputError(f"{batch['error'][i]}; remove or fix it and rerun "
+                         f"(training images must all be readable)")

@@ -1,0 +1,128 @@
+"""Image transforms for training and inference (torchvision ``transforms.v2``).
+
+Images arrive as RGB ``uint8`` arrays [H, W, 3] from OpenCV decoding. Training follows the
+re-ID recipe shared by BoT (Luo et al., CVPR-W 2019), torchreid and fast-reid: resize,
+random horizontal flip, pad + random crop (or a random resized crop, METHODS.md section 5:
+scale [0.64, 1], aspect [2, 3]), optional colour jitter, normalisation, then random erasing
+(Zhong et al., AAAI 2020) on the normalised tensor.
+
+Inference resizes in the loader worker (OpenCV, uint8) and leaves float conversion and
+normalisation to `Normalizer`, which runs on the model's device, so the loader ships a
+quarter of the bytes and the GPU does the arithmetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from reidcli.io.ckpt import IMAGENET_MEAN, IMAGENET_STD
+from reidcli.utils.errors import ConfigError
+
+
+@dataclass
+class AugmentConfig:
+    """Training augmentation switches (each a CLI flag of ``reid pretrain``/``finetune``).
+
+    Attributes:
+        height, width: network input size.
+        flip: probability of a horizontal flip.
+        pad: pixels of padding before a random crop back to (height, width); 0 disables.
+        resized_crop: use RandomResizedCrop(scale, ratio) instead of pad + crop.
+        crop_scale, crop_ratio: RandomResizedCrop ranges (ratio = height / width here).
+        jitter: colour-jitter strength (brightness/contrast/saturation; hue = jitter / 4).
+        erasing: probability of random erasing.
+    """
+
+    height: int = 256
+    width: int = 128
+    flip: float = 0.5
+    pad: int = 10
+    resized_crop: bool = False
+    crop_scale: tuple[float, float] = (0.64, 1.0)
+    crop_ratio: tuple[float, float] = (2.0, 3.0)
+    jitter: float = 0.0
+    erasing: float = 0.5
+
+    def validate(self) -> "AugmentConfig":
+        for flag, v in (("--height", self.height), ("--width", self.width)):
+            if not isinstance(v, int) or v < 8:
+                raise ConfigError(f"{flag} must be an int >= 8; got {v!r}")
+        for flag, v in (("--flip", self.flip), ("--erasing", self.erasing)):
+            if not 0.0 <= v <= 1.0:
+                raise ConfigError(f"{flag} must be a probability in [0, 1]; got {v}")
+        if self.pad < 0:
+            raise ConfigError(f"--pad must be an int >= 0; got {self.pad}")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise ConfigError(f"--jitter must be a float in [0, 1]; got {self.jitter}")
+        lo, hi = self.crop_scale
+        if not 0.0 < lo <= hi <= 1.0:
+            raise ConfigError(f"--crop-scale must satisfy 0 < lo <= hi <= 1; got {self.crop_scale}")
+        return self
+
+
+def to_tensor_uint8(img: np.ndarray):
+    """[H, W, 3] uint8 array -> [3, H, W] uint8 tensor (no copy)."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
+
+
+def build_train_transform(cfg: AugmentConfig, mean: Sequence[float] = IMAGENET_MEAN,
+                          std: Sequence[float] = IMAGENET_STD) -> Callable:
+    """Compose the training pipeline: uint8 [H, W, 3] array -> normalised float [3, h, w]."""
+    import torch
+    from torchvision.transforms import v2
+
+    cfg.validate()
+    size = (cfg.height, cfg.width)
+    ops: list = [v2.Lambda(to_tensor_uint8)]
+    if cfg.resized_crop:
+        # torchvision's ratio is width / height; the papers state height / width.
+        ratio = (1.0 / cfg.crop_ratio[1], 1.0 / cfg.crop_ratio[0])
+        ops.append(v2.RandomResizedCrop(size, scale=cfg.crop_scale, ratio=ratio, antialias=True))
+    else:
+        ops.append(v2.Resize(size, antialias=True))
+    if cfg.flip > 0:
+        ops.append(v2.RandomHorizontalFlip(cfg.flip))
+    if cfg.pad > 0 and not cfg.resized_crop:
+        ops += [v2.Pad(cfg.pad), v2.RandomCrop(size)]
+    if cfg.jitter > 0:
+        j = cfg.jitter
+        ops.append(v2.ColorJitter(brightness=j, contrast=j, saturation=j, hue=min(0.5, j / 4)))
+    ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
+    if cfg.erasing > 0:
+        ops.append(v2.RandomErasing(p=cfg.erasing, value=0))
+    return v2.Compose(ops)
+
+
+class ResizeUint8:
+    """Inference transform: OpenCV resize to (height, width), returning a uint8 [3, h, w] tensor."""
+
+    def __init__(self, height: int, width: int):
+        self.height, self.width = int(height), int(width)
+
+    def __call__(self, img: np.ndarray):
+        import cv2
+
+        if img.shape[0] != self.height or img.shape[1] != self.width:
+            img = cv2.resize(img, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+        return to_tensor_uint8(img)
+
+
+class Normalizer:
+    """uint8 [N, 3, H, W] batch -> normalised float on the target device (fused, in place)."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], device, dtype=None):
+        import torch
+
+        self.dtype = dtype or torch.float32
+        self.mean = torch.tensor(mean, device=device, dtype=self.dtype).view(1, 3, 1, 1) * 255.0
+        self.scale = 1.0 / (torch.tensor(std, device=device, dtype=self.dtype).view(1, 3, 1, 1) * 255.0)
+        self.device = device
+
+    def __call__(self, batch):
+        x = batch.to(self.device, non_blocking=True).to(self.dtype)
+        return x.sub_(self.mean).mul_(self.scale)

@@ -1,0 +1,273 @@
+"""Library entry of ``reid features`` and ``reid merge``: embeddings -> features .h5.
+
+`extract` rebuilds the network from a checkpoint alone, embeds every split of a dataset
+(or those asked for), and writes one features file (HDF5 contract v1). Decoding and
+resizing run in DataLoader workers (OpenCV, uint8), normalisation on the model's device,
+so the network is the bottleneck. ``shard=(i, n)`` embeds the i-th of n contiguous parts
+of each split, and `merge_shards` joins the n files into the file one run would write.
+
+>>> extract("m.pt", "data/market", "f.h5", flip=True)          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from reidcli.data.records import Dataset, Record
+from reidcli.io.atomic import file_digest
+from reidcli.io.ckpt import IMAGENET_MEAN, IMAGENET_STD
+from reidcli.io.h5 import FeaturesFile, SplitFeatures, read_features, write_features
+from reidcli.utils.errors import ConfigError, FormatError, InputError
+
+log = logging.getLogger(__name__)
+SHARD_ATTRS = ("shard_index", "shard_count", "split_sizes", "skipped")
+
+
+class BadImages(InputError):
+    """Unreadable images met during extraction (``paths`` relative to the dataset root)."""
+
+    def __init__(self, message: str, paths: list[str]):
+        super().__init__(message)
+        self.paths = paths
+
+
+def embed_records(model, root: str | Path, records: Sequence[Record], *, size: tuple[int, int],
+                  mean=IMAGENET_MEAN, std=IMAGENET_STD, batch_size: int = 128, workers: int = 4,
+                  device="cpu", flip: bool = False, half: bool = False, normalize: bool = True,
+                  stop_on_bad: bool = False, desc: str = "extracting"):
+    """Embed ``records`` with ``model`` (eval mode).
+
+    Returns:
+        ``(features [N, D] float32 (float16 with ``half``), ok [N] bool)``; rows of
+        unreadable images are zero with ``ok`` False.
+
+    Raises:
+        BadImages: with ``stop_on_bad``, at the first batch holding an unreadable image.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from reidcli.data.loader import ImageDataset, make_loader
+    from reidcli.data.transforms import Normalizer, ResizeUint8
+    from reidcli.utils.progress import progress_bar
+
+    device = torch.device(device)
+    dset = ImageDataset(root, records, ResizeUint8(*size), size=size)
+    loader = make_loader(dset, batch_size=batch_size, workers=workers, device=device)
+    amp = half and device.type == "cuda"
+    norm = Normalizer(mean, std, device)
+    was_training = model.training
+    model.eval()
+    feats: Optional[np.ndarray] = None
+    ok = np.ones(len(records), dtype=bool)
+    pos = 0
+    try:
+        with progress_bar(desc, total=len(records)) as bar, torch.inference_mode():
+            for batch in loader:
+                n = int(batch["img"].shape[0])
+                ok[pos:pos + n] = batch["ok"].numpy()
+                if stop_on_bad and not ok[pos:pos + n].all():
+                    raise _bad(records, ~ok[pos:pos + n], pos)
+                with torch.autocast(device.type, enabled=amp):
+                    f = _forward(model, norm(batch["img"]), flip)
+                if normalize:
+                    f = F.normalize(f.float(), dim=1)
+                f = f.to(torch.float16 if half else torch.float32).cpu().numpy()
+                if feats is None:
+                    feats = np.zeros((len(records), f.shape[1]), dtype=f.dtype)
+                feats[pos:pos + n] = f
+                feats[pos:pos + n][~ok[pos:pos + n]] = 0
+                pos += n
+                bar.advance(n)
+    finally:
+        model.train(was_training)
+    if feats is None:
+        feats = np.zeros((0, int(getattr(model, "feat_dim", 0))), dtype=np.float16 if half else np.float32)
+    return feats, ok
+
+
+def _forward(model, x, flip: bool):
+    f = model(x)
+    if flip:  # average with the mirrored image (fast-reid / torchreid test-time flip)
+        f = f + model(x.flip(3))
+    return f
+
+
+def _bad(records: Sequence[Record], bad_mask: np.ndarray, offset: int) -> BadImages:
+    paths = [records[offset + i].path for i in np.flatnonzero(bad_mask)]
+    return BadImages(f"{len(paths)} unreadable image(s), first {paths[0]}; fix or remove them, "
+                     "or pass --skip-bad to leave them out", paths)
+
+
+def parse_shard(text: Optional[str]) -> Optional[tuple[int, int]]:
+    """``"i/n"`` (1 <= i <= n) -> (i, n); None stays None."""
+    if text is None:
+        return None
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard must look like i/n, e.g. 2/4; got {text!r}") from None
+    if not 1 <= i <= n:
+        raise ConfigError(f"--shard i/n needs 1 <= i <= n; got {text!r}")
+    return i, n
+
+
+def shard_slice(n_items: int, shard: Optional[tuple[int, int]]) -> slice:
+    """The contiguous block of shard (i, n) among ``n_items`` (blocks differ by <= 1)."""
+    if shard is None:
+        return slice(0, n_items)
+    i, n = shard
+    return slice((i - 1) * n_items // n, i * n_items // n)
+
+
+def extract(ckpt: str | os.PathLike, data: str | os.PathLike | Dataset, out: str | os.PathLike, *,
+            splits: Optional[Sequence[str]] = None, format: Optional[str] = None, flip: bool = False,
+            half: bool = False, normalize: bool = True, batch_size: int = 128, workers: int = 4,
+            device: str = "auto", shard: Optional[tuple[int, int]] = None, skip_bad: bool = False,
+            bn_domain: Optional[str] = None) -> Path:
+    """Embed the splits of ``data`` with the network of ``ckpt`` and write ``out``.
+
+    Unreadable images make it fail before anything is written (listing them), unless
+    ``skip_bad``, which leaves them out of the file with a warning per image.
+    """
+    from reidcli.io.ckpt import load_model
+    from reidcli.utils.device import resolve_device
+
+    dev = resolve_device(device)
+    model, ck = load_model(ckpt, dev, bn_domain=bn_domain)
+    ds = _dataset(data, format)
+    names = list(splits) if splits else list(ds.splits)
+    for s in names:
+        ds.split(s)  # a missing split is an error naming the ones found
+    size = tuple(ck["input_size"])
+    result, sizes, skipped = {}, {}, {}
+    for s in names:
+        recs = ds.split(s)[shard_slice(len(ds.split(s)), shard)]
+        sizes[s] = len(ds.split(s))
+        try:
+            feats, ok = embed_records(model, ds.root, recs, size=size, mean=ck["pixel_mean"],
+                                      std=ck["pixel_std"], batch_size=batch_size, workers=workers,
+                                      device=dev, flip=flip, half=half, normalize=normalize,
+                                      stop_on_bad=not skip_bad, desc=f"features {s}")
+        except BadImages as exc:
+            raise _full_report(ds, names, shard, exc) from None
+        for i in np.flatnonzero(~ok):
+            log.warning("skipped unreadable image %s", recs[i].path)
+        skipped[s] = int((~ok).sum())
+        result[s] = _split(feats[ok], [r for r, k in zip(recs, ok) if k])
+    attrs = _attrs(ckpt, ck, ds, normalize, flip, half)
+    if shard is not None:
+        attrs.update(shard_index=shard[0], shard_count=shard[1], split_sizes=sizes, skipped=skipped)
+    ff = FeaturesFile(splits=result, root=str(Path(ds.root).resolve()), attrs=attrs)
+    return write_features(out, ff, inputs=[ckpt])
+
+
+def _dataset(data, format: Optional[str]) -> Dataset:
+    if isinstance(data, Dataset):
+        return data
+    from reidcli.data.layouts import load_dataset
+
+    return load_dataset(data, format)
+
+
+def _full_report(ds: Dataset, names: Sequence[str], shard, exc: BadImages) -> BadImages:
+    """Scan every image of the requested splits so the error lists all bad ones."""
+    from reidcli.data.images import check_images
+
+    recs = [r for s in names for r in ds.split(s)[shard_slice(len(ds.split(s)), shard)]]
+    bad = check_images([ds.abspath(r) for r in recs])
+    rel = [str(Path(p).relative_to(ds.root)) for p in bad] or exc.paths
+    shown = ", ".join(rel[:3]) + (" ..." if len(rel) > 3 else "")
+    return BadImages(f"{len(rel)} unreadable image(s) in {ds.root}: {shown}; fix or remove them, "
+                     "or pass --skip-bad to leave them out", rel)
+
+
+def _split(feats: np.ndarray, recs: list[Record]) -> SplitFeatures:
+    mod = np.array([r.modality for r in recs], dtype=np.int8)
+    return SplitFeatures(features=np.ascontiguousarray(feats), paths=[r.path for r in recs],
+                         pids=np.array([r.pid for r in recs], dtype=np.int64),
+                         camids=np.array([r.camid for r in recs], dtype=np.int64),
+                         modality=mod if mod.any() else None)
+
+
+def _attrs(ckpt, ck: dict, ds: Dataset, normalize: bool, flip: bool, half: bool) -> dict:
+    return {"checkpoint": file_digest(ckpt), "checkpoint_path": str(ckpt),
+            "model": ck["model_config"].get("arch", ""), "feature_dim": int(ck.get("feat_dim") or 0),
+            "normalized": bool(normalize), "dataset_format": ds.format, "flip": bool(flip),
+            "half": bool(half), "input_size": list(ck["input_size"]), "method": ck.get("method", "")}
+
+
+def merge_shards(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path:
+    """Join the n files of ``reid features --shard i/n`` into one features file.
+
+    Checks that all n shards of one extraction (same checkpoint, splits and settings) are
+    present exactly once and that the row counts add up.
+    """
+    if not paths:
+        raise ConfigError("give the shard files to merge")
+    files = [read_features(p) for p in paths]
+    first = files[0]
+    for p, f in zip(paths, files):
+        if "shard_index" not in f.attrs:
+            raise FormatError(f"{p} is not a shard (no shard_index attribute); merge only outputs of "
+                              "'reid features --shard i/n'")
+    n = int(first.attrs["shard_count"])
+    got = sorted(int(f.attrs["shard_index"]) for f in files)
+    if got != list(range(1, n + 1)):
+        missing = sorted(set(range(1, n + 1)) - set(got))
+        what = f"missing shard(s) {missing}" if missing else f"repeated shard indices {got}"
+        raise InputError(f"merging {len(files)} file(s) of a {n}-way extraction: {what}; give each "
+                         f"of the {n} shard files exactly once")
+    _same_run(paths, files)
+    files.sort(key=lambda f: int(f.attrs["shard_index"]))
+    merged = {s: _concat([f.splits[s] for f in files]) for s in first.splits}
+    _check_counts(first, files, merged)
+    attrs = {k: v for k, v in first.attrs.items() if k not in SHARD_ATTRS}
+    ff = FeaturesFile(splits=merged, root=first.root, attrs=attrs)
+    return write_features(out, ff, inputs=list(paths))
+
+
+def _same_run(paths, files) -> None:
+    keys = ("checkpoint", "normalized", "flip", "half", "shard_count", "dataset_format")
+    for p, f in zip(paths[1:], files[1:]):
+        for k in keys:
+            if f.attrs.get(k) != files[0].attrs.get(k):
+                raise InputError(f"{p} differs from {paths[0]} in '{k}' ({f.attrs.get(k)!r} vs "
+                                 f"{files[0].attrs.get(k)!r}); merge shards of one extraction only")
+        if sorted(f.splits) != sorted(files[0].splits) or f.root != files[0].root:
+            raise InputError(f"{p} holds splits {sorted(f.splits)} of {f.root} but {paths[0]} holds "
+                             f"{sorted(files[0].splits)} of {files[0].root}; merge shards of one extraction only")
+
+
+def _concat(parts: list[SplitFeatures]) -> SplitFeatures:
+    mods = [p.modality for p in parts]
+    modality = None
+    if any(m is not None for m in mods):
+        modality = np.concatenate([m if m is not None else np.zeros(len(p), np.int8)
+                                   for m, p in zip(mods, parts)])
+    return SplitFeatures(features=np.concatenate([p.features for p in parts]),
+                         paths=[x for p in parts for x in p.paths],
+                         pids=np.concatenate([p.pids for p in parts]),
+                         camids=np.concatenate([p.camids for p in parts]), modality=modality)
+
+
+def _check_counts(first: FeaturesFile, files: list[FeaturesFile], merged: dict) -> None:
+    sizes = _dict_attr(first.attrs.get("split_sizes"))
+    for s, split in merged.items():
+        skipped = sum(int(_dict_attr(f.attrs.get("skipped")).get(s, 0)) for f in files)
+        if s in sizes and len(split) + skipped != int(sizes[s]):
+            raise InputError(f"split '{s}': the shards hold {len(split)} rows (+{skipped} skipped) but "
+                             f"the dataset had {sizes[s]}; were they made from the same dataset?")
+
+
+def _dict_attr(value) -> dict:
+    """A dict attribute (stored as JSON text by the HDF5 writer)."""
+    if isinstance(value, str):
+        return json.loads(value) if value not in ("", "null") else {}
+    return dict(value or {})

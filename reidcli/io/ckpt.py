@@ -1,0 +1,200 @@
+"""Self-describing checkpoints (``.pt``): the only code that reads or writes them.
+
+A reidcli checkpoint is a plain dict saved with `torch.save` and loadable with
+``torch.load(..., weights_only=True)`` (tensors, numbers, strings, lists and dicts only)::
+
+    format          "reidcli-checkpoint"
+    version         CKPT_VERSION (int); readers refuse newer versions
+    created_by      "reidcli <version>"
+    model_config    dataclasses.asdict(ModelConfig) - enough to rebuild the network
+    input_size      [height, width]
+    pixel_mean/std  3 floats each (RGB, 0..1 scale)
+    feat_dim        size of the inference embedding
+    method          the training method ("supervised", "mmt", ...)
+    epoch           epochs completed; ``iteration`` optimizer steps done
+    bn              {"domains": [...], "deploy": "target"} when domain-specific BN is used
+    model           the network's state dict
+    nets            optional extra networks (EMA "mean nets", ...) as state dicts
+    provenance      list of records chained from the inputs, as in the HDF5 files
+    train_state     optional: optimizer, scheduler, scaler, sampler, RNG and method state
+                    plus the training config, for ``--resume``
+
+`reid features --ckpt m.pt` needs nothing else. Writes are atomic (tmp + rename).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any, Optional
+
+from reidcli import __version__
+from reidcli.io.atomic import atomic_path, file_digest
+from reidcli.utils.errors import FormatError, InputError
+
+CKPT_FORMAT = "reidcli-checkpoint"
+CKPT_VERSION = 1
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_REQUIRED = ("model_config", "input_size", "pixel_mean", "pixel_std", "model")
+
+
+def make_checkpoint(*, model_config: dict, model_state: dict, input_size: tuple[int, int],
+                    method: str, epoch: int, iteration: int = 0, feat_dim: int = 0,
+                    pixel_mean=IMAGENET_MEAN, pixel_std=IMAGENET_STD,
+                    provenance: Optional[list] = None, nets: Optional[dict] = None,
+                    bn: Optional[dict] = None, train_state: Optional[dict] = None,
+                    extra: Optional[dict] = None) -> dict[str, Any]:
+    """Assemble the checkpoint dict (see the module docstring for the fields)."""
+    ck: dict[str, Any] = {
+        "format": CKPT_FORMAT, "version": CKPT_VERSION, "created_by": f"reidcli {__version__}",
+        "model_config": dict(model_config), "input_size": [int(input_size[0]), int(input_size[1])],
+        "pixel_mean": [float(v) for v in pixel_mean], "pixel_std": [float(v) for v in pixel_std],
+        "feat_dim": int(feat_dim), "method": method, "epoch": int(epoch), "iteration": int(iteration),
+        "bn": dict(bn or {}), "model": model_state, "nets": dict(nets or {}),
+        "provenance": list(provenance or []),
+    }
+    if train_state is not None:
+        ck["train_state"] = train_state
+    if extra:
+        ck.update(extra)
+    return ck
+
+
+def save_checkpoint(path: str | os.PathLike, ckpt: dict[str, Any]) -> Path:
+    """Validate the header and write ``ckpt`` atomically to ``path``."""
+    import torch
+
+    _check_header(ckpt, Path(path))
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load and validate a reidcli checkpoint (``weights_only=True``).
+
+    Raises:
+        InputError: the file is missing or a folder.
+        FormatError: not a PyTorch file, a foreign checkpoint (e.g. a bare state dict),
+            unsafe pickled objects, or a newer checkpoint version.
+    """
+    import torch
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file; check the --ckpt path")
+    if p.is_dir():
+        raise InputError(f"{p} is a folder, not a checkpoint file")
+    try:
+        ck = torch.load(p, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise FormatError(f"{p} holds Python objects that cannot be loaded safely (weights_only); "
+                          f"it is not a reidcli checkpoint: {str(exc).splitlines()[0][:120]}") from exc
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise FormatError(f"{p} is not a PyTorch checkpoint ({type(exc).__name__}); "
+                          "give a .pt file written by 'reid pretrain' or 'reid finetune'") from exc
+    _check_header(ck, p)
+    return ck
+
+
+def _check_header(ck: Any, p: Path) -> None:
+    if not isinstance(ck, dict) or ck.get("format") != CKPT_FORMAT:
+        kind = _guess_foreign(ck)
+        raise FormatError(f"{p} is {kind}, not a reidcli checkpoint; make one with 'reid pretrain', "
+                          "or pass a bare backbone state dict to --pretrained PATH")
+    ver = ck.get("version")
+    if not isinstance(ver, int) or ver > CKPT_VERSION:
+        raise FormatError(f"{p} is reidcli checkpoint version {ver} but this reidcli {__version__} "
+                          f"reads version <= {CKPT_VERSION}; upgrade reidcli")
+    missing = [k for k in _REQUIRED if k not in ck]
+    if missing:
+        raise FormatError(f"{p} is a reidcli checkpoint without '{missing[0]}'; the file is "
+                          "invalid, re-create it")
+
+
+def _guess_foreign(obj: Any) -> str:
+    if isinstance(obj, dict):
+        if obj and all(hasattr(v, "shape") for v in obj.values()):
+            return "a bare state dict"
+        for key in ("state_dict", "model", "net"):
+            if key in obj:
+                return f"a checkpoint of another tool (top-level key '{key}')"
+        return "a PyTorch file of another format"
+    return f"a PyTorch file holding a {type(obj).__name__}"
+
+
+def read_ckpt_provenance(path: str | os.PathLike) -> list[dict]:
+    """The provenance records stored in a checkpoint (used by `reidcli.io.h5`)."""
+    return list(load_checkpoint(path).get("provenance", []))
+
+
+def checkpoint_model_config(ck: dict):
+    """The `ModelConfig` of a loaded checkpoint."""
+    from reidcli.models.config import ModelConfig
+
+    return ModelConfig.from_dict(ck["model_config"])
+
+
+def load_model(path: str | os.PathLike, device: Any = "cpu", *, bn_domain: Optional[str] = None):
+    """Rebuild the network of a checkpoint, load its weights, and put it in eval mode.
+
+    Args:
+        path: the checkpoint.
+        device: where to put the network.
+        bn_domain: with domain-specific BN, whose statistics to deploy (default: the
+            checkpoint's ``bn.deploy``, usually the target domain).
+
+    Returns:
+        ``(model, ckpt)`` with ``ckpt`` the loaded dict (weights included).
+    """
+    from reidcli.models import build_model
+
+    ck = load_checkpoint(path)
+    cfg = checkpoint_model_config(ck)
+    cfg.pretrained = "none"  # the checkpoint's weights replace any initialisation
+    model = build_model(cfg)
+    state = ck["model"]
+    domains = (ck.get("bn") or {}).get("domains") or []
+    if domains:
+        from reidcli.train.bn import collapse_domain_bn, convert_domain_bn
+
+        convert_domain_bn(model, len(domains))
+        _load_state(model, state, path)
+        pick = bn_domain or ck["bn"].get("deploy") or domains[-1]
+        if pick not in domains:
+            raise InputError(f"{path} has BN domains {domains}; --bn-domain {pick!r} is not one of them")
+        collapse_domain_bn(model, domains.index(pick))
+    else:
+        _load_state(model, state, path)
+    return model.to(device).eval(), ck
+
+
+def _load_state(model, state: dict, path) -> None:
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise FormatError(f"{path}: weights do not fit the network its config describes ({first}); "
+                          "the checkpoint is inconsistent, re-create it") from exc
+
+
+def describe_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """A JSON-able summary for ``reid info m.pt`` (format "checkpoint")."""
+    p = Path(path)
+    ck = load_checkpoint(p)
+    n_params = sum(int(v.numel()) for v in ck["model"].values() if hasattr(v, "numel"))
+    ts = ck.get("train_state") or {}
+    cfg = ck["model_config"]
+    return {
+        "file": str(p), "valid": True, "format": "checkpoint", "version": ck["version"],
+        "size_bytes": p.stat().st_size, "digest": file_digest(p), "created_by": ck.get("created_by"),
+        "arch": cfg.get("arch"), "method": ck.get("method"), "epoch": ck.get("epoch"),
+        "iteration": ck.get("iteration"), "input_size": ck["input_size"], "feat_dim": ck.get("feat_dim"),
+        "num_classes": cfg.get("num_classes"), "parameters": n_params,
+        "pixel_mean": ck["pixel_mean"], "pixel_std": ck["pixel_std"],
+        "nets": sorted(ck.get("nets", {})), "bn_domains": (ck.get("bn") or {}).get("domains", []),
+        "resumable": bool(ts), "model_config": cfg, "provenance": ck.get("provenance", []),
+    }

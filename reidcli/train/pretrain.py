@@ -1,0 +1,185 @@
+"""Library entry of ``reid pretrain``: supervised training on a labelled dataset -> m.pt.
+
+>>> from reidcli.models import ModelConfig
+>>> from reidcli.train.config import TrainConfig
+>>> from reidcli.train.pretrain import pretrain
+>>> pretrain("data/market", "m.pt", model=ModelConfig(arch="tiny"),
+...          train=TrainConfig(epochs=2))                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Optional
+
+from reidcli.data.records import Dataset, relabel
+from reidcli.data.transforms import AugmentConfig, build_train_transform
+from reidcli.io.ckpt import IMAGENET_MEAN, IMAGENET_STD, load_checkpoint
+from reidcli.train import dist as D
+from reidcli.train.config import TrainConfig
+from reidcli.utils.errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
+# Settings a resumed run may change; everything else comes from the checkpoint.
+RESUME_OVERRIDES = ("epochs", "max_iters", "stop_after", "workers", "eval_every", "log_every")
+
+
+def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model, train: TrainConfig,
+             augment: Optional[AugmentConfig] = None, method: str = "supervised",
+             method_options: Optional[dict] = None, format: Optional[str] = None,
+             target: str | os.PathLike | Dataset | None = None, domain_bn: bool = False,
+             resume: bool = False, device: str = "auto") -> Path:
+    """Train ``model`` (a `ModelConfig`) on the ``train`` split of ``data``; write ``out``.
+
+    Args:
+        data: a dataset folder (layout auto-detected, or ``format``) or a loaded `Dataset`.
+        out: the checkpoint, rewritten atomically after every epoch.
+        train, augment: engine and augmentation settings.
+        method, method_options: the training method and its loss settings.
+        target: unlabelled target images forwarded each step so BN adapts (MMT pretrainer).
+        domain_bn: separate BN for source and target (needs ``target``).
+        resume: continue from ``out`` where it stopped (same config, more epochs allowed).
+        device: auto | cpu | cuda | cuda:N.
+    """
+    import torch
+
+    from reidcli.train.engine import Engine
+    from reidcli.train.methods import EngineContext, get_method
+    from reidcli.utils.device import resolve_device
+    from reidcli.utils.seed import seed_everything
+
+    out = Path(out)
+    aug = (augment or AugmentConfig()).validate()
+    ck = _resume_checkpoint(out) if resume else None
+    model, train = _configs(model, train, ck)
+    _check(model, train, aug, target, domain_bn)
+    dev = resolve_device(device)
+    info = D.from_env()
+    dev = D.device_for(info, dev)
+    info = D.init(dev)
+    try:
+        seed_everything(train.seed, train.deterministic)
+        src, num_classes, ds = _source(data, format, aug)
+        tgt = _target(target, aug) if target is not None else None
+        ctx = EngineContext(cfg=train, device=dev, dist=info, num_classes=num_classes,
+                            data={"source": src, "target": tgt},
+                            options={"model_config": dataclasses.asdict(model),
+                                     "bn_domains": ["source", "target"] if domain_bn else []})
+        meth = get_method(method, method_options)
+        meta = {"input_size": [aug.height, aug.width], "pixel_mean": IMAGENET_MEAN,
+                "pixel_std": IMAGENET_STD, "provenance": _provenance(ds, train, model, method_options)}
+        evaluate = _eval_hook(ds, aug, train, dev) if train.eval_every else None
+        engine = Engine(meth, train, out=out, meta=meta, ctx=ctx,
+                        bn_domains=ctx.options["bn_domains"], evaluate=evaluate)
+        torch.backends.cudnn.benchmark = not train.deterministic
+        engine.fit(resume=ck)
+    finally:
+        D.shutdown(info)
+    return out
+
+
+def _resume_checkpoint(out: Path) -> Optional[dict]:
+    if not out.exists():
+        log.warning("--resume: %s does not exist yet; starting from scratch", out)
+        return None
+    ck = load_checkpoint(out)
+    if not ck.get("train_state"):
+        raise InputError(f"{out} holds no training state (written without it); cannot --resume, "
+                         "drop --resume to start over")
+    return ck
+
+
+def _configs(model, train: TrainConfig, ck: Optional[dict]):
+    if ck is None:
+        return model, train.validate()
+    from reidcli.models import ModelConfig
+
+    saved = ck["train_state"]["config"]
+    differ = [k for k, v in train.to_dict().items()
+              if k not in RESUME_OVERRIDES and k in saved and saved[k] != v]
+    if differ:
+        log.warning("--resume: using the checkpoint's %s (the command line differs)", ", ".join(differ))
+    merged = TrainConfig.from_dict({**saved, **{k: getattr(train, k) for k in RESUME_OVERRIDES}})
+    stored = dict(ck["model_config"], num_classes=0, pretrained="none")
+    return ModelConfig.from_dict(stored), merged.validate()
+
+
+def _check(model, train: TrainConfig, aug: AugmentConfig, target, domain_bn: bool) -> None:
+    from reidcli.models import check_input_size
+
+    model.validate()
+    check_input_size(model, aug.height, aug.width)
+    if domain_bn and target is None:
+        raise ConfigError("--domain-bn needs --target DIR (unlabelled target images to route through "
+                          "the target BN layers)")
+
+
+def _load(data, format: Optional[str]) -> Dataset:
+    if isinstance(data, Dataset):
+        return data
+    from reidcli.data.layouts import load_dataset
+
+    return load_dataset(data, format)
+
+
+def _source(data, format: Optional[str], aug: AugmentConfig):
+    from reidcli.data.loader import ImageDataset
+
+    ds = _load(data, format)
+    recs = [r for r in ds.split("train") if r.pid >= 0]
+    labels, mapping = relabel([r.pid for r in recs])
+    if len(mapping) < 2:
+        raise InputError(f"{ds.root}: the train split has {len(mapping)} labelled identity; supervised "
+                         "training needs at least 2 (ID loss and triplet pairs)")
+    dset = ImageDataset(ds.root, recs, build_train_transform(aug), labels=labels,
+                        size=(aug.height, aug.width))
+    log.info("training on %d images of %d identities from %s", len(recs), len(mapping), ds.root)
+    return dset, len(mapping), ds
+
+
+def _target(target, aug: AugmentConfig):
+    from reidcli.data.loader import ImageDataset
+
+    ds = _load(target, None)
+    recs = ds.splits.get("train") or [r for s in ds.splits.values() for r in s]
+    if not recs:
+        raise InputError(f"{ds.root}: no target images found")
+    return ImageDataset(ds.root, recs, build_train_transform(aug), labels=[-1] * len(recs),
+                        size=(aug.height, aug.width))
+
+
+def _provenance(ds: Dataset, train: TrainConfig, model, options: Optional[dict]) -> list:
+    from reidcli.io.h5 import make_provenance
+
+    inputs = [model.pretrained] if model.pretrained not in ("none", "imagenet") else []
+    return make_provenance(inputs, seed=train.seed, params={
+        "data": str(ds.root), "dataset_format": ds.format, "train": train.to_dict(),
+        "model": dataclasses.asdict(model), "method_options": dict(options or {})})
+
+
+def _eval_hook(ds: Dataset, aug: AugmentConfig, train: TrainConfig, dev):
+    """``fn(model) -> {"mAP", "rank1"}`` on the dataset's query/gallery, or None without them."""
+    if "query" not in ds.splits or "gallery" not in ds.splits:
+        log.warning("--eval-every: %s has no query/gallery splits; evaluation is skipped", ds.root)
+        return None
+
+    def run(model) -> dict:
+        from reidcli.eval.api import evaluate
+        from reidcli.features import embed_records
+
+        feats = {s: embed_records(model, ds.root, ds.split(s), size=(aug.height, aug.width),
+                                  batch_size=train.p * train.k, workers=train.workers, device=dev)
+                 for s in ("query", "gallery")}
+        q, g = ({"features": feats[s][0], **_ids(ds, s)} for s in ("query", "gallery"))
+        res = evaluate(q, g, dataset_format=ds.format, normalized=True)
+        return {"mAP": res.mean["mAP"], "rank1": res.mean["rank1"]}
+
+    return run
+
+
+def _ids(ds: Dataset, split: str) -> dict:
+    _, pids, camids, modality = ds.arrays(split)
+    return {"pids": pids, "camids": camids, "modality": modality}
