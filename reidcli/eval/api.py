@@ -102,7 +102,7 @@ def _trials(protocol: str, q: dict, g: dict, opts: Options):
         return list(P.sysu_trials(q["pids"], q["camids"], g["pids"], g["camids"], mode=protocol,
                                   shot=opts.shot, trials=opts.trials, seed=opts.seed))
     if protocol.startswith("regdb"):
-        return [P.regdb_trial(protocol, q.get("modality"), g.get("modality"))]
+        return [P.regdb_trial(protocol, q.get("modality"))]
     return [P.Trial(np.arange(len(q["pids"])), np.arange(len(g["pids"])))]
 
 

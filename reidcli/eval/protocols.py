@@ -82,12 +82,12 @@ def sysu_trials(q_pids: np.ndarray, q_camids: np.ndarray, g_pids: np.ndarray, g_
         yield Trial(q_rows, np.sort(np.concatenate(picked)))
 
 
-def regdb_trial(direction: str, q_modality: Optional[np.ndarray], g_modality: Optional[np.ndarray]) -> Trial:
-    """Rows of the pooled [query; gallery] arrays: visible vs thermal per ``direction``."""
-    if q_modality is None or g_modality is None:
+def regdb_trial(direction: str, pooled: Optional[np.ndarray]) -> Trial:
+    """Rows of the pooled [query; gallery] arrays (``pooled`` = their modality): visible
+    vs thermal per ``direction``."""
+    if pooled is None:
         raise InputError("the RegDB protocols need the 'modality' arrays in the features file; "
                          "extract RegDB features with 'reid features', or pass --protocol market")
-    pooled = np.concatenate([q_modality, g_modality])
     vis, ir = np.flatnonzero(pooled == 0), np.flatnonzero(pooled == 1)
     if len(vis) == 0 or len(ir) == 0:
         raise InputError(f"RegDB needs visible and thermal images; the file holds {len(vis)} visible "
