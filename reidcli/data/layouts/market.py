@@ -12,12 +12,14 @@ Encoding", CVPR 2017) reuse the folders with their own file names.
 
 from __future__ import annotations
 
+import os
 import re
+from itertools import islice
 from pathlib import Path
 from typing import Optional
 
 from reidcli.data.layouts._common import (
-    Layout, Notes, first_match, image_names, make_dataset, require_dir, require_images, subdirs,
+    Layout, Notes, first_match, image_names, is_image_name, make_dataset, require_dir, require_images, subdirs,
 )
 from reidcli.data.records import Dataset, Record
 from reidcli.utils.errors import ConfigError, InputError
@@ -45,7 +47,8 @@ def flavour(folder: Path) -> Optional[str]:
     names: list[str] = []
     for sub in FOLDERS.values():
         if (folder / sub).is_dir():
-            names += image_names(folder / sub)[:20]
+            with os.scandir(folder / sub) as it:  # a sample is enough: no full listing
+                names += islice((e.name for e in it if is_image_name(e.name)), 20)
     return first_match(names, PATTERNS)
 
 
