@@ -1,0 +1,196 @@
+"""`extract_pose`: every image of a dataset -> one pose file (ARCHITECTURE.md, pose format).
+
+Images are read in batches, optionally by worker processes that each hold their own
+backend (a mediapipe graph or an onnxruntime session is not shareable across processes),
+and the file is written once at the end, atomically, so an interrupted run leaves nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence
+
+import numpy as np
+
+from reidcli.pose.backends import DEFAULT_BACKEND, PoseBackend, get_backend
+from reidcli.utils.errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PoseResult:
+    """What `extract_pose` did: the file, counts per split, speed."""
+
+    path: Optional[Path]
+    backend: str
+    n_images: int
+    n_missing: int  # images where no person was found (all scores 0)
+    per_split: dict[str, tuple[int, int]] = field(default_factory=dict)  # split -> (images, missing)
+    seconds: float = 0.0
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.n_images / self.seconds if self.seconds > 0 else float("nan")
+
+    def summary(self) -> str:
+        splits = "; ".join(f"{k}: {n} images, {m} without a person" for k, (n, m) in self.per_split.items())
+        return (f"{self.backend}: {self.n_images} images, {self.n_missing} without a person "
+                f"({splits}) in {self.seconds:.1f} s ({self.images_per_s:.1f} images/s)")
+
+    def to_dict(self) -> dict:
+        return {"output": str(self.path) if self.path else None, "backend": self.backend,
+                "images": self.n_images, "no_person": self.n_missing,
+                "splits": {k: {"images": n, "no_person": m} for k, (n, m) in self.per_split.items()},
+                "seconds": round(self.seconds, 3), "images_per_s": round(self.images_per_s, 2)}
+
+
+def dataset_images(root: Path, data_format: Optional[str] = None,
+                   split: Optional[Sequence[str]] = None) -> tuple[list[str], list[str]]:
+    """(relative paths, split of each) for the chosen splits, in split then path order.
+
+    An image listed by several splits (some cross-modality protocols) is kept once.
+    """
+    from reidcli.data.layouts import load_dataset
+
+    ds = load_dataset(root, format=data_format)
+    names = list(split) if split else list(ds.splits)
+    paths, splits, seen = [], [], set()
+    for name in names:
+        for rec in ds.split(name):
+            if rec.path not in seen:
+                seen.add(rec.path)
+                paths.append(rec.path)
+                splits.append(name)
+    if not paths:
+        raise InputError(f"{root} ({ds.format}) has no images in split(s) {', '.join(names)}")
+    return paths, splits
+
+
+def _load(root: Path, paths: Sequence[str]) -> tuple[list[np.ndarray], np.ndarray]:
+    from reidcli.data.images import read_image
+
+    images = [read_image(root / p) for p in paths]
+    sizes = np.array([im.shape[:2] for im in images], dtype=np.int64).reshape(-1, 2)
+    return images, sizes
+
+
+def _predict_chunk(backend: PoseBackend, root: Path, paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    if not backend.needs_images:
+        return backend.predict([], paths), backend.image_sizes(paths)  # type: ignore[attr-defined]
+    images, sizes = _load(root, paths)
+    return backend.predict(images, paths), sizes
+
+
+_worker: dict[str, Any] = {}
+
+
+def _worker_init(name: str, options: dict) -> None:
+    import torch  # keep each worker to one thread: the pool itself is the parallelism
+
+    torch.set_num_threads(1)
+    _worker["backend"] = get_backend(name, **options)
+
+
+def _worker_chunk(args: tuple[Path, list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    return _predict_chunk(_worker["backend"], *args)
+
+
+def _chunks(paths: Sequence[str], size: int) -> list[list[str]]:
+    return [list(paths[i:i + size]) for i in range(0, len(paths), size)]
+
+
+def _run(backend: PoseBackend, name: str, options: dict, root: Path, paths: Sequence[str],
+         batch_size: int, workers: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    chunks = _chunks(paths, batch_size)
+    if workers <= 0 or len(chunks) == 1:
+        for chunk in chunks:
+            yield _predict_chunk(backend, root, chunk)
+        return
+    import multiprocessing as mp
+
+    # spawn: never fork a process that holds a TFLite graph or an onnxruntime session.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                             initializer=_worker_init, initargs=(name, options)) as pool:
+        yield from pool.map(_worker_chunk, [(root, c) for c in chunks])
+
+
+def predict_paths(root: Path, paths: Sequence[str], backend: str = DEFAULT_BACKEND, *,
+                  batch_size: int = 16, workers: int = 0, progress: str = "pose",
+                  **options) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Keypoints [N, 17, 3] and image sizes [N, 2] for ``paths`` under ``root``, plus the
+    backend's attributes. The library core of `extract_pose`, usable on any file list."""
+    from reidcli.utils.progress import progress_bar
+
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be an int >= 1; got {batch_size}")
+    if workers < 0:
+        raise ConfigError(f"--workers must be an int >= 0; got {workers}")
+    options = {**options, "data_root": Path(root)}
+    kps, sizes = np.zeros((len(paths), 17, 3), np.float32), np.zeros((len(paths), 2), np.int64)
+    with get_backend(backend, **options) as be:  # built here too, so bad options fail at once
+        attrs = be.attrs()
+        start = 0
+        with progress_bar(progress, total=len(paths)) as bar:
+            for k, s in _run(be, backend, options, Path(root), paths, batch_size, workers):
+                kps[start:start + len(k)], sizes[start:start + len(k)] = k, s
+                start += len(k)
+                bar.advance(len(k))
+                bar.set(no_person=int(_missing(kps[:start]).sum()))
+    return kps, sizes, attrs
+
+
+def _missing(kps: np.ndarray) -> np.ndarray:
+    return ~(kps[..., 2] > 0).any(axis=-1)
+
+
+def extract_pose(data_root, out=None, *, backend: str = DEFAULT_BACKEND,
+                 split: Optional[Sequence[str]] = None, data_format: Optional[str] = None,
+                 batch_size: int = 16, workers: int = 0, limit: Optional[int] = None,
+                 **options) -> PoseResult:
+    """Detect 17 COCO keypoints on every image of a dataset and write a pose file.
+
+    Args:
+        data_root: dataset folder (any layout `reidcli.data.layouts` reads).
+        out: pose file to write (atomically); None computes without writing.
+        backend: "mediapipe" (default, offline BlazePose), "onnx" (``model=`` an mmpose
+            top-down export), or "gt" (a ground-truth pose file, ``model=`` or DATA/pose.h5).
+        split: split names to keep (default: every split).
+        batch_size, workers: images per batch; worker processes (0 = in this process).
+        limit: process only the first ``limit`` images (previews, benchmarks).
+        **options: backend options (model, input_size, mean, std, box_padding, refine, ...).
+
+    Returns:
+        A `PoseResult` (counts, per-split images without a person, speed).
+    """
+    from reidcli.io.h5 import PoseFile, write_pose
+
+    root = Path(data_root)
+    if out is not None and Path(out).is_dir():
+        raise InputError(f"{out} is a folder; give a file name for the pose file (-o pose.h5)")
+    paths, splits = dataset_images(root, data_format, split)
+    if limit is not None:
+        paths, splits = paths[:limit], splits[:limit]
+    t0 = time.perf_counter()
+    kps, sizes, attrs = predict_paths(root, paths, backend, batch_size=batch_size, workers=workers,
+                                      progress=f"pose ({backend})", **options)
+    seconds = time.perf_counter() - t0
+    missing = _missing(kps)
+    per_split: dict[str, tuple[int, int]] = {}
+    for s, m in zip(splits, missing):
+        n, k = per_split.get(s, (0, 0))
+        per_split[s] = (n + 1, k + int(m))
+    attrs = {**attrs, "n_no_person": int(missing.sum()), "splits": sorted(per_split)}
+    if out is not None:
+        model = options.get("model")  # its digest goes into the provenance record
+        write_pose(out, PoseFile(keypoints=kps, paths=list(paths), image_size=sizes,
+                                 root=str(root.resolve()), attrs=attrs),
+                   inputs=[model] if model is not None and Path(model).is_file() else [])
+    return PoseResult(path=Path(out) if out is not None else None, backend=backend,
+                      n_images=len(paths), n_missing=int(missing.sum()), per_split=per_split,
+                      seconds=seconds, attrs=attrs)
