@@ -429,3 +429,9 @@ def test_cli_info_dataset_refusals(tmp_path, setup, args, words):
     assert res.exit_code == 1
     assert words in res.stderr and "reid info: error:" in res.stderr
     assert "Traceback" not in res.output and res.stdout == ""
+
+
+def test_cli_info_format_on_a_file_is_refused(tmp_path):
+    touch(tmp_path / "f.h5")
+    res = _run(tmp_path / "f.h5", "--format", "market")
+    assert res.exit_code == 1 and "--format applies to a dataset folder" in res.stderr

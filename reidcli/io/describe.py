@@ -8,19 +8,21 @@ from typing import Any
 import numpy as np
 
 from reidcli.io import h5
-from reidcli.utils.errors import FormatError, InputError
+from reidcli.utils.errors import ConfigError, FormatError, InputError
 
 
 def describe(path: str | Path, data_format: str | None = None) -> dict[str, Any]:
     """Validate ``path`` fully and return a JSON-able summary of what it holds.
 
-    A folder or a ``.csv`` list (or any path with ``data_format``) is parsed as a dataset.
+    A folder or a ``.csv`` list is parsed as a dataset (layout ``data_format`` or detected).
     """
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: no such file; check the path")
-    if p.is_dir() or p.suffix.lower() == ".csv" or data_format is not None:
+    if p.is_dir() or p.suffix.lower() == ".csv":
         return describe_dataset(p, data_format)
+    if data_format is not None:
+        raise ConfigError(f"--format applies to a dataset folder or .csv list; {p} is a file")
     if p.suffix in (".pt", ".pth"):
         from reidcli.io.ckpt import describe_checkpoint  # filled by the checkpoint module
 

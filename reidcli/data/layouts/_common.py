@@ -42,6 +42,15 @@ def walk_images(folder: Path) -> Iterator[str]:
     return iter(sorted(out))
 
 
+def has_images(folder: Path) -> bool:
+    """True as soon as one image is found below ``folder`` (hidden folders skipped)."""
+    for _, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        if any(is_image_name(f) for f in filenames):
+            return True
+    return False
+
+
 def subdirs(folder: Path) -> list[str]:
     """Sorted names of the visible sub-folders of ``folder``."""
     with os.scandir(folder) as it:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 from reidcli.data.layouts._common import (
-    IMAGE_EXTS, Layout, is_image_name, make_dataset, subdirs, walk_images,
+    IMAGE_EXTS, Layout, has_images, is_image_name, make_dataset, subdirs, walk_images,
 )
 from reidcli.data.records import Dataset, Record
 from reidcli.utils.errors import ConfigError, InputError
@@ -48,7 +48,7 @@ def matches_labelled(folder: Path) -> bool:
 
 
 def matches_unlabelled(folder: Path) -> bool:
-    return next(walk_images(folder), None) is not None
+    return has_images(folder)
 
 
 def compile_cam_regex(cam_regex: Optional[str]) -> Optional[re.Pattern]:
