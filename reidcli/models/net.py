@@ -10,7 +10,6 @@ An optional bi-LSTM local branch runs beside the global one (METHODS 5).
 from __future__ import annotations
 
 import dataclasses
-import logging
 from typing import Optional, Union
 
 import torch
@@ -23,8 +22,6 @@ from reidcli.models.lstm_branch import LSTMBranch
 from reidcli.models.pooling import build_pool
 from reidcli.models.registry import MODELS
 from reidcli.utils.errors import ConfigError
-
-log = logging.getLogger(__name__)
 
 Output = Union[torch.Tensor, dict[str, torch.Tensor]]
 

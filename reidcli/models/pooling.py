@@ -23,7 +23,8 @@ class GeM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.p.clamp(min=1.0)
-        return x.clamp(min=self.eps).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
+        # float32 even under AMP: x^3 overflows float16 for activations above ~40
+        return x.float().clamp(min=self.eps).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
 
     def extra_repr(self) -> str:
         return f"p={self.p.item():.2f}"
