@@ -1,9 +1,41 @@
-"""`reid features` (not implemented yet)."""
+"""`reid features --ckpt m.pt DATA -o f.h5`: embeddings for every split of a dataset."""
 
-from reidcli.cli.common import not_implemented, reid_command
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from reidcli.cli.common import BatchSize, Ckpt, DataFormat, Device, Output, Workers, reid_command
 
 
 @reid_command("features")
-def command() -> None:
-    """Not implemented yet: exits 1."""
-    not_implemented("features")
+def command(
+    data: Annotated[Path, typer.Argument(help="Dataset folder (layout auto-detected).", exists=True)],
+    ckpt: Ckpt,
+    output: Output,
+    split: Annotated[Optional[list[str]], typer.Option("--split", help="Only this split (repeatable).")] = None,
+    fmt: DataFormat = None,
+    flip: Annotated[bool, typer.Option("--flip", help="Average with the mirrored image.")] = False,
+    half: Annotated[bool, typer.Option("--half", help="float16 output (and fp16 inference on CUDA).")] = False,
+    normalize: Annotated[bool, typer.Option("--normalize/--no-normalize", help="L2-normalise the embeddings.")] = True,
+    shard: Annotated[Optional[str], typer.Option("--shard", help="Extract part i of n (i/n, 1-based); join with 'reid merge'.")] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Leave unreadable images out instead of failing.")] = False,
+    bn_domain: Annotated[Optional[str], typer.Option("--bn-domain", help="With domain-specific BN: source | target.")] = None,
+    batch_size: BatchSize = 128,
+    workers: Workers = 4,
+    device: Device = "auto",
+) -> None:
+    """Embed every image of DATA (every split found, or --split) with the network stored in
+    --ckpt and write a features file; --shard i/n writes one part for 'reid merge'.
+
+    Example: reid features --ckpt m.pt data/market -o f.h5 --flip
+    """
+    from reidcli.features import extract, parse_shard
+    from reidcli.utils.progress import say
+
+    out = extract(ckpt, data, output, splits=split, format=fmt, flip=flip, half=half, normalize=normalize,
+                  batch_size=batch_size, workers=workers, device=device, shard=parse_shard(shard),
+                  skip_bad=skip_bad, bn_domain=bn_domain)
+    say(f"wrote {out}")

@@ -88,6 +88,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         raise InputError(f"{p}: no such file; check the --ckpt path")
     if p.is_dir():
         raise InputError(f"{p} is a folder, not a checkpoint file")
+    _check_magic(p)
     try:
         ck = torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -98,6 +99,17 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
                           "give a .pt file written by 'reid pretrain' or 'reid finetune'") from exc
     _check_header(ck, p)
     return ck
+
+
+def _check_magic(p: Path) -> None:
+    with open(p, "rb") as fh:
+        head = fh.read(8)
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch zip / legacy pickle
+        return
+    kind = "an HDF5 file (features, labels or pose?)" if head.startswith(b"\x89HDF") else (
+        "an empty file" if not head else "not a PyTorch file")
+    raise FormatError(f"{p} is {kind}, not a reidcli checkpoint; give a .pt file written by "
+                      "'reid pretrain' or 'reid finetune'")
 
 
 def _check_header(ck: Any, p: Path) -> None:
