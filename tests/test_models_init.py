@@ -132,3 +132,23 @@ def test_param_groups_cover_trainable_params():
     assert sorted(ids) == sorted(id(p) for p in net.parameters() if p.requires_grad)
     assert groups[1]["weight_decay"] == 0.0 and any(p is net.pool.p for p in groups[1]["params"])
     torch.optim.Adam(groups)
+
+
+def test_structure_of_variants():
+    from reidcli.models.se_ibn import IBN, SEModule
+
+    se = build_model(ModelConfig(arch="se_resnet50"))
+    assert sum(isinstance(m, SEModule) for m in se.modules()) == 3 + 4 + 6 + 3
+    ibn = build_model(ModelConfig(arch="resnet50_ibn_a"))
+    with_ibn = {n.split(".")[1] for n, m in ibn.named_modules() if isinstance(m, IBN)}
+    assert with_ibn == {"layer1", "layer2", "layer3"}
+    ml = build_model(ModelConfig(arch="tiny", multilevel=True))
+    assert ml.reduce.in_features == 64 + 256 + 512 and ml.feat_dim == 512
+    att = build_model(ModelConfig(arch="tiny", attention=True))
+    assert [a.channel.mlp[0].in_channels for a in att.attention] == [128, 256, 512]
+
+
+@pytest.mark.parametrize("last_stride,size", [(1, (4, 2)), (2, (2, 1))])
+def test_last_stride(last_stride, size):
+    net = build_model(ModelConfig(arch="tiny", last_stride=last_stride))
+    assert tuple(net.feature_maps(torch.randn(1, 3, 64, 32))[-1].shape[2:]) == size
