@@ -147,7 +147,7 @@ def synthesize(out: str | os.PathLike, *, domain: str = "market", ids: int = DEF
         _swap_in(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    log.info("wrote %d images to %s", len(plan.jobs), out)
+    log.debug("wrote %d images to %s", len(plan.jobs), out)
     return summary
 
 

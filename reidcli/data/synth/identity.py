@@ -147,7 +147,10 @@ def near_duplicate(base: Identity, c: Clothing, rng: np.random.Generator) -> Ide
             ident.bag = fresh.bag if fresh.bag != ident.bag else ("none" if ident.bag != "none" else "backpack")
             ident.bag_colour = fresh.bag_colour
         elif m == "hat":
-            ident.hat = "none" if ident.hat != "none" else ("cap" if rng.random() < 0.5 else "beanie")
+            if ident.hat != "none":
+                ident.hat = "none"
+            elif rng.random() < min(1.0, 3 * c.p_hat):  # keep the domain's hat rate roughly
+                ident.hat = "beanie" if rng.random() < c.p_beanie else "cap"
             ident.hat_colour = fresh.hat_colour
         elif m == "pattern":
             ident.upper = fresh.upper if fresh.upper.pattern != "plain" else Garment(ident.upper.colour)

@@ -159,6 +159,8 @@ def plan_msmt(preset: Preset, cameras, n_train: int, n_test: int, per_id: int,
                         lists["query" if t.cam not in seen else "gallery"].append(f"{rel} {pid}")
                         seen.add(t.cam)
                     plan.add(f"{split}/{rel}", "person", t)
+    if not lists["val"] and len(lists["train"]) > 1:  # the parsers refuse an empty list file
+        lists["val"].append(lists["train"].pop())
     plan.files = {f"list_{k}.txt": "".join(f"{line}\n" for line in v) for k, v in lists.items()}
     return plan
 
