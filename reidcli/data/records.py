@@ -51,7 +51,8 @@ class Dataset:
             cams = {r.camid for r in recs}
             mods = {r.modality for r in recs}
             extra = f", {len(mods)} modalities" if len(mods) > 1 else ""
-            parts.append(f"{name}: {len(pids)} ids, {len(recs)} images, {len(cams)} cameras{extra}")
+            parts.append(f"{name}: {_n(len(pids), 'id')}, {_n(len(recs), 'image')}, "
+                         f"{_n(len(cams), 'camera')}{extra}")
         return f"{self.format} at {self.root}: " + "; ".join(parts)
 
     def arrays(self, name: str) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
@@ -59,6 +60,10 @@ class Dataset:
         return ([r.path for r in recs], np.array([r.pid for r in recs], dtype=np.int64),
                 np.array([r.camid for r in recs], dtype=np.int64),
                 np.array([r.modality for r in recs], dtype=np.int8))
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def relabel(pids: list[int]) -> tuple[np.ndarray, dict[int, int]]:
