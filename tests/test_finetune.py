@@ -1,0 +1,183 @@
+"""`reid finetune` / `reidcli.finetune`: one tiny round of each method, bad input, and the
+guarantee that target ground-truth ids are never read."""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import write_jpeg
+
+H, W = 32, 16
+FAST = dict(epochs=1, iters=2, p=3, k=2, images_per_bn=0, workers=0, device="cpu", seed=0)
+
+
+def _write_csv_dataset(root: Path, n_ids: int = 4, per_id: int = 4, seed: int = 0) -> Path:
+    """A CSV-layout dataset (pids in a column, so they can be changed without moving files)."""
+    rows = []
+    for pid in range(n_ids):
+        for j in range(per_id):
+            rel = f"img/{pid:02d}_{j}.jpg"
+            write_jpeg(root / rel, H, W, seed=seed + 10 * pid + j)
+            rows.append((rel, pid, j % 2))
+    with open(root / "list.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([("path", "pid", "camid"), *rows])
+    return root / "list.csv"
+
+
+def _with_pids(src_csv: Path, dst_csv: Path, pids) -> Path:
+    rows = list(csv.reader(open(src_csv)))
+    with open(dst_csv, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(rows[0])
+        for r, pid in zip(rows[1:], pids):
+            w.writerow([r[0], pid, r[2]])
+    return dst_csv
+
+
+def _source_ckpt(path: Path, method: str = "supervised", num_classes: int = 4, seed: int = 0) -> Path:
+    from reidcli.io.ckpt import make_checkpoint, save_checkpoint
+    from reidcli.models import ModelConfig, build_model
+
+    torch.manual_seed(seed)
+    cfg = ModelConfig(arch="resnet18_half", num_classes=num_classes)
+    net = build_model(cfg)
+    ck = make_checkpoint(model_config=cfg.to_dict(), model_state=net.state_dict(), input_size=(H, W),
+                         method=method, epoch=1, feat_dim=net.feat_dim)
+    return save_checkpoint(path, ck)
+
+
+def _labels(path: Path, target_csv: Path, labels, dim: int = 256, paths=None) -> Path:
+    from reidcli.data.layouts import load_dataset
+    from reidcli.io.h5 import LabelsFile, write_labels
+
+    recs = load_dataset(target_csv).split("train")
+    labels = np.asarray(labels, dtype=np.int64)
+    k = int(labels.max()) + 1
+    centers = np.random.default_rng(0).normal(size=(max(k, 1), dim)).astype(np.float32)
+    lf = LabelsFile(labels=labels, paths=paths or [r.path for r in recs], centers=centers,
+                    attrs={"method": "test"})
+    return write_labels(path, lf)
+
+
+@pytest.fixture
+def uda(tmp_path: Path) -> dict:
+    tgt = _write_csv_dataset(tmp_path / "target")
+    src = _write_csv_dataset(tmp_path / "source", seed=500)
+    pseudo = [0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 0, 3, 3, 3, 3, -1]  # imperfect clusters, one outlier
+    return {"target": tgt, "source": src, "ckpt": _source_ckpt(tmp_path / "m.pt"),
+            "labels": _labels(tmp_path / "labels.h5", tgt, pseudo), "tmp": tmp_path}
+
+
+def _state(path: Path, key: str = "model") -> dict:
+    ck = torch.load(path, weights_only=True)
+    return ck[key] if key == "model" else ck["nets"][key]
+
+
+def _changed(a: dict, b: dict) -> bool:
+    return any(not torch.equal(a[k], b[k]) for k in a if k in b and "classifier" not in k
+               and torch.is_floating_point(a[k]))
+
+
+@pytest.mark.parametrize("method", ["pseudo", "mmt", "kd", "joint"])
+def test_one_round_changes_weights(uda, method):
+    from reidcli.finetune import finetune
+    from reidcli.io.ckpt import load_model
+
+    extra = {"source": uda["source"]} if method == "joint" else {}
+    if method == "kd":
+        extra["kd_every"] = 1
+    out = finetune(uda["ckpt"], uda["labels"], uda["target"], uda["tmp"] / "m2.pt", method=method,
+                   **FAST, **extra)
+    ck = torch.load(out, weights_only=True)
+    assert ck["method"] == method and ck["epoch"] == 1
+    assert _changed(_state(uda["ckpt"]), ck["model"])
+    model, _ = load_model(out)  # deployable as `reid features` loads it
+    assert model(torch.zeros(2, 3, H, W)).shape == (2, 256)
+    if method == "mmt":
+        assert set(ck["nets"]) == {"mean2", "net1", "net2"}
+        assert ck["train_state"]["method"]["ema_step"] == 2
+
+
+def test_mmt_round_two_continues_mean_nets_and_adam(uda):
+    from reidcli.finetune import finetune
+    from reidcli.train.methods.mmt import DEFAULTS
+
+    r1 = finetune(uda["ckpt"], uda["labels"], uda["target"], uda["tmp"] / "r1.pt", method="mmt", **FAST)
+    r2 = finetune(r1, uda["labels"], uda["target"], uda["tmp"] / "r2.pt", method="mmt",
+                  **{**FAST, "iters": 1})
+    c1, c2 = torch.load(r1, weights_only=True), torch.load(r2, weights_only=True)
+    t = c1["train_state"]["method"]["ema_step"]
+    assert c2["train_state"]["method"]["ema_step"] == t + 1
+    a = min(1 - 1 / (t + 1), DEFAULTS["alpha"])
+    # one EMA step from round 1's mean nets (not from fresh copies of the nets)
+    for mean, net in (("model", "net1"), ("mean2", "net2")):
+        old = c1["model"] if mean == "model" else c1["nets"][mean]
+        new = c2["model"] if mean == "model" else c2["nets"][mean]
+        key = "backbone.conv1.weight" if "backbone.conv1.weight" in new else next(iter(new))
+        expect = a * old[key] + (1 - a) * c2["nets"][net][key]
+        torch.testing.assert_close(new[key], expect, rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(old[key], c1["nets"][net][key])
+    # Adam moments continued: more steps recorded than this round made
+    steps = [float(s["step"]) for s in c2["train_state"]["optimizer"]["state"].values()]
+    assert max(steps) == 3.0 and min(steps) == 1.0  # backbone continued, classifier new
+
+
+def test_ema_update_formula():
+    from reidcli.train.methods.uda import blend_, ema_update_
+
+    net, ema = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[1.0, 2.0]]))
+        net.bias.fill_(4.0)
+        ema.weight.copy_(torch.tensor([[3.0, -1.0]]))
+        ema.bias.fill_(0.0)
+    a = ema_update_(ema, net, alpha=0.999, step=1000)
+    assert a == pytest.approx(0.999)
+    torch.testing.assert_close(ema.weight, torch.tensor([[0.999 * 3 + 0.001 * 1, -0.999 + 0.002]]))
+    torch.testing.assert_close(ema.bias, torch.tensor([0.004]))
+    assert ema_update_(ema, net, alpha=0.999, step=0) == 0.0  # warm-up: a copy at step 0
+    torch.testing.assert_close(ema.weight, net.weight)
+    blend_(ema, torch.nn.Linear(2, 1).requires_grad_(False).apply(
+        lambda m: (m.weight.data.fill_(3.0), m.bias.data.fill_(0.0))), mu=0.5)
+    torch.testing.assert_close(ema.weight, torch.tensor([[2.0, 2.5]]))
+
+
+def test_mmt_losses_equal_their_formulas():
+    import torch.nn.functional as F
+
+    from reidcli.losses import CrossEntropyLabelSmooth, SoftEntropy, SoftTripletLoss
+    from reidcli.train.methods.mmt import mmt_losses
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.tensor([0, 0, 1, 1])
+    mk = lambda: {"logits": torch.randn(4, 2, generator=g), "feat": torch.randn(4, 3, generator=g)}
+    o1, o2, e1, e2 = mk(), mk(), mk(), mk()
+    L = mmt_losses(o1, o2, e1, e2, y, CrossEntropyLabelSmooth(0.1), SoftTripletLoss(), SoftEntropy())
+
+    def soft_ce(p, q):  # eq. 8
+        return -(F.softmax(q, 1) * F.log_softmax(p, 1)).sum(1).mean()
+
+    def trip_probs(f, pos, neg):  # eqs. 9-11: softmax over (d_ap, d_an)
+        d = torch.cdist(f, f)
+        i = torch.arange(4)
+        return F.softmax(torch.stack([d[i, pos], d[i, neg]], 1), 1)
+
+    def soft_tri(f, ft):
+        d = torch.cdist(f, f)
+        same = y[:, None] == y[None]
+        pos = d.masked_fill(~same, -1e9).argmax(1)
+        neg = d.masked_fill(same, 1e9).argmin(1)
+        t, q = trip_probs(f, pos, neg), trip_probs(ft, pos, neg)
+        return -(q * t.log()).sum(1).mean(), -t[:, 1].log().mean()
+
+    s12, h1 = soft_tri(o1["feat"], e2["feat"])
+    s21, h2 = soft_tri(o2["feat"], e1["feat"])
+    torch.testing.assert_close(L["soft_ce"], soft_ce(o1["logits"], e2["logits"]) + soft_ce(o2["logits"], e1["logits"]))
+    torch.testing.assert_close(L["soft_triplet"], s12 + s21, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(L["triplet"], h1 + h2, rtol=1e-4, atol=1e-5)
