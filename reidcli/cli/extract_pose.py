@@ -22,6 +22,15 @@ def _size(value: Optional[str]) -> Optional[tuple[int, int]]:
     return h, w
 
 
+def _check(parse):
+    """A Typer callback that validates at parse time, so a bad value is a usage error (exit 2)."""
+    def callback(value):
+        parse(value)
+        return value
+
+    return callback
+
+
 def _triple(value: Optional[str]) -> Optional[tuple[float, float, float]]:
     if value is None:
         return None
@@ -44,11 +53,11 @@ def command(
                                                   "file (default DATA/pose.h5).", dir_okay=False)] = None,
     split: Annotated[Optional[list[str]], typer.Option("--split", help="Only this split (repeatable).")] = None,
     data_format: DataFormat = None,
-    input_size: Annotated[Optional[str], typer.Option("--input-size", help="onnx: model input HxW "
+    input_size: Annotated[Optional[str], typer.Option("--input-size", callback=_check(_size), help="onnx: model input HxW "
                                                       "(default: from the model, else 256x192).")] = None,
-    mean: Annotated[Optional[str], typer.Option("--mean", help="onnx: RGB mean, 0-255 scale "
+    mean: Annotated[Optional[str], typer.Option("--mean", callback=_check(_triple), help="onnx: RGB mean, 0-255 scale "
                                                 "(default ImageNet 123.675,116.28,103.53).")] = None,
-    std: Annotated[Optional[str], typer.Option("--std", help="onnx: RGB std (default 58.395,57.12,57.375).")] = None,
+    std: Annotated[Optional[str], typer.Option("--std", callback=_check(_triple), help="onnx: RGB std (default 58.395,57.12,57.375).")] = None,
     box_padding: Annotated[float, typer.Option("--box-padding", min=1.0, help="onnx: box enlargement "
                                                "around the crop (mmpose 1.25).")] = 1.25,
     refine: Annotated[str, typer.Option("--refine", help="onnx heat-maps: dark | quarter | none.")] = "dark",
@@ -59,7 +68,7 @@ def command(
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N images.")] = None,
     preview: Annotated[Optional[Path], typer.Option("--preview", help="Also write a PNG grid of "
                                                     "sample images with their skeletons.", dir_okay=False)] = None,
-    gt: Annotated[Optional[Path], typer.Option("--gt", help="Report PCK@0.2 against this pose file "
+    gt: Annotated[Optional[Path], typer.Option("--gt", exists=True, help="Report PCK@0.2 against this pose file "
                                                "(default: DATA/pose.h5 when present).", dir_okay=False)] = None,
     as_json: Json = False,
 ) -> None:
@@ -78,8 +87,6 @@ def command(
                "refine": refine, "min_confidence": min_confidence}
     options.update({k: v for k, v in (("mean", _triple(mean)), ("std", _triple(std))) if v is not None})
     gt_path = gt if gt is not None else (data / "pose.h5" if backend != "gt" else None)
-    if gt is not None and not gt.is_file():
-        raise typer.BadParameter(f"{gt}: no such pose file", param_hint="--gt")
     res = extract_pose(data, output, backend=backend, split=split, data_format=data_format,
                        batch_size=batch_size, workers=workers, limit=limit, **options)
     say(f"wrote {output}: {res.summary()}")

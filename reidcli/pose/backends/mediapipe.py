@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 import tempfile
+import warnings
 from contextlib import contextmanager
 from typing import Iterator, Sequence
 
@@ -87,7 +88,9 @@ class MediapipeBackend(PoseBackend):
         pose = import_pose_solution()
         self.min_confidence, self.min_side, self.margin = min_confidence, int(min_side), margin
         try:
-            with _native_stderr_to_log():
+            with _native_stderr_to_log(), warnings.catch_warnings():
+                # protobuf 6 deprecates FieldDescriptor.label, which mediapipe calls here
+                warnings.simplefilter("ignore", DeprecationWarning)
                 self._pose = pose.Pose(static_image_mode=True, model_complexity=1,
                                        enable_segmentation=False,
                                        min_detection_confidence=min_confidence)
