@@ -106,3 +106,36 @@ def auto_eps(graph: sp.csr_matrix, fraction: float = 1.6e-3, missing: Optional[f
     if top <= len(pos):
         return float(pos[:top].mean())
     return float((pos.sum() + (top - len(pos)) * (missing or 0.0)) / top)
+
+
+class AutoEps:
+    """Streaming `auto_eps` for `jaccard_upper(keep=...)`: it keeps only the upper-triangle
+    entries that can still be among the smallest ``fraction`` of all pairwise distances, so
+    the graph never holds more than DBSCAN at the chosen eps will read."""
+
+    def __init__(self, n: int, fraction: float, missing: float = 1.0):
+        self.n, self.fraction, self.missing = n, fraction, missing
+        self.cap = max(1, int(np.round(fraction * n * (n - 1) / 2)))
+        self.vals = np.zeros(0)
+        self.zeros = 0
+        self.bound = missing
+
+    def __call__(self, rows: np.ndarray, cols: np.ndarray, jac: np.ndarray) -> np.ndarray:
+        off = rows != cols
+        self.zeros += int(((jac == 0) & off).sum())
+        new = jac[off & (jac > 0) & (jac <= self.bound)]
+        self.vals = np.concatenate([self.vals, new])
+        if len(self.vals) >= self.cap:
+            self.bound = float(np.partition(self.vals, self.cap - 1)[self.cap - 1])
+            self.vals = self.vals[self.vals <= self.bound]
+        return jac <= self.bound
+
+    def value(self) -> float:
+        total = self.n * (self.n - 1) // 2 - self.zeros
+        top = int(np.round(self.fraction * total))
+        pos = np.sort(self.vals)
+        if top <= 0:
+            return float(pos[0]) if len(pos) else self.missing
+        if top <= len(pos):
+            return float(pos[:top].mean())
+        return float((pos.sum() + (top - len(pos)) * self.missing) / top)

@@ -117,25 +117,30 @@ def query_expand(v: sp.csr_matrix, rank: np.ndarray, k2: int) -> sp.csr_matrix:
     return out
 
 
-def _triples(v: sp.csr_matrix, v_csc: sp.csc_matrix, s: int, e: int):
-    """For rows s..e: (local row, j, min(V_ik, V_jk)) for every k shared by rows i and j."""
+def _triples(v: sp.csr_matrix, v_csc: sp.csc_matrix, s: int, e: int, csc_keys=None):
+    """For rows s..e: (local row, j, min(V_ik, V_jk)) for every k shared by rows i and j.
+
+    With ``csc_keys`` (``col * N + row`` of the CSC entries) only j >= i is produced.
+    """
     sub = v[s:e]
-    ks = sub.indices
-    lens = np.diff(v_csc.indptr)[ks]
+    ks = sub.indices.astype(np.int64)
+    r0 = np.repeat(np.arange(e - s, dtype=np.int64), np.diff(sub.indptr))
+    if csc_keys is None:
+        starts = v_csc.indptr[:-1][ks].astype(np.int64)
+    else:
+        starts = np.searchsorted(csc_keys, ks * v.shape[0] + (r0 + s))
+    lens = v_csc.indptr[1:][ks] - starts
     total = int(lens.sum())
-    starts = v_csc.indptr[:-1][ks]
     offs = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total, dtype=np.int64)
     j = v_csc.indices[offs].astype(np.int64)
     w = np.minimum(np.repeat(sub.data, lens), v_csc.data[offs])
-    r = np.repeat(np.repeat(np.arange(e - s, dtype=np.int64), np.diff(sub.indptr)), lens)
-    return r, j, w
+    return np.repeat(r0, lens), j, w
 
 
 def _row_blocks(v: sp.csr_matrix, v_csc: sp.csc_matrix, budget: int) -> Iterator[tuple[int, int]]:
     """Row ranges whose triple counts stay near ``budget`` (bounds the working memory)."""
     col_nnz = np.diff(v_csc.indptr).astype(np.int64)
-    per_row = segment_reduce(np.add, col_nnz[v.indices], v.indptr, 0)
-    cum = np.cumsum(per_row)
+    cum = np.cumsum(segment_reduce(np.add, col_nnz[v.indices], v.indptr, 0))
     s, n = 0, v.shape[0]
     while s < n:
         base = cum[s - 1] if s else 0
@@ -145,28 +150,57 @@ def _row_blocks(v: sp.csr_matrix, v_csc: sp.csc_matrix, budget: int) -> Iterator
         s = e
 
 
-def min_sums_sparse(v: sp.csr_matrix, *, budget: int = 8_000_000) -> sp.csr_matrix:
-    """M[i, j] = sum_k min(V_ik, V_jk) for every pair sharing a column of V (CSR, sorted)."""
+Keep = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (rows, cols, J) -> mask
+
+
+def jaccard_upper(v: sp.csr_matrix, *, keep: Optional[Keep] = None,
+                  budget: int = 4_000_000) -> sp.csr_matrix:
+    """Upper triangle (diagonal included) of J for every pair sharing a column of V.
+
+    ``M[i, j] = sum_k min(V_ik, V_jk)`` is reduced per block of rows with one ``bincount``
+    over the columns the block touches; J = 1 - M / (2 - M), clipped at 0. ``keep`` may drop
+    entries per block (e.g. J > eps) so that only what DBSCAN needs is held.
+    """
     n = v.shape[0]
     v_csc = v.tocsc()
     v_csc.sort_indices()
+    csc_keys = np.repeat(np.arange(n, dtype=np.int64), np.diff(v_csc.indptr)) * n + v_csc.indices
     lut = np.full(n, -1, dtype=np.int64)
-    indptr, indices, data = [np.zeros(1, np.int64)], [], []
+    counts, indices, data = [], [], []
     for s, e in _row_blocks(v, v_csc, budget):
-        r, j, w = _triples(v, v_csc, s, e)
+        r, j, w = _triples(v, v_csc, s, e, csc_keys)
         touched = np.flatnonzero(np.bincount(j, minlength=n))
         lut[touched] = np.arange(len(touched))
         m = np.bincount(r * len(touched) + lut[j], weights=w, minlength=(e - s) * len(touched))
-        nz = np.flatnonzero(m)
-        rows, cols = np.divmod(nz, len(touched)) if len(touched) else (nz, nz)
-        indices.append(touched[cols])
-        data.append(m[nz])
-        indptr.append(indptr[-1][-1] + np.cumsum(np.bincount(rows, minlength=e - s)))
         lut[touched] = -1
-    out = sp.csr_matrix((np.concatenate(data) if data else np.zeros(0),
-                         np.concatenate(indices) if indices else np.zeros(0, np.int64),
-                         np.concatenate(indptr)), shape=(n, n))
-    return out
+        nz = np.flatnonzero(m)
+        rows, cols = np.divmod(nz, max(len(touched), 1))
+        cols = touched[cols] if len(touched) else cols
+        jac = jaccard_from_min_sums(m[nz])
+        jac[jac < SNAP] = 0.0  # identical V rows: exactly 0, not rounding noise of either sign
+        if keep is not None:
+            ok = keep(rows + s, cols, jac) | (rows + s == cols)
+            rows, cols, jac = rows[ok], cols[ok], jac[ok]
+        counts.append(np.bincount(rows, minlength=e - s))
+        indices.append(cols)
+        data.append(jac)
+    indptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))]) if counts else np.zeros(n + 1, np.int64)
+    return sp.csr_matrix((np.concatenate(data) if data else np.zeros(0),
+                          np.concatenate(indices) if indices else np.zeros(0, np.int64),
+                          indptr), shape=(n, n))
+
+
+def symmetrize(upper: sp.csr_matrix) -> sp.csr_matrix:
+    """Full symmetric matrix from its upper triangle (explicit zeros kept)."""
+    n = upper.shape[0]
+    coo = upper.tocoo()
+    off = coo.row != coo.col
+    rows = np.concatenate([coo.row, coo.col[off]])
+    cols = np.concatenate([coo.col, coo.row[off]])
+    data = np.concatenate([coo.data, coo.data[off]])
+    order = np.lexsort((cols, rows))
+    counts = np.bincount(rows, minlength=n)
+    return sp.csr_matrix((data[order], cols[order], np.concatenate([[0], np.cumsum(counts)])), shape=(n, n))
 
 
 def min_sums_rows(v: sp.csr_matrix, v_csc: sp.csc_matrix, s: int, e: int,
@@ -184,37 +218,63 @@ def jaccard_from_min_sums(m: np.ndarray) -> np.ndarray:
 
 
 def jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6, *, knn_index: str = "auto",
-                     gpu: str = "auto", nprobe: int = 64) -> sp.csr_matrix:
+                     gpu: str = "auto", nprobe: int = 64, max_dist: float = 1.0,
+                     upper_only: bool = False) -> sp.csr_matrix:
     """Sparse k-reciprocal Jaccard distance of SpCL / Cluster-Contrast (``compute_jaccard_distance``).
 
     Features are L2-normalised; neighbours come from a faiss search for ``k1`` neighbours
     (the point itself included, as the public code does), the kernel distance is
     ``2 - 2 cos`` and negative distances are clipped to 0.
 
+    Args:
+        max_dist: store only J <= max_dist (the diagonal always); 1.0 stores every pair
+            that shares a reciprocal neighbour.
+        upper_only: return the upper triangle only (half the memory).
     Returns:
-        CSR [N, N] float64 holding J for every pair that shares a reciprocal neighbour
-        (the diagonal included, explicit zeros kept); every other pair has J = 1.
+        CSR [N, N] float64 holding J for every stored pair (explicit zeros kept); every
+        other pair has J = 1 (or > ``max_dist``).
     """
     from reidcli.cluster.knn import knn, l2_normalize
 
     x = l2_normalize(features)
-    _, rank = knn(x, k1, index=knn_index, gpu=gpu, nprobe=nprobe)
-
-    def cos_dist(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        return 2.0 - 2.0 * pair_dots(x, rows, cols)
-
+    dist, rank = knn(x, k1, index=knn_index, gpu=gpu, nprobe=nprobe)
+    cos_dist = KnnLookup(dist, rank, lambda r, c: 2.0 - 2.0 * pair_dots(x, r, c))
     v = encode(rank, k1, k2, cos_dist)
-    m = min_sums_sparse(v)
-    jac = jaccard_from_min_sums(m.data)
-    jac[jac < SNAP] = 0.0  # identical V rows: exactly 0, not rounding noise of either sign
-    m.data = jac
-    return m
+    keep = None if max_dist >= 1.0 else (lambda r, c, jac: jac <= max_dist)
+    upper = jaccard_upper(v, keep=keep)
+    return upper if upper_only else symmetrize(upper)
 
 
-def pair_dots(x: np.ndarray, rows: np.ndarray, cols: np.ndarray, block: int = 1 << 16) -> np.ndarray:
-    """x[rows[t]] . x[cols[t]] for every t, in float32 blocks (rows sorted for locality)."""
+class KnnLookup:
+    """d(i, j) for pairs: read from the k-NN lists where j is one, else ``fallback`` (a GEMV-free
+    gather of the few pairs, e.g. half-set members, that lie outside i's list)."""
+
+    def __init__(self, dist: np.ndarray, rank: np.ndarray, fallback: PairDist):
+        n, k = rank.shape
+        keys = (np.arange(n, dtype=np.int64)[:, None] * n + rank).ravel()
+        ok = rank.ravel() >= 0
+        order = np.argsort(keys[ok], kind="stable")
+        self.keys, self.vals = keys[ok][order], dist.ravel()[ok][order].astype(np.float64)
+        self.n, self.fallback = n, fallback
+
+    def __call__(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        want = rows * self.n + cols
+        pos = np.minimum(np.searchsorted(self.keys, want), max(len(self.keys) - 1, 0))
+        found = self.keys[pos] == want if len(self.keys) else np.zeros(len(want), bool)
+        out = np.empty(len(want), np.float64)
+        out[found] = self.vals[pos[found]]
+        miss = ~found
+        if miss.any():
+            out[miss] = self.fallback(rows[miss], cols[miss])
+        return out
+
+
+def pair_dots(x: np.ndarray, rows: np.ndarray, cols: np.ndarray, block: int = 128) -> np.ndarray:
+    """x[rows[t]] . x[cols[t]] for every t, float32, in cache-sized blocks (large fancy-index
+    gathers spend their time faulting in fresh pages)."""
     out = np.empty(len(rows), np.float32)
     for s in range(0, len(rows), block):
-        a, b = rows[s : s + block], cols[s : s + block]
-        out[s : s + block] = np.einsum("ij,ij->i", x[a], x[b])
+        a = np.take(x, rows[s : s + block], axis=0)
+        b = np.take(x, cols[s : s + block], axis=0)
+        out[s : s + block] = np.einsum("ij,ij->i", a, b)
     return out

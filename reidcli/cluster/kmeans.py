@@ -1,0 +1,29 @@
+"""k-means pseudo-labels with faiss, as the original MMT code (Ge et al., ICLR 2020) uses."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reidcli.utils.errors import ConfigError
+
+
+def kmeans_labels(x: np.ndarray, k: int = 500, *, niter: int = 50, seed: int = 0,
+                  gpu: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """Lloyd's k-means (faiss) on ``x``; the same seed gives the same labels.
+
+    Returns:
+        (labels [N] int64 in 0..k-1, centres [k, D] float32).
+    """
+    import faiss
+
+    from reidcli.cluster.knn import faiss_gpus
+
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    n, d = x.shape
+    if not 1 <= k <= n:
+        raise ConfigError(f"--k must be an int in [1, {n}] (the number of features); got {k}")
+    km = faiss.Kmeans(d, k, niter=niter, seed=int(seed) % (2**31), verbose=False,
+                      gpu=faiss_gpus() > 0 and gpu != "no", max_points_per_centroid=max(256, n // k + 1))
+    km.train(x)
+    _, assign = km.index.search(x, 1)
+    return assign[:, 0].astype(np.int64), km.centroids.astype(np.float32)
