@@ -131,3 +131,21 @@ def test_no_valid_query_reports_nan():
     dist = np.zeros((2, 2), np.float32)
     got = ours(dist, np.array([1, 2]), np.array([0, 0]), np.array([3, 4]), np.array([1, 1]))
     assert got.n_valid == 0 and np.isnan(got.mAP)
+
+
+@pytest.mark.parametrize("levels", [3, 50, 0])
+def test_fast_and_masked_paths_agree(levels):
+    """The identity-table fast path equals the dense-mask path (forced by a no-op camera
+    skip rule) on ties (few levels) and on continuous distances (levels 0)."""
+    rng = np.random.default_rng(levels)
+    dist = rng.random((25, 60)).astype(np.float32)
+    if levels:
+        dist = np.floor(dist * levels).astype(np.float32)
+    qp, gp = rng.integers(-1, 8, 25), rng.integers(-1, 8, 60)
+    qc, gc = rng.integers(0, 3, 25), rng.integers(0, 3, 60)
+    for ap in ("noninterp", "devkit", "sklearn"):
+        fast = rank_queries([(0, dist[:10]), (10, dist[10:])], qp, qc, gp, gc, RankOptions(ap=ap))
+        slow = rank_queries([(0, dist)], qp, qc, gp, gc, RankOptions(ap=ap, skip_cams=[(99, 99)]))
+        for name in ("npos", "first", "last"):
+            np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name))
+        np.testing.assert_allclose(fast.ap, slow.ap, atol=1e-12)

@@ -150,9 +150,102 @@ def exact_row(d: np.ndarray, valid: np.ndarray, pos: np.ndarray, kind: str) -> t
     return ranks, float((gained / n * cum / (ends + 1)).sum())
 
 
+def _members(gid, gp, gc) -> tuple:
+    """[P, m] gallery indices of each identity (-1 padded), and the junk (pid < 0) columns."""
+    import torch
+
+    order = torch.argsort(gid, stable=True)
+    counts = torch.bincount(gid)
+    starts = torch.cumsum(counts, 0) - counts
+    width = int(counts.max()) if len(counts) else 1
+    col = torch.arange(len(gid), device=gid.device) - starts[gid[order]]
+    table = torch.full((len(counts), width), -1, dtype=torch.int64, device=gid.device)
+    table[gid[order], col] = order
+    return table, torch.nonzero(gp < 0).flatten()
+
+
+def _bucket_counts(pv, x, kmax: int, keep=None):
+    """Per row: histogram over buckets 0..kmax of ``searchsorted(pv, x)`` and how many x
+    equal the threshold of their bucket (a tie); only entries where ``keep`` if given."""
+    import torch
+
+    left = torch.searchsorted(pv, x)
+    hist = torch.zeros(x.shape[0], kmax + 1, dtype=torch.float32, device=x.device)
+    ones = keep.to(torch.float32) if keep is not None else \
+        torch.ones(1, dtype=torch.float32, device=x.device).expand_as(x)
+    hist.scatter_add_(1, left, ones)
+    padded = torch.cat([pv, torch.full_like(pv[:, :1], float("inf"))], 1)
+    eq = padded.gather(1, left) == x
+    return hist, torch.count_nonzero(eq & keep if keep is not None else eq, dim=1)
+
+
+def _chunk_fast(start: int, d, q, g, opts: RankOptions, out: PerQuery) -> bool:
+    """The standard protocol without [b, G] masks: a query's true matches are one
+    identity's gallery columns (gathered from a table), junk columns are few, and every
+    other column is a negative. Returns False when the chunk has no true match at all."""
+    import torch
+
+    b = d.shape[0]
+    qp, qc = q[0][start:start + b], q[1][start:start + b]
+    table, junk = g[3]
+    qgid = q[2][start:start + b]
+    seg = table[qgid.clamp(min=0)]
+    seg_ok = (seg >= 0) & (qgid >= 0)[:, None] & (qp >= 0)[:, None]
+    cols = seg.clamp(min=0)
+    dseg = d.gather(1, cols)
+    pos = seg_ok & ~((g[1][cols] == qc[:, None]) if opts.cam_filter else torch.zeros_like(seg_ok))
+    npos = pos.sum(1)
+    kmax = int(npos.max()) if b else 0
+    rows = slice(start, start + b)
+    out.npos[rows] = npos.cpu().numpy()
+    if kmax == 0:
+        return False
+    pv = torch.sort(dseg.masked_fill(~pos, float("inf")), dim=1).values[:, :kmax].contiguous()
+    hist, eq = _bucket_counts(pv, d, kmax)
+    for sub, ok in ((dseg, seg_ok), (d[:, junk], None)):
+        h, e = _bucket_counts(pv, sub.contiguous(), kmax, ok)
+        hist -= h
+        eq -= e
+    redo = eq > 0
+    if opts.ap == "sklearn" and kmax > 1:
+        redo |= ((pv[:, 1:] == pv[:, :-1]) & torch.isfinite(pv[:, 1:])).any(1)
+    ranks = torch.arange(1, kmax + 1, dtype=torch.float64, device=d.device)[None, :] + \
+        hist.cumsum(1)[:, :kmax].double()
+    _finish(start, d, ranks, redo, q, g, opts, out)
+    return True
+
+
+def _finish(start: int, d, ranks, redo, q, g, opts: RankOptions, out: PerQuery) -> None:
+    """AP, first and last hit from the ranks; stable-sort rows flagged in ``redo``."""
+    import torch
+
+    b = d.shape[0]
+    rows = slice(start, start + b)
+    ranks, redo, n = ranks.cpu().numpy(), redo.cpu().numpy(), out.npos[rows]
+    ap = ap_from_ranks(ranks, n, "noninterp" if opts.ap == "sklearn" else opts.ap)
+    if redo.any():
+        sel = torch.from_numpy(np.flatnonzero(redo)).to(d.device)
+        qp, qc = q[0][start:start + b][sel], q[1][start:start + b][sel]
+        dn = d[sel]
+        valid, pos = _masks(dn, qp, qc, g[0], g[1], opts)
+        dn, vn, pn = dn.cpu().numpy(), valid.cpu().numpy(), pos.cpu().numpy()
+        for j, r in enumerate(np.flatnonzero(redo)):
+            exact, ap[r] = exact_row(dn[j], vn[j], pn[j], opts.ap)
+            ranks[r, :len(exact)] = exact
+    has = n > 0
+    out.ap[rows] = ap
+    out.first[rows] = np.where(has, ranks[:, 0], 0).astype(np.int64)
+    out.last[rows] = np.where(has, ranks[np.arange(len(n)), np.maximum(n - 1, 0)], 0).astype(np.int64)
+
+
 def _chunk(start: int, d, q, g, opts: RankOptions, out: PerQuery) -> None:
     """Fill ``out`` rows [start, start + b) from one distance block."""
     import torch
+
+    if opts.cmc == "standard" and not opts.skip_cams:
+        if _chunk_fast(start, d, q, g, opts, out):
+            out.cmc_rank[start:start + d.shape[0], 0] = out.first[start:start + d.shape[0]]
+        return
 
     qp, qc = q[0][start:start + d.shape[0]], q[1][start:start + d.shape[0]]
     valid, pos = _masks(d, qp, qc, g[0], g[1], opts)
@@ -163,17 +256,7 @@ def _chunk(start: int, d, q, g, opts: RankOptions, out: PerQuery) -> None:
     if kmax == 0:
         return
     ranks, redo = _rank_core(d, valid, pos, npos, kmax)
-    ranks, redo, n = ranks.cpu().numpy(), redo.cpu().numpy(), out.npos[rows]
-    ap = ap_from_ranks(ranks, n, "noninterp" if opts.ap == "sklearn" else opts.ap)
-    if redo.any():
-        dn, vn, pn = (t[torch.from_numpy(redo).to(d.device)].cpu().numpy() for t in (d, valid, pos))
-        for j, r in enumerate(np.flatnonzero(redo)):
-            exact, ap[r] = exact_row(dn[j], vn[j], pn[j], opts.ap)
-            ranks[r, :len(exact)] = exact
-    has = n > 0
-    out.ap[rows] = ap
-    out.first[rows] = np.where(has, ranks[:, 0], 0).astype(np.int64)
-    out.last[rows] = np.where(has, ranks[np.arange(len(n)), np.maximum(n - 1, 0)], 0).astype(np.int64)
+    _finish(start, d, ranks, redo, q, g, opts, out)
     if opts.cmc == "single-gallery":
         out.cmc_rank[rows] = _single_gallery(d, valid, pos, start, g[2], opts)
     elif opts.cmc == "unique-id":
@@ -255,8 +338,12 @@ def rank_queries(chunks: Iterable[tuple[int, object]], q_pids: np.ndarray, q_cam
     out = PerQuery(np.zeros(n_q, np.int64), np.zeros(n_q, np.int64), np.zeros(n_q, np.int64),
                    np.full(n_q, np.nan), np.zeros((n_q, cols), np.int64))
     t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.int64), device=device)  # noqa: E731
-    gid = np.unique(np.asarray(g_pids), return_inverse=True)[1].reshape(-1)
-    q, g = (t(q_pids), t(q_camids)), (t(g_pids), t(g_camids), t(gid))
+    uniq, gid = np.unique(np.asarray(g_pids), return_inverse=True)
+    pos_in = np.searchsorted(uniq, np.asarray(q_pids))
+    qgid = np.where((pos_in < len(uniq)) & (uniq[np.minimum(pos_in, len(uniq) - 1)] == np.asarray(q_pids)),
+                    pos_in, -1)
+    q, g = (t(q_pids), t(q_camids), t(qgid)), (t(g_pids), t(g_camids), t(gid.reshape(-1)))
+    g = (*g, _members(g[2], g[0], g[1]))
     with torch.inference_mode():
         for start, d in chunks:
             d = torch.as_tensor(d, device=device)
