@@ -160,10 +160,11 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike, target_root: st
 
     _register_methods()
     if method not in METHOD_NAMES:
-        from reidcli.train.methods import METHODS
+        import difflib
 
-        METHODS.get(method)  # did-you-mean for typos
-        raise ConfigError(f"--method must be one of {', '.join(METHOD_NAMES)}; got {method!r}")
+        near = difflib.get_close_matches(method, METHOD_NAMES, n=1)
+        hint = f"; did you mean '{near[0]}'?" if near else ""
+        raise ConfigError(f"--method must be one of {', '.join(METHOD_NAMES)}; got {method!r}{hint}")
     if method == "joint" and source is None:
         raise ConfigError("--method joint trains on labelled source images too; pass --source DATA")
     ckpt, labels, out = Path(ckpt), Path(labels), Path(out)

@@ -181,3 +181,85 @@ def test_mmt_losses_equal_their_formulas():
     torch.testing.assert_close(L["soft_ce"], soft_ce(o1["logits"], e2["logits"]) + soft_ce(o2["logits"], e1["logits"]))
     torch.testing.assert_close(L["soft_triplet"], s12 + s21, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(L["triplet"], h1 + h2, rtol=1e-4, atol=1e-5)
+
+
+def test_target_ground_truth_ids_are_never_read(uda):
+    """The same images with shuffled or blanked ids give bit-identical weights."""
+    from reidcli.finetune import finetune
+
+    n = 16
+    pids = [r[1] for r in list(csv.reader(open(uda["target"])))[1:]]
+    shuffled = random.Random(1).sample(pids, n)
+    outs = []
+    for name, ids in (("orig", None), ("shuffled", shuffled), ("blank", [-1] * n)):
+        tgt = uda["target"] if ids is None else _with_pids(uda["target"], uda["target"].with_name(f"{name}.csv"), ids)
+        outs.append(finetune(uda["ckpt"], uda["labels"], tgt, uda["tmp"] / f"{name}.pt",
+                             method="pseudo", **FAST))
+    ref = _state(outs[0])
+    for o in outs[1:]:
+        st = _state(o)
+        assert all(torch.equal(ref[k], st[k]) for k in ref)
+
+
+# -- the command ----------------------------------------------------------------------------
+def _run(args):
+    from typer.testing import CliRunner
+
+    from reidcli.cli.app import app
+
+    return CliRunner().invoke(app, ["finetune", *map(str, args)])
+
+
+def _base(uda, out, labels=None, ckpt=None):
+    return [uda["target"], "--ckpt", ckpt or uda["ckpt"], "--labels", labels or uda["labels"],
+            "-o", out, "--epochs", 1, "--iters", 1, "--p", 3, "--k", 2, "--workers", 0,
+            "--device", "cpu", "--images-per-bn", 0]
+
+
+def test_cli_happy_path_and_output_equal_to_ckpt(uda):
+    from reidcli.io.ckpt import describe_checkpoint
+
+    ck = uda["tmp"] / "round.pt"
+    ck.write_bytes(uda["ckpt"].read_bytes())
+    res = _run(_base(uda, ck, ckpt=ck) + ["--method", "pseudo"])
+    assert res.exit_code == 0, res.output
+    info = describe_checkpoint(ck)
+    assert info["method"] == "pseudo" and info["num_classes"] == 4
+    assert not list(uda["tmp"].glob(".*.partial"))
+
+
+@pytest.mark.parametrize("case,words", [
+    ("other_paths", "another features file"),
+    ("fewer_paths", "training images"),
+    ("all_outliers", "0 cluster"),
+    ("joint_no_source", "--source"),
+    ("foreign_method", "cannot start from"),
+    ("bad_method", "--method"),
+])
+def test_cli_bad_input_one_line_and_checkpoint_untouched(uda, case, words):
+    tmp, ck = uda["tmp"], uda["tmp"] / "prev.pt"
+    ck.write_bytes(uda["ckpt"].read_bytes())
+    before = ck.read_bytes()
+    labels, extra = uda["labels"], []
+    if case == "other_paths":
+        labels = _labels(tmp / "l.h5", uda["target"], [0] * 8 + [1] * 8,
+                         paths=[f"other/{i}.jpg" for i in range(16)])
+    elif case == "fewer_paths":
+        labels = _labels(tmp / "l.h5", uda["source"], [0, 1], paths=["img/00_0.jpg", "img/00_1.jpg"])
+    elif case == "all_outliers":
+        labels = _labels(tmp / "l.h5", uda["target"], [-1] * 16)
+    elif case == "joint_no_source":
+        extra = ["--method", "joint"]
+    elif case == "foreign_method":
+        _source_ckpt(ck, method="stargan")
+        before = ck.read_bytes()
+    elif case == "bad_method":
+        extra = ["--method", "mmtt"]
+    res = _run(_base(uda, ck, labels=labels, ckpt=ck) + extra)
+    assert res.exit_code == 1, res.output
+    err = res.stderr if hasattr(res, "stderr") else res.output
+    lines = [ln for ln in err.splitlines() if "error" in ln.lower()]
+    assert len(lines) == 1 and lines[0].startswith("reid finetune: error:"), err
+    assert words in lines[0] and "Traceback" not in err
+    assert ck.read_bytes() == before
+    assert not list(tmp.glob(".*.partial"))
