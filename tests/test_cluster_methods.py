@@ -1,0 +1,95 @@
+"""Label expansion, k-means, quality metrics and the array-level API of reidcli.cluster."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reidcli.cluster import cluster_features
+from reidcli.cluster.expand import expand_labels
+from reidcli.cluster.kmeans import kmeans_labels
+from reidcli.cluster.quality import cluster_quality
+from reidcli.utils.errors import ConfigError, InputError
+
+
+def unit(*rows):
+    x = np.array(rows, np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_label_expansion_hand_built():
+    # three clusters on three axes; cluster 2 is loose, so with keep_clusters=2 it is dropped
+    x = unit([1, 0, 0], [1, .05, 0], [1, 0, .05],        # cluster 0 (tight)
+             [0, 1, 0], [.05, 1, 0], [0, 1, .05],        # cluster 1 (tight)
+             [0, .5, 1], [.5, 0, 1], [0, 0, 1],          # cluster 2 (loose)
+             [1, .3, 0],                                 # outlier near cluster 0: cos 0.96
+             [0.7, 0.7, 0],                              # outlier between 0 and 1: cos 0.71
+             [0, 1, .4])                                 # outlier near cluster 1: cos 0.93
+    labels = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, -1, -1, -1])
+    out, templates = expand_labels(x, labels, threshold=0.8, keep_clusters=2)
+    np.testing.assert_array_equal(out, [0, 0, 0, 1, 1, 1, -1, -1, -1, 0, -1, 1])
+    assert templates.shape == (2, 3)
+    np.testing.assert_allclose(np.linalg.norm(templates, axis=1), 1, atol=1e-6)
+    out_all, _ = expand_labels(x, labels, threshold=0.8)  # keep everything: cluster 2 stays
+    assert (out_all[6:9] == 2).all() and out_all[9] == 0 and out_all[10] == -1
+
+
+def test_kmeans_is_deterministic_with_a_seed():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 16)).astype(np.float32)
+    a, ca = kmeans_labels(x, 12, seed=3)
+    b, cb = kmeans_labels(x, 12, seed=3)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(ca, cb)
+    c, _ = kmeans_labels(x, 12, seed=4)
+    assert not np.array_equal(a, c)
+    assert set(a) <= set(range(12))
+
+
+def test_quality_metrics_on_known_case():
+    pids = np.array([0, 0, 0, 1, 1, 1, 2, 2, -1])
+    labels = np.array([0, 0, 1, 1, 1, -1, 2, 2, 0])
+    q = cluster_quality(labels, pids)
+    # pairs: same cluster {0,1},{2,3},{2,4},{3,4},{6,7} = 5; correct {0,1},{3,4},{6,7} = 3
+    assert q["pair_precision"] == pytest.approx(3 / 5)
+    assert q["pair_recall"] == pytest.approx(3 / 7)  # same-id pairs: 3 + 3 + 1
+    assert q["n_ids"] == 3 and q["n_clusters"] == 3 and q["n_images"] == 8
+    assert q["outlier_rate"] == pytest.approx(1 / 8)
+    perfect = cluster_quality(pids[:8], pids[:8])
+    assert perfect["ari"] == pytest.approx(1) and perfect["nmi"] == pytest.approx(1)
+
+
+def blobs(n_ids=6, per=40, d=32, seed=0):
+    rng = np.random.default_rng(seed)
+    c = rng.normal(size=(n_ids, d))
+    return (np.repeat(c, per, 0) + 0.3 * rng.normal(size=(n_ids * per, d))).astype(np.float32), \
+        np.repeat(np.arange(n_ids), per)
+
+
+@pytest.mark.parametrize("kw", [{}, {"eps": "auto", "eps_quantile": 0.02}, {"method": "dbscan-euclidean", "eps": 0.7},
+                                {"method": "kmeans", "k": 6}, {"method": "dbscan-euclidean", "eps": 0.7,
+                                                                 "expand_threshold": 0.8, "keep_clusters": 5}])
+def test_every_method_recovers_easy_blobs(kw):
+    x, pids = blobs()
+    res = cluster_features(x, centers=True, **kw)
+    q = cluster_quality(res.labels, pids)
+    assert q["pair_precision"] > 0.95, (kw, q)
+    assert res.centers.shape == (res.n_clusters, 32)
+    assert res.labels.min() >= -1 and set(res.labels[res.labels >= 0]) == set(range(res.n_clusters))
+
+
+@pytest.mark.parametrize("kw,err", [({"eps": 0}, ConfigError), ({"eps": 1.5}, ConfigError),
+                                    ({"eps": -1}, ConfigError), ({"k1": 500}, InputError),
+                                    ({"method": "kmean"}, ConfigError), ({"method": "kmeans", "k": 10**6}, ConfigError),
+                                    ({"method": "dbscan-euclidean", "eps": "auto"}, ConfigError),
+                                    ({"keep_clusters": 3}, ConfigError)])
+def test_bad_parameters(kw, err):
+    x, _ = blobs()
+    with pytest.raises(err) as exc:
+        cluster_features(x, **kw)
+    assert "\n" not in str(exc.value)
+
+
+def test_eps_one_is_allowed_and_gives_one_cluster():
+    x, _ = blobs()
+    assert set(cluster_features(x, eps=1.0).labels) == {0}
