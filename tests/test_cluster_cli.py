@@ -1,0 +1,101 @@
+"""`reid cluster` wiring: happy paths write a valid labels file; bad input: one line, exit 1."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from reidcli.cli.app import app
+from reidcli.io.h5 import FeaturesFile, SplitFeatures, read_labels, write_features
+
+runner = CliRunner()
+
+
+def make_features(path, n_ids=6, per=40, d=32, nan=False, pids=True, split="train"):
+    rng = np.random.default_rng(0)
+    c = rng.normal(size=(n_ids, d))
+    x = (np.repeat(c, per, 0) + 0.3 * rng.normal(size=(n_ids * per, d))).astype(np.float32)
+    if nan:
+        x[3, 0] = np.nan
+    n = len(x)
+    s = SplitFeatures(features=x, paths=[f"img/{i:04d}.jpg" for i in range(n)],
+                      pids=np.repeat(np.arange(n_ids), per) if pids else np.full(n, -1),
+                      camids=np.arange(n) % 2)
+    if nan:  # the validating writer refuses NaN, so write the bad file by hand
+        import h5py
+
+        write_features(path, FeaturesFile(splits={split: SplitFeatures(
+            features=np.zeros_like(x), paths=s.paths, pids=s.pids, camids=s.camids)}))
+        with h5py.File(path, "r+") as f:
+            f[f"{split}/features"][...] = x
+        return path
+    write_features(path, FeaturesFile(splits={split: s}, attrs={"normalized": False}))
+    return path
+
+
+def test_help():
+    res = runner.invoke(app, ["cluster", "--help"])
+    assert res.exit_code == 0 and "Example: reid cluster" in res.output
+
+
+def test_default_jaccard_dbscan_writes_labels_and_quality(tmp_path):
+    f = make_features(tmp_path / "f.h5")
+    out = tmp_path / "l.h5"
+    res = runner.invoke(app, ["cluster", str(f), "-o", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    lf = read_labels(out)
+    assert len(lf.labels) == 240 and lf.paths[0] == "img/0000.jpg"
+    assert lf.attrs["method"] == "dbscan-jaccard" and lf.attrs["k1"] == 30 and lf.attrs["eps"] == 0.6
+    assert lf.attrs["source_digest"].startswith("sha256:") and lf.attrs["n_clusters"] == report["n_clusters"]
+    assert report["quality"]["pair_precision"] > 0.95 and report["quality"]["n_ids"] == 6
+
+
+def test_table_kmeans_centers_and_expansion(tmp_path):
+    f = make_features(tmp_path / "f.h5")
+    res = runner.invoke(app, ["cluster", str(f), "-o", str(tmp_path / "k.h5"), "--method", "kmeans",
+                              "--k", "6", "--centers", "--seed", "1"])
+    assert res.exit_code == 0, res.output
+    assert "pair_precision" in res.stdout
+    lf = read_labels(tmp_path / "k.h5")
+    assert lf.centers.shape == (6, 32) and lf.attrs["k"] == 6
+    res = runner.invoke(app, ["cluster", str(f), "-o", str(tmp_path / "e.h5"), "--method", "dbscan-euclidean",
+                              "--eps", "0.7", "--expand-threshold", "0.8", "--keep-clusters", "4"])
+    assert res.exit_code == 0, res.output
+    assert read_labels(tmp_path / "e.h5").n_clusters == 4
+
+
+def test_eps_auto_is_reported(tmp_path):
+    f = make_features(tmp_path / "f.h5", pids=False)
+    res = runner.invoke(app, ["cluster", str(f), "-o", str(tmp_path / "a.h5"), "--eps", "auto",
+                              "--eps-quantile", "0.02", "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["params"]["eps_mode"] == "auto" and 0 < report["params"]["eps"] < 1
+    assert "quality" not in report  # no true ids in the file
+
+
+@pytest.mark.parametrize("case,args,words", [
+    ("split", ["--split", "query"], ["no 'query' split"]),
+    ("nan", [], ["NaN"]),
+    ("k1", ["--k1", "500"], ["fewer than --k1"]),
+    ("eps", ["--eps", "1.5"], ["--eps must be a float in (0, 1]"]),
+    ("eps0", ["--eps", "0"], ["--eps must be a float in (0, 1]"]),
+    ("same", None, ["is the input features file"]),
+    ("method", ["--method", "dbscan-jacard"], ["did you mean 'dbscan-jaccard'"]),
+])
+def test_bad_input_one_line_exit_1_nothing_written(tmp_path, case, args, words):
+    f = make_features(tmp_path / "f.h5", nan=case == "nan")
+    out = tmp_path / "l.h5"
+    argv = ["cluster", str(f), "-o", str(f)] if args is None else ["cluster", str(f), "-o", str(out), *args]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    res = runner.invoke(app, argv)
+    assert res.exit_code == 1, res.output
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("reid cluster: error:"), res.stderr
+    assert all(w in err[0] for w in words), err[0]
+    assert "Traceback" not in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
