@@ -11,6 +11,7 @@ from reidcli.models.registry import MODELS
 from reidcli.models import backbones as _backbones  # noqa: F401  (registers resnets)
 from reidcli.models import se_ibn as _se_ibn  # noqa: F401  (se_resnet50, resnet50_ibn_a)
 from reidcli.models.net import ReidNet, build_model
+from reidcli.models import rbnet as _rbnet  # noqa: F401,E402  (registers 'rbnet')
 
 __all__ = [
     "MODELS",

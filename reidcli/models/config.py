@@ -8,7 +8,7 @@ scikit-learn-shaped message naming the CLI flag.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from reidcli.utils.errors import ConfigError
@@ -37,6 +37,7 @@ class ModelConfig:
         dropout: dropout before the classifier(s), training only.
         num_classes: classifier size; 0 means no classifier.
         feat_norm: L2-normalise the inference embedding.
+        rbnet: RBNet settings for arch 'rbnet' (keys of `reidcli.models.rbnet.RBNetOptions`).
     """
 
     arch: str = "resnet50"
@@ -54,6 +55,7 @@ class ModelConfig:
     dropout: float = 0.0
     num_classes: int = 0
     feat_norm: bool = False
+    rbnet: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

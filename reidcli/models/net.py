@@ -172,6 +172,8 @@ def build_model(cfg: ModelConfig, load_pretrained: bool = True) -> ReidNet:
     """
     cfg.validate()
     builder = MODELS.get(cfg.arch)
+    if hasattr(builder, "build_net"):  # an arch that is a whole network (e.g. 'rbnet')
+        return builder.build_net(cfg, load_pretrained)
     pretrained = cfg.pretrained if load_pretrained else "none"
     backbone = builder(last_stride=cfg.last_stride, pretrained=pretrained)
     return ReidNet(cfg, backbone)
