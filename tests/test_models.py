@@ -37,6 +37,9 @@ def _check(cfg: ModelConfig, batch: int = 4):
     if cfg.lstm_branch:
         assert out["local_feat"].shape == (batch, cfg.local_dim)
         loss = loss + out["local_feat"].pow(2).mean() + out["local_logits"].sum()
+    for key, v in out.items():  # further outputs of richer nets (RBNet: heat-maps, masked branch)
+        if key not in ("feat", "bn_feat", "logits", "local_feat", "local_logits"):
+            loss = loss + v.float().pow(2).mean()
     loss.backward()
     assert net.backbone.conv1.weight.grad.abs().sum() > 0
     # DDP needs every trainable parameter to take part when all outputs are used
