@@ -86,10 +86,10 @@ def _seeded(transform: Callable, img: np.ndarray, seed: Optional[int]):
     if seed is None:
         return transform(img)
     if get_worker_info() is not None:  # a worker process owns its RNG
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
         return transform(img)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
         return transform(img)
 
 

@@ -1,0 +1,81 @@
+"""The engine end to end: exact resume, DSBN + target forwarding, BN grouping, logs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from reidcli.data.transforms import AugmentConfig
+from reidcli.io.ckpt import load_checkpoint, load_model
+from reidcli.models import ModelConfig
+from reidcli.train.config import TrainConfig
+from reidcli.train.pretrain import pretrain
+
+from fixtures_train import synth_market  # noqa: F401
+
+AUG = AugmentConfig(height=64, width=32)
+
+
+def _train(data, out, **kw):
+    base = dict(epochs=2, iters_per_epoch=2, p=4, k=2, workers=0, warmup_epochs=0.5, seed=3,
+                log_every=1)
+    resume = kw.pop("resume", False)
+    pretrain(data, out, model=ModelConfig(arch="tiny", dropout=0.1), train=TrainConfig(**{**base, **kw}),
+             augment=AUG, device="cpu", resume=resume)
+    return load_checkpoint(out)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(synth_market, tmp_path_factory):  # noqa: F811
+    return _train(synth_market, tmp_path_factory.mktemp("full") / "m.pt")
+
+
+def _assert_same(a: dict, b: dict) -> None:
+    assert a["model"].keys() == b["model"].keys()
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    sa, sb = a["train_state"]["optimizer"]["state"], b["train_state"]["optimizer"]["state"]
+    assert all(torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"]) for i in sa)
+
+
+@pytest.mark.parametrize("stop", [{"stop_after": 1}, {"max_iters": 1, "workers": 1}])
+def test_resume_gives_the_same_weights(synth_market, uninterrupted, tmp_path, stop):  # noqa: F811
+    out = tmp_path / "m.pt"
+    part = _train(synth_market, out, **stop)
+    assert part["iteration"] < uninterrupted["iteration"]
+    assert not torch.equal(part["model"]["classifier.weight"], uninterrupted["model"]["classifier.weight"])
+    final = _train(synth_market, out, resume=True)
+    assert final["epoch"] == 2 and final["iteration"] == 4
+    _assert_same(final, uninterrupted)
+    rows = [json.loads(x) for x in (tmp_path / "m.log.jsonl").read_text().splitlines()]
+    assert {"step", "epoch"} <= {r["type"] for r in rows}
+    assert all("loss" in r for r in rows if r["type"] == "step")
+
+
+def test_uninterrupted_run_is_deployable(uninterrupted, tmp_path):
+    assert uninterrupted["method"] == "supervised" and uninterrupted["input_size"] == [64, 32]
+    assert uninterrupted["model_config"]["num_classes"] == 6
+    torch.save(uninterrupted, tmp_path / "m.pt")
+    model, _ = load_model(tmp_path / "m.pt")
+    with torch.no_grad():
+        f = model(torch.randn(2, 3, 64, 32))
+    assert f.shape == (2, 512) and torch.isfinite(f).all()
+
+
+def test_target_forwarding_with_domain_bn(synth_market, tmp_path):  # noqa: F811
+    out = tmp_path / "m.pt"
+    pretrain(synth_market, out, model=ModelConfig(arch="tiny"),
+             train=TrainConfig(epochs=1, iters_per_epoch=1, p=4, k=2, workers=0, warmup_epochs=0,
+                               images_per_bn=4),
+             augment=AUG, device="cpu", target=synth_market, domain_bn=True)
+    ck = load_checkpoint(out)
+    assert ck["bn"]["domains"] == ["source", "target"]
+    key = next(k for k in ck["model"] if k.endswith("bns.0.running_mean"))
+    src, tgt = ck["model"][key], ck["model"][key.replace("bns.0", "bns.1")]
+    assert tgt.abs().sum() > 0 and not torch.equal(src, tgt)  # the target batch moved its own BN
+    for dom in ("source", "target"):
+        model, _ = load_model(out, bn_domain=dom)
+        assert not any("bns" in k for k in model.state_dict())
+
