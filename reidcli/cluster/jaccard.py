@@ -137,7 +137,8 @@ def _triples(v: sp.csr_matrix, v_csc: sp.csc_matrix, s: int, e: int, csc_keys=No
     return np.repeat(r0, lens), j, w
 
 
-def _row_blocks(v: sp.csr_matrix, v_csc: sp.csc_matrix, budget: int) -> Iterator[tuple[int, int]]:
+def _row_blocks(v: sp.csr_matrix, v_csc: sp.csc_matrix, budget: int,
+                max_rows: Optional[int] = None) -> Iterator[tuple[int, int]]:
     """Row ranges whose triple counts stay near ``budget`` (bounds the working memory)."""
     col_nnz = np.diff(v_csc.indptr).astype(np.int64)
     cum = np.cumsum(segment_reduce(np.add, col_nnz[v.indices], v.indptr, 0))
@@ -145,7 +146,7 @@ def _row_blocks(v: sp.csr_matrix, v_csc: sp.csc_matrix, budget: int) -> Iterator
     while s < n:
         base = cum[s - 1] if s else 0
         e = int(np.searchsorted(cum, base + budget, side="right"))
-        e = min(max(e, s + 1), n)
+        e = min(max(e, s + 1), n, s + max_rows if max_rows else n)
         yield s, e
         s = e
 
@@ -154,7 +155,7 @@ Keep = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (rows, cols
 
 
 def jaccard_upper(v: sp.csr_matrix, *, keep: Optional[Keep] = None,
-                  budget: int = 4_000_000) -> sp.csr_matrix:
+                  budget: int = 2_000_000) -> sp.csr_matrix:
     """Upper triangle (diagonal included) of J for every pair sharing a column of V.
 
     ``M[i, j] = sum_k min(V_ik, V_jk)`` is reduced per block of rows with one ``bincount``
@@ -167,7 +168,7 @@ def jaccard_upper(v: sp.csr_matrix, *, keep: Optional[Keep] = None,
     csc_keys = np.repeat(np.arange(n, dtype=np.int64), np.diff(v_csc.indptr)) * n + v_csc.indices
     lut = np.full(n, -1, dtype=np.int64)
     counts, indices, data = [], [], []
-    for s, e in _row_blocks(v, v_csc, budget):
+    for s, e in _row_blocks(v, v_csc, budget, max_rows=max(64, (1 << 23) // max(n, 1))):
         r, j, w = _triples(v, v_csc, s, e, csc_keys)
         touched = np.flatnonzero(np.bincount(j, minlength=n))
         lut[touched] = np.arange(len(touched))

@@ -27,6 +27,8 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (float32, C-contiguous); zero rows stay zero."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if len(x) and np.abs(norms - 1).max() < 1e-5:
+        return x  # already unit rows: no copy of a possibly large array
     return np.ascontiguousarray(x / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
@@ -77,6 +79,11 @@ def knn(x: np.ndarray, k: int, *, index: str = "auto", nlist: Optional[int] = No
     if gpu == "yes" and ngpu == 0:
         raise ConfigError("--gpu yes but the installed faiss has no GPU; install faiss-gpu or use --gpu no")
     use_gpu = ngpu > 0 and gpu != "no"
+    if kind == "flat" and not use_gpu:  # brute force without copying x into an index
+        import faiss
+
+        dist, nbr = faiss.knn(x, x, k, faiss.METRIC_L2)
+        return dist, nbr.astype(np.int64, copy=False)
     idx, _res = _make_index(d, n, kind, nlist, use_gpu)
     if kind == "ivf":
         rng = np.random.default_rng(seed)
