@@ -253,3 +253,20 @@ MODELS.add("rbnet", _rbnet_entry)
 def is_rbnet(net: nn.Module) -> bool:
     """Whether ``net`` (or the module inside a DDP wrapper) is an RBNet."""
     return isinstance(getattr(net, "module", net), RBNet)
+
+
+def mean_output(mean_net: nn.Module, x: torch.Tensor, student_out: dict) -> dict:
+    """A mean net's output in MMT. For RBNet the mean net embeds the input masked by its
+    network's mask, f = F(M(x | θ) x | E[θ]) (paper eqs. 7-8, Fig. 2); else ``mean_net(x)``."""
+    net = getattr(mean_net, "module", mean_net)
+    if isinstance(net, RBNet) and "mask" in student_out:
+        return net.masked_forward(x, student_out["mask"].detach())
+    return mean_net(x)
+
+
+def student_output(out: dict) -> dict:
+    """A network's output for MMT's losses. For RBNet the (soft) triplet terms use the masked
+    feature f(x M(x)) (paper eqs. 9-11) and the (soft) ID terms the global classifier."""
+    if "feat2" not in out:
+        return out
+    return {**out, "feat": out["feat2"]}

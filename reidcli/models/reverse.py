@@ -128,6 +128,11 @@ class ReverseBackbone(nn.Module):
         out_w = {s: w[max(0, SCALES.index(s) - 1)] for s in SCALES}
         self.heads = nn.ModuleDict({s: nn.Conv2d(out_w[s], K, 1, groups=K) for s in used})
         self.fuse = nn.Conv2d(K * len(fuse), K, 1, groups=K)
+        for head in self.heads.values():  # near-zero maps at the start (mmpose's final layer)
+            nn.init.normal_(head.weight, std=0.001)
+            nn.init.zeros_(head.bias)
+        nn.init.constant_(self.fuse.weight, 1.0 / len(fuse))  # start as the mean over scales
+        nn.init.zeros_(self.fuse.bias)
 
     def forward(self, feats: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
         """``feats`` = (conv1 before max-pool, layer1, ..., layer4) -> reverse maps by scale."""
