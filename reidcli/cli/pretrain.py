@@ -13,6 +13,7 @@ _M = "Model"
 _T = "Training"
 _L = "Losses"
 _A = "Augmentation"
+_R = "RBNet (--arch rbnet)"
 
 
 def _opt(*names: str, help: str, panel: str, **kw):
@@ -34,6 +35,18 @@ def command(
     multilevel: Annotated[bool, _opt("--multilevel", help="Fuse layer1+3+4 pooled features.", panel=_M)] = False,
     lstm_branch: Annotated[bool, _opt("--lstm-branch", help="Bi-LSTM local branch over 3 stripes.", panel=_M)] = False,
     dropout: Annotated[float, _opt("--dropout", help="Dropout before the classifier.", panel=_M)] = 0.0,
+    rb_backbone: Annotated[str, _opt("--rb-backbone", help="rbnet: its ResNet (resnet50, tiny, resnet18_half, ...).", panel=_R)] = "resnet50",
+    rb_fuse: Annotated[str, _opt("--rb-fuse", help="rbnet: scales fused into the heat-maps (conv1,layer1..layer4).", panel=_R)] = "conv1,layer1",
+    rb_mask_from: Annotated[str, _opt("--rb-mask-from", help="rbnet: maps that make the mask: layer1 (re-layer1) | conv1 | ... | heatmaps.", panel=_R)] = "layer1",
+    rb_mask: Annotated[str, _opt("--rb-mask", help="rbnet: sigmoid | sum (normalised sum of the 17 maps).", panel=_R)] = "sigmoid",
+    rb_shared: Annotated[bool, _opt("--rb-shared/--rb-separate", help="rbnet: backbone 2 shares backbone 1's weights.", panel=_R)] = True,
+    rb_feature: Annotated[str, _opt("--rb-feature", help="rbnet: inference feature: global | masked | both.", panel=_R)] = "global",
+    pose: Annotated[Optional[Path], _opt("--pose", help="rbnet: pose file of the training images (reid extract-pose).", panel=_R, exists=True, dir_okay=False)] = None,
+    mse_weight: Annotated[float, _opt("--mse-weight", help="rbnet: l3, heat-map MSE weight (-1 = auto: l3*MSE ~ l2*triplet).", panel=_R)] = -1.0,
+    id2_weight: Annotated[float, _opt("--id2-weight", help="rbnet: l4, ID loss of the masked branch.", panel=_R)] = 1.0,
+    triplet2_weight: Annotated[float, _opt("--triplet2-weight", help="rbnet: l5, triplet loss of the masked branch.", panel=_R)] = 1.0,
+    heatmap_sigma: Annotated[float, _opt("--heatmap-sigma", help="rbnet: target Gaussian sigma (heat-map pixels).", panel=_R)] = 2.0,
+    pose_min_score: Annotated[float, _opt("--pose-min-score", help="rbnet: mask keypoints scoring at or below this.", panel=_R)] = 0.3,
     height: Annotated[int, _opt("--height", help="Input height.", panel=_M)] = 256,
     width: Annotated[int, _opt("--width", help="Input width.", panel=_M)] = 128,
     epochs: Annotated[int, _opt("--epochs", help="Epochs in total.", panel=_T)] = 80,
@@ -77,6 +90,9 @@ def command(
     a self-describing checkpoint after every epoch (resumable with --resume). Under
     'torchrun --nproc_per_node N' it trains with DDP.
 
+    With --arch rbnet (METHODS.md 1) the reverse backbone learns heat-maps of the --pose
+    keypoints and a second pass on the masked image adds ID2 + triplet2 losses.
+
     Example: reid pretrain data/market -o m.pt --arch resnet50 --epochs 80
     """
     from reidcli.data.transforms import AugmentConfig
@@ -88,6 +104,9 @@ def command(
     L = locals()
     mcfg = ModelConfig(**{f: L[f] for f in ("arch", "pretrained", "last_stride", "pooling", "neck", "embed_dim",
                                             "attention", "multilevel", "lstm_branch", "dropout")})
+    if arch == "rbnet":
+        mcfg.rbnet = {"backbone": rb_backbone, "fuse": [v.strip() for v in rb_fuse.split(",") if v.strip()],
+                      "mask_from": rb_mask_from, "mask": rb_mask, "shared": rb_shared, "feature": rb_feature}
     tcfg = TrainConfig(milestones=_ints(milestones), **{f: L[f] for f in (
         "epochs", "iters_per_epoch", "max_iters", "stop_after", "optimizer", "lr", "weight_decay", "schedule",
         "gamma", "warmup_epochs", "p", "k", "images_per_bn", "sync_bn", "amp", "seed", "deterministic",
@@ -95,8 +114,11 @@ def command(
     aug = AugmentConfig(**{f: L[f] for f in ("height", "width", "flip", "pad", "resized_crop", "jitter", "erasing")})
     losses = {f: L[f] for f in ("label_smooth", "margin", "soft_margin", "ce_weight", "triplet_weight",
                                 "center_weight", "center_lr")}
+    if arch == "rbnet":
+        losses.update({f: L[f] for f in ("mse_weight", "id2_weight", "triplet2_weight", "heatmap_sigma",
+                                         "pose_min_score")})
     out = pretrain(data, output, model=mcfg, train=tcfg, augment=aug, method_options=losses, format=fmt,
-                   target=target, domain_bn=domain_bn, resume=resume, device=device)
+                   target=target, domain_bn=domain_bn, resume=resume, device=device, pose=pose)
     say(f"wrote {out}")
 
 

@@ -31,7 +31,8 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
              augment: Optional[AugmentConfig] = None, method: str = "supervised",
              method_options: Optional[dict] = None, format: Optional[str] = None,
              target: str | os.PathLike | Dataset | None = None, domain_bn: bool = False,
-             resume: bool = False, device: str = "auto") -> Path:
+             resume: bool = False, device: str = "auto",
+             pose: str | os.PathLike | None = None) -> Path:
     """Train ``model`` (a `ModelConfig`) on the ``train`` split of ``data``; write ``out``.
 
     Args:
@@ -43,6 +44,7 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
         domain_bn: separate BN for source and target (needs ``target``).
         resume: continue from ``out`` where it stopped (same config, more epochs allowed).
         device: auto | cpu | cuda | cuda:N.
+        pose: keypoints of the training images (arch 'rbnet': heat-map targets).
     """
     import torch
 
@@ -63,6 +65,10 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
     try:
         seed_everything(train.seed, train.deterministic)
         src, num_classes, ds = _source(data, format, aug)
+        if pose is not None or model.arch == "rbnet":
+            from reidcli.data.pose_targets import check_pose_options
+
+            src = check_pose_options(model, pose, method_options, src, aug)
         tgt = _target(target, aug) if target is not None else None
         ctx = EngineContext(cfg=train, device=dev, dist=info, num_classes=num_classes,
                             data={"source": src, "target": tgt},

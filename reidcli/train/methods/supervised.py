@@ -54,6 +54,13 @@ class Supervised(Method):
             self.center = CenterLoss(ctx.num_classes, self.nets["model"].feat_dim,
                                      weight=o["center_weight"], lr=o["center_lr"]).to(ctx.device)
         self.bn_target = 1 if ctx.options.get("bn_domains") else 0
+        self.rbnet = None
+        from reidcli.models.rbnet import is_rbnet
+
+        if is_rbnet(self.nets["model"]):  # RBNet eq. 4: + l3 MSE + l4 ID2 + l5 Tri2
+            from reidcli.losses.heatmap import RBNetTerms
+
+            self.rbnet = RBNetTerms(o, self.ce, self.triplet, o["triplet_weight"])
 
     def streams(self, ctx: EngineContext) -> dict:
         from reidcli.train.engine import make_stream
@@ -83,6 +90,8 @@ class Supervised(Method):
         with use_domain(self.nets["model"], 0):
             out = self.net("model")(x)
         losses = self._losses(out, y)
+        if self.rbnet is not None:
+            losses.update(self.rbnet(out, src, y))
         if "target" in batch:
             with torch.no_grad(), use_domain(self.nets["model"], self.bn_target):
                 self.nets["model"](batch["target"]["img"])  # BN statistics only (MMT pretrainer)
