@@ -28,6 +28,7 @@ import logging
 
 import torch
 
+from reidcli.models.rbnet import is_rbnet, mean_output, student_output
 from reidcli.train.methods import METHODS, EngineContext
 from reidcli.train.methods.uda import (UDAMethod, copy_net, ema_update_, init_classifier,
                                        net_from_checkpoint, pk_stream)
@@ -65,6 +66,7 @@ class MMT(UDAMethod):
         for name in ("model", "mean2"):
             for p in self.nets[name].parameters():
                 p.requires_grad_(False)
+        self.find_unused = is_rbnet(self.nets["net1"])  # RBNet's second classifier sits idle (DDP)
 
     def _initial_nets(self, ctx: EngineContext) -> dict:
         ck, ck2 = ctx.data["init"], ctx.data.get("init2")
@@ -92,8 +94,9 @@ class MMT(UDAMethod):
         b = batch["target"]
         x1, x2, y = b["img"], b["img2"], b["label"]
         o1, o2 = self.net("net1")(x1), self.net("net2")(x2)
-        with torch.no_grad():
-            e1, e2 = self.nets["model"](x1), self.nets["mean2"](x2)
+        with torch.no_grad():  # RBNet: a mean net sees its network's masked view (paper Fig. 2)
+            e1, e2 = mean_output(self.nets["model"], x1, o1), mean_output(self.nets["mean2"], x2, o2)
+        o1, o2 = student_output(o1), student_output(o2)
         L = mmt_losses(o1, o2, e1, e2, y, self.ce, self.tri, self.soft_ce)
         wc, wt = self.o["soft_ce_weight"], self.o["soft_tri_weight"]
         total = ((1 - wc) * L["ce"] + (1 - wt) * L["triplet"] + wc * L["soft_ce"] + wt * L["soft_triplet"])
