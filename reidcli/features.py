@@ -130,17 +130,23 @@ def extract(ckpt: str | os.PathLike, data: str | os.PathLike | Dataset, out: str
             splits: Optional[Sequence[str]] = None, format: Optional[str] = None, flip: bool = False,
             half: bool = False, normalize: bool = True, batch_size: int = 128, workers: int = 4,
             device: str = "auto", shard: Optional[tuple[int, int]] = None, skip_bad: bool = False,
-            bn_domain: Optional[str] = None) -> Path:
+            bn_domain: Optional[str] = None, save_heatmaps: bool = False) -> Path:
     """Embed the splits of ``data`` with the network of ``ckpt`` and write ``out``.
 
     Unreadable images make it fail before anything is written (listing them), unless
     ``skip_bad``, which leaves them out of the file with a warning per image.
+    ``save_heatmaps`` (RBNet checkpoints) also stores each split's predicted keypoint
+    heat-maps as ``heatmaps`` [N, 17, H/2, W/2] float16 in its group.
     """
     from reidcli.io.ckpt import load_model
     from reidcli.utils.device import resolve_device
 
     dev = resolve_device(device)
     model, ck = load_model(ckpt, dev, bn_domain=bn_domain)
+    if save_heatmaps:
+        from reidcli.pose.backends.rbnet import require_rbnet
+
+        require_rbnet(model, ckpt)
     ds = _dataset(data, format)
     names = list(splits) if splits else list(ds.splits)
     for s in names:
@@ -161,6 +167,13 @@ def extract(ckpt: str | os.PathLike, data: str | os.PathLike | Dataset, out: str
             log.warning("skipped unreadable image %s", recs[i].path)
         skipped[s] = int((~ok).sum())
         result[s] = _split(feats[ok], [r for r, k in zip(recs, ok) if k])
+        if save_heatmaps:
+            from reidcli.pose.backends.rbnet import heatmaps_for_records
+
+            kept = [r for r, k in zip(recs, ok) if k]
+            result[s].extra["heatmaps"] = heatmaps_for_records(
+                model, ds.root, kept, size=size, mean=ck["pixel_mean"], std=ck["pixel_std"],
+                batch_size=batch_size, workers=workers, device=dev)
     attrs = _attrs(ckpt, ck, ds, normalize, flip, half)
     if shard is not None:
         attrs.update(shard_index=shard[0], shard_count=shard[1], split_sizes=sizes, skipped=skipped)

@@ -48,9 +48,11 @@ def command(
                                          file_okay=False)],
     output: Output,
     backend: Annotated[str, typer.Option("--backend", "-B", help="mediapipe (offline BlazePose) | onnx "
-                                         "(--model FILE.onnx) | gt (a ground-truth pose file).")] = "mediapipe",
-    model: Annotated[Optional[Path], typer.Option("--model", help="onnx: the model file; gt: the pose "
-                                                  "file (default DATA/pose.h5).", dir_okay=False)] = None,
+                                         "(--model FILE.onnx) | gt (a ground-truth pose file) | rbnet "
+                                         "(--ckpt M.pt, an RBNet's own heat-maps).")] = "mediapipe",
+    model: Annotated[Optional[Path], typer.Option("--model", "--ckpt", help="onnx: the model file; gt: the pose "
+                                                  "file (default DATA/pose.h5); rbnet: the checkpoint.",
+                                                  dir_okay=False)] = None,
     split: Annotated[Optional[list[str]], typer.Option("--split", help="Only this split (repeatable).")] = None,
     data_format: DataFormat = None,
     input_size: Annotated[Optional[str], typer.Option("--input-size", callback=_check(_size), help="onnx: model input HxW "

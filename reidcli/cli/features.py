@@ -23,6 +23,7 @@ def command(
     shard: Annotated[Optional[str], typer.Option("--shard", help="Extract part i of n (i/n, 1-based); join with 'reid merge'.")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Leave unreadable images out instead of failing.")] = False,
     bn_domain: Annotated[Optional[str], typer.Option("--bn-domain", help="With domain-specific BN: source | target.")] = None,
+    save_heatmaps: Annotated[bool, typer.Option("--save-heatmaps", help="RBNet: also store the predicted keypoint heat-maps.")] = False,
     batch_size: BatchSize = 128,
     workers: Workers = 4,
     device: Device = "auto",
@@ -37,5 +38,5 @@ def command(
 
     out = extract(ckpt, data, output, splits=split, format=fmt, flip=flip, half=half, normalize=normalize,
                   batch_size=batch_size, workers=workers, device=device, shard=parse_shard(shard),
-                  skip_bad=skip_bad, bn_domain=bn_domain)
+                  skip_bad=skip_bad, bn_domain=bn_domain, save_heatmaps=save_heatmaps)
     say(f"wrote {out}")

@@ -11,7 +11,7 @@ import importlib
 
 from reidcli.pose.backends.base import BACKENDS, PoseBackend, letterbox
 
-_MODULES = {"mediapipe": "mediapipe", "onnx": "onnx", "gt": "gt"}
+_MODULES = {"mediapipe": "mediapipe", "onnx": "onnx", "gt": "gt", "rbnet": "rbnet"}
 DEFAULT_BACKEND = "mediapipe"
 
 
