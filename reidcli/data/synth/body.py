@@ -239,10 +239,12 @@ def render_parts(ident: Identity, pose: Pose, place: Placement, hw: tuple[int, i
 
 
 def keypoint_visibility(part_map: np.ndarray, deps: np.ndarray, kp: np.ndarray, kd: np.ndarray,
-                        tol: float = 0.05) -> np.ndarray:
-    """1 where no nearer body part covers the keypoint, else 0.5 (self-occluded)."""
+                        tol: float = 0.05, far: float = 0.03) -> np.ndarray:
+    """0.5 (self-occluded) for a keypoint on the far side of the body (depth < -``far``) that a
+    nearer part covers, else 1. Joints near the body's mid-plane count as visible under their
+    own sleeve or coat, as COCO annotators label a hip under a jacket."""
     h, w = part_map.shape
     xi = np.clip(np.round(kp[:, 0]).astype(int), 0, w - 1)
     yi = np.clip(np.round(kp[:, 1]).astype(int), 0, h - 1)
     front = deps[part_map[yi, xi]]
-    return np.where(front > kd + tol, 0.5, 1.0)
+    return np.where((kd < -far) & (front > kd + tol), 0.5, 1.0)
