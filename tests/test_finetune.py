@@ -212,7 +212,7 @@ def _run(args):
 
 def _base(uda, out, labels=None, ckpt=None):
     return [uda["target"], "--ckpt", ckpt or uda["ckpt"], "--labels", labels or uda["labels"],
-            "-o", out, "--epochs", 1, "--iters", 1, "--p", 3, "--k", 2, "--workers", 0,
+            "-o", out, "--epochs", 1, "--iters", 1, "-P", 3, "-K", 2, "--workers", 0,
             "--device", "cpu", "--images-per-bn", 0]
 
 

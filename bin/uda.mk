@@ -1,0 +1,128 @@
+# Unsupervised domain adaptation, one file per stage (GNU make).
+#
+#   make -f bin/uda.mk demo                     # synthetic Market -> Duke, prints the table
+#   make -f bin/uda.mk demo METHOD=pseudo ROUNDS=2
+#   make -f bin/uda.mk demo SOURCE=/data/market TARGET=/data/duke ARCH=resnet50 ...
+#
+# synth -> pretrain (source, and an oracle on the target's labels) -> features -> cluster
+# -> finetune, ROUNDS times -> features -> evaluate -> one table. Every intermediate file
+# is a target, so an interrupted run resumes where it stopped, and every parameter is a
+# variable recorded in a stamp file ($(OUT)/.args/*), so changing one reruns only the
+# stages that depend on it. Outputs of a failed command are deleted (.DELETE_ON_ERROR).
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+.DELETE_ON_ERROR:
+.SECONDARY:
+.PHONY: demo table clean FORCE
+
+REID ?= reid
+PYTHON ?= python
+OUT ?= demo
+# -- data: synthetic unless SOURCE / TARGET name real datasets -----------------------------
+SRC_DOMAIN ?= market
+TGT_DOMAIN ?= duke
+IDS ?= 64
+IMAGES_PER_ID ?= 8
+HEIGHT ?= 64
+WIDTH ?= 32
+SYNTH_SEED ?= 0
+SOURCE ?= $(OUT)/data/$(SRC_DOMAIN)
+TARGET ?= $(OUT)/data/$(TGT_DOMAIN)
+# a synthetic dataset is a target (its synth.json); a real one is taken as it is
+data_dep = $(if $(findstring $(OUT)/data/,$(1)),$(1)/synth.json)
+# -- model and source pre-training (the oracle uses the same recipe on the target) -------
+ARCH ?= resnet18_half
+PRETRAINED ?= none
+PRE_EPOCHS ?= 30
+PRE_LR ?= 3.5e-4
+PRE_WARMUP ?= 2
+P ?= 16
+K ?= 4
+PAD ?= 3
+# -- clustering ------------------------------------------------------------------------
+CLUSTER_METHOD ?= dbscan-jaccard
+EPS ?= 0.6
+MIN_SAMPLES ?= 4
+K1 ?= 20
+K2 ?= 6
+# -- adaptation ------------------------------------------------------------------------
+METHOD ?= mmt
+ROUNDS ?= 3
+EPOCHS ?= 1
+ITERS ?= 40
+LR ?= 3.5e-4
+FT_ARGS ?=
+SEED ?= 0
+DEVICE ?= auto
+WORKERS ?= 1
+EXTRA_FEATURES_ARGS ?=
+
+common := --device $(DEVICE) --workers $(WORKERS)
+synth_args = --ids $(IDS) --images-per-id $(IMAGES_PER_ID) --height $(HEIGHT) --width $(WIDTH) --seed $(SYNTH_SEED)
+pre_args = --arch $(ARCH) --pretrained $(PRETRAINED) --height $(HEIGHT) --width $(WIDTH) \
+  --epochs $(PRE_EPOCHS) --lr $(PRE_LR) --warmup-epochs $(PRE_WARMUP) --schedule constant \
+  -P $(P) -K $(K) --pad $(PAD) --seed $(SEED) $(common)
+cluster_args = --method $(CLUSTER_METHOD) --eps $(EPS) --min-samples $(MIN_SAMPLES) --k1 $(K1) --k2 $(K2) --centers --seed $(SEED)
+ft_args = --method $(METHOD) --epochs $(EPOCHS) --iters $(ITERS) --lr $(LR) -P $(P) -K $(K) \
+  --seed $(SEED) $(common) $(if $(filter joint,$(METHOD)),--source $(SOURCE)) $(FT_ARGS)
+feat_args = $(common) $(EXTRA_FEATURES_ARGS)
+
+A := $(OUT)/.args
+R := $(OUT)/$(METHOD)
+rounds := $(shell seq 1 $(ROUNDS))
+
+# A stamp file holds a stage's parameters; it is rewritten (newer) only when they change.
+define stamp
+@mkdir -p $(@D); printf '%s\n' '$(strip $(1))' | cmp -s - $@ || printf '%s\n' '$(strip $(1))' > $@
+endef
+$(A)/synth-%: FORCE ; $(call stamp,$(synth_args) $*)
+$(A)/pretrain: FORCE ; $(call stamp,$(pre_args))
+$(A)/features: FORCE ; $(call stamp,$(feat_args))
+$(A)/cluster: FORCE ; $(call stamp,$(cluster_args))
+$(A)/finetune-$(METHOD): FORCE ; $(call stamp,$(ft_args))
+FORCE:
+
+# -- stages -----------------------------------------------------------------------------
+$(OUT)/data/%/synth.json: $(A)/synth-%
+	rm -rf $(@D)
+	$(REID) synth $(@D) --domain $* $(synth_args) -q
+
+$(OUT)/source.pt: $(call data_dep,$(SOURCE)) $(A)/pretrain
+	$(REID) pretrain $(SOURCE) -o $@ $(pre_args)
+
+$(OUT)/oracle.pt: $(call data_dep,$(TARGET)) $(A)/pretrain
+	$(REID) pretrain $(TARGET) -o $@ $(pre_args)
+
+# features of the target (train for clustering, query/gallery for evaluation)
+tgt_dep := $(call data_dep,$(TARGET))
+$(OUT)/direct.h5: $(OUT)/source.pt $(A)/features $(tgt_dep)
+	$(REID) features --ckpt $< $(TARGET) -o $@ $(feat_args)
+$(OUT)/oracle.h5: $(OUT)/oracle.pt $(A)/features $(tgt_dep)
+	$(REID) features --ckpt $< $(TARGET) -o $@ $(feat_args)
+$(R)/r%.h5: $(R)/r%.pt $(A)/features $(tgt_dep)
+	$(REID) features --ckpt $< $(TARGET) -o $@ $(feat_args)
+
+%.json: %.h5
+	$(REID) evaluate $< --json > $@
+
+# round i: cluster the features of round i-1, fine-tune round i-1's checkpoint
+prev = $(if $(filter 1,$(1)),$(OUT)/direct,$(R)/r$(shell echo $$(($(1) - 1))))
+prev_pt = $(if $(filter 1,$(1)),$(OUT)/source.pt,$(R)/r$(shell echo $$(($(1) - 1))).pt)
+define ROUND
+$(R)/r$(1).labels.h5: $(call prev,$(1)).h5 $(A)/cluster
+	@mkdir -p $$(@D)
+	$(REID) cluster $$< -o $$@ $(cluster_args) --json > $$(@:.h5=.quality.json)
+$(R)/r$(1).pt: $(call prev_pt,$(1)) $(R)/r$(1).labels.h5 $(A)/finetune-$(METHOD) $(if $(filter joint,$(METHOD)),$(call data_dep,$(SOURCE)))
+	$(REID) finetune $(TARGET) --ckpt $$< --labels $(R)/r$(1).labels.h5 -o $$@ $(ft_args)
+endef
+$(foreach i,$(rounds),$(eval $(call ROUND,$(i))))
+
+results := $(OUT)/direct.json $(foreach i,$(rounds),$(R)/r$(i).json) $(OUT)/oracle.json
+$(R)/table.txt: $(results)
+	$(PYTHON) bin/demo_table.py --method $(METHOD) $(results) > $@
+
+table demo: $(R)/table.txt
+	@cat $<
+
+clean:
+	rm -rf $(OUT)
