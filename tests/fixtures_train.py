@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-FAST = ["--arch", "tiny", "--pretrained", "none", "--height", "64", "--width", "32", "--p", "4",
-        "--k", "2", "--warmup-epochs", "0", "--workers", "0", "--device", "cpu"]
+FAST = ["--arch", "tiny", "--pretrained", "none", "--height", "64", "--width", "32", "--ids-per-batch", "4",
+        "--images-per-id", "2", "--warmup-epochs", "0", "--workers", "0", "--device", "cpu"]
 
 
 @pytest.fixture(scope="session")

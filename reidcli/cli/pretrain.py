@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -60,8 +61,8 @@ def command(
     milestones: Annotated[str, _opt("--milestones", help="Epochs of x gamma decay, comma-separated.", panel=_T)] = "40,70",
     gamma: Annotated[float, _opt("--gamma", help="Step decay factor.", panel=_T)] = 0.1,
     warmup_epochs: Annotated[float, _opt("--warmup-epochs", help="Linear warm-up epochs.", panel=_T)] = 10.0,
-    p: Annotated[int, _opt("--p", help="Identities per batch.", panel=_T)] = 16,
-    k: Annotated[int, _opt("--k", help="Images per identity.", panel=_T)] = 4,
+    p: Annotated[int, _opt("--ids-per-batch", "-P", help="Identities per batch (P of P x K).", panel=_T)] = 16,
+    k: Annotated[int, _opt("--images-per-id", "-K", help="Images per identity (K of P x K).", panel=_T)] = 4,
     images_per_bn: Annotated[int, _opt("--images-per-bn", help="BN statistics over groups of N images (0 = batch).", panel=_T)] = 16,
     sync_bn: Annotated[bool, _opt("--sync-bn/--no-sync-bn", help="SyncBN under DDP on CUDA.", panel=_T)] = True,
     amp: Annotated[bool, _opt("--amp/--no-amp", help="Mixed precision on CUDA.", panel=_T)] = True,
@@ -119,7 +120,8 @@ def command(
                                          "pose_min_score")})
     out = pretrain(data, output, model=mcfg, train=tcfg, augment=aug, method_options=losses, format=fmt,
                    target=target, domain_bn=domain_bn, resume=resume, device=device, pose=pose)
-    say(f"wrote {out}")
+    if os.environ.get("RANK", "0") == "0":  # one line under torchrun, not one per process
+        say(f"wrote {out}")
 
 
 def _ints(text: str) -> list[int]:

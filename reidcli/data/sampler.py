@@ -39,11 +39,11 @@ class PKBatchSampler:
     def __init__(self, labels: Sequence[int], p: int, k: int, *, seed: int = 0, rank: int = 0,
                  world_size: int = 1, drop_last: bool = True):
         if p < 2:
-            raise ConfigError(f"--p (identities per batch) must be an int >= 2; got {p}")
+            raise ConfigError(f"--ids-per-batch must be an int >= 2; got {p}")
         if k < 1:
-            raise ConfigError(f"--k (images per identity) must be an int >= 1; got {k}")
+            raise ConfigError(f"--images-per-id must be an int >= 1; got {k}")
         if p % world_size:
-            raise ConfigError(f"--p {p} must be divisible by the number of processes ({world_size})")
+            raise ConfigError(f"--ids-per-batch {p} must be divisible by the number of processes ({world_size})")
         self.labels = np.asarray(labels, dtype=np.int64)
         groups: dict[int, list[int]] = defaultdict(list)
         for i, lab in enumerate(self.labels.tolist()):

@@ -97,8 +97,8 @@ class TrainConfig:
         if any(m <= 0 for m in self.milestones) or sorted(self.milestones) != list(self.milestones):
             raise ConfigError(f"--milestones must be increasing positive epochs; got {self.milestones}")
         if self.p < 2:
-            raise ConfigError(f"--p (identities per batch) must be an int >= 2; got {self.p}")
-        _pos("--k", self.k, int)
+            raise ConfigError(f"--ids-per-batch must be an int >= 2; got {self.p}")
+        _pos("--images-per-id", self.k, int)
         return self
 
 

@@ -154,7 +154,7 @@ class Engine:
         ids = [self.device.index] if self.device.type == "cuda" else None
         for name in self.method.trained:
             net = self.method.nets[name]
-            self.method.set_wrapped(name, DDP(net, device_ids=ids, broadcast_buffers=True,
+            self.method.set_wrapped(name, DDP(net, device_ids=ids,
                                               find_unused_parameters=getattr(self.method, "find_unused", False)))
 
     # -- the loop ----------------------------------------------------------------------

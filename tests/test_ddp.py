@@ -1,0 +1,37 @@
+"""DDP: two CPU processes (gloo) under torchrun train and write one usable checkpoint."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from reidcli.io.ckpt import load_checkpoint, load_model
+
+from fixtures_train import FAST, synth_market  # noqa: F401
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes(synth_market, tmp_path):  # noqa: F811
+    out = tmp_path / "m.pt"
+    env = dict(os.environ, OMP_NUM_THREADS="1", REIDCLI_QUIET="1")
+    reid = shutil.which("reid") or os.path.join(os.path.dirname(sys.executable), "reid")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+           reid, "pretrain", str(synth_market), "-o", str(out), *FAST, "--epochs", "1",
+           "--iters-per-epoch", "2"]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Traceback" not in res.stderr
+    ck = load_checkpoint(out)
+    assert ck["iteration"] == 2 and ck["epoch"] == 1
+    assert ck["train_state"]["streams"]["source"]["consumed"] == 2
+    model, _ = load_model(out)
+    with torch.no_grad():
+        f = model(torch.randn(2, 3, 64, 32))
+    assert f.shape == (2, 512) and torch.isfinite(f).all()
+    log = (tmp_path / "m.log.jsonl").read_text().splitlines()
+    assert len([x for x in log if '"type": "epoch"' in x]) == 1  # rank 0 only
