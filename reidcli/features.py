@@ -130,7 +130,8 @@ def extract(ckpt: str | os.PathLike, data: str | os.PathLike | Dataset, out: str
             splits: Optional[Sequence[str]] = None, format: Optional[str] = None, flip: bool = False,
             half: bool = False, normalize: bool = True, batch_size: int = 128, workers: int = 4,
             device: str = "auto", shard: Optional[tuple[int, int]] = None, skip_bad: bool = False,
-            bn_domain: Optional[str] = None, save_heatmaps: bool = False) -> Path:
+            bn_domain: Optional[str] = None, save_heatmaps: bool = False,
+            net: Optional[str] = None) -> Path:
     """Embed the splits of ``data`` with the network of ``ckpt`` and write ``out``.
 
     Unreadable images make it fail before anything is written (listing them), unless
@@ -142,7 +143,7 @@ def extract(ckpt: str | os.PathLike, data: str | os.PathLike | Dataset, out: str
     from reidcli.utils.device import resolve_device
 
     dev = resolve_device(device)
-    model, ck = load_model(ckpt, dev, bn_domain=bn_domain)
+    model, ck = load_model(ckpt, dev, bn_domain=bn_domain, net=net)
     if save_heatmaps:
         from reidcli.pose.backends.rbnet import require_rbnet
 

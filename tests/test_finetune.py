@@ -102,6 +102,20 @@ def test_one_round_changes_weights(uda, method):
     if method == "mmt":
         assert set(ck["nets"]) == {"mean2", "net1", "net2"}
         assert ck["train_state"]["method"]["ema_step"] == 2
+        _check_net_choice(out, ck)
+
+
+def _check_net_choice(out: Path, ck: dict) -> None:
+    """`reid features --net`: the deployed model is mean net 1; the others can be picked."""
+    from reidcli.io.ckpt import load_model
+    from reidcli.utils.errors import InputError
+
+    key = "backbone.conv1.weight"
+    for name, want in (("mean1", ck["model"]), ("model", ck["model"]), ("net2", ck["nets"]["net2"])):
+        got = load_model(out, net=name)[0].state_dict()
+        assert torch.equal(got[key], want[key]), name
+    with pytest.raises(InputError, match="mean2"):
+        load_model(out, net="mean3")
 
 
 def test_mmt_round_two_continues_mean_nets_and_adam(uda):

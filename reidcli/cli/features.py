@@ -24,6 +24,7 @@ def command(
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Leave unreadable images out instead of failing.")] = False,
     bn_domain: Annotated[Optional[str], typer.Option("--bn-domain", help="With domain-specific BN: source | target.")] = None,
     save_heatmaps: Annotated[bool, typer.Option("--save-heatmaps", help="RBNet: also store the predicted keypoint heat-maps.")] = False,
+    net: Annotated[Optional[str], typer.Option("--net", help="Network of the checkpoint: model (default; MMT's mean net 1, alias mean1) or mean2, net1, net2 (MMT), intermediate (KD).")] = None,
     batch_size: BatchSize = 128,
     workers: Workers = 4,
     device: Device = "auto",
@@ -38,5 +39,5 @@ def command(
 
     out = extract(ckpt, data, output, splits=split, format=fmt, flip=flip, half=half, normalize=normalize,
                   batch_size=batch_size, workers=workers, device=device, shard=parse_shard(shard),
-                  skip_bad=skip_bad, bn_domain=bn_domain, save_heatmaps=save_heatmaps)
+                  skip_bad=skip_bad, bn_domain=bn_domain, save_heatmaps=save_heatmaps, net=net)
     say(f"wrote {out}")

@@ -150,7 +150,27 @@ def checkpoint_model_config(ck: dict):
     return ModelConfig.from_dict(ck["model_config"])
 
 
-def load_model(path: str | os.PathLike, device: Any = "cpu", *, bn_domain: Optional[str] = None):
+# names under which a method's deployed ``model`` is also known (``--net``)
+NET_ALIASES = {"mmt": {"mean1": "model"}}
+
+
+def pick_net_state(ck: dict, net: Optional[str], path: Any) -> dict:
+    """The state dict of network ``net``: ``model`` (the deployed one, the default) or one
+    of the checkpoint's extra ``nets`` (MMT: mean2, net1, net2; KD: intermediate)."""
+    if net is None or net == "model":
+        return ck["model"]
+    name = NET_ALIASES.get(ck.get("method"), {}).get(net, net)
+    if name == "model":
+        return ck["model"]
+    nets = ck.get("nets") or {}
+    if name not in nets:
+        have = ["model", *NET_ALIASES.get(ck.get("method"), {}), *sorted(nets)]
+        raise InputError(f"{path} has no network '{net}' (it has: {', '.join(have)}); pick one with --net")
+    return nets[name]
+
+
+def load_model(path: str | os.PathLike, device: Any = "cpu", *, bn_domain: Optional[str] = None,
+               net: Optional[str] = None):
     """Rebuild the network of a checkpoint, load its weights, and put it in eval mode.
 
     Args:
@@ -158,6 +178,8 @@ def load_model(path: str | os.PathLike, device: Any = "cpu", *, bn_domain: Optio
         device: where to put the network.
         bn_domain: with domain-specific BN, whose statistics to deploy (default: the
             checkpoint's ``bn.deploy``, usually the target domain).
+        net: which network of the checkpoint (default ``model``, the deployed one; for MMT
+            the first mean net, also called ``mean1``); see `pick_net_state`.
 
     Returns:
         ``(model, ckpt)`` with ``ckpt`` the loaded dict (weights included).
@@ -168,7 +190,7 @@ def load_model(path: str | os.PathLike, device: Any = "cpu", *, bn_domain: Optio
     cfg = checkpoint_model_config(ck)
     cfg.pretrained = "none"  # the checkpoint's weights replace any initialisation
     model = build_model(cfg)
-    state = ck["model"]
+    state = pick_net_state(ck, net, path)
     domains = (ck.get("bn") or {}).get("domains") or []
     if domains:
         from reidcli.train.bn import collapse_domain_bn, convert_domain_bn
