@@ -222,7 +222,7 @@ def _run(method: str, cfg, ck: dict, data: dict, opts: dict, n_clusters: int, de
             "pixel_std": ck["pixel_std"], "provenance": make_provenance(inputs, seed, params=opts)}
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")
-    engine = _FinetuneEngine(get_method(method, opts), cfg, out=partial, meta=meta, ctx=ctx)
+    engine = _finetune_engine(get_method(method, opts), cfg, out=partial, meta=meta, ctx=ctx)
     try:
         engine.fit()
         os.replace(partial, out)
@@ -234,20 +234,15 @@ def _run(method: str, cfg, ck: dict, data: dict, opts: dict, n_clusters: int, de
     return out
 
 
-def _engine_cls():
+def _finetune_engine(*args: Any, **kw: Any):
+    """The one engine, plus the previous round's optimizer moments restored after setup."""
     from reidcli.train.engine import Engine
 
     class FinetuneEngine(Engine):
-        """The engine, plus the previous round's optimizer moments after setup."""
-
         def setup(self) -> None:
             super().setup()
             restore = getattr(self.method, "restore_optimizer", None)
             if restore is not None:
                 restore(self.opt)
 
-    return FinetuneEngine
-
-
-def _FinetuneEngine(*args: Any, **kw: Any):
-    return _engine_cls()(*args, **kw)
+    return FinetuneEngine(*args, **kw)

@@ -277,3 +277,20 @@ def test_cli_bad_input_one_line_and_checkpoint_untouched(uda, case, words):
     assert words in lines[0] and "Traceback" not in err
     assert ck.read_bytes() == before
     assert not list(tmp.glob(".*.partial"))
+
+
+def test_kd_blends_every_n_epochs_across_rounds(uda):
+    from reidcli.finetune import finetune
+
+    src = _state(uda["ckpt"])
+    r1 = finetune(uda["ckpt"], uda["labels"], uda["target"], uda["tmp"] / "k1.pt", method="kd",
+                  kd_every=2, **FAST)
+    c1 = torch.load(r1, weights_only=True)
+    assert c1["train_state"]["method"]["kd_epochs"] == 1
+    assert not _changed(src, c1["model"])  # W waits for the blend
+    assert _changed(src, c1["nets"]["intermediate"])
+    r2 = finetune(r1, uda["labels"], uda["target"], uda["tmp"] / "k2.pt", method="kd", kd_every=2, **FAST)
+    c2 = torch.load(r2, weights_only=True)
+    assert c2["train_state"]["method"]["kd_epochs"] == 2
+    key = "backbone.conv1.weight"
+    torch.testing.assert_close(c2["model"][key], 0.5 * src[key] + 0.5 * c2["nets"]["intermediate"][key])
