@@ -35,8 +35,9 @@ def is_quiet() -> bool:
 
 
 def stderr_console() -> Console:
-    """A rich console on the *current* sys.stderr (CliRunner swaps it)."""
-    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    """A rich console on stderr, resolved at each write (so a swapped sys.stderr, as in
+    CliRunner or pytest capture, is followed rather than a stale, closed stream)."""
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def bars_enabled() -> bool:
