@@ -188,8 +188,7 @@ def load_model(path: str | os.PathLike, device: Any = "cpu", *, bn_domain: Optio
 
     ck = load_checkpoint(path)
     cfg = checkpoint_model_config(ck)
-    cfg.pretrained = "none"  # the checkpoint's weights replace any initialisation
-    model = build_model(cfg)
+    model = build_model(cfg, load_pretrained=False)  # the checkpoint's weights replace any init
     state = pick_net_state(ck, net, path)
     domains = (ck.get("bn") or {}).get("domains") or []
     if domains:
