@@ -1,6 +1,7 @@
 """Nearest-neighbour search for clustering and re-ranking.
 
-`knn` uses faiss: an exact flat L2 index by default, an inverted-file (IVF) index past
+`knn` is exact by default (`knn_exact`: a symmetric blocked torch GEMM, half the work of a
+full faiss flat search), an inverted-file (IVF) faiss index past
 ``ivf_threshold`` points, and the GPU when the installed faiss has one. `knn_rowmax` is an
 exact blocked search (one GEMM per block, torch ``topk``) that also returns every row's
 largest distance, which the k-reciprocal re-ranking of Zhong et al. (CVPR 2017) needs to
@@ -79,11 +80,8 @@ def knn(x: np.ndarray, k: int, *, index: str = "auto", nlist: Optional[int] = No
     if gpu == "yes" and ngpu == 0:
         raise ConfigError("--gpu yes but the installed faiss has no GPU; install faiss-gpu or use --gpu no")
     use_gpu = ngpu > 0 and gpu != "no"
-    if kind == "flat" and not use_gpu:  # brute force without copying x into an index
-        import faiss
-
-        dist, nbr = faiss.knn(x, x, k, faiss.METRIC_L2)
-        return dist, nbr.astype(np.int64, copy=False)
+    if kind == "flat" and not use_gpu:  # symmetric blocked GEMM: half the work of faiss.knn
+        return knn_exact(x, k)
     idx, _res = _make_index(d, n, kind, nlist, use_gpu)
     if kind == "ivf":
         rng = np.random.default_rng(seed)
@@ -94,6 +92,51 @@ def knn(x: np.ndarray, k: int, *, index: str = "auto", nlist: Optional[int] = No
     log.debug("knn: %s index, n=%d d=%d k=%d gpu=%s", kind, n, d, k, use_gpu)
     dist, nbr = idx.search(x, k)
     return dist, nbr.astype(np.int64, copy=False)
+
+
+def _merge_topk(best_d, best_i, a: int, b: int, d, i) -> None:
+    """Rows a..b of the running k smallest (best_d, best_i) merged with candidates (d, i)."""
+    import torch
+
+    cd, ci = torch.cat([best_d[a:b], d], 1), torch.cat([best_i[a:b], i], 1)
+    v, pos = torch.topk(cd, best_d.shape[1], dim=1, largest=False, sorted=True)
+    best_d[a:b] = v
+    best_i[a:b] = torch.gather(ci, 1, pos)
+
+
+def knn_exact(x: np.ndarray, k: int, *, block: Optional[int] = None, device: str = "cpu",
+              slab_bytes: int = 256 << 20) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k-NN of the rows of ``x`` among themselves, squared L2 (as ``faiss.knn``).
+
+    The distance matrix is symmetric, so it is computed once per block pair: row block
+    ``[s, e)`` meets columns ``[s, N)`` in one float32 GEMM (``||a||^2 + ||b||^2 - 2 a.b``,
+    faiss's formula); the slab's row top-k serves rows ``[s, e)`` and its column top-k is
+    merged into the running lists of rows ``[e, N)``. That is about half the FLOPs of a
+    full search, with no precision change, and memory stays at one ``[block, N]`` slab.
+
+    Returns:
+        (dist [N, k] float32, idx [N, k] int64), nearest first.
+    """
+    import torch
+
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
+    n = xt.shape[0]
+    k = min(k, n)
+    block = block or int(np.clip(slab_bytes // (4 * max(n, 1)), 256, 2048))
+    sq = (xt * xt).sum(1)
+    best_d = torch.full((n, k), float("inf"), device=device)
+    best_i = torch.full((n, k), -1, dtype=torch.int64, device=device)
+    for s in range(0, n, block):
+        e = min(s + block, n)
+        d = torch.mm(xt[s:e], xt[s:].T)
+        d.mul_(-2.0).add_(sq[s:e, None]).add_(sq[None, s:]).clamp_(min=0)
+        v, i = torch.topk(d, min(k, n - s), dim=1, largest=False, sorted=False)
+        _merge_topk(best_d, best_i, s, e, v, i + s)
+        if e < n:  # the same products, read down the columns, for the rows after the block
+            v, i = torch.topk(d[:, e - s:], min(k, e - s), dim=0, largest=False, sorted=False)
+            _merge_topk(best_d, best_i, e, n, v.T, i.T + s)
+        del d
+    return best_d.cpu().numpy(), best_i.cpu().numpy()
 
 
 def knn_rowmax(x: np.ndarray, k: int, *, block: int = 2048,
