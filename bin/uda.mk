@@ -31,19 +31,20 @@ TARGET ?= $(OUT)/data/$(TGT_DOMAIN)
 # a synthetic dataset is a target (its synth.json); a real one is taken as it is
 data_dep = $(if $(findstring $(OUT)/data/,$(1)),$(1)/synth.json)
 # -- model and source pre-training (the oracle uses the same recipe on the target) -------
+# No ImageNet weights offline: the tiny net trains from scratch, hence lr 1e-3.
 ARCH ?= resnet18_half
 PRETRAINED ?= none
 PRE_EPOCHS ?= 30
-PRE_LR ?= 3.5e-4
+PRE_LR ?= 1e-3
 PRE_WARMUP ?= 2
 P ?= 16
 K ?= 4
 PAD ?= 3
-# -- clustering ------------------------------------------------------------------------
+# -- clustering (k1 and eps scaled down for ~8 images per identity; MMT: k1 30, eps 0.6) --
 CLUSTER_METHOD ?= dbscan-jaccard
-EPS ?= 0.6
+EPS ?= 0.5
 MIN_SAMPLES ?= 4
-K1 ?= 20
+K1 ?= 10
 K2 ?= 6
 # -- adaptation ------------------------------------------------------------------------
 METHOD ?= mmt
