@@ -219,7 +219,7 @@ def jaccard_from_min_sums(m: np.ndarray) -> np.ndarray:
 
 
 def jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6, *, knn_index: str = "auto",
-                     gpu: str = "auto", nprobe: int = 64, max_dist: float = 1.0,
+                     gpu: str = "auto", nprobe: Optional[int] = None, max_dist: float = 1.0,
                      upper_only: bool = False) -> sp.csr_matrix:
     """Sparse k-reciprocal Jaccard distance of SpCL / Cluster-Contrast (``compute_jaccard_distance``).
 

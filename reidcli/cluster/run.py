@@ -98,7 +98,7 @@ def cluster_features(features: np.ndarray, *, method: str = "dbscan-jaccard", ep
     timings: dict = {}
     t0 = time.perf_counter()
     if method == "dbscan-jaccard":
-        labels, eps_used = _dbscan_jaccard(x, eps, eps_quantile, min_samples, k1, k2, knn_index, gpu)
+        labels, eps_used = _dbscan_jaccard(x, eps, eps_quantile, min_samples, k1, k2, knn_index, gpu, timings)
         params.update(eps=eps_used, eps_mode="auto" if eps == "auto" else "fixed", min_samples=min_samples,
                       k1=k1, k2=k2, knn_index=knn_index, distance="jaccard")
         if eps == "auto":
@@ -131,14 +131,18 @@ def cluster_features(features: np.ndarray, *, method: str = "dbscan-jaccard", ep
     return ClusterResult(labels=labels, params=params, centers=cents, timings=timings)
 
 
-def _dbscan_jaccard(x, eps, eps_quantile, min_samples, k1, k2, knn_index, gpu):
+def _dbscan_jaccard(x, eps, eps_quantile, min_samples, k1, k2, knn_index, gpu, timings):
     from reidcli.cluster.dbscan import AutoEps, dbscan_graph
     from reidcli.cluster.jaccard import KnnLookup, encode, jaccard_upper, pair_dots, symmetrize
     from reidcli.cluster.knn import knn
 
+    t0 = time.perf_counter()
     dist, rank = knn(x, k1, index=knn_index, gpu=gpu)
+    t1 = time.perf_counter()
     v = encode(rank, k1, k2, KnnLookup(dist, rank, lambda r, c: 2.0 - 2.0 * pair_dots(x, r, c)))
     del dist
+    t2 = time.perf_counter()
+    timings.update(knn_s=t1 - t0, encode_s=t2 - t1)
     if eps == "auto":
         auto = AutoEps(len(x), eps_quantile)
         upper = jaccard_upper(v, keep=auto)
@@ -149,7 +153,9 @@ def _dbscan_jaccard(x, eps, eps_quantile, min_samples, k1, k2, knn_index, gpu):
     else:
         upper = jaccard_upper(v, keep=None if eps >= 1 else (lambda r, c, j: j <= eps))
     del v
+    t3 = time.perf_counter()
     labels = dbscan_graph(symmetrize(upper), float(eps), min_samples, missing=1.0)
+    timings.update(jaccard_s=t3 - t2, dbscan_s=time.perf_counter() - t3)
     return labels, float(eps)
 
 
