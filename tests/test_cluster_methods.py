@@ -93,3 +93,31 @@ def test_bad_parameters(kw, err):
 def test_eps_one_is_allowed_and_gives_one_cluster():
     x, _ = blobs()
     assert set(cluster_features(x, eps=1.0).labels) == {0}
+
+
+@pytest.mark.parametrize("n,block,k", [(300, 64, 10), (257, 100, 30), (40, 1024, 40)])
+def test_symmetric_blocked_knn_is_exact(n, block, k):
+    from reidcli.cluster.knn import knn_exact
+
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, 24)).astype(np.float32)
+    d2 = ((x[:, None].astype(np.float64) - x[None]) ** 2).sum(-1)
+    want = np.sort(d2, axis=1)[:, :k]
+    dist, idx = knn_exact(x, k, block=block)  # several row blocks: column top-k merged across them
+    assert dist.shape == idx.shape == (n, k) and (idx >= 0).all()
+    np.testing.assert_allclose(dist, want, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(np.take_along_axis(d2, idx, 1), want, rtol=1e-5, atol=1e-4)
+    assert (idx[:, 0] == np.arange(n)).all()
+    assert all(len(set(r)) == k for r in idx)
+
+
+def test_ivf_cells_find_neighbours_when_cells_follow_clusters():
+    from reidcli.cluster.knn import knn, knn_exact
+
+    x, _ = blobs(n_ids=16, per=30, d=16, seed=2)
+    _, exact = knn_exact(x, 10)
+    _, approx = knn(x, 10, index="ivf", nlist=16, nprobe=3, gpu="no")
+    recall = np.mean([len(np.intersect1d(a, b)) for a, b in zip(approx, exact)]) / 10
+    assert recall > 0.95
+    _, few = knn(x, 10, index="ivf", nlist=16, nprobe=1, gpu="no", seed=1)
+    assert (few[:, 0] == np.arange(len(x))).all()
