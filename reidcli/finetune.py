@@ -36,7 +36,9 @@ ENGINE_DEFAULTS = {"epochs": 1, "iters": 400, "lr": 3.5e-4, "weight_decay": 5e-4
 
 
 def _register_methods() -> None:
-    from reidcli.train.methods import joint, kd, mmt, pseudo  # noqa: F401  (registers)
+    from reidcli.train.methods import load_builtin_methods
+
+    load_builtin_methods()
 
 
 def check_labels(lf, records: list, labels_path: Path, target_root: Path) -> np.ndarray:

@@ -145,6 +145,10 @@ class Method:
 
 def get_method(name: str, options: Optional[dict] = None) -> Method:
     """Instantiate a registered method by name (did-you-mean on a typo)."""
-    from reidcli.train.methods import supervised as _supervised  # noqa: F401  (registers)
-
+    load_builtin_methods()
     return METHODS.get(name)(options)
+
+
+def load_builtin_methods() -> None:
+    """Import the built-in plug-ins so they register (kept lazy: they import models)."""
+    from reidcli.train.methods import joint, kd, mmt, pseudo, supervised  # noqa: F401
