@@ -1,11 +1,12 @@
 """Nearest-neighbour search for clustering and re-ranking.
 
-`knn` is exact by default (`knn_exact`: a symmetric blocked torch GEMM, half the work of a
-full faiss flat search), an inverted-file (IVF) faiss index past
-``ivf_threshold`` points, and the GPU when the installed faiss has one. `knn_rowmax` is an
-exact blocked search (one GEMM per block, torch ``topk``) that also returns every row's
-largest distance, which the k-reciprocal re-ranking of Zhong et al. (CVPR 2017) needs to
-normalise its original distance; it never holds more than a ``[block, N]`` slab.
+`knn` is exact by default: `knn_exact` computes each block pair of the symmetric distance
+matrix once (one float32 GEMM per row block against the columns after it, row and column
+top-k merged), half the work of a faiss flat search and the same neighbours. Past
+``ivf_threshold`` points it switches to `knn_cells`, an inverted file searched a cell at a
+time by GEMM; with a GPU-enabled faiss the GPU indexes are used. `knn_rowmax` is an exact
+blocked search that also returns every row's largest distance, which the k-reciprocal
+re-ranking of Zhong et al. (CVPR 2017) needs to normalise its original distance.
 Distances are squared Euclidean throughout; neighbour lists include the point itself.
 """
 
