@@ -201,8 +201,8 @@ def knn_rowmax(x: np.ndarray, k: int, *, block: int = 2048,
                device: str = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact k-NN under squared Euclidean distance plus each row's largest distance.
 
-    One pass of blocked ``x_b @ x.T`` products (torch, so a GPU is used when ``device``
-    is one); memory stays at ``block * N`` floats.
+    One pass of blocked ``x_b @ x.T`` products (numpy's BLAS on the CPU, as `knn_exact`;
+    torch on a GPU ``device``); memory stays at ``block * N`` floats.
 
     Returns:
         (dist [N, k] float32, idx [N, k] int64, rowmax [N] float32).
@@ -216,10 +216,11 @@ def knn_rowmax(x: np.ndarray, k: int, *, block: int = 2048,
     dist = np.empty((n, k), np.float32)
     idx = np.empty((n, k), np.int64)
     rowmax = np.empty(n, np.float32)
+    xn = xt.numpy() if xt.device.type == "cpu" else None
     for s in range(0, n, block):
         e = min(s + block, n)
-        d = (sq[s:e, None] + sq[None, :]) - 2.0 * (xt[s:e] @ xt.T)
-        d.clamp_(min=0)
+        g = torch.from_numpy(np.matmul(xn[s:e], xn.T)) if xn is not None else xt[s:e] @ xt.T
+        d = g.mul_(-2.0).add_(sq[s:e, None]).add_(sq[None, :]).clamp_(min=0)
         rowmax[s:e] = d.max(1).values.cpu().numpy()
         v, i = torch.topk(d, k, dim=1, largest=False, sorted=True)
         dist[s:e], idx[s:e] = v.cpu().numpy(), i.cpu().numpy()
