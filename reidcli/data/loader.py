@@ -64,8 +64,13 @@ class ImageDataset:
         return len(self.records)
 
     def __getitem__(self, item):
-        import torch
+        index, seed, img, meta = self.load(item)
+        return {"img": _seeded(self.transform, img, seed), **meta}
 
+    def load(self, item) -> tuple[int, Optional[int], np.ndarray, dict]:
+        """Decode one item: (index, augmentation seed, RGB image, the batch fields every
+        subclass returns). An unreadable image becomes zeros with ``ok`` False, so the
+        engine can report every bad path at once instead of dying in a worker."""
         index, seed = item if isinstance(item, tuple) else (item, None)
         rec = self.records[index]
         ok, err = True, ""
@@ -74,9 +79,9 @@ class ImageDataset:
         except InputError as exc:
             ok, err = False, str(exc)
             img = np.zeros((*self.size, 3), dtype=np.uint8)
-        out = _seeded(self.transform, img, seed)
-        return {"img": out, "label": int(self.labels[index]), "camid": rec.camid,
-                "modality": rec.modality, "index": index, "ok": ok, "error": err}
+        meta = {"label": int(self.labels[index]), "camid": rec.camid, "modality": rec.modality,
+                "index": index, "ok": ok, "error": err}
+        return index, seed, img, meta
 
 
 def _seeded(transform: Callable, img: np.ndarray, seed: Optional[int]):

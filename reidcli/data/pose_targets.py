@@ -25,7 +25,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from reidcli.data.loader import ImageDataset, _seeded, read_rgb
+from reidcli.data.loader import ImageDataset, _seeded
 from reidcli.data.records import Record
 from reidcli.data.transforms import AugmentConfig, to_tensor_uint8
 from reidcli.io.ckpt import IMAGENET_MEAN, IMAGENET_STD
@@ -155,17 +155,10 @@ class PoseImageDataset(ImageDataset):
         self.match = match
 
     def __getitem__(self, item):
-        index, seed = item if isinstance(item, tuple) else (item, None)
-        rec = self.records[index]
-        ok, err = True, ""
-        try:
-            img = read_rgb(self.root / rec.path)
-        except InputError as exc:
-            ok, err, img = False, str(exc), np.zeros((*self.size, 3), dtype=np.uint8)
+        index, seed, img, meta = self.load(item)
         kp = self._source_keypoints(index, img.shape[:2])
         x, kp = _seeded(lambda im: self.transform(im, kp), img, seed)
-        return {"img": x, "keypoints": kp, "label": int(self.labels[index]), "camid": rec.camid,
-                "modality": rec.modality, "index": index, "ok": ok, "error": err}
+        return {"img": x, "keypoints": kp, **meta}
 
     def _source_keypoints(self, index: int, shape) -> np.ndarray:
         """The record's keypoints in the decoded image's pixels (rescaled if the pose file
