@@ -65,7 +65,6 @@ def bare_train(model, steps: int, bs: int, h: int, w: int, dev) -> float:
 
 
 def run_config(arch: str, h: int, w: int, args, tmp: Path) -> dict:
-    import torch
 
     from reidcli.data.synth import synthesize
     from reidcli.features import extract

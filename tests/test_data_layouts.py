@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 
@@ -67,7 +66,7 @@ def test_market_hidden_and_non_image_files_ignored(tmp_path):
 
 def test_market_missing_query_folder(tmp_path):
     names = {k: v for k, v in MARKET_NAMES.items() if k != "query"}
-    root = build_market(tmp_path, names)
+    build_market(tmp_path, names)
     with pytest.raises(InputError, match=r"Market-1501-v15\.09\.15/query: missing query folder"):
         load_dataset(tmp_path)
 

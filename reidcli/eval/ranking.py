@@ -240,7 +240,6 @@ def _finish(start: int, d, ranks, redo, q, g, opts: RankOptions, out: PerQuery) 
 
 def _chunk(start: int, d, q, g, opts: RankOptions, out: PerQuery) -> None:
     """Fill ``out`` rows [start, start + b) from one distance block."""
-    import torch
 
     if opts.cmc == "standard" and not opts.skip_cams:
         if _chunk_fast(start, d, q, g, opts, out):

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from reidcli.io import h5
-from reidcli.utils.errors import ConfigError, FormatError, InputError
+from reidcli.utils.errors import ConfigError, InputError
 
 
 def describe(path: str | Path, data_format: str | None = None) -> dict[str, Any]:
