@@ -156,7 +156,7 @@ def main() -> None:
 
     tmp = tempfile.mkdtemp(prefix="bench_cluster_")
     print(f"{'N':>7} {'impl':>4} {'time s':>8} {'peak GiB':>9} {'clusters':>8} {'outliers':>8} "
-          f"{'ARI ids':>8} {'ARI ref':>8} {'speed-up':>8} {'mem ratio':>9}")
+          f"{'ARI ids':>8} {'ARI ref':>8} {'speed-up':>8} {'mem ratio':>9} {'load':>5}  stages (s)")
     for n in (int(s) for s in args.sizes.split(",")):
         rows = {}
         for impl in (("ref", "ours") if n <= args.ref_max else ("ours",)):
@@ -173,8 +173,11 @@ def main() -> None:
                 ari_ref = f"{adjusted_rand_score(rows['ref']['labels'], r['labels']):.5f}"
                 speed = f"{rows['ref']['time_s'] / r['time_s']:.2f}x"
                 memr = f"{r['peak_gib'] / max(rows['ref']['peak_gib'], 1e-9):.3f}"
+            stages = " ".join(f"{k[:-2]}={r[k]:.1f}" for k in ("knn_s", "encode_s", "jaccard_s", "dbscan_s") if k in r)
+            load = os.getloadavg()[0]
             print(f"{n:>7} {impl:>4} {r['time_s']:>8.2f} {r['peak_gib']:>9.3f} {r['n_clusters']:>8} "
-                  f"{r['n_outliers']:>8} {r['ari_vs_ids']:>8.4f} {ari_ref:>8} {speed:>8} {memr:>9}", flush=True)
+                  f"{r['n_outliers']:>8} {r['ari_vs_ids']:>8.4f} {ari_ref:>8} {speed:>8} {memr:>9} "
+                  f"{load:>5.1f}  {stages}", flush=True)
 
 
 if __name__ == "__main__":
