@@ -117,11 +117,10 @@ def ours(x: np.ndarray, k1: int, k2: int, eps: float, min_samples: int) -> tuple
 
 def one(args) -> None:
     import faiss  # noqa: F401  (imports are not what is measured: torch's alone is ~0.3 GiB)
-    import torch  # noqa: F401
     import scipy.sparse  # noqa: F401
     import sklearn.cluster  # noqa: F401
+    import torch  # noqa: F401
 
-    import reidcli.cluster.dbscan, reidcli.cluster.jaccard, reidcli.cluster.run  # noqa: E401, F401
 
     x, pid = make_features(args.one, args.dim)
     mem = PeakRSS()

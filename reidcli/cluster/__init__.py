@@ -5,4 +5,4 @@ from reidcli.cluster.run import METHODS, ClusterResult, cluster_features, run
 
 cluster_file = run
 
-__all__ = ["METHODS", "ClusterResult", "cluster_features", "run", "cluster_file"]
+__all__ = ["METHODS", "ClusterResult", "cluster_features", "cluster_file", "run"]

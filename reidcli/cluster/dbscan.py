@@ -11,7 +11,6 @@ a Python loop over points: the components come from ``scipy.sparse.csgraph``.
 from __future__ import annotations
 
 import logging
-from typing import Optional
 
 import numpy as np
 import scipy.sparse as sp
@@ -88,7 +87,7 @@ def dbscan_euclidean(x: np.ndarray, eps: float = 1.0, min_samples: int = 4) -> n
     return dbscan_graph(radius_graph(x, eps), eps, min_samples)
 
 
-def auto_eps(graph: sp.csr_matrix, fraction: float = 1.6e-3, missing: Optional[float] = 1.0) -> float:
+def auto_eps(graph: sp.csr_matrix, fraction: float = 1.6e-3, missing: float | None = 1.0) -> float:
     """Mean of the smallest ``fraction`` of pairwise distances (the MMT / SSG eps heuristic).
 
     As in the public code, the upper triangle's non-zero distances are sorted and the first

@@ -7,8 +7,6 @@ of its most similar template when that cosine similarity exceeds a threshold.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 
@@ -35,7 +33,7 @@ def densest(x: np.ndarray, labels: np.ndarray, keep: int) -> np.ndarray:
 
 
 def expand_labels(x: np.ndarray, labels: np.ndarray, *, threshold: float = 0.8,
-                  keep_clusters: Optional[int] = None, block: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+                  keep_clusters: int | None = None, block: int = 8192) -> tuple[np.ndarray, np.ndarray]:
     """Label expansion from templates.
 
     Args:

@@ -21,7 +21,7 @@ that share one is the whole distance for every threshold below 1.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import scipy.sparse as sp
@@ -138,7 +138,7 @@ def _triples(v: sp.csr_matrix, v_csc: sp.csc_matrix, s: int, e: int, csc_keys=No
 
 
 def _row_blocks(v: sp.csr_matrix, v_csc: sp.csc_matrix, budget: int,
-                max_rows: Optional[int] = None) -> Iterator[tuple[int, int]]:
+                max_rows: int | None = None) -> Iterator[tuple[int, int]]:
     """Row ranges whose triple counts stay near ``budget`` (bounds the working memory)."""
     col_nnz = np.diff(v_csc.indptr).astype(np.int64)
     cum = np.cumsum(segment_reduce(np.add, col_nnz[v.indices], v.indptr, 0))
@@ -154,7 +154,7 @@ def _row_blocks(v: sp.csr_matrix, v_csc: sp.csc_matrix, budget: int,
 Keep = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (rows, cols, J) -> mask
 
 
-def jaccard_upper(v: sp.csr_matrix, *, keep: Optional[Keep] = None,
+def jaccard_upper(v: sp.csr_matrix, *, keep: Keep | None = None,
                   budget: int = 2_000_000) -> sp.csr_matrix:
     """Upper triangle (diagonal included) of J for every pair sharing a column of V.
 
@@ -205,7 +205,7 @@ def symmetrize(upper: sp.csr_matrix) -> sp.csr_matrix:
 
 
 def min_sums_rows(v: sp.csr_matrix, v_csc: sp.csc_matrix, s: int, e: int,
-                  cols: Optional[slice] = None) -> np.ndarray:
+                  cols: slice | None = None) -> np.ndarray:
     """Dense [e-s, N] (or the ``cols`` slice) of sum_k min(V_ik, V_jk) for rows s..e."""
     n = v.shape[0]
     r, j, w = _triples(v, v_csc, s, e)
@@ -219,7 +219,7 @@ def jaccard_from_min_sums(m: np.ndarray) -> np.ndarray:
 
 
 def jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6, *, knn_index: str = "auto",
-                     gpu: str = "auto", nprobe: Optional[int] = None, max_dist: float = 1.0,
+                     gpu: str = "auto", nprobe: int | None = None, max_dist: float = 1.0,
                      upper_only: bool = False) -> sp.csr_matrix:
     """Sparse k-reciprocal Jaccard distance of SpCL / Cluster-Contrast (``compute_jaccard_distance``).
 

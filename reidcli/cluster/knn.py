@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Optional
 
 import numpy as np
 
@@ -42,7 +41,7 @@ def faiss_gpus() -> int:
     return int(get()) if get is not None and hasattr(faiss, "StandardGpuResources") else 0
 
 
-def _make_index(d: int, n: int, index: str, nlist: Optional[int], use_gpu: bool):
+def _make_index(d: int, n: int, index: str, nlist: int | None, use_gpu: bool):
     import faiss
 
     if index == "flat":
@@ -56,8 +55,8 @@ def _make_index(d: int, n: int, index: str, nlist: Optional[int], use_gpu: bool)
     return cpu, None
 
 
-def knn(x: np.ndarray, k: int, *, index: str = "auto", nlist: Optional[int] = None,
-        nprobe: Optional[int] = None, gpu: str = "auto", ivf_threshold: int = IVF_THRESHOLD,
+def knn(x: np.ndarray, k: int, *, index: str = "auto", nlist: int | None = None,
+        nprobe: int | None = None, gpu: str = "auto", ivf_threshold: int = IVF_THRESHOLD,
         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """k nearest neighbours of every row of ``x`` among the rows of ``x``.
 
@@ -96,7 +95,7 @@ def knn(x: np.ndarray, k: int, *, index: str = "auto", nlist: Optional[int] = No
     return dist, nbr.astype(np.int64, copy=False)
 
 
-def knn_cells(x: np.ndarray, k: int, *, nlist: Optional[int] = None, nprobe: Optional[int] = None,
+def knn_cells(x: np.ndarray, k: int, *, nlist: int | None = None, nprobe: int | None = None,
               seed: int = 0, niter: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Approximate k-NN for large N: an inverted file searched one cell at a time by GEMM.
 
@@ -156,7 +155,7 @@ def _merge_topk(best_d, best_i, a: int, b: int, d, i) -> None:
     best_i[a:b] = torch.gather(ci, 1, pos)
 
 
-def knn_exact(x: np.ndarray, k: int, *, block: Optional[int] = None, device: str = "cpu",
+def knn_exact(x: np.ndarray, k: int, *, block: int | None = None, device: str = "cpu",
               slab_bytes: int = 256 << 20) -> tuple[np.ndarray, np.ndarray]:
     """Exact k-NN of the rows of ``x`` among themselves, squared L2 (as ``faiss.knn``).
 

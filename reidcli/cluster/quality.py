@@ -38,8 +38,8 @@ def cluster_quality(labels: np.ndarray, pids: np.ndarray) -> dict:
     clustered = lab >= 0
     return {
         "n_images": int(n),
-        "n_ids": int(len(np.unique(pid))),
-        "n_clusters": int(len(np.unique(lab[clustered]))),
+        "n_ids": len(np.unique(pid)),
+        "n_clusters": len(np.unique(lab[clustered])),
         "outlier_rate": float(1 - clustered.mean()) if n else 0.0,
         "pair_precision": precision,
         "pair_recall": recall,

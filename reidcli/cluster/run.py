@@ -6,7 +6,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
 
 import numpy as np
 
@@ -22,12 +21,12 @@ DEFAULT_EPS = {"dbscan-jaccard": 0.6, "dbscan-euclidean": 1.0}
 class ClusterResult:
     labels: np.ndarray
     params: dict
-    centers: Optional[np.ndarray] = None
+    centers: np.ndarray | None = None
     timings: dict = field(default_factory=dict)
 
     @property
     def n_clusters(self) -> int:
-        return int(len(np.unique(self.labels[self.labels >= 0])))
+        return len(np.unique(self.labels[self.labels >= 0]))
 
     @property
     def n_outliers(self) -> int:
@@ -35,8 +34,8 @@ class ClusterResult:
 
 
 def check_params(n: int, *, method: str, eps, min_samples: int, k1: int, k2: int, k: int,
-                 eps_quantile: float, expand_threshold: Optional[float],
-                 keep_clusters: Optional[int], where: str = "features") -> Union[float, str]:
+                 eps_quantile: float, expand_threshold: float | None,
+                 keep_clusters: int | None, where: str = "features") -> float | str:
     """Validate the parameters against each other and N; return eps (a float or 'auto')."""
     if method not in METHODS:
         import difflib
@@ -78,8 +77,8 @@ def check_params(n: int, *, method: str, eps, min_samples: int, k1: int, k2: int
 
 def cluster_features(features: np.ndarray, *, method: str = "dbscan-jaccard", eps=None,
                      eps_quantile: float = 1.6e-3, min_samples: int = 4, k1: int = 30, k2: int = 6,
-                     k: int = 500, kmeans_iter: int = 50, expand_threshold: Optional[float] = None,
-                     keep_clusters: Optional[int] = None, knn_index: str = "auto", gpu: str = "auto",
+                     k: int = 500, kmeans_iter: int = 50, expand_threshold: float | None = None,
+                     keep_clusters: int | None = None, knn_index: str = "auto", gpu: str = "auto",
                      seed: int = 0, centers: bool = False, where: str = "features") -> ClusterResult:
     """Pseudo-labels for ``features`` [N, D] (L2-normalised first); -1 marks outliers.
 
@@ -133,7 +132,13 @@ def cluster_features(features: np.ndarray, *, method: str = "dbscan-jaccard", ep
 
 def _dbscan_jaccard(x, eps, eps_quantile, min_samples, k1, k2, knn_index, gpu, timings):
     from reidcli.cluster.dbscan import AutoEps, dbscan_graph
-    from reidcli.cluster.jaccard import KnnLookup, encode, jaccard_upper, pair_dots, symmetrize
+    from reidcli.cluster.jaccard import (
+        KnnLookup,
+        encode,
+        jaccard_upper,
+        pair_dots,
+        symmetrize,
+    )
     from reidcli.cluster.knn import knn
 
     t0 = time.perf_counter()
@@ -171,7 +176,7 @@ def _renumber(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def run(features_path: Union[str, Path], out_path: Union[str, Path], *, split: str = "train",
+def run(features_path: str | Path, out_path: str | Path, *, split: str = "train",
         **kwargs) -> tuple[Path, dict]:
     """Cluster one split of a features file and write the labels file atomically.
 

@@ -13,7 +13,7 @@ with clustering), and the [Q, G] result is produced ``chunk`` query rows at a ti
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
