@@ -121,3 +121,35 @@ def test_ivf_cells_find_neighbours_when_cells_follow_clusters():
     assert recall > 0.95
     _, few = knn(x, 10, index="ivf", nlist=16, nprobe=1, gpu="no", seed=1)
     assert (few[:, 0] == np.arange(len(x))).all()
+
+
+def _camera_biased(n_ids=12, per_cam=4, n_cams=3, dim=32, seed=0):
+    """Identity signal weaker than a per-camera offset: plain clustering groups cameras."""
+    rng = np.random.default_rng(seed)
+    ids = rng.normal(size=(n_ids, dim))
+    cams = rng.normal(size=(n_cams, dim)) * 3.0
+    x, pids, camids = [], [], []
+    for p in range(n_ids):
+        for c in range(n_cams):
+            for _ in range(per_cam):
+                x.append(ids[p] + cams[c] + 0.15 * rng.normal(size=dim))
+                pids.append(p)
+                camids.append(c)
+    return np.asarray(x, np.float32), np.asarray(pids), np.asarray(camids)
+
+
+def test_camera_norm_makes_clusters_follow_identities_not_cameras():
+    from reidcli.cluster.run import centre_cameras
+
+    x, pids, camids = _camera_biased()
+    kw = dict(method="dbscan-euclidean", eps=0.5, min_samples=3)
+    plain = cluster_features(x, **kw)
+    centred = cluster_features(x, camids=camids, camera_norm=True, **kw)
+    assert cluster_quality(plain.labels, pids)["ari"] < 0.5
+    assert cluster_quality(centred.labels, pids)["ari"] > 0.9
+    assert centred.params["camera_norm"] is True
+    # per-camera means are zero before re-normalisation; rows stay unit length
+    z = centre_cameras(x / np.linalg.norm(x, axis=1, keepdims=True), camids)
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, rtol=1e-5)
+    with pytest.raises(ConfigError, match="camera id"):
+        cluster_features(x, camera_norm=True, **kw)

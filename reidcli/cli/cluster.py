@@ -28,6 +28,7 @@ def command(
     centers: Annotated[bool, typer.Option("--centers", help="Also write cluster centres [K, D].")] = False,
     knn_index: Annotated[str, typer.Option("--knn-index", help="auto | flat | ivf neighbour search.")] = "auto",
     gpu: Annotated[str, typer.Option("--gpu", help="auto | yes | no: faiss on the GPU.")] = "auto",
+    camera_norm: Annotated[bool, typer.Option("--camera-norm", help="Subtract each camera's mean feature before the neighbour search (clusters follow identities, not camera styles).")] = False,
     seed: Seed = 0,
     as_json: Json = False,
 ) -> None:
@@ -47,7 +48,8 @@ def command(
             raise typer.BadParameter(f"must be a float or 'auto'; got {eps!r}", param_hint="--eps")
     _, report = run(features, output, split=split, method=method, eps=eps, eps_quantile=eps_quantile,
                     min_samples=min_samples, k1=k1, k2=k2, k=k, expand_threshold=expand_threshold,
-                    keep_clusters=keep_clusters, centers=centers, knn_index=knn_index, gpu=gpu, seed=seed)
+                    keep_clusters=keep_clusters, centers=centers, knn_index=knn_index, gpu=gpu, seed=seed,
+                    camera_norm=camera_norm)
     p = report["params"]
     say(f"{report['n_clusters']} clusters, {report['n_outliers']} outliers of {report['n_images']} "
         f"({p['method']}{', eps %.4g' % p['eps'] if 'eps' in p else ''}"

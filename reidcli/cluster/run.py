@@ -79,12 +79,18 @@ def cluster_features(features: np.ndarray, *, method: str = "dbscan-jaccard", ep
                      eps_quantile: float = 1.6e-3, min_samples: int = 4, k1: int = 30, k2: int = 6,
                      k: int = 500, kmeans_iter: int = 50, expand_threshold: float | None = None,
                      keep_clusters: int | None = None, knn_index: str = "auto", gpu: str = "auto",
-                     seed: int = 0, centers: bool = False, where: str = "features") -> ClusterResult:
+                     seed: int = 0, centers: bool = False, where: str = "features",
+                     camids: np.ndarray | None = None, camera_norm: bool = False) -> ClusterResult:
     """Pseudo-labels for ``features`` [N, D] (L2-normalised first); -1 marks outliers.
 
     ``dbscan-jaccard``: k-reciprocal Jaccard distance (Zhong et al., CVPR 2017) as SpCL /
     Cluster-Contrast compute it, then DBSCAN; ``dbscan-euclidean``: DBSCAN on Euclidean
     distances; ``kmeans``: faiss k-means. Optional label expansion (METHODS.md section 4).
+
+    ``camera_norm`` (needs ``camids``) subtracts each camera's mean feature before the
+    neighbour search, then re-normalises, so clusters follow identities rather than camera
+    styles (the per-camera feature centring of camera-aware UDA, e.g. Wang et al., CAP,
+    AAAI 2021). Only camera ids are used, never identities; centres stay in the original space.
     """
     from reidcli.cluster.knn import l2_normalize
 
@@ -92,8 +98,10 @@ def cluster_features(features: np.ndarray, *, method: str = "dbscan-jaccard", ep
     eps = check_params(n, method=method, eps=eps, min_samples=min_samples, k1=k1, k2=k2, k=k,
                        eps_quantile=eps_quantile, expand_threshold=expand_threshold,
                        keep_clusters=keep_clusters, where=where)
-    x = l2_normalize(features)
-    params: dict = {"method": method, "normalized": True, "seed": seed}
+    x = original = l2_normalize(features)
+    params: dict = {"method": method, "normalized": True, "seed": seed, "camera_norm": camera_norm}
+    if camera_norm:
+        x = centre_cameras(x, camids, where)
     timings: dict = {}
     t0 = time.perf_counter()
     if method == "dbscan-jaccard":
@@ -125,7 +133,7 @@ def cluster_features(features: np.ndarray, *, method: str = "dbscan-jaccard", ep
     if centers:
         from reidcli.cluster.expand import cluster_centres
 
-        cents = cluster_centres(x, labels)
+        cents = cluster_centres(original, labels)
     timings["total_s"] = time.perf_counter() - t0
     return ClusterResult(labels=labels, params=params, centers=cents, timings=timings)
 
@@ -164,6 +172,19 @@ def _dbscan_jaccard(x, eps, eps_quantile, min_samples, k1, k2, knn_index, gpu, t
     return labels, float(eps)
 
 
+def centre_cameras(x: np.ndarray, camids: np.ndarray | None, where: str = "features") -> np.ndarray:
+    """L2-normalised ``x`` minus the mean feature of each row's camera, re-normalised."""
+    from reidcli.cluster.knn import l2_normalize
+
+    if camids is None or len(camids) != len(x):
+        raise ConfigError(f"--camera-norm needs one camera id per row of {where}")
+    out = np.array(x, dtype=np.float32, copy=True)
+    for cam in np.unique(camids):
+        rows = camids == cam
+        out[rows] -= out[rows].mean(axis=0, keepdims=True)
+    return l2_normalize(out)
+
+
 def _renumber(labels: np.ndarray) -> np.ndarray:
     """Close the gaps in 0..K-1 (k-means may leave empty clusters), keeping the order."""
     labels = np.asarray(labels, np.int64)
@@ -194,7 +215,7 @@ def run(features_path: str | Path, out_path: str | Path, *, split: str = "train"
     s = ff.split(split)
     if len(s) == 0:
         raise InputError(f"{features_path}:/{split} is empty; nothing to cluster")
-    res = cluster_features(s.features, where=f"{features_path}:/{split}", **kwargs)
+    res = cluster_features(s.features, where=f"{features_path}:/{split}", camids=s.camids, **kwargs)
     attrs = {**res.params, "split": split, "source": str(features_path),
              "source_digest": file_digest(features_path), "n_images": len(s)}
     attrs = {k: v for k, v in attrs.items() if v is not None}
