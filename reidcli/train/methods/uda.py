@@ -91,22 +91,9 @@ class TwoViewDataset(ImageDataset):
     own network's view)."""
 
     def __getitem__(self, item):
-        import numpy as np
-
-        from reidcli.data.loader import read_rgb
-        from reidcli.utils.errors import InputError
-
-        index, seed = item if isinstance(item, tuple) else (item, None)
-        rec = self.records[index]
-        ok, err = True, ""
-        try:
-            img = read_rgb(self.root / rec.path)
-        except InputError as exc:
-            ok, err, img = False, str(exc), np.zeros((*self.size, 3), dtype=np.uint8)
+        index, seed, img, meta = self.load(item)
         seed2 = None if seed is None else sample_seed(seed, 1, 7)
-        return {"img": _seeded(self.transform, img, seed), "img2": _seeded(self.transform, img, seed2),
-                "label": int(self.labels[index]), "camid": rec.camid, "modality": rec.modality,
-                "index": index, "ok": ok, "error": err}
+        return {"img": _seeded(self.transform, img, seed), "img2": _seeded(self.transform, img, seed2), **meta}
 
 
 def pk_stream(ctx: EngineContext, dataset: ImageDataset, seed_offset: int = 0):
