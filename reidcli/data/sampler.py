@@ -24,7 +24,25 @@ import numpy as np
 from reidcli.utils.errors import ConfigError, InputError
 
 
-class PKBatchSampler:
+class ResumablePosition:
+    """Seed, epoch and the next batch to yield: all a seeded batch sampler needs to resume."""
+
+    seed: int
+    epoch: int = 0
+    start: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's permutation (call before iterating); resets the start position."""
+        self.epoch, self.start = int(epoch), 0
+
+    def state_dict(self) -> dict:
+        return {"seed": self.seed, "epoch": self.epoch, "start": self.start}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seed, self.epoch, self.start = int(state["seed"]), int(state["epoch"]), int(state["start"])
+
+
+class PKBatchSampler(ResumablePosition):
     """Yield batches of ``(dataset index, sample seed)`` with P identities x K images.
 
     Args:
@@ -58,16 +76,6 @@ class PKBatchSampler:
         self.drop_last = drop_last
         self.epoch, self.start = 0, 0
         self._cache: tuple = (None, [])
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch's permutation (call before iterating); resets the start position."""
-        self.epoch, self.start = int(epoch), 0
-
-    def state_dict(self) -> dict:
-        return {"seed": self.seed, "epoch": self.epoch, "start": self.start}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.seed, self.epoch, self.start = int(state["seed"]), int(state["epoch"]), int(state["start"])
 
     def _global_batches(self) -> list[np.ndarray]:
         key = (self.seed, self.epoch)
@@ -118,7 +126,7 @@ class PKBatchSampler:
         return self.p // self.world * self.k
 
 
-class SequentialSeeds:
+class SequentialSeeds(ResumablePosition):
     """A batch sampler over ``range(n)`` in order, with per-sample seeds (unlabelled data)."""
 
     def __init__(self, n: int, batch_size: int, *, shuffle: bool = True, seed: int = 0,
@@ -128,15 +136,6 @@ class SequentialSeeds:
         self.n, self.bs, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.rank, self.world, self.drop_last = rank, world_size, drop_last
         self.epoch, self.start = 0, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch, self.start = int(epoch), 0
-
-    def state_dict(self) -> dict:
-        return {"seed": self.seed, "epoch": self.epoch, "start": self.start}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.seed, self.epoch, self.start = int(state["seed"]), int(state["epoch"]), int(state["start"])
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         order = (np.random.default_rng([self.seed, self.epoch, 1]).permutation(self.n)
