@@ -27,7 +27,7 @@ import numpy as np
 
 from reidcli.data.loader import ImageDataset, _seeded
 from reidcli.data.records import Record
-from reidcli.data.transforms import AugmentConfig, to_tensor_uint8
+from reidcli.data.transforms import AugmentConfig, photometric_tail, to_tensor_uint8
 from reidcli.io.ckpt import IMAGENET_MEAN, IMAGENET_STD
 from reidcli.utils.errors import InputError
 
@@ -84,19 +84,11 @@ class PoseTrainTransform:
 
     def __init__(self, cfg: AugmentConfig, mean: Sequence[float] = IMAGENET_MEAN,
                  std: Sequence[float] = IMAGENET_STD):
-        import torch
         from torchvision.transforms import v2
 
         self.cfg = cfg.validate()
         self.size = (cfg.height, cfg.width)
-        tail: list = []
-        if cfg.jitter > 0:
-            j = cfg.jitter
-            tail.append(v2.ColorJitter(brightness=j, contrast=j, saturation=j, hue=min(0.5, j / 4)))
-        tail += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
-        if cfg.erasing > 0:
-            tail.append(v2.RandomErasing(p=cfg.erasing, value=0))
-        self.tail = v2.Compose(tail)
+        self.tail = v2.Compose(photometric_tail(cfg, mean, std))
 
     def __call__(self, img: np.ndarray, kp: np.ndarray):
         import torch

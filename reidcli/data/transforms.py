@@ -73,7 +73,6 @@ def to_tensor_uint8(img: np.ndarray):
 def build_train_transform(cfg: AugmentConfig, mean: Sequence[float] = IMAGENET_MEAN,
                           std: Sequence[float] = IMAGENET_STD) -> Callable:
     """Compose the training pipeline: uint8 [H, W, 3] array -> normalised float [3, h, w]."""
-    import torch
     from torchvision.transforms import v2
 
     cfg.validate()
@@ -89,13 +88,22 @@ def build_train_transform(cfg: AugmentConfig, mean: Sequence[float] = IMAGENET_M
         ops.append(v2.RandomHorizontalFlip(cfg.flip))
     if cfg.pad > 0 and not cfg.resized_crop:
         ops += [v2.Pad(cfg.pad), v2.RandomCrop(size)]
+    return v2.Compose(ops + photometric_tail(cfg, mean, std))
+
+
+def photometric_tail(cfg: "AugmentConfig", mean: Sequence[float], std: Sequence[float]) -> list:
+    """The ops after the geometry: colour jitter, float + normalise, random erasing."""
+    import torch
+    from torchvision.transforms import v2
+
+    ops: list = []
     if cfg.jitter > 0:
         j = cfg.jitter
         ops.append(v2.ColorJitter(brightness=j, contrast=j, saturation=j, hue=min(0.5, j / 4)))
     ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
     if cfg.erasing > 0:
         ops.append(v2.RandomErasing(p=cfg.erasing, value=0))
-    return v2.Compose(ops)
+    return ops
 
 
 class ResizeUint8:
