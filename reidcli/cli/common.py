@@ -45,7 +45,8 @@ def reid_command(name: str):
             except ReidError as exc:
                 if _debug["on"]:
                     raise
-                error_line(name, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                error_line(name, flag_message(exc, message))
                 raise typer.Exit(exc.exit_code)
             except KeyboardInterrupt:
                 error_line(name, "interrupted; outputs were not written (rerun to resume)")
@@ -63,6 +64,32 @@ def reid_command(name: str):
         return wrapper
 
     return deco
+
+
+def flag_of(param: str) -> str | None:
+    """The ``--flag`` of the current command whose Python parameter is ``param``."""
+    try:
+        from click import get_current_context
+    except ImportError:  # typer >= 0.2x vendors click
+        from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return None
+    for p in ctx.command.params:
+        if p.name == param:
+            longs = [o for o in p.opts if o.startswith("--")]
+            return longs[0] if longs else (p.opts[0] if p.opts else None)
+    return None
+
+
+def flag_message(exc: Exception, message: str) -> str:
+    """``message`` with a library parameter name (`ParamError.param`) shown as its flag."""
+    param = getattr(exc, "param", None)
+    if not param or not message.startswith(param):
+        return message
+    flag = flag_of(param) or getattr(exc, "flag", None)
+    return (flag + message[len(param):]) if flag else message
 
 
 def not_implemented(name: str) -> None:

@@ -1,0 +1,194 @@
+"""Declarative parameter checks, in the manner of scikit-learn's ``_param_validation``.
+
+Each config (a dataclass, a function's keyword arguments) states its constraints as a small
+table, and one checker validates them with one message shape::
+
+    CONSTRAINTS = {
+        "epochs": [Interval(int, 1, None)],
+        "lr": [Interval(float, 0, None, closed="neither")],
+        "optimizer": [Options({"adam", "sgd", "adamw"})],
+        "margin": [None, Interval(float, 0, None)],      # None: the value may be None
+    }
+    check_params({"epochs": 0, ...}, CONSTRAINTS)
+    # ParamError: epochs must be an int >= 1; got 0
+
+Messages name the *Python* parameter; `ParamError.param` carries that name so that
+``reid_command`` can show the user's ``--flag`` instead (``--epochs must be ...``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import numbers
+from typing import Any, Callable, Iterable, Mapping, Optional
+
+from reidcli.utils.errors import ConfigError
+
+
+class ParamError(ConfigError):
+    """A parameter value breaks its constraint. ``str(self)`` starts with ``param``."""
+
+    def __init__(self, param: str, message: str):
+        super().__init__(f"{param} {message}")
+        self.param = param
+        self.detail = message
+
+
+class Constraint:
+    """One admissible set of values; `describe` completes "must be ..."."""
+
+    def holds(self, value: Any) -> bool:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def describe(self) -> str:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+class Interval(Constraint):
+    """Numbers of ``kind`` (int or float) between ``left`` and ``right`` (None: unbounded).
+
+    ``closed`` is 'both' (default), 'left', 'right' or 'neither'. A float interval accepts
+    ints too; NaN is never in an interval.
+    """
+
+    def __init__(self, kind: type, left: Optional[float], right: Optional[float], *, closed: str = "both"):
+        if kind not in (int, float):
+            raise TypeError("Interval kind must be int or float")
+        if closed not in ("both", "left", "right", "neither"):
+            raise ValueError(f"closed must be both, left, right or neither; got {closed!r}")
+        self.kind, self.left, self.right, self.closed = kind, left, right, closed
+
+    def holds(self, value: Any) -> bool:
+        if not (_is_int(value) if self.kind is int else _is_real(value)):
+            return False
+        if isinstance(value, float) and math.isnan(value):
+            return False
+        lo_ok = self.left is None or (value >= self.left if self.closed in ("both", "left") else value > self.left)
+        hi_ok = self.right is None or (value <= self.right if self.closed in ("both", "right") else value < self.right)
+        return lo_ok and hi_ok
+
+    def describe(self) -> str:
+        name = "an int" if self.kind is int else "a float"
+        lo_in, hi_in = self.closed in ("both", "left"), self.closed in ("both", "right")
+        if self.left is not None and self.right is not None:
+            return f"{name} in {'[' if lo_in else '('}{self.left:g}, {self.right:g}{']' if hi_in else ')'}"
+        if self.left is not None:
+            return f"{name} {'>=' if lo_in else '>'} {self.left:g}"
+        if self.right is not None:
+            return f"{name} {'<=' if hi_in else '<'} {self.right:g}"
+        return name
+
+
+class Options(Constraint):
+    """One of a fixed set of values (strings usually)."""
+
+    def __init__(self, values: Iterable[Any]):
+        self.values = tuple(values)
+
+    def holds(self, value: Any) -> bool:
+        try:
+            return value in self.values
+        except TypeError:
+            return False
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(str(v) for v in self.values)
+
+
+class InstanceOf(Constraint):
+    """An instance of ``kind`` (bool is not an int here)."""
+
+    def __init__(self, kind: type | tuple, name: Optional[str] = None):
+        self.kind, self.name = kind, name
+
+    def holds(self, value: Any) -> bool:
+        if isinstance(value, bool) and self.kind is not bool and bool not in (self.kind if isinstance(self.kind, tuple) else (self.kind,)):
+            return False
+        return isinstance(value, self.kind)
+
+    def describe(self) -> str:
+        if self.name:
+            return self.name
+        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
+        return " or ".join(f"a {k.__name__}" for k in kinds)
+
+
+class Satisfies(Constraint):
+    """A value for which ``test(value)`` is true; ``description`` completes "must be ..."."""
+
+    def __init__(self, test: Callable[[Any], bool], description: str):
+        self.test, self.description = test, description
+
+    def holds(self, value: Any) -> bool:
+        try:
+            return bool(self.test(value))
+        except Exception:
+            return False
+
+    def describe(self) -> str:
+        return self.description
+
+
+class _NoneConstraint(Constraint):
+    def holds(self, value: Any) -> bool:
+        return value is None
+
+    def describe(self) -> str:
+        return "None"
+
+
+BOOLEAN = InstanceOf(bool, "true or false")
+
+
+def _as_constraint(c: Any) -> Constraint:
+    if c is None:
+        return _NoneConstraint()
+    if isinstance(c, Constraint):
+        return c
+    if c == "boolean":
+        return BOOLEAN
+    if isinstance(c, type):
+        return InstanceOf(c)
+    raise TypeError(f"not a constraint: {c!r}")
+
+
+def check_value(name: str, value: Any, constraints: list) -> None:
+    """Raise `ParamError` unless ``value`` meets at least one of ``constraints``."""
+    cs = [_as_constraint(c) for c in constraints]
+    if any(c.holds(value) for c in cs):
+        return
+    shown = [c.describe() for c in cs if not isinstance(c, _NoneConstraint)]
+    optional = len(shown) < len(cs)
+    desc = " or ".join(shown) + (" (or None)" if optional else "")
+    raise ParamError(name, f"must be {desc}; got {value!r}")
+
+
+def check_params(values: Mapping[str, Any] | Any, constraints: Mapping[str, list]) -> None:
+    """Validate every parameter of ``values`` (a mapping or a dataclass) named in
+    ``constraints``; parameters absent from ``values`` are skipped."""
+    if dataclasses.is_dataclass(values) and not isinstance(values, type):
+        values = {f.name: getattr(values, f.name) for f in dataclasses.fields(values)}
+    for name, cs in constraints.items():
+        if name in values:
+            check_value(name, values[name], cs)
+
+
+def reject_unknown(given: Iterable[str], known: Iterable[str], *, what: str) -> None:
+    """`ParamError` for the first name of ``given`` not in ``known`` (with a did-you-mean)."""
+    known = sorted(known)
+    for name in given:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            listed = ", ".join(known) if known else "none"
+            raise ParamError(name, f"does not apply to {what}{hint} (its options: {listed})")
