@@ -1,4 +1,4 @@
-"""`reid finetune` / `reidcli.finetune`: one tiny round of each method, bad input, and the
+"""`reid finetune` / `reidcli.train.finetune`: one tiny round of each method, bad input, and the
 guarantee that target ground-truth ids are never read."""
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def _changed(a: dict, b: dict) -> bool:
 
 @pytest.mark.parametrize("method", ["pseudo", "mmt", "kd", "joint"])
 def test_one_round_changes_weights(uda, method):
-    from reidcli.finetune import finetune
+    from reidcli.train.finetune import finetune
     from reidcli.io.ckpt import load_model
 
     extra = {"source": uda["source"]} if method == "joint" else {}
@@ -119,7 +119,7 @@ def _check_net_choice(out: Path, ck: dict) -> None:
 
 
 def test_mmt_round_two_continues_mean_nets_and_adam(uda):
-    from reidcli.finetune import finetune
+    from reidcli.train.finetune import finetune
     from reidcli.train.methods.mmt import DEFAULTS
 
     r1 = finetune(uda["ckpt"], uda["labels"], uda["target"], uda["tmp"] / "r1.pt", method="mmt", **FAST)
@@ -199,7 +199,7 @@ def test_mmt_losses_equal_their_formulas():
 
 def test_target_ground_truth_ids_are_never_read(uda):
     """The same images with shuffled or blanked ids give bit-identical weights."""
-    from reidcli.finetune import finetune
+    from reidcli.train.finetune import finetune
 
     n = 16
     pids = [r[1] for r in list(csv.reader(open(uda["target"])))[1:]]
@@ -280,7 +280,7 @@ def test_cli_bad_input_one_line_and_checkpoint_untouched(uda, case, words):
 
 
 def test_kd_blends_every_n_epochs_across_rounds(uda):
-    from reidcli.finetune import finetune
+    from reidcli.train.finetune import finetune
 
     src = _state(uda["ckpt"])
     r1 = finetune(uda["ckpt"], uda["labels"], uda["target"], uda["tmp"] / "k1.pt", method="kd",

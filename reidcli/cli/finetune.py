@@ -56,7 +56,7 @@ def command(
 
     Example: reid finetune --ckpt m.pt --labels labels.h5 duke/ -o m2.pt --method mmt
     """
-    from reidcli.finetune import finetune
+    from reidcli.train.finetune import finetune
     from reidcli.utils.progress import say
 
     opts = {"alpha": alpha, "soft_ce_weight": soft_ce_weight, "soft_tri_weight": soft_tri_weight,
