@@ -68,6 +68,27 @@ def test_table_kmeans_centers_and_expansion(tmp_path):
     assert read_labels(tmp_path / "e.h5").n_clusters == 4
 
 
+@pytest.mark.parametrize("value", ["abc", "0.5x", ""])
+def test_eps_that_is_not_a_number_is_a_usage_error(tmp_path, value):
+    f = make_features(tmp_path / "f.h5")
+    res = runner.invoke(app, ["cluster", str(f), "-o", str(tmp_path / "l.h5"), "--eps", value])
+    assert res.exit_code == 2, res.output
+    said = [line for line in res.stderr.splitlines() if "--eps" in line]
+    assert len(said) == 1 and f"must be a float or 'auto'; got '{value}'" in said[0], res.stderr
+    assert "internal error" not in res.stderr and "Traceback" not in res.output
+    assert not (tmp_path / "l.h5").exists()
+
+
+def test_help_shows_the_option_dataclass_defaults():
+    from reidcli.cluster.methods import JaccardDbscanOptions, KMeansOptions
+
+    res = runner.invoke(app, ["cluster", "--help"], env={"COLUMNS": "200"})
+    text = " ".join(res.output.split())
+    for words in (f"default {JaccardDbscanOptions.k1}", f"default {KMeansOptions.k}",
+                  f"default {KMeansOptions.kmeans_iter}", "dbscan-euclidean | dbscan-jaccard | kmeans"):
+        assert words in text, words
+
+
 def test_eps_auto_is_reported(tmp_path):
     f = make_features(tmp_path / "f.h5", pids=False)
     res = runner.invoke(app, ["cluster", str(f), "-o", str(tmp_path / "a.h5"), "--eps", "auto",
@@ -81,8 +102,20 @@ def test_eps_auto_is_reported(tmp_path):
 @pytest.mark.parametrize("case,args,words", [
     ("split", ["--split", "query"], ["no 'query' split"]),
     ("nan", [], ["NaN"]),
-    ("k1", ["--k1", "500"], ["fewer than --k1"]),
+    ("k1", ["--k1", "500"], ["--k1 must be an int in [1, 240]", "holds 240 features); got 500"]),
     ("eps", ["--eps", "1.5"], ["--eps must be a float in (0, 1]"]),
+    ("quantile", ["--eps-quantile", "1"], ["--eps-quantile applies only with eps 'auto'"]),
+    ("quantile1", ["--eps", "auto", "--eps-quantile", "1"], ["--eps-quantile must be a float in (0, 1); got 1.0"]),
+    ("knn", ["--knn-index", "hnsw"], ["--knn-index must be one of auto, flat, ivf; got 'hnsw'"]),
+    ("expand", ["--expand-threshold", "2"], ["--expand-threshold must be a float in [-1, 1]"]),
+    ("keep", ["--keep-clusters", "3"], ["--keep-clusters needs expand_threshold"]),
+    ("kmeans-k", ["--method", "kmeans", "--k", "241"], ["--k must be an int in [1, 240]"]),
+    ("k-jaccard", ["--k", "5"], ["--k does not apply to --method dbscan-jaccard"]),
+    ("k1-kmeans", ["--method", "kmeans", "--k1", "5"], ["--k1 does not apply to --method kmeans"]),
+    ("knn-eucl", ["--method", "dbscan-euclidean", "--knn-index", "flat"],
+     ["--knn-index does not apply to --method dbscan-euclidean"]),
+    ("eps-kmeans", ["--method", "kmeans", "--eps", "0.5"], ["--eps does not apply to --method kmeans"]),
+    ("auto-eucl", ["--method", "dbscan-euclidean", "--eps", "auto"], ["--eps must be a float > 0; got 'auto'"]),
     ("eps0", ["--eps", "0"], ["--eps must be a float in (0, 1]"]),
     ("same", None, ["is the input features file"]),
     ("method", ["--method", "dbscan-jacard"], ["did you mean 'dbscan-jaccard'"]),

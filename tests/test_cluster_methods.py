@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 
-from reidcli.cluster import cluster_features
+from reidcli.cluster import CLUSTERERS, ClustererOptions, cluster_features
 from reidcli.cluster.expand import expand_labels
 from reidcli.cluster.kmeans import kmeans_labels
+from reidcli.cluster.methods import (
+    EuclideanDbscanOptions,
+    JaccardDbscanOptions,
+    make_options,
+)
 from reidcli.cluster.quality import cluster_quality
-from reidcli.utils.errors import ConfigError, InputError
+from reidcli.utils.errors import ConfigError
+from reidcli.utils.params import ParamError
 
 
 def unit(*rows):
@@ -78,16 +86,102 @@ def test_every_method_recovers_easy_blobs(kw):
     assert res.labels.min() >= -1 and set(res.labels[res.labels >= 0]) == set(range(res.n_clusters))
 
 
-@pytest.mark.parametrize("kw,err", [({"eps": 0}, ConfigError), ({"eps": 1.5}, ConfigError),
-                                    ({"eps": -1}, ConfigError), ({"k1": 500}, InputError),
-                                    ({"method": "kmean"}, ConfigError), ({"method": "kmeans", "k": 10**6}, ConfigError),
-                                    ({"method": "dbscan-euclidean", "eps": "auto"}, ConfigError),
-                                    ({"keep_clusters": 3}, ConfigError)])
-def test_bad_parameters(kw, err):
+@pytest.mark.parametrize("kw,param,message", [
+    ({"eps": 0}, "eps", "eps must be a float in (0, 1] or 'auto'; got 0"),
+    ({"eps": 1.5}, "eps", "eps must be a float in (0, 1] or 'auto'; got 1.5"),
+    ({"eps": -1}, "eps", "eps must be a float in (0, 1] or 'auto'; got -1"),
+    ({"eps": "0.5"}, "eps", "eps must be a float in (0, 1] or 'auto'; got '0.5'"),
+    ({"k1": 500}, "k1", "k1 must be an int in [1, 240] (the input holds 240 features); got 500"),
+    ({"k2": 0}, "k2", "k2 must be an int >= 1; got 0"),
+    ({"min_samples": 0}, "min_samples", "min_samples must be an int >= 1; got 0"),
+    ({"knn_index": "hnsw"}, "knn_index", "knn_index must be one of auto, flat, ivf; got 'hnsw'"),
+    ({"eps_quantile": 0.5}, "eps_quantile", "eps_quantile applies only with eps 'auto'; got eps 0.6"),
+    ({"method": "kmeans", "k": 10**6}, "k", "k must be an int in [1, 240] (the input holds 240 features); got 1000000"),
+    ({"method": "kmeans", "kmeans_iter": 0}, "kmeans_iter", "kmeans_iter must be an int >= 1; got 0"),
+    ({"method": "dbscan-euclidean", "eps": "auto"}, "eps", "eps must be a float > 0; got 'auto'"),
+    ({"keep_clusters": 3}, "keep_clusters", "keep_clusters needs expand_threshold"),
+    ({"expand_threshold": 1.5}, "expand_threshold", "expand_threshold must be a float in [-1, 1] (or None); got 1.5"),
+    ({"gpu": "maybe"}, "gpu", "gpu must be one of auto, yes, no; got 'maybe'"),
+    ({"camera_norm": True}, "camera_norm", "camera_norm needs one camera id per row of the input"),
+])
+def test_bad_parameters_name_the_parameter(kw, param, message):
+    """One message shape (`<param> must be ...; got ...`), a ParamError carrying the name."""
     x, _ = blobs()
-    with pytest.raises(err) as exc:
+    with pytest.raises(ParamError) as exc:
         cluster_features(x, **kw)
-    assert "\n" not in str(exc.value)
+    assert exc.value.param == param and str(exc.value).startswith(message), str(exc.value)
+    assert isinstance(exc.value, ConfigError) and "\n" not in str(exc.value)
+
+
+def test_unknown_method_uses_the_registry_did_you_mean():
+    x, _ = blobs()
+    with pytest.raises(ConfigError, match=r"unknown clusterer 'kmean'; did you mean 'kmeans'\? \(choices: "
+                                          r"dbscan-euclidean, dbscan-jaccard, kmeans\)"):
+        cluster_features(x, method="kmean")
+
+
+@pytest.mark.parametrize("method,option", [("dbscan-jaccard", "k"), ("dbscan-jaccard", "kmeans_iter"),
+                                           ("kmeans", "k1"), ("kmeans", "eps"), ("kmeans", "min_samples"),
+                                           ("dbscan-euclidean", "k2"), ("dbscan-euclidean", "knn_index"),
+                                           ("dbscan-euclidean", "eps_quantile"), ("kmeans", "epss")])
+def test_an_option_of_another_method_is_rejected(method, option):
+    x, _ = blobs()
+    with pytest.raises(ParamError, match=rf"^{option} does not apply to --method {method}") as exc:
+        cluster_features(x, method=method, **{option: 5})
+    assert exc.value.param == option
+    assert make_options(method, given={option: None}) == CLUSTERERS.get(method)()  # None = not given
+
+
+def test_registry_lists_each_clusterer_with_its_options_dataclass():
+    import dataclasses
+
+    assert CLUSTERERS.names() == ["dbscan-euclidean", "dbscan-jaccard", "kmeans"]
+    for name in CLUSTERERS:
+        cls = CLUSTERERS.get(name)
+        assert dataclasses.is_dataclass(cls) and issubclass(cls, ClustererOptions)
+        fields = {f.name: f.default for f in dataclasses.fields(cls)}
+        assert fields and all(d is not dataclasses.MISSING for d in fields.values()), name
+        assert set(cls.CONSTRAINTS) == set(fields), name  # every option is checked
+    assert JaccardDbscanOptions().eps == 0.6 and EuclideanDbscanOptions().eps == 1.0
+
+
+def test_dispatch_goes_through_the_registry():
+    """A clusterer registered at run time is reachable by name, with its options and checks."""
+    from dataclasses import dataclass
+
+    from reidcli.utils.params import Interval
+
+    @dataclass
+    class HalvesOptions(ClustererOptions):
+        cut: float = 0.0
+        CONSTRAINTS: ClassVar[dict] = {"cut": [Interval(float, -1, 1)]}
+
+        def fit(self, x, ctx):
+            ctx.timings["halves_s"] = 0.0
+            return (x[:, 0] > self.cut).astype(np.int64), {"cut": self.cut}
+
+    CLUSTERERS.add("test-halves", HalvesOptions)
+    try:
+        x, _ = blobs()
+        res = cluster_features(x, method="test-halves", cut=0.1, seed=5)
+        assert res.params == {"method": "test-halves", "normalized": True, "seed": 5, "camera_norm": False, "cut": 0.1}
+        assert set(res.labels) <= {0, 1} and "halves_s" in res.timings
+        with pytest.raises(ParamError, match="cut must be a float in"):
+            cluster_features(x, method="test-halves", cut=2.0)
+        with pytest.raises(ParamError, match="k1 does not apply to --method test-halves"):
+            cluster_features(x, method="test-halves", k1=3)
+    finally:
+        CLUSTERERS._items.pop("test-halves")
+
+
+def test_options_object_equals_keyword_options():
+    x, _ = blobs()
+    by_kw = cluster_features(x, method="dbscan-euclidean", eps=0.7, min_samples=3)
+    by_obj = cluster_features(x, method="dbscan-euclidean", options=EuclideanDbscanOptions(eps=0.7, min_samples=3))
+    np.testing.assert_array_equal(by_kw.labels, by_obj.labels)
+    assert by_kw.params == by_obj.params
+    with pytest.raises(ParamError, match="options must be a KMeansOptions"):
+        cluster_features(x, method="kmeans", options=EuclideanDbscanOptions())
 
 
 def test_eps_one_is_allowed_and_gives_one_cluster():
@@ -142,7 +236,7 @@ def test_camera_norm_makes_clusters_follow_identities_not_cameras():
     from reidcli.cluster.run import centre_cameras
 
     x, pids, camids = _camera_biased()
-    kw = dict(method="dbscan-euclidean", eps=0.5, min_samples=3)
+    kw = {"method": "dbscan-euclidean", "eps": 0.5, "min_samples": 3}
     plain = cluster_features(x, **kw)
     centred = cluster_features(x, camids=camids, camera_norm=True, **kw)
     assert cluster_quality(plain.labels, pids)["ari"] < 0.5
@@ -151,5 +245,5 @@ def test_camera_norm_makes_clusters_follow_identities_not_cameras():
     # per-camera means are zero before re-normalisation; rows stay unit length
     z = centre_cameras(x / np.linalg.norm(x, axis=1, keepdims=True), camids)
     np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, rtol=1e-5)
-    with pytest.raises(ConfigError, match="camera id"):
+    with pytest.raises(ParamError, match="camera_norm needs one camera id"):
         cluster_features(x, camera_norm=True, **kw)

@@ -1,8 +1,14 @@
 """reidcli.cluster: features -> pseudo-labels (k-NN, k-reciprocal Jaccard, DBSCAN, k-means,
-label expansion, quality against true ids). Heavy modules are imported lazily."""
+label expansion, quality against true ids). Heavy modules are imported lazily.
 
-from reidcli.cluster.run import METHODS, ClusterResult, cluster_features, run
+Clusterers are registered in `CLUSTERERS` with their options dataclasses
+(`reidcli.cluster.methods`); `cluster_features` works on arrays, `run` on files.
+"""
+
+from reidcli.cluster.methods import CLUSTERERS, DEFAULT_CLUSTERER, ClustererOptions
+from reidcli.cluster.run import ClusterReport, ClusterResult, cluster_features, run
 
 cluster_file = run
 
-__all__ = ["METHODS", "ClusterResult", "cluster_features", "cluster_file", "run"]
+__all__ = ["CLUSTERERS", "DEFAULT_CLUSTERER", "ClusterReport", "ClusterResult", "ClustererOptions",
+           "cluster_features", "cluster_file", "run"]

@@ -251,7 +251,7 @@ class KnnLookup:
     gather of the few pairs, e.g. half-set members, that lie outside i's list)."""
 
     def __init__(self, dist: np.ndarray, rank: np.ndarray, fallback: PairDist):
-        n, k = rank.shape
+        n = rank.shape[0]
         keys = (np.arange(n, dtype=np.int64)[:, None] * n + rank).ravel()
         ok = rank.ravel() >= 0
         order = np.argsort(keys[ok], kind="stable")

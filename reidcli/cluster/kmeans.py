@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reidcli.utils.errors import ConfigError
+from reidcli.utils.params import ParamError
 
 
 def kmeans_labels(x: np.ndarray, k: int = 500, *, niter: int = 50, seed: int = 0,
@@ -21,7 +21,7 @@ def kmeans_labels(x: np.ndarray, k: int = 500, *, niter: int = 50, seed: int = 0
     x = np.ascontiguousarray(x, dtype=np.float32)
     n, d = x.shape
     if not 1 <= k <= n:
-        raise ConfigError(f"--k must be an int in [1, {n}] (the number of features); got {k}")
+        raise ParamError("k", f"must be an int in [1, {n}] (the number of features); got {k}")
     km = faiss.Kmeans(d, k, niter=niter, seed=int(seed) % (2**31), verbose=False,
                       gpu=faiss_gpus() > 0 and gpu != "no", max_points_per_centroid=max(256, n // k + 1))
     km.train(x)

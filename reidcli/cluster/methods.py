@@ -1,0 +1,209 @@
+"""The clusterers: each registers in `CLUSTERERS` as an options dataclass (its defaults, its
+`CONSTRAINTS`) whose `fit` turns L2-normalised features into labels.
+
+Adding one (see docs/contributing-cluster.md)::
+
+    @CLUSTERERS.register("my-method")
+    @dataclass
+    class MyOptions(ClustererOptions):
+        radius: float = 0.5
+        CONSTRAINTS: ClassVar[dict] = {"radius": [Interval(float, 0, None, closed="neither")]}
+
+        def fit(self, x, ctx):
+            return labels, {"radius": self.radius}
+
+``reid cluster --method my-method --radius ...`` then needs only a ``--radius`` option in
+cli/cluster.py (default None, so that only a given value counts).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from reidcli.utils.errors import InputError
+from reidcli.utils.params import (
+    Interval,
+    Options,
+    ParamError,
+    Satisfies,
+    check_params,
+    reject_unknown,
+)
+from reidcli.utils.registry import Registry
+
+log = logging.getLogger(__name__)
+
+CLUSTERERS: Registry[type[ClustererOptions]] = Registry("clusterer")
+DEFAULT_CLUSTERER = "dbscan-jaccard"
+KNN_INDEXES = ("auto", "flat", "ivf")
+
+
+@dataclass
+class FitContext:
+    """What every clusterer may use besides its own options."""
+
+    seed: int = 0
+    gpu: str = "auto"
+    where: str = "the input"
+    timings: dict = field(default_factory=dict)
+
+
+@dataclass
+class ClustererOptions:
+    """Base of the clusterers' options: fields with defaults, a constraints table, `fit`."""
+
+    CONSTRAINTS: ClassVar[dict] = {}
+
+    def check(self, n: int, where: str = "the input") -> None:
+        """The constraints, then the checks that need the number of features ``n``."""
+        check_params(self, self.CONSTRAINTS)
+
+    def check_given(self, given: Mapping[str, Any]) -> None:
+        """Reject a given value that these options would ignore (none by default)."""
+
+    def fit(self, x: np.ndarray, ctx: FitContext) -> tuple[np.ndarray, dict]:  # pragma: no cover
+        """Labels [N] (-1 = outlier) of L2-normalised ``x`` and the parameters to record."""
+        raise NotImplementedError
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+
+def make_options(method: str, options: ClustererOptions | None = None,
+                 given: Mapping[str, Any] | None = None) -> ClustererOptions:
+    """The options of ``method``: ``options`` as given, or built from the ``given`` keyword
+    values (None = the default). A value the method does not take is a `ParamError`."""
+    cls = CLUSTERERS.get(method)
+    given = {k: v for k, v in (given or {}).items() if v is not None}
+    reject_unknown(given, cls.names(), what=f"--method {method}")
+    if options is not None and not isinstance(options, cls):
+        raise ParamError("options", f"must be a {cls.__name__} for --method {method}; got {type(options).__name__}")
+    opts = cls(**given) if options is None else dataclasses.replace(options, **given)
+    opts.check_given(given)
+    return opts
+
+
+def at_most_n(name: str, value: int, n: int, where: str) -> None:
+    """A count parameter (neighbours, clusters) cannot exceed the number of features."""
+    if value > n:
+        raise ParamError(name, f"must be an int in [1, {n}] ({where} holds {n} features); got {value}")
+
+
+POSITIVE_INT = [Interval(int, 1, None)]
+
+
+@CLUSTERERS.register("dbscan-jaccard")
+@dataclass
+class JaccardDbscanOptions(ClustererOptions):
+    """k-reciprocal Jaccard distance (Zhong et al., CVPR 2017) as SpCL / Cluster-Contrast
+    compute it, then DBSCAN. ``eps`` 'auto' takes the mean of the smallest ``eps_quantile``
+    fraction of the Jaccard distances."""
+
+    eps: float | str = 0.6
+    eps_quantile: float = 1.6e-3
+    min_samples: int = 4
+    k1: int = 30
+    k2: int = 6
+    knn_index: str = "auto"
+    CONSTRAINTS: ClassVar[dict] = {
+        "eps": [Interval(float, 0, 1, closed="right"), Satisfies(lambda v: v == "auto", "'auto'")],
+        "eps_quantile": [Interval(float, 0, 1, closed="neither")],
+        "min_samples": POSITIVE_INT,
+        "k1": POSITIVE_INT,
+        "k2": POSITIVE_INT,
+        "knn_index": [Options(KNN_INDEXES)],
+    }
+
+    def check_given(self, given: Mapping[str, Any]) -> None:
+        if "eps_quantile" in given and self.eps != "auto":
+            raise ParamError("eps_quantile", f"applies only with eps 'auto'; got eps {self.eps!r}")
+
+    def check(self, n: int, where: str = "the input") -> None:
+        super().check(n, where)
+        at_most_n("k1", self.k1, n, where)
+        at_most_n("k2", self.k2, n, where)
+
+    def fit(self, x: np.ndarray, ctx: FitContext) -> tuple[np.ndarray, dict]:
+        from reidcli.cluster.dbscan import AutoEps, dbscan_graph
+        from reidcli.cluster.jaccard import (
+            KnnLookup,
+            encode,
+            jaccard_upper,
+            pair_dots,
+            symmetrize,
+        )
+        from reidcli.cluster.knn import knn
+
+        auto, eps = self.eps == "auto", self.eps
+        t0 = time.perf_counter()
+        dist, rank = knn(x, self.k1, index=self.knn_index, gpu=ctx.gpu)
+        t1 = time.perf_counter()
+        v = encode(rank, self.k1, self.k2, KnnLookup(dist, rank, lambda r, c: 2.0 - 2.0 * pair_dots(x, r, c)))
+        del dist
+        t2 = time.perf_counter()
+        ctx.timings.update(knn_s=t1 - t0, encode_s=t2 - t1)
+        if auto:
+            keep = AutoEps(len(x), self.eps_quantile)
+            upper = jaccard_upper(v, keep=keep)
+            eps = keep.value()
+            log.info("eps auto: %.4f (mean of the smallest %.3g%% of Jaccard distances)", eps, 100 * self.eps_quantile)
+            if not 0 < eps <= 1:
+                raise InputError(f"--eps auto found eps {eps:g} outside (0, 1]; give --eps explicitly")
+        else:
+            upper = jaccard_upper(v, keep=None if eps >= 1 else (lambda r, c, j: j <= eps))
+        del v
+        t3 = time.perf_counter()
+        labels = dbscan_graph(symmetrize(upper), float(eps), self.min_samples, missing=1.0)
+        ctx.timings.update(jaccard_s=t3 - t2, dbscan_s=time.perf_counter() - t3)
+        params = {"eps": float(eps), "eps_mode": "auto" if auto else "fixed", "min_samples": self.min_samples,
+                  "k1": self.k1, "k2": self.k2, "knn_index": self.knn_index, "distance": "jaccard"}
+        if auto:
+            params["eps_quantile"] = self.eps_quantile
+        return labels, params
+
+
+@CLUSTERERS.register("dbscan-euclidean")
+@dataclass
+class EuclideanDbscanOptions(ClustererOptions):
+    """DBSCAN (Ester et al., KDD 1996) on Euclidean distances of the normalised features."""
+
+    eps: float = 1.0
+    min_samples: int = 4
+    CONSTRAINTS: ClassVar[dict] = {
+        "eps": [Interval(float, 0, None, closed="neither")],
+        "min_samples": POSITIVE_INT,
+    }
+
+    def fit(self, x: np.ndarray, ctx: FitContext) -> tuple[np.ndarray, dict]:
+        from reidcli.cluster.dbscan import dbscan_euclidean
+
+        labels = dbscan_euclidean(x, float(self.eps), self.min_samples)
+        return labels, {"eps": float(self.eps), "min_samples": self.min_samples, "distance": "euclidean"}
+
+
+@CLUSTERERS.register("kmeans")
+@dataclass
+class KMeansOptions(ClustererOptions):
+    """faiss k-means, as the original MMT code (Ge et al., ICLR 2020) uses."""
+
+    k: int = 500
+    kmeans_iter: int = 50
+    CONSTRAINTS: ClassVar[dict] = {"k": POSITIVE_INT, "kmeans_iter": POSITIVE_INT}
+
+    def check(self, n: int, where: str = "the input") -> None:
+        super().check(n, where)
+        at_most_n("k", self.k, n, where)
+
+    def fit(self, x: np.ndarray, ctx: FitContext) -> tuple[np.ndarray, dict]:
+        from reidcli.cluster.kmeans import kmeans_labels
+
+        labels, _ = kmeans_labels(x, self.k, niter=self.kmeans_iter, seed=ctx.seed, gpu=ctx.gpu)
+        return labels, {"k": self.k, "kmeans_iter": self.kmeans_iter}
