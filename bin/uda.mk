@@ -57,6 +57,7 @@ EPS ?= 0.5
 MIN_SAMPLES ?= 2
 K1 ?= 12
 K2 ?= 6
+KMEANS_K ?= 500
 # Centre each camera's features before clustering (reid cluster --camera-norm): the synthetic
 # camera styles otherwise make clusters follow cameras (70% of clustered pairs shared a camera
 # vs 30% of true pairs) and training on them does not beat direct transfer.
@@ -81,7 +82,11 @@ synth_args = --ids $(IDS) --images-per-id $(IMAGES_PER_ID) --height $(HEIGHT) --
 pre_args = --arch $(ARCH) --pretrained $(PRETRAINED) --height $(HEIGHT) --width $(WIDTH) \
   --epochs $(PRE_EPOCHS) --lr $(PRE_LR) --warmup-epochs $(PRE_WARMUP) --schedule constant \
   -P $(P) -K $(K) --pad $(PAD) --seed $(SEED) $(common) $(if $(filter 1,$(PRE_BN_TARGET)),--target $(TARGET))
-cluster_args = --method $(CLUSTER_METHOD) --eps $(EPS) --min-samples $(MIN_SAMPLES) --k1 $(K1) --k2 $(K2) --centers --seed $(SEED) \
+# Each clusterer takes only its own options (reid cluster rejects the others).
+cluster_opts_dbscan-jaccard = --eps $(EPS) --min-samples $(MIN_SAMPLES) --k1 $(K1) --k2 $(K2)
+cluster_opts_dbscan-euclidean = --eps $(EPS) --min-samples $(MIN_SAMPLES)
+cluster_opts_kmeans = --k $(KMEANS_K)
+cluster_args = --method $(CLUSTER_METHOD) $(cluster_opts_$(CLUSTER_METHOD)) --centers --seed $(SEED) \
   $(if $(filter 1,$(CAMERA_NORM)),--camera-norm)
 ft_args = --method $(METHOD) --epochs $(EPOCHS) --iters $(ITERS) --lr $(LR) -P $(P) -K $(K) \
   --seed $(SEED) $(common) $(if $(filter joint,$(METHOD)),--source $(SOURCE)) $(FT_ARGS)
