@@ -37,7 +37,7 @@ def make_file(tmp_path: Path, *, cams=3, n_ids=6, dim=8, normalized=False, image
     qc = np.arange(n_ids) % cams
     gc = np.arange(len(gp)) % cams
     feat = lambda p: np.array([centers[x - 1] if x > 0 else rng.normal(size=dim) for x in p]) \
-        + 0.3 * rng.normal(size=(len(p), dim))  # noqa: E731
+        + 0.3 * rng.normal(size=(len(p), dim))
     qf, gf = feat(qp), feat(gp)
     if normalized:
         qf, gf = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (qf, gf))
@@ -74,7 +74,7 @@ def test_query_gallery_files_and_per_query(tmp_path):
     csv_path = tmp_path / "pq.csv"
     res = run("--query", f, "--gallery", f, "--per-query", csv_path, "--json")
     assert res.exit_code == 0, res.output
-    rows = list(csv.DictReader(open(csv_path)))
+    rows = list(csv.DictReader(csv_path.read_text().splitlines()))
     assert len(rows) == 6 and {"query", "ap", "first_hit_rank"} <= set(rows[0])
     one = json.loads(run(f, "--json").stdout)
     assert json.loads(res.stdout)["mAP"] == pytest.approx(one["mAP"])

@@ -3,35 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from reidcli.cli.common import Device, Json, Seed, reid_command
+from reidcli.eval.protocols import PROTOCOLS
 
-PngOpt = Annotated[Optional[Path], typer.Option(help="Write a PNG picture here.", dir_okay=False)]
-
-
-def _ranks(text: str) -> list[int]:
-    from reidcli.utils.errors import ConfigError
-
-    try:
-        ranks = [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        ranks = []
-    if not ranks or min(ranks) < 1:
-        raise ConfigError(f"--ranks must be comma-separated positive integers like 1,5,10,20; got '{text}'")
-    return ranks
+PngOpt = Annotated[Path | None, typer.Option(help="Write a PNG picture here.", dir_okay=False)]
 
 
 @reid_command("evaluate")
 def command(
-    features: Annotated[Optional[Path], typer.Argument(help="Features file with 'query' and 'gallery' splits.",
+    features: Annotated[Path | None, typer.Argument(help="Features file with 'query' and 'gallery' splits.",
                                                        dir_okay=False)] = None,
-    query: Annotated[Optional[Path], typer.Option("--query", help="Take the 'query' split from this file.")] = None,
-    gallery: Annotated[Optional[Path], typer.Option("--gallery", help="Take the 'gallery' split from this file.")] = None,
-    protocol: Annotated[Optional[str], typer.Option(
-        help="market | sysu-all | sysu-indoor | regdb-v2i | regdb-i2v (default: from the file).")] = None,
+    query: Annotated[Path | None, typer.Option("--query", help="Take the 'query' split from this file.")] = None,
+    gallery: Annotated[Path | None, typer.Option("--gallery", help="Take the 'gallery' split from this file.")] = None,
+    protocol: Annotated[str | None, typer.Option(
+        help=" | ".join(PROTOCOLS.names()) + " (default: from the file).")] = None,
     metric: Annotated[str, typer.Option(help="euclidean (squared) | cosine.")] = "euclidean",
     ranks: Annotated[str, typer.Option(help="CMC ranks to report.")] = "1,5,10,20",
     ap: Annotated[str, typer.Option(help="AP formula: noninterp (torchreid) | devkit (Market-1501 "
@@ -46,15 +35,15 @@ def command(
     lambda_value: Annotated[float, typer.Option("--lambda", help="Re-ranking weight of the original distance.")] = 0.3,
     shot: Annotated[str, typer.Option(help="SYSU-MM01 gallery: single | multi (10 images per id and camera).")] = "single",
     trials: Annotated[int, typer.Option(min=1, help="SYSU-MM01 gallery draws (mean ± std).")] = 10,
-    per_query: Annotated[Optional[Path], typer.Option("--per-query", help="CSV of each query's AP and first hit.",
+    per_query: Annotated[Path | None, typer.Option("--per-query", help="CSV of each query's AP and first hit.",
                                                       dir_okay=False)] = None,
     ranks_png: PngOpt = None,
     top: Annotated[int, typer.Option(min=1, max=50, help="Gallery images per query in --ranks-png.")] = 10,
     n_queries: Annotated[int, typer.Option("--n-queries", min=1, help="Sample queries in --ranks-png.")] = 8,
-    image_root: Annotated[Optional[Path], typer.Option("--image-root", help="Folder the image paths are relative "
+    image_root: Annotated[Path | None, typer.Option("--image-root", help="Folder the image paths are relative "
                                                        "to (default: the file's root attribute).")] = None,
     cmc_png: PngOpt = None,
-    chunk: Annotated[Optional[int], typer.Option(min=1, help="Queries per distance block (default: auto).")] = None,
+    chunk: Annotated[int | None, typer.Option(min=1, help="Queries per distance block (default: auto).")] = None,
     seed: Seed = 0,
     device: Device = "cpu",
     as_json: Json = False,
@@ -65,42 +54,21 @@ def command(
 
     Example: reid evaluate f.h5 --metric cosine --ranks-png ranks.png --cmc-png cmc.png
     """
-    from reidcli.eval.api import Options, evaluate_file, protocol_splits, split_dict
+    from reidcli.cli.table import print_metric_table
     from reidcli.eval import report
+    from reidcli.eval.api import Options, evaluate_file, parse_ranks
     from reidcli.utils.device import resolve_device
     from reidcli.utils.progress import say
 
-    opts = Options(protocol=protocol, metric=metric, ranks=_ranks(ranks), ap=ap, cam_filter=not no_cam_filter,
+    opts = Options(protocol=protocol, metric=metric, ranks=parse_ranks(ranks), ap=ap, cam_filter=not no_cam_filter,
                    single_gallery=cmc_single_gallery, rerank=rerank, k1=k1, k2=k2, lambda_value=lambda_value,
                    shot=shot, trials=trials, seed=seed, device=str(resolve_device(device)), chunk=chunk)
-    res, qfile, gfile = evaluate_file(features, opts, query=query, gallery=gallery)
-    for note in res.notes:
-        say(f"reid evaluate: {note}")
-    q, g = protocol_splits(res.protocol, split_dict(qfile.split("query")), split_dict(gfile.split("gallery")))
-    if per_query:
-        report.write_per_query(per_query, res, q)
-    if ranks_png:
-        _ranks_png(ranks_png, res, q, g, opts, top, n_queries, image_root, gfile)
-    if cmc_png:
-        from reidcli.eval.plots import cmc_curve
-
-        cmc_curve(cmc_png, {report.cmc_label(res): res.metrics.curve}, f"CMC, {res.metric} distance")
+    outputs = report.Outputs(per_query=per_query, ranks_png=ranks_png, top=top, n_queries=n_queries,
+                             image_root=image_root, cmc_png=cmc_png)
+    res = evaluate_file(features, opts, query=query, gallery=gallery, outputs=outputs)
+    for message in res.messages:
+        say(f"reid evaluate: {message}")
     if as_json:
         print(report.to_json(res))
     else:
-        report.render_table(res)
-
-
-def _ranks_png(path, res, q, g, opts, top, n_queries, image_root, gfile) -> None:
-    from reidcli.eval import report
-    from reidcli.eval.plots import ranks_grid
-    from reidcli.utils.progress import say
-
-    rows = report.ranked_rows(res, q, g, opts, n=n_queries, top=top, normalized=gfile.normalized)
-    root = report.image_root(str(image_root) if image_root else None, gfile.root)
-    missing, total = ranks_grid(path, root, rows, top)
-    if missing:
-        say(f"reid evaluate: {missing} of {total} images were not found under '{root}'; drawn as grey "
-            "boxes (pass --image-root to point at the dataset)")
-    if res.rerank:
-        say("reid evaluate: --ranks-png shows the ranking before re-ranking")
+        print_metric_table(**report.table(res))

@@ -5,24 +5,64 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from reidcli.eval import protocols as P
-from reidcli.eval.distance import check_features, check_metric, distance_chunks, prepare
-from reidcli.eval.ranking import Metrics, PerQuery, RankOptions, rank_queries, summarize
+from reidcli.eval.distance import METRICS, check_features, distance_chunks, prepare
+from reidcli.eval.ranking import AP_FORMULAS, Metrics, PerQuery, rank_queries, summarize
 from reidcli.utils.errors import ConfigError, InputError
+from reidcli.utils.params import Interval, ParamError, Satisfies, check_params
+from reidcli.utils.params import Options as OneOf
 
 log = logging.getLogger(__name__)
 SCALARS = ("mAP", "mINP")
+POSITIVE_INT = [Interval(int, 1, None)]
+
+
+def _positive_ints(ranks) -> bool:
+    return len(ranks) > 0 and all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 1
+                                  for k in ranks)
+
+
+CONSTRAINTS = {
+    "protocol": [None, str],
+    "metric": [OneOf(METRICS)],
+    "ranks": [Satisfies(_positive_ints, "positive integers like 1,5,10,20")],
+    "ap": [OneOf(AP_FORMULAS)],
+    "cam_filter": ["boolean"],
+    "single_gallery": ["boolean"],
+    "rerank": ["boolean"],
+    "k1": POSITIVE_INT,
+    "k2": POSITIVE_INT,
+    "lambda_value": [Interval(float, 0, 1)],
+    "shot": [OneOf(P.SHOTS)],
+    "trials": POSITIVE_INT,
+    "seed": [Interval(int, None, None)],
+    "device": [str],
+    "chunk": [None, Interval(int, 1, None)],
+}
+
+
+def parse_ranks(text: str) -> list[int]:
+    """``"1,5,10"`` -> [1, 5, 10] (the ``--ranks`` flag)."""
+    try:
+        ranks = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        ranks = []
+    if not ranks or min(ranks) < 1:
+        raise ParamError("ranks", f"must be comma-separated positive integers like 1,5,10,20; got '{text}'")
+    return ranks
 
 
 @dataclass
 class EvalResult:
     """Metrics of one evaluation; for multi-trial protocols ``mean``/``std`` summarise
-    the trials and ``metrics``/``per_query``/rows describe the first one."""
+    the trials and ``metrics``/``per_query``/rows describe the first one. ``notes`` (in
+    the JSON too) say how it was run, ``output_notes`` what writing the outputs found."""
 
     protocol: str
     metric: str
@@ -31,10 +71,16 @@ class EvalResult:
     q_rows: np.ndarray
     g_rows: np.ndarray
     mean: dict[str, float]
-    std: Optional[dict[str, float]] = None
+    std: dict[str, float] | None = None
     n_trials: int = 1
     rerank: bool = False
     notes: list[str] = field(default_factory=list)
+    output_notes: list[str] = field(default_factory=list)
+
+    @property
+    def messages(self) -> list[str]:
+        """Every line meant for people, in order."""
+        return [*self.notes, *self.output_notes]
 
     def as_dict(self) -> dict:
         out = {"protocol": self.protocol, "metric": self.metric, "rerank": self.rerank,
@@ -49,7 +95,7 @@ class EvalResult:
 class Options:
     """Everything `evaluate` can be told (the CLI flags, with the same defaults)."""
 
-    protocol: Optional[str] = None
+    protocol: str | None = None
     metric: str = "euclidean"
     ranks: Sequence[int] = (1, 5, 10, 20)
     ap: str = "noninterp"
@@ -63,18 +109,20 @@ class Options:
     trials: int = 10
     seed: int = 0
     device: str = "cpu"
-    chunk: Optional[int] = None
+    chunk: int | None = None
 
     def check(self) -> None:
-        check_metric(self.metric)
+        check_params(self, CONSTRAINTS)
         if self.protocol is not None:
-            P.check_protocol(self.protocol)
-        if not self.ranks or any(int(k) < 1 for k in self.ranks):
-            raise ConfigError(f"--ranks must be positive integers like 1,5,10,20; got {list(self.ranks)}")
-        if self.chunk is not None and self.chunk < 1:
-            raise ConfigError(f"--chunk must be an integer >= 1; got {self.chunk}")
-        if not 0.0 <= self.lambda_value <= 1.0:
-            raise ConfigError(f"--lambda must be a float in [0, 1]; got {self.lambda_value}")
+            P.PROTOCOLS.get(self.protocol)
+
+
+class Run(NamedTuple):
+    """One trial of a protocol and what it gave."""
+
+    trial: P.Trial
+    per_query: PerQuery
+    metrics: Metrics
 
 
 def _chunks(qf, gf, opts: Options, normalized: bool):
@@ -89,23 +137,6 @@ def _chunks(qf, gf, opts: Options, normalized: bool):
     return rerank_chunks(q, g, k1=opts.k1, k2=opts.k2, lambda_value=opts.lambda_value, device=opts.device, **kw)
 
 
-def _rank_options(protocol: str, opts: Options) -> RankOptions:
-    sysu = protocol.startswith("sysu")
-    return RankOptions(cam_filter=opts.cam_filter and protocol == "market",
-                       skip_cams=P.SYSU_SKIP if sysu else (), ap=opts.ap,
-                       cmc="unique-id" if sysu else "single-gallery" if opts.single_gallery else "standard",
-                       seed=opts.seed)
-
-
-def _trials(protocol: str, q: dict, g: dict, opts: Options):
-    if protocol.startswith("sysu"):
-        return list(P.sysu_trials(q["pids"], q["camids"], g["pids"], g["camids"], mode=protocol,
-                                  shot=opts.shot, trials=opts.trials, seed=opts.seed))
-    if protocol.startswith("regdb"):
-        return [P.regdb_trial(protocol, q.get("modality"))]
-    return [P.Trial(np.arange(len(q["pids"])), np.arange(len(g["pids"])))]
-
-
 def _take(split: dict, rows: np.ndarray) -> dict:
     """The rows of a split's arrays (no copy when every row is taken in order)."""
     whole = len(rows) == len(split["pids"]) and bool((rows == np.arange(len(rows))).all())
@@ -113,9 +144,9 @@ def _take(split: dict, rows: np.ndarray) -> dict:
             for k, v in split.items() if k != "paths" and v is not None}
 
 
-def _no_valid_message(q: dict, g: dict, protocol: str, cam_filter: bool) -> str:
+def _no_valid_message(q: dict, g: dict, cam_filter: bool) -> str:
     cam = P.single_camera(q["camids"], g["camids"])
-    if cam is not None and cam_filter and protocol == "market":
+    if cam is not None and cam_filter:
         return (f"every query and gallery image has camera id {cam}, so the same-identity-same-camera "
                 "rule removes every true match; pass --no-cam-filter to evaluate without it")
     shared = np.intersect1d(q["pids"][q["pids"] >= 0], g["pids"][g["pids"] >= 0])
@@ -124,7 +155,7 @@ def _no_valid_message(q: dict, g: dict, protocol: str, cam_filter: bool) -> str:
             "and gallery come from the same dataset")
 
 
-def evaluate(query: dict, gallery: dict, options: Optional[Options] = None, *, normalized: bool = False,
+def evaluate(query: dict, gallery: dict, options: Options | None = None, *, normalized: bool = False,
              dataset_format: str = "") -> EvalResult:
     """Evaluate ``query`` against ``gallery``.
 
@@ -138,51 +169,38 @@ def evaluate(query: dict, gallery: dict, options: Optional[Options] = None, *, n
     opts = options or Options()
     opts.check()
     check_features(np.asarray(query["features"]), np.asarray(gallery["features"]))
-    protocol = opts.protocol or P.detect_protocol(dataset_format, query.get("modality"), gallery.get("modality"))
-    query, gallery = protocol_splits(protocol, query, gallery)
-    ropts = _rank_options(protocol, opts)
+    protocol = P.PROTOCOLS.get(opts.protocol or P.detect_protocol(dataset_format, query.get("modality"),
+                                                                  gallery.get("modality")))
+    query, gallery = protocol.splits(query, gallery)
+    ropts = protocol.rank_options(opts)
     runs = []
-    for trial in _trials(protocol, query, gallery, opts):
+    for trial in protocol.trials(query, gallery, opts):
         qs, gs = _take(query, trial.q_rows), _take(gallery, trial.g_rows)
         chunks = _chunks(qs["features"], gs["features"], opts, normalized)
         pq = rank_queries(chunks, qs["pids"], qs["camids"], gs["pids"], gs["camids"], ropts, opts.device)
         m = summarize(pq, opts.ranks, ropts)
         if m.n_valid == 0:
-            raise InputError(_no_valid_message(qs, gs, protocol, ropts.cam_filter))
-        runs.append((trial, pq, m))
+            raise InputError(_no_valid_message(qs, gs, ropts.cam_filter))
+        runs.append(Run(trial, pq, m))
     return _result(protocol, opts, runs)
 
 
-def _result(protocol: str, opts: Options, runs: list) -> EvalResult:
-    vals = {k: [] for k in (*SCALARS, *(f"rank{r}" for r in opts.ranks))}
-    for _, _, m in runs:
-        d = m.as_dict()
-        for k in vals:
-            vals[k].append(d[k])
+def _result(protocol: P.Protocol, opts: Options, runs: list[Run]) -> EvalResult:
+    keys = (*SCALARS, *(f"rank{r}" for r in opts.ranks))
+    per_run = [run.metrics.as_dict() for run in runs]
+    vals = {k: [d[k] for d in per_run] for k in keys}
     mean = {k: float(np.mean(v)) for k, v in vals.items()}
     std = {k: float(np.std(v)) for k, v in vals.items()} if len(runs) > 1 else None
-    trial, pq, m = runs[0]
+    first = runs[0]
+    m = first.metrics
     if len(runs) > 1:
-        m.curve = np.mean([r[2].curve for r in runs], axis=0)
+        m.curve = np.mean([run.metrics.curve for run in runs], axis=0)
     notes = []
     if m.n_skipped:
         notes.append(f"{m.n_skipped} of {m.n_query} queries have no valid match and were skipped")
-    if protocol.startswith("sysu"):
-        notes.append(f"{opts.shot}-shot gallery, {len(runs)} seeded draws (seed {opts.seed})")
-    return EvalResult(protocol, opts.metric, m, pq, trial.q_rows, trial.g_rows, mean, std,
-                      len(runs), opts.rerank, notes)
-
-
-def protocol_splits(protocol: str, query: dict, gallery: dict) -> tuple[dict, dict]:
-    """The arrays a protocol's trial rows index: RegDB pools query and gallery."""
-    if not protocol.startswith("regdb"):
-        return query, gallery
-    pooled = {}
-    for k in ("features", "pids", "camids", "modality", "paths"):
-        if query.get(k) is not None and gallery.get(k) is not None:
-            pooled[k] = (list(query[k]) + list(gallery[k]) if k == "paths"
-                         else np.concatenate([np.asarray(query[k]), np.asarray(gallery[k])]))
-    return pooled, pooled
+    notes += protocol.notes(opts, len(runs))
+    return EvalResult(protocol.name, opts.metric, m, first.per_query, first.trial.q_rows, first.trial.g_rows,
+                      mean, std, len(runs), opts.rerank, notes)
 
 
 def split_dict(split) -> dict:
@@ -190,13 +208,13 @@ def split_dict(split) -> dict:
             "modality": split.modality, "paths": split.paths}
 
 
-def evaluate_file(path: Optional[str | os.PathLike] = None, options: Optional[Options] = None, *,
-                  query: Optional[str | os.PathLike] = None, gallery: Optional[str | os.PathLike] = None):
+def evaluate_file(path: str | os.PathLike | None = None, options: Options | None = None, *,
+                  query: str | os.PathLike | None = None, gallery: str | os.PathLike | None = None,
+                  outputs=None) -> EvalResult:
     """Evaluate the ``query`` and ``gallery`` splits of one features file, or the
-    ``query`` split of one file against the ``gallery`` split of another.
-
-    Returns:
-        (EvalResult, query FeaturesFile, gallery FeaturesFile)
+    ``query`` split of one file against the ``gallery`` split of another; then write what
+    ``outputs`` (a `reidcli.eval.report.Outputs`) asks for: the per-query CSV, the
+    ranked-list and CMC pictures. What that found is in the result's ``output_notes``.
     """
     from reidcli.io.h5 import read_features
 
@@ -204,11 +222,19 @@ def evaluate_file(path: Optional[str | os.PathLike] = None, options: Optional[Op
         raise ConfigError("give either one features file or --query and --gallery, not both")
     if path is None and not (query and gallery):
         raise ConfigError("give a features file, or both --query a.h5 and --gallery b.h5")
+    if outputs is not None:
+        outputs.check()
     qfile = read_features(path or query, splits=["query", "gallery"] if path is not None else ["query"])
     gfile = qfile if path is not None else read_features(gallery, splits=["gallery"])
     if qfile.normalized != gfile.normalized:
         log.warning("query and gallery files disagree on 'normalized'; normalising both for cosine")
-    res = evaluate(split_dict(qfile.split("query")), split_dict(gfile.split("gallery")), options,
-                   normalized=qfile.normalized and gfile.normalized,
+    q, g = split_dict(qfile.split("query")), split_dict(gfile.split("gallery"))
+    res = evaluate(q, g, options, normalized=qfile.normalized and gfile.normalized,
                    dataset_format=str(qfile.attrs.get("dataset_format", "")))
-    return res, qfile, gfile
+    if outputs is not None:
+        from reidcli.eval.report import write_outputs
+
+        q, g = P.PROTOCOLS.get(res.protocol).splits(q, g)
+        res.output_notes += write_outputs(res, q, g, options or Options(), outputs,
+                                          normalized=gfile.normalized, file_root=gfile.root)
+    return res

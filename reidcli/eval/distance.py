@@ -14,11 +14,13 @@ Distances are float32, as in torchreid and fast-reid, so metrics agree with thei
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 import numpy as np
 
-from reidcli.utils.errors import ConfigError, InputError
+from reidcli.utils.errors import InputError
+from reidcli.utils.params import Options as OneOf
+from reidcli.utils.params import check_value
 
 METRICS = ("euclidean", "cosine")
 # Elements of one [b, G] chunk: 2^23 float32 = 32 MiB; the rank core holds a few such.
@@ -26,8 +28,7 @@ CHUNK_ELEMENTS = 1 << 23
 
 
 def check_metric(metric: str) -> str:
-    if metric not in METRICS:
-        raise ConfigError(f"--metric must be one of {', '.join(METRICS)}; got '{metric}'")
+    check_value("metric", metric, [OneOf(METRICS)])
     return metric
 
 
@@ -73,8 +74,8 @@ def prepare(x: np.ndarray, metric: str, normalized: bool, device: str = "cpu"):
     return t
 
 
-def distance_chunks(qf: np.ndarray, gf: np.ndarray, metric: str = "euclidean", chunk: Optional[int] = None,
-                    *, normalized: bool = False, device: str = "cpu") -> Iterator[tuple[int, "object"]]:
+def distance_chunks(qf: np.ndarray, gf: np.ndarray, metric: str = "euclidean", chunk: int | None = None,
+                    *, normalized: bool = False, device: str = "cpu") -> Iterator[tuple[int, object]]:
     """Yield ``(first query row, [b, G] float32 tensor)`` blocks of the distance matrix.
 
     Args:

@@ -8,8 +8,8 @@ out as the metric leaves them out), with a green border for a true match and red
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -19,7 +19,7 @@ CELL_H, CELL_W, BORDER, GAP, CAPTION = 128, 64, 4, 12, 14
 GREEN, RED, BLACK, GREY = (0, 170, 0), (0, 0, 220), (0, 0, 0), (160, 160, 160)  # BGR
 
 
-def _cell(image: Optional[np.ndarray], color, caption: str) -> np.ndarray:
+def _cell(image: np.ndarray | None, color, caption: str) -> np.ndarray:
     import cv2
 
     if image is None:
@@ -40,7 +40,7 @@ class _Images:
     def __init__(self, root: str | os.PathLike):
         self.root, self.missing, self.total = Path(root), 0, 0
 
-    def __call__(self, rel: str) -> Optional[np.ndarray]:
+    def __call__(self, rel: str) -> np.ndarray | None:
         import cv2
 
         self.total += 1

@@ -12,18 +12,30 @@
 - ``regdb-v2i`` / ``regdb-i2v``: RegDB (Nguyen et al., Sensors 2017) visible -> thermal and
   thermal -> visible over the test images of the trial the file holds (query + gallery
   splits pooled, then divided by modality); no camera filter.
+
+Each protocol is a `Protocol` registered in `PROTOCOLS` (``--protocol`` takes its name):
+what it pools, which trials it runs, how it filters and counts ranks, what it notes.
+docs/contributing-cluster.md says how to add one.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from reidcli.utils.errors import ConfigError, InputError
+from reidcli.eval.ranking import RankOptions
+from reidcli.utils.errors import InputError
+from reidcli.utils.params import Interval, check_params
+from reidcli.utils.params import Options as OneOf
+from reidcli.utils.registry import Registry
 
-PROTOCOLS = ("market", "sysu-all", "sysu-indoor", "regdb-v2i", "regdb-i2v")
+if TYPE_CHECKING:
+    from reidcli.eval.api import Options
+
 SYSU_QUERY_CAMS = (2, 5)  # cam3, cam6 (infrared)
 SYSU_GALLERY_CAMS = {"sysu-all": (0, 1, 3, 4), "sysu-indoor": (0, 1)}
 SYSU_SKIP = ((2, 1),)  # cam3 queries never see cam2
@@ -38,18 +50,11 @@ class Trial:
     g_rows: np.ndarray
 
 
-def check_protocol(name: str) -> str:
-    if name not in PROTOCOLS:
-        from difflib import get_close_matches
-
-        close = get_close_matches(name, PROTOCOLS, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ConfigError(f"--protocol must be one of {', '.join(PROTOCOLS)}; got '{name}'{hint}")
-    return name
+TRIAL_CONSTRAINTS = {"shot": [OneOf(SHOTS)], "trials": [Interval(int, 1, None)]}
 
 
-def detect_protocol(dataset_format: str, q_modality: Optional[np.ndarray],
-                    g_modality: Optional[np.ndarray]) -> str:
+def detect_protocol(dataset_format: str, q_modality: np.ndarray | None,
+                    g_modality: np.ndarray | None) -> str:
     """``sysu-all`` / ``regdb-v2i`` when the file's ``dataset_format`` names those layouts,
     a cross-modality guess from the modality arrays otherwise, else ``market``."""
     fmt = (dataset_format or "").lower().replace("-", "").replace("_", "")
@@ -63,10 +68,7 @@ def detect_protocol(dataset_format: str, q_modality: Optional[np.ndarray],
 def sysu_trials(q_pids: np.ndarray, q_camids: np.ndarray, g_pids: np.ndarray, g_camids: np.ndarray, *,
                 mode: str, shot: str = "single", trials: int = 10, seed: int = 0) -> Iterator[Trial]:
     """Seeded SYSU-MM01 gallery draws (one `Trial` each)."""
-    if shot not in SHOTS:
-        raise ConfigError(f"--shot must be one of {', '.join(SHOTS)}; got '{shot}'")
-    if trials < 1:
-        raise ConfigError(f"--trials must be an integer >= 1; got {trials}")
+    check_params({"shot": shot, "trials": trials}, TRIAL_CONSTRAINTS)
     q_rows = np.flatnonzero(np.isin(q_camids, SYSU_QUERY_CAMS) & (q_pids >= 0))
     cand = np.flatnonzero(np.isin(g_camids, SYSU_GALLERY_CAMS[mode]) & (g_pids >= 0))
     if len(q_rows) == 0 or len(cand) == 0:
@@ -82,7 +84,7 @@ def sysu_trials(q_pids: np.ndarray, q_camids: np.ndarray, g_pids: np.ndarray, g_
         yield Trial(q_rows, np.sort(np.concatenate(picked)))
 
 
-def regdb_trial(direction: str, pooled: Optional[np.ndarray]) -> Trial:
+def regdb_trial(direction: str, pooled: np.ndarray | None) -> Trial:
     """Rows of the pooled [query; gallery] arrays (``pooled`` = their modality): visible
     vs thermal per ``direction``."""
     if pooled is None:
@@ -95,7 +97,73 @@ def regdb_trial(direction: str, pooled: Optional[np.ndarray]) -> Trial:
     return Trial(vis, ir) if direction == "regdb-v2i" else Trial(ir, vis)
 
 
-def single_camera(q_camids: np.ndarray, g_camids: np.ndarray) -> Optional[int]:
+def single_camera(q_camids: np.ndarray, g_camids: np.ndarray) -> int | None:
     """The one camera id when every query and gallery image shares it, else None."""
     cams = np.unique(np.concatenate([q_camids, g_camids]))
     return int(cams[0]) if len(cams) == 1 else None
+
+
+class Protocol:
+    """The ``market`` protocol, and the base of the others: override what differs.
+
+    Methods take the split dicts of `reidcli.eval.api.evaluate` (``features``, ``pids``,
+    ``camids``, optional ``modality``, ``paths``) and its `Options`.
+    """
+
+    def __init__(self, name: str = "market"):
+        self.name = name
+
+    def splits(self, query: dict, gallery: dict) -> tuple[dict, dict]:
+        """The arrays the trials' rows index (RegDB pools query and gallery)."""
+        return query, gallery
+
+    def trials(self, query: dict, gallery: dict, opts: Options) -> list[Trial]:
+        """The (query rows, gallery rows) compared; metrics are averaged over trials."""
+        return [Trial(np.arange(len(query["pids"])), np.arange(len(gallery["pids"])))]
+
+    def rank_options(self, opts: Options) -> RankOptions:
+        """The gallery filter and the CMC kind of every query."""
+        return RankOptions(cam_filter=opts.cam_filter, ap=opts.ap, seed=opts.seed,
+                           cmc="single-gallery" if opts.single_gallery else "standard")
+
+    def notes(self, opts: Options, n_trials: int) -> list[str]:
+        """Lines for people about how this evaluation was run."""
+        return []
+
+
+class SysuMM01(Protocol):
+    """``sysu-all`` / ``sysu-indoor``: seeded gallery draws, camera 3 never sees camera 2,
+    no same-camera filter (the modalities differ), CMC over distinct identities."""
+
+    def trials(self, query: dict, gallery: dict, opts: Options) -> list[Trial]:
+        return list(sysu_trials(query["pids"], query["camids"], gallery["pids"], gallery["camids"], mode=self.name,
+                                shot=opts.shot, trials=opts.trials, seed=opts.seed))
+
+    def rank_options(self, opts: Options) -> RankOptions:
+        return RankOptions(cam_filter=False, skip_cams=SYSU_SKIP, ap=opts.ap, cmc="unique-id", seed=opts.seed)
+
+    def notes(self, opts: Options, n_trials: int) -> list[str]:
+        return [f"{opts.shot}-shot gallery, {n_trials} seeded draws (seed {opts.seed})"]
+
+
+class RegDB(Protocol):
+    """``regdb-v2i`` / ``regdb-i2v``: query and gallery pooled, then divided by modality."""
+
+    def splits(self, query: dict, gallery: dict) -> tuple[dict, dict]:
+        pooled = {}
+        for k in ("features", "pids", "camids", "modality", "paths"):
+            if query.get(k) is not None and gallery.get(k) is not None:
+                pooled[k] = (list(query[k]) + list(gallery[k]) if k == "paths"
+                             else np.concatenate([np.asarray(query[k]), np.asarray(gallery[k])]))
+        return pooled, pooled
+
+    def trials(self, query: dict, gallery: dict, opts: Options) -> list[Trial]:
+        return [regdb_trial(self.name, query.get("modality"))]
+
+    def rank_options(self, opts: Options) -> RankOptions:
+        return dataclasses.replace(super().rank_options(opts), cam_filter=False)
+
+
+PROTOCOLS: Registry[Protocol] = Registry("protocol")
+for _p in (Protocol("market"), SysuMM01("sysu-all"), SysuMM01("sysu-indoor"), RegDB("regdb-v2i"), RegDB("regdb-i2v")):
+    PROTOCOLS.add(_p.name, _p)

@@ -27,12 +27,15 @@ the sorted reference on every input.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Optional, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from reidcli.utils.errors import ConfigError
+from reidcli.eval.cmc import draw_keys, single_gallery_ranks, unique_id_ranks
+from reidcli.utils.params import Interval, check_params
+from reidcli.utils.params import Options as OneOf
 
 AP_FORMULAS = {
     "noninterp": "non-interpolated AP = mean_i(i / rank_i) (torchreid / fast-reid)",
@@ -40,6 +43,13 @@ AP_FORMULAS = {
     "sklearn": "step AP of sklearn average_precision_score (tied distances grouped)",
 }
 CMC_KINDS = ("standard", "single-gallery", "unique-id")
+RANK_CONSTRAINTS = {
+    "cam_filter": ["boolean"],
+    "ap": [OneOf(AP_FORMULAS)],
+    "cmc": [OneOf(CMC_KINDS)],
+    "repeats": [Interval(int, 1, None)],
+    "seed": [Interval(int, None, None)],
+}
 
 
 @dataclass
@@ -64,12 +74,7 @@ class RankOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.ap not in AP_FORMULAS:
-            raise ConfigError(f"--ap must be one of {', '.join(AP_FORMULAS)}; got '{self.ap}'")
-        if self.cmc not in CMC_KINDS:
-            raise ConfigError(f"cmc must be one of {', '.join(CMC_KINDS)}; got '{self.cmc}'")
-        if self.repeats < 1:
-            raise ConfigError(f"repeats must be an integer >= 1; got {self.repeats}")
+        check_params(self, RANK_CONSTRAINTS)
 
 
 @dataclass
@@ -88,7 +93,28 @@ class PerQuery:
         return self.npos > 0
 
 
-def _masks(d, qp, qc, gp, gc, opts: RankOptions):
+class QueryIds(NamedTuple):
+    """The queries' ids as int64 tensors."""
+
+    pids: Any
+    camids: Any
+    gid: Any  # index of the query's identity among the gallery identities, -1 if absent
+
+    def rows(self, start: int, b: int) -> QueryIds:
+        return QueryIds(*(t[start:start + b] for t in self))
+
+
+class GalleryIds(NamedTuple):
+    """The gallery's ids as int64 tensors, grouped by identity for the fast path."""
+
+    pids: Any
+    camids: Any
+    gid: Any  # identity index 0..P-1 of each gallery item (np.unique order of the pids)
+    members: Any  # [P, m] gallery columns of each identity, -1 padded
+    junk: Any  # columns whose pid < 0
+
+
+def valid_and_matches(qp, qc, gp, gc, opts: RankOptions):
     """valid [b, G] (comparable gallery items) and pos [b, G] (true matches among them)."""
     same = qp[:, None] == gp[None, :]
     valid = (gp >= 0)[None, :].expand_as(same).clone()
@@ -150,7 +176,7 @@ def exact_row(d: np.ndarray, valid: np.ndarray, pos: np.ndarray, kind: str) -> t
     return ranks, float((gained / n * cum / (ends + 1)).sum())
 
 
-def _members(gid, gp, gc) -> tuple:
+def _members(gid, gp) -> tuple:
     """[P, m] gallery indices of each identity (-1 padded), and the junk (pid < 0) columns."""
     import torch
 
@@ -179,21 +205,19 @@ def _bucket_counts(pv, x, kmax: int, keep=None):
     return hist, torch.count_nonzero(eq & keep if keep is not None else eq, dim=1)
 
 
-def _chunk_fast(start: int, d, q, g, opts: RankOptions, out: PerQuery) -> bool:
+def _chunk_fast(start: int, d, q: QueryIds, g: GalleryIds, opts: RankOptions, out: PerQuery) -> bool:
     """The standard protocol without [b, G] masks: a query's true matches are one
     identity's gallery columns (gathered from a table), junk columns are few, and every
     other column is a negative. Returns False when the chunk has no true match at all."""
     import torch
 
     b = d.shape[0]
-    qp, qc = q[0][start:start + b], q[1][start:start + b]
-    table, junk = g[3]
-    qgid = q[2][start:start + b]
-    seg = table[qgid.clamp(min=0)]
-    seg_ok = (seg >= 0) & (qgid >= 0)[:, None] & (qp >= 0)[:, None]
+    qb = q.rows(start, b)
+    seg = g.members[qb.gid.clamp(min=0)]
+    seg_ok = (seg >= 0) & (qb.gid >= 0)[:, None] & (qb.pids >= 0)[:, None]
     cols = seg.clamp(min=0)
     dseg = d.gather(1, cols)
-    pos = seg_ok & ~((g[1][cols] == qc[:, None]) if opts.cam_filter else torch.zeros_like(seg_ok))
+    pos = seg_ok & ~((g.camids[cols] == qb.camids[:, None]) if opts.cam_filter else torch.zeros_like(seg_ok))
     npos = pos.sum(1)
     kmax = int(npos.max()) if b else 0
     rows = slice(start, start + b)
@@ -202,7 +226,7 @@ def _chunk_fast(start: int, d, q, g, opts: RankOptions, out: PerQuery) -> bool:
         return False
     pv = torch.sort(dseg.masked_fill(~pos, float("inf")), dim=1).values[:, :kmax].contiguous()
     hist, eq = _bucket_counts(pv, d, kmax)
-    for sub, ok in ((dseg, seg_ok), (d[:, junk], None)):
+    for sub, ok in ((dseg, seg_ok), (d[:, g.junk], None)):
         h, e = _bucket_counts(pv, sub.contiguous(), kmax, ok)
         hist -= h
         eq -= e
@@ -215,7 +239,7 @@ def _chunk_fast(start: int, d, q, g, opts: RankOptions, out: PerQuery) -> bool:
     return True
 
 
-def _finish(start: int, d, ranks, redo, q, g, opts: RankOptions, out: PerQuery) -> None:
+def _finish(start: int, d, ranks, redo, q: QueryIds, g: GalleryIds, opts: RankOptions, out: PerQuery) -> None:
     """AP, first and last hit from the ranks; stable-sort rows flagged in ``redo``."""
     import torch
 
@@ -225,9 +249,9 @@ def _finish(start: int, d, ranks, redo, q, g, opts: RankOptions, out: PerQuery) 
     ap = ap_from_ranks(ranks, n, "noninterp" if opts.ap == "sklearn" else opts.ap)
     if redo.any():
         sel = torch.from_numpy(np.flatnonzero(redo)).to(d.device)
-        qp, qc = q[0][start:start + b][sel], q[1][start:start + b][sel]
+        qb = q.rows(start, b)
         dn = d[sel]
-        valid, pos = _masks(dn, qp, qc, g[0], g[1], opts)
+        valid, pos = valid_and_matches(qb.pids[sel], qb.camids[sel], g.pids, g.camids, opts)
         dn, vn, pn = dn.cpu().numpy(), valid.cpu().numpy(), pos.cpu().numpy()
         for j, r in enumerate(np.flatnonzero(redo)):
             exact, ap[r] = exact_row(dn[j], vn[j], pn[j], opts.ap)
@@ -238,7 +262,7 @@ def _finish(start: int, d, ranks, redo, q, g, opts: RankOptions, out: PerQuery) 
     out.last[rows] = np.where(has, ranks[np.arange(len(n)), np.maximum(n - 1, 0)], 0).astype(np.int64)
 
 
-def _chunk(start: int, d, q, g, opts: RankOptions, out: PerQuery) -> None:
+def _chunk(start: int, d, q: QueryIds, g: GalleryIds, opts: RankOptions, out: PerQuery) -> None:
     """Fill ``out`` rows [start, start + b) from one distance block."""
 
     if opts.cmc == "standard" and not opts.skip_cams:
@@ -246,8 +270,8 @@ def _chunk(start: int, d, q, g, opts: RankOptions, out: PerQuery) -> None:
             out.cmc_rank[start:start + d.shape[0], 0] = out.first[start:start + d.shape[0]]
         return
 
-    qp, qc = q[0][start:start + d.shape[0]], q[1][start:start + d.shape[0]]
-    valid, pos = _masks(d, qp, qc, g[0], g[1], opts)
+    qb = q.rows(start, d.shape[0])
+    valid, pos = valid_and_matches(qb.pids, qb.camids, g.pids, g.camids, opts)
     npos = pos.sum(1)
     kmax = int(npos.max()) if len(npos) else 0
     rows = slice(start, start + d.shape[0])
@@ -257,75 +281,15 @@ def _chunk(start: int, d, q, g, opts: RankOptions, out: PerQuery) -> None:
     ranks, redo = _rank_core(d, valid, pos, npos, kmax)
     _finish(start, d, ranks, redo, q, g, opts, out)
     if opts.cmc == "single-gallery":
-        out.cmc_rank[rows] = _single_gallery(d, valid, pos, start, g[2], opts)
+        out.cmc_rank[rows] = single_gallery_ranks(d, valid, pos, start, g.gid, opts.repeats, opts.seed)
     elif opts.cmc == "unique-id":
-        out.cmc_rank[rows, 0] = _unique_id(d, valid, pos, g[2])
+        out.cmc_rank[rows, 0] = unique_id_ranks(d, valid, pos, g.gid)
     else:
         out.cmc_rank[rows, 0] = out.first[rows]
 
 
-def _first_match(d, pos):
-    """Distance and gallery index of each row's first match under the stable tie rule."""
-    import torch
-
-    dp = d.masked_fill(~pos, float("inf")).min(dim=1).values
-    idx = torch.arange(d.shape[1], device=d.device)[None, :]
-    ip = torch.where(pos & (d == dp[:, None]), idx, d.shape[1]).min(dim=1).values
-    return dp, ip, idx
-
-
-def _precedes(d, dp, ip, idx):
-    return (d < dp[:, None]) | ((d == dp[:, None]) & (idx < ip[:, None]))
-
-
-def _unique_id(d, valid, pos, gid) -> np.ndarray:
-    """1 + distinct other identities with a valid image ranked before the first match."""
-    import torch
-
-    dp, ip, idx = _first_match(d, pos)
-    before = _precedes(d, dp, ip, idx) & valid & ~pos
-    n_ids = int(gid.max()) + 1
-    seen = torch.zeros(d.shape[0], n_ids, dtype=torch.float32, device=d.device)
-    seen.scatter_add_(1, gid[None, :].expand_as(d), before.to(torch.float32))
-    rank = 1 + (seen > 0).sum(1)
-    return torch.where(pos.any(1), rank, 0).cpu().numpy()
-
-
-def draw_keys(seed: int, repeat: int, q_rows: np.ndarray, n_gallery: int) -> np.ndarray:
-    """Counter-based random keys [b, G] (splitmix64 of seed, repeat, query row, gallery
-    row): the single-gallery draw of a query does not depend on the chunking."""
-    with np.errstate(over="ignore"):
-        z = (np.uint64(seed * 64 + repeat) << np.uint64(42)) + (
-            q_rows.astype(np.uint64)[:, None] << np.uint64(21)) + np.arange(n_gallery, dtype=np.uint64)[None, :]
-        z = z + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(1)).astype(np.int64)
-
-
-def _single_gallery(d, valid, pos, start: int, gid, opts: RankOptions) -> np.ndarray:
-    """CUHK03-style CMC ranks [b, repeats]: per draw, keep the valid image with the largest
-    key of every identity, then rank the kept match among the kept images."""
-    import torch
-
-    b, n_g = d.shape
-    gidx = gid[None, :].expand(b, n_g)
-    out = np.zeros((b, opts.repeats), dtype=np.int64)
-    for r in range(opts.repeats):
-        keys = torch.from_numpy(draw_keys(opts.seed, r, np.arange(start, start + b), n_g)).to(d.device)
-        keys = keys.masked_fill(~valid, -1)
-        best = torch.full((b, int(gid.max()) + 1), -1, dtype=torch.int64, device=d.device)
-        best.scatter_reduce_(1, gidx, keys, reduce="amax")
-        kept = valid & (keys == best.gather(1, gidx))
-        dp, ip, idx = _first_match(d, pos & kept)
-        rank = 1 + (_precedes(d, dp, ip, idx) & kept & ~pos).sum(1)
-        out[:, r] = torch.where((pos & kept).any(1), rank, 0).cpu().numpy()
-    return out
-
-
 def rank_queries(chunks: Iterable[tuple[int, object]], q_pids: np.ndarray, q_camids: np.ndarray,
-                 g_pids: np.ndarray, g_camids: np.ndarray, opts: Optional[RankOptions] = None,
+                 g_pids: np.ndarray, g_camids: np.ndarray, opts: RankOptions | None = None,
                  device: str = "cpu") -> PerQuery:
     """Per-query ranks and AP from ``(first query row, [b, G] distances)`` blocks, as
     yielded by `reidcli.eval.distance.distance_chunks` or ``rerank_chunks``."""
@@ -336,18 +300,72 @@ def rank_queries(chunks: Iterable[tuple[int, object]], q_pids: np.ndarray, q_cam
     cols = opts.repeats if opts.cmc == "single-gallery" else 1
     out = PerQuery(np.zeros(n_q, np.int64), np.zeros(n_q, np.int64), np.zeros(n_q, np.int64),
                    np.full(n_q, np.nan), np.zeros((n_q, cols), np.int64))
-    t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.int64), device=device)  # noqa: E731
+    t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.int64), device=device)
     uniq, gid = np.unique(np.asarray(g_pids), return_inverse=True)
     pos_in = np.searchsorted(uniq, np.asarray(q_pids))
     qgid = np.where((pos_in < len(uniq)) & (uniq[np.minimum(pos_in, len(uniq) - 1)] == np.asarray(q_pids)),
                     pos_in, -1)
-    q, g = (t(q_pids), t(q_camids), t(qgid)), (t(g_pids), t(g_camids), t(gid.reshape(-1)))
-    g = (*g, _members(g[2], g[0], g[1]))
+    g_gid = t(gid.reshape(-1))
+    q = QueryIds(t(q_pids), t(q_camids), t(qgid))
+    g = GalleryIds(t(g_pids), t(g_camids), g_gid, *_members(g_gid, t(g_pids)))
     with torch.inference_mode():
         for start, d in chunks:
             d = torch.as_tensor(d, device=device)
             _chunk(start, d.float() if d.dtype != torch.float32 else d, q, g, opts, out)
     return out
+
+
+def rank_queries_reference(dist: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarray, g_pids: np.ndarray,
+                           g_camids: np.ndarray, opts: RankOptions | None = None) -> PerQuery:
+    """The same `PerQuery` as `rank_queries`, one query at a time from a dense [Q, G]
+    ``dist`` (as torchreid's ``eval_market1501`` reads): slow, for reading and for tests."""
+    opts = opts or RankOptions()
+    n_q = len(q_pids)
+    out = PerQuery(np.zeros(n_q, np.int64), np.zeros(n_q, np.int64), np.zeros(n_q, np.int64), np.full(n_q, np.nan),
+                   np.zeros((n_q, opts.repeats if opts.cmc == "single-gallery" else 1), np.int64))
+    for i in range(n_q):
+        order = np.argsort(dist[i], kind="stable")  # ties: the lower gallery index first
+        keep = g_pids[order] >= 0  # junk never counts
+        if opts.cam_filter:  # the same identity seen by the same camera is too easy
+            keep &= ~((g_pids[order] == q_pids[i]) & (g_camids[order] == q_camids[i]))
+        for q_cam, g_cam in opts.skip_cams:
+            keep &= ~((q_camids[i] == q_cam) & (g_camids[order] == g_cam))
+        order = order[keep]
+        match = (g_pids[order] == q_pids[i]) & (q_pids[i] >= 0)
+        if not match.any():
+            continue  # no true match left: the query is skipped
+        hits = np.flatnonzero(match) + 1  # 1-based ranks of the true matches
+        out.npos[i], out.first[i], out.last[i] = len(hits), hits[0], hits[-1]
+        out.ap[i] = _reference_ap(match, dist[i][order], opts.ap)
+        out.cmc_rank[i] = _reference_cmc(i, order, match, g_pids, opts)
+    return out
+
+
+def _reference_ap(match: np.ndarray, d: np.ndarray, kind: str) -> float:
+    hits = np.flatnonzero(match) + 1
+    if kind == "noninterp":  # mean of the precision at each true match
+        return float(np.mean(np.arange(1, len(hits) + 1) / hits))
+    if kind == "devkit":  # compute_AP.m: trapezoid between consecutive precisions
+        before = np.where(hits > 1, np.arange(len(hits)) / np.maximum(hits - 1, 1), 1.0)  # one item earlier
+        return float(np.mean((before + np.arange(1, len(hits) + 1) / hits) / 2))
+    ends = np.flatnonzero(np.r_[d[1:] != d[:-1], True])  # sklearn: one step per distinct distance
+    tp = np.cumsum(match)[ends]
+    return float(np.sum(np.diff(np.r_[0, tp]) / len(hits) * tp / (ends + 1)))
+
+
+def _reference_cmc(i: int, order: np.ndarray, match: np.ndarray, g_pids: np.ndarray, opts: RankOptions) -> list:
+    first = int(np.flatnonzero(match)[0])
+    if opts.cmc == "standard":
+        return [first + 1]
+    if opts.cmc == "unique-id":  # rank among distinct identities
+        return [1 + len(np.unique(g_pids[order[:first]]))]
+    ranks = []  # single-gallery: per draw, one image per identity (the largest key)
+    for r in range(opts.repeats):
+        keys = draw_keys(opts.seed, r, np.array([i]), len(g_pids))[0][order]
+        ids = g_pids[order]
+        kept = np.array([keys[j] == keys[ids == ids[j]].max() for j in range(len(order))], bool)
+        ranks.append(int(np.flatnonzero(match[kept])[0]) + 1)
+    return ranks
 
 
 @dataclass
@@ -373,7 +391,7 @@ class Metrics:
                 "ap": self.ap, "ap_formula": AP_FORMULAS[self.ap], "cmc": self.cmc_kind}
 
 
-def summarize(pq: PerQuery, ranks: Sequence[int] = (1, 5, 10, 20), opts: Optional[RankOptions] = None,
+def summarize(pq: PerQuery, ranks: Sequence[int] = (1, 5, 10, 20), opts: RankOptions | None = None,
               curve_len: int = 50) -> Metrics:
     """mAP, mINP and CMC at ``ranks`` (fractions in [0, 1]) over the valid queries."""
     opts = opts or RankOptions()

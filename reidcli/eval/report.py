@@ -1,20 +1,46 @@
-"""Presenting an `EvalResult`: the rich table, the JSON object, the per-query CSV and the
-inputs of the ranked-list picture."""
+"""Presenting an `EvalResult`: the table rows, the JSON object, and the files `Outputs`
+asks for (the per-query CSV, the ranked-list grid and the CMC curve)."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
-from reidcli.eval.api import EvalResult, Options, _rank_options
+from reidcli.eval.api import EvalResult, Options
 from reidcli.eval.distance import pairwise_distance
+from reidcli.eval.protocols import PROTOCOLS
 from reidcli.eval.ranking import AP_FORMULAS
 from reidcli.io.atomic import atomic_path
+from reidcli.utils.params import Interval, check_params
+
+OUTPUT_CONSTRAINTS = {"top": [Interval(int, 1, 50)], "n_queries": [Interval(int, 1, None)]}
+
+
+@dataclass
+class Outputs:
+    """Files an evaluation may write besides its metrics (each None: not written).
+
+    Attributes:
+        per_query: CSV of each query's AP and first hit.
+        ranks_png: grid of ``n_queries`` seeded sample queries and their ``top`` gallery
+            images, read under ``image_root`` (default: the features file's root).
+        cmc_png: the CMC curve.
+    """
+
+    per_query: Path | None = None
+    ranks_png: Path | None = None
+    top: int = 10
+    n_queries: int = 8
+    image_root: Path | None = None
+    cmc_png: Path | None = None
+
+    def check(self) -> None:
+        check_params(self, OUTPUT_CONSTRAINTS)
 
 
 def to_json(res: EvalResult) -> str:
@@ -28,23 +54,17 @@ def _fmt(res: EvalResult, key: str) -> str:
     return f"{value:.2f} ± {100 * res.std[key]:.2f}"
 
 
-def render_table(res: EvalResult, console=None) -> None:
-    """A rich table of the metrics (percent) on stdout, the AP formula in its caption."""
-    from rich.console import Console
-    from rich.table import Table
-
+def table(res: EvalResult) -> dict:
+    """The metrics (percent) as the keyword arguments of a (metric, value) table: title,
+    rows, the AP formula and CMC kind in the caption."""
     m = res.metrics
     title = f"{res.protocol} protocol, {res.metric} distance" + (", re-ranked" if res.rerank else "")
-    table = Table(title=title, caption=f"AP: {AP_FORMULAS[m.ap]}; CMC: {m.cmc_kind}", show_header=True)
-    table.add_column("metric")
-    table.add_column("value (%)", justify="right")
-    table.add_row("mAP", _fmt(res, "mAP"))
-    for k in m.cmc:
-        table.add_row(f"Rank-{k}", _fmt(res, f"rank{k}"))
-    table.add_row("mINP", _fmt(res, "mINP"))
+    rows = [("mAP", _fmt(res, "mAP")), *((f"Rank-{k}", _fmt(res, f"rank{k}")) for k in m.cmc),
+            ("mINP", _fmt(res, "mINP"))]
     trials = f", {res.n_trials} trials (mean ± std)" if res.n_trials > 1 else ""
-    table.add_row("queries", f"{m.n_valid} valid / {m.n_query}{trials}")
-    (console or Console(soft_wrap=True)).print(table)
+    rows.append(("queries", f"{m.n_valid} valid / {m.n_query}{trials}"))
+    return {"title": title, "rows": rows, "caption": f"AP: {AP_FORMULAS[m.ap]}; CMC: {m.cmc_kind}",
+            "value_header": "value (%)"}
 
 
 def write_per_query(path: str | os.PathLike, res: EvalResult, query: dict) -> Path:
@@ -68,7 +88,7 @@ def ranked_rows(res: EvalResult, query: dict, gallery: dict, opts: Options, *, n
     """Top-``top`` valid gallery items of ``n`` seeded sample queries (plain distances)."""
     import torch
 
-    from reidcli.eval.ranking import _masks
+    from reidcli.eval.ranking import valid_and_matches
 
     valid_q = np.flatnonzero(res.per_query.valid)
     rng = np.random.default_rng(opts.seed)
@@ -76,10 +96,10 @@ def ranked_rows(res: EvalResult, query: dict, gallery: dict, opts: Options, *, n
     qi, gi = res.q_rows[pick], res.g_rows
     qf, gf = np.asarray(query["features"])[qi], np.asarray(gallery["features"])[gi]
     d = pairwise_distance(qf, gf, opts.metric, normalized=normalized)
-    t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.int64))  # noqa: E731
+    t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.int64))
     qp, qc, gp, gc = (np.asarray(x) for x in (query["pids"], query["camids"], gallery["pids"], gallery["camids"]))
-    valid, _ = _masks(torch.from_numpy(d), t(qp[qi]), t(qc[qi]), t(gp[gi]), t(gc[gi]),
-                      _rank_options(res.protocol, opts))
+    valid, _ = valid_and_matches(t(qp[qi]), t(qc[qi]), t(gp[gi]), t(gc[gi]),
+                                 PROTOCOLS.get(res.protocol).rank_options(opts))
     valid = valid.numpy()
     out = []
     for j, i in enumerate(qi):
@@ -95,5 +115,25 @@ def cmc_label(res: EvalResult) -> str:
     return f"{res.protocol} (mAP {100 * res.mean['mAP']:.1f}%{r1s})"
 
 
-def image_root(explicit: Optional[str], file_root: str) -> str:
-    return explicit if explicit else file_root
+def write_outputs(res: EvalResult, query: dict, gallery: dict, opts: Options, outputs: Outputs, *,
+                  normalized: bool, file_root: str) -> list[str]:
+    """Write the files ``outputs`` names; returns lines for people (images not found...).
+
+    ``query``/``gallery`` are the arrays the result's rows index (`Protocol.splits`)."""
+    from reidcli.eval.plots import cmc_curve, ranks_grid
+
+    notes = []
+    if outputs.per_query:
+        write_per_query(outputs.per_query, res, query)
+    if outputs.ranks_png:
+        rows = ranked_rows(res, query, gallery, opts, n=outputs.n_queries, top=outputs.top, normalized=normalized)
+        root = str(outputs.image_root) if outputs.image_root else file_root
+        missing, total = ranks_grid(outputs.ranks_png, root, rows, outputs.top)
+        if missing:
+            notes.append(f"{missing} of {total} images were not found under '{root}'; drawn as grey "
+                         "boxes (pass --image-root to point at the dataset)")
+        if res.rerank:
+            notes.append("--ranks-png shows the ranking before re-ranking")
+    if outputs.cmc_png:
+        cmc_curve(outputs.cmc_png, {cmc_label(res): res.metrics.curve}, f"CMC, {res.metric} distance")
+    return notes

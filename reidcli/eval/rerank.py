@@ -18,8 +18,11 @@ from collections.abc import Iterator
 import numpy as np
 
 from reidcli.utils.errors import ConfigError
+from reidcli.utils.params import Interval, check_params
 
 _BINS = 1 << 24  # float64 cells per Jaccard sub-block (128 MiB)
+RERANK_CONSTRAINTS = {"k1": [Interval(int, 1, None)], "k2": [Interval(int, 1, None)],
+                      "lambda_value": [Interval(float, 0, 1)], "chunk": [Interval(int, 1, None)]}
 
 
 def _encode_all(x: np.ndarray, k1: int, k2: int, device: str):
@@ -59,10 +62,7 @@ def rerank_chunks(qf: np.ndarray, gf: np.ndarray, *, k1: int = 20, k2: int = 6,
     gf = np.ascontiguousarray(gf, dtype=np.float32)
     if qf.ndim != 2 or gf.ndim != 2 or qf.shape[1] != gf.shape[1]:
         raise ConfigError(f"re-ranking needs [Q, D] and [G, D] features; got {qf.shape} and {gf.shape}")
-    if k1 < 1 or k2 < 1 or chunk < 1:
-        raise ConfigError(f"--k1, --k2 and chunk must be >= 1; got {k1}, {k2}, {chunk}")
-    if not 0.0 <= lambda_value <= 1.0:
-        raise ConfigError(f"--lambda must be a float in [0, 1]; got {lambda_value}")
+    check_params({"k1": k1, "k2": k2, "lambda_value": lambda_value, "chunk": chunk}, RERANK_CONSTRAINTS)
     nq = len(qf)
     x = np.concatenate([qf, gf])
     v, rowmax, sq = _encode_all(x, k1, k2, device)
