@@ -102,6 +102,10 @@ def test_single_gallery_cmc_matches_reference():
         assert got.cmc[k] == pytest.approx(np.mean(ref <= k), abs=1e-9)
     plain = summarize(rank_queries([(0, dist)], qp, qc, gp, gc), (1,))
     assert got.mAP == pytest.approx(plain.mAP)  # AP is unchanged by the CMC style
+    from reidcli.eval.ranking import rank_queries_reference
+
+    mine = rank_queries_reference(dist, qp, qc, gp, gc, opts)  # the library's readable twin
+    np.testing.assert_array_equal(mine.cmc_rank[mine.valid].ravel(), ref)
 
 
 def test_regdb_directions_and_detection():

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from reidcli.eval.distance import distance_chunks, pairwise_distance
-from reidcli.eval.ranking import RankOptions, rank_queries, summarize
+from reidcli.eval.ranking import (
+    AP_FORMULAS,
+    RankOptions,
+    rank_queries,
+    rank_queries_reference,
+    summarize,
+)
 
 
 def devkit_ap(matches: np.ndarray) -> float:
@@ -149,3 +155,50 @@ def test_fast_and_masked_paths_agree(levels):
         for name in ("npos", "first", "last"):
             np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name))
         np.testing.assert_allclose(fast.ap, slow.ap, atol=1e-12)
+
+
+def random_case(seed: int):
+    """Random sizes, ids with junk (-1) and distractors (0), a few cameras, and distances
+    either continuous or quantised to a few levels (ties between matches and negatives)."""
+    rng = np.random.default_rng(seed)
+    n_q, n_g, n_ids = rng.integers(1, 25), rng.integers(1, 70), rng.integers(1, 9)
+    qp, gp = rng.integers(-1, n_ids + 1, n_q), rng.integers(-1, n_ids + 1, n_g)
+    qc, gc = rng.integers(0, 4, n_q), rng.integers(0, 4, n_g)
+    dist = rng.random((n_q, n_g)).astype(np.float32)
+    if seed % 2:
+        dist = np.floor(dist * rng.integers(2, 6)).astype(np.float32)
+    return dist, qp, qc, gp, gc, int(rng.integers(1, n_q + 1))
+
+
+RANK_VARIANTS = [{"cam_filter": cf, "ap": ap} for cf in (True, False) for ap in AP_FORMULAS] + [
+    {"skip_cams": [(2, 1), (0, 3)]}, {"cmc": "unique-id", "cam_filter": False, "skip_cams": [(2, 1)]},
+    {"cmc": "single-gallery", "repeats": 4, "seed": 3}, {"cmc": "single-gallery", "ap": "devkit", "cam_filter": False},
+]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_vectorised_path_equals_the_per_query_reference(seed):
+    """rank_queries (chunked, fast identity-table or dense-mask path) gives the same
+    per-query numbers as rank_queries_reference, the loop over queries."""
+    dist, qp, qc, gp, gc, chunk = random_case(seed)
+    chunks = [(s, dist[s:s + chunk]) for s in range(0, len(dist), chunk)]
+    for kw in RANK_VARIANTS:
+        opts = RankOptions(**kw)
+        fast = rank_queries(chunks, qp, qc, gp, gc, opts)
+        ref = rank_queries_reference(dist, qp, qc, gp, gc, opts)
+        for name in ("npos", "first", "last", "cmc_rank"):
+            np.testing.assert_array_equal(getattr(fast, name), getattr(ref, name), err_msg=f"{name} {kw}")
+        np.testing.assert_allclose(fast.ap, ref.ap, rtol=0, atol=1e-12, err_msg=str(kw))  # NaN == NaN here
+
+
+@pytest.mark.parametrize("ap", list(AP_FORMULAS))
+@pytest.mark.parametrize("kw", [{}, {"cam_filter": False}, {"skip": [(2, 1)]}])
+def test_in_module_reference_equals_the_independent_one(ap, kw):
+    """The library's readable reference against this file's (sort, filter, cumulate,
+    sklearn and a literal port of the devkit's compute_AP.m)."""
+    case = fixed_case(7, levels=5)
+    m_ap, cmc, m_inp, n_valid = reference(*case, ap=ap, **kw)
+    opts = RankOptions(ap=ap, cam_filter=kw.get("cam_filter", True), skip_cams=kw.get("skip", ()))
+    got = summarize(rank_queries_reference(*case, opts), ranks=(1, 2, 3, 5), opts=opts)
+    assert got.n_valid == n_valid and abs(got.mAP - m_ap) < 1e-9 and abs(got.mINP - m_inp) < 1e-9
+    assert got.cmc == pytest.approx(cmc, abs=1e-12)
