@@ -142,8 +142,8 @@ def test_library_messages_name_python_parameters(market_tree):
     from reidcli.utils.params import ParamError
 
     write_gt(market_tree)
-    for kw, param in ((dict(batch_size=0), "batch_size"), (dict(workers=-1), "workers"),
-                      (dict(ckpt="m.pt"), "ckpt")):
+    for kw, param in (({"batch_size": 0}, "batch_size"), ({"workers": -1}, "workers"),
+                      ({"ckpt": "m.pt"}, "ckpt")):
         with pytest.raises(ParamError, match=f"^{param} ") as e:
             extract_pose(market_tree, None, backend="gt", **kw)
         assert e.value.param == param
