@@ -91,6 +91,11 @@ def test_cli_pck_table_against_dataset_pose_file(market_tree, tmp_path):
     (["--backend", "gt", "--model", "OTHER"], 1, "has no keypoints for"),
     (["--input-size", "256by192"], 2, "HxW"),
     (["--split", "nope", "--backend", "gt"], 1, "no 'nope' split"),
+    (["--backend", "onnx", "--ckpt", "RIGHT"], 1, "--ckpt does not apply to --backend onnx, which reads --model"),
+    (["--backend", "rbnet", "--model", "OTHER"], 1, "--model does not apply to --backend rbnet, which reads --ckpt"),
+    (["--model", "RIGHT"], 1, "--model does not apply to --backend mediapipe"),
+    (["--backend", "onnx", "--model", "RIGHT", "--std", "1,0,1"], 1, "--std must be three positive numbers"),
+    (["--backend", "onnx", "--model", "RIGHT", "--refine", "best"], 1, "--refine must be one of dark, quarter"),
 ])
 def test_cli_errors_are_one_line(market_tree, tmp_path, args, code, words):
     from test_pose_onnx import heatmap_model
@@ -98,8 +103,9 @@ def test_cli_errors_are_one_line(market_tree, tmp_path, args, code, words):
     write_gt(market_tree)
     other = tmp_path / "other.h5"
     write_pose(other, PoseFile(np.zeros((1, 17, 3), np.float32), ["x.jpg"], np.array([[16, 8]])))
-    args = [str(heatmap_model(tmp_path, channels=5)) if a == "WRONG" else str(other) if a == "OTHER"
-            else a for a in args]
+    files = {"WRONG": lambda: heatmap_model(tmp_path, channels=5), "RIGHT": lambda: heatmap_model(tmp_path),
+             "OTHER": lambda: other}
+    args = [str(files[a]()) if a in files else a for a in args]
     out = tmp_path / "p.h5"
     r = runner.invoke(app, ["extract-pose", str(market_tree), "-o", str(out), *args])
     assert r.exit_code == code, r.output
@@ -107,6 +113,44 @@ def test_cli_errors_are_one_line(market_tree, tmp_path, args, code, words):
     assert not out.exists()
     if code == 1:
         assert len(r.stderr.strip().splitlines()) == 1 or "error:" in r.stderr.strip().splitlines()[-1]
+
+
+def test_library_call_gives_what_the_cli_prints(market_tree, tmp_path):
+    """PCK (DATA/pose.h5 found by gt="auto") and the preview come from `extract_pose` itself,
+    the same numbers as scoring the written file afterwards."""
+    from test_pose_onnx import heatmap_model
+
+    from reidcli.pose.pck import pck_files
+
+    write_gt(market_tree)
+    out, png = tmp_path / "p.h5", tmp_path / "prev.png"
+    res = extract_pose(market_tree, out, backend="onnx", model=heatmap_model(tmp_path), gt="auto", preview=png)
+    ref = pck_files(out, market_tree / "pose.h5")
+    assert res.pck.value == ref.value and res.pck.n_joints == ref.n_joints > 0
+    assert res.preview == png and png.stat().st_size > 0
+    report = res.to_dict()
+    assert report["pck@0.2"] == round(ref.value, 4) and report["preview"] == str(png)
+    # without writing: the same score, and the error names the predictions
+    assert extract_pose(market_tree, None, backend="onnx", model=heatmap_model(tmp_path),
+                        gt=market_tree / "pose.h5").pck.value == ref.value
+    # "auto" never scores the gt backend against its own source, and None never scores
+    assert extract_pose(market_tree, None, backend="gt", gt="auto").pck is None
+    assert extract_pose(market_tree, None, backend="gt").pck is None
+
+
+def test_library_messages_name_python_parameters(market_tree):
+    from reidcli.utils.params import ParamError
+
+    write_gt(market_tree)
+    for kw, param in (({"batch_size": 0}, "batch_size"), ({"workers": -1}, "workers"),
+                      ({"ckpt": "m.pt"}, "ckpt")):
+        with pytest.raises(ParamError, match=f"^{param} ") as e:
+            extract_pose(market_tree, None, backend="gt", **kw)
+        assert e.value.param == param
+    from reidcli.pose.pck import pck
+
+    with pytest.raises(ParamError, match=r"^alpha must be a float in \(0, 1\]; got 0"):
+        pck(np.zeros((1, 17, 3)), np.zeros((1, 17, 3)), alpha=0)
 
 
 def test_output_folder_is_refused(market_tree, tmp_path):

@@ -120,7 +120,9 @@ def test_bad_pose_input_is_one_line(rb, tmp_path):
     assert r.exit_code != 0
 
 
-def test_missing_keypoints_are_counted_and_masked(rb, tmp_path, capsys):
+def test_missing_keypoints_are_counted_and_masked(rb, tmp_path, caplog):
+    import logging
+
     from reidcli.data.pose_targets import attach_pose
     from reidcli.data.loader import ImageDataset
     from reidcli.data.layouts import load_dataset
@@ -134,8 +136,10 @@ def test_missing_keypoints_are_counted_and_masked(rb, tmp_path, capsys):
     recs = ds.split("train")
     base = ImageDataset(ds.root, recs, None, labels=[0] * len(recs), size=(64, 32))
     aug = AugmentConfig(height=64, width=32)
-    dset = attach_pose(base, tmp_path / "part.h5", aug)
+    with caplog.at_level(logging.INFO, logger="reidcli"):
+        dset = attach_pose(base, tmp_path / "part.h5", aug)
     missing = [r.path for r in recs if r.path not in set(pf.paths)]
     assert dset.match.n_missing >= len(missing) > 0
+    assert f"{dset.match.n_missing} of {len(recs)} training images have no keypoints" in caplog.text
     i = [r.path for r in recs].index(missing[0])
     assert float(dset[i]["keypoints"][:, 2].max()) == 0.0

@@ -158,8 +158,11 @@ def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
 def test_bad_parameters():
     from reidcli.utils.errors import ConfigError
 
-    for kw, word in ((dict(domain="dukee"), "did you mean 'duke'"), (dict(ids=0), "--ids"),
-                     (dict(domain="sysu", cams=4), "--cams"), (dict(height=2), "--height")):
+    # library messages name the Python parameter; the CLI shows its --flag (test_cli)
+    for kw, word in (({"domain": "dukee"}, "did you mean 'duke'"),
+                     ({"ids": 0}, r"^ids must be an int in \[1, 100000\]; got 0"),
+                     ({"domain": "sysu", "cams": 4}, "^cams must be at least"),
+                     ({"height": 2}, "^height must be an int"), ({"junk": 1.5}, "^junk must be an int")):
         with pytest.raises(ConfigError, match=word):
             synthesize("/nonexistent/never", **{**TINY, **kw})
 
@@ -178,3 +181,5 @@ def test_cli(tmp_path):
     assert (tmp_path / "d/bounding_box_train").is_dir() and not list(tmp_path.glob(".d.*"))
     r = runner.invoke(app, ["synth", str(tmp_path / "e"), "--domain", "marke"])
     assert r.exit_code == 1 and "did you mean 'market'" in r.output and not (tmp_path / "e").exists()
+    r = runner.invoke(app, ["synth", str(tmp_path / "e"), "--domain", "sysu", "--cams", "4"])
+    assert r.exit_code == 1 and "error: --cams must be at least" in r.output and not (tmp_path / "e").exists()

@@ -50,9 +50,10 @@ def command(
     backend: Annotated[str, typer.Option("--backend", "-B", help="mediapipe (offline BlazePose) | onnx "
                                          "(--model FILE.onnx) | gt (a ground-truth pose file) | rbnet "
                                          "(--ckpt M.pt, an RBNet's own heat-maps).")] = "mediapipe",
-    model: Annotated[Optional[Path], typer.Option("--model", "--ckpt", help="onnx: the model file; gt: the pose "
-                                                  "file (default DATA/pose.h5); rbnet: the checkpoint.",
-                                                  dir_okay=False)] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", help="onnx: the model file; gt: the pose file "
+                                                  "(default DATA/pose.h5).", dir_okay=False)] = None,
+    ckpt: Annotated[Path | None, typer.Option("--ckpt", help="rbnet: the checkpoint (of 'reid pretrain "
+                                                 "--arch rbnet').", dir_okay=False)] = None,
     split: Annotated[Optional[list[str]], typer.Option("--split", help="Only this split (repeatable).")] = None,
     data_format: DataFormat = None,
     input_size: Annotated[Optional[str], typer.Option("--input-size", callback=_check(_size), help="onnx: model input HxW "
@@ -62,7 +63,7 @@ def command(
     std: Annotated[Optional[str], typer.Option("--std", callback=_check(_triple), help="onnx: RGB std (default 58.395,57.12,57.375).")] = None,
     box_padding: Annotated[float, typer.Option("--box-padding", min=1.0, help="onnx: box enlargement "
                                                "around the crop (mmpose 1.25).")] = 1.25,
-    refine: Annotated[str, typer.Option("--refine", help="onnx heat-maps: dark | quarter | none.")] = "dark",
+    refine: Annotated[str, typer.Option("--refine", help="onnx, rbnet heat-maps: dark | quarter | none.")] = "dark",
     min_confidence: Annotated[float, typer.Option("--min-confidence", min=0.0, max=1.0,
                                                   help="mediapipe: person detection threshold.")] = 0.5,
     batch_size: BatchSize = 16,
@@ -85,33 +86,14 @@ def command(
     from reidcli.pose.extract import extract_pose
     from reidcli.utils.progress import say
 
-    options = {"model": model, "input_size": _size(input_size), "box_padding": box_padding,
-               "refine": refine, "min_confidence": min_confidence}
-    options.update({k: v for k, v in (("mean", _triple(mean)), ("std", _triple(std))) if v is not None})
-    gt_path = gt if gt is not None else (data / "pose.h5" if backend != "gt" else None)
     res = extract_pose(data, output, backend=backend, split=split, data_format=data_format,
-                       batch_size=batch_size, workers=workers, limit=limit, **options)
+                       batch_size=batch_size, workers=workers, limit=limit, gt=gt or "auto", preview=preview,
+                       model=model, ckpt=ckpt, input_size=_size(input_size), mean=_triple(mean), std=_triple(std),
+                       box_padding=box_padding, refine=refine, min_confidence=min_confidence)
     say(f"wrote {output}: {res.summary()}")
-    report = res.to_dict()
-    if gt_path is not None and gt_path.is_file():
-        from reidcli.pose.pck import pck_files
-
-        score = pck_files(output, gt_path)
-        report["pck@0.2"] = round(score.value, 4)
-        if not as_json:
-            print(f"{backend}\t{score.summary()}")
-    if preview is not None:
-        _preview(preview, data, output)
-        report["preview"] = str(preview)
+    if res.pck is not None and not as_json:
+        print(f"{backend}\t{res.pck.summary()}")
+    if res.preview is not None:
+        say(f"wrote {res.preview}")
     if as_json:
-        print(json.dumps(report))
-
-
-def _preview(png: Path, data: Path, pose_file: Path) -> None:
-    from reidcli.io.h5 import read_pose
-    from reidcli.pose.preview import write_preview
-    from reidcli.utils.progress import say
-
-    pf = read_pose(pose_file)
-    write_preview(png, data, pf.paths, pf.keypoints)
-    say(f"wrote {png}")
+        print(json.dumps(res.to_dict()))

@@ -169,12 +169,10 @@ class PoseImageDataset(ImageDataset):
 def attach_pose(dataset: ImageDataset, pose: str | os.PathLike, aug: AugmentConfig) -> PoseImageDataset:
     """The same images and labels as ``dataset``, with keypoints from ``pose`` and the
     keypoint-aware augmentation; logs how many images train without heat-map targets."""
-    from reidcli.utils.progress import say
-
     match = match_pose(pose, dataset.records, dataset.root)
     if match.n_missing:
-        say(f"{match.n_missing} of {len(dataset)} training images have no keypoints in {pose}; "
-            "their heat-map loss is masked")
+        log.info("%d of %d training images have no keypoints in %s; their heat-map loss is masked",
+                 match.n_missing, len(dataset), pose)
     return PoseImageDataset(dataset.root, dataset.records, PoseTrainTransform(aug), match,
                             labels=dataset.labels, size=dataset.size)
 

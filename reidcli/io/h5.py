@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import h5py
 import numpy as np
@@ -254,6 +254,36 @@ def _need(g: h5py.Group, key: str, p: Path) -> h5py.Dataset:
     return g[key]
 
 
+def _paths(g: h5py.Group, p: Path) -> list[str]:
+    return list(_need(g, "paths", p).asstr()[()])
+
+
+def _stored(f: h5py.File, p: Path) -> dict[str, Any]:
+    """What every file object carries besides its data: attributes, provenance, its path."""
+    return {"attrs": _attrs(f), "provenance": _provenance(f), "path": p}
+
+
+def _read(path: str | os.PathLike, fmt: str, build: Callable, validate: Callable):
+    """Open ``path`` as a ``fmt`` file, ``build(f, p)`` its object, then ``validate(obj, p)``."""
+    p = Path(path)
+    with open_checked(p, fmt) as f:
+        obj = build(f, p)
+    validate(obj, p)
+    return obj
+
+
+def _check_rows(p: Path, group: str, n: int, of: str, columns: dict[str, Any]) -> None:
+    """Each of ``columns`` (name -> array, or None when absent) has the ``n`` rows ``of`` has."""
+    for name, arr in columns.items():
+        if arr is not None and len(arr) != n:
+            raise _fail(p, f"{group}/{name}", f"has {len(arr)} rows but {of} has {n}")
+
+
+def _check_finite(p: Path, key: str, arr) -> None:
+    if not np.isfinite(arr).all():
+        raise _fail(p, key, "holds NaN/Inf")
+
+
 def _check_paths(paths: list[str], p: Path, key: str) -> None:
     if len(set(paths)) != len(paths):
         dup = next(x for x in paths if paths.count(x) > 1)
@@ -295,9 +325,8 @@ def _validate_split(s: SplitFeatures, p: Path, key: str) -> None:
     if x.dtype not in (np.float32, np.float16):
         raise _fail(p, f"{key}/features", f"must be float32 or float16; found {x.dtype}")
     n = x.shape[0]
-    for name, arr in (("paths", s.paths), ("pids", s.pids), ("camids", s.camids), ("modality", s.modality)):
-        if arr is not None and len(arr) != n:
-            raise _fail(p, f"{key}/{name}", f"has {len(arr)} rows but features has {n}")
+    _check_rows(p, key, n, "features", {"paths": s.paths, "pids": s.pids, "camids": s.camids,
+                                         "modality": s.modality})
     if n and not np.isfinite(x).all():
         bad = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
         raise _fail(p, f"{key}/features", f"holds NaN/Inf (first at row {bad}, {s.paths[bad]})")
@@ -321,7 +350,7 @@ def read_features(path: str | os.PathLike, splits: Optional[Sequence[str]] = Non
             feats = _need(g, "features", p)[()]
             s = SplitFeatures(
                 features=feats,
-                paths=list(_need(g, "paths", p).asstr()[()]),
+                paths=_paths(g, p),
                 pids=_need(g, "pids", p)[()].astype(np.int64),
                 camids=_need(g, "camids", p)[()].astype(np.int64),
                 modality=g["modality"][()].astype(np.int8) if "modality" in g else None,
@@ -331,9 +360,8 @@ def read_features(path: str | os.PathLike, splits: Optional[Sequence[str]] = Non
                     s.extra[k] = g[k][()]
             _validate_split(s, p, f"/{name}")
             out[name] = s
-        attrs = _attrs(f)
-        return FeaturesFile(splits=out, root=str(attrs.pop("root", "")), attrs=attrs,
-                            provenance=_provenance(f), path=p)
+        meta = _stored(f, p)
+        return FeaturesFile(splits=out, root=str(meta["attrs"].pop("root", "")), **meta)
 
 
 # --------------------------------------------------------------------------- labels
@@ -361,8 +389,7 @@ def _validate_labels(lf: LabelsFile, p: Path) -> None:
     labels = np.asarray(lf.labels)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise _fail(p, "/labels", f"must be a 1-D integer array; found {labels.dtype} {labels.shape}")
-    if len(lf.paths) != len(labels):
-        raise _fail(p, "/paths", f"has {len(lf.paths)} rows but labels has {len(labels)}")
+    _check_rows(p, "", len(labels), "labels", {"paths": lf.paths})
     if (labels < -1).any():
         raise _fail(p, "/labels", "holds values below -1 (only -1 may mark an outlier)")
     if lf.centers is not None:
@@ -370,24 +397,15 @@ def _validate_labels(lf: LabelsFile, p: Path) -> None:
         k = int(labels.max()) + 1 if len(labels) else 0
         if c.ndim != 2 or c.shape[0] < k:
             raise _fail(p, "/centers", f"must be [K, D] with K >= {k}; found {c.shape}")
-        if not np.isfinite(c).all():
-            raise _fail(p, "/centers", "holds NaN/Inf")
+        _check_finite(p, "/centers", c)
     _check_paths(list(lf.paths), p, "/paths")
 
 
 def read_labels(path: str | os.PathLike) -> LabelsFile:
-    p = Path(path)
-    with open_checked(p, "labels") as f:
-        lf = LabelsFile(
-            labels=_need(f, "labels", p)[()].astype(np.int64),
-            paths=list(_need(f, "paths", p).asstr()[()]),
-            attrs=_attrs(f),
-            centers=f["centers"][()] if "centers" in f else None,
-            provenance=_provenance(f),
-            path=p,
-        )
-    _validate_labels(lf, p)
-    return lf
+    """Read and validate a labels file."""
+    return _read(path, "labels", lambda f, p: LabelsFile(
+        labels=_need(f, "labels", p)[()].astype(np.int64), paths=_paths(f, p),
+        centers=f["centers"][()] if "centers" in f else None, **_stored(f, p)), _validate_labels)
 
 
 # --------------------------------------------------------------------------- pose
@@ -413,30 +431,22 @@ def _validate_pose(pf: PoseFile, p: Path) -> None:
     k = np.asarray(pf.keypoints)
     if k.ndim != 3 or k.shape[1:] != (17, 3):
         raise _fail(p, "/keypoints", f"must be [N, 17, 3]; found {k.shape}")
-    if len(pf.paths) != k.shape[0]:
-        raise _fail(p, "/paths", f"has {len(pf.paths)} rows but keypoints has {k.shape[0]}")
+    _check_rows(p, "", k.shape[0], "keypoints", {"paths": pf.paths})
     if np.asarray(pf.image_size).shape != (k.shape[0], 2):
         raise _fail(p, "/image_size", f"must be [N, 2]; found {np.asarray(pf.image_size).shape}")
-    if not np.isfinite(k).all():
-        raise _fail(p, "/keypoints", "holds NaN/Inf")
+    _check_finite(p, "/keypoints", k)
     _check_paths(list(pf.paths), p, "/paths")
 
 
 def read_pose(path: str | os.PathLike) -> PoseFile:
-    p = Path(path)
-    with open_checked(p, "pose") as f:
-        attrs = _attrs(f)
-        pf = PoseFile(
-            keypoints=_need(f, "keypoints", p)[()],
-            paths=list(_need(f, "paths", p).asstr()[()]),
-            image_size=_need(f, "image_size", p)[()],
-            root=str(attrs.pop("root", "")),
-            attrs=attrs,
-            provenance=_provenance(f),
-            path=p,
-        )
-    _validate_pose(pf, p)
-    return pf
+    """Read and validate a pose file."""
+    return _read(path, "pose", _pose_from, _validate_pose)
+
+
+def _pose_from(f: h5py.File, p: Path) -> PoseFile:
+    meta = _stored(f, p)
+    return PoseFile(keypoints=_need(f, "keypoints", p)[()], paths=_paths(f, p),
+                    image_size=_need(f, "image_size", p)[()], root=str(meta["attrs"].pop("root", "")), **meta)
 
 
 def read_any(path: str | os.PathLike):

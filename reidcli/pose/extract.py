@@ -17,9 +17,14 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 
 from reidcli.pose.backends import DEFAULT_BACKEND, PoseBackend, get_backend
-from reidcli.utils.errors import ConfigError, InputError
+from reidcli.pose.backends.gt import GT_NAME
+from reidcli.pose.pck import PCK, pck_against
+from reidcli.utils.errors import InputError
+from reidcli.utils.params import Interval, check_params
 
 log = logging.getLogger(__name__)
+
+CONSTRAINTS = {"batch_size": [Interval(int, 1, None)], "workers": [Interval(int, 0, None)]}
 
 
 @dataclass
@@ -33,6 +38,8 @@ class PoseResult:
     per_split: dict[str, tuple[int, int]] = field(default_factory=dict)  # split -> (images, missing)
     seconds: float = 0.0
     attrs: dict[str, Any] = field(default_factory=dict)
+    pck: PCK | None = None  # PCK@0.2 against a ground-truth pose file, when one was given
+    preview: Path | None = None  # the PNG grid of skeletons, when one was asked for
 
     @property
     def images_per_s(self) -> float:
@@ -44,10 +51,15 @@ class PoseResult:
                 f"({splits}) in {self.seconds:.1f} s ({self.images_per_s:.1f} images/s)")
 
     def to_dict(self) -> dict:
-        return {"output": str(self.path) if self.path else None, "backend": self.backend,
-                "images": self.n_images, "no_person": self.n_missing,
-                "splits": {k: {"images": n, "no_person": m} for k, (n, m) in self.per_split.items()},
-                "seconds": round(self.seconds, 3), "images_per_s": round(self.images_per_s, 2)}
+        out = {"output": str(self.path) if self.path else None, "backend": self.backend,
+               "images": self.n_images, "no_person": self.n_missing,
+               "splits": {k: {"images": n, "no_person": m} for k, (n, m) in self.per_split.items()},
+               "seconds": round(self.seconds, 3), "images_per_s": round(self.images_per_s, 2)}
+        if self.pck is not None:
+            out["pck@0.2"] = round(self.pck.value, 4)
+        if self.preview is not None:
+            out["preview"] = str(self.preview)
+        return out
 
 
 def dataset_images(root: Path, data_format: Optional[str] = None,
@@ -127,10 +139,7 @@ def predict_paths(root: Path, paths: Sequence[str], backend: str = DEFAULT_BACKE
     backend's attributes. The library core of `extract_pose`, usable on any file list."""
     from reidcli.utils.progress import progress_bar
 
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size must be an int >= 1; got {batch_size}")
-    if workers < 0:
-        raise ConfigError(f"--workers must be an int >= 0; got {workers}")
+    check_params({"batch_size": batch_size, "workers": workers}, CONSTRAINTS)
     options = {**options, "data_root": Path(root)}
     kps, sizes = np.zeros((len(paths), 17, 3), np.float32), np.zeros((len(paths), 2), np.int64)
     with get_backend(backend, **options) as be:  # built here too, so bad options fail at once
@@ -152,21 +161,25 @@ def _missing(kps: np.ndarray) -> np.ndarray:
 def extract_pose(data_root, out=None, *, backend: str = DEFAULT_BACKEND,
                  split: Optional[Sequence[str]] = None, data_format: Optional[str] = None,
                  batch_size: int = 16, workers: int = 0, limit: Optional[int] = None,
-                 **options) -> PoseResult:
+                 gt=None, preview=None, **options) -> PoseResult:
     """Detect 17 COCO keypoints on every image of a dataset and write a pose file.
 
     Args:
         data_root: dataset folder (any layout `reidcli.data.layouts` reads).
         out: pose file to write (atomically); None computes without writing.
         backend: "mediapipe" (default, offline BlazePose), "onnx" (``model=`` an mmpose
-            top-down export), or "gt" (a ground-truth pose file, ``model=`` or DATA/pose.h5).
+            top-down export), "gt" (a ground-truth pose file, ``model=`` or DATA/pose.h5) or
+            "rbnet" (``ckpt=`` an RBNet checkpoint).
         split: split names to keep (default: every split).
         batch_size, workers: images per batch; worker processes (0 = in this process).
         limit: process only the first ``limit`` images (previews, benchmarks).
-        **options: backend options (model, input_size, mean, std, box_padding, refine, ...).
+        gt: a ground-truth pose file to score the keypoints against (PCK@0.2, matched by
+            path); "auto": DATA/pose.h5 when it exists and the backend is not "gt".
+        preview: also write a PNG grid of sample images with their skeletons here.
+        **options: backend options (model, ckpt, input_size, mean, std, box_padding, refine, ...).
 
     Returns:
-        A `PoseResult` (counts, per-split images without a person, speed).
+        A `PoseResult` (counts, per-split images without a person, speed, PCK, preview).
     """
     from reidcli.io.h5 import PoseFile, write_pose
 
@@ -181,16 +194,39 @@ def extract_pose(data_root, out=None, *, backend: str = DEFAULT_BACKEND,
                                       progress=f"pose ({backend})", **options)
     seconds = time.perf_counter() - t0
     missing = _missing(kps)
+    per_split = _per_split(splits, missing)
+    attrs = {**attrs, "n_no_person": int(missing.sum()), "splits": sorted(per_split)}
+    if out is not None:
+        files = [options.get("model"), options.get("ckpt")]  # their digests go into provenance
+        write_pose(out, PoseFile(keypoints=kps, paths=list(paths), image_size=sizes,
+                                 root=str(root.resolve()), attrs=attrs),
+                   inputs=[f for f in files if f is not None and Path(f).is_file()])
+    res = PoseResult(path=Path(out) if out is not None else None, backend=backend,
+                     n_images=len(paths), n_missing=int(missing.sum()), per_split=per_split,
+                     seconds=seconds, attrs=attrs)
+    gt_path = _ground_truth(gt, root, backend)
+    if gt_path is not None:
+        res.pck = pck_against(paths, kps, gt_path, name=Path(out).name if out is not None else "the keypoints")
+    if preview is not None:
+        from reidcli.pose.preview import write_preview
+
+        res.preview = write_preview(preview, root, paths, kps)
+    return res
+
+
+def _per_split(splits: Sequence[str], missing: np.ndarray) -> dict[str, tuple[int, int]]:
+    """split -> (images, images without a person), in order of first appearance."""
     per_split: dict[str, tuple[int, int]] = {}
     for s, m in zip(splits, missing):
         n, k = per_split.get(s, (0, 0))
         per_split[s] = (n + 1, k + int(m))
-    attrs = {**attrs, "n_no_person": int(missing.sum()), "splits": sorted(per_split)}
-    if out is not None:
-        model = options.get("model")  # its digest goes into the provenance record
-        write_pose(out, PoseFile(keypoints=kps, paths=list(paths), image_size=sizes,
-                                 root=str(root.resolve()), attrs=attrs),
-                   inputs=[model] if model is not None and Path(model).is_file() else [])
-    return PoseResult(path=Path(out) if out is not None else None, backend=backend,
-                      n_images=len(paths), n_missing=int(missing.sum()), per_split=per_split,
-                      seconds=seconds, attrs=attrs)
+    return per_split
+
+
+def _ground_truth(gt, root: Path, backend: str) -> Path | None:
+    if gt is None:
+        return None
+    if isinstance(gt, str) and gt == "auto":
+        found = root / GT_NAME
+        return found if backend != "gt" and found.is_file() else None
+    return Path(gt)

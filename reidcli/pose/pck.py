@@ -11,6 +11,7 @@ wrong, as it should.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,9 @@ import numpy as np
 
 from reidcli.pose.coco import KEYPOINT_INDEX
 from reidcli.utils.errors import InputError
+from reidcli.utils.params import Interval, check_params
+
+CONSTRAINTS = {"alpha": [Interval(float, 0, 1, closed="right")]}
 
 _DIAGONALS = (("left_shoulder", "right_hip"), ("right_shoulder", "left_hip"))
 
@@ -56,8 +60,7 @@ def pck(pred: np.ndarray, gt: np.ndarray, alpha: float = 0.2, gt_min_score: floa
     pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
     if pred.shape != gt.shape or pred.ndim != 3 or pred.shape[1:] != (17, 3):
         raise InputError(f"PCK needs two [N, 17, 3] arrays; got {pred.shape} and {gt.shape}")
-    if not 0 < alpha <= 1:
-        raise InputError(f"PCK alpha must be a float in (0, 1]; got {alpha}")
+    check_params({"alpha": alpha}, CONSTRAINTS)
     torso = torso_size(gt, gt_min_score)
     has_torso = ~np.isnan(torso)
     visible = (gt[..., 2] > gt_min_score) & has_torso[:, None]
@@ -76,11 +79,21 @@ def pck_files(pred_path, gt_path, alpha: float = 0.2) -> PCK:
     """PCK of one pose file against another, matched by image path."""
     from reidcli.io.h5 import read_pose
 
-    pred, gt = read_pose(pred_path), read_pose(gt_path)
+    pred = read_pose(pred_path)
+    return pck_against(pred.paths, pred.keypoints, gt_path, alpha, name=Path(pred_path).name)
+
+
+def pck_against(paths: Sequence[str], keypoints: np.ndarray, gt_path, alpha: float = 0.2, *,
+                name: str = "the predictions") -> PCK:
+    """PCK of keypoints [N, 17, 3] of ``paths`` against the pose file ``gt_path``, matched by
+    image path (``name`` names the predictions in the error when no path is shared)."""
+    from reidcli.io.h5 import read_pose
+
+    gt = read_pose(gt_path)
     index = gt.index()
-    rows = [(i, index[p]) for i, p in enumerate(pred.paths) if p in index]
+    rows = [(i, index[p]) for i, p in enumerate(paths) if p in index]
     if not rows:
-        raise InputError(f"{Path(pred_path).name} and {gt_path} share no image paths; "
+        raise InputError(f"{name} and {gt_path} share no image paths; "
                          "give the ground truth of the same dataset")
     pi, gi = np.array(rows).T
-    return pck(pred.keypoints[pi], gt.keypoints[gi], alpha=alpha)
+    return pck(np.asarray(keypoints)[pi], gt.keypoints[gi], alpha=alpha)

@@ -23,7 +23,8 @@ from reidcli.data.synth.identity import sample_identities
 from reidcli.data.synth.layouts import Plan, make_plan
 from reidcli.data.synth.presets import get_preset
 from reidcli.data.synth.render import Context, Job, render_job
-from reidcli.utils.errors import ConfigError, InputError
+from reidcli.utils.errors import InputError
+from reidcli.utils.params import Interval, ParamError, check_params
 from reidcli.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,17 @@ DEFAULT_IDS, DEFAULT_IMAGES_PER_ID = 128, 12
 _worker: dict = {}
 
 
-def _check(name: str, value, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
-        raise ConfigError(f"--{name} must be an integer in [{lo}, {hi}]; got {value!r}")
-    return int(value)
+CONSTRAINTS = {
+    "ids": [Interval(int, 1, 100000)],
+    "images_per_id": [Interval(int, 2, 10000)],
+    "test_ids": [None, Interval(int, 1, 100000)],
+    "cams": [None, Interval(int, 2, 99)],
+    "height": [Interval(int, 16, 2048)],
+    "width": [Interval(int, 8, 2048)],
+    "workers": [Interval(int, 0, 256)],
+    "distractors": [None, Interval(int, 0, 10**6)],
+    "junk": [None, Interval(int, 0, 10**6)],
+}
 
 
 def _prepare_out(out: Path, force: bool) -> None:
@@ -118,17 +126,18 @@ def synthesize(out: str | os.PathLike, *, domain: str = "market", ids: int = DEF
     """
     t0 = time.perf_counter()
     preset = get_preset(domain)
-    ids, per_id = _check("ids", ids, 1, 100000), _check("images-per-id", images_per_id, 2, 10000)
-    test_ids = ids if test_ids is None else _check("test-ids", test_ids, 1, 100000)
-    cams = preset.cams if cams is None else _check("cams", cams, 2, 99)
+    check_params({"ids": ids, "images_per_id": images_per_id, "test_ids": test_ids, "cams": cams,
+                  "height": height, "width": width, "workers": workers, "distractors": distractors,
+                  "junk": junk}, CONSTRAINTS)
+    ids, per_id, height, width, workers = int(ids), int(images_per_id), int(height), int(width), int(workers)
+    test_ids = ids if test_ids is None else int(test_ids)
+    cams = preset.cams if cams is None else int(cams)
     if preset.infrared_cams and cams < max(preset.infrared_cams):
-        raise ConfigError(f"--cams must be at least {max(preset.infrared_cams)} for --domain {domain} "
-                          f"(infrared cameras {preset.infrared_cams}); got {cams}")
-    height, width = _check("height", height, 16, 2048), _check("width", width, 8, 2048)
-    workers = _check("workers", workers, 0, 256)
+        raise ParamError("cams", f"must be at least {max(preset.infrared_cams)} for --domain {domain} "
+                                 f"(infrared cameras {preset.infrared_cams}); got {cams}")
     gallery = test_ids * per_id
-    distractors = round(0.08 * gallery) if distractors is None else _check("distractors", distractors, 0, 10**6)
-    junk = round(0.05 * gallery) if junk is None else _check("junk", junk, 0, 10**6)
+    distractors = round(0.08 * gallery) if distractors is None else int(distractors)
+    junk = round(0.05 * gallery) if junk is None else int(junk)
     out = Path(out)
     _prepare_out(out, force)
     ctx0 = build_context(domain, n_identities=0, cams=cams, height=height, width=width, seed=seed)

@@ -10,9 +10,14 @@ from __future__ import annotations
 import importlib
 
 from reidcli.pose.backends.base import BACKENDS, PoseBackend, letterbox
+from reidcli.utils.params import ParamError
 
 _MODULES = {"mediapipe": "mediapipe", "onnx": "onnx", "gt": "gt", "rbnet": "rbnet"}
 DEFAULT_BACKEND = "mediapipe"
+# The option naming the file a backend reads (mediapipe ships its own model): an ONNX model
+# or a ground-truth pose file is a `model`, an RBNet checkpoint a `ckpt`.
+FILE_OPTION = {"mediapipe": None, "onnx": "model", "gt": "model", "rbnet": "ckpt"}
+_FILE_USERS = {"model": "onnx (the model file) and gt (the pose file)", "ckpt": "rbnet (its checkpoint)"}
 
 
 def backend_names() -> list[str]:
@@ -30,7 +35,20 @@ def get_backend(name: str, **options) -> PoseBackend:
         for n in backend_names():
             names.add(n, None)
         names.get(name)  # raises ConfigError with the closest match
+    check_file_option(name, options)
     return BACKENDS.get(name)(**options)
 
 
-__all__ = ["BACKENDS", "PoseBackend", "get_backend", "backend_names", "letterbox", "DEFAULT_BACKEND"]
+def check_file_option(name: str, options: dict) -> None:
+    """`ParamError` when ``options`` gives a file under the option backend ``name`` does not
+    read (``ckpt`` to onnx, ``model`` to rbnet or mediapipe), instead of ignoring it."""
+    takes = FILE_OPTION.get(name)
+    for opt, users in _FILE_USERS.items():
+        if options.get(opt) is not None and opt != takes:
+            reads = f"which reads --{takes}" if takes else "which ships its own model"
+            raise ParamError(opt, f"does not apply to --backend {name}, {reads}; "
+                                  f"--{opt} is for --backend {users}")
+
+
+__all__ = ["BACKENDS", "PoseBackend", "get_backend", "backend_names", "check_file_option", "letterbox",
+           "DEFAULT_BACKEND", "FILE_OPTION"]

@@ -25,9 +25,12 @@ import numpy as np
 from reidcli.pose.backends.base import BACKENDS, PoseBackend, letterbox, zeros
 from reidcli.pose.coco import blazepose_to_coco
 from reidcli.utils.errors import ConfigError
+from reidcli.utils.params import Interval, check_params
 
 log = logging.getLogger(__name__)
 WHEEL = "mediapipe==0.10.21"
+CONSTRAINTS = {"min_confidence": [Interval(float, 0, 1)],
+               "margin": [Interval(float, 0, 0.5, closed="left")]}
 FIX = "run 'bin/install-mediapipe .venv/bin/pip' (or 'make install'), or use --backend onnx --model FILE"
 
 
@@ -81,10 +84,7 @@ class MediapipeBackend(PoseBackend):
 
     def __init__(self, min_confidence: float = 0.5, min_side: int = 256, margin: float = 0.15,
                  **_ignored):
-        if not 0.0 <= min_confidence <= 1.0:
-            raise ConfigError(f"--min-confidence must be a float in [0, 1]; got {min_confidence}")
-        if not 0.0 <= margin < 0.5:
-            raise ConfigError(f"mediapipe margin must be a float in [0, 0.5); got {margin}")
+        check_params({"min_confidence": min_confidence, "margin": margin}, CONSTRAINTS)
         pose = import_pose_solution()
         self.min_confidence, self.min_side, self.margin = min_confidence, int(min_side), margin
         try:

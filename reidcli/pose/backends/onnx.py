@@ -14,6 +14,7 @@ Everything is mapped back to the crop's own pixels.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -22,10 +23,19 @@ import numpy as np
 from reidcli.pose.backends.base import BACKENDS, Placement, PoseBackend
 from reidcli.pose.heatmaps import REFINES, decode_heatmaps, scale_coords
 from reidcli.utils.errors import ConfigError, FormatError, InputError
+from reidcli.utils.params import Interval, Options, Satisfies, check_params
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 DEFAULT_INPUT = (256, 192)
+CONSTRAINTS = {
+    "refine": [Options(REFINES)],
+    "mean": [Satisfies(lambda v: len(v) == 3 and all(math.isfinite(float(x)) for x in v),
+                       "three numbers (R, G, B)")],
+    "std": [Satisfies(lambda v: len(v) == 3 and min(float(x) for x in v) > 0,
+                      "three positive numbers (R, G, B)")],
+    "box_padding": [Interval(float, 1, None)],
+}
 EXPECTED = ("17 COCO heat-maps [N, 17, H, W] (an mmpose top-down export) "
             "or SimCC [N, 17, W*k] + [N, 17, H*k] (RTMPose)")
 
@@ -55,18 +65,16 @@ class OnnxBackend(PoseBackend):
     name = "onnx"
 
     def __init__(self, model=None, input_size: Optional[Sequence[int]] = None,
-                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  box_padding: float = 1.25, refine: str = "dark", blur_sigma: float = 2.0,
                  **_ignored):
+        """``mean``/``std``: RGB on the 0-255 scale; None is ImageNet's."""
         if model is None:
             raise ConfigError("the onnx backend needs --model FILE.onnx (a top-down pose model, "
                               "e.g. HRNet-w32 exported from mmpose)")
-        if refine not in REFINES:
-            raise ConfigError(f"--refine must be one of {', '.join(REFINES)}; got {refine!r}")
-        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-            raise ConfigError(f"--mean and --std must be 3 numbers each, std > 0; got {mean} / {std}")
-        if box_padding < 1.0:
-            raise ConfigError(f"--box-padding must be a float >= 1; got {box_padding}")
+        mean = IMAGENET_MEAN if mean is None else mean
+        std = IMAGENET_STD if std is None else std
+        check_params({"refine": refine, "mean": mean, "std": std, "box_padding": box_padding}, CONSTRAINTS)
         self.path = Path(model)
         self.model = self.path.name
         self.sess = _session(self.path)

@@ -17,7 +17,11 @@ from typing import Optional, Sequence
 import numpy as np
 
 from reidcli.pose.backends.base import BACKENDS, PoseBackend
+from reidcli.pose.heatmaps import REFINES
 from reidcli.utils.errors import ConfigError, InputError
+from reidcli.utils.params import Options, check_params
+
+CONSTRAINTS = {"refine": [Options(REFINES)]}
 
 
 def require_rbnet(model, ckpt) -> None:
@@ -61,16 +65,17 @@ class RBNetBackend(PoseBackend):
 
     name = "rbnet"
 
-    def __init__(self, model=None, device: str = "cpu", refine: str = "dark",
+    def __init__(self, ckpt=None, device: str = "cpu", refine: str = "dark",
                  blur_sigma: Optional[float] = None, **_ignored):
         import torch
 
         from reidcli.io.ckpt import load_model
         from reidcli.utils.device import resolve_device
 
-        if model is None:
+        if ckpt is None:
             raise InputError("the rbnet backend needs --ckpt M.pt (a checkpoint of 'reid pretrain --arch rbnet')")
-        self.path = Path(model)
+        check_params({"refine": refine}, CONSTRAINTS)
+        self.path = Path(ckpt)
         self.device = torch.device(resolve_device(device))
         self.net, ck = load_model(self.path, self.device)
         require_rbnet(self.net, self.path)
