@@ -108,7 +108,7 @@ def test_eps_auto_is_reported(tmp_path):
     ("quantile1", ["--eps", "auto", "--eps-quantile", "1"], ["--eps-quantile must be a float in (0, 1); got 1.0"]),
     ("knn", ["--knn-index", "hnsw"], ["--knn-index must be one of auto, flat, ivf; got 'hnsw'"]),
     ("expand", ["--expand-threshold", "2"], ["--expand-threshold must be a float in [-1, 1]"]),
-    ("keep", ["--keep-clusters", "3"], ["--keep-clusters needs expand_threshold"]),
+    ("keep", ["--keep-clusters", "3"], ["--keep-clusters needs --expand-threshold"]),
     ("kmeans-k", ["--method", "kmeans", "--k", "241"], ["--k must be an int in [1, 240]"]),
     ("k-jaccard", ["--k", "5"], ["--k does not apply to --method dbscan-jaccard"]),
     ("k1-kmeans", ["--method", "kmeans", "--k1", "5"], ["--k1 does not apply to --method kmeans"]),

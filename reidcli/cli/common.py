@@ -66,30 +66,44 @@ def reid_command(name: str):
     return deco
 
 
-def flag_of(param: str) -> str | None:
-    """The ``--flag`` of the current command whose Python parameter is ``param``."""
+def _current_params() -> list:
     try:
         from click import get_current_context
     except ImportError:  # typer >= 0.2x vendors click
         from typer._click.globals import get_current_context
 
     ctx = get_current_context(silent=True)
-    if ctx is None:
-        return None
-    for p in ctx.command.params:
-        if p.name == param:
-            longs = [o for o in p.opts if o.startswith("--")]
-            return longs[0] if longs else (p.opts[0] if p.opts else None)
-    return None
+    return list(ctx.command.params) if ctx is not None else []
+
+
+def _long_flag(p) -> str | None:
+    longs = [o for o in p.opts if o.startswith("--")]
+    return longs[0] if longs else (p.opts[0] if p.opts else None)
+
+
+def flag_of(param: str) -> str | None:
+    """The ``--flag`` of the current command whose Python parameter is ``param``."""
+    return next((_long_flag(p) for p in _current_params() if p.name == param), None)
 
 
 def flag_message(exc: Exception, message: str) -> str:
-    """``message`` with a library parameter name (`ParamError.param`) shown as its flag."""
+    """``message`` with library parameter names shown as the command's flags: the
+    `ParamError.param` that starts it, and any other snake_case parameter name in it."""
+    import re
+
     param = getattr(exc, "param", None)
-    if not param or not message.startswith(param):
-        return message
-    flag = flag_of(param) or getattr(exc, "flag", None)
-    return (flag + message[len(param):]) if flag else message
+    if param and message.startswith(param):
+        flag = flag_of(param) or getattr(exc, "flag", None)
+        message = (flag + message[len(param):]) if flag else message
+    flags = {p.name: _long_flag(p) for p in _current_params() if p.name and _long_flag(p)}
+    head, sep, listed = message.partition("(its options: ")
+    for name, flag in flags.items():
+        if "_" in name:  # a snake_case name cannot be an English word: show the flag
+            head = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", flag, head)
+    if sep:  # reject_unknown's list of the method's own options
+        names, close, rest = listed.partition(")")
+        listed = ", ".join(flags.get(n, n) for n in names.split(", ")) + close + rest
+    return head + sep + listed
 
 
 def not_implemented(name: str) -> None:
