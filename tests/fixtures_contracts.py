@@ -111,3 +111,21 @@ def doc_fields(path: Path = FORMATS_DOC) -> dict[tuple[str, str], dict[str, bool
                 optional = any(c.startswith("MAY") for c in cells)
                 out.setdefault((section, sub), {})[m.group(1)] = not optional
     return out
+
+
+# --------------------------------------------------------------------------- tiny pipeline
+_RUNS: dict[str, SimpleNamespace] = {}
+
+
+def tiny_source(tmp_path_factory) -> SimpleNamespace:
+    """A tiny synthetic Market-1501 dataset and a checkpoint pretrained on it for 2 steps,
+    both made through the CLI once per session (shared by the e2e and shard tests)."""
+    if "source" not in _RUNS:
+        d = tmp_path_factory.mktemp("tiny_pipeline")
+        data, ckpt = d / "data", d / "m.pt"
+        reid_ok("-q", "synth", data, "--ids", "4", "--test-ids", "3", "--images-per-id", "4", "--cams", "2",
+                "--height", "32", "--width", "16", "--distractors", "1", "--junk", "1")
+        reid_ok("-q", "pretrain", data, "-o", ckpt, *ARCH, "-P", "4", "-K", "2", "--epochs", "1",
+                "--max-iters", "2", "--warmup-epochs", "0", *CPU)
+        _RUNS["source"] = SimpleNamespace(dir=d, data=data, ckpt=ckpt)
+    return _RUNS["source"]

@@ -11,8 +11,15 @@ import json
 
 import numpy as np
 import pytest
+from fixtures_contracts import (
+    FORMATS_DOC,
+    GOLDEN,
+    ckpt_fields,
+    doc_fields,
+    h5_fields,
+    reid_ok,
+)
 
-from fixtures_contracts import FORMATS_DOC, GOLDEN, ckpt_fields, doc_fields, h5_fields, reid_ok
 from reidcli.io.ckpt import load_checkpoint
 from reidcli.io.h5 import read_features, read_labels, read_pose
 
