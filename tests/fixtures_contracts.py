@@ -113,6 +113,56 @@ def doc_fields(path: Path = FORMATS_DOC) -> dict[tuple[str, str], dict[str, bool
     return out
 
 
+COMMON = "Common to every file"
+# where each kind of name of each format is documented: (## section, ### table) pairs
+H5_TABLES = {
+    "features": {"root_attrs": [(COMMON, "Root attributes"), ("features", "Root attributes")],
+                 "datasets": [(COMMON, "Datasets")],
+                 "group_datasets": [("features", "Datasets in each split group")],
+                 "group_attrs": [("features", "Split group attributes")]},
+    "labels": {"root_attrs": [(COMMON, "Root attributes"), ("labels", "Root attributes")],
+               "datasets": [(COMMON, "Datasets"), ("labels", "Datasets")]},
+    "pose": {"root_attrs": [(COMMON, "Root attributes"), ("pose", "Root attributes")],
+             "datasets": [(COMMON, "Datasets"), ("pose", "Datasets")]},
+}
+CKPT_TABLES = {"keys": "Keys", "model_config": "model_config keys", "train_state": "train_state keys"}
+
+
+def documented(*tables: tuple[str, str]) -> dict[str, bool]:
+    """``{name: required}`` of the named tables of docs/formats.md (each must exist)."""
+    doc = doc_fields()
+    out: dict[str, bool] = {}
+    for section, sub in tables:
+        match = [v for (s, b), v in doc.items() if s.startswith(section) and b == sub]
+        assert match, f"{FORMATS_DOC.name} has no table under '## {section}' / '### {sub}'"
+        out.update(match[0])
+    return out
+
+
+def check_names(written: set[str], docs: dict[str, bool], where: str) -> None:
+    """Every written name is documented; every documented MUST name is written."""
+    undocumented = sorted(written - set(docs))
+    assert not undocumented, f"{where}: written but not in {FORMATS_DOC.name}: {undocumented}"
+    missing = sorted(n for n, required in docs.items() if required and n not in written)
+    assert not missing, f"{where}: documented as MUST in {FORMATS_DOC.name} but not written: {missing}"
+
+
+def check_h5_against_docs(path: Path, kind: str) -> None:
+    found = h5_fields(path)
+    for what in ("root_attrs", "datasets", "group_datasets", "group_attrs"):
+        tables = H5_TABLES[kind].get(what)
+        if tables is None:
+            assert not found[what], f"{path.name} holds {what} {sorted(found[what])} the format has no place for"
+        else:
+            check_names(found[what], documented(*tables), f"{path.name} {what}")
+
+
+def check_ckpt_against_docs(path: Path) -> None:
+    found = ckpt_fields(path)
+    for what, table in CKPT_TABLES.items():
+        check_names(found[what], documented(("Checkpoints", table)), f"{path.name} {what}")
+
+
 # --------------------------------------------------------------------------- tiny pipeline
 _RUNS: dict[str, SimpleNamespace] = {}
 

@@ -12,10 +12,13 @@ import json
 import numpy as np
 import pytest
 from fixtures_contracts import (
-    FORMATS_DOC,
+    COMMON,
     GOLDEN,
+    check_ckpt_against_docs,
+    check_h5_against_docs,
+    check_names,
     ckpt_fields,
-    doc_fields,
+    documented,
     h5_fields,
     reid_ok,
 )
@@ -24,7 +27,6 @@ from reidcli.io.ckpt import load_checkpoint
 from reidcli.io.h5 import read_features, read_labels, read_pose
 
 FILES = {"features.h5": "features", "labels.h5": "labels", "pose.h5": "pose", "checkpoint.pt": "checkpoint"}
-COMMON = "Common to every file"
 
 
 def _digest(path) -> str:
@@ -109,53 +111,13 @@ def test_checkpoint_read_back():
 
 
 # --------------------------------------------------------------------------- docs/formats.md
-DOC = doc_fields()
-
-
-def _documented(*keys: tuple[str, str]) -> dict[str, bool]:
-    out: dict[str, bool] = {}
-    for section, sub in keys:
-        match = [v for (s, b), v in DOC.items() if s.startswith(section) and b == sub]
-        assert match, f"{FORMATS_DOC.name} has no table under '## {section}' / '### {sub}'"
-        out.update(match[0])
-    return out
-
-
-def _check(written: set[str], documented: dict[str, bool], where: str) -> None:
-    undocumented = sorted(written - set(documented))
-    assert not undocumented, f"{where}: written but not in {FORMATS_DOC.name}: {undocumented}"
-    missing = sorted(n for n, required in documented.items() if required and n not in written)
-    assert not missing, f"{where}: documented as MUST in {FORMATS_DOC.name} but not written: {missing}"
-
-
-H5_TABLES = {
-    "features": {"root_attrs": [(COMMON, "Root attributes"), ("features", "Root attributes")],
-                 "datasets": [(COMMON, "Datasets")],
-                 "group_datasets": [("features", "Datasets in each split group")],
-                 "group_attrs": [("features", "Split group attributes")]},
-    "labels": {"root_attrs": [(COMMON, "Root attributes"), ("labels", "Root attributes")],
-               "datasets": [(COMMON, "Datasets"), ("labels", "Datasets")]},
-    "pose": {"root_attrs": [(COMMON, "Root attributes"), ("pose", "Root attributes")],
-             "datasets": [(COMMON, "Datasets"), ("pose", "Datasets")]},
-}
-
-
-@pytest.mark.parametrize("kind", sorted(H5_TABLES))
+@pytest.mark.parametrize("kind", ["features", "labels", "pose"])
 def test_docs_name_every_h5_field(kind):
-    found = h5_fields(GOLDEN / f"{kind}.h5")
-    for what in ("root_attrs", "datasets", "group_datasets", "group_attrs"):
-        tables = H5_TABLES[kind].get(what)
-        if tables is None:
-            assert not found[what], f"{kind}.h5 holds {what} {sorted(found[what])} the format has no place for"
-            continue
-        _check(found[what], _documented(*tables), f"{kind}.h5 {what}")
+    check_h5_against_docs(GOLDEN / f"{kind}.h5", kind)
 
 
 def test_docs_name_every_checkpoint_key():
-    found = ckpt_fields(GOLDEN / "checkpoint.pt")
-    _check(found["keys"], _documented(("Checkpoints", "Keys")), "checkpoint keys")
-    _check(found["model_config"], _documented(("Checkpoints", "model_config keys")), "checkpoint model_config")
-    _check(found["train_state"], _documented(("Checkpoints", "train_state keys")), "checkpoint train_state")
+    check_ckpt_against_docs(GOLDEN / "checkpoint.pt")
 
 
 def test_docs_name_every_provenance_key():
@@ -165,6 +127,5 @@ def test_docs_name_every_provenance_key():
         records |= found["provenance"]
         inputs |= found["provenance_inputs"]
     records |= ckpt_fields(GOLDEN / "checkpoint.pt")["provenance"]
-    _check(records, _documented((COMMON, "Provenance record")), "provenance records")
-    _check(inputs, _documented((COMMON, "Provenance input entry")), "provenance inputs")
-
+    check_names(records, documented((COMMON, "Provenance record")), "provenance records")
+    check_names(inputs, documented((COMMON, "Provenance input entry")), "provenance inputs")
