@@ -15,7 +15,9 @@ checkpoint (`load_checkpoint`, `reid info`) does not need the architecture; rebu
 the network does, through `register_micro`.
 
 Keep these files once written: tests/test_contract_formats.py checks that the current
-readers still read them. A new format version gets a new folder (v2/) and script.
+readers still read them. A new format version gets a new folder (v2/) and script. If they
+must be rewritten anyway, the expected outputs in tests/test_cli_output.py change with them
+(digests, times): paste the new text each failing case prints.
 """
 
 from __future__ import annotations
