@@ -12,7 +12,7 @@ from torch import nn
 
 from reidcli.data.sampler import PKBatchSampler, SequentialSeeds
 from reidcli.io.ckpt import describe_checkpoint, load_checkpoint, make_checkpoint, save_checkpoint
-from reidcli.train.bn import (DomainBatchNorm, GhostBatchNorm, collapse_domain_bn, convert_domain_bn,
+from reidcli.models.bn import (DomainBatchNorm, GhostBatchNorm, collapse_domain_bn, convert_domain_bn,
                               convert_ghost_bn, use_domain)
 from reidcli.train.config import TrainConfig
 from reidcli.train.optim import lr_factor

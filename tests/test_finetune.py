@@ -87,7 +87,7 @@ def _changed(a: dict, b: dict) -> bool:
 @pytest.mark.parametrize("method", ["pseudo", "mmt", "kd", "joint"])
 def test_one_round_changes_weights(uda, method):
     from reidcli.train.finetune import finetune
-    from reidcli.io.ckpt import load_model
+    from reidcli.models import load_network
 
     extra = {"source": uda["source"]} if method == "joint" else {}
     if method == "kd":
@@ -97,7 +97,7 @@ def test_one_round_changes_weights(uda, method):
     ck = torch.load(out, weights_only=True)
     assert ck["method"] == method and ck["epoch"] == 1
     assert _changed(_state(uda["ckpt"]), ck["model"])
-    model, _ = load_model(out)  # deployable as `reid features` loads it
+    model, _ = load_network(out)  # deployable as `reid features` loads it
     assert model(torch.zeros(2, 3, H, W)).shape == (2, 256)
     if method == "mmt":
         assert set(ck["nets"]) == {"mean2", "net1", "net2"}
@@ -107,15 +107,15 @@ def test_one_round_changes_weights(uda, method):
 
 def _check_net_choice(out: Path, ck: dict) -> None:
     """`reid features --net`: the deployed model is mean net 1; the others can be picked."""
-    from reidcli.io.ckpt import load_model
+    from reidcli.models import load_network
     from reidcli.utils.errors import InputError
 
     key = "backbone.conv1.weight"
     for name, want in (("mean1", ck["model"]), ("model", ck["model"]), ("net2", ck["nets"]["net2"])):
-        got = load_model(out, net=name)[0].state_dict()
+        got = load_network(out, net=name)[0].state_dict()
         assert torch.equal(got[key], want[key]), name
     with pytest.raises(InputError, match="mean2"):
-        load_model(out, net="mean3")
+        load_network(out, net="mean3")
 
 
 def test_mmt_round_two_continues_mean_nets_and_adam(uda):
