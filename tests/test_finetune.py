@@ -94,12 +94,20 @@ def _changed(a: dict, b: dict) -> bool:
                and torch.is_floating_point(a[k]))
 
 
-@pytest.mark.parametrize("method", ["pseudo", "mmt", "kd", "joint"])
+def _adaptation_methods() -> list[str]:
+    from reidcli.train.methods import finetune_method_names
+
+    return finetune_method_names()
+
+
+@pytest.mark.parametrize("method", _adaptation_methods())
 def test_one_round_changes_weights(uda, method):
     from reidcli.models import load_network
+    from reidcli.train.methods import TRAINING_METHODS
 
-    extra = {"source": uda["source"]} if method == "joint" else {}
-    options = {"kd_every": 1} if method == "kd" else None
+    kind = TRAINING_METHODS.get(method)
+    extra = {"source": uda["source"]} if kind.uses_source else {}
+    options = {"kd_every": 1} if "kd_every" in kind.Options.field_names() else None  # blend this round
     out = _finetune(uda["ckpt"], uda["labels"], uda["target"], uda["tmp"] / "m2.pt", method,
                     options=options, **extra)
     ck = torch.load(out, weights_only=True)

@@ -44,6 +44,8 @@ class Method:
     views = 1
     start_checkpoints = 1
     uses_source = False
+    # a loss helper with its own optimizer and state (`IdTripletObjective`), if the method has one
+    objective = None
 
     def __init__(self, options: Optional[MethodOptions] = None):
         self.options = options if options is not None else self.Options()
@@ -76,13 +78,14 @@ class Method:
         return groups
 
     def extra_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {}
+        return self.objective.extra_optimizers() if self.objective is not None else {}
 
     def after_setup(self, opt: torch.optim.Optimizer) -> None:
         pass
 
     def before_optimizer_step(self) -> None:
-        pass
+        if self.objective is not None:
+            self.objective.before_optimizer_step()
 
     def after_step(self, it: int) -> None:
         pass
@@ -94,10 +97,11 @@ class Method:
         pass
 
     def extra_state(self) -> dict:
-        return {}
+        return self.objective.state_dict() if self.objective is not None else {}
 
     def load_extra_state(self, state: dict) -> None:
-        pass
+        if self.objective is not None:
+            self.objective.load_state_dict(state)
 
     # -- engine plumbing --------------------------------------------------------------
     def net(self, name: str = "model") -> nn.Module:

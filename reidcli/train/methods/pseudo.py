@@ -48,19 +48,7 @@ class Pseudo(UDAMethod):
     def streams(self, ctx: EngineContext) -> dict:
         return {"target": pk_stream(ctx, ctx.data["target"])}
 
-    def extra_optimizers(self) -> dict:
-        return self.objective.extra_optimizers()
-
-    def before_optimizer_step(self) -> None:
-        self.objective.before_optimizer_step()
-
     def step(self, batch: dict, it: int) -> dict[str, torch.Tensor]:
         b = batch["target"]
         out = self.net(self.trained[0])(b["img"])
         return weighted_result(self.objective.terms(out, b["label"]), out, b["label"])
-
-    def extra_state(self) -> dict:
-        return {**self.objective.state_dict(), **super().extra_state()}
-
-    def load_extra_state(self, state: dict) -> None:
-        self.objective.load_state_dict(state)

@@ -66,12 +66,6 @@ class Supervised(Method):
             out["target"] = make_stream(tgt, s, cfg, ctx.device)
         return out
 
-    def extra_optimizers(self) -> dict:
-        return self.objective.extra_optimizers()
-
-    def before_optimizer_step(self) -> None:
-        self.objective.before_optimizer_step()
-
     def step(self, batch: dict, it: int) -> dict[str, torch.Tensor]:
         src = batch["source"]
         x, y = src["img"], src["label"]
@@ -84,9 +78,3 @@ class Supervised(Method):
             with torch.no_grad(), use_domain(self.nets["model"], self.bn_target):
                 self.nets["model"](batch["target"]["img"])  # BN statistics only (MMT pretrainer)
         return weighted_result(terms, out, y)
-
-    def extra_state(self) -> dict:
-        return self.objective.state_dict()
-
-    def load_extra_state(self, state: dict) -> None:
-        self.objective.load_state_dict(state)

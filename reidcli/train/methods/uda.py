@@ -112,7 +112,7 @@ class UDAMethod(Method):
         return self._names[0] + self._names[1]
 
     def extra_state(self) -> dict:
-        return {"param_names": self.param_names()}
+        return {**super().extra_state(), "param_names": self.param_names()}
 
     def restore_optimizer(self, opt: torch.optim.Optimizer) -> int:
         """Load the previous round's optimizer moments by parameter name (same shapes)."""
