@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from torch import nn
 
@@ -127,3 +128,15 @@ def test_a_stopped_run_ends_with_after_train_and_resumes(tmp_path):
     assert rec2.calls[0] == ("before_train", 1, 0) and rec2.calls[-1] == ("after_train", 2, 0)
     lines = (tmp_path / "m.log.jsonl").read_text().splitlines()
     assert [json.loads(x)["type"] for x in lines].count("epoch") == 2  # the log went on, not restarted
+
+
+def test_step_rows_average_the_steps_of_their_window(tmp_path):
+    """log_every 2 over 3 steps an epoch: rows after steps 2 and 3; the second row is the
+    mean of its one step (not that step divided by 2), as the epoch row confirms."""
+    engine, _ = _engine(tmp_path, epochs=1, iters_per_epoch=3, log_every=2)
+    engine.hooks = engine.hooks[:2]  # the built-in log and checkpoint only
+    engine.fit()
+    rows = [json.loads(x) for x in (tmp_path / "m.log.jsonl").read_text().splitlines()]
+    steps, epoch = [r for r in rows if r["type"] == "step"], rows[-1]
+    assert [r["iter"] for r in steps] == [2, 3]
+    assert (2 * steps[0]["loss"] + steps[1]["loss"]) / 3 == pytest.approx(epoch["loss"], rel=1e-6)

@@ -71,20 +71,21 @@ class JSONLWriter(HookBase):
 
     def before_epoch(self) -> None:
         self.window: dict = {}
-        self.t0, self.n_img = time.perf_counter(), 0
+        self.t0, self.n_img, self.n_window = time.perf_counter(), 0, 0
 
     def after_step(self) -> None:
         e = self.engine
         self.n_img += e.step_images
+        self.n_window += 1
         for k, v in e.step_out.items():
             self.window[k] = self.window.get(k, 0.0) + v
         if e.it_in_epoch % self.log_every == 0 or e.it_in_epoch == e.iters:
             speed = self.n_img * e.dist.world_size / max(1e-9, time.perf_counter() - self.t0)
             row = {"type": "step", "epoch": e.epoch + 1, "iter": e.global_it,
-                   "lr": e.opt.param_groups[0]["lr"], **e.means(self.window, self.log_every), "img_s": speed}
+                   "lr": e.opt.param_groups[0]["lr"], **e.means(self.window, self.n_window), "img_s": speed}
             self.write(row)
             e.bar.set(**{k: v for k, v in row.items() if k in ("loss", "acc", "img_s")})
-            self.window = {}
+            self.window, self.n_window = {}, 0
 
     def after_epoch(self) -> None:
         e = self.engine
