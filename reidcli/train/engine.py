@@ -282,6 +282,7 @@ class Engine:
             nets={n: net.state_dict() for n, net in m.nets.items() if n != "model"},
             bn={"domains": self.bn_domains, "deploy": self.bn_domains[-1]} if self.bn_domains else {},
             train_state=self.train_state(),
+            extra={"augment": self.meta["augment"]} if "augment" in self.meta else None,
         )
 
     def train_state(self) -> dict:
