@@ -40,6 +40,7 @@ def command(
     rb_fuse: Annotated[str, _opt("--rb-fuse", help="rbnet: scales fused into the heat-maps (conv1,layer1..layer4).", panel=_R)] = "conv1,layer1",
     rb_mask_from: Annotated[str, _opt("--rb-mask-from", help="rbnet: maps that make the mask: layer1 (re-layer1) | conv1 | ... | heatmaps.", panel=_R)] = "layer1",
     rb_mask: Annotated[str, _opt("--rb-mask", help="rbnet: sigmoid | sum (normalised sum of the 17 maps).", panel=_R)] = "sigmoid",
+    rb_mask_path: Annotated[str, _opt("--rb-mask-path", help="rbnet: paper (change_channel mask, reverse features fused into backbone 2, own BN) | simple.", panel=_R)] = "paper",
     rb_shared: Annotated[bool, _opt("--rb-shared/--rb-separate", help="rbnet: backbone 2 shares backbone 1's weights.", panel=_R)] = True,
     rb_feature: Annotated[str, _opt("--rb-feature", help="rbnet: inference feature: global | masked | both.", panel=_R)] = "global",
     pose: Annotated[Optional[Path], _opt("--pose", help="rbnet: pose file of the training images (reid extract-pose).", panel=_R, exists=True, dir_okay=False)] = None,
@@ -107,7 +108,7 @@ def command(
                                             "attention", "multilevel", "lstm_branch", "dropout")})
     if arch == "rbnet":
         mcfg.rbnet = {"backbone": rb_backbone, "fuse": [v.strip() for v in rb_fuse.split(",") if v.strip()],
-                      "mask_from": rb_mask_from, "mask": rb_mask, "shared": rb_shared, "feature": rb_feature}
+                      "mask_from": rb_mask_from, "mask_path": rb_mask_path, "mask": rb_mask, "shared": rb_shared, "feature": rb_feature}
     tcfg = TrainConfig(milestones=_ints(milestones), **{f: L[f] for f in (
         "epochs", "iters_per_epoch", "max_iters", "stop_after", "optimizer", "lr", "weight_decay", "schedule",
         "gamma", "warmup_epochs", "p", "k", "images_per_bn", "sync_bn", "amp", "seed", "deterministic",
