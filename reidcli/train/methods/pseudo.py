@@ -40,7 +40,10 @@ class Pseudo(UDAMethod, Supervised):
 
     @staticmethod
     def nets_feat_dim(ctx: EngineContext) -> int:
-        return int(ctx.data["init"].get("feat_dim") or 0)
+        from reidcli.models.rbnet import train_feat_dim
+
+        ck = ctx.data["init"]
+        return train_feat_dim(ck["model_config"], int(ck.get("feat_dim") or 0))
 
     def build_losses(self, ctx: EngineContext, feat_dim: int) -> None:
         """The CE / triplet (/ centre) criteria of `Supervised`, with this method's defaults."""

@@ -50,8 +50,9 @@ class Supervised(Method):
         self.center = None
         if o["center_weight"] > 0:
             from reidcli.losses.center import CenterLoss
+            from reidcli.models.rbnet import train_feat_dim
 
-            self.center = CenterLoss(ctx.num_classes, self.nets["model"].feat_dim,
+            self.center = CenterLoss(ctx.num_classes, train_feat_dim(cfg.to_dict(), self.nets["model"].feat_dim),
                                      weight=o["center_weight"], lr=o["center_lr"]).to(ctx.device)
         self.bn_target = 1 if ctx.options.get("bn_domains") else 0
         self.rbnet = None
