@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import torch
 from fixtures_train import synth_market  # noqa: F401
-from torch.nn.modules.batchnorm import _BatchNorm
 
 H, W = 64, 32
 HALF = "resnet18_half"
