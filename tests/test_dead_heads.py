@@ -159,8 +159,8 @@ def _teacher_needs(mean_net, out: dict, reads: _Reads) -> set[str]:
 
 @pytest.mark.parametrize("arch", list(ARCHS))
 @pytest.mark.parametrize("method", METHOD_NAMES)
-def test_one_step_trains_every_parameter_a_loss_or_teacher_uses(method, arch, synth_market, tmp_path,
-                                                                monkeypatch):
+def test_one_step_trains_every_parameter_a_loss_or_teacher_uses(method, arch, synth_market,  # noqa: F811
+                                                                tmp_path, monkeypatch):
     from reidcli.train.engine import Engine
     from reidcli.train.methods import get_method
 

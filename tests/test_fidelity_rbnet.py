@@ -114,7 +114,7 @@ def test_centres_initialise_only_the_classifier_of_the_branch_they_describe(feat
             assert torch.allclose(w, F.normalize(part, dim=1))
 
 
-def test_both_feature_trains_with_the_centre_loss_under_kd(synth_market, tmp_path):
+def test_both_feature_trains_with_the_centre_loss_under_kd(synth_market, tmp_path):  # noqa: F811
     """`--rb-feature both` checkpoints embed 2x the head width; the centre loss works on
     the training feature (one head wide) in kd (centre loss on by default) and pretrain."""
     from reidcli.data.layouts import load_dataset
