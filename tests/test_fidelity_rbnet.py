@@ -151,3 +151,20 @@ def test_centre_loss_names_a_width_mismatch():
     loss = CenterLoss(3, 8)
     with pytest.raises(ConfigError, match="8-d centres but the feature is \\(4,\\)"):
         loss(torch.randn(2, 4), torch.tensor([0, 1]))
+
+
+def test_version_1_rbnet_checkpoints_load_on_the_simple_path(tmp_path):
+    from reidcli.io.ckpt import load_model, make_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    old = _net(num_classes=0, mask_path="simple").eval()
+    cfg = old.cfg.to_dict()
+    del cfg["rbnet"]["mask_path"]  # written before the option existed
+    ck = make_checkpoint(model_config=cfg, model_state=old.state_dict(), input_size=(H, W),
+                         method="supervised", epoch=1, feat_dim=old.feat_dim)
+    ck["version"] = 1
+    model, loaded = load_model(save_checkpoint(tmp_path / "v1.pt", ck))
+    assert loaded["model_config"]["rbnet"]["mask_path"] == "simple" and not model.paper
+    x = torch.randn(2, 3, H, W)
+    assert torch.allclose(model(x), old(x))
+    assert _net(num_classes=0).paper  # a config without the key, written today: the default
