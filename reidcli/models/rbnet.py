@@ -24,6 +24,11 @@ Two mask paths (``mask_path``):
   maps of one scale; no fusion into backbone 2; one set of BN layers for both passes (the
   masked pass updates the statistics the global feature uses at inference).
 
+'paper' is the default because it measured better: ``benchmarks/bench_rbnet_ablation.py
+--arms rbnet,rbnet_simple`` (synthetic Market -> Duke, 16 ids, resnet18_half at 64x32, 8
+epochs; 2 seeds) gave +3.7 mAP on the source, +1.9 direct transfer and +2.5 after a short
+MMT round, on average (Rank-1 mixed; tiny runs, so a few points of noise).
+
 Total loss (eq. 4): L = l1 ID + l2 Tri + l3 MSE + l4 ID2 + l5 Tri2 (see
 `reidcli.losses.heatmap.RBNetLoss`). RBNet-specific settings live in ``ModelConfig.rbnet``
 (a dict, stored in checkpoints; keys and defaults in `RBNetOptions`).
