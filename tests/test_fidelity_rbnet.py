@@ -66,6 +66,18 @@ def test_paper_mask_is_change_channel_of_relayer1_into_conv1_input_and_fuses_rev
             p.normal_(0, 0.1)
     fused = net.masked_forward(x, rp["mask"], rp["rev"])["feat"]
     assert not torch.allclose(plain, fused)
+    # an MMT mean net fuses in its student's reverse maps (train-mode outputs ``rev_<scale>``)
+    from reidcli.models.rbnet import mean_output
+
+    student = net(x)
+    assert {k for k in student if k.startswith("rev_")} == {"rev_conv1", "rev_layer1"}
+    with torch.no_grad():
+        net.eval()
+        taught = mean_output(net, x, student)["feat"]
+        rev = {k[4:]: v for k, v in student.items() if k.startswith("rev_")}
+        assert torch.allclose(taught, net.masked_forward(x, student["mask"], rev)["feat"])
+        assert not torch.allclose(taught, net.masked_forward(x, student["mask"])["feat"])
+    net.train()
     feat2 = net(x)["feat2"]
     feat2.sum().backward()
     assert net.mask_channel[0].weight.grad.abs().sum() > 0

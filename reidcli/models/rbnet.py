@@ -34,8 +34,9 @@ Total loss (eq. 4): L = l1 ID + l2 Tri + l3 MSE + l4 ID2 + l5 Tri2 (see
 (a dict, stored in checkpoints; keys and defaults in `RBNetOptions`).
 
 Train-mode output: ReidNet's ``feat``/``bn_feat``/``logits`` (backbone 1) plus ``heatmaps``
-[N, 17, H/2, W/2], ``mask`` [N, 1, H, W] and ``feat2``/``bn_feat2``/``logits2`` (backbone 2
-on the masked input). Eval mode returns the inference feature chosen by ``feature``:
+[N, 17, H/2, W/2], ``mask`` [N, 1, H, W], ``feat2``/``bn_feat2``/``logits2`` (backbone 2
+on the masked input) and, on the 'paper' path, ``rev_<scale>`` (the reverse maps fused into
+backbone 2). Eval mode returns the inference feature chosen by ``feature``:
 ``global`` (backbone 1), ``masked`` (backbone 2) or ``both`` (concatenated; 2x the width).
 No pose file is needed at inference: the network predicts its own heat-maps.
 """
@@ -255,8 +256,7 @@ class RBNet(ReidNet):
         feat2, bn_feat2 = self._head2(x * rp["mask"], rp["rev"])
         out = {"feat": feat, "bn_feat": bn_feat, "heatmaps": rp["heatmaps"], "mask": rp["mask"],
                "feat2": feat2, "bn_feat2": bn_feat2}
-        if self.paper:
-            out["rev"] = self.fused(rp["rev"])
+        out.update({f"rev_{s}": t for s, t in self.fused(rp["rev"]).items()})
         if self.classifier is not None:
             out["logits"] = self.classifier(self.dropout(bn_feat))
             out["logits2"] = self.classifier2(self.dropout(bn_feat2))
@@ -358,7 +358,7 @@ def mean_output(mean_net: nn.Module, x: torch.Tensor, student_out: dict) -> dict
     if isinstance(net, RBNet) and "mask" in student_out:
         if net.paper and net.training:
             net.stages(x)
-        rev = {k: v.detach() for k, v in student_out.get("rev", {}).items()}
+        rev = {k[4:]: v.detach() for k, v in student_out.items() if k.startswith("rev_")}
         return net.masked_forward(x, student_out["mask"].detach(), rev)
     return mean_net(x)
 
