@@ -27,8 +27,8 @@ def test_reverse_backbone_shapes(hw, mask_path):
     out = net(torch.randn(2, 3, H, W))
     assert out["heatmaps"].shape == (2, 17, H // 2, W // 2)
     assert out["mask"].shape == (2, 1, H, W)
-    assert 0 <= float(out["mask"].min())  # 'paper': ReLU(change_channel); 'simple': sigmoid <= 1
-    assert mask_path == "paper" or float(out["mask"].max()) <= 1
+    assert 0 <= float(out["mask"].detach().min())  # 'paper': ReLU(change_channel); 'simple': sigmoid <= 1
+    assert mask_path == "paper" or float(out["mask"].detach().max()) <= 1
     for k in ("feat", "bn_feat", "feat2", "bn_feat2"):
         assert out[k].shape == (2, net.head_dim)
     assert out["logits2"].shape == (2, 3)
