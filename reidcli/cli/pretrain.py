@@ -49,6 +49,7 @@ def command(
     rb_fuse: Annotated[str, _rb("--rb-fuse", help="scales fused into the heat-maps (conv1,layer1..layer4).")] = "conv1,layer1",
     rb_mask_from: Annotated[str, _rb("--rb-mask-from", help="maps that make the mask: layer1 (re-layer1) | conv1 | ... | heatmaps.")] = "layer1",
     rb_mask: Annotated[str, _rb("--rb-mask", help="sigmoid | sum (normalised sum of the 17 maps).")] = "sigmoid",
+    rb_mask_path: Annotated[str, _rb("--rb-mask-path", help="paper (change_channel mask, reverse features fused into backbone 2, own BN) | simple.")] = "paper",
     rb_shared: Annotated[bool, _rb("--rb-shared/--rb-separate", help="backbone 2 shares backbone 1's weights.")] = True,
     rb_feature: Annotated[str, _rb("--rb-feature", help="inference feature: global | masked | both.")] = "global",
     pose: Annotated[Optional[Path], typer.Option("--pose", help="rbnet: pose file of the training images (reid extract-pose).", rich_help_panel=_R, exists=True, dir_okay=False)] = None,

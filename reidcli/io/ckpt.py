@@ -4,7 +4,8 @@ A reidcli checkpoint is a plain dict saved with `torch.save` and loadable with
 ``torch.load(..., weights_only=True)`` (tensors, numbers, strings, lists and dicts only)::
 
     format          "reidcli-checkpoint"
-    version         CKPT_VERSION (int); readers refuse newer versions
+    version         CKPT_VERSION (int); readers refuse newer versions and upgrade older
+                    ones on load (v1 -> v2: RBNet's ``mask_path``, 'simple' before it existed)
     created_by      "reidcli <version>"
     model_config    dataclasses.asdict(ModelConfig) - enough to rebuild the network
     input_size      [height, width]
@@ -37,7 +38,7 @@ from reidcli.io.atomic import atomic_path, file_digest
 from reidcli.utils.errors import FormatError, InputError
 
 CKPT_FORMAT = "reidcli-checkpoint"
-CKPT_VERSION = 1
+CKPT_VERSION = 2
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _REQUIRED = ("model_config", "input_size", "pixel_mean", "pixel_std", "model")
@@ -100,7 +101,18 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         raise FormatError(f"{p} is not a PyTorch checkpoint ({type(exc).__name__}); "
                           "give a .pt file written by 'reid pretrain' or 'reid finetune'") from exc
     _check_header(ck, p)
+    if ck["version"] < 2:
+        ck["model_config"] = _upgrade_v1_model_config(ck["model_config"])
     return ck
+
+
+def _upgrade_v1_model_config(model_config: dict) -> dict:
+    """A version-1 model config in version-2 terms: RBNets written before the ``mask_path``
+    option existed were built on its 'simple' path (`reidcli.models.rbnet`)."""
+    rb = model_config.get("rbnet") or {}
+    if model_config.get("arch") != "rbnet" or "mask_path" in rb:
+        return model_config
+    return {**model_config, "rbnet": {**rb, "mask_path": "simple"}}
 
 
 def _check_magic(p: Path) -> None:
