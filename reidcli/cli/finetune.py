@@ -19,7 +19,12 @@ from reidcli.cli.defaults import per_method as _per_method
 from reidcli.data.transforms import AugmentConfig
 from reidcli.train.config import FinetuneConfig as F
 from reidcli.train.finetune import DEFAULT_METHOD
-from reidcli.train.methods.options import JointOptions, KDOptions, MMTOptions, PseudoOptions
+from reidcli.train.methods.options import (
+    JointOptions,
+    KDOptions,
+    MMTOptions,
+    PseudoOptions,
+)
 
 _LOSS_METHODS = {"pseudo": PseudoOptions, "kd": KDOptions, "joint": JointOptions}
 

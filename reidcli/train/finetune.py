@@ -35,6 +35,11 @@ import numpy as np
 
 from reidcli.data.transforms import AugmentConfig
 from reidcli.train.config import FinetuneConfig, TrainConfig
+from reidcli.train.methods import (
+    TRAINING_METHODS,
+    finetune_method_names,
+    method_options,
+)
 from reidcli.train.methods.options import MethodOptions
 from reidcli.utils.errors import ConfigError, InputError
 from reidcli.utils.params import ParamError, reject_unknown
@@ -80,7 +85,6 @@ def _compact(labels: np.ndarray, centers: Optional[np.ndarray]):
 def load_start(ckpt: Path, method: str, ckpt2: Optional[Path]) -> tuple[dict, Optional[dict]]:
     """The starting checkpoint(s); `InputError` for one a method cannot start from."""
     from reidcli.io.ckpt import load_checkpoint
-    from reidcli.train.methods import TRAINING_METHODS, finetune_method_names
 
     ck = load_checkpoint(ckpt)
     cks = [(ckpt, ck)]
@@ -188,7 +192,7 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike, target_root: st
     from reidcli.utils.seed import seed_everything
 
     kind = _finetune_method(method)
-    opts = _method_options(method, options)
+    opts = method_options(method, options)
     if kind.uses_source and source is None:
         raise ConfigError(f"--method {method} trains on labelled source images too; pass --source DATA")
     if source is not None and not kind.uses_source:
@@ -246,19 +250,11 @@ def finetune_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 def _finetune_method(method: str):
     """The registered class of adaptation method ``method`` (registry did-you-mean on a typo)."""
-    from reidcli.train.methods import TRAINING_METHODS, finetune_method_names
-
     kind = TRAINING_METHODS.get(method)
     if not kind.finetune:
         raise ParamError("method", f"must be an adaptation method ({', '.join(finetune_method_names())}); "
                          f"got {method!r}, which trains on labelled images: use 'reid pretrain'")
     return kind
-
-
-def _method_options(method: str, options) -> MethodOptions:
-    from reidcli.train.methods import method_options
-
-    return method_options(method, options)
 
 
 def _round_config(train: Optional[TrainConfig]) -> TrainConfig:
