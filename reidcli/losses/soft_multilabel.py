@@ -17,17 +17,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reidcli.losses.agents import agent_similarity
+
 
 class SoftMultilabel(nn.Module):
-    """y = softmax(s * normalize(f) normalize(A)^T) over the agents (MAR eq. 1, s = ``scale``)."""
+    """y = softmax(s * normalize(f) normalize(A)^T) over the agents (MAR eq. 1, s = ``scale``);
+    ``log=True`` gives log y (computed stably, for the CML loss)."""
 
     def __init__(self, scale: float = 30.0):
         super().__init__()
         self.scale = scale
 
-    def forward(self, feat: torch.Tensor, agents: torch.Tensor) -> torch.Tensor:
-        sim = F.normalize(feat.float(), dim=1) @ F.normalize(agents.float(), dim=1).t()
-        return F.softmax(self.scale * sim, dim=1)
+    def forward(self, feat: torch.Tensor, agents: torch.Tensor, log: bool = False) -> torch.Tensor:
+        sim = agent_similarity(feat, agents)
+        return (F.log_softmax if log else F.softmax)(self.scale * sim, dim=1)
 
 
 def label_agreement(y: torch.Tensor) -> torch.Tensor:
