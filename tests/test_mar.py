@@ -116,6 +116,13 @@ def test_mar_cli_needs_no_labels(mar):
     res = CliRunner().invoke(app, list(map(str, args)))
     assert res.exit_code == 0, res.output
     assert torch.load(out, weights_only=True)["train_state"]["options"]["lambda_2"] == 10.0
+    from tests.test_finetune import _labels
+
+    labels = _labels(mar["tmp"] / "l.h5", mar["target"], [0, 1] * 8)
+    res = CliRunner().invoke(app, list(map(str, [*args, "--labels", labels])))
+    assert res.exit_code == 1 and "--labels does not apply to --method mar" in res.output
+    res = CliRunner().invoke(app, list(map(str, [*args[:6], "--beta", "0.1", "--method", "pseudo", "--labels", labels])))
+    assert res.exit_code == 1 and "--beta does not apply to --method pseudo" in res.output
 
 
 @pytest.mark.parametrize("case, match", [

@@ -2,7 +2,8 @@
 
 A round takes a checkpoint, the pseudo-labels of the target training images
 (``reid cluster``) and trains with one of the adaptation methods of
-`reidcli.train.methods` (``pseudo``, ``mmt``, ``kd``, ``joint``) through the one engine,
+`reidcli.train.methods` (``pseudo``, ``mmt``, ``kd``, ``joint``; ``mar`` needs no
+pseudo-labels but a labelled ``reference`` set) through the one engine,
 with the same config objects as `reidcli.train.pretrain.pretrain` (a `FinetuneConfig`,
 which is a `TrainConfig` with one round's defaults) plus the method's options object.
 The outer loop (features -> cluster -> finetune) lives in a Makefile (``bin/uda.mk``).
