@@ -31,6 +31,11 @@ def mar(tmp_path: Path) -> dict:
             "ckpt": _source_ckpt(tmp_path / "m.pt"), "tmp": tmp_path}
 
 
+def _rows(path: Path) -> list[dict]:
+    with open(path) as fh:
+        return [json.loads(line) for line in fh]
+
+
 def _round(m, out, ckpt=None, options=None, train=None, **kw):
     return _finetune(ckpt or m["ckpt"], None, m["target"], m["tmp"] / out, "mar",
                      options={"mdl_warmup_epochs": 0, **(options or {})}, train=train,
@@ -60,7 +65,7 @@ def test_mar_round_changes_model_and_agents_and_logs_finite_losses(mar):
     assert _changed(_state(mar["ckpt"]), ck["model"])
     out2 = _round(mar, "m3.pt", ckpt=out, train={"iters_per_epoch": 1, "p": 4, "k": 2})
     assert not torch.equal(ck["nets"]["agents"]["weight"], _state(out2, "agents")["weight"])
-    rows = [json.loads(line) for line in open(log_path_for(out))]
+    rows = _rows(log_path_for(out))
     steps = [r for r in rows if "mdl" in r]
     assert steps and all(r[k] == r[k] and abs(r[k]) < 1e6 for r in steps for k in ("loss", "mdl", "cml", "al", "rj"))
     assert any(r["cml"] > 0 for r in steps) and any(r["mdl"] > 0 for r in steps)
@@ -70,7 +75,8 @@ def test_mar_round_changes_model_and_agents_and_logs_finite_losses(mar):
 
 def test_mar_never_reads_target_identities(mar):
     """The same target images with shuffled or blanked ids give bit-identical weights."""
-    pids = [r[1] for r in list(csv.reader(open(mar["target"])))[1:]]
+    with open(mar["target"]) as fh:
+        pids = [r[1] for r in list(csv.reader(fh))[1:]]
     outs = []
     for name, ids in (("orig", None), ("shuffled", random.Random(1).sample(pids, len(pids))),
                       ("blank", [-1] * len(pids))):
@@ -98,7 +104,7 @@ def test_agent_pretraining_learns_and_mar_starts_from_its_agents(mar):
     y, _ = relabel([r.pid for r in recs])
     acc = float(((torch.as_tensor(f) @ agents.t()).argmax(1) == torch.as_tensor(y)).float().mean())
     assert acc >= 0.75, acc  # chance is 0.25
-    log = [json.loads(line) for line in open(log_path_for(path)) if '"al"' in line]
+    log = [r for r in _rows(log_path_for(path)) if "al" in r]
     assert log[-1]["al"] < log[0]["al"]
     out = _round(mar, "from_agents.pt", ckpt=path, train={"lr": 1e-9})  # (almost) no step
     assert torch.allclose(_state(out, "agents")["weight"], ck["nets"]["agents"]["weight"], atol=1e-6)
@@ -164,7 +170,8 @@ def test_one_camera_target_drops_cml_with_a_warning(mar, caplog):
     from tests.test_finetune import _write_csv_dataset as _ds
 
     root = _ds(mar["tmp"] / "onecam")
-    rows = list(csv.reader(open(root)))
+    with open(root) as fh:
+        rows = list(csv.reader(fh))
     with open(root, "w", newline="") as fh:
         csv.writer(fh).writerows([rows[0], *[[r[0], r[1], 0] for r in rows[1:]]])
     mar["target"] = root
@@ -173,4 +180,4 @@ def test_one_camera_target_drops_cml_with_a_warning(mar, caplog):
     assert "one camera" in caplog.text
     from reidcli.train.hooks import log_path_for
 
-    assert all(r.get("cml", 0.0) == 0.0 for r in map(json.loads, open(log_path_for(out))))
+    assert all(r.get("cml", 0.0) == 0.0 for r in _rows(log_path_for(out)))
