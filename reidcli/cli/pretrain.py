@@ -20,6 +20,7 @@ from reidcli.data.transforms import AugmentConfig as A
 from reidcli.models import ModelConfig as M
 from reidcli.models import arch_help
 from reidcli.train.config import TrainConfig as T
+from reidcli.train.methods.options import AgentsOptions
 from reidcli.train.methods.options import SupervisedOptions as L
 
 _M, _T, _L, _A, _R = "Model", "Training", "Losses", "Augmentation", "RBNet (--arch rbnet)"
@@ -80,6 +81,8 @@ def command(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in OUTPUT where it stopped.", rich_help_panel=_T)] = False,
     target: Annotated[Optional[Path], typer.Option("--target", help="Unlabelled target images for BN statistics.", rich_help_panel=_T, exists=True)] = None,
     domain_bn: Annotated[bool, typer.Option("--domain-bn", help="Separate source/target BN (needs --target).", rich_help_panel=_T)] = False,
+    method: Annotated[Str, typer.Option("--method", help="supervised (ID + triplet) | agents (MAR reference pretraining: agent loss only; the agents are saved for 'finetune --method mar').", rich_help_panel=_L)] = None,
+    scale: Annotated[Float, opt("--scale", help="agents: softmax scale of the agent loss.", of=AgentsOptions, rich_help_panel=_L)] = None,
     label_smooth: Annotated[Float, opt("--label-smooth", help="Label smoothing epsilon.", of=L, rich_help_panel=_L)] = None,
     margin: Annotated[Float, opt("--margin", help="Triplet margin.", of=L, rich_help_panel=_L)] = None,
     soft_margin: Annotated[Bool, opt("--soft-margin", help="Soft-margin triplet.", of=L, rich_help_panel=_L)] = None,

@@ -2,7 +2,8 @@
 
 A round takes a checkpoint, the pseudo-labels of the target training images
 (``reid cluster``) and trains with one of the adaptation methods of
-`reidcli.train.methods` (``pseudo``, ``mmt``, ``kd``, ``joint``) through the one engine,
+`reidcli.train.methods` (``pseudo``, ``mmt``, ``kd``, ``joint``; ``mar`` needs no
+pseudo-labels but a labelled ``reference`` set) through the one engine,
 with the same config objects as `reidcli.train.pretrain.pretrain` (a `FinetuneConfig`,
 which is a `TrainConfig` with one round's defaults) plus the method's options object.
 The outer loop (features -> cluster -> finetune) lives in a Makefile (``bin/uda.mk``).
@@ -49,7 +50,8 @@ DEFAULT_METHOD = "mmt"
 # method names of checkpoints from before the method registry, still accepted as a start
 OLD_METHOD_NAMES = ("pretrain",)
 # keywords of `finetune` itself among the flat settings of `finetune_from_settings`
-RUN_KEYWORDS = ("ckpt2", "source", "target_format", "source_format", "device")
+RUN_KEYWORDS = ("ckpt2", "source", "target_format", "source_format", "device", "reference",
+                "reference_format")
 
 
 def check_labels(lf, records: list, labels_path: Path, target_root: Path) -> np.ndarray:
@@ -145,7 +147,7 @@ def _centers(lf, labels: np.ndarray, ck: dict, labels_path: Path):
     return labels, torch.from_numpy(centers)
 
 
-def _source_dataset(source: Path, source_format: Optional[str], transform, size):
+def _source_dataset(source: Path, source_format: Optional[str], transform, size, what: str = "source"):
     from reidcli.data.layouts import load_dataset
     from reidcli.data.loader import ImageDataset
     from reidcli.data.records import relabel
@@ -154,23 +156,26 @@ def _source_dataset(source: Path, source_format: Optional[str], transform, size)
     recs = [r for r in ds.split("train") if r.pid >= 0]
     y, _ = relabel([r.pid for r in recs])
     if len(set(y.tolist())) < 2:
-        raise InputError(f"{source}: the source training split has fewer than 2 labelled identities")
+        raise InputError(f"{source}: the {what} training split has fewer than 2 labelled identities; "
+                         f"pass a dataset with identity labels as the {what}")
     return ImageDataset(ds.root, recs, transform, labels=y, size=size), int(y.max()) + 1
 
 
-def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike, target_root: str | os.PathLike,
+def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_root: str | os.PathLike,
              out: str | os.PathLike, *, method: str = DEFAULT_METHOD,
              options: MethodOptions | Mapping[str, Any] | None = None,
              train: Optional[TrainConfig] = None,
              augment: AugmentConfig | Mapping[str, Any] | None = None,
              ckpt2: Optional[str | os.PathLike] = None, source: Optional[str | os.PathLike] = None,
              target_format: Optional[str] = None, source_format: Optional[str] = None,
-             device: str = "auto") -> Path:
+             device: str = "auto", reference: Optional[str | os.PathLike] = None,
+             reference_format: Optional[str] = None) -> Path:
     """Run one adaptation round and write the new checkpoint to ``out``.
 
     Args:
         ckpt: starting checkpoint (``reid pretrain`` or a previous round).
-        labels: ``reid cluster`` output for the target's training images.
+        labels: ``reid cluster`` output for the target's training images (None for a
+            method that needs no clustering: ``mar``).
         target_root: the target dataset (its ground-truth ids are never read).
         out: the new checkpoint (may equal ``ckpt``; replaced only on success).
         method: an adaptation method: 'pseudo', 'mmt', 'kd' or 'joint'.
@@ -181,7 +186,8 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike, target_root: st
         augment: see `finetune_augment` (default: the checkpoint's input size).
         ckpt2: MMT's second source network (default: a copy of ``ckpt``'s).
         source: labelled source dataset (methods that use one: ``joint``).
-        target_format, source_format: dataset layouts (auto-detected when None).
+        reference: labelled reference dataset (``mar``: one agent per identity).
+        target_format, source_format, reference_format: dataset layouts (auto-detected when None).
         device: auto | cpu | cuda | cuda:N.
 
     Returns:
@@ -197,30 +203,53 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike, target_root: st
         raise ConfigError(f"--method {method} trains on labelled source images too; pass --source DATA")
     if source is not None and not kind.uses_source:
         raise ParamError("source", f"does not apply to --method {method}; it trains on the target alone")
+    _check_needs(kind, method, labels, reference)
     cfg = _round_config(train)
-    ckpt, labels, out = Path(ckpt), Path(labels), Path(out)
+    ckpt, out = Path(ckpt), Path(out)
     ck, ck2 = load_start(ckpt, method, Path(ckpt2) if ckpt2 else None)
     aug = finetune_augment(ck, augment)
     ds = load_dataset(target_root, target_format)
     recs = [dataclasses.replace(r, pid=-1) for r in ds.split("train")]  # ground truth never read
-    lf = read_labels(labels)
-    y = check_labels(lf, recs, labels, Path(target_root))
-    y, centers = _centers(lf, y, ck, labels)
+    if labels is not None:
+        labels = Path(labels)
+        lf = read_labels(labels)
+        y = check_labels(lf, recs, labels, Path(target_root))
+        y, centers = _centers(lf, y, ck, labels)
+    else:  # a method without clustering: every target image, unlabelled
+        y, centers = np.full(len(recs), -1, dtype=np.int64), None
     seed_everything(cfg.seed, cfg.deterministic)
     transform, size = _train_transform(ck, aug)
-    data = _datasets(kind.views, ds.root, recs, y, transform, size)
+    data = _datasets(kind.views, ds.root, recs, y, transform, size, keep_all=labels is None)
     data.update(init=ck, init2=ck2, centers=centers)
     facts: dict[str, Any] = {}
     if source is not None:
         data["source"], facts["source_classes"] = _source_dataset(Path(source), source_format, transform, size)
-    n_clusters = int(y.max()) + 1
-    log.info("finetune %s: %d images in %d clusters (%d outliers left out)", method,
-             int((y >= 0).sum()), n_clusters, int((y < 0).sum()))
+    if reference is not None:
+        data["reference"], facts["reference_classes"] = _source_dataset(
+            Path(reference), reference_format, transform, size, what="reference")
+    n_clusters = int(y.max()) + 1 if labels is not None else 0
+    log.info("finetune %s: %d target images, %d clusters (%d outliers left out)", method,
+             len(data["target"]), n_clusters, int((y < 0).sum()) if labels is not None else 0)
     return _run(method, opts, cfg, ck, data, facts, n_clusters, device, out,
-                inputs=[ckpt, labels] + ([Path(ckpt2)] if ckpt2 else []), augment=dataclasses.asdict(aug))
+                inputs=[ckpt] + ([labels] if labels is not None else []) + ([Path(ckpt2)] if ckpt2 else [])
+                + ([Path(reference)] if reference is not None else []), augment=dataclasses.asdict(aug))
 
 
-def finetune_from_settings(ckpt: str | os.PathLike, labels: str | os.PathLike,
+def _check_needs(kind, method: str, labels, reference) -> None:
+    """`ConfigError` / `ParamError` unless ``labels`` and ``reference`` suit the method."""
+    if kind.uses_labels and labels is None:
+        raise ConfigError(f"--method {method} trains on pseudo-labels; pass --labels FILE (the output of "
+                          "'reid cluster')")
+    if labels is not None and not kind.uses_labels:
+        raise ParamError("labels", f"does not apply to --method {method}; it needs no clustering")
+    if kind.uses_reference and reference is None:
+        raise ConfigError(f"--method {method} describes the target by reference identities; pass "
+                          "--reference DATA (a labelled dataset)")
+    if reference is not None and not kind.uses_reference:
+        raise ParamError("reference", f"does not apply to --method {method}")
+
+
+def finetune_from_settings(ckpt: str | os.PathLike, labels: str | os.PathLike | None,
                            target_root: str | os.PathLike, out: str | os.PathLike,
                            recipe: Optional[str] = None, **settings: Any) -> Path:
     """`finetune` from flat keyword settings (the ``reid finetune`` flags): ``method``, the
@@ -270,11 +299,12 @@ def _train_transform(ck: dict, aug: AugmentConfig):
     return build_train_transform(aug, ck["pixel_mean"], ck["pixel_std"]), (aug.height, aug.width)
 
 
-def _datasets(views: int, root: Path, recs: list, y: np.ndarray, transform, size) -> dict:
+def _datasets(views: int, root: Path, recs: list, y: np.ndarray, transform, size,
+              keep_all: bool = False) -> dict:
     from reidcli.data.loader import ImageDataset
     from reidcli.train.methods.uda import TwoViewDataset
 
-    keep = np.flatnonzero(y >= 0)  # outliers (-1) are left out
+    keep = np.arange(len(y)) if keep_all else np.flatnonzero(y >= 0)  # outliers (-1) are left out
     cls = TwoViewDataset if views == 2 else ImageDataset
     return {"target": cls(root, [recs[i] for i in keep], transform, labels=y[keep], size=size)}
 

@@ -139,3 +139,39 @@ class MMTOptions(MethodOptions):
         "alpha": [Interval(float, 0, 1, closed="left")], "soft_ce_weight": _UNIT,
         "soft_tri_weight": _UNIT, "label_smooth": [Interval(float, 0, 1, closed="left")],
     }
+
+
+@dataclass
+class AgentsOptions(MethodOptions):
+    """MAR's reference pretraining (Yu et al., CVPR 2019, sec. 3.4): the agent-learning
+    cross-entropy L_AL over unit-norm agents, one per reference identity, at ``scale`` s."""
+
+    scale: float = 30.0
+
+    CONSTRAINTS: ClassVar[dict[str, list]] = {"scale": [Interval(float, 0, None, closed="neither")]}
+
+
+@dataclass
+class MarOptions(AgentsOptions):
+    """MAR (Yu et al., CVPR 2019; METHODS.md section 2) with its public run's values:
+    L = L_MDL + ``lambda_1`` L_CML + ``lambda_2`` (L_AL + ``beta`` L_RJ), soft multilabels at
+    ``scale``, RJ ``rj_margin``, MDL ``mining_ratio`` and its agreement threshold's running
+    average (``threshold_momentum``), each target image's soft multilabel kept as a running
+    average (``memory_momentum``) for MDL, which starts after ``mdl_warmup_epochs``."""
+
+    lambda_1: float = 2e-4
+    lambda_2: float = 50.0
+    beta: float = 0.2
+    rj_margin: float = 1.0
+    mining_ratio: float = 0.005
+    threshold_momentum: float = 0.1
+    memory_momentum: float = 0.1
+    mdl_warmup_epochs: int = 1
+
+    CONSTRAINTS: ClassVar[dict[str, list]] = {
+        **AgentsOptions.CONSTRAINTS, "lambda_1": _WEIGHT, "lambda_2": _WEIGHT, "beta": _WEIGHT,
+        "rj_margin": [Interval(float, 0, None, closed="neither")],
+        "mining_ratio": [Interval(float, 0, 1, closed="right")],
+        "threshold_momentum": _UNIT, "memory_momentum": [Interval(float, 0, 1, closed="right")],
+        "mdl_warmup_epochs": [Interval(int, 0, None)],
+    }
