@@ -37,11 +37,12 @@ def test_recipe_sets_pretrain_value(name, key, value):
 
 @pytest.mark.parametrize("name,key,value", _values("finetune"))
 def test_recipe_sets_finetune_value(name, key, value):
-    from reidcli.train.finetune import _method_options, finetune_arguments
+    from reidcli.train.finetune import finetune_arguments
+    from reidcli.train.methods import method_options
 
     args = finetune_arguments(with_recipe(name, "finetune", {}))
     got = {"method": args["method"], **dataclasses.asdict(args["train"]), **dict(args["augment"]),
-           **_method_options(args["method"], args["options"]).to_dict()}
+           **method_options(args["method"], args["options"]).to_dict()}
     assert got[key] == value
 
 
