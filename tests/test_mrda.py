@@ -168,3 +168,40 @@ def test_bad_mrda_options():
         _net(attn_topk=0)
     with pytest.raises(ConfigError, match="--lstm-branch"):
         build_model(ModelConfig(arch="mrda", lstm_branch=True, mrda={"backbone": "resnet18_half"}))
+
+
+def _cross_modal_labels():
+    # 4 identities: 5 visible + 3 infrared images each; identity 4 has no infrared image
+    labels, mod = [], []
+    for pid in range(4):
+        labels += [pid] * 8
+        mod += [0] * 5 + [1] * 3
+    return labels + [4, 4], mod + [0, 0]
+
+
+def test_cross_modal_sampler_gives_k_visible_then_k_infrared():
+    from reidcli.data.sampler import CrossModalPKSampler
+
+    labels, mod = _cross_modal_labels()
+    s = CrossModalPKSampler(labels, mod, p=2, k=2, seed=3)
+    assert s.batch_size == 8
+    batches = list(s)
+    assert batches
+    for b in batches:
+        ix = [i for i, _ in b]
+        assert len(ix) == 8
+        for g in range(2):
+            grp = ix[g * 4:(g + 1) * 4]
+            assert len({labels[i] for i in grp}) == 1 and labels[grp[0]] != 4
+            assert [mod[i] for i in grp] == [0, 0, 1, 1]
+    # resumable: a sampler started at batch 1 yields the rest of the same epoch
+    r = CrossModalPKSampler(labels, mod, p=2, k=2, seed=3)
+    r.load_state_dict({"seed": 3, "epoch": 0, "start": 1})
+    assert list(r) == batches[1:]
+
+
+def test_cross_modal_sampler_needs_two_modalities():
+    from reidcli.data.sampler import CrossModalPKSampler
+
+    with pytest.raises(InputError, match="both visible and infrared"):
+        CrossModalPKSampler([0, 0, 1, 1], [0, 0, 0, 0], p=2, k=1)
