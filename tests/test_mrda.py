@@ -10,7 +10,11 @@ import torch
 
 from reidcli.data.transforms_mask import background_mask, body_mask, mask_reconstruct
 from reidcli.losses import CrossEntropyLabelSmooth
-from reidcli.losses.mrda import HeteroCentreTriplet, ModalityCorrelationLoss, RegionCentreLoss
+from reidcli.losses.mrda import (
+    HeteroCentreTriplet,
+    ModalityCorrelationLoss,
+    RegionCentreLoss,
+)
 from reidcli.models import ModelConfig, build_model
 from reidcli.models.mrda import DynamicAttention
 from reidcli.utils.errors import ConfigError, InputError

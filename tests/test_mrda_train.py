@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-MRDA = dict(method="mrda", arch="mrda", mrda_backbone="resnet18_half", pretrained="none",
-            height=32, width=16, last_stride=1, p=2, k=2, warmup_epochs=0, workers=0,
-            device="cpu", optimizer="adam", lr=1e-3, schedule="constant", flip=0.0, erasing=0.0)
+MRDA = {"method": "mrda", "arch": "mrda", "mrda_backbone": "resnet18_half", "pretrained": "none",
+            "height": 32, "width": 16, "last_stride": 1, "p": 2, "k": 2, "warmup_epochs": 0, "workers": 0,
+            "device": "cpu", "optimizer": "adam", "lr": 1e-3, "schedule": "constant", "flip": 0.0, "erasing": 0.0}
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ tells callers (`reid features`, the tests) to pass the modality.
 from __future__ import annotations
 
 import copy
-from typing import Optional
 
 import torch
 from torch import nn
@@ -89,7 +88,7 @@ class MrdaNet(ReidNet):
         m = self.ir if infrared else {"conv1": bb.conv1, "bn1": bb.bn1, "layer1": bb.layer1}
         return m["layer1"](bb.maxpool(bb.relu(m["bn1"](m["conv1"](x)))))
 
-    def stage1(self, x: torch.Tensor, modality: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def stage1(self, x: torch.Tensor, modality: torch.Tensor | None = None) -> torch.Tensor:
         """The layer1 map, each image through its modality's stages 0-1 (eqs. 5-6)."""
         if modality is None:
             return self._stream(x, False)
@@ -103,13 +102,13 @@ class MrdaNet(ReidNet):
         out = torch.cat(parts)
         return out[torch.argsort(torch.cat(order))]
 
-    def feature_maps(self, x: torch.Tensor, modality: Optional[torch.Tensor] = None) -> list[torch.Tensor]:
+    def feature_maps(self, x: torch.Tensor, modality: torch.Tensor | None = None) -> list[torch.Tensor]:
         maps = [self.stage1(x, modality)]
         for layer in self.backbone.layers()[1:]:
             maps.append(layer(maps[-1]))
         return maps
 
-    def forward(self, x: torch.Tensor, modality: Optional[torch.Tensor] = None):
+    def forward(self, x: torch.Tensor, modality: torch.Tensor | None = None):
         maps = self.feature_maps(x, modality)
         f = maps[-1]
         feat = self.pool(f) + self.dyn_attention(f).float()  # eq. 16
@@ -121,7 +120,7 @@ class MrdaNet(ReidNet):
             out["logits"] = self.classifier(self.dropout(bn_feat))
         return out
 
-    def embed(self, x: torch.Tensor, modality: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def embed(self, x: torch.Tensor, modality: torch.Tensor | None = None) -> torch.Tensor:
         was = self.training
         self.eval()
         try:

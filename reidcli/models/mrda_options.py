@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar
 
 from reidcli.models.registry import MODELS
 from reidcli.utils.errors import ConfigError
@@ -26,7 +26,7 @@ class MrdaNetOptions:
     }
 
     @classmethod
-    def from_dict(cls, d: Optional[dict[str, Any]]) -> "MrdaNetOptions":
+    def from_dict(cls, d: dict[str, Any] | None) -> MrdaNetOptions:
         d = dict(d or {})
         known = {f.name for f in dataclasses.fields(cls)}
         extra = sorted(set(d) - known)

@@ -35,7 +35,11 @@ class Mrda(Method):
 
     def build(self, ctx: EngineContext) -> None:
         from reidcli.losses import CrossEntropyLabelSmooth
-        from reidcli.losses.mrda import HeteroCentreTriplet, ModalityCorrelationLoss, RegionCentreLoss
+        from reidcli.losses.mrda import (
+            HeteroCentreTriplet,
+            ModalityCorrelationLoss,
+            RegionCentreLoss,
+        )
         from reidcli.models import ModelConfig, build_model
 
         o = self.options
