@@ -26,9 +26,8 @@ from torch import nn
 
 from reidcli.models.config import ModelConfig
 from reidcli.models.mrda_options import MrdaNetOptions
-from reidcli.models.net import ReidNet
+from reidcli.models.net import ReidNet, build_backbone, register_network
 from reidcli.models.pooling import GeM
-from reidcli.models.registry import MODELS
 from reidcli.utils.errors import ConfigError
 
 
@@ -131,19 +130,10 @@ class MrdaNet(ReidNet):
 
 def build_mrda(cfg: ModelConfig, load_pretrained: bool = True) -> MrdaNet:
     """Build MRDA from ``cfg`` (arch 'mrda'; its ResNet from ``cfg.mrda['backbone']``)."""
-    mr = MrdaNetOptions.from_dict(cfg.mrda)
-    pretrained = cfg.pretrained if load_pretrained else "none"
-    backbone = MODELS.get(mr.backbone)(last_stride=cfg.last_stride, pretrained=pretrained)
-    return MrdaNet(cfg, backbone)
+    return MrdaNet(cfg, build_backbone(MrdaNetOptions.from_dict(cfg.mrda).backbone, cfg, load_pretrained))
 
 
-def _mrda_entry(last_stride: int = 2, pretrained: str = "none"):
-    """MRDA's visible stream backbone alone (the whole network comes from `build_mrda`)."""
-    return MODELS.get("resnet50")(last_stride=last_stride, pretrained=pretrained)
-
-
-_mrda_entry.build_net = build_mrda
-MODELS.add("mrda", _mrda_entry)
+register_network("mrda", build_mrda)
 
 
 def is_modal(net: nn.Module) -> bool:
