@@ -55,7 +55,13 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from reidcli.models.config import ModelConfig
-from reidcli.models.net import ReidNet, _bnneck, _classifier
+from reidcli.models.net import (
+    ReidNet,
+    _bnneck,
+    _classifier,
+    build_backbone,
+    register_network,
+)
 from reidcli.models.registry import MODELS
 from reidcli.models.reverse import (
     DEFAULT_BLOCKS,
@@ -326,19 +332,10 @@ class RBNet(ReidNet):
 
 def build_rbnet(cfg: ModelConfig, load_pretrained: bool = True) -> RBNet:
     """Build an RBNet from ``cfg`` (arch 'rbnet'; backbone from ``cfg.rbnet['backbone']``)."""
-    rb = RBNetOptions.from_dict(cfg.rbnet)
-    pretrained = cfg.pretrained if load_pretrained else "none"
-    backbone = MODELS.get(rb.backbone)(last_stride=cfg.last_stride, pretrained=pretrained)
-    return RBNet(cfg, backbone)
+    return RBNet(cfg, build_backbone(RBNetOptions.from_dict(cfg.rbnet).backbone, cfg, load_pretrained))
 
 
-def _rbnet_entry(last_stride: int = 2, pretrained: str = "none"):
-    """RBNet (reverse backbone guided by keypoints); the ResNet comes from --rb-backbone."""
-    return MODELS.get("resnet50")(last_stride=last_stride, pretrained=pretrained)
-
-
-_rbnet_entry.build_net = build_rbnet  # `build_model` builds the whole network through this
-MODELS.add("rbnet", _rbnet_entry)
+register_network("rbnet", build_rbnet)  # `build_model` builds the whole network through this
 
 
 def is_rbnet(net: nn.Module) -> bool:

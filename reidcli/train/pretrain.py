@@ -109,7 +109,8 @@ def pretrain_from_settings(data: str | os.PathLike | Dataset, out: str | os.Path
 def pretrain_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
     """The keyword arguments of `pretrain` from flat settings, each the name of a field of
     `ModelConfig`, `TrainConfig`, `AugmentConfig` or the method's options (`SupervisedOptions`),
-    ``rb_<field>`` of `reidcli.models.rbnet.RBNetOptions` (used with ``arch='rbnet'``), or
+    ``rb_<field>`` of `reidcli.models.rbnet.RBNetOptions` (used with ``arch='rbnet'``),
+    ``mrda_<field>`` of `reidcli.models.mrda_options.MrdaNetOptions` (``arch='mrda'``), or
     a keyword of `pretrain` (``method``, ``format``, ``target``, ...). ``milestones`` may be
     a comma-separated string. Fields not given keep their dataclass defaults.
 
@@ -122,6 +123,7 @@ def pretrain_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
 
     s = dict(settings)
     rb = {k[len("rb_"):]: s.pop(k) for k in list(s) if k.startswith("rb_")}
+    mrda = {k[len("mrda_"):]: s.pop(k) for k in list(s) if k.startswith("mrda_")}
     if "milestones" in s:
         s["milestones"] = parse_ints(s["milestones"], "milestones")
     kind = TRAINING_METHODS.get(s.get("method", "supervised")).Options
@@ -132,6 +134,8 @@ def pretrain_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(rb.get("fuse"), str):
             rb["fuse"] = [v.strip() for v in rb["fuse"].split(",") if v.strip()]
         model.rbnet = rb
+    if mrda:
+        model.mrda = mrda
     return {"model": model, "train": TrainConfig(**parts["train"]), "augment": AugmentConfig(**parts["augment"]),
             "options": kind(**parts["options"]), **parts["rest"]}
 

@@ -74,6 +74,7 @@ TRAINING_METHODS.declare("kd", _M + "kd", "an intermediate copy blended into the
 TRAINING_METHODS.declare("joint", _M + "joint", "labelled source and pseudo-labelled target")
 TRAINING_METHODS.declare("agents", _M + "mar", "MAR reference pretraining: agent learning (AL) only")
 TRAINING_METHODS.declare("mar", _M + "mar", "MAR soft multilabels over reference agents, no clustering")
+TRAINING_METHODS.declare("mrda", _M + "mrda", "cross-modality MRDA (two-stream --arch mrda)")
 
 
 def method_options(name: str, options: MethodOptions | Mapping[str, Any] | None = None) -> MethodOptions:

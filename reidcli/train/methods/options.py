@@ -175,3 +175,33 @@ class MarOptions(AgentsOptions):
         "threshold_momentum": _UNIT, "memory_momentum": [Interval(float, 0, 1, closed="right")],
         "mdl_warmup_epochs": [Interval(int, 0, None)],
     }
+
+
+@dataclass
+class MrdaOptions(MethodOptions):
+    """MRDA (seed 002, eq. 23; METHODS.md section 3): L = ``id_weight`` x label-smoothed ID
+    (xi ``label_smooth``, eq. 18) + ``hc_weight`` x hetero-centre triplet (margin ``rho``,
+    eq. 20) + ``mc_weight`` x modality correlation consistency (eqs. 21-22) + ``ac_weight`` x
+    region centre loss (eq. 7). ``mask``: the mask-reconstructed copy x_M+ of every image
+    goes through the network too (eqs. 1-3; off: no x_M+ and no region term). The seed
+    weighs every term 1 and gives no rho; 0.3 is Liu et al.'s (its ref. [19])."""
+
+    id_weight: float = 1.0
+    label_smooth: float = 0.1
+    hc_weight: float = 1.0
+    rho: float = 0.3
+    mc_weight: float = 1.0
+    ac_weight: float = 1.0
+    mask: bool = True
+
+    CONSTRAINTS: ClassVar[dict[str, list]] = {
+        "id_weight": _WEIGHT, "hc_weight": _WEIGHT, "mc_weight": _WEIGHT, "ac_weight": _WEIGHT,
+        "rho": _WEIGHT, "label_smooth": [Interval(float, 0, 1, closed="left")], "mask": ["boolean"],
+    }
+
+    def validate(self) -> "MrdaOptions":
+        super().validate()
+        if self.id_weight == 0 and self.hc_weight == 0:
+            raise ConfigError("id_weight and hc_weight are both 0; nothing would separate identities "
+                              "(give one of them a weight > 0)")
+        return self
