@@ -7,10 +7,18 @@ from typing import Annotated, Optional
 
 import typer
 
-from reidcli.cli.common import DataFormat, Output, Seed, reid_command
+from reidcli.cli.common import DataFormat, Device, Output, Seed, reid_command
 
 app = typer.Typer(no_args_is_help=True, help="Camera-style transfer: fit a model, apply it.")
 Data = Annotated[Path, typer.Argument(help="Dataset folder (layout auto-detected).", exists=True)]
+
+
+Int = Optional[int]
+Float = Optional[float]
+
+
+def _o(flag: str, text: str):
+    return typer.Option(flag, help=text)
 
 
 @app.command("fit")
@@ -18,23 +26,51 @@ Data = Annotated[Path, typer.Argument(help="Dataset folder (layout auto-detected
 def fit(
     data: Data,
     output: Output,
-    method: Annotated[str, typer.Option("--method", help="color (training-free colour statistics in Lab: "
-                                        "mean, covariance, tone curve).")] = "color",
+    method: Annotated[str, _o("--method", "color (training-free colour statistics in Lab: mean, covariance, "
+                                          "tone curve) | stargan (Choi et al. 2018, trained).")] = "color",
     fmt: DataFormat = None,
-    split: Annotated[str, typer.Option("--split", help="The split whose cameras are learnt.")] = "train",
-    max_images: Annotated[int, typer.Option("--max-images", help="color: images read per camera.")] = 400,
-    max_pixels: Annotated[int, typer.Option("--max-pixels", help="color: pixels kept per camera.")] = 65536,
+    split: Annotated[str, _o("--split", "The split whose cameras are learnt.")] = "train",
+    max_images: Annotated[int, _o("--max-images", "color: images read per camera.")] = 400,
+    max_pixels: Annotated[int, _o("--max-pixels", "color: pixels kept per camera.")] = 65536,
     seed: Seed = 0,
+    image_size: Annotated[str, _o("--image-size", "stargan: HEIGHTxWIDTH, multiples of 4.")] = "256x128",
+    epochs: Annotated[Int, _o("--epochs", "stargan: epochs [20].")] = None,
+    iters_per_epoch: Annotated[Int, _o("--iters-per-epoch", "stargan: steps per epoch [1000].")] = None,
+    max_iters: Annotated[Int, _o("--max-iters", "stargan: stop after this many steps in total.")] = None,
+    stop_after: Annotated[Int, _o("--stop-after", "stargan: stop after this many new epochs.")] = None,
+    p: Annotated[Int, _o("--batch-size", "stargan: images per batch [16].")] = None,
+    lr: Annotated[Float, _o("--lr", "stargan: Adam learning rate [1e-4].")] = None,
+    amp: Annotated[Optional[bool], _o("--amp/--no-amp", "stargan: mixed precision on CUDA.")] = None,
+    workers: Annotated[Int, _o("--workers", "stargan: DataLoader workers [2].")] = None,
+    log_every: Annotated[Int, _o("--log-every", "stargan: steps per JSONL log line.")] = None,
+    n_critic: Annotated[Int, _o("--n-critic", "stargan: discriminator steps per generator step [5].")] = None,
+    lambda_cls: Annotated[Float, _o("--lambda-cls", "stargan: camera-classification weight [1].")] = None,
+    lambda_rec: Annotated[Float, _o("--lambda-rec", "stargan: reconstruction weight [10].")] = None,
+    lambda_gp: Annotated[Float, _o("--lambda-gp", "stargan: gradient-penalty weight [10].")] = None,
+    g_conv_dim: Annotated[Int, _o("--g-conv-dim", "stargan: generator width [64].")] = None,
+    d_conv_dim: Annotated[Int, _o("--d-conv-dim", "stargan: discriminator width [64].")] = None,
+    g_repeat: Annotated[Int, _o("--g-repeat", "stargan: residual blocks [6].")] = None,
+    sample_every: Annotated[Int, _o("--sample-every", "stargan: steps between sample sheets [500].")] = None,
+    resume: Annotated[bool, _o("--resume", "stargan: continue from -o where it stopped.")] = False,
+    device: Device = "auto",
 ) -> None:
-    """Learn the style of every camera of DATA's training split and write a style model.
+    """Learn the style of every camera of DATA's training split and write a style model
+    (stargan also writes OUT.log.jsonl and sample sheets in OUT.samples/).
 
     Example: reid stylize fit data/market -o style.pt --method color
     """
     from reidcli.stylize import fit_style
+    from reidcli.stylize.fit import parse_size
     from reidcli.utils.progress import say
 
+    given = {k: v for k, v in locals().items() if v is not None}
+    train = {k: given[k] for k in ("epochs", "iters_per_epoch", "max_iters", "stop_after", "p", "lr", "amp",
+                                   "workers", "log_every") if k in given}
+    options = {k: given[k] for k in ("n_critic", "lambda_cls", "lambda_rec", "lambda_gp", "g_conv_dim",
+                                     "d_conv_dim", "g_repeat", "sample_every") if k in given}
     out = fit_style(data, output, method=method, format=fmt, split=split, max_images=max_images,
-                    max_pixels=max_pixels, seed=seed)
+                    max_pixels=max_pixels, seed=seed, image_size=parse_size(image_size), options=options,
+                    train=train, resume=resume, device=device)
     say(f"wrote {out}")
 
 
@@ -51,6 +87,7 @@ def apply(
                                                        "default train).")] = None,
     fmt: DataFormat = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output folder.")] = False,
+    device: Device = "auto",
 ) -> None:
     """Write every image of DATA in each requested camera's style as a dataset in DATA's
     layout (same ids, the style camera in the names) plus manifest.csv.
@@ -60,5 +97,6 @@ def apply(
     from reidcli.stylize import apply_style
     from reidcli.utils.progress import say
 
-    res = apply_style(model, data, output, cams=cams, split=tuple(split or ("train",)), format=fmt, force=force)
+    res = apply_style(model, data, output, cams=cams, split=tuple(split or ("train",)), format=fmt, force=force,
+                      device=device)
     say(f"wrote {res['images']} styled images to {res['out']} (manifest {res['manifest']})")

@@ -5,7 +5,8 @@ names) and ``provenance.json`` (the chain of the style model plus this run).
 
 Splits not styled are linked to DATA's own folders so the tree parses as a whole. An image
 is not styled to its own camera. The tree is written to a temporary sibling folder and
-renamed into place, so a failed run leaves nothing behind.
+renamed into place, so a failed run leaves nothing behind. ``stargan`` models write their
+images at the model's input size (the re-ID loaders resize anyway).
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ def _check_output(out: Path, data: Path, force: bool) -> None:
 def write_image(path: Path, rgb: np.ndarray) -> None:
     import cv2
 
-    ok, buf = cv2.imencode(path.suffix or ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_JPEG_QUALITY, 95])
+    ext = path.suffix.lower() or ".jpg"
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
     if not ok:
         raise InputError(f"{path}: could not encode the image; use .jpg or .png names")
     buf.tofile(str(path))
@@ -82,9 +84,17 @@ def color_styler(model: StyleModel) -> Callable[[np.ndarray, int, int], np.ndarr
     return style
 
 
+def styler(model: StyleModel, device: str = "auto") -> Callable[[np.ndarray, int, int], np.ndarray]:
+    if model.method == "stargan":
+        from reidcli.stylize.stargan import generator_styler
+
+        return generator_styler(model, device)
+    return color_styler(model)
+
+
 def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str | os.PathLike, *,
                 cams: str | Sequence[int] | None = "all", split: Sequence[str] = ("train",),
-                format: Optional[str] = None, force: bool = False) -> dict:
+                format: Optional[str] = None, force: bool = False, device: str = "auto") -> dict:
     """Style ``split`` of ``data`` to every camera of ``cams`` with the model at ``model``.
 
     Returns a summary: the output folder, the manifest path and the images written.
@@ -109,7 +119,7 @@ def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str |
                 raise InputError(f"{ds.abspath(r)}: camera c{r.camid + 1} is not in {model} (it knows "
                                  f"{', '.join(f'c{c + 1}' for c in sm.cameras)}); fit the model on this camera")
             jobs += [(s, r, t) for t in targets if t != r.camid]
-    style = color_styler(sm)
+    style = styler(sm, device)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:

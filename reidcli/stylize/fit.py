@@ -6,7 +6,7 @@ import logging
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
@@ -27,6 +27,14 @@ CONSTRAINTS = {
     "max_pixels": [Interval(int, 16, None)],
     "seed": [Interval(int, 0, None)],
 }
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"256x128"`` -> (256, 128)."""
+    parts = str(text).lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise InputError(f"--image-size {text!r}: expected HEIGHTxWIDTH, e.g. 256x128")
+    return int(parts[0]), int(parts[1])
 
 
 def cameras_of(ds: Dataset, split: str) -> dict[int, list[Record]]:
@@ -57,31 +65,41 @@ def fit_color(ds: Dataset, split: str = "train", *, max_images: int = 400, max_p
 
 def fit_style(data: str | os.PathLike, output: str | os.PathLike, *, method: str = "color",
               format: Optional[str] = None, split: str = "train", max_images: int = 400,
-              max_pixels: int = 65536, seed: int = 0, image_size: Optional[tuple[int, int]] = None) -> Path:
+              max_pixels: int = 65536, seed: int = 0, image_size: tuple[int, int] = (256, 128),
+              options: Optional[Mapping[str, Any]] = None, train: Optional[Mapping[str, Any]] = None,
+              resume: bool = False, device: str = "auto") -> Path:
     """Fit a camera-style model on ``split`` of ``data`` and write it to ``output``.
 
     Args:
         data: a dataset folder (layout auto-detected unless ``format``).
         output: the ``.pt`` file to write (atomically).
-        method: ``color`` (training-free, `reidcli.stylize.color`); ``stargan`` trains
-            through `reidcli.stylize.stargan.fit_stargan`.
+        method: ``color`` (training-free, `reidcli.stylize.color`) or ``stargan`` (trained
+            through the engine, `reidcli.stylize.train.fit_stargan`).
         max_images, max_pixels: ``color``: images read and pixels kept per camera.
-        seed: the image and pixel choice.
-        image_size: recorded (height, width); default the re-ID input size 256x128.
+        seed: the image and pixel choice (``color``) or the training seed.
+        image_size: (height, width) the model works at (``stargan``; recorded by ``color``).
+        options: ``stargan``: fields of `StarGANOptions`.
+        train: ``stargan``: `TrainConfig` fields over `STARGAN_TRAIN` (``epochs``, ``p``, ...).
+        resume, device: ``stargan``: continue from ``output``; auto | cpu | cuda | cuda:N.
     """
     from reidcli.data.layouts import load_dataset
     from reidcli.io.h5 import make_provenance
 
     check_params({"method": method, "max_images": max_images, "max_pixels": max_pixels, "seed": seed},
                  CONSTRAINTS)
-    if method != "color":
-        raise InputError(f"--method {method} trains through 'reid stylize fit --method {method}' "
-                         "options; use fit_stargan")
+    if method == "stargan":
+        from reidcli.stylize.train import fit_stargan, stargan_train_config
+
+        return fit_stargan(data, output, options=options, train=stargan_train_config(**{"seed": seed, **(train or {})}),
+                           image_size=image_size, format=format, split=split, resume=resume, device=device)
+    if options or train or resume:
+        raise InputError("--method color takes no training options (epochs, batch size, --resume, "
+                         "StarGAN weights); drop them or use --method stargan")
     ds = load_dataset(data, format)
     stats = fit_color(ds, split, max_images=max_images, max_pixels=max_pixels, seed=seed)
     prov = make_provenance([], seed=seed, params={"method": method, "data": str(data), "split": split,
                                                   "max_images": max_images, "max_pixels": max_pixels})
-    model = StyleModel(method, sorted(stats), tuple(image_size or (256, 128)), stats=stats,
+    model = StyleModel(method, sorted(stats), tuple(image_size), stats=stats,
                        config={"format": ds.format, "split": split}, provenance=prov)
     log.info("fitted the colour style of %d cameras of %s", len(stats), ds.root)
     return save_style_model(output, model)

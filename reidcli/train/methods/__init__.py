@@ -72,6 +72,7 @@ TRAINING_METHODS.declare("pseudo", _M + "pseudo", "ID + triplet loss on the pseu
 TRAINING_METHODS.declare("mmt", _M + "mmt", "Mutual Mean-Teaching")
 TRAINING_METHODS.declare("kd", _M + "kd", "an intermediate copy blended into the weights")
 TRAINING_METHODS.declare("joint", _M + "joint", "labelled source and pseudo-labelled target")
+TRAINING_METHODS.declare("stargan", _M + "stargan", "StarGAN camera-style transfer (reid stylize fit)")
 
 
 def method_options(name: str, options: MethodOptions | Mapping[str, Any] | None = None) -> MethodOptions:

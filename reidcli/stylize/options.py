@@ -1,0 +1,43 @@
+"""`StarGANOptions`: the settings of ``reid stylize fit --method stargan`` (torch-free)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from reidcli.train.methods.options import MethodOptions
+from reidcli.utils.params import Interval
+
+_WEIGHT = [Interval(float, 0, None)]
+
+
+@dataclass
+class StarGANOptions(MethodOptions):
+    """StarGAN (Choi et al., "StarGAN: Unified Generative Adversarial Networks for
+    Multi-Domain Image-to-Image Translation", CVPR 2018), the cameras as domains (seed 004):
+    WGAN-GP adversarial loss (Gulrajani et al. 2017) with ``lambda_gp``, the camera-
+    classification loss (eq. 2-3) with ``lambda_cls`` and the cycle reconstruction loss
+    (eq. 4) with ``lambda_rec``; the discriminator takes ``n_critic`` steps per generator
+    step; Adam betas (``beta1``, ``beta2``). ``g_conv_dim`` / ``d_conv_dim`` are the first
+    layers' widths, ``g_repeat`` the residual blocks, ``d_repeat`` the discriminator's
+    stride-2 layers (0 = as many as the image size allows, at most 6)."""
+
+    lambda_cls: float = 1.0
+    lambda_rec: float = 10.0
+    lambda_gp: float = 10.0
+    n_critic: int = 5
+    beta1: float = 0.5
+    beta2: float = 0.999
+    g_conv_dim: int = 64
+    d_conv_dim: int = 64
+    g_repeat: int = 6
+    d_repeat: int = 0
+    sample_every: int = 500
+
+    CONSTRAINTS: ClassVar[dict[str, list]] = {
+        "lambda_cls": _WEIGHT, "lambda_rec": _WEIGHT, "lambda_gp": _WEIGHT,
+        "n_critic": [Interval(int, 1, None)], "beta1": [Interval(float, 0, 1, closed="left")],
+        "beta2": [Interval(float, 0, 1, closed="left")], "g_conv_dim": [Interval(int, 1, None)],
+        "d_conv_dim": [Interval(int, 1, None)], "g_repeat": [Interval(int, 0, None)],
+        "d_repeat": [Interval(int, 0, 6)], "sample_every": [Interval(int, 0, None)],
+    }
