@@ -15,6 +15,11 @@ from tests.fixtures_train import synth_market  # noqa: F401  (fixture)
 runner = CliRunner()
 
 
+def _rows(path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
 def _lab_pixels(rng, n, mean, scale):
     return (rng.normal(size=(n, 3)) @ np.diag(scale) + mean).astype(np.float64)
 
@@ -74,7 +79,7 @@ def test_apply_moves_images_toward_the_style_camera(synth_market, styled):  # no
     from reidcli.data.layouts import load_dataset
 
     _, out, _ = styled
-    rows = list(csv.DictReader(open(out / "manifest.csv")))
+    rows = _rows(out / "manifest.csv")
     ds = load_dataset(synth_market)
     cams = sorted({r.camid for r in ds.split("train")})
     means = {c: _cam_mean(synth_market, c) for c in cams}
@@ -98,7 +103,7 @@ def test_styled_tree_reparses_with_same_ids_and_style_cameras(synth_market, styl
     src = load_dataset(synth_market)
     back = load_dataset(out)
     assert back.format == src.format
-    rows = list(csv.DictReader(open(out / "manifest.csv")))
+    rows = _rows(out / "manifest.csv")
     assert res["images"] == len(rows) == len(back.split("train"))
     n_cams = len({r.camid for r in src.split("train")})
     assert len(rows) == len(src.split("train")) * (n_cams - 1)
@@ -152,7 +157,7 @@ def test_cli_fit_apply_and_bad_input(synth_market, styled, tmp_path):  # noqa: F
     res = runner.invoke(app, ["stylize", "apply", "--model", str(tmp_path / "m.pt"), str(synth_market),
                               "-o", str(tmp_path / "s"), "--cams", "2", "--split", "query"])
     assert res.exit_code == 0, res.output
-    rows = list(csv.DictReader(open(tmp_path / "s" / "manifest.csv")))
+    rows = _rows(tmp_path / "s" / "manifest.csv")
     assert rows and {r["style_cam"] for r in rows} == {"2"} and {r["split"] for r in rows} == {"query"}
 
 

@@ -104,7 +104,7 @@ def test_tiny_fit_changes_the_generator_logs_finite_losses_and_sheets(synth_mark
                       device="cpu")
     sm = load_style_model(out)
     assert sm.method == "stargan" and len(sm.cameras) >= 2 and sm.input_size == (32, 16)
-    rows = [json.loads(line) for line in open(tmp_path / "g.log.jsonl")]
+    rows = [json.loads(line) for line in (tmp_path / "g.log.jsonl").read_text().splitlines()]
     steps = [r for r in rows if r["type"] == "step"]
     for key in ("d_loss", "d_gp", "g_loss", "g_rec", "g_cls"):
         assert all(torch.isfinite(torch.tensor(r[key])) for r in steps if key in r)
@@ -132,7 +132,7 @@ def test_resume_continues_exactly(synth_market, tmp_path):  # noqa: F811
     from reidcli.io.ckpt import load_checkpoint
     from reidcli.stylize.train import fit_stargan
 
-    kw = dict(options=TINY, image_size=(32, 16), device="cpu")
+    kw = {"options": TINY, "image_size": (32, 16), "device": "cpu"}
     fit_stargan(synth_market, tmp_path / "full.pt", train=_train(epochs=2, iters_per_epoch=3), **kw)
     fit_stargan(synth_market, tmp_path / "part.pt", train=_train(epochs=2, iters_per_epoch=3, stop_after=1), **kw)
     assert load_checkpoint(tmp_path / "part.pt", kind="stylize")["epoch"] == 1

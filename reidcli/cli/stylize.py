@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from reidcli.cli.common import DataFormat, Device, Output, Seed, reid_command
+from reidcli.stylize.options import STARGAN_TRAIN, StarGANOptions
 
 app = typer.Typer(no_args_is_help=True, help="Camera-style transfer: fit a model, apply it.")
 Data = Annotated[Path, typer.Argument(help="Dataset folder (layout auto-detected).", exists=True)]
@@ -17,8 +18,12 @@ Int = Optional[int]
 Float = Optional[float]
 
 
-def _o(flag: str, text: str):
-    return typer.Option(flag, help=text)
+_DEFAULTS = {**STARGAN_TRAIN, **StarGANOptions().to_dict()}
+
+
+def _o(flag: str, text: str, field: Optional[str] = None):
+    """An option whose help ends with the StarGAN default of ``field`` (from the dataclasses)."""
+    return typer.Option(flag, help=text + (f" [{_DEFAULTS[field]}]." if field else ""))
 
 
 @app.command("fit")
@@ -34,23 +39,23 @@ def fit(
     max_pixels: Annotated[int, _o("--max-pixels", "color: pixels kept per camera.")] = 65536,
     seed: Seed = 0,
     image_size: Annotated[str, _o("--image-size", "stargan: HEIGHTxWIDTH, multiples of 4.")] = "256x128",
-    epochs: Annotated[Int, _o("--epochs", "stargan: epochs [20].")] = None,
-    iters_per_epoch: Annotated[Int, _o("--iters-per-epoch", "stargan: steps per epoch [1000].")] = None,
+    epochs: Annotated[Int, _o("--epochs", "stargan: epochs", "epochs")] = None,
+    iters_per_epoch: Annotated[Int, _o("--iters-per-epoch", "stargan: steps per epoch", "iters_per_epoch")] = None,
     max_iters: Annotated[Int, _o("--max-iters", "stargan: stop after this many steps in total.")] = None,
     stop_after: Annotated[Int, _o("--stop-after", "stargan: stop after this many new epochs.")] = None,
-    p: Annotated[Int, _o("--batch-size", "stargan: images per batch [16].")] = None,
-    lr: Annotated[Float, _o("--lr", "stargan: Adam learning rate [1e-4].")] = None,
+    p: Annotated[Int, _o("--batch-size", "stargan: images per batch", "p")] = None,
+    lr: Annotated[Float, _o("--lr", "stargan: Adam learning rate", "lr")] = None,
     amp: Annotated[Optional[bool], _o("--amp/--no-amp", "stargan: mixed precision on CUDA.")] = None,
-    workers: Annotated[Int, _o("--workers", "stargan: DataLoader workers [2].")] = None,
+    workers: Annotated[Int, _o("--workers", "stargan: DataLoader workers", "workers")] = None,
     log_every: Annotated[Int, _o("--log-every", "stargan: steps per JSONL log line.")] = None,
-    n_critic: Annotated[Int, _o("--n-critic", "stargan: discriminator steps per generator step [5].")] = None,
-    lambda_cls: Annotated[Float, _o("--lambda-cls", "stargan: camera-classification weight [1].")] = None,
-    lambda_rec: Annotated[Float, _o("--lambda-rec", "stargan: reconstruction weight [10].")] = None,
-    lambda_gp: Annotated[Float, _o("--lambda-gp", "stargan: gradient-penalty weight [10].")] = None,
-    g_conv_dim: Annotated[Int, _o("--g-conv-dim", "stargan: generator width [64].")] = None,
-    d_conv_dim: Annotated[Int, _o("--d-conv-dim", "stargan: discriminator width [64].")] = None,
-    g_repeat: Annotated[Int, _o("--g-repeat", "stargan: residual blocks [6].")] = None,
-    sample_every: Annotated[Int, _o("--sample-every", "stargan: steps between sample sheets [500].")] = None,
+    n_critic: Annotated[Int, _o("--n-critic", "stargan: discriminator steps per generator step", "n_critic")] = None,
+    lambda_cls: Annotated[Float, _o("--lambda-cls", "stargan: camera-classification weight", "lambda_cls")] = None,
+    lambda_rec: Annotated[Float, _o("--lambda-rec", "stargan: reconstruction weight", "lambda_rec")] = None,
+    lambda_gp: Annotated[Float, _o("--lambda-gp", "stargan: gradient-penalty weight", "lambda_gp")] = None,
+    g_conv_dim: Annotated[Int, _o("--g-conv-dim", "stargan: generator width", "g_conv_dim")] = None,
+    d_conv_dim: Annotated[Int, _o("--d-conv-dim", "stargan: discriminator width", "d_conv_dim")] = None,
+    g_repeat: Annotated[Int, _o("--g-repeat", "stargan: residual blocks", "g_repeat")] = None,
+    sample_every: Annotated[Int, _o("--sample-every", "stargan: steps between sample sheets", "sample_every")] = None,
     resume: Annotated[bool, _o("--resume", "stargan: continue from -o where it stopped.")] = False,
     device: Device = "auto",
 ) -> None:

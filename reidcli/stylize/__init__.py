@@ -9,4 +9,4 @@ from reidcli.stylize.apply import apply_style, parse_cams
 from reidcli.stylize.fit import fit_style
 from reidcli.stylize.model import StyleModel, load_style_model
 
-__all__ = ["apply_style", "fit_style", "load_style_model", "parse_cams", "StyleModel"]
+__all__ = ["StyleModel", "apply_style", "fit_style", "load_style_model", "parse_cams"]

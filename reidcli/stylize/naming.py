@@ -31,7 +31,7 @@ class Namer:
 
     def name(self, rel: str, cam: int) -> str:
         folder, _, base = rel.rpartition("/")
-        stem, dot, ext = base.rpartition(".")
+        stem, _, ext = base.rpartition(".")
         new = _CAM.sub(lambda m: f"{m[1]}_c{cam + 1}", stem, count=1)
         out = f"{folder}/{new}.{ext}" if folder else f"{new}.{ext}"
         while out in self.used:

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from reidcli.stylize.options import StarGANOptions
+from reidcli.stylize.options import STARGAN_TRAIN, StarGANOptions
 from reidcli.train.config import TrainConfig
 from reidcli.train.hooks import HookBase
 from reidcli.utils.errors import InputError
@@ -21,10 +21,7 @@ from reidcli.utils.errors import InputError
 log = logging.getLogger(__name__)
 HALF = (0.5, 0.5, 0.5)  # images in [-1, 1], as StarGAN's tanh output
 RESUME_OVERRIDES = ("epochs", "max_iters", "stop_after", "workers", "log_every")
-# StarGAN's optimisation (Choi et al. 2018): Adam 1e-4, no weight decay, batch 16
-STARGAN_TRAIN = {"lr": 1e-4, "weight_decay": 0.0, "schedule": "constant", "milestones": [],
-                 "warmup_epochs": 0.0, "p": 16, "k": 1, "images_per_bn": 0, "sync_bn": False,
-                 "epochs": 20, "iters_per_epoch": 1000, "workers": 2}
+
 
 
 def stargan_train_config(**overrides: Any) -> TrainConfig:
