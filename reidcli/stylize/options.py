@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from reidcli.train.methods.options import MethodOptions
-from reidcli.utils.params import Interval
+from reidcli.utils.params import Interval, Satisfies
 
 _WEIGHT = [Interval(float, 0, None)]
 # StarGAN's optimisation (Choi et al. 2018): Adam 1e-4, no weight decay, batch 16; the
@@ -16,6 +16,11 @@ STARGAN_TRAIN = {"lr": 1e-4, "weight_decay": 0.0, "schedule": "constant", "miles
                  "epochs": 20, "iters_per_epoch": 1000, "workers": 2}
 
 
+def _betas(v) -> bool:
+    return (isinstance(v, (tuple, list)) and len(v) == 2
+            and all(isinstance(b, float) and 0 <= b < 1 for b in v))
+
+
 @dataclass
 class StarGANOptions(MethodOptions):
     """StarGAN (Choi et al., "StarGAN: Unified Generative Adversarial Networks for
@@ -23,7 +28,7 @@ class StarGANOptions(MethodOptions):
     WGAN-GP adversarial loss (Gulrajani et al. 2017) with ``lambda_gp``, the camera-
     classification loss (eq. 2-3) with ``lambda_cls`` and the cycle reconstruction loss
     (eq. 4) with ``lambda_rec``; the discriminator takes ``n_critic`` steps per generator
-    step; Adam betas (``beta1``, ``beta2``). ``g_conv_dim`` / ``d_conv_dim`` are the first
+    step; Adam ``betas``. ``g_conv_dim`` / ``d_conv_dim`` are the first
     layers' widths, ``g_repeat`` the residual blocks, ``d_repeat`` the discriminator's
     stride-2 layers (0 = as many as the image size allows, at most 6)."""
 
@@ -31,8 +36,7 @@ class StarGANOptions(MethodOptions):
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
     n_critic: int = 5
-    beta1: float = 0.5
-    beta2: float = 0.999
+    betas: tuple[float, float] = (0.5, 0.999)
     g_conv_dim: int = 64
     d_conv_dim: int = 64
     g_repeat: int = 6
@@ -41,8 +45,8 @@ class StarGANOptions(MethodOptions):
 
     CONSTRAINTS: ClassVar[dict[str, list]] = {
         "lambda_cls": _WEIGHT, "lambda_rec": _WEIGHT, "lambda_gp": _WEIGHT,
-        "n_critic": [Interval(int, 1, None)], "beta1": [Interval(float, 0, 1, closed="left")],
-        "beta2": [Interval(float, 0, 1, closed="left")], "g_conv_dim": [Interval(int, 1, None)],
+        "n_critic": [Interval(int, 1, None)], "betas": [Satisfies(_betas, "two floats in [0, 1), e.g. (0.5, 0.999)")],
+        "g_conv_dim": [Interval(int, 1, None)],
         "d_conv_dim": [Interval(int, 1, None)], "g_repeat": [Interval(int, 0, None)],
         "d_repeat": [Interval(int, 0, 6)], "sample_every": [Interval(int, 0, None)],
     }

@@ -51,12 +51,12 @@ class StarGAN(Method):
         if self._d_opt is None:
             o = self.options
             self._d_opt = torch.optim.Adam(self.nets["D"].parameters(), lr=self.ctx.cfg.lr,
-                                           betas=(o.beta1, o.beta2))
+                                           betas=tuple(o.betas))
         return {"d": self._d_opt}
 
     def after_setup(self, opt: torch.optim.Optimizer) -> None:
         for g in opt.param_groups:  # the engine's Adam has torch's default betas
-            g["betas"] = (self.options.beta1, self.options.beta2)
+            g["betas"] = tuple(self.options.betas)
 
     def is_g_step(self, it: int) -> bool:
         return it % (self.options.n_critic + 1) == self.options.n_critic
