@@ -172,3 +172,57 @@ def test_fewer_than_two_cameras_is_refused(tmp_path):
     with pytest.raises(InputError, match="at least two cameras"):
         fit_style(root, tmp_path / "m.pt")
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_styled_images_join_their_originals_label(synth_market, styled):  # noqa: F811
+    from reidcli.data.layouts import load_dataset
+    from reidcli.stylize.manifest import add_styled
+
+    _, out, _ = styled
+    ds = load_dataset(synth_market)
+    recs = ds.split("train")
+    y = np.arange(len(recs)) % 3 - (np.arange(len(recs)) == 0)  # first one an outlier (-1)
+    recs2, y2 = add_styled(recs, y, ds.root, out)
+    n_cams = len({r.camid for r in recs})
+    assert len(recs2) == len(recs) * n_cams and recs2[: len(recs)] == recs
+    orig = {str(ds.abspath(r)): i for i, r in enumerate(recs)}
+    for row in _rows(out / "manifest.csv"):
+        j = next(k for k in range(len(recs), len(recs2)) if recs2[k].path == str((out / row["output"]).resolve()))
+        assert y2[j] == y[orig[row["original"]]] and recs2[j].camid == int(row["style_cam"]) - 1
+        assert Path(recs2[j].path).is_file()
+
+
+def test_finetune_with_styled_positives(synth_market, styled, tmp_path, caplog):  # noqa: F811
+    import logging
+
+    import torch
+
+    from reidcli.data.layouts import load_dataset
+    from reidcli.io.ckpt import make_checkpoint, save_checkpoint
+    from reidcli.io.h5 import LabelsFile, write_labels
+    from reidcli.models import ModelConfig, build_model
+    from reidcli.train.config import FinetuneConfig
+    from reidcli.train.finetune import finetune
+    from reidcli.utils.errors import InputError
+
+    _, out, _ = styled
+    cfg = ModelConfig(arch="resnet18_half", num_classes=4)
+    net = build_model(cfg)
+    ckpt = save_checkpoint(tmp_path / "m.pt", make_checkpoint(
+        model_config=cfg.to_dict(), model_state=net.state_dict(), input_size=(32, 16), method="supervised",
+        epoch=1, feat_dim=net.feat_dim))
+    recs = load_dataset(synth_market).split("train")
+    pids = sorted({r.pid for r in recs})
+    labels = write_labels(tmp_path / "l.h5", LabelsFile(
+        labels=np.array([pids.index(r.pid) for r in recs]), paths=[r.path for r in recs],
+        centers=np.zeros((len(pids), net.feat_dim), np.float32), attrs={"method": "test"}))
+    train = FinetuneConfig(epochs=1, iters_per_epoch=1, p=3, k=2, images_per_bn=0, workers=0)
+    with caplog.at_level(logging.INFO, logger="reidcli.train.finetune"):
+        res = finetune(ckpt, labels, synth_market, tmp_path / "m2.pt", method="pseudo", train=train,
+                       styled=out, device="cpu")
+    n_cams = len({r.camid for r in recs})
+    assert f"{len(recs) * n_cams} images in {len(pids)} clusters" in caplog.text  # originals + styled
+    assert torch.load(res, weights_only=True)["epoch"] == 1
+    with pytest.raises(InputError, match="manifest.csv: no such file"):
+        finetune(ckpt, labels, synth_market, tmp_path / "m3.pt", method="pseudo", train=train,
+                 styled=tmp_path, device="cpu")

@@ -35,6 +35,7 @@ def command(
     source: Annotated[Optional[Path], typer.Option("--source", help="joint: labelled source dataset.", exists=True)] = None,
     target_format: DataFormat = None,
     source_format: Annotated[Optional[str], typer.Option("--source-format", help="Layout of --source; auto-detected when omitted.")] = None,
+    styled: Annotated[Optional[Path], typer.Option("--styled", help="Styled target images ('reid stylize apply'): each joins its original's pseudo-label.", exists=True, file_okay=False)] = None,
     epochs: Annotated[Optional[int], _opt("--epochs", min=1, help="Epochs in this round.", of=F)] = None,
     iters_per_epoch: Annotated[Optional[int], _opt("--iters", min=0, help="Steps per epoch (0 = one pass).", of=F, field="iters_per_epoch")] = None,
     lr: Annotated[Optional[float], _opt("--lr", min=0.0, help="Adam learning rate.", of=F)] = None,

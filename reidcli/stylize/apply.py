@@ -24,14 +24,13 @@ import numpy as np
 from reidcli.data.images import read_image
 from reidcli.data.layouts.market import FOLDERS
 from reidcli.io.atomic import same_file
+from reidcli.stylize.manifest import MANIFEST, MANIFEST_COLUMNS
 from reidcli.stylize.model import StyleModel, load_style_model
 from reidcli.stylize.naming import Namer, check_format
 from reidcli.utils.errors import InputError
 from reidcli.utils.progress import track
 
 log = logging.getLogger(__name__)
-MANIFEST = "manifest.csv"
-MANIFEST_COLUMNS = ("split", "pid", "original", "source_cam", "style_cam", "output")
 
 
 def parse_cams(cams: str | Sequence[int] | None, model: StyleModel, where) -> list[int]:

@@ -44,7 +44,7 @@ DEFAULT_METHOD = "mmt"
 # method names of checkpoints from before the method registry, still accepted as a start
 OLD_METHOD_NAMES = ("pretrain",)
 # keywords of `finetune` itself among the flat settings of `finetune_from_settings`
-RUN_KEYWORDS = ("ckpt2", "source", "target_format", "source_format", "device")
+RUN_KEYWORDS = ("ckpt2", "source", "target_format", "source_format", "styled", "device")
 
 
 def check_labels(lf, records: list, labels_path: Path, target_root: Path) -> np.ndarray:
@@ -151,7 +151,7 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike, target_root: st
              augment: AugmentConfig | Mapping[str, Any] | None = None,
              ckpt2: Optional[str | os.PathLike] = None, source: Optional[str | os.PathLike] = None,
              target_format: Optional[str] = None, source_format: Optional[str] = None,
-             device: str = "auto") -> Path:
+             styled: Optional[str | os.PathLike] = None, device: str = "auto") -> Path:
     """Run one adaptation round and write the new checkpoint to ``out``.
 
     Args:
@@ -168,6 +168,9 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike, target_root: st
         ckpt2: MMT's second source network (default: a copy of ``ckpt``'s).
         source: labelled source dataset (methods that use one: ``joint``).
         target_format, source_format: dataset layouts (auto-detected when None).
+        styled: a ``reid stylize apply`` folder of the target's training images: each
+            styled image joins its original's pseudo-label (seed 004's camera-style
+            positives, METHODS.md section 5).
         device: auto | cpu | cuda | cuda:N.
 
     Returns:
@@ -192,6 +195,10 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike, target_root: st
     lf = read_labels(labels)
     y = check_labels(lf, recs, labels, Path(target_root))
     y, centers = _centers(lf, y, ck, labels)
+    if styled is not None:
+        from reidcli.stylize.manifest import add_styled
+
+        recs, y = add_styled(recs, y, ds.root, styled)
     seed_everything(cfg.seed, cfg.deterministic)
     transform, size = _train_transform(ck, aug)
     data = _datasets(kind.views, ds.root, recs, y, transform, size)

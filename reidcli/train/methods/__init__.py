@@ -34,6 +34,10 @@ and declare its module below so it is found without importing every method. Then
     ``label``, ``camid``, ``index``), run under autocast. Return ``"loss"`` (the total,
     back-propagated by the engine) and any scalar metrics to log (``"acc"``, ``"ce"``,
     ...). Call trained nets through ``self.net(name)`` so DDP wrappers are used.
+``optimizers_to_step(it) -> set[str] | None``
+    Optional: the optimizers step ``it`` zeroes and steps (``"main"`` and names of
+    ``extra_optimizers``; None = all), for alternating schemes such as a GAN's critic and
+    generator steps (``stargan``).
 ``before_optimizer_step()``
     Optional gradient surgery after unscaling (e.g. centre-loss gradient rescale).
 ``after_step(it)``
