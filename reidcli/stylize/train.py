@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -164,7 +165,9 @@ def fit_stargan(data: str | os.PathLike, output: str | os.PathLike, *,
                               opts.sample_every)
         engine = Engine(get_method("stargan", opts), train, out=out, meta=meta, ctx=ctx, hooks=[sheets])
         torch.backends.cudnn.benchmark = not train.deterministic
-        engine.fit(resume=ck)
+        with warnings.catch_warnings():  # the first steps are critic steps: G's scheduler steps first
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+            engine.fit(resume=ck)
     finally:
         D.shutdown(info)
     return out
