@@ -132,6 +132,20 @@ def _check_net_choice(out: Path, ck: dict) -> None:
         assert torch.equal(got[key], want[key]), name
     with pytest.raises(InputError, match="mean2"):
         load_network(out, net="mean3")
+    # --net mean: the average of both mean nets' L2-normalised embeddings (MMT's clustering input)
+    x = torch.randn(3, 3, H, W)
+    both = [torch.nn.functional.normalize(load_network(out, net=n)[0](x), dim=1) for n in ("model", "mean2")]
+    mean_net = load_network(out, net="mean")[0]
+    assert torch.allclose(mean_net(x), (both[0] + both[1]) / 2, atol=1e-6)
+    assert not torch.allclose(both[0], both[1])  # two different mean nets, so the average is not either
+
+
+def test_net_mean_is_refused_for_a_single_network(uda):
+    from reidcli.models import load_network
+    from reidcli.utils.errors import InputError
+
+    with pytest.raises(InputError, match="--net mean averages the mean nets of an MMT checkpoint"):
+        load_network(uda["ckpt"], net="mean")
 
 
 def test_mmt_round_two_continues_mean_nets_and_adam(uda):

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reidcli.cli.common import Ckpt, DataFormat, Device, Output, reid_command
+from reidcli.cli.common import Recipe, Ckpt, DataFormat, Device, Output, reid_command
 from reidcli.cli.defaults import opt as _opt
 from reidcli.cli.defaults import per_method as _per_method
 from reidcli.data.transforms import AugmentConfig
@@ -30,7 +30,7 @@ def command(
     ckpt: Ckpt,
     labels: Annotated[Path, typer.Option("--labels", help="Pseudo-labels of the target train images (reid cluster).", exists=True, dir_okay=False)],
     output: Output,
-    method: Annotated[str, typer.Option("--method", "-m", help="pseudo | mmt | kd | joint.")] = DEFAULT_METHOD,
+    method: Annotated[Optional[str], typer.Option("--method", "-m", help=f"pseudo | mmt | kd | joint (default {DEFAULT_METHOD}).")] = None,
     ckpt2: Annotated[Optional[Path], typer.Option("--ckpt2", help="mmt: second source network (default: a copy of --ckpt's).", exists=True, dir_okay=False)] = None,
     source: Annotated[Optional[Path], typer.Option("--source", help="joint: labelled source dataset.", exists=True)] = None,
     target_format: DataFormat = None,
@@ -54,6 +54,7 @@ def command(
     label_smooth: Annotated[Optional[float], _opt("--label-smooth", min=0.0, max=1.0, help="CE label smoothing " + _per_method("label_smooth", **_LOSS_METHODS, mmt=MMTOptions))] = None,
     center_weight: Annotated[Optional[float], _opt("--center-weight", min=0.0, help="pseudo, kd, joint: centre-loss weight " + _per_method("center_weight", **_LOSS_METHODS))] = None,
     seed: Annotated[Optional[int], _opt("--seed", help="Random seed.", of=F)] = None,
+    recipe: Recipe = None,
     device: Device = "auto",
     workers: Annotated[Optional[int], _opt("--workers", "-j", min=0, help="DataLoader worker processes.", of=F)] = None,
     amp: Annotated[Optional[bool], _opt("--amp/--no-amp", help="Mixed precision on CUDA.", of=F, field="amp")] = None,

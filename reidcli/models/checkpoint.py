@@ -18,6 +18,26 @@ from torch import nn
 from reidcli.io.ckpt import load_checkpoint, pick_net_state
 from reidcli.utils.errors import FormatError, InputError
 
+# ``--net mean``: networks whose embeddings are averaged. MMT (Ge et al., ICLR 2020; public
+# code, mmt_train_*.py) clusters the mean of both mean nets' features, not mean net 1's.
+NET_GROUPS = {"mmt": {"mean": ("model", "mean2")}}
+
+
+class MeanOfNets(nn.Module):
+    """Embeds with every network and averages their L2-normalised features (eval only)."""
+
+    def __init__(self, nets: list[nn.Module]):
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+        self.feat_dim = getattr(nets[0], "feat_dim", 0)
+        self.cfg = getattr(nets[0], "cfg", None)
+
+    def forward(self, x):
+        import torch.nn.functional as F
+
+        feats = [F.normalize(net(x).float(), dim=1) for net in self.nets]
+        return sum(feats) / len(feats)
+
 
 def network_from_checkpoint(ck: dict, state: Optional[dict] = None, *, net: Optional[str] = None,
                             bn_domain: Optional[str] = None, source: Any = "checkpoint") -> nn.Module:
@@ -37,6 +57,13 @@ def network_from_checkpoint(ck: dict, state: Optional[dict] = None, *, net: Opti
     from reidcli.models.config import ModelConfig
     from reidcli.models.net import build_model
 
+    group = NET_GROUPS.get(ck.get("method"), {}).get(net) if state is None else None
+    if group is not None:
+        return MeanOfNets([network_from_checkpoint(ck, net=n, bn_domain=bn_domain, source=source) for n in group])
+    if net == "mean":
+        have = ", ".join(sorted(k for m in NET_GROUPS.values() for k in m))
+        raise InputError(f"{source} was trained with method '{ck.get('method')}', which has one network; "
+                         f"--net mean averages the mean nets of an MMT checkpoint (groups: {have})")
     cfg = ModelConfig.from_dict(ck["model_config"])
     cfg.pretrained = "none"
     model = build_model(cfg, load_pretrained=False)

@@ -285,7 +285,9 @@ class Engine:
             feat_dim=int(getattr(model, "feat_dim", 0)), provenance=self.meta.get("provenance"),
             nets={n: net.state_dict() for n, net in m.nets.items() if n != "model"},
             bn={"domains": self.bn_domains, "deploy": self.bn_domains[-1]} if self.bn_domains else {},
-            train_state=self.train_state(), extra=self.meta.get("extra"),
+            train_state=self.train_state(),
+            extra={**({"augment": self.meta["augment"]} if "augment" in self.meta else {}),
+                   **(self.meta.get("extra") or {})} or None,
         )
 
     def train_state(self) -> dict:

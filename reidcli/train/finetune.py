@@ -102,19 +102,29 @@ def load_start(ckpt: Path, method: str, ckpt2: Optional[Path]) -> tuple[dict, Op
 
 
 def finetune_augment(ck: dict, augment: AugmentConfig | Mapping[str, Any] | None = None) -> AugmentConfig:
-    """The augmentation of a round on checkpoint ``ck``: by default the checkpoint's input
-    size with the recipes' 10 px padding at 256 x 128 scaled to it; a dict changes fields of
-    that default; an `AugmentConfig` is used as it is (at the checkpoint's input size)."""
+    """The augmentation of a round on checkpoint ``ck``: by default the one that trained the
+    checkpoint (its ``augment`` record: seeds 003 and 004 fine-tune with their pre-training
+    crop and colour jitter), else the checkpoint's input size with the recipes' 10 px padding
+    at 256 x 128 scaled to it; a dict changes fields of that default; an `AugmentConfig` is
+    used as it is (at the checkpoint's input size)."""
     h, w = (int(v) for v in ck["input_size"])
     aug = augment
     if not isinstance(aug, AugmentConfig):
         changes = dict(augment or {})
         reject_unknown(changes, [f.name for f in dataclasses.fields(AugmentConfig)], what="AugmentConfig")
-        aug = dataclasses.replace(AugmentConfig(height=h, width=w, pad=max(1, round(10 * h / 256))), **changes)
+        aug = dataclasses.replace(_trained_augment(ck, h, w), **changes)
     if (aug.height, aug.width) != (h, w):
         raise ConfigError(f"the augmentation is {aug.height}x{aug.width} but the checkpoint takes {h}x{w} "
                           "inputs; leave height and width to the checkpoint")
     return aug.validate()
+
+
+def _trained_augment(ck: dict, h: int, w: int) -> AugmentConfig:
+    rec = ck.get("augment")
+    if not rec:  # checkpoints written before the augmentation was recorded
+        return AugmentConfig(height=h, width=w, pad=max(1, round(10 * h / 256)))
+    known = {f.name for f in dataclasses.fields(AugmentConfig)}
+    return AugmentConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in rec.items() if k in known})
 
 
 def _centers(lf, labels: np.ndarray, ck: dict, labels_path: Path):
@@ -210,23 +220,35 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike, target_root: st
     log.info("finetune %s: %d images in %d clusters (%d outliers left out)", method,
              int((y >= 0).sum()), n_clusters, int((y < 0).sum()))
     return _run(method, opts, cfg, ck, data, facts, n_clusters, device, out,
-                inputs=[ckpt, labels] + ([Path(ckpt2)] if ckpt2 else []))
+                inputs=[ckpt, labels] + ([Path(ckpt2)] if ckpt2 else []), augment=dataclasses.asdict(aug))
 
 
 def finetune_from_settings(ckpt: str | os.PathLike, labels: str | os.PathLike,
                            target_root: str | os.PathLike, out: str | os.PathLike,
-                           **settings: Any) -> Path:
+                           recipe: Optional[str] = None, **settings: Any) -> Path:
     """`finetune` from flat keyword settings (the ``reid finetune`` flags): ``method``, the
     fields of `FinetuneConfig` and `AugmentConfig` given, the keywords of `finetune`
     (``ckpt2``, ``source``, ``device``, ...), and anything else as the method's options, so
-    a setting that is no option of the chosen method is a `ParamError` naming it."""
+    a setting that is no option of the chosen method is a `ParamError` naming it.
+    ``recipe`` names a paper recipe (`reidcli.recipes`) whose finetune settings fill those
+    not given."""
+    from reidcli.recipes import with_recipe
+
+    args = finetune_arguments(with_recipe(recipe, "finetune", settings))
+    return finetune(ckpt, labels, target_root, out, **args)
+
+
+def finetune_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of `finetune` (``method``, ``options``, ``train``, ``augment``
+    and its run keywords) from flat settings; see `finetune_from_settings`."""
     from reidcli.train.settings import split_settings
 
-    method = settings.pop("method", DEFAULT_METHOD)
-    parts = split_settings(settings, {"train": FinetuneConfig, "augment": AugmentConfig},
+    s = dict(settings)
+    method = s.pop("method", None) or DEFAULT_METHOD
+    parts = split_settings(s, {"train": FinetuneConfig, "augment": AugmentConfig},
                            rest=RUN_KEYWORDS, others="options")
-    return finetune(ckpt, labels, target_root, out, method=method, options=parts["options"],
-                    train=FinetuneConfig(**parts["train"]), augment=parts["augment"], **parts["rest"])
+    return {"method": method, "options": parts["options"], "train": FinetuneConfig(**parts["train"]),
+            "augment": parts["augment"], **parts["rest"]}
 
 
 def _finetune_method(method: str):
@@ -269,7 +291,7 @@ def _datasets(views: int, root: Path, recs: list, y: np.ndarray, transform, size
 
 
 def _run(method: str, opts: MethodOptions, cfg: TrainConfig, ck: dict, data: dict, facts: dict,
-         n_clusters: int, device: str, out: Path, *, inputs: list) -> Path:
+         n_clusters: int, device: str, out: Path, *, inputs: list, augment: dict) -> Path:
     from reidcli.io.h5 import make_provenance
     from reidcli.train.dist import DistInfo
     from reidcli.train.engine import Engine
@@ -284,7 +306,8 @@ def _run(method: str, opts: MethodOptions, cfg: TrainConfig, ck: dict, data: dic
                         facts={**facts, "model_config": mcfg, "method": method})
     params = {**opts.to_dict(), **facts}
     meta = {"input_size": ck["input_size"], "pixel_mean": ck["pixel_mean"],
-            "pixel_std": ck["pixel_std"], "provenance": make_provenance(inputs, cfg.seed, params=params)}
+            "pixel_std": ck["pixel_std"], "provenance": make_provenance(inputs, cfg.seed, params=params),
+            "augment": augment}
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")
     engine = Engine(get_method(method, opts), cfg, out=partial, meta=meta, ctx=ctx)

@@ -84,7 +84,8 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
                             data={"source": src, "target": tgt},
                             facts={"model_config": dataclasses.asdict(model), "bn_domains": domains})
         meta = {"input_size": [aug.height, aug.width], "pixel_mean": IMAGENET_MEAN,
-                "pixel_std": IMAGENET_STD, "provenance": _provenance(ds, train, model, opts.to_dict())}
+                "pixel_std": IMAGENET_STD, "provenance": _provenance(ds, train, model, opts.to_dict()),
+                "augment": dataclasses.asdict(aug)}
         evaluate = _eval_fn(ds, aug, train, dev) if train.eval_every else None
         engine = Engine(get_method(method, opts), train, out=out, meta=meta, ctx=ctx,
                         bn_domains=domains, evaluate=evaluate)
@@ -95,11 +96,14 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
     return out
 
 
-def pretrain_from_settings(data: str | os.PathLike | Dataset, out: str | os.PathLike,
-                           **settings: Any) -> Path:
+def pretrain_from_settings(data: str | os.PathLike | Dataset, out: str | os.PathLike, *,
+                           recipe: Optional[str] = None, **settings: Any) -> Path:
     """`pretrain` from flat keyword settings (the ``reid pretrain`` flags): see
-    `pretrain_arguments`."""
-    return pretrain(data, out, **pretrain_arguments(settings))
+    `pretrain_arguments`. ``recipe`` names a paper recipe (`reidcli.recipes`) whose
+    pretrain settings fill those not given."""
+    from reidcli.recipes import with_recipe
+
+    return pretrain(data, out, **pretrain_arguments(with_recipe(recipe, "pretrain", settings)))
 
 
 def pretrain_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
