@@ -44,6 +44,7 @@ METHODS_NOT_RUN = {  # methods whose data this matrix does not build (their own 
     "agents": "a reference set with agents (tests/test_mar.py)",
     "mar": "target + reference streams and agents (tests/test_mar.py)",
     "mrda": "visible + infrared batches of --arch mrda (tests/test_mrda_train.py)",
+    "stargan": "a GAN, not a re-ID network (tests/test_stylize_stargan.py)",
 }
 TEACHERS = {"mmt": {"model": "net1", "mean2": "net2"}}  # mean net -> the student it averages
 N_SOURCE = 6  # identities of synth_market's train split

@@ -293,7 +293,7 @@ def test_cli_bad_input_one_line_and_checkpoint_untouched(uda, case, words):
     elif case == "joint_no_source":
         extra = ["--method", "joint"]
     elif case == "foreign_method":
-        _source_ckpt(ck, method="stargan")
+        _source_ckpt(ck, method="cyclegan")
         before = ck.read_bytes()
     elif case == "bad_method":
         extra = ["--method", "mmtt"]

@@ -37,6 +37,7 @@ def command(
     source_format: Annotated[Optional[str], typer.Option("--source-format", help="Layout of --source; auto-detected when omitted.")] = None,
     reference: Annotated[Optional[Path], typer.Option("--reference", help="mar: labelled reference dataset (one agent per identity).", exists=True)] = None,
     reference_format: Annotated[Optional[str], typer.Option("--reference-format", help="Layout of --reference; auto-detected when omitted.")] = None,
+    styled: Annotated[Optional[Path], typer.Option("--styled", help="Styled target images ('reid stylize apply'): each joins its original's pseudo-label.", exists=True, file_okay=False)] = None,
     epochs: Annotated[Optional[int], _opt("--epochs", min=1, help="Epochs in this round.", of=F)] = None,
     iters_per_epoch: Annotated[Optional[int], _opt("--iters", min=0, help="Steps per epoch (0 = one pass).", of=F, field="iters_per_epoch")] = None,
     lr: Annotated[Optional[float], _opt("--lr", min=0.0, help="Adam learning rate.", of=F)] = None,

@@ -50,7 +50,7 @@ DEFAULT_METHOD = "mmt"
 # method names of checkpoints from before the method registry, still accepted as a start
 OLD_METHOD_NAMES = ("pretrain",)
 # keywords of `finetune` itself among the flat settings of `finetune_from_settings`
-RUN_KEYWORDS = ("ckpt2", "source", "target_format", "source_format", "device", "reference",
+RUN_KEYWORDS = ("ckpt2", "source", "target_format", "source_format", "styled", "device", "reference",
                 "reference_format")
 
 
@@ -168,8 +168,8 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
              augment: AugmentConfig | Mapping[str, Any] | None = None,
              ckpt2: Optional[str | os.PathLike] = None, source: Optional[str | os.PathLike] = None,
              target_format: Optional[str] = None, source_format: Optional[str] = None,
-             device: str = "auto", reference: Optional[str | os.PathLike] = None,
-             reference_format: Optional[str] = None) -> Path:
+             styled: Optional[str | os.PathLike] = None, device: str = "auto",
+             reference: Optional[str | os.PathLike] = None, reference_format: Optional[str] = None) -> Path:
     """Run one adaptation round and write the new checkpoint to ``out``.
 
     Args:
@@ -188,6 +188,9 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
         source: labelled source dataset (methods that use one: ``joint``).
         reference: labelled reference dataset (``mar``: one agent per identity).
         target_format, source_format, reference_format: dataset layouts (auto-detected when None).
+        styled: a ``reid stylize apply`` folder of the target's training images: each
+            styled image joins its original's pseudo-label (seed 004's camera-style
+            positives, METHODS.md section 5).
         device: auto | cpu | cuda | cuda:N.
 
     Returns:
@@ -217,6 +220,10 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
         y, centers = _centers(lf, y, ck, labels)
     else:  # a method without clustering: every target image, unlabelled
         y, centers = np.full(len(recs), -1, dtype=np.int64), None
+    if styled is not None:
+        from reidcli.stylize.manifest import add_styled
+
+        recs, y = add_styled(recs, y, ds.root, styled)
     seed_everything(cfg.seed, cfg.deterministic)
     transform, size = _train_transform(ck, aug)
     data = _datasets(kind.views, ds.root, recs, y, transform, size, keep_all=labels is None)

@@ -88,6 +88,12 @@ class Method:
     def after_setup(self, opt: torch.optim.Optimizer) -> None:
         pass
 
+    def optimizers_to_step(self, it: int) -> Optional[set[str]]:
+        """Which optimizers step ``it`` zeroes and steps: ``"main"`` and names of
+        `extra_optimizers`; None (the default) = all. Alternating schemes (a GAN's critic and
+        generator steps) return one side per step."""
+        return None
+
     def before_optimizer_step(self) -> None:
         if self.objective is not None:
             self.objective.before_optimizer_step()
