@@ -20,6 +20,12 @@ _WEIGHT = [Interval(float, 0, None)]
 _UNIT = [Interval(float, 0, 1)]
 
 
+def require_a_weight(options, a: str, b: str, why: str) -> None:
+    """`ConfigError` when loss weights ``a`` and ``b`` of ``options`` are both 0."""
+    if getattr(options, a) == 0 and getattr(options, b) == 0:
+        raise ConfigError(f"{a} and {b} are both 0; {why} (give one of them a weight > 0)")
+
+
 @dataclass
 class MethodOptions:
     """Base of the option dataclasses; subclasses add fields and ``CONSTRAINTS`` entries."""
@@ -66,9 +72,7 @@ class LossOptions(MethodOptions):
 
     def validate(self) -> "LossOptions":
         super().validate()
-        if self.ce_weight == 0 and self.triplet_weight == 0:
-            raise ConfigError("ce_weight and triplet_weight are both 0; nothing would be learnt "
-                              "(give one of them a weight > 0)")
+        require_a_weight(self, "ce_weight", "triplet_weight", "nothing would be learnt")
         return self
 
 
@@ -201,7 +205,5 @@ class MrdaOptions(MethodOptions):
 
     def validate(self) -> "MrdaOptions":
         super().validate()
-        if self.id_weight == 0 and self.hc_weight == 0:
-            raise ConfigError("id_weight and hc_weight are both 0; nothing would separate identities "
-                              "(give one of them a weight > 0)")
+        require_a_weight(self, "id_weight", "hc_weight", "nothing would separate identities")
         return self
