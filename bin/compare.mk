@@ -26,6 +26,7 @@ ITERS ?= 80
 PYTHON ?= python
 UDA = $(MAKE) --no-print-directory -f bin/uda.mk OUT=$(OUT) ROUNDS=$(ROUNDS) ITERS=$(ITERS)
 RB_OUT := $(OUT)/rbnet
+KD_EPS ?= 0.7
 KD_ITERS := $(shell echo $$(( $(ITERS) / 5 )))
 ROWS := pseudo pseudo+camnorm mmt rbnet+mmt kd joint
 
@@ -38,7 +39,7 @@ row_vars_rbnet+mmt = OUT=$(RB_OUT) SOURCE=$(OUT)/data/market TARGET=$(OUT)/data/
   METHOD=mmt RUN=mmt CAMERA_NORM=0 EXTRA_FEATURES_ARGS="--net mean"
 # ULA at the demo's scale: Euclidean DBSCAN eps on L2-normalised features, the densest
 # clusters kept as base classes (750 of Market's 12,936 images -> 59 of 1,024), cosine 0.8
-row_vars_kd = METHOD=kd RUN=kd CAMERA_NORM=0 CLUSTER_METHOD=dbscan-euclidean EPS=0.7 MIN_SAMPLES=4 \
+row_vars_kd = METHOD=kd RUN=kd CAMERA_NORM=0 CLUSTER_METHOD=dbscan-euclidean EPS=$(KD_EPS) MIN_SAMPLES=4 \
   CLUSTER_ARGS="--expand-threshold 0.8 --keep-clusters 59" EPOCHS=5 ITERS=$(KD_ITERS) FT_ARGS="--kd-every 5"
 row_vars_joint = METHOD=joint RUN=joint CAMERA_NORM=0
 row_dir = $(if $(filter rbnet+mmt,$(1)),$(RB_OUT)/mmt,$(OUT)/$(1))

@@ -133,15 +133,16 @@ def test_both_feature_trains_with_the_centre_loss_under_kd(synth_market, tmp_pat
     from reidcli.data.transforms import AugmentConfig
     from reidcli.io.ckpt import load_checkpoint
     from reidcli.io.h5 import LabelsFile, write_labels
-    from reidcli.train.config import TrainConfig
+    from reidcli.train.config import FinetuneConfig, TrainConfig
     from reidcli.train.finetune import finetune
+    from reidcli.train.methods.options import SupervisedOptions
     from reidcli.train.pretrain import pretrain
 
     cfg = ModelConfig(arch="rbnet", last_stride=2, rbnet={"backbone": "resnet18_half", "feature": "both"})
     src = pretrain(synth_market, tmp_path / "src.pt", model=cfg, pose=synth_market / "pose.h5",
                    train=TrainConfig(epochs=1, iters_per_epoch=1, p=3, k=2, workers=0, warmup_epochs=0,
                                      images_per_bn=0),
-                   method_options={"center_weight": 0.0035}, augment=AugmentConfig(height=H, width=W),
+                   options=SupervisedOptions(center_weight=0.0035), augment=AugmentConfig(height=H, width=W),
                    device="cpu")
     ck = load_checkpoint(src)
     head = ck["feat_dim"] // 2
@@ -150,8 +151,8 @@ def test_both_feature_trains_with_the_centre_loss_under_kd(synth_market, tmp_pat
     labels = np.arange(len(recs)) % 3
     centres = np.random.default_rng(0).normal(size=(3, ck["feat_dim"])).astype(np.float32)
     write_labels(tmp_path / "l.h5", LabelsFile(labels=labels, paths=[r.path for r in recs], centers=centres))
-    out = finetune(src, tmp_path / "l.h5", synth_market, tmp_path / "kd.pt", method="kd", iters=1, p=3, k=2,
-                   images_per_bn=0, workers=0, device="cpu")
+    out = finetune(src, tmp_path / "l.h5", synth_market, tmp_path / "kd.pt", method="kd", device="cpu",
+                   train=FinetuneConfig(iters_per_epoch=1, p=3, k=2, images_per_bn=0, workers=0))
     kd = load_checkpoint(out)
     assert kd["train_state"]["method"]["center"]["centers"].shape == (3, head)
 
@@ -166,7 +167,8 @@ def test_centre_loss_names_a_width_mismatch():
 
 
 def test_version_1_rbnet_checkpoints_load_on_the_simple_path(tmp_path):
-    from reidcli.io.ckpt import load_model, make_checkpoint, save_checkpoint
+    from reidcli.io.ckpt import make_checkpoint, save_checkpoint
+    from reidcli.models import load_network
 
     torch.manual_seed(0)
     old = _net(num_classes=0, mask_path="simple").eval()
@@ -175,7 +177,7 @@ def test_version_1_rbnet_checkpoints_load_on_the_simple_path(tmp_path):
     ck = make_checkpoint(model_config=cfg, model_state=old.state_dict(), input_size=(H, W),
                          method="supervised", epoch=1, feat_dim=old.feat_dim)
     ck["version"] = 1
-    model, loaded = load_model(save_checkpoint(tmp_path / "v1.pt", ck))
+    model, loaded = load_network(save_checkpoint(tmp_path / "v1.pt", ck))
     assert loaded["model_config"]["rbnet"]["mask_path"] == "simple" and not model.paper
     x = torch.randn(2, 3, H, W)
     assert torch.allclose(model(x), old(x))
