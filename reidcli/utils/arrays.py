@@ -100,7 +100,10 @@ class NumpyOps:
         return np.matmul(a, b)
 
     def sqnorm_rows(self, x: np.ndarray) -> np.ndarray:
-        return np.einsum("ij,ij->i", x, x)
+        """Squared row norms rounded as torch's ``(x * x).sum(1)`` (`reidcli.utils.cascade_sum`)."""
+        from reidcli.utils.cascade_sum import row_sqnorms
+
+        return row_sqnorms(x)
 
     def clip_min_(self, x: np.ndarray, value: float) -> np.ndarray:
         return np.maximum(x, value, out=x)
