@@ -72,6 +72,10 @@ EPOCHS ?= 1
 ITERS ?= 80
 LR ?= 3.5e-4
 FT_ARGS ?=
+# extra `reid pretrain` flags (bin/compare.mk: --arch rbnet's --pose) and the name of the
+# adaptation run's folder (default: the method), so variants of one method sit side by side
+PRE_ARGS ?=
+RUN ?= $(METHOD)
 SEED ?= 0
 DEVICE ?= auto
 WORKERS ?= 1
@@ -81,19 +85,20 @@ common := --device $(DEVICE) --workers $(WORKERS)
 synth_args = --ids $(IDS) --images-per-id $(IMAGES_PER_ID) --height $(HEIGHT) --width $(WIDTH) --seed $(SYNTH_SEED)
 pre_args = --arch $(ARCH) --pretrained $(PRETRAINED) --height $(HEIGHT) --width $(WIDTH) \
   --epochs $(PRE_EPOCHS) --lr $(PRE_LR) --warmup-epochs $(PRE_WARMUP) --schedule constant \
-  -P $(P) -K $(K) --pad $(PAD) --seed $(SEED) $(common) $(if $(filter 1,$(PRE_BN_TARGET)),--target $(TARGET))
+  -P $(P) -K $(K) --pad $(PAD) --seed $(SEED) $(common) $(if $(filter 1,$(PRE_BN_TARGET)),--target $(TARGET)) $(PRE_ARGS)
 # Each clusterer takes only its own options (reid cluster rejects the others).
 cluster_opts_dbscan-jaccard = --eps $(EPS) --min-samples $(MIN_SAMPLES) --k1 $(K1) --k2 $(K2)
 cluster_opts_dbscan-euclidean = --eps $(EPS) --min-samples $(MIN_SAMPLES)
 cluster_opts_kmeans = --k $(KMEANS_K)
-cluster_args = --method $(CLUSTER_METHOD) $(cluster_opts_$(CLUSTER_METHOD)) --centers --seed $(SEED) \
+CLUSTER_ARGS ?=
+cluster_args = --method $(CLUSTER_METHOD) $(cluster_opts_$(CLUSTER_METHOD)) $(CLUSTER_ARGS) --centers --seed $(SEED) \
   $(if $(filter 1,$(CAMERA_NORM)),--camera-norm)
 ft_args = --method $(METHOD) --epochs $(EPOCHS) --iters $(ITERS) --lr $(LR) -P $(P) -K $(K) \
   --seed $(SEED) $(common) $(if $(filter joint,$(METHOD)),--source $(SOURCE)) $(FT_ARGS)
 feat_args = $(common) $(EXTRA_FEATURES_ARGS)
 
 A := $(OUT)/.args
-R := $(OUT)/$(METHOD)
+R := $(OUT)/$(RUN)
 rounds := $(shell seq 1 $(ROUNDS))
 
 # A stamp file holds a stage's parameters; it is rewritten (newer) only when they change.
@@ -102,9 +107,10 @@ define stamp
 endef
 $(A)/synth-%: FORCE ; $(call stamp,$(synth_args) $*)
 $(A)/pretrain: FORCE ; $(call stamp,$(pre_args))
-$(A)/features: FORCE ; $(call stamp,$(feat_args))
-$(A)/cluster: FORCE ; $(call stamp,$(cluster_args))
-$(A)/finetune-$(METHOD): FORCE ; $(call stamp,$(ft_args))
+$(A)/features: FORCE ; $(call stamp,$(common))
+$(A)/features-$(RUN): FORCE ; $(call stamp,$(feat_args))
+$(A)/cluster-$(RUN): FORCE ; $(call stamp,$(cluster_args))
+$(A)/finetune-$(RUN): FORCE ; $(call stamp,$(ft_args))
 FORCE:
 
 # -- stages -----------------------------------------------------------------------------
@@ -121,10 +127,10 @@ $(OUT)/oracle.pt: $(call data_dep,$(TARGET)) $(A)/pretrain
 # features of the target (train for clustering, query/gallery for evaluation)
 tgt_dep := $(call data_dep,$(TARGET))
 $(OUT)/direct.h5: $(OUT)/source.pt $(A)/features $(tgt_dep)
-	$(REID) features --ckpt $< $(TARGET) -o $@ $(feat_args)
+	$(REID) features --ckpt $< $(TARGET) -o $@ $(common)
 $(OUT)/oracle.h5: $(OUT)/oracle.pt $(A)/features $(tgt_dep)
-	$(REID) features --ckpt $< $(TARGET) -o $@ $(feat_args)
-$(R)/r%.h5: $(R)/r%.pt $(A)/features $(tgt_dep)
+	$(REID) features --ckpt $< $(TARGET) -o $@ $(common)
+$(R)/r%.h5: $(R)/r%.pt $(A)/features-$(RUN) $(tgt_dep)
 	$(REID) features --ckpt $< $(TARGET) -o $@ $(feat_args)
 
 %.json: %.h5
@@ -134,10 +140,10 @@ $(R)/r%.h5: $(R)/r%.pt $(A)/features $(tgt_dep)
 prev = $(if $(filter 1,$(1)),$(OUT)/direct,$(R)/r$(shell echo $$(($(1) - 1))))
 prev_pt = $(if $(filter 1,$(1)),$(OUT)/source.pt,$(R)/r$(shell echo $$(($(1) - 1))).pt)
 define ROUND
-$(R)/r$(1).labels.h5: $(call prev,$(1)).h5 $(A)/cluster
+$(R)/r$(1).labels.h5: $(call prev,$(1)).h5 $(A)/cluster-$(RUN)
 	@mkdir -p $$(@D)
 	$(REID) cluster $$< -o $$@ $(cluster_args) --json > $$(@:.h5=.quality.json)
-$(R)/r$(1).pt: $(call prev_pt,$(1)) $(R)/r$(1).labels.h5 $(A)/finetune-$(METHOD) $(if $(filter joint,$(METHOD)),$(call data_dep,$(SOURCE)))
+$(R)/r$(1).pt: $(call prev_pt,$(1)) $(R)/r$(1).labels.h5 $(A)/finetune-$(RUN) $(if $(filter joint,$(METHOD)),$(call data_dep,$(SOURCE)))
 	$(REID) finetune $(TARGET) --ckpt $$< --labels $(R)/r$(1).labels.h5 -o $$@ $(ft_args)
 endef
 $(foreach i,$(rounds),$(eval $(call ROUND,$(i))))

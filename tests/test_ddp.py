@@ -10,7 +10,8 @@ import sys
 import pytest
 import torch
 
-from reidcli.io.ckpt import load_checkpoint, load_model
+from reidcli.io.ckpt import load_checkpoint
+from reidcli.models import load_network
 
 from fixtures_train import FAST, synth_market  # noqa: F401
 
@@ -29,7 +30,7 @@ def test_torchrun_two_cpu_processes(synth_market, tmp_path):  # noqa: F811
     ck = load_checkpoint(out)
     assert ck["iteration"] == 2 and ck["epoch"] == 1
     assert ck["train_state"]["streams"]["source"]["consumed"] == 2
-    model, _ = load_model(out)
+    model, _ = load_network(out)
     with torch.no_grad():
         f = model(torch.randn(2, 3, 64, 32))
     assert f.shape == (2, 512) and torch.isfinite(f).all()

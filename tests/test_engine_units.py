@@ -12,7 +12,7 @@ from torch import nn
 
 from reidcli.data.sampler import PKBatchSampler, SequentialSeeds
 from reidcli.io.ckpt import describe_checkpoint, load_checkpoint, make_checkpoint, save_checkpoint
-from reidcli.train.bn import (DomainBatchNorm, GhostBatchNorm, collapse_domain_bn, convert_domain_bn,
+from reidcli.models.bn import (DomainBatchNorm, GhostBatchNorm, collapse_domain_bn, convert_domain_bn,
                               convert_ghost_bn, use_domain)
 from reidcli.train.config import TrainConfig
 from reidcli.train.optim import lr_factor
@@ -111,10 +111,12 @@ def test_lr_schedule_warmup_step_and_cosine():
 
 
 def test_train_config_messages():
-    with pytest.raises(ConfigError, match="--optimizer must be one of"):
+    with pytest.raises(ConfigError, match="^optimizer must be one of adam, sgd, adamw; got 'adagrad'"):
         TrainConfig(optimizer="adagrad").validate()
-    with pytest.raises(ConfigError, match="--milestones"):
+    with pytest.raises(ConfigError, match="^milestones must be increasing positive epochs"):
         TrainConfig(milestones=[70, 40]).validate()
+    with pytest.raises(ConfigError, match=r"^p must be an int >= 2; got 1"):
+        TrainConfig(p=1).validate()
 
 
 def _ck(**kw):

@@ -4,6 +4,7 @@ guarantee that target ground-truth ids are never read."""
 from __future__ import annotations
 
 import csv
+import json
 import random
 from pathlib import Path
 
@@ -14,7 +15,16 @@ import torch
 from tests.conftest import write_jpeg
 
 H, W = 32, 16
-FAST = dict(epochs=1, iters=2, p=3, k=2, images_per_bn=0, workers=0, device="cpu", seed=0)
+FAST = dict(epochs=1, iters_per_epoch=2, p=3, k=2, images_per_bn=0, workers=0, seed=0)
+
+
+def _finetune(ckpt, labels, target, out, method, *, options=None, train=None, **kw):
+    """One tiny round on CPU (`FAST` engine settings, changed by ``train``)."""
+    from reidcli.train.config import FinetuneConfig
+    from reidcli.train.finetune import finetune
+
+    return finetune(ckpt, labels, target, out, method=method, options=options,
+                    train=FinetuneConfig(**{**FAST, **(train or {})}), device="cpu", **kw)
 
 
 def _write_csv_dataset(root: Path, n_ids: int = 4, per_id: int = 4, seed: int = 0) -> Path:
@@ -84,20 +94,26 @@ def _changed(a: dict, b: dict) -> bool:
                and torch.is_floating_point(a[k]))
 
 
-@pytest.mark.parametrize("method", ["pseudo", "mmt", "kd", "joint"])
-def test_one_round_changes_weights(uda, method):
-    from reidcli.train.finetune import finetune
-    from reidcli.io.ckpt import load_model
+def _adaptation_methods() -> list[str]:
+    from reidcli.train.methods import finetune_method_names
 
-    extra = {"source": uda["source"]} if method == "joint" else {}
-    if method == "kd":
-        extra["kd_every"] = 1
-    out = finetune(uda["ckpt"], uda["labels"], uda["target"], uda["tmp"] / "m2.pt", method=method,
-                   **FAST, **extra)
+    return finetune_method_names()
+
+
+@pytest.mark.parametrize("method", _adaptation_methods())
+def test_one_round_changes_weights(uda, method):
+    from reidcli.models import load_network
+    from reidcli.train.methods import TRAINING_METHODS
+
+    kind = TRAINING_METHODS.get(method)
+    extra = {"source": uda["source"]} if kind.uses_source else {}
+    options = {"kd_every": 1} if "kd_every" in kind.Options.field_names() else None  # blend this round
+    out = _finetune(uda["ckpt"], uda["labels"], uda["target"], uda["tmp"] / "m2.pt", method,
+                    options=options, **extra)
     ck = torch.load(out, weights_only=True)
     assert ck["method"] == method and ck["epoch"] == 1
     assert _changed(_state(uda["ckpt"]), ck["model"])
-    model, _ = load_model(out)  # deployable as `reid features` loads it
+    model, _ = load_network(out)  # deployable as `reid features` loads it
     assert model(torch.zeros(2, 3, H, W)).shape == (2, 256)
     if method == "mmt":
         assert set(ck["nets"]) == {"mean2", "net1", "net2"}
@@ -107,28 +123,40 @@ def test_one_round_changes_weights(uda, method):
 
 def _check_net_choice(out: Path, ck: dict) -> None:
     """`reid features --net`: the deployed model is mean net 1; the others can be picked."""
-    from reidcli.io.ckpt import load_model
+    from reidcli.models import load_network
     from reidcli.utils.errors import InputError
 
     key = "backbone.conv1.weight"
     for name, want in (("mean1", ck["model"]), ("model", ck["model"]), ("net2", ck["nets"]["net2"])):
-        got = load_model(out, net=name)[0].state_dict()
+        got = load_network(out, net=name)[0].state_dict()
         assert torch.equal(got[key], want[key]), name
     with pytest.raises(InputError, match="mean2"):
-        load_model(out, net="mean3")
+        load_network(out, net="mean3")
+    # --net mean: the average of both mean nets' L2-normalised embeddings (MMT's clustering input)
+    x = torch.randn(3, 3, H, W)
+    both = [torch.nn.functional.normalize(load_network(out, net=n)[0](x), dim=1) for n in ("model", "mean2")]
+    mean_net = load_network(out, net="mean")[0]
+    assert torch.allclose(mean_net(x), (both[0] + both[1]) / 2, atol=1e-6)
+    assert not torch.allclose(both[0], both[1])  # two different mean nets, so the average is not either
+
+
+def test_net_mean_is_refused_for_a_single_network(uda):
+    from reidcli.models import load_network
+    from reidcli.utils.errors import InputError
+
+    with pytest.raises(InputError, match="--net mean averages the mean nets of an MMT checkpoint"):
+        load_network(uda["ckpt"], net="mean")
 
 
 def test_mmt_round_two_continues_mean_nets_and_adam(uda):
-    from reidcli.train.finetune import finetune
-    from reidcli.train.methods.mmt import DEFAULTS
+    from reidcli.train.methods.options import MMTOptions
 
-    r1 = finetune(uda["ckpt"], uda["labels"], uda["target"], uda["tmp"] / "r1.pt", method="mmt", **FAST)
-    r2 = finetune(r1, uda["labels"], uda["target"], uda["tmp"] / "r2.pt", method="mmt",
-                  **{**FAST, "iters": 1})
+    r1 = _finetune(uda["ckpt"], uda["labels"], uda["target"], uda["tmp"] / "r1.pt", "mmt")
+    r2 = _finetune(r1, uda["labels"], uda["target"], uda["tmp"] / "r2.pt", "mmt", train={"iters_per_epoch": 1})
     c1, c2 = torch.load(r1, weights_only=True), torch.load(r2, weights_only=True)
     t = c1["train_state"]["method"]["ema_step"]
     assert c2["train_state"]["method"]["ema_step"] == t + 1
-    a = min(1 - 1 / (t + 1), DEFAULTS["alpha"])
+    a = min(1 - 1 / (t + 1), MMTOptions().alpha)
     # one EMA step from round 1's mean nets (not from fresh copies of the nets)
     for mean, net in (("model", "net1"), ("mean2", "net2")):
         old = c1["model"] if mean == "model" else c1["nets"][mean]
@@ -199,16 +227,13 @@ def test_mmt_losses_equal_their_formulas():
 
 def test_target_ground_truth_ids_are_never_read(uda):
     """The same images with shuffled or blanked ids give bit-identical weights."""
-    from reidcli.train.finetune import finetune
-
     n = 16
     pids = [r[1] for r in list(csv.reader(open(uda["target"])))[1:]]
     shuffled = random.Random(1).sample(pids, n)
     outs = []
     for name, ids in (("orig", None), ("shuffled", shuffled), ("blank", [-1] * n)):
         tgt = uda["target"] if ids is None else _with_pids(uda["target"], uda["target"].with_name(f"{name}.csv"), ids)
-        outs.append(finetune(uda["ckpt"], uda["labels"], tgt, uda["tmp"] / f"{name}.pt",
-                             method="pseudo", **FAST))
+        outs.append(_finetune(uda["ckpt"], uda["labels"], tgt, uda["tmp"] / f"{name}.pt", "pseudo"))
     ref = _state(outs[0])
     for o in outs[1:]:
         st = _state(o)
@@ -248,7 +273,7 @@ def test_cli_happy_path_and_output_equal_to_ckpt(uda):
     ("all_outliers", "0 cluster"),
     ("joint_no_source", "--source"),
     ("foreign_method", "cannot start from"),
-    ("bad_method", "--method"),
+    ("bad_method", "did you mean 'mmt'"),
 ])
 def test_cli_bad_input_one_line_and_checkpoint_untouched(uda, case, words):
     tmp, ck = uda["tmp"], uda["tmp"] / "prev.pt"
@@ -280,17 +305,119 @@ def test_cli_bad_input_one_line_and_checkpoint_untouched(uda, case, words):
 
 
 def test_kd_blends_every_n_epochs_across_rounds(uda):
-    from reidcli.train.finetune import finetune
-
     src = _state(uda["ckpt"])
-    r1 = finetune(uda["ckpt"], uda["labels"], uda["target"], uda["tmp"] / "k1.pt", method="kd",
-                  kd_every=2, **FAST)
+    r1 = _finetune(uda["ckpt"], uda["labels"], uda["target"], uda["tmp"] / "k1.pt", "kd",
+                   options={"kd_every": 2})
     c1 = torch.load(r1, weights_only=True)
     assert c1["train_state"]["method"]["kd_epochs"] == 1
     assert not _changed(src, c1["model"])  # W waits for the blend
     assert _changed(src, c1["nets"]["intermediate"])
-    r2 = finetune(r1, uda["labels"], uda["target"], uda["tmp"] / "k2.pt", method="kd", kd_every=2, **FAST)
+    r2 = _finetune(r1, uda["labels"], uda["target"], uda["tmp"] / "k2.pt", "kd", options={"kd_every": 2})
     c2 = torch.load(r2, weights_only=True)
     assert c2["train_state"]["method"]["kd_epochs"] == 2
     key = "backbone.conv1.weight"
     torch.testing.assert_close(c2["model"][key], 0.5 * src[key] + 0.5 * c2["nets"]["intermediate"][key])
+
+
+# -- options that do not apply are errors, never dropped --------------------------------------
+@pytest.mark.parametrize("method,options,param", [
+    ("pseudo", {"alpha": 0.9}, "alpha"),          # an MMT option
+    ("mmt", {"margin": 0.5}, "margin"),           # MMT's triplet is margin-free (softmax triplet)
+    ("kd", {"theta": 0.1}, "theta"),
+    ("joint", {"wings": 2}, "wings"),
+])
+def test_library_rejects_an_option_of_another_method(uda, method, options, param):
+    from reidcli.utils.params import ParamError
+
+    with pytest.raises(ParamError, match=rf"^{param} does not apply to --method {method}") as e:
+        _finetune(uda["ckpt"], uda["labels"], uda["target"], uda["tmp"] / "x.pt", method, options=options)
+    assert e.value.param == param
+    assert not (uda["tmp"] / "x.pt").exists()
+
+
+def test_library_rejects_the_options_object_of_another_method(uda):
+    from reidcli.train.methods.options import KDOptions
+    from reidcli.utils.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--method pseudo takes PseudoOptions, not KDOptions"):
+        _finetune(uda["ckpt"], uda["labels"], uda["target"], uda["tmp"] / "x.pt", "pseudo", options=KDOptions())
+
+
+def test_library_rejects_source_for_a_target_only_method(uda):
+    from reidcli.utils.params import ParamError
+
+    with pytest.raises(ParamError, match="source does not apply to --method pseudo"):
+        _finetune(uda["ckpt"], uda["labels"], uda["target"], uda["tmp"] / "x.pt", "pseudo", source=uda["source"])
+
+
+def test_options_object_equals_its_dict(uda):
+    """PseudoOptions(margin=0.5) and {"margin": 0.5} train the same weights."""
+    from reidcli.train.methods.options import PseudoOptions
+
+    a = _finetune(uda["ckpt"], uda["labels"], uda["target"], uda["tmp"] / "a.pt", "pseudo",
+                  options=PseudoOptions(margin=0.5))
+    b = _finetune(uda["ckpt"], uda["labels"], uda["target"], uda["tmp"] / "b.pt", "pseudo",
+                  options={"margin": 0.5})
+    c = _finetune(uda["ckpt"], uda["labels"], uda["target"], uda["tmp"] / "c.pt", "pseudo")
+    sa, sb = _state(a), _state(b)
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    triplet = [json.loads(p.with_name(p.stem + ".log.jsonl").read_text().splitlines()[-1])["triplet"]
+               for p in (a, c)]
+    assert triplet[0] > triplet[1]  # the larger margin (0.5 vs 0.3) reached the loss
+
+
+@pytest.mark.parametrize("args,flag", [
+    (["--method", "pseudo", "--alpha", "0.9"], "--alpha does not apply to --method pseudo"),
+    (["--method", "mmt", "--margin", "0.5"], "--margin does not apply to --method mmt"),
+    (["--method", "joint", "--source", "SRC", "--kd-every", "2"], "--kd-every does not apply to --method joint"),
+    (["--method", "kd", "--mu", "0"], "--mu must be a float in (0, 1]; got 0.0"),
+])
+def test_cli_inapplicable_or_bad_flag_is_one_line(uda, args, flag):
+    out = uda["tmp"] / "x.pt"
+    args = [str(uda["source"]) if a == "SRC" else a for a in args]
+    res = _run(_base(uda, out) + args)
+    assert res.exit_code == 1, res.output
+    err = res.stderr if hasattr(res, "stderr") else res.output
+    lines = [ln for ln in err.splitlines() if "error" in ln.lower()]
+    assert len(lines) == 1 and lines[0].startswith(f"reid finetune: error: {flag}"), err
+    assert not out.exists()
+
+
+def test_cli_passes_only_given_flags(uda, monkeypatch):
+    """No flag given: the library gets no setting, so its dataclasses decide every default."""
+    import reidcli.train.finetune as ft
+
+    seen = {}
+    monkeypatch.setattr(ft, "finetune", lambda *a, **kw: seen.update(kw) or Path(a[3]))
+    res = _run([uda["target"], "--ckpt", uda["ckpt"], "--labels", uda["labels"], "-o", uda["tmp"] / "x.pt"])
+    assert res.exit_code == 0, res.output
+    assert seen["method"] == ft.DEFAULT_METHOD and seen["options"] == {} and seen["augment"] == {}
+    assert seen["train"] == ft.FinetuneConfig()
+    res = _run([uda["target"], "--ckpt", uda["ckpt"], "--labels", uda["labels"], "-o", uda["tmp"] / "x.pt",
+                "--method", "kd", "--mu", "0.25", "--iters", "7", "--no-amp", "--erasing", "0"])
+    assert res.exit_code == 0, res.output
+    assert seen["options"] == {"mu": 0.25} and seen["augment"] == {"erasing": 0.0}
+    assert seen["train"] == ft.FinetuneConfig(iters_per_epoch=7, amp=False)
+
+
+def _help_of(command: str) -> dict[str, str]:
+    """``--flag -> help text`` of a command's options (as ``--help`` renders them)."""
+    import typer
+
+    from reidcli.cli.app import app
+
+    cmd = typer.main.get_command(app).commands[command]
+    return {o: p.help or "" for p in cmd.params for o in getattr(p, "opts", []) if o.startswith("--")}
+
+
+def test_cli_help_shows_the_dataclass_defaults():
+    from reidcli.train.config import FinetuneConfig
+    from reidcli.train.methods.options import JointOptions, KDOptions, MMTOptions
+
+    helps = _help_of("finetune")
+    for flag, value in (("--iters", FinetuneConfig().iters_per_epoch), ("--alpha", MMTOptions().alpha),
+                        ("--kd-every", KDOptions().kd_every), ("--theta", JointOptions().theta),
+                        ("--workers", FinetuneConfig().workers)):
+        assert helps[flag].endswith(f"[default: {value}]"), (flag, helps[flag])
+    assert helps["--margin"].endswith(f"joint {JointOptions().margin:g}]")
+    assert f"kd {KDOptions().center_weight:g}" in helps["--center-weight"]

@@ -94,8 +94,11 @@ def test_input_size_checks():
 
 @pytest.mark.parametrize(
     "field,value,flag",
-    [("last_stride", 3, "--last-stride"), ("pooling", "max", "--pooling"),
-     ("neck", "bn", "--neck"), ("dropout", 1.0, "--dropout"), ("embed_dim", -1, "--embed-dim")],
+    [("last_stride", 3, "^last_stride must be one of 1, 2; got 3"),
+     ("pooling", "max", "^pooling must be one of avg, gem, avgmax"),
+     ("neck", "bn", "^neck must be one of bnneck, none"),
+     ("dropout", 1.0, r"^dropout must be a float in \[0, 1\); got 1.0"),
+     ("embed_dim", -1, "^embed_dim must be an int >= 0; got -1")],
 )
 def test_config_validation(field, value, flag):
     with pytest.raises(ConfigError, match=flag):

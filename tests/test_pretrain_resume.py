@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from reidcli.data.transforms import AugmentConfig
-from reidcli.io.ckpt import load_checkpoint, load_model
+from reidcli.io.ckpt import load_checkpoint
+from reidcli.models import load_network
 from reidcli.models import ModelConfig
 from reidcli.train.config import TrainConfig
 from reidcli.train.pretrain import pretrain
@@ -59,7 +60,7 @@ def test_uninterrupted_run_is_deployable(uninterrupted, tmp_path):
     assert uninterrupted["method"] == "supervised" and uninterrupted["input_size"] == [64, 32]
     assert uninterrupted["model_config"]["num_classes"] == 6
     torch.save(uninterrupted, tmp_path / "m.pt")
-    model, _ = load_model(tmp_path / "m.pt")
+    model, _ = load_network(tmp_path / "m.pt")
     with torch.no_grad():
         f = model(torch.randn(2, 3, 64, 32))
     assert f.shape == (2, 512) and torch.isfinite(f).all()
@@ -77,7 +78,7 @@ def test_target_forwarding_with_domain_bn(synth_market, tmp_path):  # noqa: F811
     src, tgt = ck["model"][key], ck["model"][key.replace("bns.0", "bns.1")]
     assert tgt.abs().sum() > 0 and not torch.equal(src, tgt)  # the target batch moved its own BN
     for dom in ("source", "target"):
-        model, _ = load_model(out, bn_domain=dom)
+        model, _ = load_network(out, bn_domain=dom)
         assert not any("bns" in k for k in model.state_dict())
 
 

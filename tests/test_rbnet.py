@@ -11,6 +11,7 @@ from reidcli.losses import CrossEntropyLabelSmooth, TripletLoss
 from reidcli.losses.heatmap import HeatmapMSELoss, RBNetLoss, RBNetTerms, auto_mse_weight
 from reidcli.models import ModelConfig, build_model
 from reidcli.models.reverse import ReverseBackbone, group_width
+from reidcli.train.methods.options import SupervisedOptions
 from reidcli.utils.errors import ConfigError, InputError
 
 
@@ -119,7 +120,7 @@ def test_terms_render_targets_from_batch_keypoints_and_mask_missing():
     out, y = _fake_out(), torch.tensor([0, 0, 1, 1])
     kp = torch.zeros(4, 17, 3)
     kp[:2, :, :2], kp[:2, :, 2] = torch.tensor([8.0, 8.0]), 1.0  # images 2, 3: no keypoints
-    terms = RBNetTerms({}, CrossEntropyLabelSmooth(0.1), TripletLoss(0.3))
+    terms = RBNetTerms(SupervisedOptions(), CrossEntropyLabelSmooth(0.1), TripletLoss(0.3))
     got = terms(out, {"img": torch.zeros(4, 3, 16, 8), "keypoints": kp}, y)
     assert terms.loss.weights["mse"] == pytest.approx(auto_mse_weight((8, 4), 2.0))
     only_first = HeatmapMSELoss()(out["heatmaps"][:2], _render(kp[:2]))

@@ -24,7 +24,7 @@ def command(
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Leave unreadable images out instead of failing.")] = False,
     bn_domain: Annotated[Optional[str], typer.Option("--bn-domain", help="With domain-specific BN: source | target.")] = None,
     save_heatmaps: Annotated[bool, typer.Option("--save-heatmaps", help="RBNet: also store the predicted keypoint heat-maps.")] = False,
-    net: Annotated[Optional[str], typer.Option("--net", help="Network of the checkpoint: model (default; MMT's mean net 1, alias mean1) or mean2, net1, net2 (MMT), intermediate (KD).")] = None,
+    net: Annotated[Optional[str], typer.Option("--net", help="Network of the checkpoint: model (default; MMT's mean net 1, alias mean1) or mean2, net1, net2, mean (MMT: both mean nets averaged, as MMT clusters), intermediate (KD).")] = None,
     batch_size: BatchSize = 128,
     workers: Workers = 4,
     device: Device = "auto",

@@ -137,11 +137,11 @@ def extract(ckpt: str | os.PathLike, data: str | os.PathLike | Dataset, out: str
     ``save_heatmaps`` (RBNet checkpoints) also stores each split's predicted keypoint
     heat-maps as ``heatmaps`` [N, 17, H/2, W/2] float16 in its group.
     """
-    from reidcli.io.ckpt import load_model
+    from reidcli.models import load_network
     from reidcli.utils.device import resolve_device
 
     dev = resolve_device(device)
-    model, ck = load_model(ckpt, dev, bn_domain=bn_domain, net=net)
+    model, ck = load_network(ckpt, dev, bn_domain=bn_domain, net=net)
     if save_heatmaps:
         from reidcli.pose.backends.rbnet import require_rbnet
 

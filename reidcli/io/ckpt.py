@@ -19,7 +19,9 @@ A reidcli checkpoint is a plain dict saved with `torch.save` and loadable with
     train_state     optional: optimizer, scheduler, scaler, sampler, RNG and method state
                     plus the training config, for ``--resume``
 
-`reid features --ckpt m.pt` needs nothing else. Writes are atomic (tmp + rename).
+`reid features --ckpt m.pt` needs nothing else. Writes are atomic (tmp + rename). This
+module reads and writes the dicts only; `reidcli.models.network_from_checkpoint` rebuilds
+the network one describes.
 """
 
 from __future__ import annotations
@@ -143,13 +145,6 @@ def read_ckpt_provenance(path: str | os.PathLike) -> list[dict]:
     return list(load_checkpoint(path).get("provenance", []))
 
 
-def checkpoint_model_config(ck: dict):
-    """The `ModelConfig` of a loaded checkpoint."""
-    from reidcli.models.config import ModelConfig
-
-    return ModelConfig.from_dict(ck["model_config"])
-
-
 # names under which a method's deployed ``model`` is also known (``--net``)
 NET_ALIASES = {"mmt": {"mean1": "model"}}
 
@@ -167,51 +162,6 @@ def pick_net_state(ck: dict, net: Optional[str], path: Any) -> dict:
         have = ["model", *NET_ALIASES.get(ck.get("method"), {}), *sorted(nets)]
         raise InputError(f"{path} has no network '{net}' (it has: {', '.join(have)}); pick one with --net")
     return nets[name]
-
-
-def load_model(path: str | os.PathLike, device: Any = "cpu", *, bn_domain: Optional[str] = None,
-               net: Optional[str] = None):
-    """Rebuild the network of a checkpoint, load its weights, and put it in eval mode.
-
-    Args:
-        path: the checkpoint.
-        device: where to put the network.
-        bn_domain: with domain-specific BN, whose statistics to deploy (default: the
-            checkpoint's ``bn.deploy``, usually the target domain).
-        net: which network of the checkpoint (default ``model``, the deployed one; for MMT
-            the first mean net, also called ``mean1``); see `pick_net_state`.
-
-    Returns:
-        ``(model, ckpt)`` with ``ckpt`` the loaded dict (weights included).
-    """
-    from reidcli.models import build_model
-
-    ck = load_checkpoint(path)
-    cfg = checkpoint_model_config(ck)
-    model = build_model(cfg, load_pretrained=False)  # the checkpoint's weights replace any init
-    state = pick_net_state(ck, net, path)
-    domains = (ck.get("bn") or {}).get("domains") or []
-    if domains:
-        from reidcli.train.bn import collapse_domain_bn, convert_domain_bn
-
-        convert_domain_bn(model, len(domains))
-        _load_state(model, state, path)
-        pick = bn_domain or ck["bn"].get("deploy") or domains[-1]
-        if pick not in domains:
-            raise InputError(f"{path} has BN domains {domains}; --bn-domain {pick!r} is not one of them")
-        collapse_domain_bn(model, domains.index(pick))
-    else:
-        _load_state(model, state, path)
-    return model.to(device).eval(), ck
-
-
-def _load_state(model, state: dict, path) -> None:
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise FormatError(f"{path}: weights do not fit the network its config describes ({first}); "
-                          "the checkpoint is inconsistent, re-create it") from exc
 
 
 def describe_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

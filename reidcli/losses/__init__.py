@@ -1,10 +1,11 @@
-"""reidcli.losses: every loss a small nn.Module citing its paper; one `LOSSES` registry.
+"""reidcli.losses: every loss a small nn.Module citing its paper.
 
-Registered names: 'ce' (label-smoothed cross-entropy), 'triplet' (batch-hard), 'center',
-'soft_ce' and 'soft_triplet' (Mutual Mean-Teaching), 'heatmap_mse' (RBNet).
+`CrossEntropyLabelSmooth`, `TripletLoss` (batch-hard), `CenterLoss`, `SoftEntropy` and
+`SoftTripletLoss` (Mutual Mean-Teaching), `HeatmapMSELoss` and `RBNetLoss` (RBNet). The
+training methods build them from their options (`reidcli.train.methods.objective`); no
+command chooses a loss by name, so there is no loss registry.
 """
 
-from reidcli.losses.registry import LOSSES
 from reidcli.losses.distance import euclidean_dist
 from reidcli.losses.cross_entropy import CrossEntropyLabelSmooth
 from reidcli.losses.triplet import TripletLoss, hard_example_mining
@@ -13,7 +14,6 @@ from reidcli.losses.soft import SoftEntropy, SoftTripletLoss
 from reidcli.losses.heatmap import HeatmapMSELoss, RBNetLoss
 
 __all__ = [
-    "LOSSES",
     "CenterLoss",
     "CrossEntropyLabelSmooth",
     "HeatmapMSELoss",

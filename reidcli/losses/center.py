@@ -7,11 +7,12 @@ from typing import Optional
 import torch
 from torch import nn
 
-from reidcli.losses.registry import LOSSES
 from reidcli.utils.errors import ConfigError
+from reidcli.utils.params import Interval, check_params
+
+_POSITIVE = Interval(float, 0, None, closed="neither")
 
 
-@LOSSES.register("center")
 class CenterLoss(nn.Module):
     """Centre loss (Wen et al., "A Discriminative Feature Learning Approach for Deep Face
     Recognition", ECCV 2016, eq. 2), averaged over the batch:
@@ -33,8 +34,7 @@ class CenterLoss(nn.Module):
             raise ConfigError(
                 f"centre loss needs num_classes and feat_dim > 0; got {num_classes}, {feat_dim}"
             )
-        if weight <= 0 or lr <= 0:
-            raise ConfigError(f"--center-weight and --center-lr must be > 0; got {weight}, {lr}")
+        check_params({"weight": weight, "lr": lr}, dict.fromkeys(("weight", "lr"), [_POSITIVE]))
         self.weight, self.lr = weight, lr
         self.centers = nn.Parameter(torch.randn(num_classes, feat_dim))
 

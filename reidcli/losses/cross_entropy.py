@@ -6,11 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reidcli.losses.registry import LOSSES
-from reidcli.utils.errors import ConfigError
+from reidcli.utils.params import Interval, check_value
 
 
-@LOSSES.register("ce")
 class CrossEntropyLabelSmooth(nn.Module):
     """Label-smoothed cross-entropy (Szegedy et al., "Rethinking the Inception
     Architecture", CVPR 2016, sec. 7): the target of class k is
@@ -20,8 +18,7 @@ class CrossEntropyLabelSmooth(nn.Module):
 
     def __init__(self, epsilon: float = 0.1):
         super().__init__()
-        if not 0.0 <= epsilon < 1.0:
-            raise ConfigError(f"--label-smooth must be a float in [0, 1); got {epsilon}")
+        check_value("epsilon", epsilon, [Interval(float, 0, 1, closed="left")])
         self.epsilon = epsilon
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

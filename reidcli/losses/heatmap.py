@@ -21,16 +21,14 @@ at the paper's 128x64 maps with sigma 2, and 12 at 32x16 (64x32 inputs).
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import nn
 
-from reidcli.losses.registry import LOSSES
-from reidcli.utils.errors import ConfigError
+from reidcli.utils.params import Interval, check_params
 
 
-@LOSSES.register("heatmap_mse")
 class HeatmapMSELoss(nn.Module):
     """Masked heat-map MSE (RBNet eq. 3): mean over supervised maps of the per-pixel MSE."""
 
@@ -66,10 +64,8 @@ class RBNetLoss(nn.Module):
     def __init__(self, ce: nn.Module, triplet: nn.Module, *, mse_weight: float,
                  id2_weight: float = 1.0, triplet2_weight: float = 1.0):
         super().__init__()
-        for flag, v in (("--mse-weight", mse_weight), ("--id2-weight", id2_weight),
-                        ("--triplet2-weight", triplet2_weight)):
-            if not isinstance(v, (int, float)) or v < 0:
-                raise ConfigError(f"{flag} must be a float >= 0; got {v!r}")
+        check_params({"mse_weight": mse_weight, "id2_weight": id2_weight, "triplet2_weight": triplet2_weight},
+                     dict.fromkeys(("mse_weight", "id2_weight", "triplet2_weight"), [Interval(float, 0, None)]))
         self.ce, self.triplet, self.mse = ce, triplet, HeatmapMSELoss()
         self.weights = {"mse": float(mse_weight), "ce2": float(id2_weight),
                         "triplet2": float(triplet2_weight)}
@@ -96,32 +92,24 @@ class RBNetLoss(nn.Module):
         return sum((wt * v for wt, v in terms.values()), out["feat2"].sum() * 0.0)
 
 
-RBNET_DEFAULTS = {"mse_weight": -1.0, "id2_weight": 1.0, "triplet2_weight": 1.0,
-                  "heatmap_sigma": 2.0, "pose_min_score": 0.3}
-
-
 class RBNetTerms:
     """What a training method adds for an RBNet: targets from the batch, then `RBNetLoss`.
 
-    Options (method options / CLI flags): ``mse_weight`` (l3; < 0 = `auto_mse_weight`,
-    resolved at the first batch from the heat-map size), ``id2_weight`` (l4),
-    ``triplet2_weight`` (l5), ``heatmap_sigma`` (target Gaussian sigma in heat-map pixels)
-    and ``pose_min_score`` (keypoints scoring at or below it are masked).
+    ``options`` carries the settings as attributes (validated by the caller; the training
+    methods pass `reidcli.train.methods.options.SupervisedOptions`): ``mse_weight`` (l3;
+    < 0 = `auto_mse_weight`, resolved at the first batch from the heat-map size),
+    ``id2_weight`` (l4), ``triplet2_weight`` (l5), ``heatmap_sigma`` (target Gaussian sigma
+    in heat-map pixels) and ``pose_min_score`` (keypoints scoring at or below it are masked).
     """
 
-    def __init__(self, options: dict, ce: nn.Module, triplet: nn.Module,
+    def __init__(self, options: Any, ce: nn.Module, triplet: nn.Module,
                  triplet_weight: float = 1.0):
-        o = {**RBNET_DEFAULTS, **{k: v for k, v in options.items() if k in RBNET_DEFAULTS and v is not None}}
-        if not o["heatmap_sigma"] > 0:
-            raise ConfigError(f"--heatmap-sigma must be a float > 0; got {o['heatmap_sigma']}")
-        if not 0.0 <= o["pose_min_score"] < 1.0:
-            raise ConfigError(f"--pose-min-score must be a float in [0, 1); got {o['pose_min_score']}")
-        self.o = o
+        self.sigma, self.min_score = float(options.heatmap_sigma), float(options.pose_min_score)
         self.margin = float(getattr(triplet, "margin", 0.3))
         self.triplet_weight = triplet_weight
-        self.loss = RBNetLoss(ce, triplet, mse_weight=max(0.0, o["mse_weight"]),
-                              id2_weight=o["id2_weight"], triplet2_weight=o["triplet2_weight"])
-        self.auto = o["mse_weight"] < 0
+        self.loss = RBNetLoss(ce, triplet, mse_weight=max(0.0, options.mse_weight),
+                              id2_weight=options.id2_weight, triplet2_weight=options.triplet2_weight)
+        self.auto = options.mse_weight < 0
 
     def __call__(self, out: dict, batch: dict, y: torch.Tensor) -> dict[str, tuple[float, torch.Tensor]]:
         """name -> (weight, loss) for one batch (``batch["keypoints"]`` [B, 17, 3] optional)."""
@@ -129,11 +117,11 @@ class RBNetTerms:
 
         hm_size = tuple(out["heatmaps"].shape[-2:])
         if self.auto:
-            self.loss.weights["mse"] = auto_mse_weight(hm_size, self.o["heatmap_sigma"], self.margin,
+            self.loss.weights["mse"] = auto_mse_weight(hm_size, self.sigma, self.margin,
                                                        self.triplet_weight or 1.0)
             self.auto = False
         target = weight = None
         if "keypoints" in batch:
             target, weight = render_targets(batch["keypoints"], hm_size, batch["img"].shape[-2:],
-                                            sigma=self.o["heatmap_sigma"], min_score=self.o["pose_min_score"])
+                                            sigma=self.sigma, min_score=self.min_score)
         return self.loss.terms(out, y, target, weight)

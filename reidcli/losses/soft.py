@@ -11,10 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from reidcli.losses.distance import euclidean_dist
-from reidcli.losses.registry import LOSSES
 
 
-@LOSSES.register("soft_ce")
 class SoftEntropy(nn.Module):
     """Soft cross-entropy, MMT eq. 8: L_sid = -1/N sum_i sum_k q_ik log p_ik, where
     p = softmax(student logits) and q = softmax(teacher logits), the teacher being the
@@ -33,7 +31,6 @@ def _hardest(dist: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, to
     return pos, neg
 
 
-@LOSSES.register("soft_triplet")
 class SoftTripletLoss(nn.Module):
     """Softmax-triplet loss, MMT eqs. 9-11. With the batch-hard positive p and negative n
     of anchor i (mined on the student's distances),

@@ -7,8 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reidcli.losses.distance import euclidean_dist
-from reidcli.losses.registry import LOSSES
-from reidcli.utils.errors import ConfigError
+from reidcli.utils.params import Interval, check_value
 
 
 def hard_example_mining(
@@ -25,7 +24,6 @@ def hard_example_mining(
     return d_ap, d_an, (~same).any(dim=1)
 
 
-@LOSSES.register("triplet")
 class TripletLoss(nn.Module):
     """Batch-hard triplet loss (Hermans, Beyer & Leibe, "In Defense of the Triplet Loss
     for Person Re-Identification", 2017, eq. 5):
@@ -39,8 +37,8 @@ class TripletLoss(nn.Module):
 
     def __init__(self, margin: float = 0.3, soft_margin: bool = False, normalize_feature: bool = False):
         super().__init__()
-        if not soft_margin and margin < 0:
-            raise ConfigError(f"--margin must be a float >= 0; got {margin}")
+        if not soft_margin:
+            check_value("margin", margin, [Interval(float, 0, None)])
         self.margin = margin
         self.soft_margin = soft_margin
         self.normalize_feature = normalize_feature

@@ -95,9 +95,7 @@ for _arch, _ctor, _w in (
     ("resnet101", tvr.resnet101, tvr.ResNet101_Weights.IMAGENET1K_V1),
 ):
     MODELS.add(_arch, _tv_builder(_arch, _ctor, _w))
-
-# The CPU preset for tests and the demo: a ResNet-18 (use it at 64x32 or 128x64).
-MODELS.add("tiny", _tv_builder("resnet18", tvr.resnet18, tvr.ResNet18_Weights.IMAGENET1K_V1))
+# 'tiny', the CPU preset of the tests, is an alias of resnet18 (see `reidcli.models.registry`).
 
 
 def _narrow_resnet18(width: int) -> tvr.ResNet:
@@ -122,7 +120,7 @@ def _narrow_resnet18(width: int) -> tvr.ResNet:
 @MODELS.register("resnet18_half")
 def resnet18_half(last_stride: int = 2, pretrained: str = "none") -> ResNetBackbone:
     """ResNet-18 at half width (32-256 channels, 256-d features): about 4x faster than
-    'tiny' on CPU, for quick tests; no ImageNet weights exist (PATH works)."""
+    resnet18 on CPU, for quick tests; no ImageNet weights exist (PATH works)."""
     bb = ResNetBackbone(_narrow_resnet18(32), "resnet18_half", last_stride)
     load_backbone_weights(bb, "resnet18_half", pretrained, url=None)
     return bb

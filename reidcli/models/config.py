@@ -1,17 +1,19 @@
 """The model configuration: everything needed to rebuild a network, recorded in checkpoints.
 
 `ModelConfig` is a plain dataclass so a checkpoint stores ``dataclasses.asdict(cfg)`` and
-``ModelConfig(**d)`` rebuilds it. `validate()` checks every field with a one-line,
-scikit-learn-shaped message naming the CLI flag.
+``ModelConfig(**d)`` rebuilds it. `validate()` checks every field against ``CONSTRAINTS``
+(`reidcli.utils.params`): one-line, scikit-learn-shaped messages naming the field, which
+the CLI shows as its flag.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from reidcli.utils.errors import ConfigError
+from reidcli.utils.params import Interval, Options, Satisfies, check_params
 
 POOLINGS = ("avg", "gem", "avgmax")
 NECKS = ("bnneck", "none")
@@ -57,6 +59,16 @@ class ModelConfig:
     feat_norm: bool = False
     rbnet: dict[str, Any] = field(default_factory=dict)
 
+    CONSTRAINTS: ClassVar[dict[str, list]] = {
+        "pretrained": [Satisfies(lambda v: isinstance(v, str) and v != "", "'imagenet', 'none' or a path")],
+        "last_stride": [Options((1, 2))], "pooling": [Options(POOLINGS)], "neck": [Options(NECKS)],
+        "gem_p": [Interval(float, 1, None)], "embed_dim": [Interval(int, 0, None)],
+        "num_classes": [Interval(int, 0, None)], "dropout": [Interval(float, 0, 1, closed="left")],
+        "lstm_hidden": [Interval(int, 1, None)], "local_dim": [Interval(int, 1, None)],
+        "attention": ["boolean"], "multilevel": ["boolean"], "lstm_branch": ["boolean"],
+        "feat_norm": ["boolean"], "rbnet": [dict],
+    }
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -73,27 +85,13 @@ class ModelConfig:
         return cls(**d)
 
     def validate(self) -> "ModelConfig":
-        """Raise `ConfigError` on the first bad field; returns self for chaining."""
+        """Raise `ConfigError` on the first bad field (an unknown arch with a did-you-mean);
+        returns self for chaining."""
         from reidcli.models import MODELS
 
         MODELS.get(self.arch)
-        _check(self.last_stride in (1, 2), "--last-stride must be 1 or 2", self.last_stride)
-        _check(self.pooling in POOLINGS, f"--pooling must be one of {POOLINGS}", self.pooling)
-        _check(self.neck in NECKS, f"--neck must be one of {NECKS}", self.neck)
-        _check(self.gem_p >= 1.0, "--gem-p must be a float >= 1", self.gem_p)
-        _check(self.embed_dim >= 0, "--embed-dim must be an int >= 0", self.embed_dim)
-        _check(self.num_classes >= 0, "--num-classes must be an int >= 0", self.num_classes)
-        _check(0.0 <= self.dropout < 1.0, "--dropout must be a float in [0, 1)", self.dropout)
-        _check(self.lstm_hidden > 0, "--lstm-hidden must be an int > 0", self.lstm_hidden)
-        _check(self.local_dim > 0, "--local-dim must be an int > 0", self.local_dim)
-        if not isinstance(self.pretrained, str) or not self.pretrained:
-            raise ConfigError(f"--pretrained must be 'imagenet', 'none' or a path; got {self.pretrained!r}")
+        check_params(self, self.CONSTRAINTS)
         return self
-
-
-def _check(ok: bool, msg: str, got: Any) -> None:
-    if not ok:
-        raise ConfigError(f"{msg}; got {got!r}")
 
 
 def min_input_divisor(cfg: ModelConfig) -> int:

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from reidcli.utils.errors import ConfigError
+from reidcli.utils.params import Interval, Options, Satisfies, check_params
 
 OPTIMIZERS = ("adam", "sgd", "adamw")
 SCHEDULES = ("step", "cosine", "constant")
+_COUNT = [Interval(int, 0, None)]
+
+
+def _increasing_epochs(v: Any) -> bool:
+    return (isinstance(v, (list, tuple)) and all(isinstance(m, int) and m > 0 for m in v)
+            and list(v) == sorted(v))
 
 
 @dataclass
@@ -66,6 +72,21 @@ class TrainConfig:
     eval_every: int = 0
     log_every: int = 20
 
+    CONSTRAINTS: ClassVar[dict[str, list]] = {
+        "epochs": [Interval(int, 1, None)], "iters_per_epoch": _COUNT, "max_iters": _COUNT,
+        "stop_after": _COUNT, "images_per_bn": _COUNT, "workers": _COUNT, "eval_every": _COUNT,
+        "optimizer": [Options(OPTIMIZERS)], "schedule": [Options(SCHEDULES)],
+        "lr": [Interval(float, 0, None, closed="neither")], "weight_decay": [Interval(float, 0, None)],
+        "momentum": [Interval(float, 0, 1)], "gamma": [Interval(float, 0, 1, closed="right")],
+        "warmup_epochs": [Interval(float, 0, None)],
+        "warmup_factor": [Interval(float, 0, 1, closed="right")],
+        "milestones": [Satisfies(_increasing_epochs, "increasing positive epochs, e.g. [40, 70]")],
+        "p": [Interval(int, 2, None)], "k": [Interval(int, 1, None)],
+        "sync_bn": ["boolean"], "amp": ["boolean"], "deterministic": ["boolean"],
+        "seed": [Interval(int, 0, None)], "grad_clip": [Interval(float, 0, None)],
+        "log_every": [Interval(int, 1, None)],
+    }
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -75,33 +96,20 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def validate(self) -> "TrainConfig":
-        _pos("--epochs", self.epochs, int)
-        for flag, v in (("--iters-per-epoch", self.iters_per_epoch), ("--max-iters", self.max_iters),
-                        ("--stop-after", self.stop_after), ("--images-per-bn", self.images_per_bn),
-                        ("--workers", self.workers), ("--eval-every", self.eval_every)):
-            if not isinstance(v, int) or v < 0:
-                raise ConfigError(f"{flag} must be an int >= 0; got {v!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"--schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
-        _pos("--lr", self.lr, float)
-        if self.weight_decay < 0:
-            raise ConfigError(f"--weight-decay must be a float >= 0; got {self.weight_decay}")
-        if not 0.0 < self.gamma <= 1.0:
-            raise ConfigError(f"--gamma must be a float in (0, 1]; got {self.gamma}")
-        if not 0.0 < self.warmup_factor <= 1.0:
-            raise ConfigError(f"--warmup-factor must be a float in (0, 1]; got {self.warmup_factor}")
-        if self.warmup_epochs < 0:
-            raise ConfigError(f"--warmup-epochs must be >= 0; got {self.warmup_epochs}")
-        if any(m <= 0 for m in self.milestones) or sorted(self.milestones) != list(self.milestones):
-            raise ConfigError(f"--milestones must be increasing positive epochs; got {self.milestones}")
-        if self.p < 2:
-            raise ConfigError(f"--ids-per-batch must be an int >= 2; got {self.p}")
-        _pos("--images-per-id", self.k, int)
+        """Raise `ParamError` (a `ConfigError`) on the first bad field; returns self."""
+        check_params(self, self.CONSTRAINTS)
         return self
 
 
-def _pos(flag: str, v: Any, kind: type) -> None:
-    if not isinstance(v, (int, float) if kind is float else int) or isinstance(v, bool) or v <= 0:
-        raise ConfigError(f"{flag} must be a positive {kind.__name__}; got {v!r}")
+@dataclass
+class FinetuneConfig(TrainConfig):
+    """`TrainConfig` with the defaults of one adaptation round (``reid finetune``; MMT's
+    recipe, Ge et al. ICLR 2020: Adam 3.5e-4 at a constant rate, 400 iterations per epoch,
+    16 x 4 batches)."""
+
+    epochs: int = 1
+    iters_per_epoch: int = 400
+    schedule: str = "constant"
+    milestones: list[int] = field(default_factory=list)
+    warmup_epochs: float = 0.0
+    workers: int = 2

@@ -1,37 +1,44 @@
 """The one training loop, shared by `reid pretrain` and every `reid finetune` method.
 
 `Engine(method, cfg, out=..., meta=...).fit(resume=None)` runs epochs of ``method.step``
-under AMP (CUDA), steps the optimizer(s) and the per-iteration lr schedule, and writes a
-resumable checkpoint atomically after every epoch (rank 0 only under DDP), plus one JSON
-line per log interval / epoch / evaluation to ``<out stem>.log.jsonl`` beside it.
-Resuming restores networks, optimizers, scheduler, AMP scaler, data-stream positions and
-every RNG, so an interrupted run continues bit for bit (on the same device and thread
+under AMP (CUDA) and steps the optimizer(s) and the per-iteration lr schedule. Around the
+steps, hooks (`reidcli.train.hooks`) write one JSON line per log interval / epoch /
+evaluation to ``<out stem>.log.jsonl``, a resumable checkpoint atomically after every epoch
+(rank 0 only under DDP), and evaluate every ``cfg.eval_every`` epochs; ``hooks=`` adds
+more. Resuming restores networks, optimizers, scheduler, AMP scaler, data-stream positions
+and every RNG, so an interrupted run continues bit for bit (on the same device and thread
 count). See `reidcli.train.methods` for the plug-in contract.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import random
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
 from reidcli.data.loader import ImageDataset, check_batch, make_loader
-from reidcli.io.ckpt import make_checkpoint, save_checkpoint
+from reidcli.io.ckpt import make_checkpoint
+from reidcli.models.bn import convert_domain_bn, convert_ghost_bn
 from reidcli.train import dist as D
-from reidcli.train.bn import convert_domain_bn, convert_ghost_bn
 from reidcli.train.config import TrainConfig
-from reidcli.train.methods import EngineContext, Method
+from reidcli.train.hooks import (
+    Checkpointer,
+    Evaluator,
+    HookBase,
+    JSONLWriter,
+    log_path_for,
+)
+from reidcli.train.methods.base import EngineContext, Method
 from reidcli.train.optim import build_optimizer, build_scheduler
 from reidcli.utils.errors import ReidError
-from reidcli.utils.progress import progress_bar, say
+from reidcli.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
 BN_REFERENCE = 16  # images per BN in the published recipes (64 images on 4 GPUs)
@@ -89,21 +96,30 @@ class Engine:
         out: checkpoint path (overwritten atomically every epoch).
         meta: checkpoint header fields: ``input_size``, ``pixel_mean``, ``pixel_std``,
             ``provenance``, optional ``model_config`` (else taken from the model).
-        ctx: the build context (device, number of classes, data, options).
+        ctx: the build context (device, number of classes, data, facts).
         bn_domains: domain names for domain-specific BN (``[]`` = plain BN).
         evaluate: optional ``fn(model) -> dict`` called every ``cfg.eval_every`` epochs.
+        hooks: more `HookBase` hooks, run after the built-in ones (log, checkpoint, eval).
     """
 
     def __init__(self, method: Method, cfg: TrainConfig, *, out: Path, meta: dict,
                  ctx: EngineContext, bn_domains: Optional[list[str]] = None,
-                 evaluate: Optional[Callable[[torch.nn.Module], dict]] = None):
+                 evaluate: Optional[Callable[[torch.nn.Module], dict]] = None,
+                 hooks: Sequence[HookBase] = ()):
         self.method, self.cfg, self.out, self.meta, self.ctx = method, cfg, Path(out), meta, ctx
         self.bn_domains = list(bn_domains or [])
-        self.evaluate = evaluate
         self.device, self.dist = ctx.device, ctx.dist
-        self.log_path = self.out.with_name(self.out.stem + ".log.jsonl")
+        self.log_path = log_path_for(self.out)
         self.epoch, self.it_in_epoch, self.global_it = 0, 0, 0
         self.amp = bool(cfg.amp and self.device.type == "cuda")
+        self.resumed = False
+        writer = JSONLWriter(self.log_path, cfg.log_every)
+        self.hooks: list[HookBase] = [writer, Checkpointer(self.out)]
+        if evaluate is not None:
+            self.hooks.append(Evaluator(evaluate, cfg.eval_every, writer))
+        self.hooks += list(hooks)
+        for h in self.hooks:
+            h.engine = self
 
     # -- setup -----------------------------------------------------------------------
     def setup(self) -> None:
@@ -123,6 +139,7 @@ class Engine:
         self.sched = build_scheduler(self.opt, self.iters, self.cfg)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
         self._wrap_ddp()
+        m.after_setup(self.opt)
 
     def _convert_bn(self) -> None:
         m, cfg = self.method, self.cfg
@@ -163,19 +180,23 @@ class Engine:
         self.setup()
         if resume is not None:
             self.load_state(resume)
-        elif self.dist.is_main:
-            self.log_path.write_text("")
+            self.resumed = True
         cfg, last, start_epoch = self.cfg, {}, self.epoch
         try:
+            self._call("before_train")
             while self.epoch < cfg.epochs and not self._budget_done():
                 if cfg.stop_after and self.epoch - start_epoch >= cfg.stop_after:
                     break
                 last = self._run_epoch()
-                self._after_epoch(last)
+            self._call("after_train")
         finally:
             for s in self.streams.values():
                 s.close()
         return last
+
+    def _call(self, point: str) -> None:
+        for h in self.hooks:
+            getattr(h, point)()
 
     def _budget_done(self) -> bool:
         return bool(self.cfg.max_iters) and self.global_it >= self.cfg.max_iters
@@ -184,29 +205,32 @@ class Engine:
         cfg, m = self.cfg, self.method
         m.train()
         m.on_epoch_start(self.epoch)
+        self._call("before_epoch")
         sums: dict[str, torch.Tensor] = {}
-        window: dict[str, torch.Tensor] = {}
         t0, n_img, n_steps = time.perf_counter(), 0, 0
-        with progress_bar(f"epoch {self.epoch + 1}/{cfg.epochs}", total=self.iters) as bar:
-            bar.advance(self.it_in_epoch)
+        with progress_bar(f"epoch {self.epoch + 1}/{cfg.epochs}", total=self.iters) as self.bar:
+            self.bar.advance(self.it_in_epoch)
             while self.it_in_epoch < self.iters and not self._budget_done():
                 batch = {name: self._to_device(s.next()) for name, s in self.streams.items()}
-                n_img += sum(int(b["img"].shape[0]) for b in batch.values())
-                out = self._train_step(batch)
-                for k, v in out.items():
+                self.step_images = sum(int(b["img"].shape[0]) for b in batch.values())
+                n_img += self.step_images
+                self._call("before_step")
+                self.step_out = self._train_step(batch)
+                for k, v in self.step_out.items():
                     sums[k] = sums.get(k, 0.0) + v
-                    window[k] = window.get(k, 0.0) + v
                 self.it_in_epoch += 1
                 self.global_it += 1
                 n_steps += 1
-                if self.it_in_epoch % cfg.log_every == 0 or self.it_in_epoch == self.iters:
-                    speed = n_img * self.dist.world_size / max(1e-9, time.perf_counter() - t0)
-                    row = self._log_row("step", window, cfg.log_every, img_s=speed)
-                    bar.set(**{k: v for k, v in row.items() if k in ("loss", "acc", "img_s")})
-                    window = {}
-                bar.advance(1)
-        metrics = self._means(sums, max(1, n_steps))
+                self._call("after_step")
+                self.bar.advance(1)
+        metrics = self.means(sums, max(1, n_steps))
         metrics["img_s"] = n_img * self.dist.world_size / max(1e-9, time.perf_counter() - t0)
+        self.epoch_finished = self.it_in_epoch >= self.iters
+        if self.epoch_finished:
+            m.on_epoch_end(self.epoch)
+            self.epoch, self.it_in_epoch = self.epoch + 1, 0
+        self.epoch_metrics = metrics
+        self._call("after_epoch")
         return metrics
 
     def _to_device(self, batch: dict) -> dict:
@@ -237,43 +261,10 @@ class Engine:
         m.after_step(self.global_it)
         return {k: v.detach().float() for k, v in out.items() if torch.is_tensor(v) and v.numel() == 1}
 
-    def _means(self, sums: dict, n: int) -> dict[str, float]:
+    def means(self, sums: dict, n: int) -> dict[str, float]:
+        """``sums / n`` as floats, averaged over the processes under DDP (a collective)."""
         vals = {k: float(v) / n for k, v in sums.items()}
         return D.mean_over_ranks(vals, self.dist, self.device)
-
-    def _log_row(self, kind: str, values: dict, n: int, **extra) -> dict:
-        row = {"type": kind, "epoch": self.epoch + 1, "iter": self.global_it,
-               "lr": self.opt.param_groups[0]["lr"], **self._means(values, n), **extra}
-        self._write_log(row)
-        return row
-
-    def _write_log(self, row: dict) -> None:
-        if self.dist.is_main:
-            with open(self.log_path, "a") as fh:
-                fh.write(json.dumps(row) + "\n")
-
-    def _after_epoch(self, metrics: dict) -> None:
-        finished = self.it_in_epoch >= self.iters
-        if finished:
-            self.method.on_epoch_end(self.epoch)
-            self.epoch, self.it_in_epoch = self.epoch + 1, 0
-        self._write_log({"type": "epoch", "epoch": self.epoch, "iter": self.global_it, **metrics})
-        if self.dist.is_main:
-            save_checkpoint(self.out, self.checkpoint())
-            shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-            say(f"epoch {self.epoch}/{self.cfg.epochs}: {shown} -> {self.out}")
-        D.barrier(self.dist)
-        if finished and self.evaluate and self.cfg.eval_every and self.epoch % self.cfg.eval_every == 0:
-            self._run_eval()
-
-    def _run_eval(self) -> None:
-        if self.dist.is_main:
-            res = self.evaluate(self.method.model)
-            if res:
-                self._write_log({"type": "eval", "epoch": self.epoch, **res})
-                say(f"eval after epoch {self.epoch}: " + "  ".join(f"{k} {v:.4g}" for k, v in res.items()))
-        D.barrier(self.dist)
-        self.method.train()
 
     # -- state -------------------------------------------------------------------------
     def checkpoint(self) -> dict:
@@ -295,7 +286,7 @@ class Engine:
 
     def train_state(self) -> dict:
         return {
-            "config": self.cfg.to_dict(), "options": dict(self.ctx.options),
+            "config": self.cfg.to_dict(), "options": {**self.ctx.facts, **self.method.options.to_dict()},
             "epoch": self.epoch, "it_in_epoch": self.it_in_epoch, "global_it": self.global_it,
             "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
             "extra_optimizers": {k: o.state_dict() for k, o in self.extra_opts.items()},

@@ -1,9 +1,16 @@
 """`finetune`: one round of unsupervised domain adaptation (``reid finetune``).
 
 A round takes a checkpoint, the pseudo-labels of the target training images
-(``reid cluster``) and trains with one of the methods of `reidcli.train.methods`
-(``pseudo``, ``mmt``, ``kd``, ``joint``) through the one engine. The outer loop
-(features -> cluster -> finetune) lives in a Makefile (``bin/uda.mk``).
+(``reid cluster``) and trains with one of the adaptation methods of
+`reidcli.train.methods` (``pseudo``, ``mmt``, ``kd``, ``joint``) through the one engine,
+with the same config objects as `reidcli.train.pretrain.pretrain` (a `FinetuneConfig`,
+which is a `TrainConfig` with one round's defaults) plus the method's options object.
+The outer loop (features -> cluster -> finetune) lives in a Makefile (``bin/uda.mk``).
+
+>>> from reidcli.train.config import FinetuneConfig
+>>> from reidcli.train.methods.options import PseudoOptions
+>>> finetune("m.pt", "labels.h5", "data/duke", "m2.pt", method="pseudo",
+...          options=PseudoOptions(margin=0.5), train=FinetuneConfig(iters_per_epoch=80))  # doctest: +SKIP
 
 Guarantees:
 
@@ -22,23 +29,22 @@ import dataclasses
 import logging
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
+from reidcli.data.transforms import AugmentConfig
+from reidcli.train.config import FinetuneConfig, TrainConfig
+from reidcli.train.methods.options import MethodOptions
 from reidcli.utils.errors import ConfigError, InputError
+from reidcli.utils.params import ParamError, reject_unknown
 
 log = logging.getLogger(__name__)
-METHOD_NAMES = ("pseudo", "mmt", "kd", "joint")
-# checkpoints each method can start from: source models and any adaptation round
-STARTS_FROM = {"supervised", "pretrain", "pseudo", "mmt", "kd", "joint"}
-ENGINE_DEFAULTS = {"epochs": 1, "iters": 400, "lr": 3.5e-4, "weight_decay": 5e-4, "p": 16, "k": 4}
-
-
-def _register_methods() -> None:
-    from reidcli.train.methods import load_builtin_methods
-
-    load_builtin_methods()
+DEFAULT_METHOD = "mmt"
+# method names of checkpoints from before the method registry, still accepted as a start
+OLD_METHOD_NAMES = ("pretrain",)
+# keywords of `finetune` itself among the flat settings of `finetune_from_settings`
+RUN_KEYWORDS = ("ckpt2", "source", "target_format", "source_format", "device")
 
 
 def check_labels(lf, records: list, labels_path: Path, target_root: Path) -> np.ndarray:
@@ -74,33 +80,41 @@ def _compact(labels: np.ndarray, centers: Optional[np.ndarray]):
 def load_start(ckpt: Path, method: str, ckpt2: Optional[Path]) -> tuple[dict, Optional[dict]]:
     """The starting checkpoint(s); `InputError` for one a method cannot start from."""
     from reidcli.io.ckpt import load_checkpoint
+    from reidcli.train.methods import TRAINING_METHODS, finetune_method_names
 
     ck = load_checkpoint(ckpt)
     cks = [(ckpt, ck)]
     ck2 = None
     if ckpt2 is not None:
-        if method != "mmt":
-            raise ConfigError(f"--ckpt2 is MMT's second network; --method {method} uses one network")
+        if TRAINING_METHODS.get(method).start_checkpoints < 2:
+            raise ParamError("ckpt2", f"is MMT's second network; --method {method} uses one network")
         ck2 = load_checkpoint(ckpt2)
         cks.append((ckpt2, ck2))
     for path, c in cks:
-        if c.get("method") not in STARTS_FROM:
+        if c.get("method") not in TRAINING_METHODS and c.get("method") not in OLD_METHOD_NAMES:
             raise InputError(f"{path} was trained with method '{c.get('method')}', which --method "
                              f"{method} cannot start from (it needs a 'reid pretrain' or 'reid "
-                             f"finetune' checkpoint of {', '.join(METHOD_NAMES)})")
+                             f"finetune' checkpoint of {', '.join(finetune_method_names())})")
     if ck2 is not None and ck2["model_config"].get("arch") != ck["model_config"].get("arch"):
         raise InputError(f"{ckpt2} is a {ck2['model_config'].get('arch')} but {ckpt} a "
                          f"{ck['model_config'].get('arch')}; MMT's two networks must share an architecture")
     return ck, ck2
 
 
-def _train_transform(ck: dict, erasing: float):
-    from reidcli.data.transforms import AugmentConfig, build_train_transform
-
+def finetune_augment(ck: dict, augment: AugmentConfig | Mapping[str, Any] | None = None) -> AugmentConfig:
+    """The augmentation of a round on checkpoint ``ck``: by default the checkpoint's input
+    size with the recipes' 10 px padding at 256 x 128 scaled to it; a dict changes fields of
+    that default; an `AugmentConfig` is used as it is (at the checkpoint's input size)."""
     h, w = (int(v) for v in ck["input_size"])
-    pad = max(1, round(10 * h / 256))  # the recipes' 10 px at 256 x 128, scaled to the input
-    aug = AugmentConfig(height=h, width=w, pad=pad, erasing=erasing)
-    return build_train_transform(aug, ck["pixel_mean"], ck["pixel_std"]), (h, w)
+    aug = augment
+    if not isinstance(aug, AugmentConfig):
+        changes = dict(augment or {})
+        reject_unknown(changes, [f.name for f in dataclasses.fields(AugmentConfig)], what="AugmentConfig")
+        aug = dataclasses.replace(AugmentConfig(height=h, width=w, pad=max(1, round(10 * h / 256))), **changes)
+    if (aug.height, aug.width) != (h, w):
+        raise ConfigError(f"the augmentation is {aug.height}x{aug.width} but the checkpoint takes {h}x{w} "
+                          "inputs; leave height and width to the checkpoint")
+    return aug.validate()
 
 
 def _centers(lf, labels: np.ndarray, ck: dict, labels_path: Path):
@@ -131,12 +145,13 @@ def _source_dataset(source: Path, source_format: Optional[str], transform, size)
 
 
 def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike, target_root: str | os.PathLike,
-             out: str | os.PathLike, *, method: str = "mmt", ckpt2: Optional[str | os.PathLike] = None,
-             source: Optional[str | os.PathLike] = None, target_format: Optional[str] = None,
-             source_format: Optional[str] = None, epochs: int = 1, iters: int = 400,
-             lr: float = 3.5e-4, weight_decay: float = 5e-4, p: int = 16, k: int = 4,
-             images_per_bn: int = 16, erasing: float = 0.5, seed: int = 0, device: str = "auto",
-             workers: int = 2, amp: bool = True, **options: Any) -> Path:
+             out: str | os.PathLike, *, method: str = DEFAULT_METHOD,
+             options: MethodOptions | Mapping[str, Any] | None = None,
+             train: Optional[TrainConfig] = None,
+             augment: AugmentConfig | Mapping[str, Any] | None = None,
+             ckpt2: Optional[str | os.PathLike] = None, source: Optional[str | os.PathLike] = None,
+             target_format: Optional[str] = None, source_format: Optional[str] = None,
+             device: str = "auto") -> Path:
     """Run one adaptation round and write the new checkpoint to ``out``.
 
     Args:
@@ -144,107 +159,133 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike, target_root: st
         labels: ``reid cluster`` output for the target's training images.
         target_root: the target dataset (its ground-truth ids are never read).
         out: the new checkpoint (may equal ``ckpt``; replaced only on success).
-        method: 'pseudo', 'mmt', 'kd' or 'joint'.
+        method: an adaptation method: 'pseudo', 'mmt', 'kd' or 'joint'.
+        options: the method's options object (``PseudoOptions``, ``MMTOptions``, ...) or a
+            dict of its fields; a field of another method is an error. None: defaults.
+        train: engine settings; default `FinetuneConfig()` (MMT's round: Adam 3.5e-4,
+            400 steps per epoch, 16 x 4 batches, seed, workers, AMP).
+        augment: see `finetune_augment` (default: the checkpoint's input size).
         ckpt2: MMT's second source network (default: a copy of ``ckpt``'s).
-        source: labelled source dataset (``joint`` only).
-        epochs, iters: epochs of this round and optimizer steps per epoch (0: one pass).
-        lr, weight_decay, p, k, images_per_bn, erasing, seed, device, workers, amp: engine
-            and augmentation settings (MMT's: Adam 3.5e-4, 16 x 4 batches).
-        **options: method settings (``alpha``, ``soft_ce_weight``, ``soft_tri_weight``,
-            ``kd_every``, ``mu``, ``theta``, ``margin``, ``label_smooth``, ``center_weight``).
+        source: labelled source dataset (methods that use one: ``joint``).
+        target_format, source_format: dataset layouts (auto-detected when None).
+        device: auto | cpu | cuda | cuda:N.
 
     Returns:
         ``out``.
     """
-    from reidcli.io.h5 import read_labels
     from reidcli.data.layouts import load_dataset
+    from reidcli.io.h5 import read_labels
     from reidcli.utils.seed import seed_everything
 
-    _register_methods()
-    if method not in METHOD_NAMES:
-        import difflib
-
-        near = difflib.get_close_matches(method, METHOD_NAMES, n=1)
-        hint = f"; did you mean '{near[0]}'?" if near else ""
-        raise ConfigError(f"--method must be one of {', '.join(METHOD_NAMES)}; got {method!r}{hint}")
-    if method == "joint" and source is None:
-        raise ConfigError("--method joint trains on labelled source images too; pass --source DATA")
+    kind = _finetune_method(method)
+    opts = _method_options(method, options)
+    if kind.uses_source and source is None:
+        raise ConfigError(f"--method {method} trains on labelled source images too; pass --source DATA")
+    if source is not None and not kind.uses_source:
+        raise ParamError("source", f"does not apply to --method {method}; it trains on the target alone")
+    cfg = _round_config(train)
     ckpt, labels, out = Path(ckpt), Path(labels), Path(out)
     ck, ck2 = load_start(ckpt, method, Path(ckpt2) if ckpt2 else None)
+    aug = finetune_augment(ck, augment)
     ds = load_dataset(target_root, target_format)
     recs = [dataclasses.replace(r, pid=-1) for r in ds.split("train")]  # ground truth never read
     lf = read_labels(labels)
     y = check_labels(lf, recs, labels, Path(target_root))
     y, centers = _centers(lf, y, ck, labels)
-    seed_everything(seed)
-    transform, size = _train_transform(ck, erasing)
-    data = _datasets(method, ds.root, recs, y, transform, size)
+    seed_everything(cfg.seed, cfg.deterministic)
+    transform, size = _train_transform(ck, aug)
+    data = _datasets(kind.views, ds.root, recs, y, transform, size)
     data.update(init=ck, init2=ck2, centers=centers)
-    opts = {k2: v for k2, v in options.items() if v is not None}
+    facts: dict[str, Any] = {}
     if source is not None:
-        data["source"], opts["source_classes"] = _source_dataset(Path(source), source_format, transform, size)
-    cfg = _train_config(epochs=epochs, iters=iters, lr=lr, weight_decay=weight_decay, p=p, k=k,
-                        images_per_bn=images_per_bn, seed=seed, workers=workers, amp=amp)
+        data["source"], facts["source_classes"] = _source_dataset(Path(source), source_format, transform, size)
     n_clusters = int(y.max()) + 1
     log.info("finetune %s: %d images in %d clusters (%d outliers left out)", method,
              int((y >= 0).sum()), n_clusters, int((y < 0).sum()))
-    return _run(method, cfg, ck, data, opts, n_clusters, device, out,
-                inputs=[ckpt, labels] + ([Path(ckpt2)] if ckpt2 else []), seed=seed)
+    return _run(method, opts, cfg, ck, data, facts, n_clusters, device, out,
+                inputs=[ckpt, labels] + ([Path(ckpt2)] if ckpt2 else []))
 
 
-def _datasets(method: str, root: Path, recs: list, y: np.ndarray, transform, size) -> dict:
+def finetune_from_settings(ckpt: str | os.PathLike, labels: str | os.PathLike,
+                           target_root: str | os.PathLike, out: str | os.PathLike,
+                           **settings: Any) -> Path:
+    """`finetune` from flat keyword settings (the ``reid finetune`` flags): ``method``, the
+    fields of `FinetuneConfig` and `AugmentConfig` given, the keywords of `finetune`
+    (``ckpt2``, ``source``, ``device``, ...), and anything else as the method's options, so
+    a setting that is no option of the chosen method is a `ParamError` naming it."""
+    from reidcli.train.settings import split_settings
+
+    method = settings.pop("method", DEFAULT_METHOD)
+    parts = split_settings(settings, {"train": FinetuneConfig, "augment": AugmentConfig},
+                           rest=RUN_KEYWORDS, others="options")
+    return finetune(ckpt, labels, target_root, out, method=method, options=parts["options"],
+                    train=FinetuneConfig(**parts["train"]), augment=parts["augment"], **parts["rest"])
+
+
+def _finetune_method(method: str):
+    """The registered class of adaptation method ``method`` (registry did-you-mean on a typo)."""
+    from reidcli.train.methods import TRAINING_METHODS, finetune_method_names
+
+    kind = TRAINING_METHODS.get(method)
+    if not kind.finetune:
+        raise ParamError("method", f"must be an adaptation method ({', '.join(finetune_method_names())}); "
+                         f"got {method!r}, which trains on labelled images: use 'reid pretrain'")
+    return kind
+
+
+def _method_options(method: str, options) -> MethodOptions:
+    from reidcli.train.methods import method_options
+
+    return method_options(method, options)
+
+
+def _round_config(train: Optional[TrainConfig]) -> TrainConfig:
+    """``train`` (default `FinetuneConfig()`), its log interval capped at one epoch."""
+    cfg = train if train is not None else FinetuneConfig()
+    cap = cfg.iters_per_epoch or cfg.log_every
+    return dataclasses.replace(cfg, log_every=max(1, min(cfg.log_every, cap))).validate()
+
+
+def _train_transform(ck: dict, aug: AugmentConfig):
+    from reidcli.data.transforms import build_train_transform
+
+    return build_train_transform(aug, ck["pixel_mean"], ck["pixel_std"]), (aug.height, aug.width)
+
+
+def _datasets(views: int, root: Path, recs: list, y: np.ndarray, transform, size) -> dict:
     from reidcli.data.loader import ImageDataset
     from reidcli.train.methods.uda import TwoViewDataset
 
     keep = np.flatnonzero(y >= 0)  # outliers (-1) are left out
-    cls = TwoViewDataset if method == "mmt" else ImageDataset
+    cls = TwoViewDataset if views == 2 else ImageDataset
     return {"target": cls(root, [recs[i] for i in keep], transform, labels=y[keep], size=size)}
 
 
-def _train_config(*, epochs: int, iters: int, **kw: Any):
-    from reidcli.train.config import TrainConfig
-
-    cfg = TrainConfig(epochs=epochs, iters_per_epoch=iters, schedule="constant", warmup_epochs=0.0,
-                      milestones=[], log_every=max(1, min(20, iters or 20)), **kw)
-    return cfg.validate()
-
-
-def _run(method: str, cfg, ck: dict, data: dict, opts: dict, n_clusters: int, device: str,
-         out: Path, *, inputs: list, seed: int) -> Path:
+def _run(method: str, opts: MethodOptions, cfg: TrainConfig, ck: dict, data: dict, facts: dict,
+         n_clusters: int, device: str, out: Path, *, inputs: list) -> Path:
     from reidcli.io.h5 import make_provenance
     from reidcli.train.dist import DistInfo
-    from reidcli.train.methods import EngineContext, get_method
+    from reidcli.train.engine import Engine
+    from reidcli.train.hooks import log_path_for
+    from reidcli.train.methods import get_method
+    from reidcli.train.methods.base import EngineContext
     from reidcli.utils.device import resolve_device
 
     dev = resolve_device(device)
     mcfg = dict(ck["model_config"], pretrained="none")
     ctx = EngineContext(cfg=cfg, device=dev, dist=DistInfo(), num_classes=n_clusters, data=data,
-                        options={**opts, "model_config": mcfg, "method": method})
+                        facts={**facts, "model_config": mcfg, "method": method})
+    params = {**opts.to_dict(), **facts}
     meta = {"input_size": ck["input_size"], "pixel_mean": ck["pixel_mean"],
-            "pixel_std": ck["pixel_std"], "provenance": make_provenance(inputs, seed, params=opts)}
+            "pixel_std": ck["pixel_std"], "provenance": make_provenance(inputs, cfg.seed, params=params)}
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")
-    engine = _finetune_engine(get_method(method, opts), cfg, out=partial, meta=meta, ctx=ctx)
+    engine = Engine(get_method(method, opts), cfg, out=partial, meta=meta, ctx=ctx)
     try:
         engine.fit()
         os.replace(partial, out)
-        log_src = partial.with_name(partial.stem + ".log.jsonl")
-        if log_src.exists():
-            os.replace(log_src, out.with_name(out.stem + ".log.jsonl"))
+        if engine.log_path.exists():
+            os.replace(engine.log_path, log_path_for(out))
     finally:
         partial.unlink(missing_ok=True)
     return out
-
-
-def _finetune_engine(*args: Any, **kw: Any):
-    """The one engine, plus the previous round's optimizer moments restored after setup."""
-    from reidcli.train.engine import Engine
-
-    class FinetuneEngine(Engine):
-        def setup(self) -> None:
-            super().setup()
-            restore = getattr(self.method, "restore_optimizer", None)
-            if restore is not None:
-                restore(self.opt)
-
-    return FinetuneEngine(*args, **kw)

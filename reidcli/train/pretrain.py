@@ -5,6 +5,9 @@
 >>> from reidcli.train.pretrain import pretrain
 >>> pretrain("data/market", "m.pt", model=ModelConfig(arch="tiny"),
 ...          train=TrainConfig(epochs=2))                     # doctest: +SKIP
+
+`pretrain_from_settings` takes the same settings flat, one keyword per config field (the
+``reid pretrain`` flags), and builds the configs.
 """
 
 from __future__ import annotations
@@ -13,23 +16,26 @@ import dataclasses
 import logging
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 from reidcli.data.records import Dataset, relabel
 from reidcli.data.transforms import AugmentConfig, build_train_transform
 from reidcli.io.ckpt import IMAGENET_MEAN, IMAGENET_STD, load_checkpoint
 from reidcli.train import dist as D
 from reidcli.train.config import TrainConfig
+from reidcli.train.methods.options import MethodOptions
 from reidcli.utils.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
 # Settings a resumed run may change; everything else comes from the checkpoint.
 RESUME_OVERRIDES = ("epochs", "max_iters", "stop_after", "workers", "eval_every", "log_every")
+# keywords of `pretrain` itself among the flat settings of `pretrain_from_settings`
+RUN_KEYWORDS = ("method", "format", "target", "domain_bn", "resume", "device", "pose")
 
 
 def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model, train: TrainConfig,
              augment: Optional[AugmentConfig] = None, method: str = "supervised",
-             method_options: Optional[dict] = None, format: Optional[str] = None,
+             options: MethodOptions | Mapping[str, Any] | None = None, format: Optional[str] = None,
              target: str | os.PathLike | Dataset | None = None, domain_bn: bool = False,
              resume: bool = False, device: str = "auto",
              pose: str | os.PathLike | None = None) -> Path:
@@ -39,7 +45,8 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
         data: a dataset folder (layout auto-detected, or ``format``) or a loaded `Dataset`.
         out: the checkpoint, rewritten atomically after every epoch.
         train, augment: engine and augmentation settings.
-        method, method_options: the training method and its loss settings.
+        method, options: the training method and its options object (`SupervisedOptions`
+            for 'supervised') or a dict of its fields; None: its defaults.
         target: unlabelled target images forwarded each step so BN adapts (MMT pretrainer).
         domain_bn: separate BN for source and target (needs ``target``).
         resume: continue from ``out`` where it stopped (same config, more epochs allowed).
@@ -49,11 +56,13 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
     import torch
 
     from reidcli.train.engine import Engine
-    from reidcli.train.methods import EngineContext, get_method
+    from reidcli.train.methods import get_method, method_options
+    from reidcli.train.methods.base import EngineContext
     from reidcli.utils.device import resolve_device
     from reidcli.utils.seed import seed_everything
 
     out = Path(out)
+    opts = method_options(method, options)
     aug = (augment or AugmentConfig()).validate()
     ck = _resume_checkpoint(out) if resume else None
     model, train = _configs(model, train, ck)
@@ -68,23 +77,59 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
         if pose is not None or model.arch == "rbnet":
             from reidcli.data.pose_targets import check_pose_options
 
-            src = check_pose_options(model, pose, method_options, src, aug)
+            src = check_pose_options(model, pose, opts.to_dict(), src, aug)
         tgt = _target(target, aug) if target is not None else None
+        domains = ["source", "target"] if domain_bn else []
         ctx = EngineContext(cfg=train, device=dev, dist=info, num_classes=num_classes,
                             data={"source": src, "target": tgt},
-                            options={"model_config": dataclasses.asdict(model),
-                                     "bn_domains": ["source", "target"] if domain_bn else []})
-        meth = get_method(method, method_options)
+                            facts={"model_config": dataclasses.asdict(model), "bn_domains": domains})
         meta = {"input_size": [aug.height, aug.width], "pixel_mean": IMAGENET_MEAN,
-                "pixel_std": IMAGENET_STD, "provenance": _provenance(ds, train, model, method_options)}
-        evaluate = _eval_hook(ds, aug, train, dev) if train.eval_every else None
-        engine = Engine(meth, train, out=out, meta=meta, ctx=ctx,
-                        bn_domains=ctx.options["bn_domains"], evaluate=evaluate)
+                "pixel_std": IMAGENET_STD, "provenance": _provenance(ds, train, model, opts.to_dict())}
+        evaluate = _eval_fn(ds, aug, train, dev) if train.eval_every else None
+        engine = Engine(get_method(method, opts), train, out=out, meta=meta, ctx=ctx,
+                        bn_domains=domains, evaluate=evaluate)
         torch.backends.cudnn.benchmark = not train.deterministic
         engine.fit(resume=ck)
     finally:
         D.shutdown(info)
     return out
+
+
+def pretrain_from_settings(data: str | os.PathLike | Dataset, out: str | os.PathLike,
+                           **settings: Any) -> Path:
+    """`pretrain` from flat keyword settings (the ``reid pretrain`` flags): see
+    `pretrain_arguments`."""
+    return pretrain(data, out, **pretrain_arguments(settings))
+
+
+def pretrain_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of `pretrain` from flat settings, each the name of a field of
+    `ModelConfig`, `TrainConfig`, `AugmentConfig` or the method's options (`SupervisedOptions`),
+    ``rb_<field>`` of `reidcli.models.rbnet.RBNetOptions` (used with ``arch='rbnet'``), or
+    a keyword of `pretrain` (``method``, ``format``, ``target``, ...). ``milestones`` may be
+    a comma-separated string. Fields not given keep their dataclass defaults.
+
+    Raises:
+        ParamError: a setting that none of these has.
+    """
+    from reidcli.models import ModelConfig
+    from reidcli.train.methods import TRAINING_METHODS
+    from reidcli.train.settings import parse_ints, split_settings
+
+    s = dict(settings)
+    rb = {k[len("rb_"):]: s.pop(k) for k in list(s) if k.startswith("rb_")}
+    if "milestones" in s:
+        s["milestones"] = parse_ints(s["milestones"], "milestones")
+    kind = TRAINING_METHODS.get(s.get("method", "supervised")).Options
+    parts = split_settings(s, {"model": ModelConfig, "train": TrainConfig, "augment": AugmentConfig,
+                               "options": kind}, rest=RUN_KEYWORDS, what="reid pretrain")
+    model = ModelConfig(**parts["model"])
+    if model.arch == "rbnet" and rb:
+        if isinstance(rb.get("fuse"), str):
+            rb["fuse"] = [v.strip() for v in rb["fuse"].split(",") if v.strip()]
+        model.rbnet = rb
+    return {"model": model, "train": TrainConfig(**parts["train"]), "augment": AugmentConfig(**parts["augment"]),
+            "options": kind(**parts["options"]), **parts["rest"]}
 
 
 def _resume_checkpoint(out: Path) -> Optional[dict]:
@@ -166,7 +211,7 @@ def _provenance(ds: Dataset, train: TrainConfig, model, options: Optional[dict])
         "model": dataclasses.asdict(model), "method_options": dict(options or {})})
 
 
-def _eval_hook(ds: Dataset, aug: AugmentConfig, train: TrainConfig, dev):
+def _eval_fn(ds: Dataset, aug: AugmentConfig, train: TrainConfig, dev):
     """``fn(model) -> {"mAP", "rank1"}`` on the dataset's query/gallery, or None without them."""
     if "query" not in ds.splits or "gallery" not in ds.splits:
         log.warning("--eval-every: %s has no query/gallery splits; evaluation is skipped", ds.root)

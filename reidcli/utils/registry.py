@@ -1,8 +1,15 @@
-"""A small name -> factory registry with did-you-mean errors (timm-style)."""
+"""A small name -> factory registry with did-you-mean errors (timm-style).
+
+Entries are registered by decorator when their module is imported. A registry may also
+*declare* a built-in entry by the module that registers it (`Registry.declare`): its name
+and one-line description are then known without importing that module (so ``--help`` can
+list every model without importing torch), and the module is imported on first `get`.
+"""
 
 from __future__ import annotations
 
 import difflib
+import importlib
 from typing import Callable, Generic, Iterator, TypeVar
 
 from reidcli.utils.errors import ConfigError
@@ -21,10 +28,12 @@ class Registry(Generic[T]):
     def __init__(self, kind: str):
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._declared: dict[str, tuple[str, str]] = {}  # name -> (module, description)
+        self._aliases: dict[str, str] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
         def deco(obj: T) -> T:
-            if name in self._items:
+            if name in self._items or name in self._aliases:
                 raise ValueError(f"{self.kind} '{name}' is registered twice")
             self._items[name] = obj
             return obj
@@ -34,25 +43,52 @@ class Registry(Generic[T]):
     def add(self, name: str, obj: T) -> None:
         self.register(name)(obj)
 
+    def declare(self, name: str, module: str, description: str = "") -> None:
+        """Name a built-in entry that importing ``module`` registers (loaded on first `get`)."""
+        self._declared[name] = (module, description)
+
+    def alias(self, name: str, target: str, description: str = "") -> None:
+        """``name`` resolves to the entry ``target`` (an old or a shorter name)."""
+        self._aliases[name] = target
+        if description:
+            self._declared.setdefault(name, ("", description))
+
     def get(self, name: str) -> T:
+        name = self._aliases.get(name, name)
+        if name not in self._items and name in self._declared:
+            module = self._declared[name][0]
+            importlib.import_module(module)
+            if name not in self._items:
+                raise RuntimeError(f"{module} was declared to register {self.kind} '{name}' but did not")
         if name not in self._items:
             raise ConfigError(self.unknown_message(name))
         return self._items[name]
 
     def unknown_message(self, name: str) -> str:
-        names = self.names()
+        names = self.names() + sorted(self._aliases)
         close = difflib.get_close_matches(name, names, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         return f"unknown {self.kind} '{name}'{hint} (choices: {', '.join(names)})"
 
     def names(self) -> list[str]:
-        return sorted(self._items)
+        """Every registered or declared name (aliases excluded), sorted."""
+        return sorted(set(self._items) | (set(self._declared) - set(self._aliases)))
+
+    def aliases(self) -> dict[str, str]:
+        return dict(self._aliases)
+
+    def describe(self, name: str) -> str:
+        """The one-line description given to `declare` / `alias` (else the first docstring line)."""
+        if name in self._declared and self._declared[name][1]:
+            return self._declared[name][1]
+        doc = getattr(self._items.get(name), "__doc__", None) or ""
+        return doc.strip().splitlines()[0] if doc.strip() else ""
 
     def __contains__(self, name: str) -> bool:
-        return name in self._items
+        return name in self._items or name in self._declared or name in self._aliases
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.names())

@@ -69,7 +69,7 @@ class RBNetBackend(PoseBackend):
                  blur_sigma: Optional[float] = None, **_ignored):
         import torch
 
-        from reidcli.io.ckpt import load_model
+        from reidcli.models import load_network
         from reidcli.utils.device import resolve_device
 
         if ckpt is None:
@@ -77,7 +77,7 @@ class RBNetBackend(PoseBackend):
         check_params({"refine": refine}, CONSTRAINTS)
         self.path = Path(ckpt)
         self.device = torch.device(resolve_device(device))
-        self.net, ck = load_model(self.path, self.device)
+        self.net, ck = load_network(self.path, self.device)
         require_rbnet(self.net, self.path)
         self.size = tuple(int(v) for v in ck["input_size"])
         self.mean, self.std = ck["pixel_mean"], ck["pixel_std"]

@@ -6,7 +6,10 @@ gradient clipping, DDP (process group, wrapping, SyncBN, rank-0 writes), BN grou
 domain-specific BN, checkpoints every epoch, ``--resume``, the JSONL log, the progress bar
 and the evaluation hook. A method says only *what one step computes*.
 
-Plug-in interface (subclass `Method`, register it with ``@METHODS.register("name")``):
+Plug-in interface: subclass `Method` (`reidcli.train.methods.base`), give it an options
+dataclass (``Options = MyOptions``, in `reidcli.train.methods.options`: fields with their
+defaults and a ``CONSTRAINTS`` table), register it with ``@TRAINING_METHODS.register("name")``
+and declare its module below so it is found without importing every method. Then:
 
 ``build(ctx)``
     Create the networks into ``self.nets`` (name -> nn.Module). ``self.nets["model"]`` is
@@ -38,117 +41,70 @@ Plug-in interface (subclass `Method`, register it with ``@METHODS.register("name
     (1-α) θ``; KD weight blending every N epochs, ...).
 ``on_epoch_start(epoch)`` / ``on_epoch_end(epoch)``
     Optional hooks.
+``after_setup(opt)``
+    Optional, once the engine has built the optimizer (the finetune methods continue the
+    previous round's Adam moments here).
 ``extra_state()`` / ``load_extra_state(state)``
     Method state that is neither a network nor an optimizer (counters, memory banks).
 
 Finetune methods (pseudo-label, MMT, KD, joint source+target) differ from `supervised`
 only in these methods and in the streams they ask for, so they reuse the loop unchanged.
+Anything a method does *around* the loop rather than inside a step (extra logging, a
+schedule) is an engine hook instead (`reidcli.train.hooks`).
+
+``self.options`` is the method's validated options object; `get_method` builds it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Optional
+import dataclasses
+from typing import Any, Mapping
 
-import torch
-from torch import nn
-
+from reidcli.train.methods.options import MethodOptions
+from reidcli.utils.errors import ConfigError
+from reidcli.utils.params import reject_unknown
 from reidcli.utils.registry import Registry
 
-METHODS: Registry = Registry("training method")
+TRAINING_METHODS: Registry = Registry("training method")
+_M = "reidcli.train.methods."
+TRAINING_METHODS.declare("supervised", _M + "supervised", "ID + triplet loss on ground-truth labels")
+TRAINING_METHODS.declare("pseudo", _M + "pseudo", "ID + triplet loss on the pseudo-labels")
+TRAINING_METHODS.declare("mmt", _M + "mmt", "Mutual Mean-Teaching")
+TRAINING_METHODS.declare("kd", _M + "kd", "an intermediate copy blended into the weights")
+TRAINING_METHODS.declare("joint", _M + "joint", "labelled source and pseudo-labelled target")
 
 
-@dataclass
-class EngineContext:
-    """What a method may read while building: config, device and data facts."""
+def method_options(name: str, options: MethodOptions | Mapping[str, Any] | None = None) -> MethodOptions:
+    """The validated options object of method ``name`` from ``options``: None (the
+    defaults), a dict of field values, or the method's own options dataclass.
 
-    cfg: Any  # TrainConfig
-    device: torch.device
-    dist: Any  # DistInfo
-    num_classes: int = 0
-    data: dict[str, Any] = field(default_factory=dict)  # name -> (Dataset, records, labels)
-    options: dict[str, Any] = field(default_factory=dict)  # method-specific settings
-
-
-class Method:
-    """Base class of a training method (see the module docstring for the contract)."""
-
-    name = "method"
-
-    def __init__(self, options: Optional[dict] = None):
-        self.options = dict(options or {})
-        self.nets: dict[str, nn.Module] = {}
-        self.trained: list[str] = ["model"]
-        self._wrapped: dict[str, nn.Module] = {}
-        self.ctx: Optional[EngineContext] = None
-
-    # -- required -------------------------------------------------------------------
-    def build(self, ctx: EngineContext) -> None:
-        raise NotImplementedError
-
-    def streams(self, ctx: EngineContext) -> dict:
-        raise NotImplementedError
-
-    def step(self, batch: dict, it: int) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
-
-    # -- defaults -------------------------------------------------------------------
-    def param_groups(self) -> list[dict]:
-        groups = []
-        for name in self.trained:
-            net = self.nets[name]
-            if hasattr(net, "param_groups"):
-                groups += net.param_groups(1.0, self.ctx.cfg.weight_decay)
-            else:
-                groups.append({"params": [p for p in net.parameters() if p.requires_grad]})
-        for g in groups:
-            g.pop("lr", None)
-        return groups
-
-    def extra_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {}
-
-    def before_optimizer_step(self) -> None:
-        pass
-
-    def after_step(self, it: int) -> None:
-        pass
-
-    def on_epoch_start(self, epoch: int) -> None:
-        pass
-
-    def on_epoch_end(self, epoch: int) -> None:
-        pass
-
-    def extra_state(self) -> dict:
-        return {}
-
-    def load_extra_state(self, state: dict) -> None:
-        pass
-
-    # -- engine plumbing --------------------------------------------------------------
-    def net(self, name: str = "model") -> nn.Module:
-        """The network to call in `step` (the DDP wrapper when distributed)."""
-        return self._wrapped.get(name, self.nets[name])
-
-    def set_wrapped(self, name: str, module: nn.Module) -> None:
-        self._wrapped[name] = module
-
-    def train(self) -> None:
-        for name, net in self.nets.items():
-            net.train(name in self.trained)
-
-    @property
-    def model(self) -> nn.Module:
-        return self.nets["model"]
+    Raises:
+        ParamError: a name that is not an option of this method, or a bad value.
+        ConfigError: the options object of another method.
+    """
+    kind = TRAINING_METHODS.get(name).Options
+    if options is None:
+        opts = kind()
+    elif isinstance(options, Mapping):
+        reject_unknown(options, kind.field_names(), what=f"--method {name}")
+        opts = kind(**options)
+    elif type(options) is kind:
+        opts = dataclasses.replace(options)
+    else:
+        raise ConfigError(f"--method {name} takes {kind.__name__}, not {type(options).__name__}; "
+                          f"pass a {kind.__name__} or a dict of its fields")
+    return opts.validate()
 
 
-def get_method(name: str, options: Optional[dict] = None) -> Method:
-    """Instantiate a registered method by name (did-you-mean on a typo)."""
-    load_builtin_methods()
-    return METHODS.get(name)(options)
+def get_method(name: str, options: MethodOptions | Mapping[str, Any] | None = None):
+    """Instantiate a registered method by name (did-you-mean on a typo) with its validated
+    options (see `method_options`)."""
+    return TRAINING_METHODS.get(name)(method_options(name, options))
 
 
-def load_builtin_methods() -> None:
-    """Import the built-in plug-ins so they register (kept lazy: they import models)."""
-    from reidcli.train.methods import joint, kd, mmt, pseudo, supervised  # noqa: F401
+def finetune_method_names() -> list[str]:
+    """The registered methods ``reid finetune`` can run (imports them)."""
+    return [n for n in TRAINING_METHODS.names() if TRAINING_METHODS.get(n).finetune]
+
+
+__all__ = ["TRAINING_METHODS", "MethodOptions", "finetune_method_names", "get_method", "method_options"]

@@ -20,35 +20,29 @@ from __future__ import annotations
 
 import logging
 
-from reidcli.train.methods import METHODS, EngineContext
-from reidcli.train.methods.pseudo import DEFAULTS as PSEUDO_DEFAULTS
+from reidcli.models import network_from_checkpoint
+from reidcli.train.methods import TRAINING_METHODS
+from reidcli.train.methods.base import EngineContext
+from reidcli.train.methods.options import KDOptions
 from reidcli.train.methods.pseudo import Pseudo
-from reidcli.train.methods.uda import blend_, copy_net, init_classifier, net_from_checkpoint
-from reidcli.utils.errors import ConfigError
-from reidcli.utils.progress import say
+from reidcli.train.methods.uda import blend_, copy_net, init_classifier
 
 log = logging.getLogger(__name__)
-DEFAULTS = {**PSEUDO_DEFAULTS, "center_weight": 0.0035, "kd_every": 5, "mu": 0.5}
 
 
-@METHODS.register("kd")
+@TRAINING_METHODS.register("kd")
 class KD(Pseudo):
     """Fine-tune an intermediate copy; blend it into the target weights every N epochs."""
 
     name = "kd"
-    defaults = DEFAULTS
+    Options = KDOptions
 
     def build(self, ctx: EngineContext) -> None:
-        self.build_losses(ctx, self.nets_feat_dim(ctx))
-        o = self.o
-        if not isinstance(o["kd_every"], int) or o["kd_every"] < 1:
-            raise ConfigError(f"--kd-every must be an int >= 1; got {o['kd_every']!r}")
-        if not 0.0 < o["mu"] <= 1.0:
-            raise ConfigError(f"--mu must be a float in (0, 1]; got {o['mu']}")
+        self.build_objective(ctx)
         ck = ctx.data["init"]
-        target = net_from_checkpoint(ck)
+        target = network_from_checkpoint(ck)
         prev = ck.get("nets", {}).get("intermediate") if ck.get("method") == "kd" else None
-        inter = net_from_checkpoint(ck, prev) if prev is not None else net_from_checkpoint(ck)
+        inter = network_from_checkpoint(ck, prev) if prev is not None else network_from_checkpoint(ck)
         ts = ck.get("train_state") or {}
         self.kd_epochs = int((ts.get("method") or {}).get("kd_epochs", 0)) if prev is not None else 0
         for net in (target, inter):
@@ -58,13 +52,14 @@ class KD(Pseudo):
         self.trained = ["intermediate"]
 
     def on_epoch_end(self, epoch: int) -> None:
+        o = self.options
         self.kd_epochs += 1
-        if self.kd_epochs % self.o["kd_every"] == 0:
-            blend_(self.nets["model"], self.nets["intermediate"], self.o["mu"])
-            say(f"kd: W = {1 - self.o['mu']:g} W + {self.o['mu']:g} W_int after epoch {self.kd_epochs}")
+        if self.kd_epochs % o.kd_every == 0:
+            blend_(self.nets["model"], self.nets["intermediate"], o.mu)
+            log.info("kd: W = %g W + %g W_int after epoch %d", 1 - o.mu, o.mu, self.kd_epochs)
         else:
             log.info("kd: epoch %d, next blend after epoch %d", self.kd_epochs,
-                     (self.kd_epochs // self.o["kd_every"] + 1) * self.o["kd_every"])
+                     (self.kd_epochs // o.kd_every + 1) * o.kd_every)
 
     def extra_state(self) -> dict:
         return {**super().extra_state(), "kd_epochs": self.kd_epochs}

@@ -28,34 +28,36 @@ import logging
 
 import torch
 
+from reidcli.models import network_from_checkpoint
 from reidcli.models.rbnet import is_rbnet, mean_output, student_output
-from reidcli.train.methods import METHODS, EngineContext
-from reidcli.train.methods.uda import (UDAMethod, copy_net, ema_update_, init_classifier,
-                                       net_from_checkpoint, pk_stream)
-from reidcli.utils.errors import ConfigError
+from reidcli.train.methods import TRAINING_METHODS
+from reidcli.train.methods.base import EngineContext
+from reidcli.train.methods.options import MMTOptions
+from reidcli.train.methods.uda import (
+    UDAMethod,
+    copy_net,
+    ema_update_,
+    init_classifier,
+    pk_stream,
+)
 
 log = logging.getLogger(__name__)
-DEFAULTS = {"alpha": 0.999, "soft_ce_weight": 0.5, "soft_tri_weight": 0.8, "label_smooth": 0.1}
 NETS = ("model", "mean2", "net1", "net2")  # E[θ1], E[θ2], θ1, θ2
 
 
-@METHODS.register("mmt")
+@TRAINING_METHODS.register("mmt")
 class MMT(UDAMethod):
     """Mutual Mean-Teaching: two nets taught by each other's mean nets."""
 
     name = "mmt"
+    Options = MMTOptions
+    views = 2
+    start_checkpoints = 2
 
     def build(self, ctx: EngineContext) -> None:
         from reidcli.losses import CrossEntropyLabelSmooth, SoftEntropy, SoftTripletLoss
 
-        o = {**DEFAULTS, **{k: v for k, v in self.options.items() if v is not None and k in DEFAULTS}}
-        if not 0.0 <= o["alpha"] < 1.0:
-            raise ConfigError(f"--alpha must be a float in [0, 1); got {o['alpha']}")
-        for flag in ("soft_ce_weight", "soft_tri_weight"):
-            if not 0.0 <= o[flag] <= 1.0:
-                raise ConfigError(f"--{flag.replace('_', '-')} must be a float in [0, 1]; got {o[flag]}")
-        self.o = o
-        self.ce = CrossEntropyLabelSmooth(o["label_smooth"])
+        self.ce = CrossEntropyLabelSmooth(self.options.label_smooth)
         self.tri = SoftTripletLoss()
         self.soft_ce = SoftEntropy()
         self.ema_step = 0
@@ -71,14 +73,14 @@ class MMT(UDAMethod):
     def _initial_nets(self, ctx: EngineContext) -> dict:
         ck, ck2 = ctx.data["init"], ctx.data.get("init2")
         if ck.get("method") == "mmt" and all(n in ck.get("nets", {}) for n in NETS[1:]):
-            nets = {"model": net_from_checkpoint(ck)}
-            nets.update({n: net_from_checkpoint(ck, ck["nets"][n]) for n in NETS[1:]})
+            nets = {"model": network_from_checkpoint(ck)}
+            nets.update({n: network_from_checkpoint(ck, ck["nets"][n]) for n in NETS[1:]})
             ts = ck.get("train_state") or {}
             self.ema_step = int((ts.get("method") or {}).get("ema_step", 0))
             log.info("continuing MMT from %s nets and mean nets (EMA step %d)", ck.get("method"), self.ema_step)
             return nets
-        net1 = net_from_checkpoint(ck)
-        net2 = net_from_checkpoint(ck2) if ck2 is not None else net_from_checkpoint(ck)
+        net1 = network_from_checkpoint(ck)
+        net2 = network_from_checkpoint(ck2) if ck2 is not None else network_from_checkpoint(ck)
         return {"model": copy_net(net1), "mean2": copy_net(net2), "net1": net1, "net2": net2}
 
     def train(self) -> None:
@@ -98,14 +100,14 @@ class MMT(UDAMethod):
             e1, e2 = mean_output(self.nets["model"], x1, o1), mean_output(self.nets["mean2"], x2, o2)
         o1, o2 = student_output(o1), student_output(o2)
         L = mmt_losses(o1, o2, e1, e2, y, self.ce, self.tri, self.soft_ce)
-        wc, wt = self.o["soft_ce_weight"], self.o["soft_tri_weight"]
+        wc, wt = self.options.soft_ce_weight, self.options.soft_tri_weight
         total = ((1 - wc) * L["ce"] + (1 - wt) * L["triplet"] + wc * L["soft_ce"] + wt * L["soft_triplet"])
         res = {"loss": total, **{k: v.detach() for k, v in L.items()}}
         res["acc"] = (o1["logits"].argmax(1) == y).float().mean()
         return res
 
     def after_step(self, it: int) -> None:
-        alpha = self.o["alpha"]
+        alpha = self.options.alpha
         ema_update_(self.nets["model"], self.nets["net1"], alpha, self.ema_step)
         ema_update_(self.nets["mean2"], self.nets["net2"], alpha, self.ema_step)
         self.ema_step += 1

@@ -1,7 +1,5 @@
 """Shared pieces of the domain-adaptation (``reid finetune``) methods.
 
-* `net_from_checkpoint`: rebuild a network from a checkpoint's config and one of its
-  state dicts, with domain-specific BN collapsed to the deployed domain.
 * `init_classifier`: re-initialise the classifier from cluster centres (MMT, Ge et al.
   ICLR 2020, sec. 4.2 / public code: ``classifier.weight = normalize(centres)`` per epoch).
 * `ema_update_`: the mean-teacher update ``E[θ]_T = α E[θ]_{T-1} + (1 - α) θ`` (Tarvainen
@@ -25,29 +23,9 @@ from torch import nn
 
 from reidcli.data.loader import ImageDataset, _seeded
 from reidcli.data.sampler import PKBatchSampler, sample_seed
-from reidcli.train.methods import EngineContext, Method
+from reidcli.train.methods.base import EngineContext, Method
 
 log = logging.getLogger(__name__)
-
-
-def net_from_checkpoint(ck: dict, state: Optional[dict] = None) -> nn.Module:
-    """The network described by checkpoint ``ck`` with ``state`` (default: ``ck["model"]``)."""
-    from reidcli.io.ckpt import _load_state, checkpoint_model_config
-    from reidcli.models import build_model
-
-    cfg = checkpoint_model_config(ck)
-    cfg.pretrained = "none"
-    net = build_model(cfg, load_pretrained=False)
-    domains = (ck.get("bn") or {}).get("domains") or []
-    if domains:
-        from reidcli.train.bn import collapse_domain_bn, convert_domain_bn
-
-        convert_domain_bn(net, len(domains))
-        _load_state(net, state if state is not None else ck["model"], "checkpoint")
-        collapse_domain_bn(net, domains.index(ck["bn"].get("deploy") or domains[-1]))
-    else:
-        _load_state(net, state if state is not None else ck["model"], "checkpoint")
-    return net
 
 
 def init_classifier(net: nn.Module, num_classes: int, centers: Optional[torch.Tensor]) -> None:
@@ -113,6 +91,11 @@ class UDAMethod(Method):
     checkpoint), ``centers`` (a [K, D] tensor or None) and the datasets.
     """
 
+    finetune = True
+
+    def after_setup(self, opt: torch.optim.Optimizer) -> None:
+        self.restore_optimizer(opt)
+
     def param_groups(self) -> list[dict]:
         decay, no_decay, self._names = [], [], ([], [])
         wd = self.ctx.cfg.weight_decay
@@ -129,7 +112,7 @@ class UDAMethod(Method):
         return self._names[0] + self._names[1]
 
     def extra_state(self) -> dict:
-        return {"param_names": self.param_names()}
+        return {**super().extra_state(), "param_names": self.param_names()}
 
     def restore_optimizer(self, opt: torch.optim.Optimizer) -> int:
         """Load the previous round's optimizer moments by parameter name (same shapes)."""

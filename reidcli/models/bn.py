@@ -1,4 +1,5 @@
-"""BatchNorm variants the engine can swap into any network.
+"""BatchNorm variants the training engine swaps into any network (and the checkpoint loader
+undoes: `collapse_domain_bn`).
 
 - `GhostBatchNorm` ("ghost batch norm", Hoffer et al., NeurIPS 2017): normalise over groups of
   ``virtual`` images of the device batch. Published re-ID numbers (MMT, BoT) trained with 64

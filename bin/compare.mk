@@ -1,0 +1,61 @@
+# Every UDA method side by side on the demo's synthetic source and target (GNU make).
+#
+#   make compare                       # from the top-level Makefile
+#   make -f bin/compare.mk [OUT=compare ROUNDS=4 ITERS=80]
+#
+# One shared source model, direct transfer and oracle (bin/uda.mk with its defaults), then
+# one adaptation run per row with the SAME budget: ROUNDS rounds of ITERS optimizer steps
+# (P x K = 16 x 4 images), each round features -> cluster -> finetune. Rows:
+#   pseudo            CE + triplet on DBSCAN pseudo-labels (MMT's baseline), plain features
+#   pseudo+camnorm    the same on camera-centred features (reid cluster --camera-norm)
+#   mmt               Mutual Mean-Teaching (Ge et al. 2020); features of the two mean nets averaged
+#   rbnet+mmt         RBNet source model (seed 000; --pose: the synthetic keypoints), then MMT
+#   kd                ULA label expansion (seed 003: Euclidean DBSCAN, templates, cosine 0.8) +
+#                     KD weight blending every 5 epochs (5 epochs of ITERS/5 steps per round)
+#   joint             labelled source + pseudo-labelled target together (seed 004's joint objective)
+# bin/compare_table.py prints one table: mAP, Rank-1, gap closed, CPU and wall time of the
+# row's own stages, pseudo-label pair precision of the last round, and the load average.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+.DELETE_ON_ERROR:
+.PHONY: compare table FORCE
+
+OUT ?= compare
+ROUNDS ?= 4
+ITERS ?= 80
+PYTHON ?= python
+UDA = $(MAKE) --no-print-directory -f bin/uda.mk OUT=$(OUT) ROUNDS=$(ROUNDS) ITERS=$(ITERS)
+RB_OUT := $(OUT)/rbnet
+KD_ITERS := $(shell echo $$(( $(ITERS) / 5 )))
+ROWS := pseudo pseudo+camnorm mmt rbnet+mmt kd joint
+
+# per row: the uda.mk variables and the folder of its rounds
+row_vars_pseudo = METHOD=pseudo RUN=pseudo CAMERA_NORM=0
+row_vars_pseudo+camnorm = METHOD=pseudo RUN=pseudo+camnorm CAMERA_NORM=1
+row_vars_mmt = METHOD=mmt RUN=mmt CAMERA_NORM=0 EXTRA_FEATURES_ARGS="--net mean"
+row_vars_rbnet+mmt = OUT=$(RB_OUT) SOURCE=$(OUT)/data/market TARGET=$(OUT)/data/duke ARCH=rbnet \
+  PRE_ARGS="--rb-backbone resnet18_half --pose $(OUT)/data/market/pose.h5" \
+  METHOD=mmt RUN=mmt CAMERA_NORM=0 EXTRA_FEATURES_ARGS="--net mean"
+# ULA at the demo's scale: Euclidean DBSCAN eps on L2-normalised features, the densest
+# clusters kept as base classes (750 of Market's 12,936 images -> 59 of 1,024), cosine 0.8
+row_vars_kd = METHOD=kd RUN=kd CAMERA_NORM=0 CLUSTER_METHOD=dbscan-euclidean EPS=0.7 MIN_SAMPLES=4 \
+  CLUSTER_ARGS="--expand-threshold 0.8 --keep-clusters 59" EPOCHS=5 ITERS=$(KD_ITERS) FT_ARGS="--kd-every 5"
+row_vars_joint = METHOD=joint RUN=joint CAMERA_NORM=0
+row_dir = $(if $(filter rbnet+mmt,$(1)),$(RB_OUT)/mmt,$(OUT)/$(1))
+row_direct = $(if $(filter rbnet+mmt,$(1)),$(RB_OUT)/direct.json,$(OUT)/direct.json)
+
+compare table: $(OUT)/table.txt
+	@cat $<
+
+$(OUT)/base.time.json:
+	bin/run-timed $@ -- $(UDA) $(OUT)/direct.json $(OUT)/oracle.json
+
+define ROW
+$(call row_dir,$(1))/row.time.json: $(OUT)/base.time.json
+	@mkdir -p $$(@D)
+	bin/run-timed $$@ -- $(UDA) $(row_vars_$(1)) $(call row_dir,$(1))/r$(ROUNDS).json $(call row_direct,$(1))
+endef
+$(foreach r,$(ROWS),$(eval $(call ROW,$(r))))
+
+$(OUT)/table.txt: $(foreach r,$(ROWS),$(call row_dir,$(r))/row.time.json)
+	$(PYTHON) bin/compare_table.py --out $(OUT) --rounds $(ROUNDS) $(foreach r,$(ROWS),--row "$(r)=$(call row_dir,$(r))=$(call row_direct,$(r))") > $@

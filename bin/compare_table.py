@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Print the `make compare` table (bin/compare.mk) from the runs' JSON files.
+
+    python bin/compare_table.py --out compare --rounds 4 --row "pseudo=compare/pseudo=compare/direct.json" ...
+
+Each ``--row NAME=DIR=DIRECT`` names a run folder holding ``r1.json .. rN.json`` (``reid
+evaluate --json``), ``rN.labels.quality.json`` (``reid cluster --json``) and ``row.time.json``
+(bin/run-timed), and the direct-transfer result of the source model it started from.
+Columns: mAP and Rank-1 after the last round, the share of the direct -> oracle mAP gap it
+closed (against the shared direct transfer and oracle in OUT), mAP after each round, the
+pair precision of the last round's pseudo-labels, and the CPU / wall seconds of the row's
+own stages with the 1-minute load average at its end. Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def row(name: str, folder: Path, direct: Path, rounds: int, base: tuple[float, float]) -> list[str]:
+    d0, oracle = base
+    res = [_load(folder / f"r{i}.json") for i in range(1, rounds + 1)]
+    last = res[-1]
+    quality = _load(folder / f"r{rounds}.labels.quality.json").get("quality", {})
+    timing = _load(folder / "row.time.json")
+    own_direct = 100 * _load(direct)["mAP"]
+    m = 100 * last["mAP"]
+    closed = (m - d0) / (oracle - d0) if oracle > d0 else float("nan")
+    label = name if abs(own_direct - d0) < 1e-9 else f"{name} (direct {own_direct:.1f})"
+    return [label, f"{m:.1f}", f"{100 * last['rank1']:.1f}", f"{100 * closed:.0f}%",
+            " ".join(f"{100 * r['mAP']:.1f}" for r in res),
+            f"{quality.get('pair_precision', float('nan')):.3f}",
+            f"{timing['cpu_s']:.0f}", f"{timing['wall_s']:.0f}", f"{timing['load'][0]:.1f}"]
+
+
+def render(rows: list[list[str]]) -> str:
+    head = ["method", "mAP", "Rank-1", "gap closed", "mAP by round", "pair prec.", "CPU s", "wall s", "load"]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+
+    def fmt(r: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i in (0, 4) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+
+    return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *map(fmt, rows)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--rounds", type=int, required=True)
+    ap.add_argument("--row", action="append", default=[], help="NAME=DIR=DIRECT_JSON")
+    args = ap.parse_args(argv)
+    d0 = 100 * _load(args.out / "direct.json")["mAP"]
+    oracle_res = _load(args.out / "oracle.json")
+    oracle = 100 * oracle_res["mAP"]
+    direct_res = _load(args.out / "direct.json")
+    rows = [["direct transfer", f"{d0:.1f}", f"{100 * direct_res['rank1']:.1f}", "0%", "", "", "", "", ""]]
+    for spec in args.row:
+        name, folder, direct = spec.split("=")
+        rows.append(row(name, Path(folder), Path(direct), args.rounds, (d0, oracle)))
+    rows.append(["oracle (target labels)", f"{oracle:.1f}", f"{100 * oracle_res['rank1']:.1f}", "100%", "", "", "", "", ""])
+    print(render(rows))
+    print(f"budget per row: {args.rounds} rounds; gap closed = (mAP - direct) / (oracle - direct)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Engine hooks in the manner of fast-reid's ``engine/train_loop.py``: what happens around
+the training steps (writing the JSONL log, checkpointing, periodic evaluation) is a hook,
+so neither a method nor an entry point subclasses the loop.
+
+A hook subclasses `HookBase` and overrides any of ``before_train``, ``before_epoch``,
+``before_step``, ``after_step``, ``after_epoch``, ``after_train``; ``self.engine`` is the
+running `Engine` (its ``epoch``, ``it_in_epoch``, ``global_it``, ``iters``, ``cfg``,
+``method``, ``dist``, the last step's scalar outputs ``step_out`` and, after an epoch,
+``epoch_metrics`` and ``epoch_finished``). Hooks run in list order on every process (they
+may all-reduce), so a hook that writes files checks ``engine.dist.is_main``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from reidcli.train import dist as D
+
+log = logging.getLogger(__name__)
+
+
+class HookBase:
+    """Called by the engine at each point of the loop; every method is a no-op here."""
+
+    engine = None  # set by `Engine` before `before_train`
+
+    def before_train(self) -> None:
+        pass
+
+    def after_train(self) -> None:
+        pass
+
+    def before_epoch(self) -> None:
+        pass
+
+    def after_epoch(self) -> None:
+        pass
+
+    def before_step(self) -> None:
+        pass
+
+    def after_step(self) -> None:
+        pass
+
+
+def log_path_for(out: Path) -> Path:
+    """The JSONL log beside checkpoint ``out`` (``m.pt`` -> ``m.log.jsonl``)."""
+    return out.with_name(out.stem + ".log.jsonl")
+
+
+class JSONLWriter(HookBase):
+    """One JSON line per ``log_every`` steps (window means of the step outputs, the lr and
+    images/s), per epoch (epoch means) and per `write` call (e.g. evaluation results);
+    the file is started afresh unless the run resumes. It also feeds the progress bar."""
+
+    def __init__(self, path: Path, log_every: int):
+        self.path, self.log_every = Path(path), log_every
+
+    def write(self, row: dict) -> None:
+        if self.engine.dist.is_main:
+            with open(self.path, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+
+    def before_train(self) -> None:
+        if not self.engine.resumed and self.engine.dist.is_main:
+            self.path.write_text("")
+
+    def before_epoch(self) -> None:
+        self.window: dict = {}
+        self.t0, self.n_img, self.n_window = time.perf_counter(), 0, 0
+
+    def after_step(self) -> None:
+        e = self.engine
+        self.n_img += e.step_images
+        self.n_window += 1
+        for k, v in e.step_out.items():
+            self.window[k] = self.window.get(k, 0.0) + v
+        if e.it_in_epoch % self.log_every == 0 or e.it_in_epoch == e.iters:
+            speed = self.n_img * e.dist.world_size / max(1e-9, time.perf_counter() - self.t0)
+            row = {"type": "step", "epoch": e.epoch + 1, "iter": e.global_it,
+                   "lr": e.opt.param_groups[0]["lr"], **e.means(self.window, self.n_window), "img_s": speed}
+            self.write(row)
+            e.bar.set(**{k: v for k, v in row.items() if k in ("loss", "acc", "img_s")})
+            self.window, self.n_window = {}, 0
+
+    def after_epoch(self) -> None:
+        e = self.engine
+        self.write({"type": "epoch", "epoch": e.epoch, "iter": e.global_it, **e.epoch_metrics})
+
+
+class Checkpointer(HookBase):
+    """Write the resumable checkpoint atomically after every epoch (rank 0 only)."""
+
+    def __init__(self, out: Path):
+        self.out = Path(out)
+
+    def after_epoch(self) -> None:
+        from reidcli.io.ckpt import save_checkpoint
+
+        e = self.engine
+        if e.dist.is_main:
+            save_checkpoint(self.out, e.checkpoint())
+            shown = "  ".join(f"{k} {v:.4g}" for k, v in e.epoch_metrics.items())
+            log.info("epoch %d/%d: %s -> %s", e.epoch, e.cfg.epochs, shown, self.out)
+        D.barrier(e.dist)
+
+
+class Evaluator(HookBase):
+    """Every ``every`` finished epochs, ``evaluate(model) -> dict`` on rank 0; a non-empty
+    result is logged and written to ``writer``. The method returns to training mode."""
+
+    def __init__(self, evaluate: Callable, every: int, writer: Optional[JSONLWriter] = None):
+        self.evaluate, self.every, self.writer = evaluate, every, writer
+
+    def after_epoch(self) -> None:
+        e = self.engine
+        if not (e.epoch_finished and self.every and e.epoch % self.every == 0):
+            return
+        if e.dist.is_main:
+            res = self.evaluate(e.method.model)
+            if res:
+                if self.writer is not None:
+                    self.writer.write({"type": "eval", "epoch": e.epoch, **res})
+                log.info("eval after epoch %d: %s", e.epoch, "  ".join(f"{k} {v:.4g}" for k, v in res.items()))
+        D.barrier(e.dist)
+        e.method.train()

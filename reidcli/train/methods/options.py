@@ -1,0 +1,141 @@
+"""The options of every training method: one dataclass each, the only place their defaults live.
+
+A method's class names its dataclass (``Options = PseudoOptions``); `get_method` builds it
+from a dict (unknown names are an error naming the method) or takes it as it is, then calls
+``validate()``: the dataclass's ``CONSTRAINTS`` table through `check_params`, plus any
+check that spans several fields. The module imports no torch, so the CLI can show these
+defaults in ``--help``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from reidcli.utils.errors import ConfigError
+from reidcli.utils.params import Interval, check_params
+
+_WEIGHT = [Interval(float, 0, None)]
+_UNIT = [Interval(float, 0, 1)]
+
+
+@dataclass
+class MethodOptions:
+    """Base of the option dataclasses; subclasses add fields and ``CONSTRAINTS`` entries."""
+
+    CONSTRAINTS: ClassVar[dict[str, list]] = {}
+
+    def validate(self) -> "MethodOptions":
+        check_params(self, self.CONSTRAINTS)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+
+@dataclass
+class NoOptions(MethodOptions):
+    """A method without settings."""
+
+
+@dataclass
+class LossOptions(MethodOptions):
+    """The BoT objective (Luo et al., CVPR-W 2019): ``ce_weight`` x label-smoothed CE (eps
+    ``label_smooth``) + ``triplet_weight`` x batch-hard triplet (``margin``; soft-plus with
+    ``soft_margin``) + ``center_weight`` x centre loss (Wen et al. 2016; 0 = off), whose
+    centres move by SGD at ``center_lr``."""
+
+    ce_weight: float = 1.0
+    label_smooth: float = 0.1
+    triplet_weight: float = 1.0
+    margin: float = 0.3
+    soft_margin: bool = False
+    center_weight: float = 0.0
+    center_lr: float = 0.5
+
+    CONSTRAINTS: ClassVar[dict[str, list]] = {
+        "ce_weight": _WEIGHT, "triplet_weight": _WEIGHT, "center_weight": _WEIGHT, "margin": _WEIGHT,
+        "label_smooth": [Interval(float, 0, 1, closed="left")], "soft_margin": ["boolean"],
+        "center_lr": [Interval(float, 0, None, closed="neither")],
+    }
+
+    def validate(self) -> "LossOptions":
+        super().validate()
+        if self.ce_weight == 0 and self.triplet_weight == 0:
+            raise ConfigError("ce_weight and triplet_weight are both 0; nothing would be learnt "
+                              "(give one of them a weight > 0)")
+        return self
+
+
+@dataclass
+class SupervisedOptions(LossOptions):
+    """`LossOptions` plus RBNet's terms (eq. 4), used with ``--arch rbnet``: ``mse_weight``
+    l3 (< 0: automatic, l3 MSE ~ l2 triplet), ``id2_weight`` l4, ``triplet2_weight`` l5,
+    ``heatmap_sigma`` (target Gaussian, heat-map pixels) and ``pose_min_score`` (keypoints
+    scoring at or below it are masked)."""
+
+    mse_weight: float = -1.0
+    id2_weight: float = 1.0
+    triplet2_weight: float = 1.0
+    heatmap_sigma: float = 2.0
+    pose_min_score: float = 0.3
+
+    CONSTRAINTS: ClassVar[dict[str, list]] = {
+        **LossOptions.CONSTRAINTS, "mse_weight": [Interval(float, None, None)],
+        "id2_weight": _WEIGHT, "triplet2_weight": _WEIGHT,
+        "heatmap_sigma": [Interval(float, 0, None, closed="neither")],
+        "pose_min_score": [Interval(float, 0, 1, closed="left")],
+    }
+
+
+@dataclass
+class PseudoOptions(LossOptions):
+    """The BoT objective on the pseudo-labels (`LossOptions`)."""
+
+
+@dataclass
+class KDOptions(LossOptions):
+    """`LossOptions` with the centre loss on (0.0035, METHODS.md section 4), plus the KD
+    weight blend ``W = (1 - mu) W + mu W_int`` every ``kd_every`` epochs."""
+
+    center_weight: float = 0.0035
+    kd_every: int = 5
+    mu: float = 0.5
+
+    CONSTRAINTS: ClassVar[dict[str, list]] = {
+        **LossOptions.CONSTRAINTS, "kd_every": [Interval(int, 1, None)],
+        "mu": [Interval(float, 0, 1, closed="right")],
+    }
+
+
+@dataclass
+class JointOptions(LossOptions):
+    """`LossOptions` with the paper's margin 0.5, plus ``theta`` x the source-vs-target
+    triplet (domain connectedness, METHODS.md section 5)."""
+
+    margin: float = 0.5
+    theta: float = 0.3
+
+    CONSTRAINTS: ClassVar[dict[str, list]] = {**LossOptions.CONSTRAINTS, "theta": _WEIGHT}
+
+
+@dataclass
+class MMTOptions(MethodOptions):
+    """Mutual Mean-Teaching (Ge et al., ICLR 2020): EMA momentum ``alpha`` of the mean nets
+    (eq. 5), soft-CE weight ``soft_ce_weight`` (lambda_id) and soft-triplet weight
+    ``soft_tri_weight`` (lambda_tri) of eq. 12, CE label smoothing ``label_smooth``."""
+
+    alpha: float = 0.999
+    soft_ce_weight: float = 0.5
+    soft_tri_weight: float = 0.8
+    label_smooth: float = 0.1
+
+    CONSTRAINTS: ClassVar[dict[str, list]] = {
+        "alpha": [Interval(float, 0, 1, closed="left")], "soft_ce_weight": _UNIT,
+        "soft_tri_weight": _UNIT, "label_smooth": [Interval(float, 0, 1, closed="left")],
+    }
