@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from fixtures_train import synth_market  # noqa: F401
 
 from reidcli.utils import resources as R
 from reidcli.utils.params import ParamError
@@ -143,3 +144,51 @@ def test_apply_sets_the_environment_and_the_loaded_runtimes(monkeypatch):
     finally:
         R.apply(R.Plan(cores=2, threads=1, workers=0, cores_from="test"))
     assert torch.get_num_threads() == 1 and faiss.omp_get_max_threads() == 1
+
+
+# -- wiring: the loader, the engine's split over streams, the JSONL log ---------------------
+
+def test_auto_loader_workers_follow_the_plan(monkeypatch):
+    from reidcli.data.loader import ImageDataset, make_loader
+
+    fake_machine(monkeypatch, 16, None)
+    ds = ImageDataset(".", [], transform=lambda img: img)
+    for device in ("cpu", "cuda"):
+        want = R.plan(device=device, loads_data=True).workers
+        assert make_loader(ds, workers=None, device=device).num_workers == want
+    assert make_loader(ds, workers=3).num_workers == 3
+
+
+@pytest.mark.parametrize("total,given,want", [(5, None, [3, 2]), (1, None, [1, 0]), (0, None, [0, 0]),
+                                              (5, 2, [2, 2])])
+def test_automatic_workers_are_split_over_the_engine_streams(total, given, want):
+    from types import SimpleNamespace
+
+    from reidcli.data.loader import ImageDataset, make_loader
+    from reidcli.train.engine import Engine, Stream
+
+    ds = ImageDataset(".", [], transform=lambda img: img)
+    streams = {name: Stream(ds, None, make_loader(ds, workers=2)) for name in ("source", "target")}
+    fake = SimpleNamespace(cfg=SimpleNamespace(workers=given), streams=streams,
+                           resources=R.Plan(cores=8, threads=8 - total, workers=total, cores_from="test"))
+    Engine._share_workers(fake)
+    assert [s.loader.num_workers for s in streams.values()] == want
+    assert all(s.loader.prefetch_factor for s in streams.values() if s.loader.num_workers)
+
+
+def test_training_records_its_choice_in_the_jsonl_log(synth_market, tmp_path):  # noqa: F811
+    import json
+
+    from reidcli.data.transforms import AugmentConfig
+    from reidcli.models import ModelConfig
+    from reidcli.train.config import TrainConfig
+    from reidcli.train.pretrain import pretrain
+
+    out = tmp_path / "m.pt"
+    pretrain(synth_market, out, model=ModelConfig(arch="tiny"),
+             train=TrainConfig(epochs=1, iters_per_epoch=1, p=4, k=2, threads=1, warmup_epochs=0),
+             augment=AugmentConfig(height=64, width=32), device="cpu")
+    first = json.loads(out.with_name("m.log.jsonl").read_text().splitlines()[0])
+    assert first["type"] == "resources" and first["threads"] == 1 and first["device"] == "cpu"
+    assert first["workers"] == min(R.auto_workers(first["cores"]), first["cores"] - 1)
+    assert first["cores"] == R.available_cores()[0]

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reidcli.cli.common import DataFormat, Device, Output, reid_command
+from reidcli.cli.common import DataFormat, Device, Output, Threads, Workers, reid_command
 from reidcli.cli.defaults import opt
 from reidcli.data.transforms import AugmentConfig as A
 from reidcli.models import ModelConfig as M
@@ -93,7 +93,8 @@ def command(
     erasing: Annotated[Float, opt("--erasing", help="Random erasing probability.", of=A, rich_help_panel=_A)] = None,
     seed: Annotated[Int, opt("--seed", help="Random seed.", of=T)] = None,
     deterministic: Annotated[Bool, opt("--deterministic", help="Deterministic kernels.", of=T)] = None,
-    workers: Annotated[Int, opt("--workers", "-j", min=0, help="DataLoader worker processes.", of=T)] = None,
+    workers: Workers = None,
+    threads: Threads = None,
     device: Device = "auto",
 ) -> None:
     """Train a re-ID network on the labelled train split of DATA (ID + triplet loss) and write

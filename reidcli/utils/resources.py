@@ -18,8 +18,10 @@ The rule (`plan`), for C cores:
 - ``--threads`` / ``--workers`` override; when only one is given, the other is chosen so
   that the sum stays <= C (``OMP_NUM_THREADS`` in the environment counts as ``--threads``).
 
-So the threads of one process plus its workers never exceed C. Several programs sharing the
-cores (``make -j2``) must be told their share: bin/uda.mk passes ``--threads`` = cores / JOBS.
+So the threads of one process plus its workers never exceed C. Processes that split the
+cores between them divide C first: the ``share`` of `plan` (the engine passes torchrun's
+LOCAL_WORLD_SIZE); programs that make runs side by side (``make -j2``) are told theirs:
+bin/uda.mk passes ``--threads`` = cores / JOBS.
 Worker processes run one thread each (PyTorch sets it; `reidcli.data.loader` also sets
 OpenCV's), so they count one core each.
 """
@@ -157,18 +159,21 @@ def auto_workers(cores: int, device="cpu") -> int:
 
 
 def plan(threads: int | None = None, workers: int | None = None, *, device="cpu", loads_data: bool = False,
-         cores: tuple[int, str] | None = None, environ=None) -> Plan:
+         share: int = 1, cores: tuple[int, str] | None = None, environ=None) -> Plan:
     """Threads and workers for a command (None = auto).
 
     Args:
         threads, workers: the user's ``--threads`` / ``--workers``, None when not given.
         device: where the network runs (``cpu``, ``cuda``, a ``torch.device``).
         loads_data: the command decodes images through a DataLoader (else workers = 0).
+        share: processes on this machine that split the cores evenly (DDP's local world size).
         cores: (count, how found) instead of `available_cores` (tests).
         environ: the environment to read ``OMP_NUM_THREADS`` from (default ``os.environ``).
     """
     check_params({"threads": threads, "workers": workers}, CONSTRAINTS)
     n, how = cores or available_cores()
+    if share > 1:
+        n, how = max(1, n // share), f"{how}, split over {share} processes"
     threads = threads if threads is not None else env_threads(environ)
     if workers is None:
         workers = auto_workers(n, device) if loads_data else 0
@@ -204,8 +209,8 @@ def apply(p: Plan) -> Plan:
 
 
 def configure(threads: int | None = None, workers: int | None = None, *, device="cpu",
-              loads_data: bool = False) -> Plan:
+              loads_data: bool = False, share: int = 1) -> Plan:
     """`plan` then `apply`; the choice is logged at debug level (``reid -v``)."""
-    p = apply(plan(threads, workers, device=device, loads_data=loads_data))
+    p = apply(plan(threads, workers, device=device, loads_data=loads_data, share=share))
     log.debug("resources: %s", p)
     return p
