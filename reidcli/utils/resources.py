@@ -214,3 +214,7 @@ def configure(threads: int | None = None, workers: int | None = None, *, device=
     p = apply(plan(threads, workers, device=device, loads_data=loads_data, share=share))
     log.debug("resources: %s", p)
     return p
+
+
+if __name__ == "__main__":  # bin/uda.mk: the cores this process may use
+    print(available_cores()[0])
