@@ -46,13 +46,14 @@ def test_topk_values_and_order_agree(rng, k):
     assert np.array_equal(np.take_along_axis(x, i0, 0), v0)
 
 
-def test_threaded_topk_equals_one_thread(rng, monkeypatch):
+def test_threaded_row_blocks_equal_one_thread(rng, monkeypatch):
     x = rng.normal(size=(50, 300)).astype(np.float32)
-    one = NUMPY.topk_smallest(x, 9)
+    pv = np.sort(rng.normal(size=(50, 7)).astype(np.float32), 1)
+    one = NUMPY.topk_smallest(x, 9), NUMPY.searchsorted(pv, x)
     monkeypatch.setattr(arrays, "PARALLEL_ELEMENTS", 100)
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    many = NUMPY.topk_smallest(x, 9)
-    assert all(np.array_equal(a, b) for a, b in zip(one, many))
+    many = NUMPY.topk_smallest(x, 9), NUMPY.searchsorted(pv, x)
+    assert all(np.array_equal(a, b) for a, b in zip(one[0], many[0])) and np.array_equal(one[1], many[1])
 
 
 def test_row_ops_agree(rng):

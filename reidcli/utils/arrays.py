@@ -43,6 +43,21 @@ def _threads() -> int:
     return int(text) if text.isdigit() and int(text) > 0 else (os.cpu_count() or 1)
 
 
+def _by_row_blocks(fn, *arrays: np.ndarray):
+    """``fn(*arrays)``, computed over row blocks in threads when the arrays are large (numpy's
+    sorting and searching release the GIL); results (arrays or tuples of them) are stacked."""
+    n = len(arrays[0])
+    threads = min(_threads(), n)
+    if arrays[0].size < PARALLEL_ELEMENTS or threads < 2:
+        return fn(*arrays)
+    parts = [(r[0], r[-1] + 1) for r in np.array_split(np.arange(n), threads)]
+    with ThreadPoolExecutor(threads) as pool:
+        got = list(pool.map(lambda p: fn(*(a[p[0]:p[1]] for a in arrays)), parts))
+    if isinstance(got[0], tuple):
+        return tuple(np.concatenate(g) for g in zip(*got))
+    return np.concatenate(got)
+
+
 def _topk_rows(x: np.ndarray, k: int, sorted: bool) -> tuple[np.ndarray, np.ndarray]:
     n = x.shape[1]
     idx = np.argpartition(x, k - 1, axis=1)[:, :k] if k < n else np.broadcast_to(np.arange(n), x.shape)
@@ -50,6 +65,13 @@ def _topk_rows(x: np.ndarray, k: int, sorted: bool) -> tuple[np.ndarray, np.ndar
         idx = np.sort(idx, axis=1)
         idx = np.take_along_axis(idx, np.argsort(np.take_along_axis(x, idx, 1), axis=1, kind="stable"), 1)
     return np.take_along_axis(x, idx, 1), np.ascontiguousarray(idx, dtype=np.int64)
+
+
+def _searchsorted_rows(x: np.ndarray, sorted_rows: np.ndarray) -> np.ndarray:
+    out = np.empty(x.shape, np.int64)
+    for r in range(len(x)):
+        out[r] = np.searchsorted(sorted_rows[r], x[r])
+    return out
 
 
 class NumpyOps:
@@ -114,20 +136,11 @@ class NumpyOps:
         if axis == 0:
             v, i = self.topk_smallest(x.T, k, sorted=sorted)
             return v.T, i.T
-        threads = min(_threads(), len(x))
-        if x.size < PARALLEL_ELEMENTS or threads < 2:
-            return _topk_rows(x, k, sorted)
-        parts = np.array_split(np.arange(len(x)), threads)
-        with ThreadPoolExecutor(threads) as pool:
-            got = list(pool.map(lambda r: _topk_rows(x[r[0]:r[-1] + 1], k, sorted), parts))
-        return np.concatenate([g[0] for g in got]), np.concatenate([g[1] for g in got])
+        return _by_row_blocks(lambda a: _topk_rows(a, k, sorted), x)
 
     def searchsorted(self, sorted_rows: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Per row: how many entries of ``sorted_rows[r]`` are < ``x[r, j]`` (side left)."""
-        out = np.empty(x.shape, np.int64)
-        for r in range(len(x)):
-            out[r] = np.searchsorted(sorted_rows[r], x[r])
-        return out
+        return _by_row_blocks(_searchsorted_rows, x, sorted_rows)
 
     def _flat(self, width: int, idx: np.ndarray, shape) -> np.ndarray:
         return (np.broadcast_to(idx, shape) + (np.arange(shape[0], dtype=np.int64) * width)[:, None]).ravel()
