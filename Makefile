@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install test demo bench clean-demo
+.PHONY: install test demo compare bench clean-demo
 
 install: $(VENV)/.installed
 
@@ -21,6 +21,9 @@ test: install
 
 demo: install
 	$(MAKE) -f bin/uda.mk demo
+
+compare: install
+	$(MAKE) -f bin/compare.mk compare
 
 bench: install
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

@@ -81,7 +81,7 @@ def main() -> None:
     ap.add_argument("--eps", type=float, default=0.6)
     ap.add_argument("--k1", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--arms", default="resnet,rbnet")
+    ap.add_argument("--arms", default="resnet,rbnet", help="comma-separated: resnet, rbnet, rbnet_simple")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
@@ -92,6 +92,8 @@ def main() -> None:
                "--seed", str(a.seed if dom == "market" else a.seed + 1))
     arms = {"resnet": ["--arch", a.backbone],
             "rbnet": ["--arch", "rbnet", "--rb-backbone", a.backbone, "--pose", str(a.work / "market" / "pose.h5")]}
+    arms["rbnet_simple"] = [*arms["rbnet"], "--rb-mask-path", "simple"]  # the first, simplified mask path
+    arms["rbnet"] += ["--rb-mask-path", "paper"]
     results = {name: arm(name, arms[name], a, a.work) for name in a.arms.split(",")}
     if a.json:
         print(json.dumps(results, indent=1))

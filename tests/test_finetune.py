@@ -107,8 +107,11 @@ def test_one_round_changes_weights(uda, method):
 
     kind = TRAINING_METHODS.get(method)
     extra = {"source": uda["source"]} if kind.uses_source else {}
+    if kind.uses_reference:
+        extra["reference"] = uda["source"]
     options = {"kd_every": 1} if "kd_every" in kind.Options.field_names() else None  # blend this round
-    out = _finetune(uda["ckpt"], uda["labels"], uda["target"], uda["tmp"] / "m2.pt", method,
+    labels = uda["labels"] if kind.uses_labels else None
+    out = _finetune(uda["ckpt"], labels, uda["target"], uda["tmp"] / "m2.pt", method,
                     options=options, **extra)
     ck = torch.load(out, weights_only=True)
     assert ck["method"] == method and ck["epoch"] == 1
@@ -290,7 +293,7 @@ def test_cli_bad_input_one_line_and_checkpoint_untouched(uda, case, words):
     elif case == "joint_no_source":
         extra = ["--method", "joint"]
     elif case == "foreign_method":
-        _source_ckpt(ck, method="stargan")
+        _source_ckpt(ck, method="cyclegan")
         before = ck.read_bytes()
     elif case == "bad_method":
         extra = ["--method", "mmtt"]

@@ -13,21 +13,23 @@ from reidcli.utils.errors import ConfigError
 H, W = 64, 32
 
 
-def _roundtrip(net, cfg, x):
+def _roundtrip(net, cfg, x, kw):
     buf = io.BytesIO()
     torch.save(net.state_dict(), buf)
     buf.seek(0)
     net2 = build_model(ModelConfig.from_dict(cfg.to_dict()), load_pretrained=False)
     net2.load_state_dict(torch.load(buf, weights_only=True))
-    return net2.embed(x)
+    return net2.embed(x, **kw)
 
 
 def _check(cfg: ModelConfig, batch: int = 4):
     torch.manual_seed(0)
     net = build_model(cfg)
     x = torch.randn(batch, 3, H, W)
+    # a two-stream (visible/infrared) net routes each image by its modality: give both
+    kw = {"modality": torch.arange(batch) % 2} if getattr(net, "modal", False) else {}
     net.train()
-    out = net(x)
+    out = net(x, **kw)
     assert out["feat"].shape == (batch, net.feat_dim)
     assert out["bn_feat"].shape == (batch, net.feat_dim)
     loss = out["feat"].pow(2).mean()
@@ -46,10 +48,10 @@ def _check(cfg: ModelConfig, batch: int = 4):
     unused = [n for n, p in net.named_parameters() if p.requires_grad and p.grad is None]
     assert not unused, unused
     net.eval()
-    emb = net(x)
+    emb = net(x, **kw)
     assert emb.shape == (batch, net.feat_dim)
     assert torch.isfinite(emb).all()
-    torch.testing.assert_close(_roundtrip(net, cfg, x), emb, rtol=0, atol=0)
+    torch.testing.assert_close(_roundtrip(net, cfg, x, kw), emb, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("arch", MODELS.names())

@@ -137,7 +137,7 @@ def test_pretrain_cli_passes_only_given_flags(tmp_path, monkeypatch):
     res = CliRunner().invoke(app, ["pretrain", str(tmp_path), "-o", str(tmp_path / "m.pt"), "--arch", "rbnet"])
     assert res.exit_code == 0, res.output
     assert seen["model"].rbnet == {"backbone": "resnet50", "fuse": ["conv1", "layer1"], "mask_from": "layer1",
-                                   "mask": "sigmoid", "shared": True, "feature": "global"}
+                                   "mask": "sigmoid", "mask_path": "paper", "shared": True, "feature": "global"}
 
 
 def test_pretrain_cli_bad_value_names_the_flag(tmp_path):

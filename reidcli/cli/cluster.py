@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from reidcli.cli.common import Json, Output, Seed, Threads, reid_command
+from reidcli.cli.common import Json, Output, Recipe, Seed, Threads, reid_command
 from reidcli.cluster.methods import (
     CLUSTERERS,
     DEFAULT_CLUSTERER,
@@ -44,7 +44,7 @@ def command(
     features: Annotated[Path, typer.Argument(help="A features .h5 file (reid features).")],
     output: Output,
     split: Annotated[str, typer.Option("--split", help="Split to cluster.")] = "train",
-    method: Annotated[str, typer.Option("--method", help=" | ".join(CLUSTERERS.names()) + ".")] = DEFAULT_CLUSTERER,
+    method: Annotated[str | None, typer.Option("--method", help=" | ".join(CLUSTERERS.names()) + f" (default {DEFAULT_CLUSTERER}).")] = None,
     eps: Annotated[str | None, typer.Option("--eps", parser=parse_eps, metavar="FLOAT|auto", help=(
         f"DBSCAN radius, or 'auto' ({_for('dbscan-jaccard')}); default {J.eps} Jaccard, {E.eps} Euclidean "
         "(the RBNet paper uses 0.42).")),
@@ -75,6 +75,7 @@ def command(
     camera_norm: Annotated[bool, typer.Option("--camera-norm", help="Subtract each camera's mean feature before the neighbour search (clusters follow identities, not camera styles).")] = False,
     seed: Seed = 0,
     threads: Threads = None,
+    recipe: Recipe = None,
     as_json: Json = False,
 ) -> None:
     """Cluster the features of one split into pseudo-labels (-1 = outlier): k-reciprocal
@@ -90,7 +91,7 @@ def command(
     report = run(features, output, split=split, method=method, expand_threshold=expand_threshold,
                  keep_clusters=keep_clusters, centers=centers, gpu=gpu, seed=seed, camera_norm=camera_norm,
                  eps=eps, eps_quantile=eps_quantile, min_samples=min_samples, k1=k1, k2=k2, knn_index=knn_index,
-                 k=k, kmeans_iter=kmeans_iter)
+                 k=k, kmeans_iter=kmeans_iter, recipe=recipe)
     say(report.summary())
     if as_json:
         print(json.dumps(report.as_dict()))

@@ -138,3 +138,13 @@ Threads = Annotated[int | None, typer.Option("--threads", min=1, help=(
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or messages.")]
 DataFormat = Annotated[Optional[str], typer.Option("--format", help="Dataset layout; auto-detected when omitted.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")]
+
+
+def _recipe_help() -> str:
+    from reidcli.recipes import recipe_names
+
+    return (f"A paper's hyper-parameters: {' | '.join(recipe_names())} (docs/recipes.md); "
+            "flags given explicitly win.")
+
+
+Recipe = Annotated[Optional[str], typer.Option("--recipe", help=_recipe_help(), rich_help_panel="Recipe")]

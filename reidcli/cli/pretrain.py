@@ -14,15 +14,19 @@ from typing import Annotated, Optional
 
 import typer
 
-from reidcli.cli.common import DataFormat, Device, Output, Threads, Workers, reid_command
+from reidcli.cli.common import DataFormat, Device, Output, Recipe, Threads, Workers, reid_command
 from reidcli.cli.defaults import opt
 from reidcli.data.transforms import AugmentConfig as A
 from reidcli.models import ModelConfig as M
 from reidcli.models import arch_help
+from reidcli.models.mrda_options import MrdaNetOptions as MN
 from reidcli.train.config import TrainConfig as T
+from reidcli.train.methods.options import AgentsOptions
+from reidcli.train.methods.options import MrdaOptions as X
 from reidcli.train.methods.options import SupervisedOptions as L
 
 _M, _T, _L, _A, _R = "Model", "Training", "Losses", "Augmentation", "RBNet (--arch rbnet)"
+_X = "MRDA (--method mrda --arch mrda)"
 Bool, Float, Int, Str = Optional[bool], Optional[float], Optional[int], Optional[str]
 
 
@@ -49,6 +53,7 @@ def command(
     rb_fuse: Annotated[str, _rb("--rb-fuse", help="scales fused into the heat-maps (conv1,layer1..layer4).")] = "conv1,layer1",
     rb_mask_from: Annotated[str, _rb("--rb-mask-from", help="maps that make the mask: layer1 (re-layer1) | conv1 | ... | heatmaps.")] = "layer1",
     rb_mask: Annotated[str, _rb("--rb-mask", help="sigmoid | sum (normalised sum of the 17 maps).")] = "sigmoid",
+    rb_mask_path: Annotated[str, _rb("--rb-mask-path", help="paper (change_channel mask, reverse features fused into backbone 2, own BN) | simple.")] = "paper",
     rb_shared: Annotated[bool, _rb("--rb-shared/--rb-separate", help="backbone 2 shares backbone 1's weights.")] = True,
     rb_feature: Annotated[str, _rb("--rb-feature", help="inference feature: global | masked | both.")] = "global",
     pose: Annotated[Optional[Path], typer.Option("--pose", help="rbnet: pose file of the training images (reid extract-pose).", rich_help_panel=_R, exists=True, dir_okay=False)] = None,
@@ -57,6 +62,15 @@ def command(
     triplet2_weight: Annotated[Float, opt("--triplet2-weight", help="rbnet: l5, triplet loss of the masked branch.", of=L, rich_help_panel=_R)] = None,
     heatmap_sigma: Annotated[Float, opt("--heatmap-sigma", help="rbnet: target Gaussian sigma (heat-map pixels).", of=L, rich_help_panel=_R)] = None,
     pose_min_score: Annotated[Float, opt("--pose-min-score", help="rbnet: mask keypoints scoring at or below this.", of=L, rich_help_panel=_R)] = None,
+    method: Annotated[Str, typer.Option("--method", help="Training method: supervised (ID + triplet) | mrda (cross-modality, --arch mrda) | agents (MAR reference pretraining: agent loss only; the agents are saved for finetune --method mar). [default: supervised]", rich_help_panel=_T)] = None,
+    mrda_backbone: Annotated[Str, opt("--mrda-backbone", help="mrda: its ResNet (resnet50; resnet18_half for CPU runs).", of=MN, field="backbone", rich_help_panel=_X)] = None,
+    mrda_attn_topk: Annotated[Int, opt("--attn-topk", help="mrda: stripes kept by the dynamic attention (the seed gives no k).", of=MN, field="attn_topk", rich_help_panel=_X)] = None,
+    id_weight: Annotated[Float, opt("--id-weight", help="mrda: label-smoothed ID loss (eq. 18).", of=X, rich_help_panel=_X)] = None,
+    hc_weight: Annotated[Float, opt("--hc-weight", help="mrda: hetero-centre triplet loss (eq. 20).", of=X, rich_help_panel=_X)] = None,
+    rho: Annotated[Float, opt("--rho", help="mrda: hetero-centre triplet margin.", of=X, rich_help_panel=_X)] = None,
+    mc_weight: Annotated[Float, opt("--mc-weight", help="mrda: modality correlation consistency (eq. 22).", of=X, rich_help_panel=_X)] = None,
+    ac_weight: Annotated[Float, opt("--ac-weight", help="mrda: region centre loss on stage-1 features (eq. 7).", of=X, rich_help_panel=_X)] = None,
+    mask: Annotated[Bool, opt("--mask/--no-mask", help="mrda: also train on the mask-reconstructed images x_M+ (eqs. 1-3).", of=X, rich_help_panel=_X)] = None,
     height: Annotated[Int, opt("--height", help="Input height.", of=A, rich_help_panel=_M)] = None,
     width: Annotated[Int, opt("--width", help="Input width.", of=A, rich_help_panel=_M)] = None,
     epochs: Annotated[Int, opt("--epochs", help="Epochs in total.", of=T, rich_help_panel=_T)] = None,
@@ -79,6 +93,7 @@ def command(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in OUTPUT where it stopped.", rich_help_panel=_T)] = False,
     target: Annotated[Optional[Path], typer.Option("--target", help="Unlabelled target images for BN statistics.", rich_help_panel=_T, exists=True)] = None,
     domain_bn: Annotated[bool, typer.Option("--domain-bn", help="Separate source/target BN (needs --target).", rich_help_panel=_T)] = False,
+    scale: Annotated[Float, opt("--scale", help="agents: softmax scale of the agent loss.", of=AgentsOptions, rich_help_panel=_L)] = None,
     label_smooth: Annotated[Float, opt("--label-smooth", help="Label smoothing epsilon.", of=L, rich_help_panel=_L)] = None,
     margin: Annotated[Float, opt("--margin", help="Triplet margin.", of=L, rich_help_panel=_L)] = None,
     soft_margin: Annotated[Bool, opt("--soft-margin", help="Soft-margin triplet.", of=L, rich_help_panel=_L)] = None,
@@ -95,6 +110,7 @@ def command(
     deterministic: Annotated[Bool, opt("--deterministic", help="Deterministic kernels.", of=T)] = None,
     workers: Workers = None,
     threads: Threads = None,
+    recipe: Recipe = None,
     device: Device = "auto",
 ) -> None:
     """Train a re-ID network on the labelled train split of DATA (ID + triplet loss) and write

@@ -1,21 +1,107 @@
-"""`reid stylize fit|apply` (not implemented yet)."""
+"""`reid stylize fit|apply`: camera-style transfer (`reidcli.stylize`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
-from reidcli.cli.common import not_implemented, reid_command
+from reidcli.cli.common import DataFormat, Device, Output, Seed, reid_command
+from reidcli.stylize.options import STARGAN_TRAIN, StarGANOptions
 
 app = typer.Typer(no_args_is_help=True, help="Camera-style transfer: fit a model, apply it.")
+Data = Annotated[Path, typer.Argument(help="Dataset folder (layout auto-detected).", exists=True)]
+
+
+Int = Optional[int]
+Float = Optional[float]
+
+
+_DEFAULTS = {**STARGAN_TRAIN, **StarGANOptions().to_dict()}
+
+
+def _o(flag: str, text: str, field: Optional[str] = None):
+    """An option whose help ends with the StarGAN default of ``field`` (from the dataclasses)."""
+    return typer.Option(flag, help=text + (f" [{_DEFAULTS[field]}]." if field else ""))
 
 
 @app.command("fit")
 @reid_command("stylize fit")
-def fit() -> None:
-    """Not implemented yet: exits 1."""
-    not_implemented("stylize fit")
+def fit(
+    data: Data,
+    output: Output,
+    method: Annotated[str, _o("--method", "color (training-free colour statistics in Lab: mean, covariance, "
+                                          "tone curve) | stargan (Choi et al. 2018, trained).")] = "color",
+    fmt: DataFormat = None,
+    split: Annotated[str, _o("--split", "The split whose cameras are learnt.")] = "train",
+    max_images: Annotated[int, _o("--max-images", "color: images read per camera.")] = 400,
+    max_pixels: Annotated[int, _o("--max-pixels", "color: pixels kept per camera.")] = 65536,
+    seed: Seed = 0,
+    image_size: Annotated[str, _o("--image-size", "stargan: HEIGHTxWIDTH, multiples of 4.")] = "256x128",
+    epochs: Annotated[Int, _o("--epochs", "stargan: epochs", "epochs")] = None,
+    iters_per_epoch: Annotated[Int, _o("--iters-per-epoch", "stargan: steps per epoch", "iters_per_epoch")] = None,
+    max_iters: Annotated[Int, _o("--max-iters", "stargan: stop after this many steps in total.")] = None,
+    stop_after: Annotated[Int, _o("--stop-after", "stargan: stop after this many new epochs.")] = None,
+    p: Annotated[Int, _o("--batch-size", "stargan: images per batch", "p")] = None,
+    lr: Annotated[Float, _o("--lr", "stargan: Adam learning rate", "lr")] = None,
+    amp: Annotated[Optional[bool], _o("--amp/--no-amp", "stargan: mixed precision on CUDA.")] = None,
+    workers: Annotated[Int, _o("--workers", "stargan: DataLoader workers", "workers")] = None,
+    log_every: Annotated[Int, _o("--log-every", "stargan: steps per JSONL log line.")] = None,
+    n_critic: Annotated[Int, _o("--n-critic", "stargan: discriminator steps per generator step", "n_critic")] = None,
+    lambda_cls: Annotated[Float, _o("--lambda-cls", "stargan: camera-classification weight", "lambda_cls")] = None,
+    lambda_rec: Annotated[Float, _o("--lambda-rec", "stargan: reconstruction weight", "lambda_rec")] = None,
+    lambda_gp: Annotated[Float, _o("--lambda-gp", "stargan: gradient-penalty weight", "lambda_gp")] = None,
+    g_conv_dim: Annotated[Int, _o("--g-conv-dim", "stargan: generator width", "g_conv_dim")] = None,
+    d_conv_dim: Annotated[Int, _o("--d-conv-dim", "stargan: discriminator width", "d_conv_dim")] = None,
+    g_repeat: Annotated[Int, _o("--g-repeat", "stargan: residual blocks", "g_repeat")] = None,
+    sample_every: Annotated[Int, _o("--sample-every", "stargan: steps between sample sheets", "sample_every")] = None,
+    resume: Annotated[bool, _o("--resume", "stargan: continue from -o where it stopped.")] = False,
+    device: Device = "auto",
+) -> None:
+    """Learn the style of every camera of DATA's training split and write a style model
+    (stargan also writes OUT.log.jsonl and sample sheets in OUT.samples/).
+
+    Example: reid stylize fit data/market -o style.pt --method color
+    """
+    from reidcli.stylize import fit_style
+    from reidcli.stylize.fit import parse_size
+    from reidcli.utils.progress import say
+
+    given = {k: v for k, v in locals().items() if v is not None}
+    train = {k: given[k] for k in ("epochs", "iters_per_epoch", "max_iters", "stop_after", "p", "lr", "amp",
+                                   "workers", "log_every") if k in given}
+    options = {k: given[k] for k in ("n_critic", "lambda_cls", "lambda_rec", "lambda_gp", "g_conv_dim",
+                                     "d_conv_dim", "g_repeat", "sample_every") if k in given}
+    out = fit_style(data, output, method=method, format=fmt, split=split, max_images=max_images,
+                    max_pixels=max_pixels, seed=seed, image_size=parse_size(image_size), options=options,
+                    train=train, resume=resume, device=device)
+    say(f"wrote {out}")
 
 
 @app.command("apply")
 @reid_command("stylize apply")
-def apply() -> None:
-    """Not implemented yet: exits 1."""
-    not_implemented("stylize apply")
+def apply(
+    data: Data,
+    model: Annotated[Path, typer.Option("--model", help="A style model from 'reid stylize fit'.",
+                                        exists=True, dir_okay=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output dataset folder (written atomically).")],
+    cams: Annotated[str, typer.Option("--cams", help="Style cameras: all, or 1-based numbers as in the "
+                                      "file names (1,3).")] = "all",
+    split: Annotated[Optional[list[str]], typer.Option("--split", help="Split to style (repeatable; "
+                                                       "default train).")] = None,
+    fmt: DataFormat = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output folder.")] = False,
+    device: Device = "auto",
+) -> None:
+    """Write every image of DATA in each requested camera's style as a dataset in DATA's
+    layout (same ids, the style camera in the names) plus manifest.csv.
+
+    Example: reid stylize apply --model style.pt data/market -o styled/ --cams all
+    """
+    from reidcli.stylize import apply_style
+    from reidcli.utils.progress import say
+
+    res = apply_style(model, data, output, cams=cams, split=tuple(split or ("train",)), format=fmt, force=force,
+                      device=device)
+    say(f"wrote {res['images']} styled images to {res['out']} (manifest {res['manifest']})")

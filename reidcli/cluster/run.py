@@ -158,11 +158,19 @@ class ClusterReport:
         return "pseudo-label quality (vs true ids)", rows
 
 
-def run(features_path: str | Path, out_path: str | Path, *, split: str = "train", **kwargs) -> ClusterReport:
+def run(features_path: str | Path, out_path: str | Path, *, split: str = "train", recipe: str | None = None,
+        **kwargs) -> ClusterReport:
     """Cluster one split of a features file and write the labels file atomically.
 
-    Keyword arguments are those of `cluster_features` (a method's options included).
+    Keyword arguments are those of `cluster_features` (a method's options included; None
+    means not given). ``recipe`` names a paper recipe (`reidcli.recipes`) whose cluster
+    settings fill those not given.
     """
+    from reidcli.recipes import with_recipe
+
+    kwargs = with_recipe(recipe, "cluster", kwargs)
+    if kwargs.get("method") is None:
+        kwargs.pop("method", None)
     from reidcli.cluster.quality import cluster_quality
     from reidcli.io.atomic import file_digest, same_file
     from reidcli.io.h5 import LabelsFile, read_features, write_labels

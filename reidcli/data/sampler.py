@@ -83,15 +83,16 @@ class PKBatchSampler(ResumablePosition):
             self._cache = (key, self._draw())
         return self._cache[1]
 
-    def _draw(self) -> list[np.ndarray]:
-        rng = np.random.default_rng([self.seed, self.epoch])
+    def _chunks(self, rng: np.random.Generator) -> list[tuple[int, np.ndarray]]:
+        """(identity, its K indices) groups of one epoch, identity by identity."""
         chunks: list[tuple[int, np.ndarray]] = []
         for lab, ix in self.groups.items():
-            ix = rng.permutation(ix)
-            if len(ix) < self.k:
-                ix = np.concatenate([ix, rng.choice(ix, self.k - len(ix), replace=True)])
-            n = len(ix) // self.k
-            chunks += [(lab, ix[j * self.k:(j + 1) * self.k]) for j in range(n)]
+            chunks += [(lab, c) for c in _k_groups(rng, ix, self.k)]
+        return chunks
+
+    def _draw(self) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        chunks = self._chunks(rng)
         order = rng.permutation(len(chunks))
         pending = defaultdict(list)
         for j in order:
@@ -114,7 +115,8 @@ class PKBatchSampler(ResumablePosition):
             groups = batches[b]  # [P, K]
             per_rank = len(groups) // self.world
             mine = groups[self.rank * per_rank:(self.rank + 1) * per_rank].reshape(-1)
-            base = b * len(groups) * self.k + self.rank * per_rank * self.k
+            width = groups.shape[1]
+            base = b * len(groups) * width + self.rank * per_rank * width
             yield [(int(i), sample_seed(self.seed, self.epoch, base + j)) for j, i in enumerate(mine)]
 
     def __len__(self) -> int:
@@ -123,7 +125,57 @@ class PKBatchSampler(ResumablePosition):
     @property
     def batch_size(self) -> int:
         """Images per batch on this rank."""
-        return self.p // self.world * self.k
+        return self.p // self.world * self.k * self.per_k
+
+    per_k = 1  # images per identity are per_k x K (the cross-modal sampler: K of each modality)
+
+
+def _k_groups(rng: np.random.Generator, ix: np.ndarray, k: int) -> list[np.ndarray]:
+    """``ix`` shuffled, topped up to K by drawing with replacement, cut into groups of K."""
+    ix = rng.permutation(ix)
+    if len(ix) < k:
+        ix = np.concatenate([ix, rng.choice(ix, k - len(ix), replace=True)])
+    return [ix[j * k:(j + 1) * k] for j in range(len(ix) // k)]
+
+
+class CrossModalPKSampler(PKBatchSampler):
+    """P identities x (K visible + K infrared) images (MRDA, seed 002 sec. 3.2: 3 x (6 + 6)).
+
+    Each identity's visible and infrared images are cut into groups of K as `PKBatchSampler`
+    does (topped up with replacement when fewer); its i-th visible group is paired with its
+    i-th infrared group (the shorter list cycles), so an identity contributes
+    ``max(ceil(n_v / K), ceil(n_r / K))`` groups per epoch. A batch lists each identity's
+    K visible then K infrared indices; seeds and resuming are `PKBatchSampler`'s.
+
+    Args:
+        labels, p, k, seed, rank, world_size, drop_last: as `PKBatchSampler`.
+        modality: per dataset index, 0 visible, 1 infrared.
+
+    Raises:
+        InputError: fewer than 2 identities with images of both modalities.
+    """
+
+    per_k = 2
+
+    def __init__(self, labels: Sequence[int], modality: Sequence[int], p: int, k: int, **kw):
+        mod = np.asarray(modality, dtype=np.int64)
+        labels = np.asarray(labels, dtype=np.int64)
+        both = {int(lab) for lab in np.unique(labels[labels >= 0])
+                if (mod[labels == lab] == 0).any() and (mod[labels == lab] == 1).any()}
+        if len(both) < 2:
+            raise InputError(f"{len(both)} identities have both visible and infrared images; the "
+                             "cross-modal sampler needs at least 2 (is modality in the dataset?)")
+        super().__init__(np.where(np.isin(labels, list(both)), labels, -1), p, k, **kw)
+        self.modality = mod
+
+    def _chunks(self, rng: np.random.Generator) -> list[tuple[int, np.ndarray]]:
+        chunks: list[tuple[int, np.ndarray]] = []
+        for lab, ix in self.groups.items():
+            vis = _k_groups(rng, ix[self.modality[ix] == 0], self.k)
+            ir = _k_groups(rng, ix[self.modality[ix] == 1], self.k)
+            n = max(len(vis), len(ir))
+            chunks += [(lab, np.concatenate([vis[j % len(vis)], ir[j % len(ir)]])) for j in range(n)]
+        return chunks
 
 
 class SequentialSeeds(ResumablePosition):

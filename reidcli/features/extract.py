@@ -73,7 +73,7 @@ def embed_records(model, root: str | Path, records: Sequence[Record], *, size: t
                 if stop_on_bad and not ok[pos:pos + n].all():
                     raise _bad(records, ~ok[pos:pos + n], pos)
                 with torch.autocast(device.type, enabled=amp):
-                    f = _forward(model, norm(batch["img"]), flip)
+                    f = _forward(model, norm(batch["img"]), flip, batch["modality"])
                 if normalize:
                     f = F.normalize(f.float(), dim=1)
                 f = f.to(torch.float16 if half else torch.float32).cpu().numpy()
@@ -90,10 +90,12 @@ def embed_records(model, root: str | Path, records: Sequence[Record], *, size: t
     return feats, ok
 
 
-def _forward(model, x, flip: bool):
-    f = model(x)
+def _forward(model, x, flip: bool, modality=None):
+    # a two-stream net (arch mrda) routes each image by its modality (0 visible, 1 infrared)
+    kw = {"modality": modality.to(x.device)} if getattr(model, "modal", False) else {}
+    f = model(x, **kw)
     if flip:  # average with the mirrored image (fast-reid / torchreid test-time flip)
-        f = f + model(x.flip(3))
+        f = f + model(x.flip(3), **kw)
     return f
 
 

@@ -4,7 +4,8 @@ A reidcli checkpoint is a plain dict saved with `torch.save` and loadable with
 ``torch.load(..., weights_only=True)`` (tensors, numbers, strings, lists and dicts only)::
 
     format          "reidcli-checkpoint"
-    version         CKPT_VERSION (int); readers refuse newer versions
+    version         CKPT_VERSION (int); readers refuse newer versions and upgrade older
+                    ones on load (v1 -> v2: RBNet's ``mask_path``, 'simple' before it existed)
     created_by      "reidcli <version>"
     model_config    dataclasses.asdict(ModelConfig) - enough to rebuild the network
     input_size      [height, width]
@@ -18,6 +19,8 @@ A reidcli checkpoint is a plain dict saved with `torch.save` and loadable with
     provenance      list of records chained from the inputs, as in the HDF5 files
     train_state     optional: optimizer, scheduler, scaler, sampler, RNG and method state
                     plus the training config, for ``--resume``
+    kind            optional: "reid" (the default, a re-ID network) or "stylize" (a camera-
+                    style model of ``reid stylize fit``); readers ask for the kind they use
 
 `reid features --ckpt m.pt` needs nothing else. Writes are atomic (tmp + rename). This
 module reads and writes the dicts only; `reidcli.models.network_from_checkpoint` rebuilds
@@ -37,7 +40,7 @@ from reidcli.io.atomic import atomic_path, file_digest
 from reidcli.utils.errors import FormatError, InputError
 
 CKPT_FORMAT = "reidcli-checkpoint"
-CKPT_VERSION = 1
+CKPT_VERSION = 2
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _REQUIRED = ("model_config", "input_size", "pixel_mean", "pixel_std", "model")
@@ -75,13 +78,23 @@ def save_checkpoint(path: str | os.PathLike, ckpt: dict[str, Any]) -> Path:
     return Path(path)
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load and validate a reidcli checkpoint (``weights_only=True``).
+KIND_MAKERS = {"reid": "'reid pretrain' or 'reid finetune'", "stylize": "'reid stylize fit'"}
+KIND_NAMES = {"reid": "re-ID model", "stylize": "camera-style model"}
+
+
+def checkpoint_kind(ck: dict) -> str:
+    """``"reid"`` (a re-ID network) or another kind such as ``"stylize"``."""
+    return str(ck.get("kind", "reid"))
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu",
+                    kind: Optional[str] = "reid") -> dict[str, Any]:
+    """Load and validate a reidcli checkpoint (``weights_only=True``) of ``kind`` (None: any).
 
     Raises:
         InputError: the file is missing or a folder.
         FormatError: not a PyTorch file, a foreign checkpoint (e.g. a bare state dict),
-            unsafe pickled objects, or a newer checkpoint version.
+            unsafe pickled objects, a newer checkpoint version, or another kind.
     """
     import torch
 
@@ -100,7 +113,22 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         raise FormatError(f"{p} is not a PyTorch checkpoint ({type(exc).__name__}); "
                           "give a .pt file written by 'reid pretrain' or 'reid finetune'") from exc
     _check_header(ck, p)
+    have = checkpoint_kind(ck)
+    if kind is not None and have != kind:
+        raise FormatError(f"{p} is a {KIND_NAMES.get(have, have)} (written by {KIND_MAKERS.get(have, 'reidcli')}), "
+                          f"not a {KIND_NAMES.get(kind, kind)}; give a .pt file written by {KIND_MAKERS.get(kind, 'reidcli')}")
+    if have == "reid" and ck["version"] < 2:
+        ck["model_config"] = _upgrade_v1_model_config(ck["model_config"])
     return ck
+
+
+def _upgrade_v1_model_config(model_config: dict) -> dict:
+    """A version-1 model config in version-2 terms: RBNets written before the ``mask_path``
+    option existed were built on its 'simple' path (`reidcli.models.rbnet`)."""
+    rb = model_config.get("rbnet") or {}
+    if model_config.get("arch") != "rbnet" or "mask_path" in rb:
+        return model_config
+    return {**model_config, "rbnet": {**rb, "mask_path": "simple"}}
 
 
 def _check_magic(p: Path) -> None:
@@ -142,7 +170,7 @@ def _guess_foreign(obj: Any) -> str:
 
 def read_ckpt_provenance(path: str | os.PathLike) -> list[dict]:
     """The provenance records stored in a checkpoint (used by `reidcli.io.h5`)."""
-    return list(load_checkpoint(path).get("provenance", []))
+    return list(load_checkpoint(path, kind=None).get("provenance", []))
 
 
 # names under which a method's deployed ``model`` is also known (``--net``)
@@ -167,7 +195,14 @@ def pick_net_state(ck: dict, net: Optional[str], path: Any) -> dict:
 def describe_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """A JSON-able summary for ``reid info m.pt`` (format "checkpoint")."""
     p = Path(path)
-    ck = load_checkpoint(p)
+    ck = load_checkpoint(p, kind=None)
+    if checkpoint_kind(ck) != "reid":
+        return {"file": str(p), "valid": True, "format": "checkpoint", "kind": checkpoint_kind(ck),
+                "version": ck["version"], "size_bytes": p.stat().st_size, "digest": file_digest(p),
+                "created_by": ck.get("created_by"), "method": ck.get("method"), "epoch": ck.get("epoch"),
+                "iteration": ck.get("iteration"), "input_size": ck["input_size"],
+                "model_config": ck["model_config"], "nets": sorted(ck.get("nets", {})),
+                "resumable": bool(ck.get("train_state")), "provenance": ck.get("provenance", [])}
     n_params = sum(int(v.numel()) for v in ck["model"].values() if hasattr(v, "numel"))
     ts = ck.get("train_state") or {}
     cfg = ck["model_config"]

@@ -40,6 +40,12 @@ class CenterLoss(nn.Module):
 
     def forward(self, feats: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Unweighted L_C; multiply by ``self.weight`` when adding it to the total."""
+        if feats.ndim != 2 or feats.size(1) != self.centers.size(1):
+            raise ConfigError(
+                f"centre loss has {self.centers.size(1)}-d centres but the feature is "
+                f"{tuple(feats.shape[1:])}; size it from the training feature out['feat'] "
+                "(e.g. `reidcli.models.rbnet.train_feat_dim`), not the inference width"
+            )
         labels = labels.long()
         if labels.min() < 0 or labels.max() >= self.centers.size(0):
             raise ConfigError(

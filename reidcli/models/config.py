@@ -40,6 +40,7 @@ class ModelConfig:
         num_classes: classifier size; 0 means no classifier.
         feat_norm: L2-normalise the inference embedding.
         rbnet: RBNet settings for arch 'rbnet' (keys of `reidcli.models.rbnet.RBNetOptions`).
+        mrda: MRDA settings for arch 'mrda' (keys of `reidcli.models.mrda.MrdaNetOptions`).
     """
 
     arch: str = "resnet50"
@@ -58,6 +59,7 @@ class ModelConfig:
     num_classes: int = 0
     feat_norm: bool = False
     rbnet: dict[str, Any] = field(default_factory=dict)
+    mrda: dict[str, Any] = field(default_factory=dict)
 
     CONSTRAINTS: ClassVar[dict[str, list]] = {
         "pretrained": [Satisfies(lambda v: isinstance(v, str) and v != "", "'imagenet', 'none' or a path")],
@@ -66,7 +68,7 @@ class ModelConfig:
         "num_classes": [Interval(int, 0, None)], "dropout": [Interval(float, 0, 1, closed="left")],
         "lstm_hidden": [Interval(int, 1, None)], "local_dim": [Interval(int, 1, None)],
         "attention": ["boolean"], "multilevel": ["boolean"], "lstm_branch": ["boolean"],
-        "feat_norm": ["boolean"], "rbnet": [dict],
+        "feat_norm": ["boolean"], "rbnet": [dict], "mrda": [dict],
     }
 
     def to_dict(self) -> dict[str, Any]:

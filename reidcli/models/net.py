@@ -177,3 +177,22 @@ def build_model(cfg: ModelConfig, load_pretrained: bool = True) -> ReidNet:
     pretrained = cfg.pretrained if load_pretrained else "none"
     backbone = builder(last_stride=cfg.last_stride, pretrained=pretrained)
     return ReidNet(cfg, backbone)
+
+
+def build_backbone(name: str, cfg: ModelConfig, load_pretrained: bool = True) -> nn.Module:
+    """The registered backbone ``name`` at ``cfg``'s last stride, with ``cfg.pretrained``
+    weights unless ``load_pretrained`` is False (for whole networks built over a ResNet)."""
+    pretrained = cfg.pretrained if load_pretrained else "none"
+    return MODELS.get(name)(last_stride=cfg.last_stride, pretrained=pretrained)
+
+
+def register_network(name: str, build_net) -> None:
+    """Register arch ``name`` as a whole network: `build_model` calls ``build_net(cfg,
+    load_pretrained)``; the registry's builder itself gives its default ResNet-50."""
+
+    def entry(last_stride: int = 2, pretrained: str = "none") -> nn.Module:
+        return MODELS.get("resnet50")(last_stride=last_stride, pretrained=pretrained)
+
+    entry.__name__ = entry.__qualname__ = name
+    entry.build_net = build_net
+    MODELS.add(name, entry)

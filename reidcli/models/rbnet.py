@@ -6,17 +6,37 @@ Jilin University 2024 (METHODS.md section 1). Three steps (paper Fig. 1):
 1. backbone 1 (a ResNet) gives the global feature: GAP -> BNNeck -> ID + triplet loss;
 2. the reverse backbone (`reidcli.models.reverse`) learns 17 keypoint heat-maps at half the
    input size from the backbone's stage features (MSE against Gaussian targets, eq. 3);
-3. its 17 maps at one scale (re-layer1 by default, the paper's best) become a spatial mask
-   M(x) that multiplies the input; "backbone 2" (the same weights by default, or a separate
-   copy) embeds x * M(x) into the masked feature: ID2 + triplet2 (eqs. 1-2).
+3. the reverse output at one scale (re-layer1 by default, the paper's best) becomes a spatial
+   mask M(x) that multiplies the input; "backbone 2" (the same weights by default, or a
+   separate copy) embeds x * M(x) into the masked feature: ID2 + triplet2 (eqs. 1-2).
+
+Two mask paths (``mask_path``):
+
+* ``paper`` (paper sec. 1.1, step 3): "the re-layer1 output, as the mask, passes through a
+  change_channel into conv1's input" - M(x) = ReLU(1x1 conv(re-layer1 features)), upsampled
+  to the input (`reverse.MaskChannel`) - and "the same-layer features of the backbone and the
+  reverse backbone are fused into backbone 2": each fused scale's reverse output is added,
+  through a zero-initialised 1x1 conv, where backbone 2 meets that scale (`reverse.Injection`).
+  With shared weights, backbone 2 has its own BatchNorm layers (statistics and affine), so
+  the masked pass never moves the statistics the global feature is computed with: inference
+  on clean images sees clean-image statistics.
+* ``simple`` (the first implementation): M(x) = sigmoid (or normalised sum) of the 17
+  maps of one scale; no fusion into backbone 2; one set of BN layers for both passes (the
+  masked pass updates the statistics the global feature uses at inference).
+
+'paper' is the default because it measured better: ``benchmarks/bench_rbnet_ablation.py
+--arms rbnet,rbnet_simple`` (synthetic Market -> Duke, 16 ids, resnet18_half at 64x32, 8
+epochs; 2 seeds) gave +3.7 mAP on the source, +1.9 direct transfer and +2.5 after a short
+MMT round, on average (Rank-1 mixed; tiny runs, so a few points of noise).
 
 Total loss (eq. 4): L = l1 ID + l2 Tri + l3 MSE + l4 ID2 + l5 Tri2 (see
 `reidcli.losses.heatmap.RBNetLoss`). RBNet-specific settings live in ``ModelConfig.rbnet``
 (a dict, stored in checkpoints; keys and defaults in `RBNetOptions`).
 
 Train-mode output: ReidNet's ``feat``/``bn_feat``/``logits`` (backbone 1) plus ``heatmaps``
-[N, 17, H/2, W/2], ``mask`` [N, 1, H, W] and ``feat2``/``bn_feat2``/``logits2`` (backbone 2
-on the masked input). Eval mode returns the inference feature chosen by ``feature``:
+[N, 17, H/2, W/2], ``mask`` [N, 1, H, W], ``feat2``/``bn_feat2``/``logits2`` (backbone 2
+on the masked input) and, on the 'paper' path, ``rev_<scale>`` (the reverse maps fused into
+backbone 2). Eval mode returns the inference feature chosen by ``feature``:
 ``global`` (backbone 1), ``masked`` (backbone 2) or ``both`` (concatenated; 2x the width).
 No pose file is needed at inference: the network predicts its own heat-maps.
 """
@@ -25,22 +45,38 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from reidcli.models.config import ModelConfig
-from reidcli.models.net import ReidNet, _bnneck, _classifier
+from reidcli.models.net import (
+    ReidNet,
+    _bnneck,
+    _classifier,
+    build_backbone,
+    register_network,
+)
 from reidcli.models.registry import MODELS
-from reidcli.models.reverse import DEFAULT_BLOCKS, SCALES, ReverseBackbone
+from reidcli.models.reverse import (
+    DEFAULT_BLOCKS,
+    SCALES,
+    Injection,
+    K,
+    MaskChannel,
+    ReverseBackbone,
+)
 from reidcli.utils.errors import ConfigError
 
 MASKS = ("sigmoid", "sum")
 FEATURES = ("global", "masked", "both")
 MASK_SOURCES = ("heatmaps", *SCALES)
+MASK_PATHS = ("paper", "simple")
 
 
 @dataclass
@@ -52,10 +88,12 @@ class RBNetOptions:
             'resnet18_half' for CPU runs, with basic blocks: the re-layers still use
             bottlenecks, their widths follow the backbone's channels).
         fuse: scales fused into the heat-maps (subset of conv1, layer1..layer4).
-        mask_from: the 17 maps that make M(x): a scale's head ('layer1' = re-layer1, the
-            paper's best) or 'heatmaps' (the fused output).
-        mask: 'sigmoid' = sigmoid(sum of the 17 maps) (soft: background ~0.5) or 'sum' =
-            the non-negative sum divided by its per-image maximum (background ~0).
+        mask_from: what makes M(x): a scale's reverse output ('layer1' = re-layer1, the
+            paper's best) or 'heatmaps' (the fused 17 maps).
+        mask_path: 'paper' (change_channel mask, reverse features fused into backbone 2,
+            separate BN for the masked pass) or 'simple' (see the module docstring).
+        mask: 'simple' path only: 'sigmoid' = sigmoid(sum of the 17 maps) (soft: background
+            ~0.5) or 'sum' = the non-negative sum divided by its per-image maximum.
         shared: backbone 2 shares backbone 1's weights (False: a separate copy).
         feature: inference feature: 'global', 'masked' or 'both' (concatenated).
         blocks: bottleneck blocks in re-layer1..re-layer4 (paper: 2, 3, 5, 2).
@@ -64,6 +102,7 @@ class RBNetOptions:
     backbone: str = "resnet50"
     fuse: list[str] = field(default_factory=lambda: ["conv1", "layer1"])
     mask_from: str = "layer1"
+    mask_path: str = "paper"
     mask: str = "sigmoid"
     shared: bool = True
     feature: str = "global"
@@ -90,6 +129,7 @@ class RBNetOptions:
                               f"got {','.join(self.fuse) or 'nothing'}")
         _one_of("--rb-mask-from", self.mask_from, MASK_SOURCES)
         _one_of("--rb-mask", self.mask, MASKS)
+        _one_of("--rb-mask-path", self.mask_path, MASK_PATHS)
         _one_of("--rb-feature", self.feature, FEATURES)
         if len(self.blocks) != 4 or any(int(b) < 1 for b in self.blocks):
             raise ConfigError(f"--rb-blocks must be 4 ints >= 1 (re-layer1..4); got {self.blocks}")
@@ -114,10 +154,21 @@ class RBNet(ReidNet):
             self.feat_dim = 2 * self.head_dim
         if not cfg.num_classes:
             self.classifier2 = None
-        extra = [] if self.rb.mask_from == "heatmaps" else [self.rb.mask_from]
+        self.paper = self.rb.mask_path == "paper"
+        extra = [] if self.paper or self.rb.mask_from == "heatmaps" else [self.rb.mask_from]
         self.reverse = ReverseBackbone(backbone.channels, self.rb.fuse, extra, self.rb.blocks)
         self.backbone2 = None if self.rb.shared else copy.deepcopy(backbone)
         self.bnneck2 = _bnneck(self.head_dim) if cfg.neck == "bnneck" else None
+        self.mask_channel = self.inject = self.bn2 = None
+        self._bn2_paths: list[str] = []
+        if self.paper:
+            src = K if self.rb.mask_from == "heatmaps" else self.reverse.out_widths[self.rb.mask_from]
+            self.mask_channel = MaskChannel(src)
+            self.inject = Injection(self.reverse.out_widths, backbone.channels, self.rb.fuse)
+            if self.rb.shared:  # backbone 2 = backbone 1's convolutions with its own BN layers
+                self._bn2_paths = [n for n, m in backbone.named_modules() if isinstance(m, _BatchNorm)]
+                self.bn2 = nn.ModuleDict({n.replace(".", "-"): copy.deepcopy(backbone.get_submodule(n))
+                                          for n in self._bn2_paths})
 
     # -- building blocks -------------------------------------------------------------
     def _make_classifiers(self, num_classes: int) -> None:
@@ -125,44 +176,80 @@ class RBNet(ReidNet):
         self.classifier = _classifier(dim, num_classes)
         self.classifier2 = _classifier(dim, num_classes)
 
-    def stages(self, x: torch.Tensor, backbone: Optional[nn.Module] = None) -> list[torch.Tensor]:
-        """(conv1 before the max-pool, layer1, ..., layer4), attention as in `ReidNet`."""
+    def stages(self, x: torch.Tensor, backbone: Optional[nn.Module] = None,
+               inject: Optional[dict[str, torch.Tensor]] = None) -> list[torch.Tensor]:
+        """(conv1 before the max-pool, layer1, ..., layer4), attention as in `ReidNet`;
+        ``inject`` maps are added to conv1's output (``conv1``) or to layer k's input."""
         bb = backbone or self.backbone
+        inject = inject or {}
         c1 = bb.relu(bb.bn1(bb.conv1(x)))
-        maps = [c1, bb.maxpool(c1)]
+        if "conv1" in inject:
+            c1 = c1 + inject["conv1"]
+        maps, h = [c1], bb.maxpool(c1)
         for i, layer in enumerate(bb.layers()):
-            y = layer(maps[-1])
+            if SCALES[i + 1] in inject:
+                h = h + inject[SCALES[i + 1]]
+            h = layer(h)
             if self.attention is not None and i >= 1:
-                y = self.attention[i - 1](y)
-            maps.append(y)
-        return [maps[0], *maps[2:]]
+                h = self.attention[i - 1](h)
+            maps.append(h)
+        return maps
 
     def heatmap_size(self, x: torch.Tensor) -> tuple[int, int]:
         return (x.shape[-2] + 1) // 2, (x.shape[-1] + 1) // 2
 
     def make_mask(self, rev: dict[str, torch.Tensor], heat: torch.Tensor,
                   size: Sequence[int]) -> torch.Tensor:
-        """M(x) [N, 1, *size] in [0, 1] from the 17 maps of ``mask_from``."""
-        maps = heat if self.rb.mask_from == "heatmaps" else self.reverse.maps(rev, self.rb.mask_from)
-        s = maps.float().sum(1, keepdim=True)
-        if self.rb.mask == "sigmoid":
-            m = torch.sigmoid(s)
+        """M(x) [N, 1, *size] from ``mask_from``: ReLU(1x1 conv) of its features ('paper',
+        >= 0) or sigmoid / normalised sum of its 17 maps ('simple', in [0, 1])."""
+        if self.paper:
+            src = heat if self.rb.mask_from == "heatmaps" else rev[self.rb.mask_from]
+            m = self.mask_channel(src)
         else:
-            s = F.relu(s)
-            m = s / s.amax(dim=(2, 3), keepdim=True).clamp_min(1e-6)
+            maps = heat if self.rb.mask_from == "heatmaps" else self.reverse.maps(rev, self.rb.mask_from)
+            s = maps.float().sum(1, keepdim=True)
+            if self.rb.mask == "sigmoid":
+                m = torch.sigmoid(s)
+            else:
+                s = F.relu(s)
+                m = s / s.amax(dim=(2, 3), keepdim=True).clamp_min(1e-6)
         return F.interpolate(m, size=tuple(size), mode="bilinear", align_corners=False).to(heat.dtype)
 
-    def _head2(self, xm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        stages = self.stages(xm, self.backbone2)
+    @contextmanager
+    def _masked_bn(self) -> Iterator[None]:
+        """Backbone 1's BN layers swapped for backbone 2's own while the block runs."""
+        saved = []
+        try:
+            for path in self._bn2_paths:
+                parent, _, name = path.rpartition(".")
+                owner = self.backbone.get_submodule(parent) if parent else self.backbone
+                saved.append((owner, name, getattr(owner, name)))
+                setattr(owner, name, self.bn2[path.replace(".", "-")])
+            yield
+        finally:
+            for owner, name, module in reversed(saved):
+                setattr(owner, name, module)
+
+    def _head2(self, xm: torch.Tensor, rev: Optional[dict[str, torch.Tensor]] = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        inject = self.inject(rev) if self.inject is not None and rev is not None else None
+        with self._masked_bn() if self.bn2 is not None else nullcontext():
+            stages = self.stages(xm, self.backbone2, inject)
         feat2 = self.global_feat(stages)
         return feat2, (self.bnneck2(feat2) if self.bnneck2 is not None else feat2)
 
-    def reverse_pass(self, x: torch.Tensor, stages: Optional[list] = None) -> dict[str, torch.Tensor]:
-        """Heat-maps [N, 17, H/2, W/2] and mask [N, 1, H, W] (plus the stage maps used)."""
+    def reverse_pass(self, x: torch.Tensor, stages: Optional[list] = None) -> dict[str, Any]:
+        """Heat-maps [N, 17, H/2, W/2], mask [N, 1, H, W], the reverse maps by scale (``rev``)
+        and the stage maps used."""
         stages = stages if stages is not None else self.stages(x)
         rev = self.reverse(stages)
         heat = self.reverse.heatmaps(rev, self.heatmap_size(x))
-        return {"stages": stages, "heatmaps": heat, "mask": self.make_mask(rev, heat, x.shape[-2:])}
+        return {"stages": stages, "heatmaps": heat, "rev": rev,
+                "mask": self.make_mask(rev, heat, x.shape[-2:])}
+
+    def fused(self, rev: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The reverse maps backbone 2 takes in ('paper' path; empty for 'simple')."""
+        return {s: rev[s] for s in self.inject.proj} if self.inject is not None else {}
 
     # -- forward ---------------------------------------------------------------------
     def forward(self, x: torch.Tensor):
@@ -172,9 +259,10 @@ class RBNet(ReidNet):
         if not self.training:
             return self._embedding(x, stages, bn_feat)
         rp = self.reverse_pass(x, stages)
-        feat2, bn_feat2 = self._head2(x * rp["mask"])
+        feat2, bn_feat2 = self._head2(x * rp["mask"], rp["rev"])
         out = {"feat": feat, "bn_feat": bn_feat, "heatmaps": rp["heatmaps"], "mask": rp["mask"],
                "feat2": feat2, "bn_feat2": bn_feat2}
+        out.update({f"rev_{s}": t for s, t in self.fused(rp["rev"]).items()})
         if self.classifier is not None:
             out["logits"] = self.classifier(self.dropout(bn_feat))
             out["logits2"] = self.classifier2(self.dropout(bn_feat2))
@@ -182,17 +270,20 @@ class RBNet(ReidNet):
 
     def _embedding(self, x, stages, bn_feat) -> torch.Tensor:
         if self.rb.feature != "global":
-            _, bn2 = self._head2(x * self.reverse_pass(x, stages)["mask"])
+            rp = self.reverse_pass(x, stages)
+            _, bn2 = self._head2(x * rp["mask"], rp["rev"])
             bn_feat = bn2 if self.rb.feature == "masked" else torch.cat([bn_feat, bn2], 1)
         return F.normalize(bn_feat, dim=1) if self.cfg.feat_norm else bn_feat
 
-    def masked_forward(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Backbone 2 on ``x * mask`` with a given mask: ``feat``, ``bn_feat``, ``logits``.
+    def masked_forward(self, x: torch.Tensor, mask: torch.Tensor,
+                       rev: Optional[dict[str, torch.Tensor]] = None) -> dict[str, torch.Tensor]:
+        """Backbone 2 on ``x * mask`` with a given mask (and, on the 'paper' path, given
+        reverse maps to fuse in): ``feat``, ``bn_feat``, ``logits``.
 
         MMT with RBNet (paper Fig. 2, eqs. 7-8): a mean net embeds the input masked by its
         network's M(x), f = F(M(x | θ) x | E[θ]).
         """
-        feat2, bn2 = self._head2(x * mask)
+        feat2, bn2 = self._head2(x * mask, rev)
         out = {"feat": feat2, "bn_feat": bn2}
         if self.classifier2 is not None:
             out["logits"] = self.classifier2(self.dropout(bn2))
@@ -210,8 +301,13 @@ class RBNet(ReidNet):
 
     # -- for training methods ----------------------------------------------------------
     def reset_classifier(self, num_classes: int, weight: Optional[torch.Tensor] = None) -> None:
-        """Replace both classifiers; ``weight`` [K, feat_dim] initialises them (with
-        ``feature='both'`` its halves go to the global and the masked classifier)."""
+        """Replace both classifiers. ``weight`` [K, feat_dim] holds class centres of the
+        *inference* feature (e.g. cluster centres), so it initialises the classifier of the
+        branch it describes: the global one for ``feature='global'``, the masked one
+        (classifier2) for 'masked', each its half for 'both'. The other classifier starts
+        fresh (N(0, 0.001), as ``_classifier``): one branch's centres are not centres of
+        the other branch's BNNeck output. Cluster ``--rb-feature both`` features to
+        initialise both classifiers from centres."""
         if num_classes < 0:
             raise ConfigError(f"num_classes must be an int >= 0; got {num_classes}")
         if weight is not None and tuple(weight.shape) != (num_classes, self.feat_dim):
@@ -225,29 +321,21 @@ class RBNet(ReidNet):
             return
         self._make_classifiers(num_classes)
         if weight is not None:
-            w = weight.detach().float()
-            w1, w2 = (w[:, :self.head_dim], w[:, self.head_dim:]) if self.rb.feature == "both" else (w, w)
+            w, h = weight.detach().float(), self.head_dim
+            parts = {"global": (w, None), "masked": (None, w), "both": (w[:, :h], w[:, h:])}[self.rb.feature]
             with torch.no_grad():
-                self.classifier.weight.copy_(F.normalize(w1, dim=1))
-                self.classifier2.weight.copy_(F.normalize(w2, dim=1))
+                for clf, part in zip((self.classifier, self.classifier2), parts):
+                    if part is not None:
+                        clf.weight.copy_(F.normalize(part, dim=1))
         self.to(device=ref.device, dtype=ref.dtype)
 
 
 def build_rbnet(cfg: ModelConfig, load_pretrained: bool = True) -> RBNet:
     """Build an RBNet from ``cfg`` (arch 'rbnet'; backbone from ``cfg.rbnet['backbone']``)."""
-    rb = RBNetOptions.from_dict(cfg.rbnet)
-    pretrained = cfg.pretrained if load_pretrained else "none"
-    backbone = MODELS.get(rb.backbone)(last_stride=cfg.last_stride, pretrained=pretrained)
-    return RBNet(cfg, backbone)
+    return RBNet(cfg, build_backbone(RBNetOptions.from_dict(cfg.rbnet).backbone, cfg, load_pretrained))
 
 
-def _rbnet_entry(last_stride: int = 2, pretrained: str = "none"):
-    """RBNet (reverse backbone guided by keypoints); the ResNet comes from --rb-backbone."""
-    return MODELS.get("resnet50")(last_stride=last_stride, pretrained=pretrained)
-
-
-_rbnet_entry.build_net = build_rbnet  # `build_model` builds the whole network through this
-MODELS.add("rbnet", _rbnet_entry)
+register_network("rbnet", build_rbnet)  # `build_model` builds the whole network through this
 
 
 def is_rbnet(net: nn.Module) -> bool:
@@ -257,10 +345,18 @@ def is_rbnet(net: nn.Module) -> bool:
 
 def mean_output(mean_net: nn.Module, x: torch.Tensor, student_out: dict) -> dict:
     """A mean net's output in MMT. For RBNet the mean net embeds the input masked by its
-    network's mask, f = F(M(x | θ) x | E[θ]) (paper eqs. 7-8, Fig. 2); else ``mean_net(x)``."""
+    network's mask, f = F(M(x | θ) x | E[θ]) (paper eqs. 7-8, Fig. 2), taking in its
+    network's reverse maps on the 'paper' path; its ``logits`` come from the masked head
+    (bnneck2 / classifier2), which the students train through `masked_id_loss`. On the
+    'paper' path a mean net in training mode also runs backbone 1 on ``x`` so the BN
+    statistics its deployed global feature uses follow the target images (the masked pass
+    has its own); else ``mean_net(x)``."""
     net = getattr(mean_net, "module", mean_net)
     if isinstance(net, RBNet) and "mask" in student_out:
-        return net.masked_forward(x, student_out["mask"].detach())
+        if net.paper and net.training:
+            net.stages(x)
+        rev = {k[4:]: v.detach() for k, v in student_out.items() if k.startswith("rev_")}
+        return net.masked_forward(x, student_out["mask"].detach(), rev)
     return mean_net(x)
 
 
@@ -270,3 +366,20 @@ def student_output(out: dict) -> dict:
     if "feat2" not in out:
         return out
     return {**out, "feat": out["feat2"]}
+
+
+def masked_id_loss(out: dict, y: torch.Tensor, ce: nn.Module):
+    """RBNet's l4 ID2 term (eq. 4) on a network output: ``ce(logits2, y)``, or 0 for other
+    networks. MMT adds it to each student's ID loss so the head its mean nets score with
+    (bnneck2 / classifier2, `mean_output`) is trained, and the EMA moves the teacher's head."""
+    return ce(out["logits2"], y) if "logits2" in out else 0.0
+
+
+def train_feat_dim(model_config: dict, feat_dim: int) -> int:
+    """Width of the training feature ``out['feat']`` (triplet, centre loss) of a network with
+    inference width ``feat_dim``: half of it for an RBNet whose inference feature is 'both'
+    (global and masked concatenated), else ``feat_dim``."""
+    rb = model_config.get("rbnet") or {}
+    if model_config.get("arch") == "rbnet" and rb.get("feature") == "both":
+        return feat_dim // 2
+    return feat_dim

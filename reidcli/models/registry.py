@@ -24,6 +24,8 @@ MODELS.declare("resnet18_half", _B, "ResNet-18 at half width: 32-256 channels, 2
 MODELS.declare("se_resnet50", _SE, "SE-ResNet-50")
 MODELS.declare("resnet50_ibn_a", _SE, "ResNet-50-IBN-a")
 MODELS.declare("rbnet", "reidcli.models.rbnet", "RBNet: a keypoint-guided reverse backbone over --rb-backbone")
+MODELS.declare("mrda", "reidcli.models.mrda", "MRDA: two-stream (visible/infrared) ResNet of "
+                                            "--mrda-backbone with dynamic attention")
 MODELS.alias("tiny", "resnet18", "= resnet18, a full ResNet-18; the CPU test preset")
 
 

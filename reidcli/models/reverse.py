@@ -35,6 +35,12 @@ SCALES = ("conv1", "layer1", "layer2", "layer3", "layer4")
 DEFAULT_BLOCKS = (2, 3, 5, 2)  # re-layer1, re-layer2, re-layer3, re-layer4 (paper Table 1)
 
 
+def input_index(scale: str) -> int:
+    """Index into (conv1, layer1, ..., layer4) of the backbone map a scale's reverse output
+    mirrors (paper Table 1): conv1's output for ``conv1``, layer k's *input* for ``layerk``."""
+    return max(0, SCALES.index(scale) - 1)
+
+
 def group_width(channels: int) -> int:
     """Reverse width of a stage with ``channels`` backbone channels: whole groups of 17."""
     return K * max(1, round(channels / K))
@@ -125,8 +131,8 @@ class ReverseBackbone(nn.Module):
         self.fuse_scales = tuple(fuse)
         used = list(dict.fromkeys([*fuse, *extra_heads]))
         # re-layer k outputs layer k's *input* width; the conv1 scale keeps conv1's width
-        out_w = {s: w[max(0, SCALES.index(s) - 1)] for s in SCALES}
-        self.heads = nn.ModuleDict({s: nn.Conv2d(out_w[s], K, 1, groups=K) for s in used})
+        self.out_widths = {s: w[input_index(s)] for s in SCALES}
+        self.heads = nn.ModuleDict({s: nn.Conv2d(self.out_widths[s], K, 1, groups=K) for s in used})
         self.fuse = nn.Conv2d(K * len(fuse), K, 1, groups=K)
         for head in self.heads.values():  # near-zero maps at the start (mmpose's final layer)
             nn.init.normal_(head.weight, std=0.001)
@@ -157,3 +163,33 @@ class ReverseBackbone(nn.Module):
         parts = [_up(self.maps(rev, s), size) for s in self.fuse_scales]
         x = torch.stack(parts, dim=2).flatten(1, 2)  # keypoint-major: group k = k's scales
         return self.fuse(x)
+
+
+class MaskChannel(nn.Sequential):
+    """Paper step 3: a change_channel (1x1 conv + ReLU) from the mask source's channels to the
+    one spatial weight map M(x) that multiplies conv1's input. Bias 1 and near-zero weights
+    make M(x) ~ 1 at the start, so backbone 2 first sees the image itself."""
+
+    def __init__(self, cin: int):
+        super().__init__(nn.Conv2d(cin, 1, 1, bias=True), nn.ReLU())
+        nn.init.normal_(self[0].weight, std=0.01)
+        nn.init.ones_(self[0].bias)
+
+
+class Injection(nn.Module):
+    """Paper step 3: "the same-layer features of the backbone and the reverse backbone are
+    fused into backbone 2". The reverse output of each scale (paper Table 1: ``conv1`` pairs
+    with conv1's output, ``layerk`` with layer k's input) goes through a 1x1 conv to the
+    backbone's width at that point and is added there. Zero-initialised, so backbone 2 starts
+    as the plain masked pass and learns how much reverse feature to take in."""
+
+    def __init__(self, rev_widths: dict[str, int], channels: Sequence[int], scales: Sequence[str]):
+        super().__init__()
+        self.proj = nn.ModuleDict({s: nn.Conv2d(rev_widths[s], channels[input_index(s)], 1)
+                                   for s in scales})
+        for conv in self.proj.values():
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, rev: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {s: conv(rev[s]) for s, conv in self.proj.items()}

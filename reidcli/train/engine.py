@@ -104,7 +104,8 @@ class Engine:
         cfg: engine settings.
         out: checkpoint path (overwritten atomically every epoch).
         meta: checkpoint header fields: ``input_size``, ``pixel_mean``, ``pixel_std``,
-            ``provenance``, optional ``model_config`` (else taken from the model).
+            ``provenance``, optional ``model_config`` (else taken from the model) and
+            ``extra`` (more top-level checkpoint fields, e.g. ``kind``).
         ctx: the build context (device, number of classes, data, facts).
         bn_domains: domain names for domain-specific BN (``[]`` = plain BN).
         evaluate: optional ``fn(model) -> dict`` called every ``cfg.eval_every`` epochs.
@@ -186,7 +187,9 @@ class Engine:
         else:
             bn_batch, how = per_device, "the whole per-process batch"
         self.bn_batch = bn_batch
-        if not BN_REFERENCE / 2 <= bn_batch <= BN_REFERENCE * 2 and self.dist.is_main:
+        has_bn = any(isinstance(mod, torch.nn.modules.batchnorm._BatchNorm)
+                     for net in m.nets.values() for mod in net.modules())
+        if has_bn and not BN_REFERENCE / 2 <= bn_batch <= BN_REFERENCE * 2 and self.dist.is_main:
             log.warning("BatchNorm statistics come from %d images (%s); the published recipes used "
                         "%d, so accuracy may differ: set --images-per-bn %d with a batch that is a "
                         "multiple of it", bn_batch, how, BN_REFERENCE, BN_REFERENCE)
@@ -266,7 +269,8 @@ class Engine:
                 for k, v in batch.items()}
 
     def _train_step(self, batch: dict) -> dict[str, torch.Tensor]:
-        m, opts = self.method, [self.opt, *self.extra_opts.values()]
+        m, names = self.method, self.method.optimizers_to_step(self.global_it)
+        opts = [o for k, o in {"main": self.opt, **self.extra_opts}.items() if names is None or k in names]
         with torch.autocast(self.device.type, enabled=self.amp):
             out = m.step(batch, self.global_it)
         loss = out["loss"]
@@ -310,6 +314,8 @@ class Engine:
             nets={n: net.state_dict() for n, net in m.nets.items() if n != "model"},
             bn={"domains": self.bn_domains, "deploy": self.bn_domains[-1]} if self.bn_domains else {},
             train_state=self.train_state(),
+            extra={**({"augment": self.meta["augment"]} if "augment" in self.meta else {}),
+                   **(self.meta.get("extra") or {})} or None,
         )
 
     def train_state(self) -> dict:

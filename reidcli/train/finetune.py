@@ -2,7 +2,8 @@
 
 A round takes a checkpoint, the pseudo-labels of the target training images
 (``reid cluster``) and trains with one of the adaptation methods of
-`reidcli.train.methods` (``pseudo``, ``mmt``, ``kd``, ``joint``) through the one engine,
+`reidcli.train.methods` (``pseudo``, ``mmt``, ``kd``, ``joint``; ``mar`` needs no
+pseudo-labels but a labelled ``reference`` set) through the one engine,
 with the same config objects as `reidcli.train.pretrain.pretrain` (a `FinetuneConfig`,
 which is a `TrainConfig` with one round's defaults) plus the method's options object.
 The outer loop (features -> cluster -> finetune) lives in a Makefile (``bin/uda.mk``).
@@ -35,6 +36,11 @@ import numpy as np
 
 from reidcli.data.transforms import AugmentConfig
 from reidcli.train.config import FinetuneConfig, TrainConfig
+from reidcli.train.methods import (
+    TRAINING_METHODS,
+    finetune_method_names,
+    method_options,
+)
 from reidcli.train.methods.options import MethodOptions
 from reidcli.utils.errors import ConfigError, InputError
 from reidcli.utils.params import ParamError, reject_unknown
@@ -44,7 +50,8 @@ DEFAULT_METHOD = "mmt"
 # method names of checkpoints from before the method registry, still accepted as a start
 OLD_METHOD_NAMES = ("pretrain",)
 # keywords of `finetune` itself among the flat settings of `finetune_from_settings`
-RUN_KEYWORDS = ("ckpt2", "source", "target_format", "source_format", "device")
+RUN_KEYWORDS = ("ckpt2", "source", "target_format", "source_format", "styled", "device", "reference",
+                "reference_format")
 
 
 def check_labels(lf, records: list, labels_path: Path, target_root: Path) -> np.ndarray:
@@ -80,7 +87,6 @@ def _compact(labels: np.ndarray, centers: Optional[np.ndarray]):
 def load_start(ckpt: Path, method: str, ckpt2: Optional[Path]) -> tuple[dict, Optional[dict]]:
     """The starting checkpoint(s); `InputError` for one a method cannot start from."""
     from reidcli.io.ckpt import load_checkpoint
-    from reidcli.train.methods import TRAINING_METHODS, finetune_method_names
 
     ck = load_checkpoint(ckpt)
     cks = [(ckpt, ck)]
@@ -102,19 +108,29 @@ def load_start(ckpt: Path, method: str, ckpt2: Optional[Path]) -> tuple[dict, Op
 
 
 def finetune_augment(ck: dict, augment: AugmentConfig | Mapping[str, Any] | None = None) -> AugmentConfig:
-    """The augmentation of a round on checkpoint ``ck``: by default the checkpoint's input
-    size with the recipes' 10 px padding at 256 x 128 scaled to it; a dict changes fields of
-    that default; an `AugmentConfig` is used as it is (at the checkpoint's input size)."""
+    """The augmentation of a round on checkpoint ``ck``: by default the one that trained the
+    checkpoint (its ``augment`` record: seeds 003 and 004 fine-tune with their pre-training
+    crop and colour jitter), else the checkpoint's input size with the recipes' 10 px padding
+    at 256 x 128 scaled to it; a dict changes fields of that default; an `AugmentConfig` is
+    used as it is (at the checkpoint's input size)."""
     h, w = (int(v) for v in ck["input_size"])
     aug = augment
     if not isinstance(aug, AugmentConfig):
         changes = dict(augment or {})
         reject_unknown(changes, [f.name for f in dataclasses.fields(AugmentConfig)], what="AugmentConfig")
-        aug = dataclasses.replace(AugmentConfig(height=h, width=w, pad=max(1, round(10 * h / 256))), **changes)
+        aug = dataclasses.replace(_trained_augment(ck, h, w), **changes)
     if (aug.height, aug.width) != (h, w):
         raise ConfigError(f"the augmentation is {aug.height}x{aug.width} but the checkpoint takes {h}x{w} "
                           "inputs; leave height and width to the checkpoint")
     return aug.validate()
+
+
+def _trained_augment(ck: dict, h: int, w: int) -> AugmentConfig:
+    rec = ck.get("augment")
+    if not rec:  # checkpoints written before the augmentation was recorded
+        return AugmentConfig(height=h, width=w, pad=max(1, round(10 * h / 256)))
+    known = {f.name for f in dataclasses.fields(AugmentConfig)}
+    return AugmentConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in rec.items() if k in known})
 
 
 def _centers(lf, labels: np.ndarray, ck: dict, labels_path: Path):
@@ -131,7 +147,7 @@ def _centers(lf, labels: np.ndarray, ck: dict, labels_path: Path):
     return labels, torch.from_numpy(centers)
 
 
-def _source_dataset(source: Path, source_format: Optional[str], transform, size):
+def _source_dataset(source: Path, source_format: Optional[str], transform, size, what: str = "source"):
     from reidcli.data.layouts import load_dataset
     from reidcli.data.loader import ImageDataset
     from reidcli.data.records import relabel
@@ -140,23 +156,26 @@ def _source_dataset(source: Path, source_format: Optional[str], transform, size)
     recs = [r for r in ds.split("train") if r.pid >= 0]
     y, _ = relabel([r.pid for r in recs])
     if len(set(y.tolist())) < 2:
-        raise InputError(f"{source}: the source training split has fewer than 2 labelled identities")
+        raise InputError(f"{source}: the {what} training split has fewer than 2 labelled identities; "
+                         f"pass a dataset with identity labels as the {what}")
     return ImageDataset(ds.root, recs, transform, labels=y, size=size), int(y.max()) + 1
 
 
-def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike, target_root: str | os.PathLike,
+def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_root: str | os.PathLike,
              out: str | os.PathLike, *, method: str = DEFAULT_METHOD,
              options: MethodOptions | Mapping[str, Any] | None = None,
              train: Optional[TrainConfig] = None,
              augment: AugmentConfig | Mapping[str, Any] | None = None,
              ckpt2: Optional[str | os.PathLike] = None, source: Optional[str | os.PathLike] = None,
              target_format: Optional[str] = None, source_format: Optional[str] = None,
-             device: str = "auto") -> Path:
+             styled: Optional[str | os.PathLike] = None, device: str = "auto",
+             reference: Optional[str | os.PathLike] = None, reference_format: Optional[str] = None) -> Path:
     """Run one adaptation round and write the new checkpoint to ``out``.
 
     Args:
         ckpt: starting checkpoint (``reid pretrain`` or a previous round).
-        labels: ``reid cluster`` output for the target's training images.
+        labels: ``reid cluster`` output for the target's training images (None for a
+            method that needs no clustering: ``mar``).
         target_root: the target dataset (its ground-truth ids are never read).
         out: the new checkpoint (may equal ``ckpt``; replaced only on success).
         method: an adaptation method: 'pseudo', 'mmt', 'kd' or 'joint'.
@@ -167,7 +186,11 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike, target_root: st
         augment: see `finetune_augment` (default: the checkpoint's input size).
         ckpt2: MMT's second source network (default: a copy of ``ckpt``'s).
         source: labelled source dataset (methods that use one: ``joint``).
-        target_format, source_format: dataset layouts (auto-detected when None).
+        reference: labelled reference dataset (``mar``: one agent per identity).
+        target_format, source_format, reference_format: dataset layouts (auto-detected when None).
+        styled: a ``reid stylize apply`` folder of the target's training images: each
+            styled image joins its original's pseudo-label (seed 004's camera-style
+            positives, METHODS.md section 5).
         device: auto | cpu | cuda | cuda:N.
 
     Returns:
@@ -178,65 +201,96 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike, target_root: st
     from reidcli.utils.seed import seed_everything
 
     kind = _finetune_method(method)
-    opts = _method_options(method, options)
+    opts = method_options(method, options)
     if kind.uses_source and source is None:
         raise ConfigError(f"--method {method} trains on labelled source images too; pass --source DATA")
     if source is not None and not kind.uses_source:
         raise ParamError("source", f"does not apply to --method {method}; it trains on the target alone")
+    _check_needs(kind, method, labels, reference)
     cfg = _round_config(train)
-    ckpt, labels, out = Path(ckpt), Path(labels), Path(out)
+    ckpt, out = Path(ckpt), Path(out)
     ck, ck2 = load_start(ckpt, method, Path(ckpt2) if ckpt2 else None)
     aug = finetune_augment(ck, augment)
     ds = load_dataset(target_root, target_format)
     recs = [dataclasses.replace(r, pid=-1) for r in ds.split("train")]  # ground truth never read
-    lf = read_labels(labels)
-    y = check_labels(lf, recs, labels, Path(target_root))
-    y, centers = _centers(lf, y, ck, labels)
+    if labels is not None:
+        labels = Path(labels)
+        lf = read_labels(labels)
+        y = check_labels(lf, recs, labels, Path(target_root))
+        y, centers = _centers(lf, y, ck, labels)
+    else:  # a method without clustering: every target image, unlabelled
+        y, centers = np.full(len(recs), -1, dtype=np.int64), None
+    if styled is not None:
+        from reidcli.stylize.manifest import add_styled
+
+        recs, y = add_styled(recs, y, ds.root, styled)
     seed_everything(cfg.seed, cfg.deterministic)
     transform, size = _train_transform(ck, aug)
-    data = _datasets(kind.views, ds.root, recs, y, transform, size)
+    data = _datasets(kind.views, ds.root, recs, y, transform, size, keep_all=labels is None)
     data.update(init=ck, init2=ck2, centers=centers)
     facts: dict[str, Any] = {}
     if source is not None:
         data["source"], facts["source_classes"] = _source_dataset(Path(source), source_format, transform, size)
-    n_clusters = int(y.max()) + 1
-    log.info("finetune %s: %d images in %d clusters (%d outliers left out)", method,
-             int((y >= 0).sum()), n_clusters, int((y < 0).sum()))
+    if reference is not None:
+        data["reference"], facts["reference_classes"] = _source_dataset(
+            Path(reference), reference_format, transform, size, what="reference")
+    n_clusters = int(y.max()) + 1 if labels is not None else 0
+    log.info("finetune %s: %d target images, %d clusters (%d outliers left out)", method,
+             len(data["target"]), n_clusters, int((y < 0).sum()) if labels is not None else 0)
     return _run(method, opts, cfg, ck, data, facts, n_clusters, device, out,
-                inputs=[ckpt, labels] + ([Path(ckpt2)] if ckpt2 else []))
+                inputs=[ckpt] + ([labels] if labels is not None else []) + ([Path(ckpt2)] if ckpt2 else [])
+                + ([Path(reference)] if reference is not None else []), augment=dataclasses.asdict(aug))
 
 
-def finetune_from_settings(ckpt: str | os.PathLike, labels: str | os.PathLike,
+def _check_needs(kind, method: str, labels, reference) -> None:
+    """`ConfigError` / `ParamError` unless ``labels`` and ``reference`` suit the method."""
+    if kind.uses_labels and labels is None:
+        raise ConfigError(f"--method {method} trains on pseudo-labels; pass --labels FILE (the output of "
+                          "'reid cluster')")
+    if labels is not None and not kind.uses_labels:
+        raise ParamError("labels", f"does not apply to --method {method}; it needs no clustering")
+    if kind.uses_reference and reference is None:
+        raise ConfigError(f"--method {method} describes the target by reference identities; pass "
+                          "--reference DATA (a labelled dataset)")
+    if reference is not None and not kind.uses_reference:
+        raise ParamError("reference", f"does not apply to --method {method}")
+
+
+def finetune_from_settings(ckpt: str | os.PathLike, labels: str | os.PathLike | None,
                            target_root: str | os.PathLike, out: str | os.PathLike,
-                           **settings: Any) -> Path:
+                           recipe: Optional[str] = None, **settings: Any) -> Path:
     """`finetune` from flat keyword settings (the ``reid finetune`` flags): ``method``, the
     fields of `FinetuneConfig` and `AugmentConfig` given, the keywords of `finetune`
     (``ckpt2``, ``source``, ``device``, ...), and anything else as the method's options, so
-    a setting that is no option of the chosen method is a `ParamError` naming it."""
+    a setting that is no option of the chosen method is a `ParamError` naming it.
+    ``recipe`` names a paper recipe (`reidcli.recipes`) whose finetune settings fill those
+    not given."""
+    from reidcli.recipes import with_recipe
+
+    args = finetune_arguments(with_recipe(recipe, "finetune", settings))
+    return finetune(ckpt, labels, target_root, out, **args)
+
+
+def finetune_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of `finetune` (``method``, ``options``, ``train``, ``augment``
+    and its run keywords) from flat settings; see `finetune_from_settings`."""
     from reidcli.train.settings import split_settings
 
-    method = settings.pop("method", DEFAULT_METHOD)
-    parts = split_settings(settings, {"train": FinetuneConfig, "augment": AugmentConfig},
+    s = dict(settings)
+    method = s.pop("method", None) or DEFAULT_METHOD
+    parts = split_settings(s, {"train": FinetuneConfig, "augment": AugmentConfig},
                            rest=RUN_KEYWORDS, others="options")
-    return finetune(ckpt, labels, target_root, out, method=method, options=parts["options"],
-                    train=FinetuneConfig(**parts["train"]), augment=parts["augment"], **parts["rest"])
+    return {"method": method, "options": parts["options"], "train": FinetuneConfig(**parts["train"]),
+            "augment": parts["augment"], **parts["rest"]}
 
 
 def _finetune_method(method: str):
     """The registered class of adaptation method ``method`` (registry did-you-mean on a typo)."""
-    from reidcli.train.methods import TRAINING_METHODS, finetune_method_names
-
     kind = TRAINING_METHODS.get(method)
     if not kind.finetune:
         raise ParamError("method", f"must be an adaptation method ({', '.join(finetune_method_names())}); "
                          f"got {method!r}, which trains on labelled images: use 'reid pretrain'")
     return kind
-
-
-def _method_options(method: str, options) -> MethodOptions:
-    from reidcli.train.methods import method_options
-
-    return method_options(method, options)
 
 
 def _round_config(train: Optional[TrainConfig]) -> TrainConfig:
@@ -252,17 +306,18 @@ def _train_transform(ck: dict, aug: AugmentConfig):
     return build_train_transform(aug, ck["pixel_mean"], ck["pixel_std"]), (aug.height, aug.width)
 
 
-def _datasets(views: int, root: Path, recs: list, y: np.ndarray, transform, size) -> dict:
+def _datasets(views: int, root: Path, recs: list, y: np.ndarray, transform, size,
+              keep_all: bool = False) -> dict:
     from reidcli.data.loader import ImageDataset
     from reidcli.train.methods.uda import TwoViewDataset
 
-    keep = np.flatnonzero(y >= 0)  # outliers (-1) are left out
+    keep = np.arange(len(y)) if keep_all else np.flatnonzero(y >= 0)  # outliers (-1) are left out
     cls = TwoViewDataset if views == 2 else ImageDataset
     return {"target": cls(root, [recs[i] for i in keep], transform, labels=y[keep], size=size)}
 
 
 def _run(method: str, opts: MethodOptions, cfg: TrainConfig, ck: dict, data: dict, facts: dict,
-         n_clusters: int, device: str, out: Path, *, inputs: list) -> Path:
+         n_clusters: int, device: str, out: Path, *, inputs: list, augment: dict) -> Path:
     from reidcli.io.h5 import make_provenance
     from reidcli.train.dist import DistInfo
     from reidcli.train.engine import Engine
@@ -277,7 +332,8 @@ def _run(method: str, opts: MethodOptions, cfg: TrainConfig, ck: dict, data: dic
                         facts={**facts, "model_config": mcfg, "method": method})
     params = {**opts.to_dict(), **facts}
     meta = {"input_size": ck["input_size"], "pixel_mean": ck["pixel_mean"],
-            "pixel_std": ck["pixel_std"], "provenance": make_provenance(inputs, cfg.seed, params=params)}
+            "pixel_std": ck["pixel_std"], "provenance": make_provenance(inputs, cfg.seed, params=params),
+            "augment": augment}
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")
     engine = Engine(get_method(method, opts), cfg, out=partial, meta=meta, ctx=ctx)

@@ -84,7 +84,8 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
                             data={"source": src, "target": tgt},
                             facts={"model_config": dataclasses.asdict(model), "bn_domains": domains})
         meta = {"input_size": [aug.height, aug.width], "pixel_mean": IMAGENET_MEAN,
-                "pixel_std": IMAGENET_STD, "provenance": _provenance(ds, train, model, opts.to_dict())}
+                "pixel_std": IMAGENET_STD, "provenance": _provenance(ds, train, model, opts.to_dict()),
+                "augment": dataclasses.asdict(aug)}
         evaluate = _eval_fn(ds, aug, train, dev) if train.eval_every else None
         engine = Engine(get_method(method, opts), train, out=out, meta=meta, ctx=ctx,
                         bn_domains=domains, evaluate=evaluate)
@@ -95,17 +96,21 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
     return out
 
 
-def pretrain_from_settings(data: str | os.PathLike | Dataset, out: str | os.PathLike,
-                           **settings: Any) -> Path:
+def pretrain_from_settings(data: str | os.PathLike | Dataset, out: str | os.PathLike, *,
+                           recipe: Optional[str] = None, **settings: Any) -> Path:
     """`pretrain` from flat keyword settings (the ``reid pretrain`` flags): see
-    `pretrain_arguments`."""
-    return pretrain(data, out, **pretrain_arguments(settings))
+    `pretrain_arguments`. ``recipe`` names a paper recipe (`reidcli.recipes`) whose
+    pretrain settings fill those not given."""
+    from reidcli.recipes import with_recipe
+
+    return pretrain(data, out, **pretrain_arguments(with_recipe(recipe, "pretrain", settings)))
 
 
 def pretrain_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
     """The keyword arguments of `pretrain` from flat settings, each the name of a field of
     `ModelConfig`, `TrainConfig`, `AugmentConfig` or the method's options (`SupervisedOptions`),
-    ``rb_<field>`` of `reidcli.models.rbnet.RBNetOptions` (used with ``arch='rbnet'``), or
+    ``rb_<field>`` of `reidcli.models.rbnet.RBNetOptions` (used with ``arch='rbnet'``),
+    ``mrda_<field>`` of `reidcli.models.mrda_options.MrdaNetOptions` (``arch='mrda'``), or
     a keyword of `pretrain` (``method``, ``format``, ``target``, ...). ``milestones`` may be
     a comma-separated string. Fields not given keep their dataclass defaults.
 
@@ -118,6 +123,7 @@ def pretrain_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
 
     s = dict(settings)
     rb = {k[len("rb_"):]: s.pop(k) for k in list(s) if k.startswith("rb_")}
+    mrda = {k[len("mrda_"):]: s.pop(k) for k in list(s) if k.startswith("mrda_")}
     if "milestones" in s:
         s["milestones"] = parse_ints(s["milestones"], "milestones")
     kind = TRAINING_METHODS.get(s.get("method", "supervised")).Options
@@ -128,6 +134,8 @@ def pretrain_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(rb.get("fuse"), str):
             rb["fuse"] = [v.strip() for v in rb["fuse"].split(",") if v.strip()]
         model.rbnet = rb
+    if mrda:
+        model.mrda = mrda
     return {"model": model, "train": TrainConfig(**parts["train"]), "augment": AugmentConfig(**parts["augment"]),
             "options": kind(**parts["options"]), **parts["rest"]}
 

@@ -35,7 +35,10 @@ class Method:
     says whether it can run the method (it starts from a checkpoint and pseudo-labels),
     ``views`` how many augmented views of each target image a batch holds (MMT: 2),
     ``start_checkpoints`` how many starting checkpoints it takes (MMT: 2, ``--ckpt2``) and
-    ``uses_source`` whether it trains on labelled source images too (``--source``).
+    ``uses_source`` whether it trains on labelled source images too (``--source``),
+    ``uses_labels`` whether it needs the pseudo-labels of ``reid cluster`` (``--labels``;
+    MAR does not) and ``uses_reference`` whether it needs a labelled reference set
+    (``--reference``, MAR's agents).
     """
 
     name = "method"
@@ -44,6 +47,8 @@ class Method:
     views = 1
     start_checkpoints = 1
     uses_source = False
+    uses_labels = True
+    uses_reference = False
     # a loss helper with its own optimizer and state (`IdTripletObjective`), if the method has one
     objective = None
 
@@ -82,6 +87,12 @@ class Method:
 
     def after_setup(self, opt: torch.optim.Optimizer) -> None:
         pass
+
+    def optimizers_to_step(self, it: int) -> Optional[set[str]]:
+        """Which optimizers step ``it`` zeroes and steps: ``"main"`` and names of
+        `extra_optimizers`; None (the default) = all. Alternating schemes (a GAN's critic and
+        generator steps) return one side per step."""
+        return None
 
     def before_optimizer_step(self) -> None:
         if self.objective is not None:

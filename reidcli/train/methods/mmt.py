@@ -29,7 +29,7 @@ import logging
 import torch
 
 from reidcli.models import network_from_checkpoint
-from reidcli.models.rbnet import is_rbnet, mean_output, student_output
+from reidcli.models.rbnet import is_rbnet, masked_id_loss, mean_output, student_output
 from reidcli.train.methods import TRAINING_METHODS
 from reidcli.train.methods.base import EngineContext
 from reidcli.train.methods.options import MMTOptions
@@ -100,6 +100,8 @@ class MMT(UDAMethod):
             e1, e2 = mean_output(self.nets["model"], x1, o1), mean_output(self.nets["mean2"], x2, o2)
         o1, o2 = student_output(o1), student_output(o2)
         L = mmt_losses(o1, o2, e1, e2, y, self.ce, self.tri, self.soft_ce)
+        # RBNet: train the masked head (bnneck2/classifier2) the mean nets' soft labels use
+        L["ce"] = L["ce"] + masked_id_loss(o1, y, self.ce) + masked_id_loss(o2, y, self.ce)
         wc, wt = self.options.soft_ce_weight, self.options.soft_tri_weight
         total = ((1 - wc) * L["ce"] + (1 - wt) * L["triplet"] + wc * L["soft_ce"] + wt * L["soft_triplet"])
         res = {"loss": total, **{k: v.detach() for k, v in L.items()}}

@@ -139,3 +139,69 @@ class MMTOptions(MethodOptions):
         "alpha": [Interval(float, 0, 1, closed="left")], "soft_ce_weight": _UNIT,
         "soft_tri_weight": _UNIT, "label_smooth": [Interval(float, 0, 1, closed="left")],
     }
+
+
+@dataclass
+class AgentsOptions(MethodOptions):
+    """MAR's reference pretraining (Yu et al., CVPR 2019, sec. 3.4): the agent-learning
+    cross-entropy L_AL over unit-norm agents, one per reference identity, at ``scale`` s."""
+
+    scale: float = 30.0
+
+    CONSTRAINTS: ClassVar[dict[str, list]] = {"scale": [Interval(float, 0, None, closed="neither")]}
+
+
+@dataclass
+class MarOptions(AgentsOptions):
+    """MAR (Yu et al., CVPR 2019; METHODS.md section 2) with its public run's values:
+    L = L_MDL + ``lambda_1`` L_CML + ``lambda_2`` (L_AL + ``beta`` L_RJ), soft multilabels at
+    ``scale``, RJ ``rj_margin``, MDL ``mining_ratio`` and its agreement threshold's running
+    average (``threshold_momentum``), each target image's soft multilabel kept as a running
+    average (``memory_momentum``) for MDL, which starts after ``mdl_warmup_epochs``."""
+
+    lambda_1: float = 2e-4
+    lambda_2: float = 50.0
+    beta: float = 0.2
+    rj_margin: float = 1.0
+    mining_ratio: float = 0.005
+    threshold_momentum: float = 0.1
+    memory_momentum: float = 0.1
+    mdl_warmup_epochs: int = 1
+
+    CONSTRAINTS: ClassVar[dict[str, list]] = {
+        **AgentsOptions.CONSTRAINTS, "lambda_1": _WEIGHT, "lambda_2": _WEIGHT, "beta": _WEIGHT,
+        "rj_margin": [Interval(float, 0, None, closed="neither")],
+        "mining_ratio": [Interval(float, 0, 1, closed="right")],
+        "threshold_momentum": _UNIT, "memory_momentum": [Interval(float, 0, 1, closed="right")],
+        "mdl_warmup_epochs": [Interval(int, 0, None)],
+    }
+
+
+@dataclass
+class MrdaOptions(MethodOptions):
+    """MRDA (seed 002, eq. 23; METHODS.md section 3): L = ``id_weight`` x label-smoothed ID
+    (xi ``label_smooth``, eq. 18) + ``hc_weight`` x hetero-centre triplet (margin ``rho``,
+    eq. 20) + ``mc_weight`` x modality correlation consistency (eqs. 21-22) + ``ac_weight`` x
+    region centre loss (eq. 7). ``mask``: the mask-reconstructed copy x_M+ of every image
+    goes through the network too (eqs. 1-3; off: no x_M+ and no region term). The seed
+    weighs every term 1 and gives no rho; 0.3 is Liu et al.'s (its ref. [19])."""
+
+    id_weight: float = 1.0
+    label_smooth: float = 0.1
+    hc_weight: float = 1.0
+    rho: float = 0.3
+    mc_weight: float = 1.0
+    ac_weight: float = 1.0
+    mask: bool = True
+
+    CONSTRAINTS: ClassVar[dict[str, list]] = {
+        "id_weight": _WEIGHT, "hc_weight": _WEIGHT, "mc_weight": _WEIGHT, "ac_weight": _WEIGHT,
+        "rho": _WEIGHT, "label_smooth": [Interval(float, 0, 1, closed="left")], "mask": ["boolean"],
+    }
+
+    def validate(self) -> "MrdaOptions":
+        super().validate()
+        if self.id_weight == 0 and self.hc_weight == 0:
+            raise ConfigError("id_weight and hc_weight are both 0; nothing would separate identities "
+                              "(give one of them a weight > 0)")
+        return self

@@ -42,7 +42,10 @@ class Pseudo(UDAMethod):
     def build_objective(self, ctx: EngineContext) -> None:
         """The CE / triplet (/ centre) criteria of this method's options (before the nets:
         the centre loss draws its random centres first)."""
-        feat_dim = int(ctx.data["init"].get("feat_dim") or 0)
+        from reidcli.models.rbnet import train_feat_dim  # RBNet 'both': the loss sees half the width
+
+        ck = ctx.data["init"]
+        feat_dim = train_feat_dim(ck["model_config"], int(ck.get("feat_dim") or 0))
         self.objective = IdTripletObjective(self.options, ctx.num_classes, feat_dim, ctx.device)
 
     def streams(self, ctx: EngineContext) -> dict:

@@ -38,12 +38,13 @@ class Supervised(Method):
 
     def build(self, ctx: EngineContext) -> None:
         from reidcli.models import ModelConfig, build_model
-        from reidcli.models.rbnet import is_rbnet
+        from reidcli.models.rbnet import is_rbnet, train_feat_dim
 
         o = self.options
         cfg = ModelConfig.from_dict({**ctx.facts["model_config"], "num_classes": ctx.num_classes})
         self.nets["model"] = build_model(cfg)
-        self.objective = IdTripletObjective(o, ctx.num_classes, self.nets["model"].feat_dim, ctx.device)
+        feat_dim = train_feat_dim(cfg.to_dict(), self.nets["model"].feat_dim)  # RBNet 'both': half
+        self.objective = IdTripletObjective(o, ctx.num_classes, feat_dim, ctx.device)
         self.bn_target = 1 if ctx.facts.get("bn_domains") else 0
         self.rbnet = None
         if is_rbnet(self.nets["model"]):  # RBNet eq. 4: + l3 MSE + l4 ID2 + l5 Tri2

@@ -1,0 +1,88 @@
+"""Paper recipes: each paper's hyper-parameters one flag away (``--recipe NAME``).
+
+A recipe maps a stage (``pretrain``, ``finetune``, ``cluster``) to settings named as the
+stage's library parameters (the same names as its CLI flags' Python parameters). A stage
+takes the recipe's values for the settings the caller did not give; explicit settings win.
+Every value, the paper's own value and each deviation with its reason are in
+docs/recipes.md; `tests/test_recipes.py` checks that each recipe value reaches the configs.
+
+>>> stage_settings("rbnet", "cluster")["eps"]
+0.42
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from reidcli.utils.registry import Registry
+
+
+STAGES = ("pretrain", "finetune", "cluster")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The settings of one paper, per stage (see docs/recipes.md for their sources)."""
+
+    paper: str
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+RECIPES: Registry[Recipe] = Registry("recipe")
+
+# Seed 000, RBNet (METHODS.md 1): RBNet pre-training, Adam, 60 epochs x0.1 every 20; MMT
+# adaptation on k-reciprocal Jaccard DBSCAN pseudo-labels (k1 30, k2 6, eps 0.42, min 4).
+RECIPES.add("rbnet", Recipe("RBNet (seed 000, 2024) + MMT", {
+    "pretrain": {"arch": "rbnet", "rb_backbone": "resnet50", "optimizer": "adam", "lr": 3.5e-4,
+                 "epochs": 60, "schedule": "step", "milestones": [20, 40], "gamma": 0.1,
+                 "margin": 0.3, "height": 256, "width": 128},
+    "finetune": {"method": "mmt", "alpha": 0.999, "soft_ce_weight": 0.5, "soft_tri_weight": 0.8,
+                 "lr": 3.5e-4},
+    "cluster": {"method": "dbscan-jaccard", "eps": 0.42, "k1": 30, "k2": 6, "min_samples": 4},
+}))
+
+# Seed 003, CSAM + ULA + KD (METHODS.md 4): attention after layer2/3/4, BoT losses with
+# 0.0035 x centre loss, 120 epochs x0.1 every 50, jitter; ULA: Euclidean DBSCAN eps 1.0, 750
+# base classes, cosine 0.8; KD mu 0.5 every 5 epochs.
+RECIPES.add("csam-kd", Recipe("CSAM-ReID + ULA + KD (seed 003, 2022)", {
+    "pretrain": {"attention": True, "label_smooth": 0.1, "margin": 0.3, "center_weight": 0.0035,
+                 "optimizer": "adam", "epochs": 120, "schedule": "step", "milestones": [50, 100],
+                 "gamma": 0.1, "p": 16, "k": 4, "jitter": 0.2, "flip": 0.5, "erasing": 0.5},
+    "finetune": {"method": "kd", "mu": 0.5, "kd_every": 5, "center_weight": 0.0035,
+                 "label_smooth": 0.1, "margin": 0.3, "epochs": 5},
+    "cluster": {"method": "dbscan-euclidean", "eps": 1.0, "expand_threshold": 0.8, "keep_clusters": 750},
+}))
+
+# Seed 004, LSTM local branch + camera style (METHODS.md 5): Adam 3e-4, 30 epochs, random
+# resized crop scale [0.64, 1] aspect [2, 3], margin 0.5, dropout 0.5, avg+max pooling,
+# 128-d triplet embedding; joint source + target training with theta 0.3.
+RECIPES.add("lstm-camstyle", Recipe("LSTM local branch + StarGAN camera style (seed 004, 2021)", {
+    "pretrain": {"lstm_branch": True, "pooling": "avgmax", "dropout": 0.5, "local_dim": 128,
+                 "optimizer": "adam", "lr": 3e-4, "epochs": 30, "resized_crop": True,
+                 "flip": 0.5, "margin": 0.5},
+    "finetune": {"method": "joint", "theta": 0.3, "margin": 0.5, "lr": 3e-4},
+}))
+
+
+def recipe_names() -> list[str]:
+    return RECIPES.names()
+
+
+def stage_settings(name: str, stage: str) -> dict[str, Any]:
+    """The settings recipe ``name`` gives ``stage`` (empty when it has none for it)."""
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}; got {stage!r}")
+    return {k: (list(v) if isinstance(v, list) else v) for k, v in RECIPES.get(name).stages.get(stage, {}).items()}
+
+
+def with_recipe(name: str | None, stage: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """``given`` settings over recipe ``name``'s settings of ``stage``: explicit ones win.
+    A given value of None counts as not given (the CLI's unset flags)."""
+    base = stage_settings(name, stage) if name else {}
+    if given.get("method") is not None and "method" in base and given["method"] != base["method"]:
+        from reidcli.utils.params import ParamError
+
+        raise ParamError("method", f"{given['method']!r} differs from recipe {name}'s {stage} method "
+                                   f"{base['method']!r}; drop --method or --recipe")
+    return {**base, **{k: v for k, v in given.items() if v is not None or k not in base}}

@@ -1,0 +1,150 @@
+"""`apply_style`: write every image of DATA in each requested camera's style as a dataset
+in DATA's own layout (`reidcli.stylize.naming`), plus ``manifest.csv`` (split, pid,
+original path, source camera, style camera, output path; cameras 1-based as in the file
+names) and ``provenance.json`` (the chain of the style model plus this run).
+
+Splits not styled are linked to DATA's own folders so the tree parses as a whole. An image
+is not styled to its own camera. The tree is written to a temporary sibling folder and
+renamed into place, so a failed run leaves nothing behind. ``stargan`` models write their
+images at the model's input size (the re-ID loaders resize anyway).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from reidcli.data.images import read_image
+from reidcli.data.layouts.market import FOLDERS
+from reidcli.io.atomic import same_file
+from reidcli.stylize.manifest import MANIFEST, MANIFEST_COLUMNS
+from reidcli.stylize.model import StyleModel, load_style_model
+from reidcli.stylize.naming import Namer, check_format
+from reidcli.utils.errors import InputError
+from reidcli.utils.progress import track
+
+log = logging.getLogger(__name__)
+
+
+def parse_cams(cams: str | Sequence[int] | None, model: StyleModel, where) -> list[int]:
+    """``all``/None or 1-based camera numbers (``"1,3"`` or a list) -> 0-based ids the model knows."""
+    if cams is None or (isinstance(cams, str) and cams.strip().lower() == "all"):
+        return list(model.cameras)
+    items = cams.split(",") if isinstance(cams, str) else list(cams)
+    out = []
+    for item in items:
+        text = str(item).strip().lower().lstrip("c")
+        if not text.isdigit() or int(text) < 1:
+            raise InputError(f"--cams {cams}: {item!r} is not a camera number (1-based, e.g. 1,3 or all)")
+        cam = int(text) - 1
+        if cam not in model.cameras:
+            raise InputError(f"--cams: camera c{cam + 1} is not in {where} (it knows "
+                             f"{', '.join(f'c{c + 1}' for c in model.cameras)}); fit it on data with that camera")
+        out.append(cam)
+    return sorted(set(out))
+
+
+def _check_output(out: Path, data: Path, force: bool) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise InputError(f"{out} exists and is not empty; pass --force to replace it or choose another -o")
+    if same_file(out, data) or data.resolve() in out.resolve().parents:
+        raise InputError(f"-o {out} is (inside) the input dataset {data}; choose another folder")
+
+
+def write_image(path: Path, rgb: np.ndarray) -> None:
+    import cv2
+
+    ext = path.suffix.lower() or ".jpg"
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise InputError(f"{path}: could not encode the image; use .jpg or .png names")
+    buf.tofile(str(path))
+
+
+def color_styler(model: StyleModel) -> Callable[[np.ndarray, int, int], np.ndarray]:
+    """``fn(rgb, source_cam, style_cam) -> rgb`` with the pair transforms cached."""
+    from reidcli.stylize.color import PairTransform
+
+    cache: dict[tuple[int, int], PairTransform] = {}
+
+    def style(img: np.ndarray, src: int, dst: int) -> np.ndarray:
+        if (src, dst) not in cache:
+            cache[src, dst] = PairTransform.between(model.stats[src], model.stats[dst])
+        return cache[src, dst].image(img)
+
+    return style
+
+
+def styler(model: StyleModel, device: str = "auto") -> Callable[[np.ndarray, int, int], np.ndarray]:
+    if model.method == "stargan":
+        from reidcli.stylize.stargan import generator_styler
+
+        return generator_styler(model, device)
+    return color_styler(model)
+
+
+def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str | os.PathLike, *,
+                cams: str | Sequence[int] | None = "all", split: Sequence[str] = ("train",),
+                format: Optional[str] = None, force: bool = False, device: str = "auto") -> dict:
+    """Style ``split`` of ``data`` to every camera of ``cams`` with the model at ``model``.
+
+    Returns a summary: the output folder, the manifest path and the images written.
+
+    Raises:
+        InputError: an unsupported layout, a camera the model does not know (in ``cams``
+            or among DATA's images), an existing non-empty ``output`` without ``force``.
+    """
+    from reidcli.data.layouts import load_dataset
+    from reidcli.io.h5 import make_provenance
+
+    data, out = Path(data), Path(output)
+    sm = load_style_model(model)
+    _check_output(out, data, force)
+    targets = parse_cams(cams, sm, model)
+    ds = load_dataset(data, format)
+    check_format(ds.format, ds.root)
+    jobs = []
+    for s in dict.fromkeys(split):
+        for r in ds.split(s):
+            if r.camid not in sm.cameras:
+                raise InputError(f"{ds.abspath(r)}: camera c{r.camid + 1} is not in {model} (it knows "
+                                 f"{', '.join(f'c{c + 1}' for c in sm.cameras)}); fit the model on this camera")
+            jobs += [(s, r, t) for t in targets if t != r.camid]
+    style = styler(sm, device)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        for s, folder in FOLDERS.items():
+            if s not in split:
+                (tmp / folder).symlink_to((ds.root / folder).resolve(), target_is_directory=True)
+            else:
+                (tmp / folder).mkdir()
+        namer, rows = Namer(), []
+        for s, r, t in track(jobs, f"stylize {len(jobs)} images"):
+            rel = namer.name(r.path, t)
+            write_image(tmp / rel, style(read_image(ds.abspath(r)), r.camid, t))
+            rows.append((s, r.pid, str(ds.abspath(r)), r.camid + 1, t + 1, rel))
+        with open(tmp / MANIFEST, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(MANIFEST_COLUMNS)
+            w.writerows(rows)
+        prov = make_provenance([model], params={"data": str(data), "cams": [t + 1 for t in targets],
+                                                "split": list(split), "method": sm.method})
+        (tmp / "provenance.json").write_text(json.dumps(prov, indent=1))
+        if out.exists():
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("wrote %d styled images to %s", len(rows), out)
+    return {"out": str(out), "manifest": str(out / MANIFEST), "images": len(rows)}

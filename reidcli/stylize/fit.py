@@ -1,0 +1,105 @@
+"""`fit_style`: learn every camera's style from a dataset's training split."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+from reidcli.data.images import read_image
+from reidcli.data.records import Dataset, Record
+from reidcli.stylize.color import CameraStats, rgb_to_lab
+from reidcli.stylize.model import StyleModel, save_style_model
+from reidcli.utils.errors import InputError
+from reidcli.utils.params import Interval, Options, check_params
+from reidcli.utils.progress import track
+
+log = logging.getLogger(__name__)
+
+METHODS = ("color", "stargan")
+CONSTRAINTS = {
+    "method": [Options(set(METHODS))],
+    "max_images": [Interval(int, 1, None)],
+    "max_pixels": [Interval(int, 16, None)],
+    "seed": [Interval(int, 0, None)],
+}
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"256x128"`` -> (256, 128)."""
+    parts = str(text).lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise InputError(f"--image-size {text!r}: expected HEIGHTxWIDTH, e.g. 256x128")
+    return int(parts[0]), int(parts[1])
+
+
+def cameras_of(ds: Dataset, split: str) -> dict[int, list[Record]]:
+    """Records of ``split`` per camera; fewer than two cameras is an `InputError`."""
+    per_cam: dict[int, list[Record]] = defaultdict(list)
+    for r in ds.split(split):
+        per_cam[r.camid].append(r)
+    if len(per_cam) < 2:
+        raise InputError(f"{ds.root}: the {split} split has {len(per_cam)} camera(s); camera-style "
+                         "transfer needs images of at least two cameras (camera ids come from the layout)")
+    return dict(sorted(per_cam.items()))
+
+
+def fit_color(ds: Dataset, split: str = "train", *, max_images: int = 400, max_pixels: int = 65536,
+              seed: int = 0) -> dict[int, CameraStats]:
+    """Per camera: the Lab pixels of up to ``max_images`` of its images (seeded choice),
+    subsampled to ``max_pixels``, as `CameraStats`."""
+    rng = np.random.default_rng(seed)
+    stats = {}
+    for cam, recs in track(cameras_of(ds, split).items(), "fit colour statistics"):
+        pick = sorted(rng.choice(len(recs), size=min(max_images, len(recs)), replace=False).tolist())
+        lab = np.concatenate([rgb_to_lab(read_image(ds.abspath(recs[i]))).reshape(-1, 3) for i in pick])
+        if len(lab) > max_pixels:
+            lab = lab[np.sort(rng.choice(len(lab), size=max_pixels, replace=False))]
+        stats[cam] = CameraStats.from_pixels(lab)
+    return stats
+
+
+def fit_style(data: str | os.PathLike, output: str | os.PathLike, *, method: str = "color",
+              format: Optional[str] = None, split: str = "train", max_images: int = 400,
+              max_pixels: int = 65536, seed: int = 0, image_size: tuple[int, int] = (256, 128),
+              options: Optional[Mapping[str, Any]] = None, train: Optional[Mapping[str, Any]] = None,
+              resume: bool = False, device: str = "auto") -> Path:
+    """Fit a camera-style model on ``split`` of ``data`` and write it to ``output``.
+
+    Args:
+        data: a dataset folder (layout auto-detected unless ``format``).
+        output: the ``.pt`` file to write (atomically).
+        method: ``color`` (training-free, `reidcli.stylize.color`) or ``stargan`` (trained
+            through the engine, `reidcli.stylize.train.fit_stargan`).
+        max_images, max_pixels: ``color``: images read and pixels kept per camera.
+        seed: the image and pixel choice (``color``) or the training seed.
+        image_size: (height, width) the model works at (``stargan``; recorded by ``color``).
+        options: ``stargan``: fields of `StarGANOptions`.
+        train: ``stargan``: `TrainConfig` fields over `STARGAN_TRAIN` (``epochs``, ``p``, ...).
+        resume, device: ``stargan``: continue from ``output``; auto | cpu | cuda | cuda:N.
+    """
+    from reidcli.data.layouts import load_dataset
+    from reidcli.io.h5 import make_provenance
+
+    check_params({"method": method, "max_images": max_images, "max_pixels": max_pixels, "seed": seed},
+                 CONSTRAINTS)
+    if method == "stargan":
+        from reidcli.stylize.train import fit_stargan, stargan_train_config
+
+        return fit_stargan(data, output, options=options, train=stargan_train_config(**{"seed": seed, **(train or {})}),
+                           image_size=image_size, format=format, split=split, resume=resume, device=device)
+    if options or train or resume:
+        raise InputError("--method color takes no training options (epochs, batch size, --resume, "
+                         "StarGAN weights); drop them or use --method stargan")
+    ds = load_dataset(data, format)
+    stats = fit_color(ds, split, max_images=max_images, max_pixels=max_pixels, seed=seed)
+    prov = make_provenance([], seed=seed, params={"method": method, "data": str(data), "split": split,
+                                                  "max_images": max_images, "max_pixels": max_pixels})
+    model = StyleModel(method, sorted(stats), tuple(image_size), stats=stats,
+                       config={"format": ds.format, "split": split}, provenance=prov)
+    log.info("fitted the colour style of %d cameras of %s", len(stats), ds.root)
+    return save_style_model(output, model)

@@ -1,0 +1,51 @@
+"""Reading a styled tree's ``manifest.csv`` (`reidcli.stylize.apply`) for training: seed
+004 (METHODS.md section 5) treats an image and its styled versions as one class, so each
+styled image takes the (pseudo-)label of its original."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+
+from reidcli.data.records import Record
+from reidcli.utils.errors import FormatError, InputError
+
+MANIFEST = "manifest.csv"
+MANIFEST_COLUMNS = ("split", "pid", "original", "source_cam", "style_cam", "output")
+
+
+def read_manifest(styled: str | os.PathLike) -> list[dict]:
+    """The rows of ``<styled>/manifest.csv`` (every column of `MANIFEST_COLUMNS`)."""
+    path = Path(styled) / MANIFEST
+    if not path.is_file():
+        raise InputError(f"{path}: no such file; --styled takes a folder written by 'reid stylize apply'")
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    missing = [c for c in MANIFEST_COLUMNS if rows and c not in rows[0]]
+    if not rows or missing:
+        raise FormatError(f"{path}: {'no rows' if not rows else 'no column ' + missing[0]}; "
+                          "re-create it with 'reid stylize apply'")
+    return rows
+
+
+def add_styled(records: list[Record], labels: np.ndarray, root: str | os.PathLike,
+               styled: str | os.PathLike) -> tuple[list[Record], np.ndarray]:
+    """``records`` (relative to ``root``) and their ``labels``, followed by every styled
+    version of them listed in ``styled``'s manifest, each with its original's label (paths
+    absolute, camera = the style camera). Styled images of other images are ignored; an
+    original missing from ``records`` in every row is an `InputError` (another dataset)."""
+    index = {str((Path(root) / r.path).resolve()): i for i, r in enumerate(records)}
+    out_recs, out_y, base = list(records), list(np.asarray(labels).tolist()), Path(styled).resolve()
+    for row in read_manifest(styled):
+        i = index.get(str(Path(row["original"]).resolve()))
+        if i is None:
+            continue
+        out_recs.append(Record(str(base / row["output"]), -1, int(row["style_cam"]) - 1, records[i].modality))
+        out_y.append(out_y[i])
+    if len(out_recs) == len(records):
+        raise InputError(f"{Path(styled) / MANIFEST} lists no image of {root}'s training split; "
+                         "--styled must be 'reid stylize apply' output for this target")
+    return out_recs, np.asarray(out_y, dtype=np.int64)

@@ -1,0 +1,52 @@
+"""`StarGANOptions`: the settings of ``reid stylize fit --method stargan`` (torch-free)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from reidcli.train.methods.options import MethodOptions
+from reidcli.utils.params import Interval, Satisfies
+
+_WEIGHT = [Interval(float, 0, None)]
+# StarGAN's optimisation (Choi et al. 2018): Adam 1e-4, no weight decay, batch 16; the
+# `TrainConfig` fields of ``reid stylize fit --method stargan`` that differ from pretrain's
+STARGAN_TRAIN = {"lr": 1e-4, "weight_decay": 0.0, "schedule": "constant", "milestones": [],
+                 "warmup_epochs": 0.0, "p": 16, "k": 1, "images_per_bn": 0, "sync_bn": False,
+                 "epochs": 20, "iters_per_epoch": 1000, "workers": 2}
+
+
+def _betas(v) -> bool:
+    return (isinstance(v, (tuple, list)) and len(v) == 2
+            and all(isinstance(b, float) and 0 <= b < 1 for b in v))
+
+
+@dataclass
+class StarGANOptions(MethodOptions):
+    """StarGAN (Choi et al., "StarGAN: Unified Generative Adversarial Networks for
+    Multi-Domain Image-to-Image Translation", CVPR 2018), the cameras as domains (seed 004):
+    WGAN-GP adversarial loss (Gulrajani et al. 2017) with ``lambda_gp``, the camera-
+    classification loss (eq. 2-3) with ``lambda_cls`` and the cycle reconstruction loss
+    (eq. 4) with ``lambda_rec``; the discriminator takes ``n_critic`` steps per generator
+    step; Adam ``betas``. ``g_conv_dim`` / ``d_conv_dim`` are the first
+    layers' widths, ``g_repeat`` the residual blocks, ``d_repeat`` the discriminator's
+    stride-2 layers (0 = as many as the image size allows, at most 6)."""
+
+    lambda_cls: float = 1.0
+    lambda_rec: float = 10.0
+    lambda_gp: float = 10.0
+    n_critic: int = 5
+    betas: tuple[float, float] = (0.5, 0.999)
+    g_conv_dim: int = 64
+    d_conv_dim: int = 64
+    g_repeat: int = 6
+    d_repeat: int = 0
+    sample_every: int = 500
+
+    CONSTRAINTS: ClassVar[dict[str, list]] = {
+        "lambda_cls": _WEIGHT, "lambda_rec": _WEIGHT, "lambda_gp": _WEIGHT,
+        "n_critic": [Interval(int, 1, None)], "betas": [Satisfies(_betas, "two floats in [0, 1), e.g. (0.5, 0.999)")],
+        "g_conv_dim": [Interval(int, 1, None)],
+        "d_conv_dim": [Interval(int, 1, None)], "g_repeat": [Interval(int, 0, None)],
+        "d_repeat": [Interval(int, 0, 6)], "sample_every": [Interval(int, 0, None)],
+    }

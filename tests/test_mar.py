@@ -1,0 +1,183 @@
+"""MAR end to end on tiny data: reference pretraining learns its agents, a `mar` round
+starts from them, changes the weights and logs finite losses, never reads target labels
+(and needs no --labels), and bad input is one line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.test_finetune import (
+    _changed,
+    _finetune,
+    _source_ckpt,
+    _state,
+    _with_pids,
+    _write_csv_dataset,
+)
+
+H, W = 32, 16
+
+
+@pytest.fixture
+def mar(tmp_path: Path) -> dict:
+    return {"target": _write_csv_dataset(tmp_path / "target"),
+            "ref": _write_csv_dataset(tmp_path / "ref", n_ids=4, per_id=4, seed=500),
+            "ckpt": _source_ckpt(tmp_path / "m.pt"), "tmp": tmp_path}
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path) as fh:
+        return [json.loads(line) for line in fh]
+
+
+def _round(m, out, ckpt=None, options=None, train=None, **kw):
+    return _finetune(ckpt or m["ckpt"], None, m["target"], m["tmp"] / out, "mar",
+                     options={"mdl_warmup_epochs": 0, **(options or {})}, train=train,
+                     reference=m["ref"], **kw)
+
+
+def _pretrain_agents(m, epochs: int = 3) -> Path:
+    from reidcli.data.transforms import AugmentConfig
+    from reidcli.models import ModelConfig
+    from reidcli.train.config import TrainConfig
+    from reidcli.train.pretrain import pretrain
+
+    return pretrain(m["ref"], m["tmp"] / "agents.pt", model=ModelConfig(arch="resnet18_half"),
+                    train=TrainConfig(epochs=epochs, iters_per_epoch=10, p=4, k=4, lr=3e-3, workers=0, images_per_bn=0,
+                                      milestones=[], warmup_epochs=0, seed=0),
+                    augment=AugmentConfig(height=H, width=W, pad=0, erasing=0.0, flip=0.0),
+                    method="agents", device="cpu")
+
+
+def test_mar_round_changes_model_and_agents_and_logs_finite_losses(mar):
+    from reidcli.models import load_network
+    from reidcli.train.hooks import log_path_for
+
+    out = _round(mar, "m2.pt", train={"iters_per_epoch": 3, "p": 4, "k": 2})
+    ck = torch.load(out, weights_only=True)
+    assert ck["method"] == "mar" and ck["nets"]["agents"]["weight"].shape == (4, 256)
+    assert _changed(_state(mar["ckpt"]), ck["model"])
+    out2 = _round(mar, "m3.pt", ckpt=out, train={"iters_per_epoch": 1, "p": 4, "k": 2})
+    assert not torch.equal(ck["nets"]["agents"]["weight"], _state(out2, "agents")["weight"])
+    rows = _rows(log_path_for(out))
+    steps = [r for r in rows if "mdl" in r]
+    assert steps and all(r[k] == r[k] and abs(r[k]) < 1e6 for r in steps for k in ("loss", "mdl", "cml", "al", "rj"))
+    assert any(r["cml"] > 0 for r in steps) and any(r["mdl"] > 0 for r in steps)
+    model, _ = load_network(out)
+    assert model(torch.zeros(2, 3, H, W)).shape == (2, 256)
+
+
+def test_mar_never_reads_target_identities(mar):
+    """The same target images with shuffled or blanked ids give bit-identical weights."""
+    with open(mar["target"]) as fh:
+        pids = [r[1] for r in list(csv.reader(fh))[1:]]
+    outs = []
+    for name, ids in (("orig", None), ("shuffled", random.Random(1).sample(pids, len(pids))),
+                      ("blank", [-1] * len(pids))):
+        if ids is not None:
+            mar["target"] = _with_pids(mar["target"], mar["target"].with_name(f"{name}.csv"), ids)
+        outs.append(_round(mar, f"{name}.pt"))
+    ref = _state(outs[0])
+    for o in outs[1:]:
+        assert all(torch.equal(ref[k], v) for k, v in _state(o).items())
+
+
+def test_agent_pretraining_learns_and_mar_starts_from_its_agents(mar):
+    from reidcli.data.layouts import load_dataset
+    from reidcli.data.records import relabel
+    from reidcli.features import embed_records
+    from reidcli.models import load_network
+    from reidcli.train.hooks import log_path_for
+
+    path = _pretrain_agents(mar)
+    ck = torch.load(path, weights_only=True)
+    agents = torch.nn.functional.normalize(ck["nets"]["agents"]["weight"], dim=1)
+    model, _ = load_network(path)
+    recs = load_dataset(mar["ref"]).split("train")
+    f, _ = embed_records(model, mar["ref"].parent, recs, size=(H, W), workers=0)
+    y, _ = relabel([r.pid for r in recs])
+    acc = float(((torch.as_tensor(f) @ agents.t()).argmax(1) == torch.as_tensor(y)).float().mean())
+    assert acc >= 0.75, acc  # chance is 0.25
+    log = [r for r in _rows(log_path_for(path)) if "al" in r]
+    assert log[-1]["al"] < log[0]["al"]
+    out = _round(mar, "from_agents.pt", ckpt=path, train={"lr": 1e-9})  # (almost) no step
+    assert torch.allclose(_state(out, "agents")["weight"], ck["nets"]["agents"]["weight"], atol=1e-6)
+
+
+def test_mar_cli_needs_no_labels(mar):
+    from typer.testing import CliRunner
+
+    from reidcli.cli.app import app
+
+    out = mar["tmp"] / "cli.pt"
+    args = ["finetune", mar["target"], "--ckpt", mar["ckpt"], "-o", out, "--method", "mar",
+            "--reference", mar["ref"], "--iters", "1", "-P", "2", "-K", "2", "--workers", "0",
+            "--device", "cpu", "--lambda-2", "10", "--images-per-bn", "0"]
+    res = CliRunner().invoke(app, list(map(str, args)))
+    assert res.exit_code == 0, res.output
+    assert torch.load(out, weights_only=True)["train_state"]["options"]["lambda_2"] == 10.0
+    from tests.test_finetune import _labels
+
+    labels = _labels(mar["tmp"] / "l.h5", mar["target"], [0, 1] * 8)
+    res = CliRunner().invoke(app, list(map(str, [*args, "--labels", labels])))
+    assert res.exit_code == 1 and "--labels does not apply to --method mar" in res.output
+    res = CliRunner().invoke(app, list(map(str, [*args[:6], "--beta", "0.1", "--method", "pseudo", "--labels", labels])))
+    assert res.exit_code == 1 and "--beta does not apply to --method pseudo" in res.output
+
+
+@pytest.mark.parametrize("case, match", [
+    ("labels", "labels does not apply to --method mar"),
+    ("no_reference", "pass --reference"),
+    ("unlabelled_reference", "fewer than 2 labelled identities"),
+    ("agents_mismatch", "agents are"),
+])
+def test_mar_bad_input_is_one_line_and_writes_nothing(mar, case, match):
+    from reidcli.utils.errors import ReidError
+
+    kw: dict = {}
+    ckpt = mar["ckpt"]
+    if case == "labels":
+        from tests.test_finetune import _labels
+
+        labels = _labels(mar["tmp"] / "l.h5", mar["target"], [0, 1] * 8)
+        with pytest.raises(ReidError, match=match):
+            _finetune(ckpt, labels, mar["target"], mar["tmp"] / "x.pt", "mar", reference=mar["ref"])
+        assert not (mar["tmp"] / "x.pt").exists()
+        return
+    if case == "no_reference":
+        kw["reference"] = None
+    if case == "unlabelled_reference":
+        kw["reference"] = _with_pids(mar["ref"], mar["ref"].with_name("blank.csv"), [-1] * 16)
+    if case == "agents_mismatch":
+        ck = torch.load(ckpt, weights_only=True)
+        ck.setdefault("nets", {})["agents"] = {"weight": torch.randn(7, 256)}
+        torch.save(ck, mar["tmp"] / "bad.pt")
+        ckpt = mar["tmp"] / "bad.pt"
+    with pytest.raises(ReidError, match=match) as e:
+        _finetune(ckpt, None, mar["target"], mar["tmp"] / "x.pt", "mar",
+                  **{"reference": mar["ref"], **kw})
+    assert "\n" not in str(e.value)
+    assert not (mar["tmp"] / "x.pt").exists()
+
+
+def test_one_camera_target_drops_cml_with_a_warning(mar, caplog):
+    from tests.test_finetune import _write_csv_dataset as _ds
+
+    root = _ds(mar["tmp"] / "onecam")
+    with open(root) as fh:
+        rows = list(csv.reader(fh))
+    with open(root, "w", newline="") as fh:
+        csv.writer(fh).writerows([rows[0], *[[r[0], r[1], 0] for r in rows[1:]]])
+    mar["target"] = root
+    with caplog.at_level("WARNING"):
+        out = _round(mar, "onecam.pt")
+    assert "one camera" in caplog.text
+    from reidcli.train.hooks import log_path_for
+
+    assert all(r.get("cml", 0.0) == 0.0 for r in _rows(log_path_for(out)))

@@ -1,0 +1,137 @@
+"""`--recipe NAME`: every value of every paper recipe reaches the configs of its stage,
+explicit settings win, and the CLI passes the recipe through (docs/recipes.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reidcli.recipes import RECIPES, stage_settings, with_recipe
+from reidcli.utils.params import ParamError
+
+
+def _values(stage: str):
+    return [(name, key, value) for name in RECIPES.names()
+            for key, value in RECIPES.get(name).stages.get(stage, {}).items()]
+
+
+def _pretrain_resolved(settings: dict) -> dict:
+    """Every field value of the configs `pretrain` would get from flat ``settings``."""
+    from reidcli.train.pretrain import pretrain_arguments
+
+    args = pretrain_arguments(settings)
+    out = {}
+    for part in ("model", "train", "augment", "options"):
+        out.update(dataclasses.asdict(args[part]))
+    out.update({f"rb_{k}": v for k, v in (args["model"].rbnet or {}).items()})
+    return out
+
+
+@pytest.mark.parametrize("name,key,value", _values("pretrain"))
+def test_recipe_sets_pretrain_value(name, key, value):
+    assert _pretrain_resolved(with_recipe(name, "pretrain", {}))[key] == value
+
+
+@pytest.mark.parametrize("name,key,value", _values("finetune"))
+def test_recipe_sets_finetune_value(name, key, value):
+    from reidcli.train.finetune import finetune_arguments
+    from reidcli.train.methods import method_options
+
+    args = finetune_arguments(with_recipe(name, "finetune", {}))
+    got = {"method": args["method"], **dataclasses.asdict(args["train"]), **dict(args["augment"]),
+           **method_options(args["method"], args["options"]).to_dict()}
+    assert got[key] == value
+
+
+@pytest.fixture(scope="module")
+def features_file(tmp_path_factory) -> Path:
+    """Four tight identities of 20 images each: enough rows for k1 = 30."""
+    from reidcli.io.h5 import FeaturesFile, SplitFeatures, write_features
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 32))
+    x = np.concatenate([c + 0.05 * rng.normal(size=(20, 32)) for c in centres]).astype(np.float32)
+    split = SplitFeatures(features=x, paths=[f"{i}.jpg" for i in range(80)], pids=np.repeat(np.arange(4), 20),
+                          camids=np.tile(np.arange(2), 40))
+    out = tmp_path_factory.mktemp("recipes") / "f.h5"
+    write_features(out, FeaturesFile(splits={"train": split}, root="/data", attrs={"normalized": False}))
+    return out
+
+
+@pytest.mark.parametrize("name,key,value", _values("cluster"))
+def test_recipe_sets_cluster_value(features_file, tmp_path, name, key, value):
+    from reidcli.cluster import run
+    from reidcli.io.h5 import read_labels
+
+    run(features_file, tmp_path / "l.h5", recipe=name)
+    assert read_labels(tmp_path / "l.h5").attrs[key] == value
+
+
+def test_explicit_settings_win_and_none_means_not_given():
+    got = with_recipe("rbnet", "cluster", {"eps": 0.5, "k1": None})
+    assert got["eps"] == 0.5 and got["k1"] == 30 and got["method"] == "dbscan-jaccard"
+    assert _pretrain_resolved(with_recipe("rbnet", "pretrain", {"epochs": 3}))["epochs"] == 3
+    assert with_recipe(None, "pretrain", {"lr": 1.0}) == {"lr": 1.0}
+
+
+def test_a_recipe_returns_copies():
+    stage_settings("rbnet", "pretrain")["milestones"].append(99)
+    assert stage_settings("rbnet", "pretrain")["milestones"] == [20, 40]
+
+
+def test_method_other_than_the_recipes_is_an_error():
+    with pytest.raises(ParamError, match="differs from recipe rbnet's finetune method 'mmt'"):
+        with_recipe("rbnet", "finetune", {"method": "pseudo"})
+
+
+def test_unknown_recipe_suggests_the_closest():
+    from reidcli.utils.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="did you mean 'rbnet'"):
+        with_recipe("rbnt", "cluster", {})
+
+
+@pytest.mark.parametrize("command,entry", [("pretrain", "reidcli.train.pretrain.pretrain_from_settings"),
+                                           ("finetune", "reidcli.train.finetune.finetune_from_settings")])
+def test_cli_passes_the_recipe_and_only_given_flags(command, entry, tmp_path, monkeypatch):
+    import importlib
+
+    from typer.testing import CliRunner
+
+    from reidcli.cli.app import app
+
+    seen = {}
+    module, name = entry.rsplit(".", 1)
+
+    def fake(*args, **kwargs):
+        seen.update(kwargs)
+        return tmp_path / "m.pt"
+
+    monkeypatch.setattr(importlib.import_module(module), name, fake)
+    data = tmp_path / "d"
+    data.mkdir()
+    (tmp_path / "c.pt").write_bytes(b"x")
+    (tmp_path / "l.h5").write_bytes(b"x")
+    args = [command, str(data), "-o", str(tmp_path / "m.pt"), "--recipe", "rbnet", "--lr", "0.01"]
+    if command == "finetune":
+        args += ["--ckpt", str(tmp_path / "c.pt"), "--labels", str(tmp_path / "l.h5")]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert seen["recipe"] == "rbnet" and seen["lr"] == 0.01
+    assert "epochs" not in seen and "method" not in seen
+
+
+def test_finetune_trains_with_the_checkpoints_augmentation():
+    from reidcli.data.transforms import AugmentConfig
+    from reidcli.train.finetune import finetune_augment
+
+    trained = dataclasses.asdict(AugmentConfig(height=64, width=32, resized_crop=True, jitter=0.3, pad=0))
+    ck = {"input_size": [64, 32], "augment": trained}
+    aug = finetune_augment(ck)
+    assert aug.resized_crop and aug.jitter == 0.3 and aug.crop_scale == (0.64, 1.0)
+    assert finetune_augment(ck, {"erasing": 0.0}).jitter == 0.3  # a change keeps the rest
+    old = finetune_augment({"input_size": [256, 128]})  # written before augment was recorded
+    assert old.pad == 10 and not old.resized_crop and old.jitter == 0.0
