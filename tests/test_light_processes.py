@@ -1,7 +1,9 @@
-"""`reid cluster`, `reid evaluate`, `reid info` and `reid merge` never import torch on the CPU.
+"""`reid cluster`, `reid evaluate`, `reid info` (features, labels, pose files, dataset folders)
+and `reid merge` never import torch on the CPU.
 
 Each command runs in-process in a fresh interpreter (``python -c``) on small files; after
-each one the child asserts ``'torch' not in sys.modules``. A control run (``evaluate
+each one the child reports whether ``'torch' in sys.modules`` and the test asserts it is
+not. A control run (``evaluate
 --device cuda``, which must ask torch for CUDA) shows the check sees an import.
 """
 
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures_train import synth_market  # noqa: F401
 
 import reidcli
 from reidcli.io.h5 import FeaturesFile, SplitFeatures, write_features
@@ -64,7 +67,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     return {"f": f, "s1": shards[0], "s2": shards[1], "dir": tmp}
 
 
-def test_cluster_evaluate_info_merge_import_no_torch(files):
+def test_cluster_evaluate_info_merge_import_no_torch(files, synth_market):  # noqa: F811
     f, tmp = str(files["f"]), files["dir"]
     runs = [
         ["cluster", f, "-o", str(tmp / "l.h5"), "--camera-norm", "--k1", "10", "--k2", "4", "--centers", "--json"],
@@ -74,7 +77,7 @@ def test_cluster_evaluate_info_merge_import_no_torch(files):
         ["evaluate", f, "--json", "--per-query", str(tmp / "pq.csv"), "--cmc-png", str(tmp / "cmc.png")],
         ["evaluate", f, "--rerank", "--metric", "cosine", "--k1", "6", "--k2", "3"],
         ["evaluate", f, "--cmc-single-gallery", "--ap", "sklearn", "--threads", "1"],
-        ["info", f], ["info", str(tmp / "l.h5")],
+        ["info", f], ["info", str(tmp / "l.h5")], ["info", str(synth_market)], ["info", str(synth_market / "pose.h5")],
         ["merge", str(files["s2"]), str(files["s1"]), "-o", str(tmp / "m.h5")],
     ]
     proc, seen = run_child(runs)
