@@ -14,16 +14,23 @@ SHELL := /bin/bash
 .DELETE_ON_ERROR:
 .SECONDARY:
 .PHONY: demo table clean FORCE
-# Independent stages (the oracle beside the source -> rounds chain) run side by side, one
-# thread each: tiny convolutions gain little from intra-op threads, and on a shared 2-core
-# machine oversubscribed OpenMP threads slowed training ~10x in our runs.
+# Independent stages (the oracle beside the source -> rounds chain) run side by side. Each
+# program picks its threads and loader workers from the cores it may use
+# (reidcli/utils/resources.py), so JOBS programs at once would each take all of them
+# (oversubscribed OpenMP threads slowed training ~10x in our runs): each is given its share,
+# THREADS = cores / JOBS, with --threads. On 2 cores that is one thread per program, which
+# the demo's table was made with (CPU training sums round differently with more threads).
 JOBS ?= 2
 MAKEFLAGS += -j$(JOBS)
-export OMP_NUM_THREADS ?= 1
-export MKL_NUM_THREADS ?= 1
 
 REID ?= reid
 PYTHON ?= python
+ifndef CORES
+CORES := $(shell $(PYTHON) -m reidcli.utils.resources 2>/dev/null || nproc)
+endif
+ifndef THREADS
+THREADS := $(shell echo $$(( $(CORES) / $(JOBS) > 1 ? $(CORES) / $(JOBS) : 1 )))
+endif
 OUT ?= demo
 # -- data: synthetic unless SOURCE / TARGET name real datasets -----------------------------
 SRC_DOMAIN ?= market
@@ -78,10 +85,11 @@ PRE_ARGS ?=
 RUN ?= $(METHOD)
 SEED ?= 0
 DEVICE ?= auto
-WORKERS ?= 1
+WORKERS ?=
 EXTRA_FEATURES_ARGS ?=
 
-common := --device $(DEVICE) --workers $(WORKERS)
+# loader workers: automatic (from the cores, the device and --threads) unless WORKERS is set
+common := --device $(DEVICE) --threads $(THREADS) $(if $(WORKERS),--workers $(WORKERS))
 synth_args = --ids $(IDS) --images-per-id $(IMAGES_PER_ID) --height $(HEIGHT) --width $(WIDTH) --seed $(SYNTH_SEED)
 pre_args = --arch $(ARCH) --pretrained $(PRETRAINED) --height $(HEIGHT) --width $(WIDTH) \
   --epochs $(PRE_EPOCHS) --lr $(PRE_LR) --warmup-epochs $(PRE_WARMUP) --schedule constant \
@@ -92,7 +100,7 @@ cluster_opts_dbscan-euclidean = --eps $(EPS) --min-samples $(MIN_SAMPLES)
 cluster_opts_kmeans = --k $(KMEANS_K)
 CLUSTER_ARGS ?=
 cluster_args = --method $(CLUSTER_METHOD) $(cluster_opts_$(CLUSTER_METHOD)) $(CLUSTER_ARGS) --centers --seed $(SEED) \
-  $(if $(filter 1,$(CAMERA_NORM)),--camera-norm)
+  $(if $(filter 1,$(CAMERA_NORM)),--camera-norm) --threads $(THREADS)
 ft_args = --method $(METHOD) --epochs $(EPOCHS) --iters $(ITERS) --lr $(LR) -P $(P) -K $(K) \
   --seed $(SEED) $(common) $(if $(filter joint,$(METHOD)),--source $(SOURCE)) $(FT_ARGS)
 feat_args = $(common) $(EXTRA_FEATURES_ARGS)
@@ -134,7 +142,7 @@ $(R)/r%.h5: $(R)/r%.pt $(A)/features-$(RUN) $(tgt_dep)
 	$(REID) features --ckpt $< $(TARGET) -o $@ $(feat_args)
 
 %.json: %.h5
-	$(REID) evaluate $< --json > $@
+	$(REID) evaluate $< --json --threads $(THREADS) > $@
 
 # round i: cluster the features of round i-1, fine-tune round i-1's checkpoint
 prev = $(if $(filter 1,$(1)),$(OUT)/direct,$(R)/r$(shell echo $$(($(1) - 1))))

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from reidcli.cli.common import Recipe, Json, Output, Seed, reid_command
+from reidcli.cli.common import Json, Output, Recipe, Seed, Threads, reid_command
 from reidcli.cluster.methods import (
     CLUSTERERS,
     DEFAULT_CLUSTERER,
@@ -74,6 +74,7 @@ def command(
     gpu: Annotated[str, typer.Option("--gpu", help="auto | yes | no: faiss on the GPU.")] = "auto",
     camera_norm: Annotated[bool, typer.Option("--camera-norm", help="Subtract each camera's mean feature before the neighbour search (clusters follow identities, not camera styles).")] = False,
     seed: Seed = 0,
+    threads: Threads = None,
     recipe: Recipe = None,
     as_json: Json = False,
 ) -> None:

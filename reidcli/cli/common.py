@@ -3,11 +3,15 @@
 A command module defines ``command(...)`` (its docstring is the help text) and decorates it
 with ``@reid_command("name")``: a `ReidError` becomes ``reid name: error: ...`` on stderr
 and exit 1; anything unexpected becomes one line too, unless ``--debug``/``REIDCLI_DEBUG=1``.
+A command with a ``threads`` parameter (the shared ``--threads``) and no ``workers`` one
+gets its intra-op threads set here (`reidcli.utils.resources.configure`); a command that
+loads images passes both to its library, which picks them with the device in mind.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -39,6 +43,7 @@ def reid_command(name: str):
             set_invocation(f"reid {name}", ["reid", *sys.argv[1:]] if Path(sys.argv[0]).name == "reid"
                            else [Path(sys.argv[0]).name, *sys.argv[1:]])
             try:
+                _configure_threads(fn, kwargs)
                 return fn(*args, **kwargs)
             except typer.Exit:
                 raise
@@ -64,6 +69,14 @@ def reid_command(name: str):
         return wrapper
 
     return deco
+
+
+def _configure_threads(fn, kwargs: dict) -> None:
+    params = inspect.signature(fn).parameters
+    if "threads" in params and "workers" not in params:
+        from reidcli.utils.resources import configure
+
+        configure(threads=kwargs.get("threads"))
 
 
 def _current_params() -> list:
@@ -117,7 +130,11 @@ Ckpt = Annotated[Path, typer.Option("--ckpt", help="A reidcli checkpoint (.pt)."
 Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
 Device = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per batch.")]
-Workers = Annotated[int, typer.Option("--workers", "-j", min=0, help="DataLoader worker processes.")]
+Workers = Annotated[int | None, typer.Option("--workers", "-j", min=0, help=(
+    "DataLoader worker processes (default: auto, from the cores and the device)."))]
+Threads = Annotated[int | None, typer.Option("--threads", min=1, help=(
+    "Intra-op threads (default: auto, the cores this process may use less its workers; "
+    "OMP_NUM_THREADS counts as --threads)."))]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or messages.")]
 DataFormat = Annotated[Optional[str], typer.Option("--format", help="Dataset layout; auto-detected when omitted.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from reidcli.cli.common import Device, Json, Seed, reid_command
+from reidcli.cli.common import Device, Json, Seed, Threads, reid_command
 from reidcli.eval.protocols import PROTOCOLS
 
 PngOpt = Annotated[Path | None, typer.Option(help="Write a PNG picture here.", dir_okay=False)]
@@ -46,6 +46,7 @@ def command(
     chunk: Annotated[int | None, typer.Option(min=1, help="Queries per distance block (default: auto).")] = None,
     seed: Seed = 0,
     device: Device = "cpu",
+    threads: Threads = None,
     as_json: Json = False,
 ) -> None:
     """Evaluate retrieval: mAP, CMC at --ranks and mINP of the 'query' split against the
@@ -57,12 +58,12 @@ def command(
     from reidcli.cli.table import print_metric_table
     from reidcli.eval import report
     from reidcli.eval.api import Options, evaluate_file, parse_ranks
-    from reidcli.utils.device import resolve_device
+    from reidcli.utils.device import device_name
     from reidcli.utils.progress import say
 
     opts = Options(protocol=protocol, metric=metric, ranks=parse_ranks(ranks), ap=ap, cam_filter=not no_cam_filter,
                    single_gallery=cmc_single_gallery, rerank=rerank, k1=k1, k2=k2, lambda_value=lambda_value,
-                   shot=shot, trials=trials, seed=seed, device=str(resolve_device(device)), chunk=chunk)
+                   shot=shot, trials=trials, seed=seed, device=device_name(device), chunk=chunk)
     outputs = report.Outputs(per_query=per_query, ranks_png=ranks_png, top=top, n_queries=n_queries,
                              image_root=image_root, cmc_png=cmc_png)
     res = evaluate_file(features, opts, query=query, gallery=gallery, outputs=outputs)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reidcli.cli.common import BatchSize, Ckpt, DataFormat, Device, Output, Workers, reid_command
+from reidcli.cli.common import BatchSize, Ckpt, DataFormat, Device, Output, Threads, Workers, reid_command
 
 
 @reid_command("features")
@@ -26,7 +26,8 @@ def command(
     save_heatmaps: Annotated[bool, typer.Option("--save-heatmaps", help="RBNet: also store the predicted keypoint heat-maps.")] = False,
     net: Annotated[Optional[str], typer.Option("--net", help="Network of the checkpoint: model (default; MMT's mean net 1, alias mean1) or mean2, net1, net2, mean (MMT: both mean nets averaged, as MMT clusters), intermediate (KD).")] = None,
     batch_size: BatchSize = 128,
-    workers: Workers = 4,
+    workers: Workers = None,
+    threads: Threads = None,
     device: Device = "auto",
 ) -> None:
     """Embed every image of DATA (every split found, or --split) with the network stored in
@@ -39,5 +40,5 @@ def command(
 
     out = extract(ckpt, data, output, splits=split, format=fmt, flip=flip, half=half, normalize=normalize,
                   batch_size=batch_size, workers=workers, device=device, shard=parse_shard(shard),
-                  skip_bad=skip_bad, bn_domain=bn_domain, save_heatmaps=save_heatmaps, net=net)
+                  skip_bad=skip_bad, bn_domain=bn_domain, save_heatmaps=save_heatmaps, net=net, threads=threads)
     say(f"wrote {out}")

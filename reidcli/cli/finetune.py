@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reidcli.cli.common import Recipe, Ckpt, DataFormat, Device, Output, reid_command
+from reidcli.cli.common import Ckpt, DataFormat, Device, Output, Recipe, Threads, Workers, reid_command
 from reidcli.cli.defaults import opt as _opt
 from reidcli.cli.defaults import per_method as _per_method
 from reidcli.data.transforms import AugmentConfig
@@ -65,7 +65,8 @@ def command(
     seed: Annotated[Optional[int], _opt("--seed", help="Random seed.", of=F)] = None,
     recipe: Recipe = None,
     device: Device = "auto",
-    workers: Annotated[Optional[int], _opt("--workers", "-j", min=0, help="DataLoader worker processes.", of=F)] = None,
+    workers: Workers = None,
+    threads: Threads = None,
     amp: Annotated[Optional[bool], _opt("--amp/--no-amp", help="Mixed precision on CUDA.", of=F, field="amp")] = None,
 ) -> None:
     """Adapt a model to TARGET for one round, with the pseudo-labels of 'reid cluster'.

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reidcli.cli.common import Recipe, DataFormat, Device, Output, reid_command
+from reidcli.cli.common import DataFormat, Device, Output, Recipe, Threads, Workers, reid_command
 from reidcli.cli.defaults import opt
 from reidcli.data.transforms import AugmentConfig as A
 from reidcli.models import ModelConfig as M
@@ -108,7 +108,8 @@ def command(
     erasing: Annotated[Float, opt("--erasing", help="Random erasing probability.", of=A, rich_help_panel=_A)] = None,
     seed: Annotated[Int, opt("--seed", help="Random seed.", of=T)] = None,
     deterministic: Annotated[Bool, opt("--deterministic", help="Deterministic kernels.", of=T)] = None,
-    workers: Annotated[Int, opt("--workers", "-j", min=0, help="DataLoader worker processes.", of=T)] = None,
+    workers: Workers = None,
+    threads: Threads = None,
     recipe: Recipe = None,
     device: Device = "auto",
 ) -> None:

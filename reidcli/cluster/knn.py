@@ -8,6 +8,9 @@ time by GEMM; with a GPU-enabled faiss the GPU indexes are used. `knn_rowmax` is
 blocked search that also returns every row's largest distance, which the k-reciprocal
 re-ranking of Zhong et al. (CVPR 2017) needs to normalise its original distance.
 Distances are squared Euclidean throughout; neighbour lists include the point itself.
+On the CPU everything is numpy (no torch import); with a GPU ``device`` the blocked searches
+run on torch tensors (`reidcli.utils.arrays`). Equal distances at the k-th place: either
+point may be kept (as faiss and torch.topk).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import math
 
 import numpy as np
 
+from reidcli.utils.arrays import NUMPY, ops_for
 from reidcli.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -81,7 +85,7 @@ def knn(x: np.ndarray, k: int, *, index: str = "auto", nlist: int | None = None,
     if gpu == "yes" and ngpu == 0:
         raise ConfigError("--gpu yes but the installed faiss has no GPU; install faiss-gpu or use --gpu no")
     if ngpu == 0 or gpu == "no":
-        log.debug("knn: %s (torch), n=%d d=%d k=%d", kind, n, d, k)
+        log.debug("knn: %s (numpy), n=%d d=%d k=%d", kind, n, d, k)
         return knn_exact(x, k) if kind == "flat" else knn_cells(x, k, nlist=nlist, nprobe=nprobe, seed=seed)
     idx, _res = _make_index(d, n, kind, nlist, True)
     if kind == "ivf":
@@ -113,7 +117,6 @@ def knn_cells(x: np.ndarray, k: int, *, nlist: int | None = None, nprobe: int | 
         than k candidates are padded with (inf, -1).
     """
     import faiss
-    import torch
 
     n, d = x.shape
     nlist = int(min(n, nlist or max(1, round(math.sqrt(n)))))
@@ -128,31 +131,37 @@ def knn_cells(x: np.ndarray, k: int, *, nlist: int | None = None, nprobe: int | 
     _, probes = faiss.knn(cent, cent, nprobe, faiss.METRIC_L2)
     order = np.argsort(assign[:, 0], kind="stable")
     starts = np.searchsorted(assign[order, 0], np.arange(nlist + 1))
-    xt = torch.from_numpy(x)
-    sq = (xt * xt).sum(1)
+    sq = NUMPY.sqnorm_rows(x)
     dist = np.full((n, k), np.inf, np.float32)
     idx = np.full((n, k), -1, np.int64)
     log.info("knn: IVF %d cells, %d probed per cell, %d points", nlist, nprobe, n)
     for c in range(nlist):
-        q = torch.from_numpy(order[starts[c] : starts[c + 1]])
+        q = order[starts[c] : starts[c + 1]]
         if len(q) == 0:
             continue
-        cand = torch.from_numpy(np.concatenate([order[starts[p] : starts[p + 1]] for p in probes[c] if p >= 0]))
-        g = torch.mm(xt[q], xt[cand].T).mul_(-2.0).add_(sq[q, None]).add_(sq[None, cand]).clamp_(min=0)
+        cand = np.concatenate([order[starts[p] : starts[p + 1]] for p in probes[c] if p >= 0])
+        g = _sq_dists(NUMPY, x[q], x[cand], sq[q], sq[cand])
         kk = min(k, len(cand))
-        v, i = torch.topk(g, kk, dim=1, largest=False, sorted=True)
-        dist[q.numpy(), :kk], idx[q.numpy(), :kk] = v.numpy(), cand[i].numpy()
+        v, i = NUMPY.topk_smallest(g, kk)
+        dist[q, :kk], idx[q, :kk] = v, cand[i]
     return dist, idx
 
 
-def _merge_topk(best_d, best_i, a: int, b: int, d, i) -> None:
-    """Rows a..b of the running k smallest (best_d, best_i) merged with candidates (d, i)."""
-    import torch
+def _sq_dists(xp, a, b, sq_a, sq_b):
+    """``|a|^2 + |b|^2 - 2 a.b`` clipped at 0 (faiss's formula), one GEMM."""
+    g = xp.matmul(a, b.T)
+    g *= -2.0
+    g += sq_a[:, None]
+    g += sq_b[None, :]
+    return xp.clip_min_(g, 0.0)
 
-    cd, ci = torch.cat([best_d[a:b], d], 1), torch.cat([best_i[a:b], i], 1)
-    v, pos = torch.topk(cd, best_d.shape[1], dim=1, largest=False, sorted=True)
+
+def _merge_topk(xp, best_d, best_i, a: int, b: int, d, i) -> None:
+    """Rows a..b of the running k smallest (best_d, best_i) merged with candidates (d, i)."""
+    cd, ci = xp.concat([best_d[a:b], d]), xp.concat([best_i[a:b], i])
+    v, pos = xp.topk_smallest(cd, best_d.shape[1])
     best_d[a:b] = v
-    best_i[a:b] = torch.gather(ci, 1, pos)
+    best_i[a:b] = xp.take_along(ci, pos)
 
 
 def knn_exact(x: np.ndarray, k: int, *, block: int | None = None, device: str = "cpu",
@@ -164,36 +173,33 @@ def knn_exact(x: np.ndarray, k: int, *, block: int | None = None, device: str = 
     faiss's formula); the slab's row top-k serves rows ``[s, e)`` and its column top-k is
     merged into the running lists of rows ``[e, N)``. About half the FLOPs of a full search,
     no precision change, one ``[block, N]`` slab of memory (block >= 1024 rows, so that
-    the merges stay cheap at large N). On the CPU the GEMM goes through numpy's BLAS
-    (OpenBLAS: 1.7x torch's MKL sgemm on the AMD EPYC measured here). A bf16 screen with a
-    rigorous error bound was tried and dropped: on 2048-d re-ID-like features its 0.03
-    bound in squared distance holds 100-200 candidates per row, which costs more than it saves.
+    the merges stay cheap at large N). On the CPU it is numpy throughout (OpenBLAS GEMM:
+    1.7x torch's MKL sgemm on the AMD EPYC measured here); a GPU ``device`` uses torch. A
+    bf16 screen with a rigorous error bound was tried and dropped: on 2048-d re-ID-like
+    features its 0.03 bound in squared distance holds 100-200 candidates per row, which
+    costs more than it saves.
 
     Returns:
         (dist [N, k] float32, idx [N, k] int64), nearest first.
     """
-    import torch
-
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    cpu = torch.device(device).type == "cpu"
-    xt = torch.from_numpy(x) if cpu else torch.from_numpy(x).to(device)
+    xp = ops_for(device)
+    xt = xp.asarray(np.ascontiguousarray(x, dtype=np.float32))
     n = xt.shape[0]
     k = min(k, n)
     block = block or int(np.clip(slab_bytes // (4 * max(n, 1)), 1024, 2048))
-    sq = (xt * xt).sum(1)
-    best_d = torch.full((n, k), float("inf"), device=xt.device)
-    best_i = torch.full((n, k), -1, dtype=torch.int64, device=xt.device)
+    sq = xp.sqnorm_rows(xt)
+    best_d = xp.full((n, k), float("inf"), "float32")
+    best_i = xp.full((n, k), -1, "int64")
     for s in range(0, n, block):
         e = min(s + block, n)
-        d = torch.from_numpy(np.matmul(x[s:e], x[s:].T)) if cpu else torch.mm(xt[s:e], xt[s:].T)
-        d.mul_(-2.0).add_(sq[s:e, None]).add_(sq[None, s:]).clamp_(min=0)
-        v, i = torch.topk(d, min(k, n - s), dim=1, largest=False, sorted=False)
-        _merge_topk(best_d, best_i, s, e, v, i + s)
+        d = _sq_dists(xp, xt[s:e], xt[s:], sq[s:e], sq[s:])
+        v, i = xp.topk_smallest(d, min(k, n - s), sorted=False)
+        _merge_topk(xp, best_d, best_i, s, e, v, i + s)
         if e < n:  # the same products read down the columns, for the rows after the block
-            v, i = torch.topk(d[:, e - s :], min(k, e - s), dim=0, largest=False, sorted=False)
-            _merge_topk(best_d, best_i, e, n, v.T, i.T + s)
+            v, i = xp.topk_smallest(d[:, e - s :], min(k, e - s), axis=0, sorted=False)
+            _merge_topk(xp, best_d, best_i, e, n, v.T, i.T + s)
         del d
-    return best_d.cpu().numpy(), best_i.cpu().numpy()
+    return xp.to_numpy(best_d), xp.to_numpy(best_i)
 
 
 def knn_rowmax(x: np.ndarray, k: int, *, block: int = 2048,
@@ -206,21 +212,18 @@ def knn_rowmax(x: np.ndarray, k: int, *, block: int = 2048,
     Returns:
         (dist [N, k] float32, idx [N, k] int64, rowmax [N] float32).
     """
-    import torch
-
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
+    xp = ops_for(device)
+    xt = xp.asarray(np.ascontiguousarray(x, dtype=np.float32))
     n = xt.shape[0]
     k = min(k, n)
-    sq = (xt * xt).sum(1)
+    sq = xp.sqnorm_rows(xt)
     dist = np.empty((n, k), np.float32)
     idx = np.empty((n, k), np.int64)
     rowmax = np.empty(n, np.float32)
-    xn = xt.numpy() if xt.device.type == "cpu" else None
     for s in range(0, n, block):
         e = min(s + block, n)
-        g = torch.from_numpy(np.matmul(xn[s:e], xn.T)) if xn is not None else xt[s:e] @ xt.T
-        d = g.mul_(-2.0).add_(sq[s:e, None]).add_(sq[None, :]).clamp_(min=0)
-        rowmax[s:e] = d.max(1).values.cpu().numpy()
-        v, i = torch.topk(d, k, dim=1, largest=False, sorted=True)
-        dist[s:e], idx[s:e] = v.cpu().numpy(), i.cpu().numpy()
+        d = _sq_dists(xp, xt[s:e], xt, sq[s:e], sq)
+        rowmax[s:e] = xp.to_numpy(xp.row_max(d))
+        v, i = xp.topk_smallest(d, k)
+        dist[s:e], idx[s:e] = xp.to_numpy(v), xp.to_numpy(i)
     return dist, idx, rowmax

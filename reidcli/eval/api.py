@@ -132,7 +132,7 @@ def _chunks(qf, gf, opts: Options, normalized: bool):
         from reidcli.eval.rerank import rerank_chunks
     except ImportError as exc:
         raise ConfigError(f"--rerank is not available in this build ({exc}); evaluate without it") from exc
-    q, g = (prepare(x, opts.metric, normalized).numpy() for x in (qf, gf))
+    q, g = (prepare(x, opts.metric, normalized) for x in (qf, gf))
     kw = {"chunk": opts.chunk} if opts.chunk else {}
     return rerank_chunks(q, g, k1=opts.k1, k2=opts.k2, lambda_value=opts.lambda_value, device=opts.device, **kw)
 

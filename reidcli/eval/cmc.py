@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from reidcli.utils.arrays import ops
+
 
 def _first_match(d, pos):
     """Distance and gallery index of each row's first match under the stable tie rule."""
-    import torch
-
-    dp = d.masked_fill(~pos, float("inf")).min(dim=1).values
-    idx = torch.arange(d.shape[1], device=d.device)[None, :]
-    ip = torch.where(pos & (d == dp[:, None]), idx, d.shape[1]).min(dim=1).values
+    xp = ops(d)
+    dp = xp.row_min(xp.masked_fill(d, ~pos, float("inf")))
+    idx = xp.arange(0, d.shape[1])[None, :]
+    ip = xp.row_min(xp.masked_fill(xp.broadcast_to(idx, d.shape), ~(pos & (d == dp[:, None])), d.shape[1]))
     return dp, ip, idx
 
 
@@ -27,15 +28,12 @@ def _precedes(d, dp, ip, idx):
 
 def unique_id_ranks(d, valid, pos, gid) -> np.ndarray:
     """1 + distinct other identities with a valid image ranked before the first match."""
-    import torch
-
+    xp = ops(d)
     dp, ip, idx = _first_match(d, pos)
     before = _precedes(d, dp, ip, idx) & valid & ~pos
-    n_ids = int(gid.max()) + 1
-    seen = torch.zeros(d.shape[0], n_ids, dtype=torch.float32, device=d.device)
-    seen.scatter_add_(1, gid[None, :].expand_as(d), before.to(torch.float32))
+    seen = xp.scatter_add(int(gid.max()) + 1, gid[None, :], before)
     rank = 1 + (seen > 0).sum(1)
-    return torch.where(pos.any(1), rank, 0).cpu().numpy()
+    return xp.to_numpy(rank) * xp.to_numpy(pos.any(1))
 
 
 def draw_keys(seed: int, repeat: int, q_rows: np.ndarray, n_gallery: int) -> np.ndarray:
@@ -54,18 +52,15 @@ def draw_keys(seed: int, repeat: int, q_rows: np.ndarray, n_gallery: int) -> np.
 def single_gallery_ranks(d, valid, pos, start: int, gid, repeats: int, seed: int) -> np.ndarray:
     """CUHK03-style CMC ranks [b, repeats]: per draw, keep the valid image with the largest
     key of every identity, then rank the kept match among the kept images."""
-    import torch
-
+    xp = ops(d)
     b, n_g = d.shape
-    gidx = gid[None, :].expand(b, n_g)
+    gidx = xp.broadcast_to(gid[None, :], (b, n_g))
     out = np.zeros((b, repeats), dtype=np.int64)
     for r in range(repeats):
-        keys = torch.from_numpy(draw_keys(seed, r, np.arange(start, start + b), n_g)).to(d.device)
-        keys = keys.masked_fill(~valid, -1)
-        best = torch.full((b, int(gid.max()) + 1), -1, dtype=torch.int64, device=d.device)
-        best.scatter_reduce_(1, gidx, keys, reduce="amax")
-        kept = valid & (keys == best.gather(1, gidx))
+        keys = xp.masked_fill(xp.asarray(draw_keys(seed, r, np.arange(start, start + b), n_g)), ~valid, -1)
+        best = xp.scatter_amax(int(gid.max()) + 1, gidx, keys, -1)
+        kept = valid & (keys == xp.take_along(best, gidx))
         dp, ip, idx = _first_match(d, pos & kept)
         rank = 1 + (_precedes(d, dp, ip, idx) & kept & ~pos).sum(1)
-        out[:, r] = torch.where((pos & kept).any(1), rank, 0).cpu().numpy()
+        out[:, r] = xp.to_numpy(rank) * xp.to_numpy((pos & kept).any(1))
     return out

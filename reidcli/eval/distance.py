@@ -9,7 +9,8 @@ Feature Learning for Person Re-Identification", ICCV 2019, and its toolbox):
 - ``cosine``: ``1 - q.g`` on L2-normalised rows. Rows are normalised here unless the
   features file says they already are (its ``normalized`` attribute).
 
-Distances are float32, as in torchreid and fast-reid, so metrics agree with theirs.
+Distances are float32, as in torchreid and fast-reid, so metrics agree with theirs. On the
+CPU the blocks are numpy arrays and torch is never imported; on a GPU they are tensors.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from reidcli.utils.arrays import is_cpu, ops
 from reidcli.utils.errors import InputError
 from reidcli.utils.params import Options as OneOf
 from reidcli.utils.params import check_value
@@ -65,7 +67,10 @@ def check_features(qf: np.ndarray, gf: np.ndarray, where: str = "") -> None:
 
 
 def prepare(x: np.ndarray, metric: str, normalized: bool, device: str = "cpu"):
-    """Features as a float32 tensor, L2-normalised for cosine unless already normalised."""
+    """Features as float32 on ``device`` (numpy on the CPU, else a tensor), L2-normalised for
+    cosine unless already normalised."""
+    if is_cpu(device):
+        return prepare_numpy(x, metric, normalized)
     import torch.nn.functional as F
 
     t = _as_tensor(x, device)
@@ -76,7 +81,8 @@ def prepare(x: np.ndarray, metric: str, normalized: bool, device: str = "cpu"):
 
 def distance_chunks(qf: np.ndarray, gf: np.ndarray, metric: str = "euclidean", chunk: int | None = None,
                     *, normalized: bool = False, device: str = "cpu") -> Iterator[tuple[int, object]]:
-    """Yield ``(first query row, [b, G] float32 tensor)`` blocks of the distance matrix.
+    """Yield ``(first query row, [b, G] float32 block)`` of the distance matrix: numpy
+    arrays on the CPU, tensors on another device.
 
     Args:
         qf, gf: [Q, D] and [G, D] features (float32 or float16).
@@ -85,14 +91,14 @@ def distance_chunks(qf: np.ndarray, gf: np.ndarray, metric: str = "euclidean", c
         normalized: the rows are already L2-normalised (skip it for cosine).
         device: torch device for the GEMM (``cpu`` or ``cuda``); blocks stay on it.
     """
-    import torch
-
     check_metric(metric)
     check_features(qf, gf)
     chunk = chunk or auto_chunk(len(gf))
-    if torch.device(device).type == "cpu":
+    if is_cpu(device):
         yield from _numpy_chunks(qf, gf, metric, chunk, normalized)
         return
+    import torch
+
     g = prepare(gf, metric, normalized, device)
     gt = g.t()
     gg = (g * g).sum(dim=1) if metric == "euclidean" else None
@@ -109,15 +115,12 @@ def distance_chunks(qf: np.ndarray, gf: np.ndarray, metric: str = "euclidean", c
 
 def _numpy_chunks(qf: np.ndarray, gf: np.ndarray, metric: str, chunk: int, normalized: bool):
     """The CPU path: the same formulas through numpy's BLAS, which runs float32 GEMM about
-    1.7x faster than torch's on the AMD CPUs measured here (benchmarks/bench_evaluate.py);
-    blocks are handed over as zero-copy tensors."""
-    import torch
-
-    g = _prepared_numpy(gf, metric, normalized)
+    1.7x faster than torch's on the AMD CPUs measured here (benchmarks/bench_evaluate.py)."""
+    g = prepare_numpy(gf, metric, normalized)
     gt = np.ascontiguousarray(g.T)
     gg = np.einsum("ij,ij->i", g, g) if metric == "euclidean" else None
     for start in range(0, len(qf), chunk):
-        q = _prepared_numpy(qf[start:start + chunk], metric, normalized)
+        q = prepare_numpy(qf[start:start + chunk], metric, normalized)
         d = q @ gt
         if metric == "euclidean":
             d *= -2.0
@@ -125,10 +128,10 @@ def _numpy_chunks(qf: np.ndarray, gf: np.ndarray, metric: str, chunk: int, norma
             d += gg[None, :]
         else:
             np.subtract(1.0, d, out=d)
-        yield start, torch.from_numpy(d)
+        yield start, d
 
 
-def _prepared_numpy(x: np.ndarray, metric: str, normalized: bool) -> np.ndarray:
+def prepare_numpy(x: np.ndarray, metric: str, normalized: bool) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float32)
     if metric == "cosine" and not normalized:
         x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
@@ -140,5 +143,5 @@ def pairwise_distance(qf: np.ndarray, gf: np.ndarray, metric: str = "euclidean",
     """The full [Q, G] float32 distance matrix (small inputs, plots and tests)."""
     out = np.empty((len(qf), len(gf)), dtype=np.float32)
     for start, d in distance_chunks(qf, gf, metric, normalized=normalized):
-        out[start:start + len(d)] = d.cpu().numpy()
+        out[start:start + len(d)] = ops(d).to_numpy(d)
     return out

@@ -23,6 +23,9 @@ Tie rule: equal distances are ordered by gallery index (a stable sort), as
 ``np.argsort(kind="stable")``. Rows in which a negative ties a match (or, for sklearn, two
 matches tie) are recomputed exactly with a stable arg-sort, so every metric equals that of
 the sorted reference on every input.
+
+The blocks are numpy arrays on the CPU (no torch import) and torch tensors on a GPU; the
+code is written once over `reidcli.utils.arrays`, and counts are integers on both.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from reidcli.eval.cmc import draw_keys, single_gallery_ranks, unique_id_ranks
+from reidcli.utils.arrays import ops, ops_for
 from reidcli.utils.params import Interval, check_params
 from reidcli.utils.params import Options as OneOf
 
@@ -94,7 +98,7 @@ class PerQuery:
 
 
 class QueryIds(NamedTuple):
-    """The queries' ids as int64 tensors."""
+    """The queries' ids as int64 arrays (numpy, or tensors on the device)."""
 
     pids: Any
     camids: Any
@@ -105,7 +109,7 @@ class QueryIds(NamedTuple):
 
 
 class GalleryIds(NamedTuple):
-    """The gallery's ids as int64 tensors, grouped by identity for the fast path."""
+    """The gallery's ids as int64 arrays, grouped by identity for the fast path."""
 
     pids: Any
     camids: Any
@@ -117,7 +121,7 @@ class GalleryIds(NamedTuple):
 def valid_and_matches(qp, qc, gp, gc, opts: RankOptions):
     """valid [b, G] (comparable gallery items) and pos [b, G] (true matches among them)."""
     same = qp[:, None] == gp[None, :]
-    valid = (gp >= 0)[None, :].expand_as(same).clone()
+    valid = (gp >= 0)[None, :] & ops(same).full(same.shape, True, "bool")
     if opts.cam_filter:
         valid &= ~(same & (qc[:, None] == gc[None, :]))
     for qcam, gcam in opts.skip_cams:
@@ -128,20 +132,22 @@ def valid_and_matches(qp, qc, gp, gc, opts: RankOptions):
 
 def _rank_core(d, valid, pos, npos, kmax: int):
     """Ranks [b, kmax] of the sorted matches (float64) and the rows that need a stable sort."""
-    import torch
-
-    pv, _ = torch.topk(d.masked_fill(~pos, float("inf")), kmax, dim=1, largest=False, sorted=True)
-    left = torch.searchsorted(pv, d)  # matches strictly closer than each gallery item
+    xp = ops(d)
+    pv, _ = xp.topk_smallest(xp.masked_fill(d, ~pos, float("inf")), kmax)
+    left = xp.searchsorted(pv, d)  # matches strictly closer than each gallery item
     neg = valid & ~pos
-    tied = (pv.gather(1, left.clamp(max=kmax - 1)) == d) & neg
-    counts = torch.zeros(d.shape[0], kmax + 1, dtype=torch.float32, device=d.device)
-    counts.scatter_add_(1, left, neg.to(torch.float32))
-    before = counts.cumsum(1)[:, :kmax].double()
-    ranks = torch.arange(1, kmax + 1, dtype=torch.float64, device=d.device)[None, :] + before
+    tied = (xp.take_along(pv, left.clip(max=kmax - 1)) == d) & neg
+    before = xp.as_float64(xp.scatter_add(kmax + 1, left, neg).cumsum(1)[:, :kmax])
+    ranks = xp.arange(1, kmax + 1, "float64")[None, :] + before
     redo = tied.any(1)
     if kmax > 1:
-        redo |= ((pv[:, 1:] == pv[:, :-1]) & torch.isfinite(pv[:, 1:])).any(1)
+        redo |= _finite_ties(pv)
     return ranks, redo
+
+
+def _finite_ties(pv):
+    """Rows whose sorted match distances hold two equal finite values."""
+    return ((pv[:, 1:] == pv[:, :-1]) & (pv[:, 1:] < float("inf"))).any(1)
 
 
 def ap_from_ranks(ranks: np.ndarray, npos: np.ndarray, kind: str) -> np.ndarray:
@@ -176,83 +182,73 @@ def exact_row(d: np.ndarray, valid: np.ndarray, pos: np.ndarray, kind: str) -> t
     return ranks, float((gained / n * cum / (ends + 1)).sum())
 
 
-def _members(gid, gp) -> tuple:
+def _members(gid: np.ndarray, gp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """[P, m] gallery indices of each identity (-1 padded), and the junk (pid < 0) columns."""
-    import torch
-
-    order = torch.argsort(gid, stable=True)
-    counts = torch.bincount(gid)
-    starts = torch.cumsum(counts, 0) - counts
+    order = np.argsort(gid, kind="stable")
+    counts = np.bincount(gid)
+    starts = np.cumsum(counts) - counts
     width = int(counts.max()) if len(counts) else 1
-    col = torch.arange(len(gid), device=gid.device) - starts[gid[order]]
-    table = torch.full((len(counts), width), -1, dtype=torch.int64, device=gid.device)
+    col = np.arange(len(gid)) - starts[gid[order]]
+    table = np.full((len(counts), width), -1, dtype=np.int64)
     table[gid[order], col] = order
-    return table, torch.nonzero(gp < 0).flatten()
+    return table, np.flatnonzero(gp < 0)
 
 
 def _bucket_counts(pv, x, kmax: int, keep=None):
     """Per row: histogram over buckets 0..kmax of ``searchsorted(pv, x)`` and how many x
     equal the threshold of their bucket (a tie); only entries where ``keep`` if given."""
-    import torch
-
-    left = torch.searchsorted(pv, x)
-    hist = torch.zeros(x.shape[0], kmax + 1, dtype=torch.float32, device=x.device)
-    ones = keep.to(torch.float32) if keep is not None else \
-        torch.ones(1, dtype=torch.float32, device=x.device).expand_as(x)
-    hist.scatter_add_(1, left, ones)
-    padded = torch.cat([pv, torch.full_like(pv[:, :1], float("inf"))], 1)
-    eq = padded.gather(1, left) == x
-    return hist, torch.count_nonzero(eq & keep if keep is not None else eq, dim=1)
+    xp = ops(x)
+    left = xp.searchsorted(pv, x)
+    hist = xp.scatter_add(kmax + 1, left, keep)
+    padded = xp.concat([pv, xp.full((len(pv), 1), float("inf"), "float32")])
+    eq = xp.take_along(padded, left) == x
+    return hist, (eq & keep if keep is not None else eq).sum(1)
 
 
 def _chunk_fast(start: int, d, q: QueryIds, g: GalleryIds, opts: RankOptions, out: PerQuery) -> bool:
     """The standard protocol without [b, G] masks: a query's true matches are one
     identity's gallery columns (gathered from a table), junk columns are few, and every
     other column is a negative. Returns False when the chunk has no true match at all."""
-    import torch
-
+    xp = ops(d)
     b = d.shape[0]
     qb = q.rows(start, b)
-    seg = g.members[qb.gid.clamp(min=0)]
+    seg = g.members[qb.gid.clip(min=0)]
     seg_ok = (seg >= 0) & (qb.gid >= 0)[:, None] & (qb.pids >= 0)[:, None]
-    cols = seg.clamp(min=0)
-    dseg = d.gather(1, cols)
-    pos = seg_ok & ~((g.camids[cols] == qb.camids[:, None]) if opts.cam_filter else torch.zeros_like(seg_ok))
+    cols = seg.clip(min=0)
+    dseg = xp.take_along(d, cols)
+    pos = seg_ok & ~(g.camids[cols] == qb.camids[:, None]) if opts.cam_filter else seg_ok
     npos = pos.sum(1)
     kmax = int(npos.max()) if b else 0
     rows = slice(start, start + b)
-    out.npos[rows] = npos.cpu().numpy()
+    out.npos[rows] = xp.to_numpy(npos)
     if kmax == 0:
         return False
-    pv = torch.sort(dseg.masked_fill(~pos, float("inf")), dim=1).values[:, :kmax].contiguous()
+    pv = xp.sort(xp.masked_fill(dseg, ~pos, float("inf")))[:, :kmax]
     hist, eq = _bucket_counts(pv, d, kmax)
     for sub, ok in ((dseg, seg_ok), (d[:, g.junk], None)):
-        h, e = _bucket_counts(pv, sub.contiguous(), kmax, ok)
+        h, e = _bucket_counts(pv, sub, kmax, ok)
         hist -= h
         eq -= e
     redo = eq > 0
     if opts.ap == "sklearn" and kmax > 1:
-        redo |= ((pv[:, 1:] == pv[:, :-1]) & torch.isfinite(pv[:, 1:])).any(1)
-    ranks = torch.arange(1, kmax + 1, dtype=torch.float64, device=d.device)[None, :] + \
-        hist.cumsum(1)[:, :kmax].double()
+        redo |= _finite_ties(pv)
+    ranks = xp.arange(1, kmax + 1, "float64")[None, :] + xp.as_float64(hist.cumsum(1)[:, :kmax])
     _finish(start, d, ranks, redo, q, g, opts, out)
     return True
 
 
 def _finish(start: int, d, ranks, redo, q: QueryIds, g: GalleryIds, opts: RankOptions, out: PerQuery) -> None:
     """AP, first and last hit from the ranks; stable-sort rows flagged in ``redo``."""
-    import torch
-
+    xp = ops(d)
     b = d.shape[0]
     rows = slice(start, start + b)
-    ranks, redo, n = ranks.cpu().numpy(), redo.cpu().numpy(), out.npos[rows]
+    ranks, redo, n = xp.to_numpy(ranks), xp.to_numpy(redo), out.npos[rows]
     ap = ap_from_ranks(ranks, n, "noninterp" if opts.ap == "sklearn" else opts.ap)
     if redo.any():
-        sel = torch.from_numpy(np.flatnonzero(redo)).to(d.device)
+        sel = xp.asarray(np.flatnonzero(redo))
         qb = q.rows(start, b)
-        dn = d[sel]
         valid, pos = valid_and_matches(qb.pids[sel], qb.camids[sel], g.pids, g.camids, opts)
-        dn, vn, pn = dn.cpu().numpy(), valid.cpu().numpy(), pos.cpu().numpy()
+        dn, vn, pn = xp.to_numpy(d[sel]), xp.to_numpy(valid), xp.to_numpy(pos)
         for j, r in enumerate(np.flatnonzero(redo)):
             exact, ap[r] = exact_row(dn[j], vn[j], pn[j], opts.ap)
             ranks[r, :len(exact)] = exact
@@ -275,7 +271,7 @@ def _chunk(start: int, d, q: QueryIds, g: GalleryIds, opts: RankOptions, out: Pe
     npos = pos.sum(1)
     kmax = int(npos.max()) if len(npos) else 0
     rows = slice(start, start + d.shape[0])
-    out.npos[rows] = npos.cpu().numpy()
+    out.npos[rows] = ops(npos).to_numpy(npos)
     if kmax == 0:
         return
     ranks, redo = _rank_core(d, valid, pos, npos, kmax)
@@ -292,26 +288,25 @@ def rank_queries(chunks: Iterable[tuple[int, object]], q_pids: np.ndarray, q_cam
                  g_pids: np.ndarray, g_camids: np.ndarray, opts: RankOptions | None = None,
                  device: str = "cpu") -> PerQuery:
     """Per-query ranks and AP from ``(first query row, [b, G] distances)`` blocks, as
-    yielded by `reidcli.eval.distance.distance_chunks` or ``rerank_chunks``."""
-    import torch
-
+    yielded by `reidcli.eval.distance.distance_chunks` or ``rerank_chunks``; they are ranked
+    with numpy on ``cpu`` and as torch tensors on another ``device``."""
     opts = opts or RankOptions()
     n_q = len(q_pids)
     cols = opts.repeats if opts.cmc == "single-gallery" else 1
     out = PerQuery(np.zeros(n_q, np.int64), np.zeros(n_q, np.int64), np.zeros(n_q, np.int64),
                    np.full(n_q, np.nan), np.zeros((n_q, cols), np.int64))
-    t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.int64), device=device)
+    xp = ops_for(device)
+    t = lambda a: xp.asarray(np.asarray(a, dtype=np.int64))
     uniq, gid = np.unique(np.asarray(g_pids), return_inverse=True)
+    gid = gid.reshape(-1).astype(np.int64)
     pos_in = np.searchsorted(uniq, np.asarray(q_pids))
     qgid = np.where((pos_in < len(uniq)) & (uniq[np.minimum(pos_in, len(uniq) - 1)] == np.asarray(q_pids)),
                     pos_in, -1)
-    g_gid = t(gid.reshape(-1))
     q = QueryIds(t(q_pids), t(q_camids), t(qgid))
-    g = GalleryIds(t(g_pids), t(g_camids), g_gid, *_members(g_gid, t(g_pids)))
-    with torch.inference_mode():
+    g = GalleryIds(t(g_pids), t(g_camids), t(gid), *(t(a) for a in _members(gid, np.asarray(g_pids))))
+    with xp.context():
         for start, d in chunks:
-            d = torch.as_tensor(d, device=device)
-            _chunk(start, d.float() if d.dtype != torch.float32 else d, q, g, opts, out)
+            _chunk(start, xp.asarray(d, "float32"), q, g, opts, out)
     return out
 
 

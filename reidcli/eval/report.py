@@ -86,8 +86,6 @@ def write_per_query(path: str | os.PathLike, res: EvalResult, query: dict) -> Pa
 def ranked_rows(res: EvalResult, query: dict, gallery: dict, opts: Options, *, n: int, top: int,
                 normalized: bool) -> list[dict]:
     """Top-``top`` valid gallery items of ``n`` seeded sample queries (plain distances)."""
-    import torch
-
     from reidcli.eval.ranking import valid_and_matches
 
     valid_q = np.flatnonzero(res.per_query.valid)
@@ -96,11 +94,9 @@ def ranked_rows(res: EvalResult, query: dict, gallery: dict, opts: Options, *, n
     qi, gi = res.q_rows[pick], res.g_rows
     qf, gf = np.asarray(query["features"])[qi], np.asarray(gallery["features"])[gi]
     d = pairwise_distance(qf, gf, opts.metric, normalized=normalized)
-    t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.int64))
-    qp, qc, gp, gc = (np.asarray(x) for x in (query["pids"], query["camids"], gallery["pids"], gallery["camids"]))
-    valid, _ = valid_and_matches(t(qp[qi]), t(qc[qi]), t(gp[gi]), t(gc[gi]),
-                                 PROTOCOLS.get(res.protocol).rank_options(opts))
-    valid = valid.numpy()
+    qp, qc, gp, gc = (np.asarray(x, dtype=np.int64) for x in (query["pids"], query["camids"], gallery["pids"],
+                                                               gallery["camids"]))
+    valid, _ = valid_and_matches(qp[qi], qc[qi], gp[gi], gc[gi], PROTOCOLS.get(res.protocol).rank_options(opts))
     out = []
     for j, i in enumerate(qi):
         order = [o for o in np.argsort(d[j], kind="stable") if valid[j, o]][:top]

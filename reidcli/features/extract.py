@@ -36,7 +36,7 @@ class BadImages(InputError):
 
 
 def embed_records(model, root: str | Path, records: Sequence[Record], *, size: tuple[int, int],
-                  mean=IMAGENET_MEAN, std=IMAGENET_STD, batch_size: int = 128, workers: int = 4,
+                  mean=IMAGENET_MEAN, std=IMAGENET_STD, batch_size: int = 128, workers: int | None = None,
                   device="cpu", flip: bool = False, half: bool = False, normalize: bool = True,
                   stop_on_bad: bool = False, desc: str = "extracting"):
     """Embed ``records`` with ``model`` (eval mode).
@@ -128,21 +128,25 @@ def shard_slice(n_items: int, shard: Optional[tuple[int, int]]) -> slice:
 
 def extract(ckpt: str | os.PathLike, data: str | os.PathLike | Dataset, out: str | os.PathLike, *,
             splits: Optional[Sequence[str]] = None, format: Optional[str] = None, flip: bool = False,
-            half: bool = False, normalize: bool = True, batch_size: int = 128, workers: int = 4,
+            half: bool = False, normalize: bool = True, batch_size: int = 128, workers: int | None = None,
             device: str = "auto", shard: Optional[tuple[int, int]] = None, skip_bad: bool = False,
             bn_domain: Optional[str] = None, save_heatmaps: bool = False,
-            net: Optional[str] = None) -> Path:
+            net: Optional[str] = None, threads: int | None = None) -> Path:
     """Embed the splits of ``data`` with the network of ``ckpt`` and write ``out``.
 
     Unreadable images make it fail before anything is written (listing them), unless
     ``skip_bad``, which leaves them out of the file with a warning per image.
     ``save_heatmaps`` (RBNet checkpoints) also stores each split's predicted keypoint
-    heat-maps as ``heatmaps`` [N, 17, H/2, W/2] float16 in its group.
+    heat-maps as ``heatmaps`` [N, 17, H/2, W/2] float16 in its group. ``threads`` and
+    ``workers`` (None: from the cores and the device, `reidcli.utils.resources`) set the
+    intra-op threads and the decoding processes.
     """
     from reidcli.models import load_network
     from reidcli.utils.device import resolve_device
+    from reidcli.utils.resources import configure
 
     dev = resolve_device(device)
+    workers = configure(threads, workers, device=dev, loads_data=True).workers
     model, ck = load_network(ckpt, dev, bn_domain=bn_domain, net=net)
     if save_heatmaps:
         from reidcli.pose.backends.rbnet import require_rbnet

@@ -41,7 +41,9 @@ class TrainConfig:
         sync_bn: under DDP on CUDA, synchronise BN across processes (replaces grouping).
         amp: mixed precision on CUDA (ignored on CPU).
         seed, deterministic: reproducibility (see `reidcli.utils.seed`).
-        workers: DataLoader worker processes.
+        workers: DataLoader worker processes per data stream; None: chosen with ``threads``
+            from the cores and the device (`reidcli.utils.resources`), split over the streams.
+        threads: intra-op threads; None: the cores less the workers (or OMP_NUM_THREADS).
         grad_clip: clip the gradient norm to this value (0 = off).
         eval_every: evaluate on query/gallery every N epochs (0 = off).
         log_every: steps between JSONL log lines.
@@ -67,14 +69,16 @@ class TrainConfig:
     amp: bool = True
     seed: int = 0
     deterministic: bool = False
-    workers: int = 4
+    workers: int | None = None
+    threads: int | None = None
     grad_clip: float = 0.0
     eval_every: int = 0
     log_every: int = 20
 
     CONSTRAINTS: ClassVar[dict[str, list]] = {
         "epochs": [Interval(int, 1, None)], "iters_per_epoch": _COUNT, "max_iters": _COUNT,
-        "stop_after": _COUNT, "images_per_bn": _COUNT, "workers": _COUNT, "eval_every": _COUNT,
+        "stop_after": _COUNT, "images_per_bn": _COUNT, "workers": [None, *_COUNT], "eval_every": _COUNT,
+        "threads": [None, Interval(int, 1, None)],
         "optimizer": [Options(OPTIMIZERS)], "schedule": [Options(SCHEDULES)],
         "lr": [Interval(float, 0, None, closed="neither")], "weight_decay": [Interval(float, 0, None)],
         "momentum": [Interval(float, 0, 1)], "gamma": [Interval(float, 0, 1, closed="right")],
@@ -112,4 +116,3 @@ class FinetuneConfig(TrainConfig):
     schedule: str = "constant"
     milestones: list[int] = field(default_factory=list)
     warmup_epochs: float = 0.0
-    workers: int = 2

@@ -7,7 +7,9 @@ evaluation to ``<out stem>.log.jsonl``, a resumable checkpoint atomically after 
 (rank 0 only under DDP), and evaluate every ``cfg.eval_every`` epochs; ``hooks=`` adds
 more. Resuming restores networks, optimizers, scheduler, AMP scaler, data-stream positions
 and every RNG, so an interrupted run continues bit for bit (on the same device and thread
-count). See `reidcli.train.methods` for the plug-in contract.
+count). Intra-op threads and loader workers come from ``cfg.threads`` / ``cfg.workers`` or
+the cores and the device (`reidcli.utils.resources`); the choice is logged at debug level
+(``reid -v``) and is the first row of the JSONL log. See `reidcli.train.methods` for the plug-in contract.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import random
 import time
 from pathlib import Path
@@ -79,6 +82,12 @@ class Stream:
     def close(self) -> None:
         self._it = None
 
+    def set_workers(self, n: int) -> None:
+        """Decode with ``n`` worker processes from the next pass on."""
+        self.loader.num_workers = n
+        if n and self.loader.prefetch_factor is None:
+            self.loader.prefetch_factor = 2
+
 
 def make_stream(dataset: ImageDataset, sampler, cfg: TrainConfig, device: torch.device) -> Stream:
     """A `Stream` whose loader draws no global RNG (an explicit generator), for exact resume."""
@@ -114,6 +123,7 @@ class Engine:
         self.epoch, self.it_in_epoch, self.global_it = 0, 0, 0
         self.amp = bool(cfg.amp and self.device.type == "cuda")
         self.resumed = False
+        self.resources = self._resources()
         writer = JSONLWriter(self.log_path, cfg.log_every)
         self.hooks: list[HookBase] = [writer, Checkpointer(self.out)]
         if evaluate is not None:
@@ -123,6 +133,23 @@ class Engine:
             h.engine = self
 
     # -- setup -----------------------------------------------------------------------
+    def _resources(self):
+        """Threads and workers for this process (DDP processes on one machine share its cores)."""
+        from reidcli.utils.resources import configure
+
+        share = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if self.dist.enabled else 1
+        return configure(self.cfg.threads, self.cfg.workers, device=self.device, loads_data=True, share=share)
+
+    def _share_workers(self) -> None:
+        """Automatic workers are the run's total: split them over the data streams (those
+        with a loader: `Stream`)."""
+        streams = [s for s in self.streams.values() if hasattr(s, "set_workers")]
+        if self.cfg.workers is not None or not streams:
+            return
+        n, total = len(streams), self.resources.workers
+        for i, s in enumerate(streams):
+            s.set_workers(total // n + (i < total % n))
+
     def setup(self) -> None:
         m = self.method
         m.ctx = self.ctx
@@ -130,6 +157,7 @@ class Engine:
         self.streams: dict[str, Stream] = m.streams(self.ctx)
         if not self.streams:
             raise ReidError(f"method '{m.name}' declared no data streams")
+        self._share_workers()
         self.main = next(iter(self.streams.values()))
         self.iters = self.cfg.iters_per_epoch or len(self.main)
         self._convert_bn()

@@ -54,7 +54,8 @@ def log_path_for(out: Path) -> Path:
 
 class JSONLWriter(HookBase):
     """One JSON line per ``log_every`` steps (window means of the step outputs, the lr and
-    images/s), per epoch (epoch means) and per `write` call (e.g. evaluation results);
+    images/s), per epoch (epoch means) and per `write` call (e.g. evaluation results), after
+    a first ``resources`` line (threads, loader workers, cores) at the start of each run;
     the file is started afresh unless the run resumes. It also feeds the progress bar."""
 
     def __init__(self, path: Path, log_every: int):
@@ -68,6 +69,10 @@ class JSONLWriter(HookBase):
     def before_train(self) -> None:
         if not self.engine.resumed and self.engine.dist.is_main:
             self.path.write_text("")
+        res = getattr(self.engine, "resources", None)
+        if res is not None:
+            self.write({"type": "resources", "epoch": self.engine.epoch, **res.as_dict(),
+                        "device": str(self.engine.device), "processes": self.engine.dist.world_size})
 
     def before_epoch(self) -> None:
         self.window: dict = {}

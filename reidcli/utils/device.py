@@ -17,3 +17,9 @@ def resolve_device(name: str = "auto"):
         return torch.device(name)
     except RuntimeError as exc:
         raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N; got '{name}'") from exc
+
+
+def device_name(name: str = "auto") -> str:
+    """`resolve_device` as a string; ``cpu`` without importing torch (light commands such as
+    ``reid evaluate`` stay torch-free on the CPU)."""
+    return "cpu" if name == "cpu" else str(resolve_device(name))
