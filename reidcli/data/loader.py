@@ -116,19 +116,25 @@ def make_loader(dataset: ImageDataset, *, batch_sampler=None, batch_size: int = 
     kw = dict(num_workers=workers, pin_memory=pin, worker_init_fn=_init_worker)
     if workers > 0:
         kw["prefetch_factor"] = prefetch
+        _one_opencv_thread()
     if batch_sampler is not None:
         return DataLoader(dataset, batch_sampler=batch_sampler, **kw)
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, drop_last=False, **kw)
 
 
-def _init_worker(worker_id: int) -> None:
-    """Seed the worker (`reidcli.utils.seed.worker_init_fn`); one OpenCV thread, so that
-    a worker process counts as one core."""
+def _one_opencv_thread() -> None:
+    """One OpenCV thread, so that a loader worker counts as one core. Set in the parent
+    before the workers fork: calling ``cv2.setNumThreads`` inside a forked worker tears
+    down a thread pool inherited mid-state and can deadlock (seen in the test suite)."""
     import cv2
 
+    cv2.setNumThreads(1)
+
+
+def _init_worker(worker_id: int) -> None:
+    """Seed the worker (`reidcli.utils.seed.worker_init_fn`)."""
     from reidcli.utils.seed import worker_init_fn
 
-    cv2.setNumThreads(1)
     worker_init_fn(worker_id)
 
 
