@@ -104,23 +104,38 @@ def make_loader(dataset: ImageDataset, *, batch_sampler=None, batch_size: int = 
 
     ``workers`` None picks them from the cores and the device
     (`reidcli.utils.resources.plan`). Workers are not persistent so that each epoch's
-    worker seeding is reproducible.
+    worker seeding is reproducible; each runs one OpenCV thread (torch sets its own to one).
     """
     from torch.utils.data import DataLoader
-
-    from reidcli.utils.seed import worker_init_fn
 
     pin = device is not None and getattr(device, "type", str(device)).startswith("cuda")
     if workers is None:
         from reidcli.utils.resources import plan
 
         workers = plan(device=device or "cpu", loads_data=True).workers
-    kw = dict(num_workers=workers, pin_memory=pin, worker_init_fn=worker_init_fn)
+    kw = dict(num_workers=workers, pin_memory=pin, worker_init_fn=_init_worker)
     if workers > 0:
         kw["prefetch_factor"] = prefetch
+        _one_opencv_thread()
     if batch_sampler is not None:
         return DataLoader(dataset, batch_sampler=batch_sampler, **kw)
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, drop_last=False, **kw)
+
+
+def _one_opencv_thread() -> None:
+    """One OpenCV thread, so that a loader worker counts as one core. Set in the parent
+    before the workers fork: calling ``cv2.setNumThreads`` inside a forked worker tears
+    down a thread pool inherited mid-state and can deadlock (seen in the test suite)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def _init_worker(worker_id: int) -> None:
+    """Seed the worker (`reidcli.utils.seed.worker_init_fn`)."""
+    from reidcli.utils.seed import worker_init_fn
+
+    worker_init_fn(worker_id)
 
 
 def check_batch(batch: dict, dataset: ImageDataset) -> None:

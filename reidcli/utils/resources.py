@@ -22,8 +22,8 @@ So the threads of one process plus its workers never exceed C. Processes that sp
 cores between them divide C first: the ``share`` of `plan` (the engine passes torchrun's
 LOCAL_WORLD_SIZE); programs that make runs side by side (``make -j2``) are told theirs:
 bin/uda.mk passes ``--threads`` = cores / JOBS.
-Worker processes count one core each (PyTorch runs one intra-op thread in each;
-decoding one JPEG is single-threaded).
+Worker processes count one core each (PyTorch runs one intra-op thread in each, and
+`reidcli.data.loader` sets OpenCV to one thread before they fork).
 """
 
 from __future__ import annotations
