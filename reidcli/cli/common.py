@@ -119,10 +119,6 @@ def flag_message(exc: Exception, message: str) -> str:
     return head + sep + listed
 
 
-def not_implemented(name: str) -> None:
-    raise ReidError(f"'reid {name}' is not implemented yet in reidcli; see the project issues")
-
-
 # Shared options: the same flag means the same thing in every command.
 Output = Annotated[Path, typer.Option("--output", "-o", help="Output file (written atomically).")]
 OptOutput = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (written atomically).")]

@@ -112,9 +112,10 @@ class InstanceOf(Constraint):
         self.kind, self.name = kind, name
 
     def holds(self, value: Any) -> bool:
-        if isinstance(value, bool) and self.kind is not bool and bool not in (self.kind if isinstance(self.kind, tuple) else (self.kind,)):
+        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
+        if isinstance(value, bool) and bool not in kinds:
             return False
-        return isinstance(value, self.kind)
+        return isinstance(value, kinds)
 
     def describe(self) -> str:
         if self.name:
