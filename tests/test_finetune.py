@@ -62,7 +62,7 @@ def _source_ckpt(path: Path, method: str = "supervised", num_classes: int = 4, s
     return save_checkpoint(path, ck)
 
 
-def _labels(path: Path, target_csv: Path, labels, dim: int = 256, paths=None) -> Path:
+def _labels(path: Path, target_csv: Path, labels, dim: int = 256, paths=None, attrs=None) -> Path:
     from reidcli.data.layouts import load_dataset
     from reidcli.io.h5 import LabelsFile, write_labels
 
@@ -71,7 +71,7 @@ def _labels(path: Path, target_csv: Path, labels, dim: int = 256, paths=None) ->
     k = int(labels.max()) + 1
     centers = np.random.default_rng(0).normal(size=(max(k, 1), dim)).astype(np.float32)
     lf = LabelsFile(labels=labels, paths=paths or [r.path for r in recs], centers=centers,
-                    attrs={"method": "test"})
+                    attrs=attrs or {"method": "test"})
     return write_labels(path, lf)
 
 
@@ -274,6 +274,7 @@ def test_cli_happy_path_and_output_equal_to_ckpt(uda):
     ("other_paths", "another features file"),
     ("fewer_paths", "training images"),
     ("all_outliers", "0 cluster"),
+    ("one_cluster", "1 cluster holds all 16 clustered images (0 outliers of 16; dbscan-jaccard, --eps 0.9, --min-samples 4"),
     ("joint_no_source", "--source"),
     ("foreign_method", "cannot start from"),
     ("bad_method", "did you mean 'mmt'"),
@@ -290,6 +291,10 @@ def test_cli_bad_input_one_line_and_checkpoint_untouched(uda, case, words):
         labels = _labels(tmp / "l.h5", uda["source"], [0, 1], paths=["img/00_0.jpg", "img/00_1.jpg"])
     elif case == "all_outliers":
         labels = _labels(tmp / "l.h5", uda["target"], [-1] * 16)
+    elif case == "one_cluster":  # everything in one cluster: the radius was too large
+        labels = _labels(tmp / "l.h5", uda["target"], [0] * 16,
+                         attrs={"method": "dbscan-jaccard", "eps": 0.9, "min_samples": 4})
+        words += "); pseudo-labels need at least 2 clusters: re-cluster with a smaller --eps"
     elif case == "joint_no_source":
         extra = ["--method", "joint"]
     elif case == "foreign_method":

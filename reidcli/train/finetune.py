@@ -67,11 +67,12 @@ def check_labels(lf, records: list, labels_path: Path, target_root: Path) -> np.
                          f"{target_root} train is '{paths[bad]}'; the labels come from another "
                          "features file: re-run 'reid cluster' on this dataset's features")
     labels = np.asarray(lf.labels, dtype=np.int64)
-    k = len(np.unique(labels[labels >= 0]))
-    if k < 2:
-        raise InputError(f"{labels_path} has {k} cluster(s) and {int((labels < 0).sum())} outliers; "
-                         "training needs at least 2 clusters: re-cluster with a larger --eps or "
-                         "smaller --min-samples")
+    from reidcli.cluster.run import degenerate
+
+    problem = degenerate(labels, dict(lf.attrs), str(labels_path))
+    if problem is not None:
+        raise InputError(problem if "at least 2 clusters" in problem else
+                         f"{problem}; training needs at least 2 clusters")
     return labels
 
 
