@@ -25,6 +25,7 @@ COMMANDS = [
     ("cluster", "cluster", "Pseudo-labels from features (Jaccard + DBSCAN, k-means, expansion)."),
     ("finetune", "finetune", "One round of unsupervised domain adaptation on pseudo-labels."),
     ("evaluate", "evaluate", "mAP / CMC / mINP of query vs gallery features; re-ranking; plots."),
+    ("export", "export", "The deployed network as ONNX or TorchScript, or a slim checkpoint."),
 ]
 
 app = typer.Typer(
