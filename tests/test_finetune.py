@@ -268,6 +268,10 @@ def test_cli_happy_path_and_output_equal_to_ckpt(uda):
     info = describe_checkpoint(ck)
     assert info["method"] == "pseudo" and info["num_classes"] == 4
     assert not list(uda["tmp"].glob(".*.partial"))
+    from reidcli.train.settings import read_config
+
+    resolved = read_config(ck.with_name("round.config.toml"), "finetune")
+    assert resolved["method"] == "pseudo" and resolved["lr"] == info["provenance"][-1]["params"]["config"]["lr"]
 
 
 @pytest.mark.parametrize("case,words", [
@@ -406,6 +410,24 @@ def test_cli_passes_only_given_flags(uda, monkeypatch):
     assert res.exit_code == 0, res.output
     assert seen["options"] == {"mu": 0.25} and seen["augment"] == {"erasing": 0.0}
     assert seen["train"] == ft.FinetuneConfig(iters_per_epoch=7, amp=False)
+
+
+def test_cli_config_file_under_the_command_line(uda, monkeypatch):
+    """Keys of a [finetune] table (flag names or setting names) reach the library; a flag
+    given on the command line wins; keys of [pretrain] are ignored."""
+    import reidcli.train.finetune as ft
+
+    seen = {}
+    monkeypatch.setattr(ft, "finetune", lambda *a, **kw: seen.update(kw) or Path(a[3]))
+    cfg = uda["tmp"] / "r.toml"
+    cfg.write_text('[pretrain]\nlr = 9.0\n[finetune]\nmethod = "kd"\nmu = 0.25\niters = 7\nlr = 0.001\n'
+                   'amp = false\n')
+    base = [uda["target"], "--ckpt", uda["ckpt"], "--labels", uda["labels"], "-o", uda["tmp"] / "x.pt"]
+    res = _run([*base, "--config", cfg, "--iters", "5"])
+    assert res.exit_code == 0, res.output
+    assert seen["method"] == "kd" and seen["options"] == {"mu": 0.25}
+    assert seen["train"] == ft.FinetuneConfig(iters_per_epoch=5, lr=0.001, amp=False)
+    assert seen["config_file"] == cfg
 
 
 def _help_of(command: str) -> dict[str, str]:

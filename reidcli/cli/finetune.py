@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reidcli.cli.common import Ckpt, DataFormat, Device, Output, Recipe, Threads, Workers, reid_command
+from reidcli.cli.common import Ckpt, Config, DataFormat, Device, Output, Recipe, Threads, Workers, command_settings, reid_command
 from reidcli.cli.defaults import opt as _opt
 from reidcli.cli.defaults import per_method as _per_method
 from reidcli.data.transforms import AugmentConfig
@@ -64,6 +64,7 @@ def command(
     center_weight: Annotated[Optional[float], _opt("--center-weight", min=0.0, help="pseudo, kd, joint: centre-loss weight " + _per_method("center_weight", **_LOSS_METHODS))] = None,
     seed: Annotated[Optional[int], _opt("--seed", help="Random seed.", of=F)] = None,
     recipe: Recipe = None,
+    config: Config = None,
     device: Device = "auto",
     workers: Workers = None,
     threads: Threads = None,
@@ -85,5 +86,5 @@ def command(
     from reidcli.train.finetune import finetune_from_settings
     from reidcli.utils.progress import say
 
-    given = {name: v for name, v in flags.items() if v is not None and name not in ("target", "ckpt", "labels", "output")}
-    say(f"wrote {finetune_from_settings(ckpt, labels, target, output, **given)}")
+    parts = command_settings(flags, skip=("target", "ckpt", "labels", "output", "config"))
+    say(f"wrote {finetune_from_settings(ckpt, labels, target, output, config=config, defaults=parts['defaults'], config_aliases=parts['config_aliases'], **parts['settings'])}")

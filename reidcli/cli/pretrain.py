@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reidcli.cli.common import DataFormat, Device, Output, Recipe, Threads, Workers, reid_command
+from reidcli.cli.common import Config, DataFormat, Device, Output, Recipe, Threads, Workers, command_settings, reid_command
 from reidcli.cli.defaults import opt
 from reidcli.data.transforms import AugmentConfig as A
 from reidcli.models import ModelConfig as M
@@ -111,6 +111,7 @@ def command(
     workers: Workers = None,
     threads: Threads = None,
     recipe: Recipe = None,
+    config: Config = None,
     device: Device = "auto",
 ) -> None:
     """Train a re-ID network on the labelled train split of DATA (ID + triplet loss) and write
@@ -126,7 +127,9 @@ def command(
     from reidcli.train.pretrain import pretrain_from_settings
     from reidcli.utils.progress import say
 
-    given = {name: v for name, v in flags.items() if v is not None and name not in ("data", "output", "fmt")}
-    out = pretrain_from_settings(data, output, format=fmt, **given)
+    parts = command_settings({"format": fmt, **flags}, skip=("data", "output", "fmt", "config"))
+    parts["config_aliases"] = {**parts["config_aliases"], "format": "format"}
+    out = pretrain_from_settings(data, output, config=config, defaults=parts["defaults"],
+                                 config_aliases=parts["config_aliases"], **parts["settings"])
     if os.environ.get("RANK", "0") == "0":  # one line under torchrun, not one per process
         say(f"wrote {out}")

@@ -170,7 +170,8 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
              ckpt2: Optional[str | os.PathLike] = None, source: Optional[str | os.PathLike] = None,
              target_format: Optional[str] = None, source_format: Optional[str] = None,
              styled: Optional[str | os.PathLike] = None, device: str = "auto",
-             reference: Optional[str | os.PathLike] = None, reference_format: Optional[str] = None) -> Path:
+             reference: Optional[str | os.PathLike] = None, reference_format: Optional[str] = None,
+             config_file: str | os.PathLike | None = None) -> Path:
     """Run one adaptation round and write the new checkpoint to ``out``.
 
     Args:
@@ -194,8 +195,11 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
             positives, METHODS.md section 5).
         device: auto | cpu | cuda | cuda:N.
 
+        config_file: the ``--config`` file the settings came from (recorded in the provenance).
+
     Returns:
-        ``out``.
+        ``out``. The resolved settings are written beside it as ``<stem>.config.toml`` and
+        recorded in its provenance (``params.config``), as `reidcli.train.pretrain.pretrain` does.
     """
     from reidcli.data.layouts import load_dataset
     from reidcli.io.h5 import read_labels
@@ -238,9 +242,17 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
     n_clusters = int(y.max()) + 1 if labels is not None else 0
     log.info("finetune %s: %d target images, %d clusters (%d outliers left out)", method,
              len(data["target"]), n_clusters, int((y < 0).sum()) if labels is not None else 0)
+    from reidcli.train.settings import flat_settings
+
+    resolved = flat_settings({"method": method, "options": opts, "train": cfg, "augment": aug, "ckpt2": ckpt2,
+                              "source": source, "target_format": target_format, "source_format": source_format,
+                              "styled": styled, "device": device, "reference": reference,
+                              "reference_format": reference_format})
     return _run(method, opts, cfg, ck, data, facts, n_clusters, device, out,
                 inputs=[ckpt] + ([labels] if labels is not None else []) + ([Path(ckpt2)] if ckpt2 else [])
-                + ([Path(reference)] if reference is not None else []), augment=dataclasses.asdict(aug))
+                + ([Path(reference)] if reference is not None else [])
+                + ([Path(config_file)] if config_file is not None else []),
+                augment=dataclasses.asdict(aug), resolved=resolved)
 
 
 def _check_needs(kind, method: str, labels, reference) -> None:
@@ -259,17 +271,24 @@ def _check_needs(kind, method: str, labels, reference) -> None:
 
 def finetune_from_settings(ckpt: str | os.PathLike, labels: str | os.PathLike | None,
                            target_root: str | os.PathLike, out: str | os.PathLike,
-                           recipe: Optional[str] = None, **settings: Any) -> Path:
+                           recipe: Optional[str] = None, config: str | os.PathLike | None = None,
+                           config_aliases: Optional[Mapping[str, str]] = None,
+                           defaults: Optional[Mapping[str, Any]] = None, **settings: Any) -> Path:
     """`finetune` from flat keyword settings (the ``reid finetune`` flags): ``method``, the
     fields of `FinetuneConfig` and `AugmentConfig` given, the keywords of `finetune`
     (``ckpt2``, ``source``, ``device``, ...), and anything else as the method's options, so
     a setting that is no option of the chosen method is a `ParamError` naming it.
     ``recipe`` names a paper recipe (`reidcli.recipes`) whose finetune settings fill those
-    not given."""
+    not given. ``config``, ``config_aliases`` and ``defaults`` as in
+    `reidcli.train.pretrain.pretrain_from_settings`."""
     from reidcli.recipes import with_recipe
+    from reidcli.train.settings import read_config
 
-    args = finetune_arguments(with_recipe(recipe, "finetune", settings))
-    return finetune(ckpt, labels, target_root, out, **args)
+    file = read_config(config, "finetune", config_aliases) if config is not None else {}
+    recipe = recipe if recipe is not None else file.get("recipe")
+    file.pop("recipe", None)
+    args = finetune_arguments(with_recipe(recipe, "finetune", {**(defaults or {}), **file, **settings}))
+    return finetune(ckpt, labels, target_root, out, **args, config_file=config)
 
 
 def finetune_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -318,7 +337,7 @@ def _datasets(views: int, root: Path, recs: list, y: np.ndarray, transform, size
 
 
 def _run(method: str, opts: MethodOptions, cfg: TrainConfig, ck: dict, data: dict, facts: dict,
-         n_clusters: int, device: str, out: Path, *, inputs: list, augment: dict) -> Path:
+         n_clusters: int, device: str, out: Path, *, inputs: list, augment: dict, resolved: dict) -> Path:
     from reidcli.io.h5 import make_provenance
     from reidcli.train.dist import DistInfo
     from reidcli.train.engine import Engine
@@ -331,7 +350,7 @@ def _run(method: str, opts: MethodOptions, cfg: TrainConfig, ck: dict, data: dic
     mcfg = dict(ck["model_config"], pretrained="none")
     ctx = EngineContext(cfg=cfg, device=dev, dist=DistInfo(), num_classes=n_clusters, data=data,
                         facts={**facts, "model_config": mcfg, "method": method})
-    params = {**opts.to_dict(), **facts}
+    params = {**opts.to_dict(), **facts, "config": resolved}
     meta = {"input_size": ck["input_size"], "pixel_mean": ck["pixel_mean"],
             "pixel_std": ck["pixel_std"], "provenance": make_provenance(inputs, cfg.seed, params=params),
             "augment": augment}
@@ -343,6 +362,10 @@ def _run(method: str, opts: MethodOptions, cfg: TrainConfig, ck: dict, data: dic
         os.replace(partial, out)
         if engine.log_path.exists():
             os.replace(engine.log_path, log_path_for(out))
+        from reidcli.train.settings import config_path_for, write_config
+
+        write_config(config_path_for(out), resolved, "finetune",
+                     f"reid finetune: the resolved settings of {out.name}; rerun with --config {config_path_for(out).name}")
     finally:
         partial.unlink(missing_ok=True)
     return out
