@@ -294,9 +294,9 @@ def finetune_from_settings(ckpt: str | os.PathLike, labels: str | os.PathLike | 
 def finetune_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
     """The keyword arguments of `finetune` (``method``, ``options``, ``train``, ``augment``
     and its run keywords) from flat settings; see `finetune_from_settings`."""
-    from reidcli.train.settings import split_settings
+    from reidcli.train.settings import batch_size_to_p, split_settings
 
-    s = dict(settings)
+    s = batch_size_to_p(settings, FinetuneConfig)
     method = s.pop("method", None) or DEFAULT_METHOD
     parts = split_settings(s, {"train": FinetuneConfig, "augment": AugmentConfig},
                            rest=RUN_KEYWORDS, others="options")

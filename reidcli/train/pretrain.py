@@ -133,8 +133,9 @@ def pretrain_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
     """The keyword arguments of `pretrain` from flat settings, each the name of a field of
     `ModelConfig`, `TrainConfig`, `AugmentConfig` or the method's options (`SupervisedOptions`),
     ``rb_<field>`` of `reidcli.models.rbnet.RBNetOptions` (used with ``arch='rbnet'``),
-    ``mrda_<field>`` of `reidcli.models.mrda_options.MrdaNetOptions` (``arch='mrda'``), or
-    a keyword of `pretrain` (``method``, ``format``, ``target``, ...). ``milestones`` may be
+    ``mrda_<field>`` of `reidcli.models.mrda_options.MrdaNetOptions` (``arch='mrda'``),
+    ``batch_size`` (images per batch: P = batch_size / K), or a keyword of `pretrain`
+    (``method``, ``format``, ``target``, ...). ``milestones`` may be
     a comma-separated string. Fields not given keep their dataclass defaults.
 
     Raises:
@@ -142,9 +143,9 @@ def pretrain_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
     """
     from reidcli.models import ModelConfig
     from reidcli.train.methods import TRAINING_METHODS
-    from reidcli.train.settings import parse_ints, split_settings
+    from reidcli.train.settings import batch_size_to_p, parse_ints, split_settings
 
-    s = dict(settings)
+    s = batch_size_to_p(settings, TrainConfig)
     rb = {k[len("rb_"):]: s.pop(k) for k in list(s) if k.startswith("rb_")}
     mrda = {k[len("mrda_"):]: s.pop(k) for k in list(s) if k.startswith("mrda_")}
     if "milestones" in s:

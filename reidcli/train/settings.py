@@ -66,6 +66,25 @@ def parse_ints(text: str | list, name: str) -> list[int]:
         raise ParamError(name, f"must be comma-separated epochs like 40,70; got {text!r}") from None
 
 
+def batch_size_to_p(settings: dict, kind: type) -> dict:
+    """``batch_size`` (images per batch, torchreid's ``--batch-size`` / fast-reid's
+    ``IMS_PER_BATCH``) as P of a P x K batch: P = batch_size / K, with K the ``k`` given
+    or ``kind``'s default. Returns new settings without ``batch_size``."""
+    s = dict(settings)
+    if s.get("batch_size") is None:
+        s.pop("batch_size", None)
+        return s
+    total = s.pop("batch_size")
+    if s.get("p") is not None:
+        raise ParamError("batch_size", "and p (identities per batch) both set the batch; give one of them")
+    k = s["k"] if s.get("k") is not None else default_of(kind, "k")
+    if not isinstance(total, int) or isinstance(total, bool) or total < 2 * k or total % k:
+        raise ParamError("batch_size", f"must be a multiple of k (images per identity, {k}) and at least "
+                                       f"2 identities ({2 * k}); got {total!r}")
+    s["p"] = total // k
+    return s
+
+
 # --------------------------------------------------------------------------- config files
 STAGES = ("pretrain", "finetune")
 
