@@ -1,5 +1,5 @@
-"""`reid cluster`, `reid evaluate`, `reid info` (features, labels, pose files, dataset folders)
-and `reid merge` never import torch on the CPU.
+"""`reid cluster`, `reid evaluate`, `reid info` (features, labels, pose files, dataset folders),
+`reid merge` and `reid plot` (a training log, t-SNE, cluster sizes) never import torch on the CPU.
 
 Each command runs in-process in a fresh interpreter (``python -c``) on small files; after
 each one the child reports whether ``'torch' in sys.modules`` and the test asserts it is
@@ -64,7 +64,12 @@ def files(tmp_path_factory) -> dict[str, Path]:
         s = split(np.random.default_rng(i), 6, 10, 16, 0, tag=f"s{i}_")
         shards.append(write_features(tmp / f"s{i}.h5", FeaturesFile(
             splits={"train": s}, attrs={"shard_index": i, "shard_count": 2, "split_sizes": {"train": 120}})))
-    return {"f": f, "s1": shards[0], "s2": shards[1], "dir": tmp}
+    log = tmp / "m.log.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in (
+        {"type": "resources", "epoch": 0},
+        {"type": "step", "epoch": 1, "iter": 2, "steps": 2, "lr": 1e-4, "loss": 3.0, "acc": 0.2, "img_s": 9.0},
+        {"type": "epoch", "epoch": 1, "iter": 2, "loss": 3.0, "acc": 0.2, "img_s": 9.0})))
+    return {"f": f, "s1": shards[0], "s2": shards[1], "dir": tmp, "log": log}
 
 
 def test_cluster_evaluate_info_merge_import_no_torch(files, synth_market):  # noqa: F811
@@ -79,6 +84,9 @@ def test_cluster_evaluate_info_merge_import_no_torch(files, synth_market):  # no
         ["evaluate", f, "--cmc-single-gallery", "--ap", "sklearn", "--threads", "1"],
         ["info", f], ["info", str(tmp / "l.h5")], ["info", str(synth_market)], ["info", str(synth_market / "pose.h5")],
         ["merge", str(files["s2"]), str(files["s1"]), "-o", str(tmp / "m.h5")],
+        ["plot", f, "--tsne", "--labels", str(tmp / "l.h5"), "--max-points", "60", "-o", str(tmp / "tsne.png")],
+        ["plot", str(tmp / "l.h5"), "-o", str(tmp / "sizes.png")],
+        ["plot", str(files["log"]), "-o", str(tmp / "curves.png")],
     ]
     proc, seen = run_child(runs)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -86,6 +94,7 @@ def test_cluster_evaluate_info_merge_import_no_torch(files, synth_market):  # no
     imported = [" ".join(s["args"][:1]) for s in seen if s["torch"]]
     assert not imported, f"torch was imported by: {imported}"
     assert (tmp / "l.h5").exists() and (tmp / "m.h5").exists() and (tmp / "pq.csv").exists()
+    assert all((tmp / name).stat().st_size > 0 for name in ("tsne.png", "sizes.png", "curves.png"))
 
 
 def test_the_check_sees_a_torch_import(files):

@@ -26,6 +26,7 @@ COMMANDS = [
     ("finetune", "finetune", "One round of unsupervised domain adaptation on pseudo-labels."),
     ("evaluate", "evaluate", "mAP / CMC / mINP of query vs gallery features; re-ranking; plots."),
     ("export", "export", "The deployed network as ONNX or TorchScript, or a slim checkpoint."),
+    ("plot", "plot", "Pictures: training curves of a log, t-SNE of features, cluster sizes."),
 ]
 
 app = typer.Typer(
