@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     mvars = _make_vars(args.vars)
     out = args.out or Path(tempfile.mkdtemp(prefix="bench_uda_"))
     env = dict(os.environ, PATH=f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    method, rounds = mvars.get("METHOD", "pseudo"), int(mvars.get("ROUNDS", "4"))  # bin/uda.mk's defaults
+    mvars.setdefault("RUN", method)  # the run folder, so that the rounds are found whatever the variables
     cmd = ["make", "-s", "-f", "bin/uda.mk", "demo", f"OUT={out}", *[f"{k}={v}" for k, v in mvars.items()]]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -56,9 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     if proc.returncode:
         print(f"bench_uda.py: error: '{' '.join(cmd)}' failed (exit {proc.returncode})", file=sys.stderr)
         return 1
-    method, rounds = mvars.get("METHOD", "mmt"), int(mvars.get("ROUNDS", "3"))
     rows = {"direct": _result(out / "direct.json")}
-    rows.update({f"round{i}": _result(out / method / f"r{i}.json") for i in range(1, rounds + 1)})
+    rows.update({f"round{i}": _result(out / mvars["RUN"] / f"r{i}.json") for i in range(1, rounds + 1)})
     rows["oracle"] = _result(out / "oracle.json")
     gap = rows["oracle"]["mAP"] - rows["direct"]["mAP"]
     closed = (rows[f"round{rounds}"]["mAP"] - rows["direct"]["mAP"]) / gap if gap > 0 else float("nan")

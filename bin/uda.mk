@@ -2,18 +2,30 @@
 #
 #   make -f bin/uda.mk demo                     # synthetic Market -> Duke, prints the table
 #   make -f bin/uda.mk demo METHOD=pseudo ROUNDS=2
-#   make -f bin/uda.mk demo SOURCE=/data/market TARGET=/data/duke ARCH=resnet50 ...
+#   make -f bin/uda.mk demo OUT=m2d SOURCE=/data/market TARGET=/data/duke ARCH=resnet50 ...
+#   make -f /path/to/reidcli/bin/uda.mk demo    # from any folder: the files land in ./demo
+#   make -f bin/uda.mk paths EPS=0.6            # where a run's files go (OUT, RUN), nothing built
 #
 # synth -> pretrain (source, and an oracle on the target's labels) -> features -> cluster
 # -> finetune, ROUNDS times -> features -> evaluate -> one table. Every intermediate file
 # is a target, so an interrupted run resumes where it stopped, and every parameter is a
 # variable recorded in a stamp file ($(OUT)/.args/*), so changing one reruns only the
 # stages that depend on it. Outputs of a failed command are deleted (.DELETE_ON_ERROR).
+#
+# Runs with different parameters are kept apart: a data or pre-training parameter given on
+# the command line (or in the environment) names the folder OUT = demo-<checksum of those
+# settings>, an adaptation parameter the run folder RUN = <method>-<checksum>, so
+# `make demo EPS=0.6` and `make demo EPS=0.7` each keep their files and table (give OUT or
+# RUN to choose the names yourself; then a changed parameter reruns in place, as stamped).
+# The oracle needs the target's training labels and the table its labelled query and
+# gallery: for a real TARGET, `reid info --json` says which splits have identities
+# (ORACLE / EVALUATE = auto | 1 | 0). `make -n` prints exactly what `make` would run: the
+# stamp recipes run even then (+), so only stages whose parameters changed are listed.
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: demo table clean FORCE
+.PHONY: demo table paths clean FORCE
 # Independent stages (the oracle beside the source -> rounds chain) run side by side. Each
 # program picks its threads and loader workers from the cores it may use
 # (reidcli/utils/resources.py), so JOBS programs at once would each take all of them
@@ -23,15 +35,28 @@ SHELL := /bin/bash
 JOBS ?= 2
 MAKEFLAGS += -j$(JOBS)
 
-REID ?= reid
+# this file's folder: its helpers (demo_table.py, reid) are found from here, not from the
+# folder make runs in
+HERE := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 PYTHON ?= python
+# `reid` on the PATH (an installed reidcli), else this checkout's bin/reid
+REID ?= $(if $(shell command -v reid 2>/dev/null),reid,$(PYTHON) $(HERE)/reid)
 ifndef CORES
 CORES := $(shell $(PYTHON) -m reidcli.utils.resources 2>/dev/null || nproc)
 endif
 ifndef THREADS
 THREADS := $(shell echo $$(( $(CORES) / $(JOBS) > 1 ? $(CORES) / $(JOBS) : 1 )))
 endif
-OUT ?= demo
+# -- folders: a parameter given on the command line (or in the environment) names them -----
+pre_vars := SRC_DOMAIN TGT_DOMAIN IDS IMAGES_PER_ID HEIGHT WIDTH SYNTH_SEED SOURCE TARGET ARCH PRETRAINED \
+  PRE_EPOCHS PRE_LR PRE_WARMUP PRE_SCHEDULE P K PAD PRE_BN_TARGET PRE_ARGS SEED
+run_vars := CLUSTER_METHOD EPS MIN_SAMPLES K1 K2 KMEANS_K CLUSTER_ARGS CAMERA_NORM EPOCHS ITERS LR FT_ARGS \
+  EXTRA_FEATURES_ARGS
+given = $(strip $(foreach v,$(1),$(if $(filter command line environment override,$(origin $(v))),$(v)=$($(v)))))
+checksum = $(shell printf '%s' '$(subst ','\'',$(1))' | cksum | cut -d' ' -f1)
+pre_given := $(call given,$(pre_vars))
+run_given := $(call given,$(run_vars))
+OUT ?= demo$(if $(pre_given),-$(call checksum,$(pre_given)))
 # -- data: synthetic unless SOURCE / TARGET name real datasets -----------------------------
 SRC_DOMAIN ?= market
 TGT_DOMAIN ?= duke
@@ -51,6 +76,7 @@ PRETRAINED ?= none
 PRE_EPOCHS ?= 30
 PRE_LR ?= 1e-3
 PRE_WARMUP ?= 2
+PRE_SCHEDULE ?= constant
 P ?= 16
 K ?= 4
 PAD ?= 3
@@ -82,7 +108,7 @@ FT_ARGS ?=
 # extra `reid pretrain` flags (bin/compare.mk: --arch rbnet's --pose) and the name of the
 # adaptation run's folder (default: the method), so variants of one method sit side by side
 PRE_ARGS ?=
-RUN ?= $(METHOD)
+RUN ?= $(METHOD)$(if $(run_given),-$(call checksum,$(run_given)))
 SEED ?= 0
 DEVICE ?= auto
 WORKERS ?=
@@ -92,7 +118,7 @@ EXTRA_FEATURES_ARGS ?=
 common := --device $(DEVICE) --threads $(THREADS) $(if $(WORKERS),--workers $(WORKERS))
 synth_args = --ids $(IDS) --images-per-id $(IMAGES_PER_ID) --height $(HEIGHT) --width $(WIDTH) --seed $(SYNTH_SEED)
 pre_args = --arch $(ARCH) --pretrained $(PRETRAINED) --height $(HEIGHT) --width $(WIDTH) \
-  --epochs $(PRE_EPOCHS) --lr $(PRE_LR) --warmup-epochs $(PRE_WARMUP) --schedule constant \
+  --epochs $(PRE_EPOCHS) --lr $(PRE_LR) --warmup-epochs $(PRE_WARMUP) --schedule $(PRE_SCHEDULE) \
   -P $(P) -K $(K) --pad $(PAD) --seed $(SEED) $(common) $(if $(filter 1,$(PRE_BN_TARGET)),--target $(TARGET)) $(PRE_ARGS)
 # Each clusterer takes only its own options (reid cluster rejects the others).
 cluster_opts_dbscan-jaccard = --eps $(EPS) --min-samples $(MIN_SAMPLES) --k1 $(K1) --k2 $(K2)
@@ -109,9 +135,26 @@ A := $(OUT)/.args
 R := $(OUT)/$(RUN)
 rounds := $(shell seq 1 $(ROUNDS))
 
+# -- which rows the target allows: the oracle trains on its labelled training split, the
+# evaluation needs labelled query and gallery splits. A synthetic target has all three; a
+# real one is asked (`reid info --json`: the splits with identities; "unknown" if that
+# fails, and then the stage itself says what is wrong).
+ORACLE ?= auto
+EVALUATE ?= auto
+labelled_py := import json, sys; s = json.load(sys.stdin).get("splits", {}); \
+  print(" ".join(k for k, v in s.items() if v.get("ids", 0) > 0) or "none")
+ifneq ($(call data_dep,$(TARGET)),)
+target_labelled := train query gallery
+else ifneq ($(filter auto,$(ORACLE) $(EVALUATE)),)
+target_labelled := $(shell $(REID) -q info --json $(TARGET) 2>/dev/null | $(PYTHON) -c '$(labelled_py)' 2>/dev/null || echo unknown)
+endif
+oracle_on := $(if $(filter auto,$(ORACLE)),$(if $(filter unknown train,$(target_labelled)),1,0),$(ORACLE))
+eval_on := $(if $(filter auto,$(EVALUATE)),$(if $(filter unknown,$(target_labelled))$(and $(filter query,$(target_labelled)),$(filter gallery,$(target_labelled))),1,0),$(EVALUATE))
+
 # A stamp file holds a stage's parameters; it is rewritten (newer) only when they change.
+# `+`: it runs under `make -n` too, so a dry run lists only the stages a change affects.
 define stamp
-@mkdir -p $(@D); printf '%s\n' '$(strip $(1))' | cmp -s - $@ || printf '%s\n' '$(strip $(1))' > $@
++@mkdir -p $(@D); printf '%s\n' '$(strip $(1))' | cmp -s - $@ || printf '%s\n' '$(strip $(1))' > $@
 endef
 $(A)/synth-%: FORCE ; $(call stamp,$(synth_args) $*)
 $(A)/pretrain: FORCE ; $(call stamp,$(pre_args))
@@ -156,12 +199,21 @@ $(R)/r$(1).pt: $(call prev_pt,$(1)) $(R)/r$(1).labels.h5 $(A)/finetune-$(RUN) $(
 endef
 $(foreach i,$(rounds),$(eval $(call ROUND,$(i))))
 
-results := $(OUT)/direct.json $(foreach i,$(rounds),$(R)/r$(i).json) $(OUT)/oracle.json
+results := $(OUT)/direct.json $(foreach i,$(rounds),$(R)/r$(i).json) $(if $(filter 1,$(oracle_on)),$(OUT)/oracle.json)
 $(R)/table.txt: $(results)
-	$(PYTHON) bin/demo_table.py --method $(METHOD) $(results) > $@
+	$(PYTHON) $(HERE)/demo_table.py --method $(METHOD) $(if $(filter 1,$(oracle_on)),,--no-oracle) $(results) > $@
 
+ifeq ($(eval_on),1)
 table demo: $(R)/table.txt
 	@cat $<
+else
+# no labelled query / gallery in the target: adapt, but there is nothing to score
+table demo: $(R)/r$(ROUNDS).pt
+	@echo "no labelled query and gallery splits in $(TARGET) (reid info $(TARGET)): nothing to evaluate; adapted model: $<"
+endif
+
+paths:
+	@echo "OUT=$(OUT) RUN=$(RUN) run folder $(R); oracle $(oracle_on), evaluate $(eval_on) (target labels: $(target_labelled))"
 
 clean:
 	rm -rf $(OUT)

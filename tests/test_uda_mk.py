@@ -1,0 +1,190 @@
+"""bin/uda.mk: runs from any folder, `make -n` lists exactly what `make` runs, runs with
+different parameters get their own folders, and the oracle / evaluation follow the labels
+the target has.
+
+The make logic is tested with a stand-in `reid` (REID=...) that records each call and
+writes the file it is asked for, so the pipeline's 15 stages take a second; `reid info` (the
+label check at parse time) is the real one. `test_tiny_real_run` (slow) runs the real
+programs on a tiny synthetic pair.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MK = ROOT / "bin" / "uda.mk"
+FAKE = r'''
+import json, os, subprocess, sys
+from pathlib import Path
+args = sys.argv[1:]
+cmd = next(a for a in args if not a.startswith("-"))
+if cmd == "info":  # the real one: the makefile asks which splits have labels
+    sys.exit(subprocess.call([sys.executable, os.environ["REAL_REID"], *args]))
+with open(os.environ["FAKE_LOG"], "a") as fh:
+    fh.write(" ".join(args) + "\n")
+if cmd == "synth":
+    out = Path(args[args.index("synth") + 1]); out.mkdir(parents=True, exist_ok=True)
+    (out / "synth.json").write_text("{}")
+if "-o" in args:
+    out = Path(args[args.index("-o") + 1]); out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(" ".join(args))
+if cmd == "evaluate":
+    src = args[args.index("evaluate") + 1]
+    m = 0.8 if "oracle" in src else 0.3 if "direct" in src else 0.6
+    print(json.dumps({"mAP": m, "rank1": m + 0.1}))
+elif cmd == "cluster":
+    print("{}")
+'''
+
+
+def _make(cwd: Path, *args: str, log: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FAKE_LOG": str(log or cwd / "calls.log"),
+           "REAL_REID": str(ROOT / "bin" / "reid"),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("MAKEFLAGS", None)
+    cmd = ["make", "--no-print-directory", "-f", str(MK), *args, f"PYTHON={sys.executable}",
+           f"REID={sys.executable} {cwd / 'fake_reid.py'}"]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _calls(cwd: Path) -> list[str]:
+    log = cwd / "calls.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    log.unlink(missing_ok=True)
+    return lines
+
+
+def _programs(dry_run: str) -> list[str]:
+    """The reid programs a `make -n` would run (stand-in calls mention fake_reid.py)."""
+    return [line.split("fake_reid.py ", 1)[1].split()[0] for line in dry_run.splitlines() if "fake_reid.py " in line]
+
+
+@pytest.fixture
+def work(tmp_path) -> Path:
+    if shutil.which("make") is None:
+        pytest.skip("GNU make is not installed")
+    (tmp_path / "fake_reid.py").write_text(FAKE)
+    return tmp_path
+
+
+def test_from_any_folder_make_n_is_truthful_and_runs_stay_apart(work):
+    small = ["ROUNDS=2", "OUT=out"]
+    res = _make(work, "demo", *small)
+    assert res.returncode == 0, res.stderr[-2000:]
+    # the table helper was found beside the makefile, not in the current folder
+    assert "pseudo round 2" in res.stdout and "oracle (target labels)" in res.stdout and "gap closed" in res.stdout
+    calls = _calls(work)
+    assert sum(c.startswith("pretrain") for c in calls) == 2 and sum(c.startswith("finetune") for c in calls) == 2
+    assert (work / "out" / "pseudo" / "table.txt").exists()
+
+    # nothing changed: the dry run lists no program, and the real run runs none
+    dry = _make(work, "-n", "demo", *small)
+    assert dry.returncode == 0 and _programs(dry.stdout) == [], dry.stdout
+    assert _make(work, "demo", *small).returncode == 0 and _calls(work) == []
+
+    # a changed clustering parameter: a new run folder; the dry run names exactly its stages
+    dry = _make(work, "-n", "demo", *small, "EPS=0.4")
+    assert _programs(dry.stdout) == ["cluster", "finetune", "features", "evaluate"] * 2, dry.stdout
+    paths = _make(work, "paths", *small, "EPS=0.4").stdout
+    run = paths.split("RUN=")[1].split()[0]
+    assert run.startswith("pseudo-") and run != "pseudo"
+    res = _make(work, "demo", *small, "EPS=0.4")
+    assert res.returncode == 0, res.stderr[-2000:]
+    ran = _calls(work)
+    assert [c.split()[0] for c in ran] == _programs(dry.stdout)  # the dry run told the truth
+    assert all("--eps 0.4" in c for c in ran if c.startswith("cluster"))
+    assert (work / "out" / run / "table.txt").exists() and (work / "out" / "pseudo" / "table.txt").exists()
+    # the same parameters again find their folder: nothing to do
+    assert _programs(_make(work, "-n", "demo", *small, "EPS=0.4").stdout) == []
+
+    # a thread count is no experiment: same folder, rerun in place (stamped)
+    dry = _make(work, "-n", "demo", *small, "THREADS=3")
+    assert "out/pseudo/" in dry.stdout and "pretrain" in _programs(dry.stdout)
+    # a pre-training parameter without OUT: a separate folder for the whole chain
+    paths = _make(work, "paths", "PRE_EPOCHS=3").stdout
+    assert paths.startswith("OUT=demo-") and "RUN=pseudo " in paths
+
+
+def _unlabelled(folder: Path) -> Path:
+    (folder / "cam").mkdir(parents=True)
+    import cv2
+    import numpy as np
+
+    for i in range(3):
+        cv2.imwrite(str(folder / "cam" / f"{i}.jpg"), np.full((16, 8, 3), 40 * i, np.uint8))
+    return folder
+
+
+def _csv_target(folder: Path) -> Path:
+    """Train without identities, query and gallery with them (a csv list)."""
+    import cv2
+    import numpy as np
+
+    folder.mkdir(parents=True)
+    rows = ["path,pid,camid,split"]
+    for i, (pid, cam, split) in enumerate([(-1, 0, "train"), (-1, 1, "train"), (1, 0, "query"), (1, 1, "gallery"),
+                                           (2, 1, "gallery")]):
+        cv2.imwrite(str(folder / f"{i}.jpg"), np.full((16, 8, 3), 30 * i, np.uint8))
+        rows.append(f"{i}.jpg,{pid},{cam},{split}")
+    (folder / "list.csv").write_text("\n".join(rows) + "\n")
+    return folder / "list.csv"
+
+
+def test_oracle_and_evaluation_follow_the_targets_labels(work):
+    target = _unlabelled(work / "unlabelled")
+    paths = _make(work, "paths", f"TARGET={target}").stdout
+    assert "oracle 0, evaluate 0 (target labels: none)" in paths, paths
+    dry = _make(work, "-n", "demo", f"TARGET={target}", "ROUNDS=1", "OUT=u")
+    assert _programs(dry.stdout).count("pretrain") == 1 and "evaluate" not in _programs(dry.stdout), dry.stdout
+    assert "oracle.pt" not in dry.stdout and "nothing to evaluate" in dry.stdout
+    res = _make(work, "demo", f"TARGET={target}", "ROUNDS=1", "OUT=u")
+    assert res.returncode == 0 and "nothing to evaluate; adapted model: u/pseudo/r1.pt" in res.stdout, res.stderr
+
+    csv = _csv_target(work / "csvdata")
+    paths = _make(work, "paths", f"TARGET={csv}").stdout
+    assert "oracle 0, evaluate 1 (target labels: query gallery)" in paths, paths
+    res = _make(work, "demo", f"TARGET={csv}", "ROUNDS=1", "OUT=c")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "oracle" not in [c.split()[0] for c in _calls(work)]
+    assert "no oracle row" in res.stdout and "pseudo round 1" in res.stdout
+    # ORACLE=1 forces it (and a synthetic target always has one)
+    assert "oracle 1" in _make(work, "paths", f"TARGET={csv}", "ORACLE=1").stdout
+    assert "oracle 1, evaluate 1" in _make(work, "paths").stdout
+
+
+def test_demo_table_without_oracle(tmp_path):
+    files = []
+    for name, m in (("direct", 0.30), ("r1", 0.42)):
+        files.append(tmp_path / f"{name}.json")
+        files[-1].write_text(json.dumps({"mAP": m, "rank1": m + 0.1}))
+    out = subprocess.run([sys.executable, str(ROOT / "bin" / "demo_table.py"), "--method", "pseudo", "--no-oracle",
+                          *map(str, files)], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[2:4] == ["direct transfer    30.0    40.0", "pseudo round 1     42.0    52.0"]
+    assert "changed mAP by +12.0 points" in out and "oracle" not in out.split("no oracle row")[0]
+
+
+@pytest.mark.slow
+def test_tiny_real_run(tmp_path):
+    """The real programs on 6 identities at 32x16, one round of 2 steps (about half a minute):
+    the table comes out, and afterwards `make -n` lists no program."""
+    if shutil.which("make") is None:
+        pytest.skip("GNU make is not installed")
+    env = {**os.environ, "PYTHONPATH": str(ROOT),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("MAKEFLAGS", None)
+    args = ["make", "-s", "-f", str(MK), "demo", "OUT=t", "IDS=6", "IMAGES_PER_ID=4", "HEIGHT=32", "WIDTH=16",
+            "PRE_EPOCHS=1", "ROUNDS=1", "ITERS=2", "P=3", "K=2", "K1=4", "K2=2", f"PYTHON={sys.executable}",
+            f"REID={sys.executable} {ROOT / 'bin' / 'reid'}"]
+    res = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "pseudo round 1" in res.stdout and "oracle (target labels)" in res.stdout
+    dry = subprocess.run([args[0], "-n", *args[2:]], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert dry.returncode == 0 and "bin/reid " not in dry.stdout, dry.stdout
