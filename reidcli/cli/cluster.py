@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from reidcli.cli.common import Json, Output, Recipe, Seed, Threads, reid_command
+from reidcli.utils.errors import ConfigError
 from reidcli.cluster.methods import (
     CLUSTERERS,
     DEFAULT_CLUSTERER,
@@ -71,7 +72,10 @@ def command(
     expand_threshold: Annotated[float | None, typer.Option("--expand-threshold", help="Label expansion: cosine similarity to a template needed to join it.")] = None,
     keep_clusters: Annotated[int | None, typer.Option("--keep-clusters", help="Label expansion: keep this many densest clusters as base classes.")] = None,
     centers: Annotated[bool, typer.Option("--centers", help="Also write cluster centres [K, D].")] = False,
-    gpu: Annotated[str, typer.Option("--gpu", help="auto | yes | no: faiss on the GPU.")] = "auto",
+    device: Annotated[str, typer.Option("--device", help=(
+        "auto | cpu | cuda | cuda:N: where faiss searches neighbours (auto: its GPU when it has one)."))] = "auto",
+    gpu: Annotated[str | None, typer.Option("--gpu", hidden=True, help="Deprecated: --device (yes = cuda, "
+                                                                        "no = cpu).")] = None,
     camera_norm: Annotated[bool, typer.Option("--camera-norm", help="Subtract each camera's mean feature before the neighbour search (clusters follow identities, not camera styles).")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Fail (exit 1, nothing written) instead of warning when the result is 0 clusters or 1 cluster for every image.")] = False,
     seed: Seed = 0,
@@ -87,8 +91,14 @@ def command(
     """
     from reidcli.cli.table import print_metric_table
     from reidcli.cluster import run
+    from reidcli.cluster.knn import gpu_from_device
     from reidcli.utils.progress import say
 
+    if gpu is not None:  # the old flag: auto | yes | no, checked by the library
+        if device != "auto":
+            raise ConfigError("give --device only; --gpu is its deprecated form")
+        say("reid cluster: --gpu is deprecated; use --device auto | cpu | cuda")
+    gpu = gpu if gpu is not None else gpu_from_device(device)
     report = run(features, output, split=split, method=method, expand_threshold=expand_threshold,
                  keep_clusters=keep_clusters, centers=centers, gpu=gpu, seed=seed, camera_norm=camera_norm,
                  eps=eps, eps_quantile=eps_quantile, min_samples=min_samples, k1=k1, k2=k2, knn_index=knn_index,

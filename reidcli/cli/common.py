@@ -155,10 +155,15 @@ Output = Annotated[Path, typer.Option("--output", "-o", help="Output file (writt
 OptOutput = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (written atomically).")]
 Ckpt = Annotated[Path, typer.Option("--ckpt", help="A reidcli checkpoint (.pt).", exists=True, dir_okay=False)]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
-Device = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N.")]
+Device = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N (auto: CUDA when present).")]
+# the same flag where the default is the CPU (commands that stay torch-free unless asked)
+DeviceCPU = Annotated[str, typer.Option("--device", help=(
+    "auto | cpu | cuda | cuda:N (auto: CUDA when present; the default cpu needs no torch)."))]
 BatchSize = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per batch.")]
 Workers = Annotated[int | None, typer.Option("--workers", "-j", min=0, help=(
     "DataLoader worker processes (default: auto, from the cores and the device)."))]
+ProcessWorkers = Annotated[int | None, typer.Option("--workers", "-j", min=0, help=(
+    "Worker processes (default: auto, from the cores; 0 = in this process)."))]
 Threads = Annotated[int | None, typer.Option("--threads", min=1, help=(
     "Intra-op threads (default: auto, the cores this process may use less its workers; "
     "OMP_NUM_THREADS counts as --threads)."))]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from reidcli.cli.common import Device, Json, Seed, Threads, reid_command
+from reidcli.cli.common import DeviceCPU, Json, Seed, Threads, reid_command
 from reidcli.eval.protocols import PROTOCOLS
 
 PngOpt = Annotated[Path | None, typer.Option(help="Write a PNG picture here.", dir_okay=False)]
@@ -45,7 +45,7 @@ def command(
     cmc_png: PngOpt = None,
     chunk: Annotated[int | None, typer.Option(min=1, help="Queries per distance block (default: auto).")] = None,
     seed: Seed = 0,
-    device: Device = "cpu",
+    device: DeviceCPU = "cpu",
     threads: Threads = None,
     as_json: Json = False,
 ) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reidcli.cli.common import BatchSize, DataFormat, Json, Output, Workers, reid_command
+from reidcli.cli.common import BatchSize, DataFormat, Json, Output, ProcessWorkers, reid_command
 
 
 def _size(value: Optional[str]) -> Optional[tuple[int, int]]:
@@ -67,7 +67,7 @@ def command(
     min_confidence: Annotated[float, typer.Option("--min-confidence", min=0.0, max=1.0,
                                                   help="mediapipe: person detection threshold.")] = 0.5,
     batch_size: BatchSize = 16,
-    workers: Workers = 0,
+    workers: ProcessWorkers = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N images.")] = None,
     preview: Annotated[Optional[Path], typer.Option("--preview", help="Also write a PNG grid of "
                                                     "sample images with their skeletons.", dir_okay=False)] = None,

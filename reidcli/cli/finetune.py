@@ -39,7 +39,7 @@ def command(
     reference_format: Annotated[Optional[str], typer.Option("--reference-format", help="Layout of --reference; auto-detected when omitted.")] = None,
     styled: Annotated[Optional[Path], typer.Option("--styled", help="Styled target images ('reid stylize apply'): each joins its original's pseudo-label.", exists=True, file_okay=False)] = None,
     epochs: Annotated[Optional[int], _opt("--epochs", min=1, help="Epochs in this round.", of=F)] = None,
-    iters_per_epoch: Annotated[Optional[int], _opt("--iters", min=0, help="Steps per epoch (0 = one pass).", of=F, field="iters_per_epoch")] = None,
+    iters_per_epoch: Annotated[Optional[int], _opt("--iters-per-epoch", "--iters", min=0, help="Steps per epoch (0 = one pass; also --iters).", of=F, field="iters_per_epoch")] = None,
     lr: Annotated[Optional[float], _opt("--lr", min=0.0, help="Adam learning rate.", of=F)] = None,
     weight_decay: Annotated[Optional[float], _opt("--weight-decay", min=0.0, help="Weight decay.", of=F)] = None,
     p: Annotated[Optional[int], _opt("--ids-per-batch", "-P", min=2, help="Identities per batch (P of P x K).", of=F, field="p")] = None,

@@ -74,7 +74,7 @@ def command(
     height: Annotated[Int, opt("--height", help="Input height.", of=A, rich_help_panel=_M)] = None,
     width: Annotated[Int, opt("--width", help="Input width.", of=A, rich_help_panel=_M)] = None,
     epochs: Annotated[Int, opt("--epochs", help="Epochs in total.", of=T, rich_help_panel=_T)] = None,
-    iters_per_epoch: Annotated[Int, opt("--iters-per-epoch", help="Steps per epoch (0 = one pass).", of=T, rich_help_panel=_T)] = None,
+    iters_per_epoch: Annotated[Int, opt("--iters-per-epoch", "--iters", help="Steps per epoch (0 = one pass).", of=T, field="iters_per_epoch", rich_help_panel=_T)] = None,
     max_iters: Annotated[Int, opt("--max-iters", help="Stop after this many steps (0 = off).", of=T, rich_help_panel=_T)] = None,
     stop_after: Annotated[Int, opt("--stop-after", help="Stop after N new epochs; resume later.", of=T, rich_help_panel=_T)] = None,
     optimizer: Annotated[Str, opt("--optimizer", help="adam | adamw | sgd.", of=T, rich_help_panel=_T)] = None,

@@ -21,9 +21,9 @@ Float = Optional[float]
 _DEFAULTS = {**STARGAN_TRAIN, **StarGANOptions().to_dict()}
 
 
-def _o(flag: str, text: str, field: Optional[str] = None):
+def _o(flag: str, text: str, field: Optional[str] = None, *aliases: str):
     """An option whose help ends with the StarGAN default of ``field`` (from the dataclasses)."""
-    return typer.Option(flag, help=text + (f" [{_DEFAULTS[field]}]." if field else ""))
+    return typer.Option(flag, *aliases, help=text + (f" [{_DEFAULTS[field]}]." if field else ""))
 
 
 @app.command("fit")
@@ -40,13 +40,14 @@ def fit(
     seed: Seed = 0,
     image_size: Annotated[str, _o("--image-size", "stargan: HEIGHTxWIDTH, multiples of 4.")] = "256x128",
     epochs: Annotated[Int, _o("--epochs", "stargan: epochs", "epochs")] = None,
-    iters_per_epoch: Annotated[Int, _o("--iters-per-epoch", "stargan: steps per epoch", "iters_per_epoch")] = None,
+    iters_per_epoch: Annotated[Int, _o("--iters-per-epoch", "stargan: steps per epoch", "iters_per_epoch", "--iters")] = None,
     max_iters: Annotated[Int, _o("--max-iters", "stargan: stop after this many steps in total.")] = None,
     stop_after: Annotated[Int, _o("--stop-after", "stargan: stop after this many new epochs.")] = None,
     p: Annotated[Int, _o("--batch-size", "stargan: images per batch", "p")] = None,
     lr: Annotated[Float, _o("--lr", "stargan: Adam learning rate", "lr")] = None,
     amp: Annotated[Optional[bool], _o("--amp/--no-amp", "stargan: mixed precision on CUDA.")] = None,
-    workers: Annotated[Int, _o("--workers", "stargan: DataLoader workers", "workers")] = None,
+    workers: Annotated[Int, _o("--workers", "stargan: DataLoader worker processes (default: auto, from the cores "
+                                          "and the device).")] = None,
     log_every: Annotated[Int, _o("--log-every", "stargan: steps per JSONL log line.")] = None,
     n_critic: Annotated[Int, _o("--n-critic", "stargan: discriminator steps per generator step", "n_critic")] = None,
     lambda_cls: Annotated[Float, _o("--lambda-cls", "stargan: camera-classification weight", "lambda_cls")] = None,

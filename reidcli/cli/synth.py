@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reidcli.cli.common import Json, Quiet, Seed, reid_command
+from reidcli.cli.common import Json, ProcessWorkers, Quiet, Seed, reid_command
 
 Domain = Annotated[str, typer.Option("--domain", "-d", help="market | duke | msmt | sysu (sets layout, "
                                                             "clothing and camera styles).")]
@@ -31,7 +31,7 @@ def command(
     junk: Annotated[Optional[int], typer.Option("--junk", min=0, help="Market junk (-1) gallery images "
                                                 "(default: 5% of the gallery).")] = None,
     seed: Seed = 0,
-    workers: Annotated[int, typer.Option("--workers", "-j", min=0, help="Rendering processes.")] = 1,
+    workers: ProcessWorkers = None,
     force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists and is not empty.")] = False,
     quiet: Quiet = False,
     as_json: Json = False,

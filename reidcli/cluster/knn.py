@@ -22,6 +22,7 @@ import numpy as np
 
 from reidcli.utils.arrays import NUMPY, ops_for
 from reidcli.utils.errors import ConfigError
+from reidcli.utils.params import ParamError
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,14 @@ def _make_index(d: int, n: int, index: str, nlist: int | None, use_gpu: bool):
     return cpu, None
 
 
+def gpu_from_device(device: str) -> str:
+    """The ``gpu`` choice (``auto`` | ``yes`` | ``no``) of a ``--device`` value: ``auto``
+    (faiss's GPU when it has one), ``cpu`` or ``cuda`` / ``cuda:N`` (faiss uses its first GPU)."""
+    if device in ("auto", "cpu") or device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+        return {"auto": "auto", "cpu": "no"}.get(device, "yes")
+    raise ParamError("device", f"must be auto | cpu | cuda | cuda:N; got {device!r}")
+
+
 def knn(x: np.ndarray, k: int, *, index: str = "auto", nlist: int | None = None,
         nprobe: int | None = None, gpu: str = "auto", ivf_threshold: int = IVF_THRESHOLD,
         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -83,7 +92,8 @@ def knn(x: np.ndarray, k: int, *, index: str = "auto", nlist: int | None = None,
     kind = ("ivf" if n > ivf_threshold else "flat") if index == "auto" else index
     ngpu = faiss_gpus()
     if gpu == "yes" and ngpu == 0:
-        raise ConfigError("--gpu yes but the installed faiss has no GPU; install faiss-gpu or use --gpu no")
+        raise ConfigError("--device cuda asks for faiss on the GPU but the installed faiss has none; "
+                          "install faiss-gpu or use --device cpu")
     if ngpu == 0 or gpu == "no":
         log.debug("knn: %s (numpy), n=%d d=%d k=%d", kind, n, d, k)
         return knn_exact(x, k) if kind == "flat" else knn_cells(x, k, nlist=nlist, nprobe=nprobe, seed=seed)

@@ -133,11 +133,15 @@ def _run(backend: PoseBackend, name: str, options: dict, root: Path, paths: Sequ
 
 
 def predict_paths(root: Path, paths: Sequence[str], backend: str = DEFAULT_BACKEND, *,
-                  batch_size: int = 16, workers: int = 0, progress: str = "pose",
+                  batch_size: int = 16, workers: int | None = None, progress: str = "pose",
                   **options) -> tuple[np.ndarray, np.ndarray, dict]:
     """Keypoints [N, 17, 3] and image sizes [N, 2] for ``paths`` under ``root``, plus the
-    backend's attributes. The library core of `extract_pose`, usable on any file list."""
+    backend's attributes. The library core of `extract_pose`, usable on any file list.
+    ``workers``: processes (None: auto, from the cores; 0 = in this process)."""
     from reidcli.utils.progress import progress_bar
+    from reidcli.utils.resources import process_workers
+
+    workers = process_workers(workers)
 
     check_params({"batch_size": batch_size, "workers": workers}, CONSTRAINTS)
     options = {**options, "data_root": Path(root)}
@@ -160,7 +164,7 @@ def _missing(kps: np.ndarray) -> np.ndarray:
 
 def extract_pose(data_root, out=None, *, backend: str = DEFAULT_BACKEND,
                  split: Optional[Sequence[str]] = None, data_format: Optional[str] = None,
-                 batch_size: int = 16, workers: int = 0, limit: Optional[int] = None,
+                 batch_size: int = 16, workers: int | None = None, limit: Optional[int] = None,
                  gt=None, preview=None, **options) -> PoseResult:
     """Detect 17 COCO keypoints on every image of a dataset and write a pose file.
 
@@ -171,7 +175,8 @@ def extract_pose(data_root, out=None, *, backend: str = DEFAULT_BACKEND,
             top-down export), "gt" (a ground-truth pose file, ``model=`` or DATA/pose.h5) or
             "rbnet" (``ckpt=`` an RBNet checkpoint).
         split: split names to keep (default: every split).
-        batch_size, workers: images per batch; worker processes (0 = in this process).
+        batch_size, workers: images per batch; worker processes (None: auto, from the cores;
+            0 = in this process).
         limit: process only the first ``limit`` images (previews, benchmarks).
         gt: a ground-truth pose file to score the keypoints against (PCK@0.2, matched by
             path); "auto": DATA/pose.h5 when it exists and the backend is not "gt".

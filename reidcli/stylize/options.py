@@ -13,7 +13,7 @@ _WEIGHT = [Interval(float, 0, None)]
 # `TrainConfig` fields of ``reid stylize fit --method stargan`` that differ from pretrain's
 STARGAN_TRAIN = {"lr": 1e-4, "weight_decay": 0.0, "schedule": "constant", "milestones": [],
                  "warmup_epochs": 0.0, "p": 16, "k": 1, "images_per_bn": 0, "sync_bn": False,
-                 "epochs": 20, "iters_per_epoch": 1000, "workers": 2}
+                 "epochs": 20, "iters_per_epoch": 1000}
 
 
 def _betas(v) -> bool:

@@ -158,6 +158,12 @@ def auto_workers(cores: int, device="cpu") -> int:
     return min(4, cores // 8)
 
 
+def process_workers(workers: int | None) -> int:
+    """``workers`` for a pool of worker processes (``reid synth``, ``reid extract-pose``):
+    None (auto) is `auto_workers` of the cores this process may use (0 = in this process)."""
+    return auto_workers(available_cores()[0]) if workers is None else workers
+
+
 def plan(threads: int | None = None, workers: int | None = None, *, device="cpu", loads_data: bool = False,
          share: int = 1, cores: tuple[int, str] | None = None, environ=None) -> Plan:
     """Threads and workers for a command (None = auto).

@@ -107,7 +107,7 @@ def synthesize(out: str | os.PathLike, *, domain: str = "market", ids: int = DEF
                test_ids: Optional[int] = None, cams: Optional[int] = None,
                images_per_id: int = DEFAULT_IMAGES_PER_ID, height: int = 128, width: int = 64,
                seed: int = 0, distractors: Optional[int] = None, junk: Optional[int] = None,
-               workers: int = 1, force: bool = False) -> dict:
+               workers: int | None = None, force: bool = False) -> dict:
     """Write a synthetic re-ID dataset of ``domain`` in its real layout under ``out``.
 
     Args:
@@ -119,13 +119,18 @@ def synthesize(out: str | os.PathLike, *, domain: str = "market", ids: int = DEF
         height, width: image size in pixels.
         distractors, junk: Market-style ``0000_``/``-1_`` gallery images (Duke: distractor
             identities' images); default about 8% and 5% of the gallery.
-        workers: rendering processes; the bytes do not depend on it.
+        workers: rendering processes (None: auto, from the cores; 0 or 1 = in this process);
+            the bytes do not depend on it.
 
     Returns:
         A summary dict (images per folder, ids per split, cameras, seconds, images/s).
     """
     t0 = time.perf_counter()
     preset = get_preset(domain)
+    if workers is None:
+        from reidcli.utils.resources import process_workers
+
+        workers = max(1, process_workers(None))
     check_params({"ids": ids, "images_per_id": images_per_id, "test_ids": test_ids, "cams": cams,
                   "height": height, "width": width, "workers": workers, "distractors": distractors,
                   "junk": junk}, CONSTRAINTS)
