@@ -23,7 +23,7 @@ def _pretrain_resolved(settings: dict) -> dict:
     from reidcli.train.pretrain import pretrain_arguments
 
     args = pretrain_arguments(settings)
-    out = {}
+    out = {"method": args.get("method", "supervised")}
     for part in ("model", "train", "augment", "options"):
         out.update(dataclasses.asdict(args[part]))
     out.update({f"rb_{k}": v for k, v in (args["model"].rbnet or {}).items()})

@@ -64,6 +64,23 @@ RECIPES.add("lstm-camstyle", Recipe("LSTM local branch + StarGAN camera style (s
     "finetune": {"method": "joint", "theta": 0.3, "margin": 0.5, "lr": 3e-4},
 }))
 
+# Seed 001, soft multilabel + multi-level fusion (METHODS.md 2) on MAR (Yu et al. CVPR 2019):
+# the paper's best network (ResNet-50, GAP after layer1/3/4 concatenated and kept, no SE);
+# reference pretraining with L_AL only (60 epochs, batch 256, lr 1e-3, wd 0.025); then mar
+# with half target / half reference batches of 368, lr 2e-4, wd 0.025, 20 epochs, and the
+# MAR public run's loss weights. Input, padding, stride, neck and schedule from MAR's code.
+RECIPES.add("mar", Recipe("Soft multilabel + multi-level fusion (seed 001, 2020) on MAR (CVPR 2019)", {
+    "pretrain": {"method": "agents", "arch": "resnet50", "multilevel": True, "embed_dim": 0,
+                 "last_stride": 2, "neck": "none", "scale": 30.0,
+                 "optimizer": "adam", "epochs": 60, "p": 64, "k": 4, "lr": 1e-3, "weight_decay": 0.025,
+                 "height": 384, "width": 128, "pad": 7, "flip": 0.5, "erasing": 0.0},
+    "finetune": {"method": "mar", "optimizer": "adam", "lr": 2e-4, "weight_decay": 0.025, "epochs": 20,
+                 "iters_per_epoch": 0, "p": 92, "k": 4, "schedule": "step", "milestones": [12, 17],
+                 "gamma": 0.1, "warmup_epochs": 0.0, "scale": 30.0, "lambda_1": 2e-4, "lambda_2": 50.0,
+                 "beta": 0.2, "mining_ratio": 0.005, "rj_margin": 1.0, "mdl_warmup_epochs": 1,
+                 "memory_momentum": 0.1, "threshold_momentum": 0.1},
+}))
+
 
 def recipe_names() -> list[str]:
     return RECIPES.names()

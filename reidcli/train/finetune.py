@@ -210,6 +210,7 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
     cfg = _round_config(train)
     ckpt, out = Path(ckpt), Path(out)
     ck, ck2 = load_start(ckpt, method, Path(ckpt2) if ckpt2 else None)
+    _check_reference(kind, method, reference, ck, ckpt)
     aug = finetune_augment(ck, augment)
     ds = load_dataset(target_root, target_format)
     recs = [dataclasses.replace(r, pid=-1) for r in ds.split("train")]  # ground truth never read
@@ -249,11 +250,21 @@ def _check_needs(kind, method: str, labels, reference) -> None:
                           "'reid cluster')")
     if labels is not None and not kind.uses_labels:
         raise ParamError("labels", f"does not apply to --method {method}; it needs no clustering")
-    if kind.uses_reference and reference is None:
-        raise ConfigError(f"--method {method} describes the target by reference identities; pass "
-                          "--reference DATA (a labelled dataset)")
     if reference is not None and not kind.uses_reference:
         raise ParamError("reference", f"does not apply to --method {method}")
+
+
+def _check_reference(kind, method: str, reference, ck: dict, ckpt: Path) -> None:
+    """A method with reference agents (``mar``) needs ``--reference`` every step; the message
+    says where agents come from when the checkpoint has none."""
+    if not kind.uses_reference or reference is not None:
+        return
+    if "agents" not in (ck.get("nets") or {}):
+        raise ConfigError(f"{ckpt} has no reference agents for --method {method}: run 'reid pretrain "
+                          "--method agents' on a labelled reference set, or pass --reference DATA to "
+                          "build the agents from it")
+    raise ConfigError(f"--method {method} trains on labelled reference images too; pass --reference DATA "
+                      "(the labelled set its agents were learnt on)")
 
 
 def finetune_from_settings(ckpt: str | os.PathLike, labels: str | os.PathLike | None,

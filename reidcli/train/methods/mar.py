@@ -143,8 +143,10 @@ class Mar(UDAMethod):
 
     def streams(self, ctx: EngineContext) -> dict:
         n = half_batch(ctx)
-        return {"target": random_stream(ctx, ctx.data["target"], n),
-                "reference": random_stream(ctx, ctx.data["reference"], n, seed_offset=1)}
+        # the reference stream first: it is the engine's main one, so an epoch (with
+        # iters_per_epoch 0) is one pass over the reference set, as in the MAR code
+        return {"reference": random_stream(ctx, ctx.data["reference"], n, seed_offset=1),
+                "target": random_stream(ctx, ctx.data["target"], n)}
 
     def on_epoch_start(self, epoch: int) -> None:
         self.epoch = epoch
