@@ -83,6 +83,11 @@ FT_ARGS ?=
 # adaptation run's folder (default: the method), so variants of one method sit side by side
 PRE_ARGS ?=
 RUN ?= $(METHOD)
+# methods that need no clustering (their rounds skip `reid cluster`) and train on a labelled
+# reference set instead: mar (seed 001) describes the target by REFERENCE's identities
+NO_CLUSTER_METHODS := mar
+REFERENCE ?= $(SOURCE)
+clusters := $(if $(filter $(METHOD),$(NO_CLUSTER_METHODS)),,1)
 SEED ?= 0
 DEVICE ?= auto
 WORKERS ?=
@@ -102,7 +107,8 @@ CLUSTER_ARGS ?=
 cluster_args = --method $(CLUSTER_METHOD) $(cluster_opts_$(CLUSTER_METHOD)) $(CLUSTER_ARGS) --centers --seed $(SEED) \
   $(if $(filter 1,$(CAMERA_NORM)),--camera-norm) --threads $(THREADS)
 ft_args = --method $(METHOD) --epochs $(EPOCHS) --iters $(ITERS) --lr $(LR) -P $(P) -K $(K) \
-  --seed $(SEED) $(common) $(if $(filter joint,$(METHOD)),--source $(SOURCE)) $(FT_ARGS)
+  --seed $(SEED) $(common) $(if $(filter joint,$(METHOD)),--source $(SOURCE)) \
+  $(if $(filter mar,$(METHOD)),--reference $(REFERENCE)) $(FT_ARGS)
 feat_args = $(common) $(EXTRA_FEATURES_ARGS)
 
 A := $(OUT)/.args
@@ -144,9 +150,17 @@ $(R)/r%.h5: $(R)/r%.pt $(A)/features-$(RUN) $(tgt_dep)
 %.json: %.h5
 	$(REID) evaluate $< --json --threads $(THREADS) > $@
 
-# round i: cluster the features of round i-1, fine-tune round i-1's checkpoint
+# round i: cluster the features of round i-1, fine-tune round i-1's checkpoint (a method
+# without clustering fine-tunes it on the target and REFERENCE directly)
 prev = $(if $(filter 1,$(1)),$(OUT)/direct,$(R)/r$(shell echo $$(($(1) - 1))))
 prev_pt = $(if $(filter 1,$(1)),$(OUT)/source.pt,$(R)/r$(shell echo $$(($(1) - 1))).pt)
+ifeq ($(clusters),)
+define ROUND
+$(R)/r$(1).pt: $(call prev_pt,$(1)) $(A)/finetune-$(RUN) $(tgt_dep) $(call data_dep,$(REFERENCE))
+	@mkdir -p $$(@D)
+	$(REID) finetune $(TARGET) --ckpt $$< -o $$@ $(ft_args)
+endef
+else
 define ROUND
 $(R)/r$(1).labels.h5: $(call prev,$(1)).h5 $(A)/cluster-$(RUN)
 	@mkdir -p $$(@D)
@@ -154,6 +168,7 @@ $(R)/r$(1).labels.h5: $(call prev,$(1)).h5 $(A)/cluster-$(RUN)
 $(R)/r$(1).pt: $(call prev_pt,$(1)) $(R)/r$(1).labels.h5 $(A)/finetune-$(RUN) $(if $(filter joint,$(METHOD)),$(call data_dep,$(SOURCE)))
 	$(REID) finetune $(TARGET) --ckpt $$< --labels $(R)/r$(1).labels.h5 -o $$@ $(ft_args)
 endef
+endif
 $(foreach i,$(rounds),$(eval $(call ROUND,$(i))))
 
 results := $(OUT)/direct.json $(foreach i,$(rounds),$(R)/r$(i).json) $(OUT)/oracle.json
