@@ -13,7 +13,8 @@ target images and half of reference images and minimises
 
 (`reidcli.losses.soft_multilabel`, `reidcli.losses.agents`). Choices of the public code
 (KovenYu/MAR) where the paper and seed are silent: features are the unit-norm embedding
-(here the BNNeck output the checkpoint deploys); the agents receive gradients from L_AL only
+the checkpoint deploys (the BNNeck output, or with ``--neck none`` the pooled feature as in
+the MAR code and the ``mar`` recipe); an epoch is one pass over the reference set; the agents receive gradients from L_AL only
 (RJ, CML and the soft multilabels use them detached); MDL reads each target image's soft
 multilabel from a running-average memory (momentum 0.1) and starts after the first epoch;
 the MDL agreement threshold is a running average of the batch quantile. Without agents in
