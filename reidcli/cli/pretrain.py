@@ -65,6 +65,8 @@ def command(
     method: Annotated[Str, typer.Option("--method", help="Training method: supervised (ID + triplet) | mrda (cross-modality, --arch mrda) | agents (MAR reference pretraining: agent loss only; the agents are saved for finetune --method mar). [default: supervised]", rich_help_panel=_T)] = None,
     mrda_backbone: Annotated[Str, opt("--mrda-backbone", help="mrda: its ResNet (resnet50; resnet18_half for CPU runs).", of=MN, field="backbone", rich_help_panel=_X)] = None,
     mrda_attn_topk: Annotated[Int, opt("--attn-topk", help="mrda: stripes kept by the dynamic attention (the seed gives no k).", of=MN, field="attn_topk", rich_help_panel=_X)] = None,
+    mrda_two_stream: Annotated[Bool, opt("--two-stream/--one-stream", help="mrda: separate visible and infrared stages 0-1 (--one-stream: one stem for both, an ablation).", of=MN, field="two_stream", rich_help_panel=_X)] = None,
+    mrda_attention: Annotated[Bool, opt("--dyn-attention/--no-dyn-attention", help="mrda: the dynamic attention term of F (eq. 16; off: F = GeM(f), an ablation).", of=MN, field="attention", rich_help_panel=_X)] = None,
     id_weight: Annotated[Float, opt("--id-weight", help="mrda: label-smoothed ID loss (eq. 18).", of=X, rich_help_panel=_X)] = None,
     hc_weight: Annotated[Float, opt("--hc-weight", help="mrda: hetero-centre triplet loss (eq. 20).", of=X, rich_help_panel=_X)] = None,
     rho: Annotated[Float, opt("--rho", help="mrda: hetero-centre triplet margin.", of=X, rich_help_panel=_X)] = None,

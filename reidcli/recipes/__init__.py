@@ -65,6 +65,22 @@ RECIPES.add("lstm-camstyle", Recipe("LSTM local branch + StarGAN camera style (s
 }))
 
 
+# Seed 002, MRDA (METHODS.md 3): two-stream ResNet-50 with dynamic attention, trained on
+# batches of 3 identities x (6 visible + 6 infrared) = 36 images, SGD momentum 0.9, lr 0.1
+# with warm-up, x0.1 at epochs 20 and 50; eq. 23 weighs every loss term 1. Where the seed
+# is silent (epochs, warm-up length, input size, top-k, rho, BN grouping) docs/recipes.md
+# states the choice.
+RECIPES.add("mrda", Recipe("MRDA: mask reconstruction + dynamic attention, visible-infrared (seed 002, 2023)", {
+    "pretrain": {"method": "mrda", "arch": "mrda", "mrda_backbone": "resnet50", "mrda_attn_topk": 8,
+                 "mrda_two_stream": True, "mrda_attention": True, "last_stride": 1, "gem_p": 3.0,
+                 "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "warmup_epochs": 10.0,
+                 "schedule": "step", "milestones": [20, 50], "gamma": 0.1, "epochs": 80,
+                 "p": 3, "k": 6, "images_per_bn": 0, "height": 288, "width": 144,
+                 "id_weight": 1.0, "label_smooth": 0.1, "hc_weight": 1.0, "rho": 0.3,
+                 "mc_weight": 1.0, "ac_weight": 1.0, "mask": True},
+}))
+
+
 def recipe_names() -> list[str]:
     return RECIPES.names()
 
