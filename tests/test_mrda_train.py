@@ -46,20 +46,43 @@ def test_tiny_mrda_run_learns(mrda_run):
 
 
 def test_features_record_modality_and_sysu_all_evaluates(mrda_run, synth_sysu, tmp_path):
+    """`reid features` then `reid evaluate --protocol sysu-all`, through the CLI."""
     import numpy as np
+    from typer.testing import CliRunner
 
-    from reidcli.eval.api import Options, evaluate_file
-    from reidcli.features.extract import extract
+    from reidcli.cli.app import app
     from reidcli.io.h5 import read_features
 
     ckpt, _ = mrda_run
-    f = extract(ckpt, synth_sysu, tmp_path / "f.h5", workers=0, device="cpu")
+    f = tmp_path / "f.h5"
+    res = CliRunner().invoke(app, ["-q", "features", "--ckpt", str(ckpt), str(synth_sysu), "-o", str(f),
+                                   "-j", "0", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
     ff = read_features(f)
-    mods = np.concatenate([s.modality for s in ff.splits.values() if s.modality is not None])
-    assert set(mods.tolist()) == {0, 1}
-    res = evaluate_file(f, Options(protocol="sysu-all"))
-    assert res.protocol == "sysu-all" and res.n_trials == 10
-    assert 0 < res.mean["mAP"] <= 100
+    for name, s in ff.splits.items():  # every split says each image's modality, the visible gallery too
+        assert s.modality is not None, name
+    q, g = ff.split("query"), ff.split("gallery")
+    assert (q.modality == 1).all() and np.isin(q.camids, (2, 5)).all()  # infrared queries: SYSU cams 3, 6
+    assert (g.modality == 0).all() and not np.isin(g.camids, (2, 5)).any()
+    res = CliRunner().invoke(app, ["evaluate", str(f), "--protocol", "sysu-all", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["protocol"] == "sysu-all" and out["n_trials"] == 10 and 0 < out["mAP"] <= 1
+
+
+def test_sysu_protocol_on_a_file_without_modality_fails(mrda_run, synth_sysu, tmp_path):
+    from reidcli.features.extract import extract
+    from reidcli.io.h5 import read_features, write_features
+
+    ckpt, _ = mrda_run
+    f = extract(ckpt, synth_sysu, tmp_path / "f.h5", workers=0, device="cpu", splits=["query", "gallery"])
+    ff = read_features(f)
+    for s in ff.splits.values():
+        s.modality = None
+    write_features(tmp_path / "old.h5", ff)
+    _fails(["evaluate", tmp_path / "old.h5", "--protocol", "sysu-all", "--per-query", tmp_path / "pq.csv"],
+           "the sysu-all protocol needs each image's modality", "--protocol market")
+    assert not (tmp_path / "pq.csv").exists()
 
 
 CLI = ["--method", "mrda", "--arch", "mrda", "--mrda-backbone", "resnet18_half", "--pretrained", "none",
