@@ -124,3 +124,30 @@ def test_mrda_method_needs_mrda_arch(synth_sysu, tmp_path):
     args = [a if a != "mrda" or i != 3 else "resnet18_half" for i, a in enumerate(CLI)]
     _fails(["pretrain", synth_sysu, "-o", tmp_path / "m.pt", *args, "-P", "2", "-K", "2"], "use --arch mrda")
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_regdb_trials_end_to_end(tmp_path):
+    """`reid synth --domain regdb` -> a tiny MRDA run on trial 1 -> features of trials 1 and 2
+    (`--format regdb-trialN`) -> `reid evaluate trial*.h5 --protocol regdb-v2i`."""
+    from typer.testing import CliRunner
+
+    from reidcli.cli.app import app
+    from reidcli.data.synth import synthesize
+
+    def ok(*args):
+        res = CliRunner().invoke(app, ["-q", *map(str, args)])
+        assert res.exit_code == 0, res.output
+        return res.stdout
+
+    data = tmp_path / "regdb"
+    synthesize(data, domain="regdb", ids=3, test_ids=2, images_per_id=8, height=32, width=16, seed=0)
+    ok("pretrain", data, "--format", "regdb-trial1", "-o", tmp_path / "m.pt", *CLI, "-P", "2", "-K", "2")
+    for t in (1, 2):
+        ok("features", "--ckpt", tmp_path / "m.pt", data, "--format", f"regdb-trial{t}", "-o",
+           tmp_path / f"trial{t}.h5", "--split", "query", "--split", "gallery", "-j", "0", "--device", "cpu")
+    out = json.loads(ok("evaluate", tmp_path / "trial1.h5", tmp_path / "trial2.h5", "--protocol", "regdb-v2i",
+                        "--json"))
+    assert out["n_files"] == 2 and all(f["n_query"] == 2 * 4 for f in out["files"])  # 2 ids x 4 visible
+    import numpy as np
+
+    assert out["mAP"] == pytest.approx(np.mean([f["mAP"] for f in out["files"]]))
