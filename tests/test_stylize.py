@@ -221,7 +221,8 @@ def test_finetune_with_styled_positives(synth_market, styled, tmp_path, caplog):
         res = finetune(ckpt, labels, synth_market, tmp_path / "m2.pt", method="pseudo", train=train,
                        styled=out, device="cpu")
     n_cams = len({r.camid for r in recs})
-    assert f"{len(recs) * n_cams} target images, {len(pids)} clusters" in caplog.text  # originals + styled
+    n_styled = len(recs) * (n_cams - 1)
+    assert f"{len(recs) * n_cams} target images ({n_styled} styled), {len(pids)} clusters" in caplog.text
     assert torch.load(res, weights_only=True)["epoch"] == 1
     with pytest.raises(InputError, match="manifest.csv: no such file"):
         finetune(ckpt, labels, synth_market, tmp_path / "m3.pt", method="pseudo", train=train,
