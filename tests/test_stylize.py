@@ -192,7 +192,8 @@ def test_styled_images_join_their_originals_label(synth_market, styled):  # noqa
         assert Path(recs2[j].path).is_file()
 
 
-def test_finetune_with_styled_positives(synth_market, styled, tmp_path, caplog):  # noqa: F811
+@pytest.mark.parametrize("method", ["pseudo", "joint"])
+def test_finetune_with_styled_positives(synth_market, styled, tmp_path, caplog, method):  # noqa: F811
     import logging
 
     import torch
@@ -218,12 +219,13 @@ def test_finetune_with_styled_positives(synth_market, styled, tmp_path, caplog):
         centers=np.zeros((len(pids), net.feat_dim), np.float32), attrs={"method": "test"}))
     train = FinetuneConfig(epochs=1, iters_per_epoch=1, p=3, k=2, images_per_bn=0, workers=0)
     with caplog.at_level(logging.INFO, logger="reidcli.train.finetune"):
-        res = finetune(ckpt, labels, synth_market, tmp_path / "m2.pt", method="pseudo", train=train,
-                       styled=out, device="cpu")
+        res = finetune(ckpt, labels, synth_market, tmp_path / "m2.pt", method=method, train=train,
+                       styled=out, device="cpu", source=synth_market if method == "joint" else None)
     n_cams = len({r.camid for r in recs})
     n_styled = len(recs) * (n_cams - 1)
     assert f"{len(recs) * n_cams} target images ({n_styled} styled), {len(pids)} clusters" in caplog.text
-    assert torch.load(res, weights_only=True)["epoch"] == 1
+    ck = torch.load(res, weights_only=True)
+    assert ck["method"] == method and ck["epoch"] == 1
     with pytest.raises(InputError, match="manifest.csv: no such file"):
         finetune(ckpt, labels, synth_market, tmp_path / "m3.pt", method="pseudo", train=train,
                  styled=tmp_path, device="cpu")
