@@ -37,6 +37,20 @@ def test_color_transfer_maps_source_onto_target_moments_exactly():
     assert not np.allclose(src.mean, dst.mean, atol=1)  # the test moves something
 
 
+def test_fast_image_path_equals_the_exact_lab_map():
+    from reidcli.stylize.color import CameraStats, PairTransform, lab_to_rgb, rgb_to_lab
+
+    rng = np.random.default_rng(3)
+    src = CameraStats.from_pixels(rgb_to_lab(rng.integers(0, 256, (4000, 1, 3), dtype=np.uint8)).reshape(-1, 3))
+    dst = CameraStats.from_pixels(rgb_to_lab(rng.integers(40, 200, (4000, 1, 3), dtype=np.uint8)).reshape(-1, 3))
+    t = PairTransform.between(src, dst)
+    img = rng.integers(0, 256, (64, 32, 3), dtype=np.uint8)
+    exact = lab_to_rgb(t.lab(rgb_to_lab(img)))
+    fast = t.image(img)
+    assert np.abs(exact.astype(int) - fast).max() <= 1 and (exact != fast).mean() < 0.01
+    assert np.abs(fast.astype(int) - img).mean() > 5  # it changes the image
+
+
 def test_tone_curve_matches_lightness_quantiles():
     from reidcli.stylize.color import N_QUANTILES, CameraStats, tone_curve
 
