@@ -60,7 +60,8 @@ $(OUT)/base.time.json:
 define ROW
 $(call row_dir,$(1))/row.time.json: $(OUT)/base.time.json
 	@mkdir -p $$(@D)
-	bin/run-timed $$@ -- $(UDA) $(row_vars_$(1)) $(call row_dir,$(1))/r$(ROUNDS).json $(call row_direct,$(1))
+	bin/run-timed $$@ -- $(UDA) $(row_vars_$(1)) $(foreach i,$(shell seq 1 $(ROUNDS)),$(call row_dir,$(1))/r$(i).json) \
+	  $(call row_direct,$(1))
 endef
 $(foreach r,$(ROWS),$(eval $(call ROW,$(r))))
 
