@@ -27,7 +27,7 @@ def _split(root: Path, name: str, pids, camids, feats, modality=None, images=Tru
 
 
 def make_file(tmp_path: Path, *, cams=3, n_ids=6, dim=8, normalized=False, images=True, fmt="market1501",
-              name="f.h5") -> Path:
+              name="f.h5", attrs=None) -> Path:
     """Identity centres plus noise: queries (one per id) retrieve their id mostly first."""
     rng = np.random.default_rng(0)
     centers = rng.normal(size=(n_ids, dim))
@@ -43,7 +43,7 @@ def make_file(tmp_path: Path, *, cams=3, n_ids=6, dim=8, normalized=False, image
         qf, gf = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (qf, gf))
     ff = FeaturesFile({"query": _split(root, "query", qp, qc, qf, images=images),
                        "gallery": _split(root, "gallery", gp, gc, gf, images=images)},
-                      root=str(root), attrs={"normalized": normalized, "dataset_format": fmt})
+                      root=str(root), attrs={"normalized": normalized, "dataset_format": fmt, **(attrs or {})})
     return write_features(tmp_path / name, ff)
 
 
@@ -95,6 +95,57 @@ def test_pictures(tmp_path):
     greens = ((grid[..., 1] > 150) & (grid[..., 0] < 40) & (grid[..., 2] < 40)).sum()
     reds = ((grid[..., 2] > 200) & (grid[..., 0] < 40) & (grid[..., 1] < 40)).sum()
     assert greens > 0 and reds > 0
+
+
+def test_pictures_say_what_they_wrote(tmp_path):
+    f = make_file(tmp_path)
+    ranks, cmc, pq = tmp_path / "ranks.png", tmp_path / "cmc.png", tmp_path / "pq.csv"
+    res = run(f, "--ranks-png", ranks, "--top", "5", "--n-queries", "4", "--cmc-png", cmc, "--per-query", pq)
+    assert res.exit_code == 0, res.output
+    err = " ".join(res.stderr.split())
+    assert f"wrote {ranks} (4 sample queries x top 5 gallery images)" in err
+    assert f"wrote {cmc} (CMC at ranks 1-50)" in err and f"wrote {pq} (one row per query: 6 rows)" in err
+
+
+def _digest(path) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("rerank", [False, True])
+def test_json_is_self_describing(tmp_path, rerank):
+    """Inputs with digests and checkpoints, the re-ranking settings, and the whole CMC
+    curve, which equals the rate of first hits at or before each rank (per-query CSV)."""
+    f = make_file(tmp_path, attrs={"checkpoint": "sha256:abc", "checkpoint_path": "m.pt", "model": "resnet50"})
+    pq = tmp_path / "pq.csv"
+    args = ["--rerank", "--k1", "4", "--k2", "2", "--lambda", "0.2"] if rerank else []
+    res = run(f, "--json", "--per-query", pq, *args)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    want = {"path": str(f), "digest": _digest(f), "checkpoint": "sha256:abc", "checkpoint_path": "m.pt",
+            "model": "resnet50"}
+    assert out["inputs"] == {"query": want, "gallery": want}
+    assert out["rerank"] is rerank and out["cmc_kind"] == "standard"
+    assert out.get("rerank_options") == ({"k1": 4, "k2": 2, "lambda": 0.2} if rerank else None)
+    first = np.array([int(r["first_hit_rank"]) for r in csv.DictReader(pq.read_text().splitlines())])
+    first = first[first > 0]
+    curve = [float(np.mean(first <= r)) for r in range(1, first.max() + 1)]
+    assert out["cmc"] == pytest.approx(curve) and out["cmc"][-1] == pytest.approx(1.0)
+    for k in (1, 5, 10):
+        assert out[f"rank{k}"] == pytest.approx(curve[min(k, len(curve)) - 1])
+
+
+def test_query_and_gallery_from_different_checkpoints_warn(tmp_path):
+    a = make_file(tmp_path, name="a.h5", attrs={"checkpoint": "sha256:aaa", "checkpoint_path": "a.pt"})
+    b = make_file(tmp_path, name="b.h5", attrs={"checkpoint": "sha256:bbb", "checkpoint_path": "b.pt"})
+    res = run("--query", a, "--gallery", b, "--json")
+    assert res.exit_code == 0, res.output
+    notes = json.loads(res.stdout)["notes"]
+    assert any("sha256:aaa (a.pt)" in n and "sha256:bbb (b.pt)" in n and "same --ckpt" in n for n in notes)
+    assert "same --ckpt" in " ".join(res.stderr.split())
+    same = run("--query", a, "--gallery", a, "--json")
+    assert not any("checkpoint" in n for n in json.loads(same.stdout)["notes"])
 
 
 def test_missing_images_warn(tmp_path):

@@ -136,6 +136,7 @@ def write_outputs(res: EvalResult, query: dict, gallery: dict, opts: Options, ou
     notes = []
     if outputs.per_query:
         write_per_query(outputs.per_query, res, query)
+        notes.append(f"wrote {outputs.per_query} (one row per query: {len(res.q_rows)} rows)")
     if outputs.ranks_png:
         rows = ranked_rows(res, query, gallery, opts, n=outputs.n_queries, top=outputs.top, normalized=normalized)
         root = str(outputs.image_root) if outputs.image_root else file_root
@@ -145,6 +146,8 @@ def write_outputs(res: EvalResult, query: dict, gallery: dict, opts: Options, ou
                          "boxes (pass --image-root to point at the dataset)")
         if res.rerank:
             notes.append("--ranks-png shows the ranking before re-ranking")
+        notes.append(f"wrote {outputs.ranks_png} ({len(rows)} sample queries x top {outputs.top} gallery images)")
     if outputs.cmc_png:
         cmc_curve(outputs.cmc_png, {cmc_label(res): res.metrics.curve}, f"CMC, {res.metric} distance")
+        notes.append(f"wrote {outputs.cmc_png} (CMC at ranks 1-{len(res.metrics.curve)})")
     return notes

@@ -56,12 +56,13 @@ RECIPES.add("csam-kd", Recipe("CSAM-ReID + ULA + KD (seed 003, 2022)", {
 
 # Seed 004, LSTM local branch + camera style (METHODS.md 5): Adam 3e-4, 30 epochs, random
 # resized crop scale [0.64, 1] aspect [2, 3], margin 0.5, dropout 0.5, avg+max pooling,
-# 128-d triplet embedding; joint source + target training with theta 0.3.
+# 128-d triplet embedding; camstyle: source CE + theta 0.3 x the source-vs-(styled) target
+# triplet, no clustering (`reid finetune --method camstyle --styled`).
 RECIPES.add("lstm-camstyle", Recipe("LSTM local branch + StarGAN camera style (seed 004, 2021)", {
     "pretrain": {"lstm_branch": True, "pooling": "avgmax", "dropout": 0.5, "local_dim": 128,
                  "optimizer": "adam", "lr": 3e-4, "epochs": 30, "resized_crop": True,
                  "flip": 0.5, "margin": 0.5},
-    "finetune": {"method": "joint", "theta": 0.3, "margin": 0.5, "lr": 3e-4},
+    "finetune": {"method": "camstyle", "theta": 0.3, "margin": 0.5, "triplet_weight": 0.0, "lr": 3e-4},
 }))
 
 
