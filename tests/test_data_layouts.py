@@ -333,6 +333,8 @@ def test_registry_names_and_aliases():
                         ("unlabeled", "unlabelled")]:
         assert resolve_format(alias)[0] == name
     assert resolve_format("cuhk03_labeled") == ("cuhk03", {"cuhk03_variant": "labeled"})
+    assert resolve_format("regdb-trial3") == ("regdb", {"regdb_trial": 3})  # the CLI's way to a trial
+    assert resolve_format("RegDB_trial10") == ("regdb", {"regdb_trial": 10})
 
 
 def test_unknown_format_and_option(tmp_path):

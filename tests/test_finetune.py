@@ -109,6 +109,10 @@ def test_one_round_changes_weights(uda, method):
     extra = {"source": uda["source"]} if kind.uses_source else {}
     if kind.uses_reference:
         extra["reference"] = uda["source"]
+    if kind.uses_styled:
+        from tests.fixtures_train import write_styled
+
+        extra["styled"] = write_styled(uda["target"], uda["tmp"] / "styled")
     options = {"kd_every": 1} if "kd_every" in kind.Options.field_names() else None  # blend this round
     labels = uda["labels"] if kind.uses_labels else None
     out = _finetune(uda["ckpt"], labels, uda["target"], uda["tmp"] / "m2.pt", method,

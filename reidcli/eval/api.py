@@ -184,6 +184,7 @@ def evaluate(query: dict, gallery: dict, options: Options | None = None, *, norm
     check_features(np.asarray(query["features"]), np.asarray(gallery["features"]))
     protocol = P.PROTOCOLS.get(opts.protocol or P.detect_protocol(dataset_format, query.get("modality"),
                                                                   gallery.get("modality")))
+    protocol.check_inputs(query, gallery)
     query, gallery = protocol.splits(query, gallery)
     ropts = protocol.rank_options(opts)
     runs = []
@@ -272,3 +273,82 @@ def evaluate_file(path: str | os.PathLike | None = None, options: Options | None
         res.output_notes += write_outputs(res, q, g, options or Options(), outputs,
                                           normalized=gfile.normalized, file_root=gfile.root)
     return res
+
+
+@dataclass
+class FilesResult:
+    """One evaluation per features file (RegDB's ten trials are ten files, one per
+    ``idx/..._<t>.txt`` split) and the mean and standard deviation of their metrics over
+    the files. A file's value is its own mean (over the draws of a multi-trial protocol)."""
+
+    files: list[str]
+    results: list[EvalResult]
+    mean: dict[str, float]
+    std: dict[str, float]
+
+    @property
+    def protocol(self) -> str:
+        return self.results[0].protocol
+
+    @property
+    def metric(self) -> str:
+        return self.results[0].metric
+
+    @property
+    def messages(self) -> list[str]:
+        """Every line meant for people, each once, prefixed by its file when not shared by all."""
+        out = []
+        for f, r in zip(self.files, self.results):
+            for m in r.messages:
+                shared = all(m in other.messages for other in self.results)
+                line = m if shared else f"{f}: {m}"
+                if line not in out:
+                    out.append(line)
+        return out
+
+    def as_dict(self) -> dict:
+        return {"protocol": self.protocol, "metric": self.metric, "rerank": self.results[0].rerank,
+                "n_files": len(self.files), **self.mean, "std": self.std,
+                "files": [{"file": f, **r.as_dict()} for f, r in zip(self.files, self.results)]}
+
+
+def evaluate_files(paths: Sequence[str | os.PathLike], options: Options | None = None, *,
+                   outputs=None) -> FilesResult:
+    """Evaluate each features file on its own (its ``query`` against its ``gallery``), then
+    average: the mean and (population) standard deviation of every metric over the files,
+    as RegDB reports its ten random train/test trials (``reid evaluate trial*.h5 --protocol
+    regdb-v2i``). Every file must evaluate under the same protocol.
+
+    Raises:
+        ConfigError: no file; files that fall under different protocols; ``outputs`` that
+            ask for a file (those describe one evaluation).
+        InputError, FormatError: as `evaluate_file`, naming the file.
+    """
+    from reidcli.utils.errors import FormatError
+
+    paths = [str(p) for p in paths]
+    if not paths:
+        raise ConfigError("give one or more features files")
+    if outputs is not None and (outputs.per_query or outputs.ranks_png or outputs.cmc_png):
+        raise ConfigError(f"--per-query, --ranks-png and --cmc-png describe one evaluation; got {len(paths)} "
+                          "features files, give one")
+    options = options or Options()
+    options.check()
+    results = []
+    for p in paths:
+        try:
+            results.append(evaluate_file(p, options))
+        except (InputError, FormatError) as exc:
+            text = str(exc)
+            if p not in text:
+                exc.args = (f"{p}: {text}", *exc.args[1:])
+            raise
+    protos = {r.protocol for r in results}
+    if len(protos) > 1:
+        first = {proto: next(f for f, r in zip(paths, results) if r.protocol == proto) for proto in sorted(protos)}
+        shown = ", ".join(f"{f} under {proto}" for proto, f in first.items())
+        raise ConfigError(f"the files evaluate under different protocols ({shown}); pass --protocol")
+    keys = list(results[0].mean)
+    vals = {k: np.array([r.mean[k] for r in results], dtype=np.float64) for k in keys}
+    return FilesResult(paths, results, {k: float(v.mean()) for k, v in vals.items()},
+                       {k: float(v.std()) for k, v in vals.items()})

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reidcli.eval.api import EvalResult, Options
+from reidcli.eval.api import EvalResult, FilesResult, Options
 from reidcli.eval.distance import pairwise_distance
 from reidcli.eval.protocols import PROTOCOLS
 from reidcli.eval.ranking import AP_FORMULAS
@@ -43,7 +43,7 @@ class Outputs:
         check_params(self, OUTPUT_CONSTRAINTS)
 
 
-def to_json(res: EvalResult) -> str:
+def to_json(res: EvalResult | FilesResult) -> str:
     return json.dumps(res.as_dict(), allow_nan=True)
 
 
@@ -65,6 +65,21 @@ def table(res: EvalResult) -> dict:
     rows.append(("queries", f"{m.n_valid} valid / {m.n_query}{trials}"))
     return {"title": title, "rows": rows, "caption": f"AP: {AP_FORMULAS[m.ap]}; CMC: {m.cmc_kind}",
             "value_header": "value (%)"}
+
+
+def files_table(res: FilesResult) -> dict:
+    """One row per file (its metrics in percent), then the mean and the standard deviation
+    over the files: the keyword arguments of `reidcli.cli.table.print_wide_table`."""
+    first = res.results[0].metrics
+    keys = ["mAP", *(f"rank{k}" for k in first.cmc), "mINP"]
+    header = ["file", "mAP", *(f"Rank-{k}" for k in first.cmc), "mINP"]
+    rows = [[f, *(f"{100 * r.mean[k]:.2f}" for k in keys)] for f, r in zip(res.files, res.results)]
+    rows.append(["mean", *(f"{100 * res.mean[k]:.2f}" for k in keys)])
+    rows.append(["std", *(f"{100 * res.std[k]:.2f}" for k in keys)])
+    title = (f"{res.protocol} protocol, {res.metric} distance" + (", re-ranked" if res.results[0].rerank else "")
+             + f", {len(res.files)} files (mean ± std over files)")
+    return {"title": title, "header": header, "rows": rows,
+            "caption": f"values in %; AP: {AP_FORMULAS[first.ap]}; CMC: {first.cmc_kind}"}
 
 
 def write_per_query(path: str | os.PathLike, res: EvalResult, query: dict) -> Path:

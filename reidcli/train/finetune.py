@@ -3,7 +3,8 @@
 A round takes a checkpoint, the pseudo-labels of the target training images
 (``reid cluster``) and trains with one of the adaptation methods of
 `reidcli.train.methods` (``pseudo``, ``mmt``, ``kd``, ``joint``; ``mar`` needs no
-pseudo-labels but a labelled ``reference`` set) through the one engine,
+pseudo-labels but a labelled ``reference`` set, ``camstyle`` a labelled ``source`` and
+camera-styled target images, its pseudo-labels optional) through the one engine,
 with the same config objects as `reidcli.train.pretrain.pretrain` (a `FinetuneConfig`,
 which is a `TrainConfig` with one round's defaults) plus the method's options object.
 The outer loop (features -> cluster -> finetune) lives in a Makefile (``bin/uda.mk``).
@@ -180,19 +181,20 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
             method that needs no clustering: ``mar``).
         target_root: the target dataset (its ground-truth ids are never read).
         out: the new checkpoint (may equal ``ckpt``; replaced only on success).
-        method: an adaptation method: 'pseudo', 'mmt', 'kd' or 'joint'.
+        method: an adaptation method: 'pseudo', 'mmt', 'kd', 'joint', 'camstyle' or 'mar'.
         options: the method's options object (``PseudoOptions``, ``MMTOptions``, ...) or a
             dict of its fields; a field of another method is an error. None: defaults.
         train: engine settings; default `FinetuneConfig()` (MMT's round: Adam 3.5e-4,
             400 steps per epoch, 16 x 4 batches, seed, workers, AMP).
         augment: see `finetune_augment` (default: the checkpoint's input size).
         ckpt2: MMT's second source network (default: a copy of ``ckpt``'s).
-        source: labelled source dataset (methods that use one: ``joint``).
+        source: labelled source dataset (methods that use one: ``joint``, ``camstyle``).
         reference: labelled reference dataset (``mar``: one agent per identity).
         target_format, source_format, reference_format: dataset layouts (auto-detected when None).
         styled: a ``reid stylize apply`` folder of the target's training images: each
             styled image joins its original's pseudo-label (seed 004's camera-style
-            positives, METHODS.md section 5).
+            positives, METHODS.md section 5); required by ``camstyle``, where without
+            ``labels`` each target image and its styled versions are one class.
         device: auto | cpu | cuda | cuda:N.
 
         config_file: the ``--config`` file the settings came from (recorded in the provenance).
@@ -211,10 +213,11 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
         raise ConfigError(f"--method {method} trains on labelled source images too; pass --source DATA")
     if source is not None and not kind.uses_source:
         raise ParamError("source", f"does not apply to --method {method}; it trains on the target alone")
-    _check_needs(kind, method, labels, reference)
+    _check_needs(kind, method, labels, reference, styled)
     cfg = _round_config(train)
     ckpt, out = Path(ckpt), Path(out)
     ck, ck2 = load_start(ckpt, method, Path(ckpt2) if ckpt2 else None)
+    _check_reference(kind, method, reference, ck, ckpt)
     aug = finetune_augment(ck, augment)
     ds = load_dataset(target_root, target_format)
     recs = [dataclasses.replace(r, pid=-1) for r in ds.split("train")]  # ground truth never read
@@ -223,25 +226,31 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
         lf = read_labels(labels)
         y = check_labels(lf, recs, labels, Path(target_root))
         y, centers = _centers(lf, y, ck, labels)
+    elif kind.uses_styled:  # no clustering: each target image (and its styled versions) one class
+        y, centers = np.arange(len(recs), dtype=np.int64), None
     else:  # a method without clustering: every target image, unlabelled
         y, centers = np.full(len(recs), -1, dtype=np.int64), None
+    n_styled = 0
     if styled is not None:
         from reidcli.stylize.manifest import add_styled
 
+        n_orig = len(recs)
         recs, y = add_styled(recs, y, ds.root, styled)
+        n_styled = len(recs) - n_orig
     seed_everything(cfg.seed, cfg.deterministic)
     transform, size = _train_transform(ck, aug)
     data = _datasets(kind.views, ds.root, recs, y, transform, size, keep_all=labels is None)
     data.update(init=ck, init2=ck2, centers=centers)
-    facts: dict[str, Any] = {}
+    facts: dict[str, Any] = {"styled_images": n_styled} if styled is not None else {}
     if source is not None:
         data["source"], facts["source_classes"] = _source_dataset(Path(source), source_format, transform, size)
     if reference is not None:
         data["reference"], facts["reference_classes"] = _source_dataset(
             Path(reference), reference_format, transform, size, what="reference")
-    n_clusters = int(y.max()) + 1 if labels is not None else 0
-    log.info("finetune %s: %d target images, %d clusters (%d outliers left out)", method,
-             len(data["target"]), n_clusters, int((y < 0).sum()) if labels is not None else 0)
+    n_clusters = int(y.max()) + 1 if (y >= 0).any() else 0
+    log.info("finetune %s: %d target images (%d styled), %d %s (%d outliers left out)", method,
+             len(data["target"]), n_styled, n_clusters, "clusters" if labels is not None else "classes",
+             int((y < 0).sum()) if labels is not None else 0)
     from reidcli.train.settings import flat_settings
 
     resolved = flat_settings({"method": method, "options": opts, "train": cfg, "augment": aug, "ckpt2": ckpt2,
@@ -255,18 +264,31 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
                 augment=dataclasses.asdict(aug), resolved=resolved)
 
 
-def _check_needs(kind, method: str, labels, reference) -> None:
-    """`ConfigError` / `ParamError` unless ``labels`` and ``reference`` suit the method."""
-    if kind.uses_labels and labels is None:
+def _check_needs(kind, method: str, labels, reference, styled=None) -> None:
+    """`ConfigError` / `ParamError` unless ``labels``, ``reference`` and ``styled`` suit the method."""
+    if kind.uses_styled and styled is None:
+        raise ConfigError(f"--method {method} trains on camera-styled target images; pass --styled DIR "
+                          "(the output of 'reid stylize apply' on the target)")
+    if kind.uses_labels and labels is None and not kind.labels_optional:
         raise ConfigError(f"--method {method} trains on pseudo-labels; pass --labels FILE (the output of "
                           "'reid cluster')")
     if labels is not None and not kind.uses_labels:
         raise ParamError("labels", f"does not apply to --method {method}; it needs no clustering")
-    if kind.uses_reference and reference is None:
-        raise ConfigError(f"--method {method} describes the target by reference identities; pass "
-                          "--reference DATA (a labelled dataset)")
     if reference is not None and not kind.uses_reference:
         raise ParamError("reference", f"does not apply to --method {method}")
+
+
+def _check_reference(kind, method: str, reference, ck: dict, ckpt: Path) -> None:
+    """A method with reference agents (``mar``) needs ``--reference`` every step; the message
+    says where agents come from when the checkpoint has none."""
+    if not kind.uses_reference or reference is not None:
+        return
+    if "agents" not in (ck.get("nets") or {}):
+        raise ConfigError(f"{ckpt} has no reference agents for --method {method}: run 'reid pretrain "
+                          "--method agents' on a labelled reference set, or pass --reference DATA to "
+                          "build the agents from it")
+    raise ConfigError(f"--method {method} trains on labelled reference images too; pass --reference DATA "
+                      "(the labelled set its agents were learnt on)")
 
 
 def finetune_from_settings(ckpt: str | os.PathLike, labels: str | os.PathLike | None,

@@ -52,6 +52,7 @@ _ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
        for k in ("cuhk03labeled", "cuhk03labelled", "cuhk03nplabeled", "cuhk03nplabelled")},
     **{k: ("sysu", {}) for k in ("sysu", "sysumm01", "sysumm")},
     "regdb": ("regdb", {}),
+    **{f"regdbtrial{t}": ("regdb", {"regdb_trial": t}) for t in range(1, 11)},  # --format regdb-trial3
     **{k: ("folder", {}) for k in ("folder", "labelled", "labeled", "pidfolder", "imagefolder")},
     **{k: ("unlabelled", {}) for k in ("unlabelled", "unlabeled", "images", "flat")},
     **{k: ("csv", {}) for k in ("csv", "list", "csvlist")},
