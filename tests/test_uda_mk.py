@@ -92,14 +92,14 @@ def test_from_any_folder_make_n_is_truthful_and_runs_stay_apart(work):
 
     # a changed clustering parameter: a new run folder; the dry run names exactly its stages
     dry = _make(work, "-n", "demo", *small, "EPS=0.4")
-    assert _programs(dry.stdout) == ["cluster", "finetune", "features", "evaluate"] * 2, dry.stdout
+    assert sorted(_programs(dry.stdout)) == sorted(["cluster", "finetune", "features", "evaluate"] * 2), dry.stdout
     paths = _make(work, "paths", *small, "EPS=0.4").stdout
     run = paths.split("RUN=")[1].split()[0]
     assert run.startswith("pseudo-") and run != "pseudo"
     res = _make(work, "demo", *small, "EPS=0.4")
     assert res.returncode == 0, res.stderr[-2000:]
     ran = _calls(work)
-    assert [c.split()[0] for c in ran] == _programs(dry.stdout)  # the dry run told the truth
+    assert sorted(c.split()[0] for c in ran) == sorted(_programs(dry.stdout))  # the dry run told the truth (-j2: any order)
     assert all("--eps 0.4" in c for c in ran if c.startswith("cluster"))
     assert (work / "out" / run / "table.txt").exists() and (work / "out" / "pseudo" / "table.txt").exists()
     # the same parameters again find their folder: nothing to do
