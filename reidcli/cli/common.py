@@ -19,7 +19,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reidcli.utils.errors import ReidError
+from reidcli.utils.errors import ReidError, Terminated
 
 _debug = {"on": os.environ.get("REIDCLI_DEBUG", "") not in ("", "0")}
 
@@ -42,9 +42,12 @@ def reid_command(name: str):
 
             set_invocation(f"reid {name}", ["reid", *sys.argv[1:]] if Path(sys.argv[0]).name == "reid"
                            else [Path(sys.argv[0]).name, *sys.argv[1:]])
+            from reidcli.io.atomic import sigterm_raises
+
             try:
-                _configure_threads(fn, kwargs)
-                return fn(*args, **kwargs)
+                with sigterm_raises():
+                    _configure_threads(fn, kwargs)
+                    return fn(*args, **kwargs)
             except typer.Exit:
                 raise
             except ReidError as exc:
@@ -56,6 +59,9 @@ def reid_command(name: str):
             except KeyboardInterrupt:
                 error_line(name, "interrupted; outputs were not written (rerun to resume)")
                 raise typer.Exit(130)
+            except Terminated as exc:
+                error_line(name, "terminated (SIGTERM); outputs were not written (rerun to resume)")
+                raise typer.Exit(exc.exit_code)
             except MemoryError:
                 error_line(name, "out of memory; lower --batch-size or use a smaller input")
                 raise typer.Exit(1)

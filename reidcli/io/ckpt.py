@@ -29,6 +29,7 @@ the network one describes.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import zipfile
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from reidcli import __version__
-from reidcli.io.atomic import atomic_path, file_digest
+from reidcli.io.atomic import atomic_write_bytes, file_digest
 from reidcli.utils.errors import FormatError, InputError
 
 CKPT_FORMAT = "reidcli-checkpoint"
@@ -73,9 +74,9 @@ def save_checkpoint(path: str | os.PathLike, ckpt: dict[str, Any]) -> Path:
     import torch
 
     _check_header(ckpt, Path(path))
-    with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
-    return Path(path)
+    buf = io.BytesIO()  # built in memory: a failed write is one OSError (reidcli.io.atomic)
+    torch.save(ckpt, buf)
+    return atomic_write_bytes(path, buf.getbuffer())
 
 
 KIND_MAKERS = {"reid": "'reid pretrain' or 'reid finetune'", "stylize": "'reid stylize fit'"}

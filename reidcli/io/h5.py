@@ -9,19 +9,21 @@ See docs/formats.md for the full schema. Readers validate everything they load a
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import h5py
 import numpy as np
 
 from reidcli import __version__
-from reidcli.io.atomic import atomic_path, file_digest
+from reidcli.io.atomic import atomic_write_bytes, file_digest
 from reidcli.utils.errors import FormatError, InputError
 
 FORMAT_VERSION = 1
@@ -214,6 +216,17 @@ def _write_header(f: h5py.File, fmt: str, provenance: list[dict]) -> None:
                      dtype=STR)
 
 
+@contextmanager
+def _h5_writer(path: Path) -> Iterator[h5py.File]:
+    """An HDF5 file built in memory, written to ``path`` atomically when the block ends
+    without error (a failed write is then one Python `OSError`, never an HDF5 error with a
+    half-open file; see `reidcli.io.atomic.atomic_write_bytes`)."""
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        yield f
+    atomic_write_bytes(path, buf.getbuffer())
+
+
 def _str_array(values: Sequence[str]) -> np.ndarray:
     return np.array(list(values), dtype=object)
 
@@ -298,23 +311,22 @@ def write_features(path: str | os.PathLike, ff: FeaturesFile, *, inputs: Iterabl
     for name, s in ff.splits.items():
         _validate_split(s, Path(f"<{name}>"), f"/{name}")
     prov = provenance if provenance is not None else make_provenance(inputs, seed)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            _write_header(f, "features", prov)
-            f.attrs["root"] = ff.root
-            for k, v in ff.attrs.items():
-                f.attrs[k] = _enc_attr(v)
-            for name, s in ff.splits.items():
-                g = f.create_group(name)
-                g.create_dataset("features", data=s.features)
-                g.create_dataset("paths", data=_str_array(s.paths), dtype=STR)
-                g.create_dataset("pids", data=np.asarray(s.pids, dtype=np.int64))
-                g.create_dataset("camids", data=np.asarray(s.camids, dtype=np.int64))
-                if s.modality is not None:
-                    g.create_dataset("modality", data=np.asarray(s.modality, dtype=np.int8))
-                for k, v in s.extra.items():
-                    g.create_dataset(k, data=v, compression="gzip" if v.ndim > 2 else None)
-                g.attrs["feature_dim"] = int(s.features.shape[1]) if s.features.ndim == 2 else 0
+    with _h5_writer(path) as f:
+        _write_header(f, "features", prov)
+        f.attrs["root"] = ff.root
+        for k, v in ff.attrs.items():
+            f.attrs[k] = _enc_attr(v)
+        for name, s in ff.splits.items():
+            g = f.create_group(name)
+            g.create_dataset("features", data=s.features)
+            g.create_dataset("paths", data=_str_array(s.paths), dtype=STR)
+            g.create_dataset("pids", data=np.asarray(s.pids, dtype=np.int64))
+            g.create_dataset("camids", data=np.asarray(s.camids, dtype=np.int64))
+            if s.modality is not None:
+                g.create_dataset("modality", data=np.asarray(s.modality, dtype=np.int8))
+            for k, v in s.extra.items():
+                g.create_dataset(k, data=v, compression="gzip" if v.ndim > 2 else None)
+            g.attrs["feature_dim"] = int(s.features.shape[1]) if s.features.ndim == 2 else 0
     return path
 
 
@@ -371,17 +383,16 @@ def write_labels(path: str | os.PathLike, lf: LabelsFile, *, inputs: Iterable = 
     _validate_labels(lf, Path("<labels>"))
     labels = np.asarray(lf.labels, dtype=np.int64)
     prov = make_provenance(inputs, seed, params=None)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            _write_header(f, "labels", prov)
-            for k, v in lf.attrs.items():
-                f.attrs[k] = _enc_attr(v)
-            f.attrs["n_clusters"] = int(len(np.unique(labels[labels >= 0])))
-            f.attrs["n_outliers"] = int((labels < 0).sum())
-            f.create_dataset("labels", data=labels)
-            f.create_dataset("paths", data=_str_array(lf.paths), dtype=STR)
-            if lf.centers is not None:
-                f.create_dataset("centers", data=np.asarray(lf.centers, dtype=np.float32))
+    with _h5_writer(path) as f:
+        _write_header(f, "labels", prov)
+        for k, v in lf.attrs.items():
+            f.attrs[k] = _enc_attr(v)
+        f.attrs["n_clusters"] = int(len(np.unique(labels[labels >= 0])))
+        f.attrs["n_outliers"] = int((labels < 0).sum())
+        f.create_dataset("labels", data=labels)
+        f.create_dataset("paths", data=_str_array(lf.paths), dtype=STR)
+        if lf.centers is not None:
+            f.create_dataset("centers", data=np.asarray(lf.centers, dtype=np.float32))
     return path
 
 
@@ -414,16 +425,15 @@ def write_pose(path: str | os.PathLike, pf: PoseFile, *, inputs: Iterable = (),
     path = Path(path)
     _validate_pose(pf, Path("<pose>"))
     prov = make_provenance(inputs, seed)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            _write_header(f, "pose", prov)
-            f.attrs["root"] = pf.root
-            attrs = {"keypoint_names": list(COCO17_NAMES), **pf.attrs}
-            for k, v in attrs.items():
-                f.attrs[k] = _enc_attr(v)
-            f.create_dataset("keypoints", data=np.asarray(pf.keypoints, dtype=np.float32))
-            f.create_dataset("paths", data=_str_array(pf.paths), dtype=STR)
-            f.create_dataset("image_size", data=np.asarray(pf.image_size, dtype=np.int32))
+    with _h5_writer(path) as f:
+        _write_header(f, "pose", prov)
+        f.attrs["root"] = pf.root
+        attrs = {"keypoint_names": list(COCO17_NAMES), **pf.attrs}
+        for k, v in attrs.items():
+            f.attrs[k] = _enc_attr(v)
+        f.create_dataset("keypoints", data=np.asarray(pf.keypoints, dtype=np.float32))
+        f.create_dataset("paths", data=_str_array(pf.paths), dtype=STR)
+        f.create_dataset("image_size", data=np.asarray(pf.image_size, dtype=np.int32))
     return path
 
 

@@ -79,7 +79,7 @@ def write_preview(out, root, paths: Sequence[str], keypoints: np.ndarray, *, n: 
     import cv2
 
     from reidcli.data.images import read_image
-    from reidcli.io.atomic import atomic_path
+    from reidcli.io.atomic import atomic_write_bytes
     from reidcli.utils.errors import InputError
 
     idx = sample_indices(len(paths), n)
@@ -90,6 +90,5 @@ def write_preview(out, root, paths: Sequence[str], keypoints: np.ndarray, *, n: 
     ok, buf = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
     if not ok:
         raise InputError(f"could not encode the preview {out}")
-    with atomic_path(out) as tmp:
-        tmp.write_bytes(buf.tobytes())
+    atomic_write_bytes(out, buf.tobytes())
     return out
