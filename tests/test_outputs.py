@@ -81,7 +81,7 @@ def test_symlink_loop_is_one_clear_error(tmp_path):
     res = runner.invoke(app, ["cluster", str(f), "-o", str(tmp_path / "a"), "--k1", "5", "--k2", "2"])
     assert res.exit_code == 1
     assert res.stderr.strip().splitlines() == [
-        f"reid cluster: error: -o {tmp_path / 'a'} is a symlink loop (Too many levels of symbolic links); "
+        f"reid cluster: error: --output {tmp_path / 'a'} is a symlink loop (Too many levels of symbolic links); "
         "fix the link or give another output"]
 
 
@@ -183,6 +183,165 @@ def test_atomic_write_restores_default_sigterm(tmp_path):
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
-def test_check_outputs_refuses_a_folder(tmp_path):
-    with pytest.raises(InputError, match="is a folder"):
-        check_outputs({"-o": tmp_path})
+
+
+# --------------------------------------------------------------------------- 2. output = input
+GOLDEN = ROOT / "tests" / "data" / "format" / "v1"
+
+
+@pytest.fixture
+def files(tmp_path):
+    import shutil
+
+    f = _features(tmp_path / "f.h5")
+    ck = tmp_path / "m.pt"
+    shutil.copy(GOLDEN / "checkpoint.pt", ck)
+    labels = h5.write_labels(tmp_path / "l.h5", _labels())
+    pose = tmp_path / "g.h5"
+    shutil.copy(GOLDEN / "pose.h5", pose)
+    data = tmp_path / "data"
+    data.mkdir()
+    return {"F": f, "CK": ck, "L": labels, "G": pose, "D": data, "S2": tmp_path / "s2.h5"}
+
+
+@pytest.mark.parametrize("argv,victim,flags", [
+    (["features", "--ckpt", "CK", "D", "-o", "CK"], "CK", "--output {} is the input --ckpt {}"),
+    (["evaluate", "F", "--cmc-png", "F"], "F", "--cmc-png {} is the input FEATURES {}"),
+    (["evaluate", "F", "--ranks-png", "F"], "F", "--ranks-png {} is the input FEATURES {}"),
+    (["evaluate", "--query", "F", "--gallery", "F", "--per-query", "F"], "F", "--per-query {} is the input --query {}"),
+    (["finetune", "D", "--ckpt", "CK", "--labels", "L", "-o", "L"], "L", "--output {} is the input --labels {}"),
+    (["merge", "F", "S2", "-o", "F"], "F", "--output {} is the input SHARDS {}"),
+    (["cluster", "F", "-o", "F"], "F", "--output {} is the input FEATURES {}"),
+    (["extract-pose", "D", "-o", "G", "--backend", "gt", "--gt", "G"], "G", "--output {} is the input --gt {}"),
+    (["pretrain", "D", "-o", "CK", "--pretrained", "CK"], "CK", "--output {} is the input --pretrained {}"),
+])
+def test_output_that_is_an_input_is_refused_before_any_work(files, argv, victim, flags):
+    if "S2" in argv:
+        files["S2"].write_bytes(files["F"].read_bytes())
+    before = files[victim].read_bytes()
+    res = runner.invoke(app, [str(files.get(a, a)) for a in argv])
+    assert res.exit_code == 1, res.output
+    lines = res.stderr.strip().splitlines()
+    want = flags.format(files[victim], files[victim])
+    assert len(lines) == 1 and lines[0].startswith(f"reid {argv[0]}: error: {want}"), res.stderr
+    assert files[victim].read_bytes() == before
+
+
+def test_hard_link_to_the_input_is_the_input(files, tmp_path):
+    link = tmp_path / "other-name.h5"
+    os.link(files["F"], link)
+    res = runner.invoke(app, ["cluster", str(files["F"]), "-o", str(link)])
+    assert res.exit_code == 1 and f"--output {link} is the input FEATURES {files['F']}" in res.stderr
+
+
+def test_two_outputs_on_one_file_are_refused(files, tmp_path):
+    out = tmp_path / "x.png"
+    res = runner.invoke(app, ["evaluate", str(files["F"]), "--cmc-png", str(out), "--ranks-png", str(out)])
+    assert res.exit_code == 1 and "are the same file" in res.stderr and not out.exists()
+
+
+def test_library_refuses_the_implicit_ground_truth(market_tree):
+    """extract-pose's default --gt is DATA/pose.h5: writing -o there would destroy it."""
+    from reidcli.pose.extract import extract_pose
+    from test_pose_extract import write_gt
+
+    gt = write_gt(market_tree)
+    before = gt.read_bytes()
+    with pytest.raises(InputError, match=f"-o {gt} is the input --gt {gt}"):
+        extract_pose(market_tree, gt, backend="mediapipe", gt="auto")
+    with pytest.raises(InputError, match="is the input --model"):
+        extract_pose(market_tree, gt, backend="gt")  # the gt backend reads DATA/pose.h5
+    assert gt.read_bytes() == before
+
+
+# --------------------------------------------------------------------------- 4. write last
+def test_extract_pose_with_a_wrong_ground_truth_writes_nothing(market_tree, tmp_path):
+    from test_pose_extract import write_gt
+
+    write_gt(market_tree)
+    wrong = h5.write_labels(tmp_path / "wrong.h5", _labels())
+    out, png = tmp_path / "p.h5", tmp_path / "p.png"
+    res = runner.invoke(app, ["extract-pose", str(market_tree), "-o", str(out), "--backend", "gt",
+                              "--gt", str(wrong), "--preview", str(png)])
+    assert res.exit_code == 1 and "labels" in res.stderr, res.output
+    assert not out.exists() and not png.exists()
+
+
+def test_cluster_failing_in_its_quality_report_writes_nothing(files, tmp_path, monkeypatch):
+    import reidcli.cluster.quality as quality
+
+    def broken(*a, **k):
+        raise InputError("quality failed")
+
+    monkeypatch.setattr(quality, "cluster_quality", broken)
+    out = tmp_path / "new.h5"
+    res = runner.invoke(app, ["cluster", str(files["F"]), "-o", str(out), "--k1", "5", "--k2", "2"])
+    assert res.exit_code == 1 and "quality failed" in res.stderr
+    assert not out.exists()
+
+
+# --------------------------------------------------------------------------- 5. outputs checked first
+@pytest.mark.parametrize("case", ["folder", "under-file", "read-only"])
+def test_bad_output_paths_fail_before_the_work(files, tmp_path, monkeypatch, case):
+    import reidcli.io.atomic as atomic
+
+    out = {"folder": tmp_path, "under-file": files["F"] / "x.h5", "read-only": tmp_path / "ro" / "x.h5"}[case]
+    if case == "read-only":
+        (tmp_path / "ro").mkdir()
+        os.chmod(tmp_path / "ro", 0o555)
+        if os.access(tmp_path / "ro", os.W_OK):  # root writes anywhere: let the check see a read-only folder
+            real = os.access
+            monkeypatch.setattr(atomic.os, "access", lambda p, m: False if Path(p) == tmp_path / "ro" else real(p, m))
+    # a checkpoint that cannot even be loaded: the output must be refused before it is read
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    res = runner.invoke(app, ["features", "--ckpt", str(tmp_path / "bad.pt"), str(files["D"]), "-o", str(out)])
+    assert res.exit_code == 1
+    want = {"folder": "is a folder", "under-file": f"is under {files['F']}, which is a file",
+            "read-only": f"the folder {tmp_path / 'ro'} is read-only"}[case]
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and want in lines[0], res.stderr
+
+
+def test_read_only_folder_fails_at_write_as_one_line(tmp_path, monkeypatch):
+    """Where the pre-check cannot see it (root, a folder made read-only meanwhile): one line."""
+    import reidcli.io.atomic as atomic
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(atomic, "open", denied, raising=False)
+    with pytest.raises(OutputError, match="cannot write .*x.h5: Permission denied"):
+        h5.write_labels(tmp_path / "x.h5", _labels())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unencodable_image_name_fails_before_the_network_is_loaded(tmp_path):
+    data = tmp_path / "imgs"
+    data.mkdir()
+    from conftest import write_jpeg
+
+    write_jpeg(data / "a.jpg")
+    os.rename(write_jpeg(data / "b.jpg"), os.fsencode(data) + b"/caf\xe9.jpg")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    res = runner.invoke(app, ["-q", "features", "--ckpt", str(tmp_path / "bad.pt"), str(data), "--format", "unlabelled",
+                              "-o", str(tmp_path / "f.h5")])
+    assert res.exit_code == 1
+    assert res.stderr.strip().splitlines() == [
+        f"reid features: error: {data} (train): the name 'caf\\xe9.jpg' is not valid UTF-8 and cannot be "
+        "stored in a reidcli file; rename it to UTF-8 (e.g. convmv -f latin1 -t utf8)"]
+
+
+def test_unencodable_output_name_is_refused():
+    with pytest.raises(InputError, match="cannot be encoded as a file name"):
+        check_outputs({"-o": Path("x\ud800.h5")})
+
+
+def test_non_utf8_command_line_is_stored_escaped(tmp_path):
+    from reidcli.io.h5 import set_invocation
+
+    set_invocation("reid cluster", ["reid", "cluster", "caf\udce9.h5"])
+    try:
+        h5.write_labels(tmp_path / "l.h5", _labels())
+    finally:
+        set_invocation("reid cluster", ["reid"])
+    assert "caf\\xe9.h5" in h5.read_labels(tmp_path / "l.h5").attrs["command"]

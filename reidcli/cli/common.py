@@ -32,8 +32,16 @@ def error_line(name: str, message: str) -> None:
     print(f"reid {name}: error: {message}", file=sys.stderr, flush=True)
 
 
-def reid_command(name: str):
-    """Wrap a Typer command: record argv, map errors to one line + exit code."""
+def reid_command(name: str, outputs: tuple[str, ...] = ("output",), may_replace: tuple[str, ...] = (),
+                 path_inputs: tuple[str, ...] = ()):
+    """Wrap a Typer command: record argv, check its outputs, map errors to one line + exit code.
+
+    Before the command runs, `reidcli.io.atomic.check_outputs` checks the parameters named in
+    ``outputs`` (output files; absent ones are skipped) against every other `Path` parameter
+    (its inputs) and against the parameters named in ``path_inputs`` (paths given as text,
+    e.g. ``--pretrained PATH``); ``may_replace`` names inputs an output may equal (finetune's
+    ``--ckpt``: it is read first and replaced only when the round has finished).
+    """
 
     def deco(fn):
         @functools.wraps(fn)
@@ -46,6 +54,7 @@ def reid_command(name: str):
 
             try:
                 with sigterm_raises():
+                    _check_paths(fn, kwargs, outputs, may_replace, path_inputs)
                     _configure_threads(fn, kwargs)
                     return fn(*args, **kwargs)
             except typer.Exit:
@@ -75,6 +84,29 @@ def reid_command(name: str):
         return wrapper
 
     return deco
+
+
+def _label(param: str) -> str:
+    """How the user wrote ``param``: its ``--flag``, or its METAVAR for an argument."""
+    for p in _current_params():
+        if p.name == param:
+            return param.upper() if getattr(p, "param_type_name", "") == "argument" else (_long_flag(p) or param)
+    return param
+
+
+def _is_paths(value) -> bool:
+    return isinstance(value, Path) or (isinstance(value, (list, tuple)) and any(isinstance(v, Path) for v in value))
+
+
+def _check_paths(fn, kwargs: dict, outputs, may_replace, path_inputs) -> None:
+    from reidcli.io.atomic import check_outputs
+
+    outs = {_label(n): kwargs[n] for n in outputs if kwargs.get(n) is not None}
+    if not outs:
+        return
+    ins = {_label(n): v for n, v in kwargs.items() if n not in outputs and _is_paths(v)}
+    ins.update({_label(n): Path(kwargs[n]) for n in path_inputs if isinstance(kwargs.get(n), str)})
+    check_outputs(outs, ins, may_replace=[_label(n) for n in may_replace])
 
 
 def _configure_threads(fn, kwargs: dict) -> None:

@@ -172,12 +172,11 @@ def run(features_path: str | Path, out_path: str | Path, *, split: str = "train"
     if kwargs.get("method") is None:
         kwargs.pop("method", None)
     from reidcli.cluster.quality import cluster_quality
-    from reidcli.io.atomic import file_digest, same_file
+    from reidcli.io.atomic import check_outputs, file_digest
     from reidcli.io.h5 import LabelsFile, read_features, write_labels
 
     features_path, out_path = Path(features_path), Path(out_path)
-    if same_file(features_path, out_path):
-        raise InputError(f"-o {out_path} is the input features file; give another output name")
+    check_outputs({"-o": out_path}, {"FEATURES": features_path})
     ff = read_features(features_path, [split])
     s = ff.split(split)
     if len(s) == 0:
@@ -186,7 +185,7 @@ def run(features_path: str | Path, out_path: str | Path, *, split: str = "train"
     attrs = {**res.params, "split": split, "source": str(features_path),
              "source_digest": file_digest(features_path), "n_images": len(s)}
     attrs = {k: v for k, v in attrs.items() if v is not None}
-    write_labels(out_path, LabelsFile(labels=res.labels, paths=list(s.paths), attrs=attrs,
-                                      centers=res.centers), inputs=[features_path], seed=res.params.get("seed"))
     quality = cluster_quality(res.labels, s.pids) if (s.pids >= 0).any() else None
+    write_labels(out_path, LabelsFile(labels=res.labels, paths=list(s.paths), attrs=attrs,  # written last
+                                      centers=res.centers), inputs=[features_path], seed=res.params.get("seed"))
     return ClusterReport(out_path, split, len(s), res.n_clusters, res.n_outliers, res.params, res.timings, quality)

@@ -123,13 +123,46 @@ class PoseFile:
 
 
 # --------------------------------------------------------------------------- helpers
+def _shown(text: str) -> str:
+    """``text`` as one can print it: bytes that are no UTF-8 shown as \\xNN escapes."""
+    return text.encode("utf-8", "surrogateescape" if _escaped_only(text) else "backslashreplace").decode(
+        "utf-8", "backslashreplace")
+
+
+def _escaped_only(text: str) -> bool:
+    return all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in text)
+
+
+def check_utf8(values: Iterable[str], where: str) -> None:
+    """Raise `InputError` at the first of ``values`` that is no valid UTF-8 (a file name in
+    another encoding, kept by Python as surrogate escapes): the files store UTF-8 text, so
+    such a name would fail only when the output is written, after all the work."""
+    for v in values:
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(f"{where}: the name '{_shown(v)}' is not valid UTF-8 and cannot be stored in a "
+                             "reidcli file; rename it to UTF-8 (e.g. convmv -f latin1 -t utf8)") from None
+
+
+def _text(value: str) -> str:
+    """An attribute's text, made storable (a non-UTF-8 command line or path is escaped)."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return _shown(value)
+
+
 def _enc_attr(value: Any) -> Any:
-    if isinstance(value, (str, bool, int, float, np.integer, np.floating, np.bool_)):
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, (bool, int, float, np.integer, np.floating, np.bool_)):
         return value
     if value is None:
         return "null"
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
-        return np.array(value, dtype=STR)
+        return np.array([_text(v) for v in value], dtype=STR)
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) for v in value):
         return np.asarray(value)
     return json.dumps(value)
@@ -211,7 +244,7 @@ def _write_header(f: h5py.File, fmt: str, provenance: list[dict]) -> None:
     f.attrs["reid_format"] = fmt
     f.attrs["reid_format_version"] = FORMAT_VERSION
     f.attrs["created_by"] = f"reidcli {__version__}"
-    f.attrs["command"] = " ".join(_argv())
+    f.attrs["command"] = _text(" ".join(_argv()))
     f.create_dataset("provenance", data=np.array([json.dumps(r) for r in provenance], dtype=object),
                      dtype=STR)
 
@@ -308,8 +341,10 @@ def write_features(path: str | os.PathLike, ff: FeaturesFile, *, inputs: Iterabl
                    seed: Optional[int] = None, provenance: Optional[list[dict]] = None) -> Path:
     """Validate ``ff`` and write it atomically to ``path``."""
     path = Path(path)
+    check_utf8([ff.root], "the features file's root folder")
     for name, s in ff.splits.items():
         _validate_split(s, Path(f"<{name}>"), f"/{name}")
+        check_utf8(s.paths, f"split '{name}'")
     prov = provenance if provenance is not None else make_provenance(inputs, seed)
     with _h5_writer(path) as f:
         _write_header(f, "features", prov)
@@ -381,6 +416,7 @@ def write_labels(path: str | os.PathLike, lf: LabelsFile, *, inputs: Iterable = 
                  seed: Optional[int] = None) -> Path:
     path = Path(path)
     _validate_labels(lf, Path("<labels>"))
+    check_utf8(lf.paths, "the labels' paths")
     labels = np.asarray(lf.labels, dtype=np.int64)
     prov = make_provenance(inputs, seed, params=None)
     with _h5_writer(path) as f:
@@ -424,6 +460,7 @@ def write_pose(path: str | os.PathLike, pf: PoseFile, *, inputs: Iterable = (),
                seed: Optional[int] = None) -> Path:
     path = Path(path)
     _validate_pose(pf, Path("<pose>"))
+    check_utf8([pf.root, *pf.paths], "the pose file")
     prov = make_provenance(inputs, seed)
     with _h5_writer(path) as f:
         _write_header(f, "pose", prov)
