@@ -345,3 +345,59 @@ def test_non_utf8_command_line_is_stored_escaped(tmp_path):
     finally:
         set_invocation("reid cluster", ["reid"])
     assert "caf\\xe9.h5" in h5.read_labels(tmp_path / "l.h5").attrs["command"]
+
+
+# --------------------------------------------------------------------------- 6. pretrain --resume
+def _resumable(path: Path) -> Path:
+    """A checkpoint with training state, as 'reid pretrain --arch resnet18_half --height 32
+    --width 16' writes it (no weights needed: the settings are refused before any loading)."""
+    import dataclasses
+
+    from reidcli.data.transforms import AugmentConfig
+    from reidcli.io.ckpt import make_checkpoint, save_checkpoint
+    from reidcli.models import ModelConfig
+    from reidcli.train.config import TrainConfig
+
+    mc = dataclasses.asdict(ModelConfig(arch="resnet18_half", pretrained="none", num_classes=4))
+    aug = dataclasses.asdict(AugmentConfig(height=32, width=16))
+    ck = make_checkpoint(model_config=mc, model_state={}, input_size=(32, 16), method="supervised", epoch=1,
+                         train_state={"config": TrainConfig(epochs=2).to_dict()}, extra={"augment": aug})
+    return save_checkpoint(path, ck)
+
+
+def test_resume_with_changed_model_or_data_settings_is_refused(tmp_path):
+    ck = _resumable(tmp_path / "m.pt")
+    before = ck.read_bytes()
+    (tmp_path / "data").mkdir()
+    res = runner.invoke(app, ["pretrain", str(tmp_path / "data"), "-o", str(ck), "--resume", "--arch", "resnet50",
+                              "--height", "64", "--last-stride", "2", "--device", "cpu"])
+    assert res.exit_code == 1, res.output
+    assert res.stderr.strip().splitlines() == [
+        f"reid pretrain: error: --resume: {ck} was trained with other model or data settings: arch 'resnet50' "
+        "(was 'resnet18_half'), --last-stride 2 (was 1), height 64 (was 32); give the checkpoint's settings, "
+        "or a new -o (or no --resume) to start over"]
+    assert ck.read_bytes() == before
+
+
+def test_resume_without_flags_takes_the_checkpoint_settings(tmp_path):
+    from reidcli.train.pretrain import _resumed_settings, pretrain_arguments
+
+    ck = _resumable(tmp_path / "m.pt")
+    args = pretrain_arguments(_resumed_settings(ck, {"resume": True, "epochs": 3}))
+    assert args["model"].arch == "resnet18_half" and (args["augment"].height, args["augment"].width) == (32, 16)
+    assert args["train"].epochs == 3 and args["method"] == "supervised"
+    # a flag given equal to the checkpoint's passes, one given differently is kept (and refused later)
+    assert pretrain_arguments(_resumed_settings(ck, {"resume": True, "width": 32}))["augment"].width == 32
+
+
+def test_library_resume_refuses_another_arch(tmp_path):
+    from reidcli.data.transforms import AugmentConfig
+    from reidcli.models import ModelConfig
+    from reidcli.train.config import TrainConfig
+    from reidcli.train.pretrain import pretrain
+    from reidcli.utils.errors import ConfigError
+
+    ck = _resumable(tmp_path / "m.pt")
+    with pytest.raises(ConfigError, match="arch 'tiny' \\(was 'resnet18_half'\\)"):
+        pretrain(tmp_path, ck, model=ModelConfig(arch="tiny"), train=TrainConfig(),
+                 augment=AugmentConfig(height=32, width=16), resume=True, device="cpu")
