@@ -74,11 +74,15 @@ def reid_command(name: str, outputs: tuple[str, ...] = ("output",), may_replace:
             except MemoryError:
                 error_line(name, "out of memory; lower --batch-size or use a smaller input")
                 raise typer.Exit(1)
-            except Exception as exc:  # a bug, but still one line for the user
+            except Exception as exc:
                 if _debug["on"]:
                     raise
-                error_line(name, f"internal error: {type(exc).__name__}: {exc} "
-                                 "(rerun with --debug for the traceback and report it)")
+                if isinstance(exc, OSError) and exc.filename is not None:
+                    # a file the system refuses (permissions, a symlink loop, an I/O error)
+                    error_line(name, f"{exc.filename}: {exc.strerror or exc}; check the path and its permissions")
+                else:  # a bug, but still one line for the user
+                    error_line(name, f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                                     "(rerun with --debug for the traceback and report it)")
                 raise typer.Exit(1)
 
         return wrapper

@@ -16,6 +16,7 @@ name) and none of them is one of the command's inputs.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -168,6 +169,20 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return pb.exists() and pa.exists() and os.path.samefile(pa, pb)
     except OSError:
         return False
+
+
+def missing_message(path: str | os.PathLike, fix: str = "check the path", noun: str = "file") -> str:
+    """The error line for an input ``path`` that does not exist: a symlink loop, a dangling
+    symlink, or no such file."""
+    p = Path(path)
+    if p.is_symlink():
+        try:
+            os.stat(p)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return f"{p} is a symlink loop; fix the link"
+        return f"{p} is a dangling symlink (to {os.readlink(p)}); fix the link"
+    return f"{p}: no such {noun}; {fix}"
 
 
 # --------------------------------------------------------------------------- checks before work

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from reidcli import __version__
-from reidcli.io.atomic import atomic_write_bytes, file_digest
+from reidcli.io.atomic import atomic_write_bytes, file_digest, missing_message
 from reidcli.utils.errors import FormatError, InputError
 
 CKPT_FORMAT = "reidcli-checkpoint"
@@ -101,7 +101,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu",
 
     p = Path(path)
     if not p.exists():
-        raise InputError(f"{p}: no such file; check the --ckpt path")
+        raise InputError(missing_message(p, "check the --ckpt path"))
     if p.is_dir():
         raise InputError(f"{p} is a folder, not a checkpoint file")
     _check_magic(p)

@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 
 from reidcli import __version__
-from reidcli.io.atomic import atomic_write_bytes, file_digest
+from reidcli.io.atomic import atomic_write_bytes, file_digest, missing_message
 from reidcli.utils.errors import FormatError, InputError
 
 FORMAT_VERSION = 1
@@ -187,14 +187,34 @@ def read_provenance(path: str | os.PathLike) -> list[dict]:
     try:
         with h5py.File(path, "r") as f:
             return _provenance(f)
-    except (OSError, KeyError):
+    except (OSError, KeyError, ValueError, TypeError, FormatError):
         return []
 
 
 def _provenance(f: h5py.File) -> list[dict]:
     if "provenance" not in f:
         return []
-    return [json.loads(s) for s in f["provenance"].asstr()[()]]
+    p = Path(f.filename)
+    ds = f["provenance"]
+    if not isinstance(ds, h5py.Dataset) or h5py.check_string_dtype(ds.dtype) is None or ds.ndim != 1:
+        raise _fail(p, "/provenance", "must be a 1-D dataset of JSON strings")
+    out = []
+    for i, s in enumerate(_decoded(ds, p, "/provenance")):
+        try:
+            rec = json.loads(s)
+        except ValueError:
+            raise _fail(p, "/provenance", f"record {i} is not valid JSON") from None
+        if not isinstance(rec, dict):
+            raise _fail(p, "/provenance", f"record {i} is a JSON {type(rec).__name__}, not an object")
+        out.append(rec)
+    return out
+
+
+def _decoded(ds: h5py.Dataset, p: Path, key: str) -> list[str]:
+    try:
+        return list(ds.asstr()[()])
+    except UnicodeDecodeError:
+        raise _fail(p, key, "holds text that is not UTF-8") from None
 
 
 def make_provenance(inputs: Iterable[str | os.PathLike], seed: Optional[int] = None,
@@ -268,12 +288,17 @@ def open_checked(path: str | os.PathLike, expected: Optional[str]) -> h5py.File:
     """Open a reidcli h5 file read-only, checking its format name and version."""
     p = Path(path)
     if not p.exists():
-        raise InputError(f"{p}: no such file; check the path")
+        raise InputError(missing_message(p))
     if p.is_dir():
         raise InputError(f"{p} is a folder, not a reidcli .h5 file")
     if not h5py.is_hdf5(p):
         raise FormatError(f"{p} is not an HDF5 file; give a file written by reidcli (features, labels or pose)")
-    f = h5py.File(p, "r")
+    try:
+        f = h5py.File(p, "r")
+    except OSError as exc:  # truncated (a copy cut short), damaged, locked
+        why = str(exc).split("(", 1)[-1].split(")")[0] if "(" in str(exc) else str(exc)
+        raise FormatError(f"{p} is a damaged or truncated HDF5 file ({why}); copy it again or "
+                          "regenerate it") from None
     fmt = _dec_attr(f.attrs.get("reid_format", ""))
     ver = _dec_attr(f.attrs.get("reid_format_version", -1))
     if fmt not in FORMATS:
@@ -297,11 +322,17 @@ def _fail(p: Path, key: str, what: str) -> FormatError:
 def _need(g: h5py.Group, key: str, p: Path) -> h5py.Dataset:
     if key not in g:
         raise _fail(p, f"{g.name.rstrip('/')}/{key}", "is missing")
+    if not isinstance(g[key], h5py.Dataset):
+        raise _fail(p, f"{g.name.rstrip('/')}/{key}", "must be a dataset, not a group")
     return g[key]
 
 
 def _paths(g: h5py.Group, p: Path) -> list[str]:
-    return list(_need(g, "paths", p).asstr()[()])
+    ds = _need(g, "paths", p)
+    key = f"{g.name.rstrip('/')}/paths"
+    if h5py.check_string_dtype(ds.dtype) is None or ds.ndim != 1:
+        raise _fail(p, key, f"must be a 1-D array of strings; found {ds.dtype} {ds.shape}")
+    return _decoded(ds, p, key)
 
 
 def _stored(f: h5py.File, p: Path) -> dict[str, Any]:

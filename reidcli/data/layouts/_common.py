@@ -25,16 +25,30 @@ def is_image_name(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTS
 
 
+def unreadable(exc: OSError) -> InputError:
+    """A folder of the dataset that cannot be listed (permissions, a symlink loop, I/O)."""
+    return InputError(f"{exc.filename}: cannot be read ({exc.strerror or exc}); fix its permissions, "
+                      "or move it out of the dataset folder")
+
+
+def _raise(exc: OSError) -> None:
+    raise unreadable(exc)
+
+
 def image_names(folder: Path) -> list[str]:
     """Sorted names of the image files directly inside ``folder`` (other files ignored)."""
-    with os.scandir(folder) as it:
-        return sorted(e.name for e in it if is_image_name(e.name) and e.is_file())
+    try:
+        with os.scandir(folder) as it:
+            return sorted(e.name for e in it if is_image_name(e.name) and e.is_file())
+    except OSError as exc:
+        raise unreadable(exc) from None
 
 
 def walk_images(folder: Path) -> Iterator[str]:
-    """Relative POSIX paths of every image below ``folder`` (hidden folders skipped), sorted."""
+    """Relative POSIX paths of every image below ``folder`` (hidden folders skipped), sorted;
+    a sub-folder that cannot be listed is an error, not silently left out."""
     out = []
-    for dirpath, dirnames, filenames in os.walk(folder):
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=_raise):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         rel = Path(dirpath).relative_to(folder).as_posix()
         prefix = "" if rel == "." else rel + "/"
@@ -53,8 +67,11 @@ def has_images(folder: Path) -> bool:
 
 def subdirs(folder: Path) -> list[str]:
     """Sorted names of the visible sub-folders of ``folder``."""
-    with os.scandir(folder) as it:
-        return sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
+    try:
+        with os.scandir(folder) as it:
+            return sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
+    except OSError as exc:
+        raise unreadable(exc) from None
 
 
 def require_dir(path: Path, what: str, fix: str = "") -> Path:
