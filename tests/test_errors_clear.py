@@ -145,3 +145,130 @@ def test_nan_learning_rate(tmp_path):
     line = one_line(runner.invoke(app, ["pretrain", str(tmp_path / "d"), "-o", str(tmp_path / "m.pt"),
                                         "--lr", "nan"]), "pretrain")
     assert line.endswith("--lr must be a float > 0; got nan")
+
+
+# --------------------------------------------------------------------------- 8. validators
+def _q(n=6, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"features": rng.normal(size=(n, d)).astype(np.float32), "pids": np.arange(n) % 3,
+            "camids": np.zeros(n, np.int64)}
+
+
+@pytest.mark.parametrize("change,words", [
+    ({"pids": (np.arange(6) % 3)[:, None]}, "query pids must be 1-D [N]; found shape (6, 1)"),
+    ({"pids": np.arange(6) % 3 + 0.5}, "query pids must be whole numbers; found 0.5 at row 0"),
+    ({"camids": -np.ones(6, np.int64)}, "query camids must be >= 0; found -1 at row 0"),
+    ({"pids": np.arange(5)}, "query pids has 5 rows but query features has 6"),
+    ({"features": np.zeros((6, 0), np.float32)}, "0 dimensions"),
+    ({"features": np.zeros((6, 5), np.float32)}, "query features are 5-d but gallery features are 4-d"),
+])
+def test_evaluate_refuses_bad_arrays(change, words):
+    from reidcli.eval import evaluate
+    from reidcli.utils.errors import InputError
+
+    g = {**_q(9, seed=1), "camids": np.ones(9, np.int64)}
+    if change.get("features") is not None and change["features"].shape[1] == 0:
+        g["features"] = np.zeros((9, 0), np.float32)
+    with pytest.raises(InputError) as err:
+        evaluate({**_q(), **change}, g)
+    assert words in str(err.value)
+
+
+def test_integral_float_ids_are_accepted_as_ints():
+    from reidcli.eval import evaluate
+
+    q, g = _q(), {**_q(9, seed=1), "camids": np.ones(9, np.int64)}
+    ref = evaluate(q, g).mean["mAP"]
+    assert evaluate({**q, "pids": q["pids"].astype(float)}, g).mean["mAP"] == ref
+
+
+def _split(n=4, d=3, **kw):
+    base = dict(features=np.ones((n, d), np.float32), paths=[f"{i}.jpg" for i in range(n)],
+                pids=np.arange(n), camids=np.zeros(n, np.int64))
+    return h5.SplitFeatures(**{**base, **kw})
+
+
+@pytest.mark.parametrize("split,words", [
+    (_split(pids=np.arange(4)[:, None]), "/train/pids must be 1-D [N]; found shape (4, 1)"),
+    (_split(pids=np.array([0.0, 1.5, 2.0, 3.0])), "/train/pids must be whole numbers; found 1.5 at row 1"),
+    (_split(camids=np.array([0, -1, 0, 0])), "/train/camids must be >= 0; found -1 at row 1"),
+    (_split(features=np.ones((4, 0), np.float32)), "/train/features has 4 rows of 0 dimensions"),
+])
+def test_features_writer_and_reader_refuse_bad_ids(tmp_path, split, words):
+    from reidcli.utils.errors import FormatError
+
+    with pytest.raises(FormatError, match=words.replace("[", "\\[").replace("(", "\\(").replace(")", "\\)")):
+        h5.write_features(tmp_path / "f.h5", h5.FeaturesFile({"train": split}))
+    # a file written by another tool holding the same values: the reader says the same
+    good = h5.write_features(tmp_path / "g.h5", h5.FeaturesFile({"train": _split()}))
+    with h5py.File(good, "r+") as f:
+        for key in ("pids", "camids", "features"):
+            del f[f"train/{key}"]
+            f[f"train/{key}"] = np.asarray(getattr(split, key))
+    with pytest.raises(FormatError) as err:
+        h5.read_features(good)
+    assert words in str(err.value) and str(good) in str(err.value)
+
+
+def test_float_labels_are_not_truncated(tmp_path):
+    from reidcli.utils.errors import FormatError
+
+    lf = h5.write_labels(tmp_path / "l.h5", h5.LabelsFile(np.arange(4) % 2, [f"{i}.jpg" for i in range(4)]))
+    with h5py.File(lf, "r+") as f:
+        del f["labels"]
+        f["labels"] = np.array([0.0, 1.7, 0.0, 1.0])
+    with pytest.raises(FormatError, match="/labels must be whole numbers; found 1.7 at row 1"):
+        h5.read_labels(lf)
+
+
+def test_splits_of_different_sizes_in_one_file(tmp_path):
+    from reidcli.utils.errors import FormatError
+
+    with pytest.raises(FormatError, match="different feature sizes \\(query 3-d, gallery 5-d\\)"):
+        h5.write_features(tmp_path / "f.h5", h5.FeaturesFile({"query": _split(), "gallery": _split(d=5)}))
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["cluster", "F", "-o", "OUT", "--gpu", "bogus"], "--gpu must be one of auto, yes, no; got 'bogus'"),
+    (["evaluate", "F", "--shot", "bogus"], "--shot must be one of single, multi; got 'bogus'"),
+])
+def test_bogus_choices(tmp_path, argv, words):
+    f = _features(tmp_path / "f.h5")
+    args = [str({"F": f, "OUT": tmp_path / "l.h5"}.get(a, a)) for a in argv]
+    assert one_line(runner.invoke(app, args), argv[0]).endswith(words)
+    assert not (tmp_path / "l.h5").exists()
+
+
+def test_skip_bad_with_every_image_bad_fails(tmp_path):
+    data = tmp_path / "bad"
+    data.mkdir()
+    for i in range(3):
+        (data / f"{i}.jpg").write_bytes(b"not an image")
+    from reidcli.io.ckpt import make_checkpoint, save_checkpoint
+    from reidcli.models import ModelConfig, build_model
+
+    cfg = ModelConfig(arch="resnet18_half", num_classes=2)
+    net = build_model(cfg)
+    save_checkpoint(tmp_path / "m.pt", make_checkpoint(model_config=cfg.to_dict(), model_state=net.state_dict(),
+                                                       input_size=(32, 16), method="supervised", epoch=1,
+                                                       feat_dim=net.feat_dim))
+    out = tmp_path / "f.h5"
+    res = runner.invoke(app, ["-q", "features", "--ckpt", str(tmp_path / "m.pt"), str(data), "--format", "unlabelled",
+                              "--skip-bad", "-o", str(out), "-j", "0", "--device", "cpu"])
+    assert res.exit_code == 1, res.output
+    assert "every image of split 'train' (3)" in res.stderr.strip().splitlines()[-1]
+    assert not out.exists()
+
+
+def test_sparse_huge_label_ids_are_compacted_without_a_huge_array():
+    import tracemalloc
+
+    from reidcli.train.finetune import _compact
+
+    labels = np.array([5 * 10**12, -1, 7, 5 * 10**12, 10**15, 7])
+    tracemalloc.start()
+    out, _ = _compact(labels, None)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert out.tolist() == [1, -1, 0, 1, 2, 0]
+    assert peak < 1 << 20  # a remap table as long as the largest id would be petabytes

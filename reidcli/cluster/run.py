@@ -72,6 +72,9 @@ def cluster_features(features: np.ndarray, *, method: str = DEFAULT_CLUSTERER,
                   "centers": centers, "camera_norm": camera_norm}, COMMON_CONSTRAINTS)
     if keep_clusters is not None and expand_threshold is None:
         raise ParamError("keep_clusters", "needs expand_threshold (the label expansion it belongs to)")
+    features = np.asarray(features)
+    if features.ndim != 2 or (len(features) and features.shape[1] == 0):
+        raise InputError(f"{where}: features must be [N, D] with D >= 1; found shape {features.shape}")
     opts.check(features.shape[0], where)
     x = original = l2_normalize(features)
     params: dict = {"method": method, "normalized": True, "seed": seed, "camera_norm": camera_norm}

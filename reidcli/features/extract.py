@@ -175,6 +175,10 @@ def extract(ckpt: str | os.PathLike, data: str | os.PathLike | Dataset, out: str
             raise _full_report(ds, names, shard, exc) from None
         for i in np.flatnonzero(~ok):
             log.warning("skipped unreadable image %s", recs[i].path)
+        if len(recs) and not ok.any():
+            raise BadImages(f"every image of split '{s}' ({len(recs)}) in {ds.root} is unreadable; nothing "
+                            "to write: check the dataset folder (are these images?)",
+                            [r.path for r in recs])
         skipped[s] = int((~ok).sum())
         result[s] = _split(feats[ok], [r for r, k in zip(recs, ok) if k])
         if save_heatmaps:

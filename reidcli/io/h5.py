@@ -24,6 +24,7 @@ import numpy as np
 
 from reidcli import __version__
 from reidcli.io.atomic import atomic_write_bytes, file_digest, missing_message
+from reidcli.utils.checks import ids_problem
 from reidcli.utils.errors import FormatError, InputError
 
 FORMAT_VERSION = 1
@@ -376,6 +377,7 @@ def write_features(path: str | os.PathLike, ff: FeaturesFile, *, inputs: Iterabl
     for name, s in ff.splits.items():
         _validate_split(s, Path(f"<{name}>"), f"/{name}")
         check_utf8(s.paths, f"split '{name}'")
+    _same_dims(ff.splits, Path("<features>"))
     prov = provenance if provenance is not None else make_provenance(inputs, seed)
     with _h5_writer(path) as f:
         _write_header(f, "features", prov)
@@ -396,19 +398,42 @@ def write_features(path: str | os.PathLike, ff: FeaturesFile, *, inputs: Iterabl
     return path
 
 
+def _ids(p: Path, key: str, values, min_value: int, dtype=np.int64) -> np.ndarray:
+    problem = ids_problem(values, min_value)
+    if problem:
+        raise _fail(p, key, problem)
+    return np.asarray(values).astype(dtype)
+
+
 def _validate_split(s: SplitFeatures, p: Path, key: str) -> None:
+    """Check one split; its id arrays become int64 (int8 modality) once they pass."""
     x = s.features
     if x.ndim != 2:
         raise _fail(p, f"{key}/features", f"must be 2-D [N, D]; found shape {x.shape}")
     if x.dtype not in (np.float32, np.float16):
         raise _fail(p, f"{key}/features", f"must be float32 or float16; found {x.dtype}")
     n = x.shape[0]
+    if n and x.shape[1] == 0:
+        raise _fail(p, f"{key}/features", f"has {n} rows of 0 dimensions; re-extract the features")
+    s.pids = _ids(p, f"{key}/pids", s.pids, -1)
+    s.camids = _ids(p, f"{key}/camids", s.camids, 0)
+    if s.modality is not None:
+        s.modality = _ids(p, f"{key}/modality", s.modality, 0, np.int8)
     _check_rows(p, key, n, "features", {"paths": s.paths, "pids": s.pids, "camids": s.camids,
                                          "modality": s.modality})
     if n and not np.isfinite(x).all():
         bad = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
         raise _fail(p, f"{key}/features", f"holds NaN/Inf (first at row {bad}, {s.paths[bad]})")
     _check_paths(list(s.paths), p, f"{key}/paths")
+
+
+def _same_dims(splits: dict[str, SplitFeatures], p: Path) -> None:
+    """Every non-empty split of one file has the same feature size (one network made them)."""
+    dims = {name: s.features.shape[1] for name, s in splits.items() if len(s)}
+    if len(set(dims.values())) > 1:
+        listed = ", ".join(f"{n} {d}-d" for n, d in dims.items())
+        raise _fail(p, "/", f"holds splits of different feature sizes ({listed}); extract all splits with "
+                    "one checkpoint")
 
 
 def read_features(path: str | os.PathLike, splits: Optional[Sequence[str]] = None) -> FeaturesFile:
@@ -429,15 +454,16 @@ def read_features(path: str | os.PathLike, splits: Optional[Sequence[str]] = Non
             s = SplitFeatures(
                 features=feats,
                 paths=_paths(g, p),
-                pids=_need(g, "pids", p)[()].astype(np.int64),
-                camids=_need(g, "camids", p)[()].astype(np.int64),
-                modality=g["modality"][()].astype(np.int8) if "modality" in g else None,
+                pids=_need(g, "pids", p)[()],  # made int64 by _validate_split, never truncated
+                camids=_need(g, "camids", p)[()],
+                modality=_need(g, "modality", p)[()] if "modality" in g else None,
             )
             for k in g.keys():
                 if k not in ("features", "paths", "pids", "camids", "modality"):
                     s.extra[k] = g[k][()]
             _validate_split(s, p, f"/{name}")
             out[name] = s
+        _same_dims(out, p)
         meta = _stored(f, p)
         return FeaturesFile(splits=out, root=str(meta["attrs"].pop("root", "")), **meta)
 
@@ -464,12 +490,12 @@ def write_labels(path: str | os.PathLike, lf: LabelsFile, *, inputs: Iterable = 
 
 
 def _validate_labels(lf: LabelsFile, p: Path) -> None:
+    """Check a labels file's object; its labels become int64 once they pass."""
     labels = np.asarray(lf.labels)
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise _fail(p, "/labels", f"must be a 1-D integer array; found {labels.dtype} {labels.shape}")
-    _check_rows(p, "", len(labels), "labels", {"paths": lf.paths})
-    if (labels < -1).any():
+    if labels.ndim == 1 and len(labels) and (labels < -1).any():
         raise _fail(p, "/labels", "holds values below -1 (only -1 may mark an outlier)")
+    labels = lf.labels = _ids(p, "/labels", labels, -1)
+    _check_rows(p, "", len(labels), "labels", {"paths": lf.paths})
     if lf.centers is not None:
         c = np.asarray(lf.centers)
         k = int(labels.max()) + 1 if len(labels) else 0
@@ -482,7 +508,7 @@ def _validate_labels(lf: LabelsFile, p: Path) -> None:
 def read_labels(path: str | os.PathLike) -> LabelsFile:
     """Read and validate a labels file."""
     return _read(path, "labels", lambda f, p: LabelsFile(
-        labels=_need(f, "labels", p)[()].astype(np.int64), paths=_paths(f, p),
+        labels=_need(f, "labels", p)[()], paths=_paths(f, p),
         centers=f["centers"][()] if "centers" in f else None, **_stored(f, p)), _validate_labels)
 
 
