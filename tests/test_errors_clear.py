@@ -272,3 +272,37 @@ def test_sparse_huge_label_ids_are_compacted_without_a_huge_array():
     tracemalloc.stop()
     assert out.tolist() == [1, -1, 0, 1, 2, 0]
     assert peak < 1 << 20  # a remap table as long as the largest id would be petabytes
+
+
+# --------------------------------------------------------------------------- 10. click's errors
+@pytest.mark.parametrize("argv,line", [
+    (["cluster", "F", "-o", "OUT", "--eps", "abc"],
+     "reid cluster: error: Invalid value for '--eps': must be a float or 'auto'; got 'abc' "
+     "(see 'reid cluster --help')"),
+    (["cluster"], "reid cluster: error: Missing argument 'features'. (see 'reid cluster --help')"),
+    (["cluster", "F", "-o", "OUT", "--nope"], "reid cluster: error: No such option: --nope (see 'reid cluster --help')"),
+    (["clustr"], "reid: error: No such command 'clustr'. Did you mean 'cluster'? (see 'reid --help')"),
+    (["finetune", "D", "--ckpt", "F", "-o", "OUT", "--lr", "nan"],
+     "reid finetune: error: Invalid value for '--lr': Input should be greater than or equal to 0 "
+     "(see 'reid finetune --help')"),
+])
+def test_usage_errors_are_one_line_exit_2(tmp_path, argv, line):
+    f = _features(tmp_path / "f.h5")
+    (tmp_path / "d").mkdir()
+    args = [str({"F": f, "OUT": tmp_path / "l.h5", "D": tmp_path / "d"}.get(a, a)) for a in argv]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2
+    assert res.stderr.strip().splitlines() == [line]
+    assert not (tmp_path / "l.h5").exists()
+
+
+def test_standalone_entry_point_usage_error_is_one_line():
+    import subprocess
+    import sys
+
+    code = "import sys; sys.argv = ['reid-cluster', 'x.h5', '--eps', 'abc']; from reidcli.cli.app import cluster_main; cluster_main()"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [
+        "reid cluster: error: Invalid value for '--eps': must be a float or 'auto'; got 'abc' (see 'reid cluster --help')"]
