@@ -156,6 +156,45 @@ def _check_header(ck: Any, p: Path) -> None:
     if missing:
         raise FormatError(f"{p} is a reidcli checkpoint without '{missing[0]}'; the file is "
                           "invalid, re-create it")
+    for key, (ok, what) in _FIELDS.items():
+        if key in ck and not (ck[key] is None and key in _MAY_BE_NONE) and not ok(ck[key]):
+            raise FormatError(f"{p}: the checkpoint's '{key}' is not {what}; the file is invalid, re-create it")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _numbers(n: int):
+    return lambda v: isinstance(v, (list, tuple)) and len(v) == n and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+
+
+def _tensors(v: Any) -> bool:
+    import torch
+
+    return isinstance(v, dict) and all(isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in v.items())
+
+
+# field -> (check, what it must be): the types the readers and `describe_checkpoint` rely on
+_FIELDS = {
+    "model_config": (lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v), "a dict of settings"),
+    "input_size": (lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and x > 0 for x in v),
+                   "[height, width] (2 positive ints)"),
+    "pixel_mean": (_numbers(3), "3 numbers"),
+    "pixel_std": (_numbers(3), "3 numbers"),
+    "model": (_tensors, "a state dict (names -> tensors)"),
+    "nets": (lambda v: isinstance(v, dict) and all(_tensors(x) for x in v.values()), "a dict of state dicts"),
+    "feat_dim": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
+    "epoch": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
+    "iteration": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
+    "method": (lambda v: isinstance(v, str), "a name"),
+    "kind": (lambda v: isinstance(v, str), "a name"),
+    "bn": (lambda v: isinstance(v, dict) and isinstance(v.get("domains", []), list), "a dict"),
+    "provenance": (lambda v: isinstance(v, list) and all(isinstance(r, dict) for r in v), "a list of records"),
+    "train_state": (lambda v: isinstance(v, dict), "a dict"),
+}
+_MAY_BE_NONE = ("train_state",)
 
 
 def _guess_foreign(obj: Any) -> str:

@@ -285,8 +285,19 @@ def _str_array(values: Sequence[str]) -> np.ndarray:
     return np.array(list(values), dtype=object)
 
 
-def open_checked(path: str | os.PathLike, expected: Optional[str]) -> h5py.File:
-    """Open a reidcli h5 file read-only, checking its format name and version."""
+# what h5py raises on a file damaged past its header (a bad B-tree, a cut attribute, ...)
+_DAMAGED = (OSError, RuntimeError, KeyError, ValueError, TypeError)
+
+
+def _brief(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"[:160]
+
+
+@contextmanager
+def open_checked(path: str | os.PathLike, expected: Optional[str]) -> Iterator[h5py.File]:
+    """Open a reidcli h5 file read-only (a context manager), checking its format name and
+    version; an HDF5 error met while reading it (a damaged file) becomes one `FormatError`."""
     p = Path(path)
     if not p.exists():
         raise InputError(missing_message(p))
@@ -300,20 +311,25 @@ def open_checked(path: str | os.PathLike, expected: Optional[str]) -> h5py.File:
         why = str(exc).split("(", 1)[-1].split(")")[0] if "(" in str(exc) else str(exc)
         raise FormatError(f"{p} is a damaged or truncated HDF5 file ({why}); copy it again or "
                           "regenerate it") from None
+    try:
+        with f:
+            _check_format(f, p, expected)
+            yield f
+    except _DAMAGED as exc:
+        raise FormatError(f"{p} is a damaged HDF5 file ({_brief(exc)}); copy it again or regenerate it") from None
+
+
+def _check_format(f: h5py.File, p: Path, expected: Optional[str]) -> None:
     fmt = _dec_attr(f.attrs.get("reid_format", ""))
     ver = _dec_attr(f.attrs.get("reid_format_version", -1))
-    if fmt not in FORMATS:
-        f.close()
+    if not isinstance(fmt, str) or fmt not in FORMATS:
         raise FormatError(f"{p} is an HDF5 file but not a reidcli file (no reid_format attribute); "
                           "make it with reid features, reid cluster or reid extract-pose")
     if expected is not None and fmt != expected:
-        f.close()
         raise FormatError(f"{p} is a reidcli '{fmt}' file but a '{expected}' file is expected here")
-    if not isinstance(ver, int) or ver > FORMAT_VERSION:
-        f.close()
-        raise FormatError(f"{p} has reid_format_version {ver} but this reidcli {__version__} reads "
+    if not isinstance(ver, int) or isinstance(ver, bool) or ver > FORMAT_VERSION:
+        raise FormatError(f"{p} has reid_format_version {ver!r} but this reidcli {__version__} reads "
                           f"version <= {FORMAT_VERSION}; upgrade reidcli")
-    return f
 
 
 def _fail(p: Path, key: str, what: str) -> FormatError:
@@ -407,7 +423,7 @@ def _ids(p: Path, key: str, values, min_value: int, dtype=np.int64) -> np.ndarra
 
 def _validate_split(s: SplitFeatures, p: Path, key: str) -> None:
     """Check one split; its id arrays become int64 (int8 modality) once they pass."""
-    x = s.features
+    x = s.features = np.asarray(s.features)
     if x.ndim != 2:
         raise _fail(p, f"{key}/features", f"must be 2-D [N, D]; found shape {x.shape}")
     if x.dtype not in (np.float32, np.float16):
@@ -460,7 +476,7 @@ def read_features(path: str | os.PathLike, splits: Optional[Sequence[str]] = Non
             )
             for k in g.keys():
                 if k not in ("features", "paths", "pids", "camids", "modality"):
-                    s.extra[k] = g[k][()]
+                    s.extra[k] = _need(g, k, p)[()]
             _validate_split(s, p, f"/{name}")
             out[name] = s
         _same_dims(out, p)
@@ -492,7 +508,7 @@ def write_labels(path: str | os.PathLike, lf: LabelsFile, *, inputs: Iterable = 
 def _validate_labels(lf: LabelsFile, p: Path) -> None:
     """Check a labels file's object; its labels become int64 once they pass."""
     labels = np.asarray(lf.labels)
-    if labels.ndim == 1 and len(labels) and (labels < -1).any():
+    if labels.ndim == 1 and labels.dtype.kind in "iuf" and len(labels) and (labels < -1).any():
         raise _fail(p, "/labels", "holds values below -1 (only -1 may mark an outlier)")
     labels = lf.labels = _ids(p, "/labels", labels, -1)
     _check_rows(p, "", len(labels), "labels", {"paths": lf.paths})
@@ -509,7 +525,7 @@ def read_labels(path: str | os.PathLike) -> LabelsFile:
     """Read and validate a labels file."""
     return _read(path, "labels", lambda f, p: LabelsFile(
         labels=_need(f, "labels", p)[()], paths=_paths(f, p),
-        centers=f["centers"][()] if "centers" in f else None, **_stored(f, p)), _validate_labels)
+        centers=_need(f, "centers", p)[()] if "centers" in f else None, **_stored(f, p)), _validate_labels)
 
 
 # --------------------------------------------------------------------------- pose

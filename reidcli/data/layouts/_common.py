@@ -35,6 +35,17 @@ def _raise(exc: OSError) -> None:
     raise unreadable(exc)
 
 
+def read_text(path: Path) -> str:
+    """A list file's text (UTF-8, a BOM allowed); another encoding is one clear error."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save the list as "
+                         "UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+
+
 def image_names(folder: Path) -> list[str]:
     """Sorted names of the image files directly inside ``folder`` (other files ignored)."""
     try:
@@ -124,7 +135,7 @@ class ListLine:
 def read_list_file(path: Path) -> list[ListLine]:
     """Parse ``<relative/path> <int label>`` lines (MSMT17 and RegDB list files)."""
     out = []
-    for i, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+    for i, line in enumerate(read_text(path).splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
