@@ -13,8 +13,19 @@
 #   kd                ULA label expansion (seed 003: Euclidean DBSCAN, templates, cosine 0.8) +
 #                     KD weight blending every 5 epochs (5 epochs of ITERS/5 steps per round)
 #   joint             labelled source + pseudo-labelled target together (seed 004's joint objective)
+#   camstyle          seed 004 without clustering: `reid stylize fit --method color` on the target,
+#                     `stylize apply` (every training image in every other camera), then ROUNDS
+#                     rounds of `finetune --method camstyle --styled` (ITERS steps each, no cluster)
+#   mar               soft multilabel adaptation (seed 001 / MAR), no clustering (each round is
+#                     finetune alone): the source is the labelled reference set (uda.mk's REFERENCE
+#                     defaults to SOURCE), its agents start as the source model's mean embedding of
+#                     each source identity; MDL from a round's first step (--mdl-warmup-epochs 0:
+#                     each round restarts MAR's soft-multilabel memory); P x K / 2 target and
+#                     P x K / 2 reference images per step
+# Opt-in (ROWS="... joint+styled"): joint with the styled images as positives of their pseudo-label.
 # bin/compare_table.py prints one table: mAP, Rank-1, gap closed, CPU and wall time of the
-# row's own stages, pseudo-label pair precision of the last round, and the load average.
+# row's own stages, pseudo-label pair precision of the last round ("-" without clustering),
+# and the load average.
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 .DELETE_ON_ERROR:
@@ -28,7 +39,7 @@ UDA = $(MAKE) --no-print-directory -f bin/uda.mk OUT=$(OUT) ROUNDS=$(ROUNDS) ITE
 RB_OUT := $(OUT)/rbnet
 KD_EPS ?= 0.7
 KD_ITERS := $(shell echo $$(( $(ITERS) / 5 )))
-ROWS := pseudo pseudo+camnorm mmt rbnet+mmt kd joint
+ROWS ?= pseudo pseudo+camnorm mmt rbnet+mmt kd joint camstyle mar
 
 # per row: the uda.mk variables and the folder of its rounds
 row_vars_pseudo = METHOD=pseudo RUN=pseudo CAMERA_NORM=0
@@ -42,6 +53,9 @@ row_vars_rbnet+mmt = OUT=$(RB_OUT) SOURCE=$(OUT)/data/market TARGET=$(OUT)/data/
 row_vars_kd = METHOD=kd RUN=kd CAMERA_NORM=0 CLUSTER_METHOD=dbscan-euclidean EPS=$(KD_EPS) MIN_SAMPLES=4 \
   CLUSTER_ARGS="--expand-threshold 0.8 --keep-clusters 59" EPOCHS=5 ITERS=$(KD_ITERS) FT_ARGS="--kd-every 5"
 row_vars_joint = METHOD=joint RUN=joint CAMERA_NORM=0
+row_vars_mar = METHOD=mar RUN=mar CAMERA_NORM=0 FT_ARGS="--mdl-warmup-epochs 0"
+row_vars_camstyle = METHOD=camstyle RUN=camstyle CAMERA_NORM=0
+row_vars_joint+styled = METHOD=joint RUN=joint+styled CAMERA_NORM=0 STYLE=1
 row_dir = $(if $(filter rbnet+mmt,$(1)),$(RB_OUT)/mmt,$(OUT)/$(1))
 row_direct = $(if $(filter rbnet+mmt,$(1)),$(RB_OUT)/direct.json,$(OUT)/direct.json)
 
@@ -54,7 +68,8 @@ $(OUT)/base.time.json:
 define ROW
 $(call row_dir,$(1))/row.time.json: $(OUT)/base.time.json
 	@mkdir -p $$(@D)
-	bin/run-timed $$@ -- $(UDA) $(row_vars_$(1)) $(call row_dir,$(1))/r$(ROUNDS).json $(call row_direct,$(1))
+	bin/run-timed $$@ -- $(UDA) $(row_vars_$(1)) $(foreach i,$(shell seq 1 $(ROUNDS)),$(call row_dir,$(1))/r$(i).json) \
+	  $(call row_direct,$(1))
 endef
 $(foreach r,$(ROWS),$(eval $(call ROW,$(r))))
 

@@ -5,7 +5,8 @@
 
 Each ``--row NAME=DIR=DIRECT`` names a run folder holding ``r1.json .. rN.json`` (``reid
 evaluate --json``), ``rN.labels.quality.json`` (``reid cluster --json``) and ``row.time.json``
-(bin/run-timed), and the direct-transfer result of the source model it started from.
+(bin/run-timed), and the direct-transfer result of the source model it started from; a run
+without clustering (camstyle, mar) has no quality file and shows "-" as its pair precision.
 Columns: mAP and Rank-1 after the last round, the share of the direct -> oracle mAP gap it
 closed (against the shared direct transfer and oracle in OUT), mAP after each round, the
 pair precision of the last round's pseudo-labels, and the CPU / wall seconds of the row's
@@ -28,7 +29,8 @@ def row(name: str, folder: Path, direct: Path, rounds: int, base: tuple[float, f
     d0, oracle = base
     res = [_load(folder / f"r{i}.json") for i in range(1, rounds + 1)]
     last = res[-1]
-    quality = _load(folder / f"r{rounds}.labels.quality.json").get("quality", {})
+    qpath = folder / f"r{rounds}.labels.quality.json"
+    quality = _load(qpath).get("quality", {}) if qpath.exists() else None
     timing = _load(folder / "row.time.json")
     own_direct = 100 * _load(direct)["mAP"]
     m = 100 * last["mAP"]
@@ -36,7 +38,7 @@ def row(name: str, folder: Path, direct: Path, rounds: int, base: tuple[float, f
     label = name if abs(own_direct - d0) < 1e-9 else f"{name} (direct {own_direct:.1f})"
     return [label, f"{m:.1f}", f"{100 * last['rank1']:.1f}", f"{100 * closed:.0f}%",
             " ".join(f"{100 * r['mAP']:.1f}" for r in res),
-            f"{quality.get('pair_precision', float('nan')):.3f}",
+            "-" if quality is None else f"{quality.get('pair_precision', float('nan')):.3f}",
             f"{timing['cpu_s']:.0f}", f"{timing['wall_s']:.0f}", f"{timing['load'][0]:.1f}"]
 
 

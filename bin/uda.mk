@@ -5,7 +5,9 @@
 #   make -f bin/uda.mk demo SOURCE=/data/market TARGET=/data/duke ARCH=resnet50 ...
 #
 # synth -> pretrain (source, and an oracle on the target's labels) -> features -> cluster
-# -> finetune, ROUNDS times -> features -> evaluate -> one table. Every intermediate file
+# -> finetune, ROUNDS times -> features -> evaluate -> one table. METHOD=camstyle (seed 004)
+# clusters nothing: stylize fit + apply on the target once, then ROUNDS finetune rounds on
+# the styled images; STYLE=1 adds the styled images (--styled) to any other method. Every intermediate file
 # is a target, so an interrupted run resumes where it stopped, and every parameter is a
 # variable recorded in a stamp file ($(OUT)/.args/*), so changing one reruns only the
 # stages that depend on it. Outputs of a failed command are deleted (.DELETE_ON_ERROR).
@@ -79,10 +81,17 @@ EPOCHS ?= 1
 ITERS ?= 80
 LR ?= 3.5e-4
 FT_ARGS ?=
+# camera styles of the target (reid stylize): fitted on the target's training split and
+# applied to it in every camera's style; used by camstyle and, with STYLE=1, by any method
+STYLE ?= 0
+STYLE_METHOD ?= color
 # extra `reid pretrain` flags (bin/compare.mk: --arch rbnet's --pose) and the name of the
 # adaptation run's folder (default: the method), so variants of one method sit side by side
 PRE_ARGS ?=
 RUN ?= $(METHOD)
+# mar (seed 001) needs no clustering either: it describes the target by the identities of a
+# labelled reference set, REFERENCE (default: the source)
+REFERENCE ?= $(SOURCE)
 SEED ?= 0
 DEVICE ?= auto
 WORKERS ?=
@@ -101,12 +110,20 @@ cluster_opts_kmeans = --k $(KMEANS_K)
 CLUSTER_ARGS ?=
 cluster_args = --method $(CLUSTER_METHOD) $(cluster_opts_$(CLUSTER_METHOD)) $(CLUSTER_ARGS) --centers --seed $(SEED) \
   $(if $(filter 1,$(CAMERA_NORM)),--camera-norm) --threads $(THREADS)
+# camstyle and mar need no pseudo-labels; camstyle (and STYLE=1) trains on the styled target
+# images, mar on the target and REFERENCE
+clusters := $(if $(filter camstyle mar,$(METHOD)),,1)
+styled := $(if $(or $(filter camstyle,$(METHOD)),$(filter 1,$(STYLE))),1)
 ft_args = --method $(METHOD) --epochs $(EPOCHS) --iters $(ITERS) --lr $(LR) -P $(P) -K $(K) \
-  --seed $(SEED) $(common) $(if $(filter joint,$(METHOD)),--source $(SOURCE)) $(FT_ARGS)
+  --seed $(SEED) $(common) $(if $(filter joint camstyle,$(METHOD)),--source $(SOURCE)) \
+  $(if $(filter mar,$(METHOD)),--reference $(REFERENCE)) \
+  $(if $(styled),--styled $(STYLED)) $(FT_ARGS)
+stylize_args = --method $(STYLE_METHOD) --seed $(SEED) --device $(DEVICE)
 feat_args = $(common) $(EXTRA_FEATURES_ARGS)
 
 A := $(OUT)/.args
 R := $(OUT)/$(RUN)
+STYLED ?= $(R)/styled
 rounds := $(shell seq 1 $(ROUNDS))
 
 # A stamp file holds a stage's parameters; it is rewritten (newer) only when they change.
@@ -119,6 +136,7 @@ $(A)/features: FORCE ; $(call stamp,$(common))
 $(A)/features-$(RUN): FORCE ; $(call stamp,$(feat_args))
 $(A)/cluster-$(RUN): FORCE ; $(call stamp,$(cluster_args))
 $(A)/finetune-$(RUN): FORCE ; $(call stamp,$(ft_args))
+$(A)/stylize-$(RUN): FORCE ; $(call stamp,$(stylize_args))
 FORCE:
 
 # -- stages -----------------------------------------------------------------------------
@@ -141,6 +159,13 @@ $(OUT)/oracle.h5: $(OUT)/oracle.pt $(A)/features $(tgt_dep)
 $(R)/r%.h5: $(R)/r%.pt $(A)/features-$(RUN) $(tgt_dep)
 	$(REID) features --ckpt $< $(TARGET) -o $@ $(feat_args)
 
+# the target's camera styles (one model, then every training image in every other camera)
+$(R)/style.pt: $(tgt_dep) $(A)/stylize-$(RUN)
+	@mkdir -p $(@D)
+	$(REID) stylize fit $(TARGET) -o $@ $(stylize_args)
+$(STYLED)/manifest.csv: $(R)/style.pt
+	$(REID) stylize apply --model $< $(TARGET) -o $(@D) --force --device $(DEVICE)
+
 %.json: %.h5
 	$(REID) evaluate $< --json --threads $(THREADS) > $@
 
@@ -151,8 +176,10 @@ define ROUND
 $(R)/r$(1).labels.h5: $(call prev,$(1)).h5 $(A)/cluster-$(RUN)
 	@mkdir -p $$(@D)
 	$(REID) cluster $$< -o $$@ $(cluster_args) --json > $$(@:.h5=.quality.json)
-$(R)/r$(1).pt: $(call prev_pt,$(1)) $(R)/r$(1).labels.h5 $(A)/finetune-$(RUN) $(if $(filter joint,$(METHOD)),$(call data_dep,$(SOURCE)))
-	$(REID) finetune $(TARGET) --ckpt $$< --labels $(R)/r$(1).labels.h5 -o $$@ $(ft_args)
+$(R)/r$(1).pt: $(call prev_pt,$(1)) $(if $(clusters),$(R)/r$(1).labels.h5) $(A)/finetune-$(RUN) \
+  $(if $(filter joint camstyle,$(METHOD)),$(call data_dep,$(SOURCE))) $(if $(styled),$(STYLED)/manifest.csv) \
+  $(if $(filter mar,$(METHOD)),$(call data_dep,$(REFERENCE)))
+	$(REID) finetune $(TARGET) --ckpt $$< $(if $(clusters),--labels $(R)/r$(1).labels.h5) -o $$@ $(ft_args)
 endef
 $(foreach i,$(rounds),$(eval $(call ROUND,$(i))))
 

@@ -35,3 +35,33 @@ def tiny_ckpt(synth_market, tmp_path_factory) -> Path:
              train=TrainConfig(epochs=1, iters_per_epoch=2, p=4, k=2, workers=0, warmup_epochs=0),
              augment=AugmentConfig(height=64, width=32), device="cpu")
     return out
+
+
+def write_styled(target: Path, out: Path) -> Path:
+    """A hand-made ``reid stylize apply`` folder for a dataset of any layout: every training
+    image of ``target`` in each other camera (its colours inverted: a stand-in style), as
+    ``out/img/<i>_c<cam>.jpg``, with ``manifest.csv`` (the columns apply writes)."""
+    import csv
+
+    import cv2
+
+    from reidcli.data.layouts import load_dataset
+    from reidcli.stylize.manifest import MANIFEST, MANIFEST_COLUMNS
+
+    ds = load_dataset(target)
+    recs = ds.split("train")
+    cams = sorted({r.camid for r in recs})
+    (out / "img").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, r in enumerate(recs):
+        img = cv2.imread(str(ds.abspath(r)))
+        for c in cams:
+            if c != r.camid:
+                rel = f"img/{i}_c{c + 1}.jpg"
+                cv2.imwrite(str(out / rel), 255 - img)
+                rows.append(("train", r.pid, str(ds.abspath(r)), r.camid + 1, c + 1, rel))
+    with open(out / MANIFEST, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(MANIFEST_COLUMNS)
+        w.writerows(rows)
+    return out

@@ -83,3 +83,50 @@ def test_installed_console_script_runs():
         pytest.skip("reidcli is not installed as a package in this environment")
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "reid info" in out.stdout
+
+
+def test_global_flags_are_accepted_after_the_command(tmp_path):
+    """`reid synth OUT -q` is `reid -q synth OUT`: no progress or messages on stderr."""
+    from reidcli.cli.app import hoist_globals
+
+    assert hoist_globals(["synth", "d", "-q", "--ids", "2"]) == ["-q", "synth", "d", "--ids", "2"]
+    assert hoist_globals(["-v", "info", "x", "--", "-q"]) == ["-v", "info", "x", "--", "-q"]
+    code = ("import sys; from reidcli.cli.app import main; sys.argv = ['reid'] + sys.argv[1:]; main()")
+    args = ["synth", str(tmp_path / "d"), "--ids", "2", "--test-ids", "2", "--images-per-id", "2",
+            "--height", "32", "--width", "16", "--force"]
+    loud = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "COLUMNS": "100"})
+    quiet = subprocess.run([sys.executable, "-c", code, *args[:2], "-q", *args[2:]], capture_output=True,
+                           text=True, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "COLUMNS": "100"})
+    assert loud.returncode == quiet.returncode == 0, quiet.stderr
+    assert loud.stderr.strip() and not quiet.stderr.strip()
+
+
+def test_batch_size_and_num_instances_aliases(tmp_path, monkeypatch):
+    """--num-instances is -K; --batch-size is P x K (torchreid / fast-reid), so P = B / K."""
+    import reidcli.train.pretrain as pt
+
+    seen = {}
+    monkeypatch.setattr(pt, "pretrain", lambda data, out, **kw: seen.update(kw) or out)
+    base = ["pretrain", str(tmp_path), "-o", str(tmp_path / "m.pt")]
+    res = runner.invoke(app, [*base, "--batch-size", "64", "--num-instances", "4"])
+    assert res.exit_code == 0, res.output
+    assert (seen["train"].p, seen["train"].k) == (16, 4)
+    res = runner.invoke(app, [*base, "--batch-size", "64"])  # K keeps its default
+    assert seen["train"].p * seen["train"].k == 64
+    for bad, words in ((["--batch-size", "30", "-K", "4"], "--batch-size must be a multiple of k"),
+                       (["--batch-size", "32", "-P", "8"], "--batch-size and p (identities per batch) both")):
+        res = runner.invoke(app, [*base, *bad])
+        assert res.exit_code == 1 and words in res.stderr, res.output
+
+
+def test_every_flag_the_readme_names_exists():
+    """A `--flag` in the README is an option of some command (docs/cli.md is every --help),
+    and the README does not promise an offline run while the default pretrained weights
+    download."""
+    readme, cli = (ROOT / "README.md").read_text(), (ROOT / "docs" / "cli.md").read_text()
+    flags = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]+)", readme))
+    pip = {"--no-deps"}  # bin/install-mediapipe's pip flag, not a reid option
+    missing = sorted(f for f in flags - pip if not re.search(rf"{re.escape(f)}(?![\w-])", cli))
+    assert not missing, f"README names flags no command has: {missing}"
+    assert "Nothing is downloaded" not in readme and "--pretrained imagenet" in readme

@@ -132,3 +132,51 @@ def test_bad_input_one_line_exit_1_nothing_written(tmp_path, case, args, words):
     assert all(w in err[0] for w in words), err[0]
     assert "Traceback" not in res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def _counts(path):
+    lf = read_labels(path)
+    return lf.n_clusters, lf.n_outliers
+
+
+@pytest.mark.parametrize("args,k,advice", [
+    (["--eps", "1.0"], 1, "smaller --eps"),                                    # the radius reaches every image
+    (["--method", "dbscan-euclidean", "--eps", "1e-6"], 0, "larger --eps"),    # every image alone: outliers
+])
+def test_degenerate_clustering_warns_with_numbers_and_strict_fails(tmp_path, args, k, advice):
+    f = make_features(tmp_path / "f.h5", n_ids=3, per=12)
+    out = tmp_path / "l.h5"
+    res = runner.invoke(app, ["cluster", str(f), "-o", str(out), "--json", *args])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["n_clusters"] == k == _counts(out)[0]
+    [warning] = report["warnings"]
+    n_out = report["n_outliers"]
+    assert f"{k} cluster" in warning and advice in warning
+    assert (f"all {36 - n_out} clustered images" if k == 1 else "all 36 images are outliers") in warning
+    shown = " ".join(res.stderr.split())  # the log handler wraps lines
+    assert "WARNING" in shown and f"{k} cluster" in shown and advice in shown
+    out2 = tmp_path / "strict.h5"
+    res = runner.invoke(app, ["cluster", str(f), "-o", str(out2), "--strict", *args])
+    assert res.exit_code == 1 and advice in res.stderr and "Traceback" not in res.output
+    assert not out2.exists()
+
+
+def test_a_good_clustering_has_no_warning(tmp_path):
+    f = make_features(tmp_path / "f.h5")
+    res = runner.invoke(app, ["cluster", str(f), "-o", str(tmp_path / "l.h5"), "--json", "--strict"])
+    assert res.exit_code == 0, res.output
+    assert "warnings" not in json.loads(res.stdout) and json.loads(res.stdout)["n_clusters"] >= 2
+
+
+def test_finetune_advice_follows_the_direction_of_the_failure():
+    """One cluster for everything needs a smaller --eps, no cluster a larger one."""
+    from reidcli.cluster.run import degenerate
+
+    params = {"method": "dbscan-jaccard", "eps": 0.9, "min_samples": 4, "k1": 30}
+    one = degenerate(np.zeros(20, np.int64), params, "l.h5")
+    assert "smaller --eps" in one and "larger" not in one and "--k1 well below the 20" in one
+    none = degenerate(np.full(20, -1), params, "l.h5")
+    assert "larger --eps or a smaller --min-samples" in none and "all 20 images are outliers" in none
+    assert degenerate(np.array([0, 0, 1, -1]), params) is None
+    assert "larger --k" in degenerate(np.zeros(5, np.int64), {"method": "kmeans", "k": 1})

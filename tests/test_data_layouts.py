@@ -333,6 +333,8 @@ def test_registry_names_and_aliases():
                         ("unlabeled", "unlabelled")]:
         assert resolve_format(alias)[0] == name
     assert resolve_format("cuhk03_labeled") == ("cuhk03", {"cuhk03_variant": "labeled"})
+    assert resolve_format("regdb-trial3") == ("regdb", {"regdb_trial": 3})  # the CLI's way to a trial
+    assert resolve_format("RegDB_trial10") == ("regdb", {"regdb_trial": 10})
 
 
 def test_unknown_format_and_option(tmp_path):
@@ -368,7 +370,7 @@ def test_root_refusals(tmp_path):
 def test_several_datasets_under_one_root(tmp_path):
     build_market(tmp_path)
     build_duke(tmp_path)
-    with pytest.raises(InputError, match=r"holds several datasets: dukemtmc .*market1501"):
+    with pytest.raises(InputError, match=r"holds several datasets: dukemtmc .*market1501.*; pass one of these folders, or --format dukemtmc / market1501"):
         load_dataset(tmp_path)
     assert load_dataset(tmp_path, format="duke").format == "dukemtmc"
     assert load_dataset(tmp_path, format="market").root == tmp_path / "Market-1501-v15.09.15"

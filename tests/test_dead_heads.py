@@ -39,7 +39,7 @@ NOT_RUN = {  # registered archs too costly for this CPU matrix (their head code 
     "se_resnet50": "26M parameters",
     "resnet50_ibn_a": "24M parameters",
 }
-METHOD_NAMES = ("supervised", "pseudo", "mmt", "kd", "joint")
+METHOD_NAMES = ("supervised", "pseudo", "mmt", "kd", "joint", "camstyle")
 METHODS_NOT_RUN = {  # methods whose data this matrix does not build (their own tests train them)
     "agents": "a reference set with agents (tests/test_mar.py)",
     "mar": "target + reference streams and agents (tests/test_mar.py)",
@@ -104,9 +104,11 @@ def _context(method: str, model_fields: dict, root):
     ck = _CKPTS[key]
     data = {"target": ds, "init": ck, "init2": None, "centers": torch.randn(k, ck["feat_dim"])}
     options = {"model_config": cfg.to_dict(), "method": method}
-    if method == "joint":
+    if method in ("joint", "camstyle"):  # camstyle: the target classes stand in for original + styled
         data["source"] = _datasets(root, "joint", cfg, pose=False)[0]
         options["source_classes"] = N_SOURCE
+    if method == "camstyle":
+        options["styled_images"] = len(ds)
     return train, EngineContext(cfg=train, device=torch.device("cpu"), dist=DistInfo(), num_classes=k,
                                 data=data, facts=options)
 

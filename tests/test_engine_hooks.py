@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from fixtures_train import synth_market  # noqa: F401
 from torch import nn
 
 from reidcli.train.config import TrainConfig
@@ -140,3 +141,52 @@ def test_step_rows_average_the_steps_of_their_window(tmp_path):
     steps, epoch = [r for r in rows if r["type"] == "step"], rows[-1]
     assert [r["iter"] for r in steps] == [2, 3]
     assert (2 * steps[0]["loss"] + steps[1]["loss"]) / 3 == pytest.approx(epoch["loss"], rel=1e-6)
+
+
+def test_a_window_cut_by_a_budget_is_written_with_its_own_step_count(tmp_path):
+    """log_every 4, 6 steps an epoch, --max-iters 6 + 3: the second epoch stops after 3 steps,
+    in the middle of a window; its row says steps 3 and holds the mean of those 3 steps."""
+    engine, _ = _engine(tmp_path, epochs=2, iters_per_epoch=6, log_every=4, max_iters=9)
+    seen: list[float] = []
+
+    class _Losses(HookBase):
+        def after_step(self):
+            seen.append(float(self.engine.step_out["loss"]))
+
+    engine.hooks = engine.hooks[:2] + [_Losses()]
+    engine.hooks[-1].engine = engine
+    engine.fit()
+    rows = [json.loads(x) for x in (tmp_path / "m.log.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if r["type"] == "step"]
+    assert [(r["epoch"], r["iter"], r["steps"]) for r in steps] == [(1, 4, 4), (1, 6, 2), (2, 9, 3)]
+    windows = [seen[0:4], seen[4:6], seen[6:9]]
+    for r, w in zip(steps, windows):
+        assert r["loss"] == pytest.approx(sum(w) / len(w), rel=1e-6)
+    epochs = [r for r in rows if r["type"] == "epoch"]
+    assert epochs[-1]["loss"] == pytest.approx(sum(seen[6:9]) / 3, rel=1e-6)
+
+
+def test_docs_formats_name_every_key_of_the_training_log(synth_market, tmp_path):
+    """A real `pretrain` run (with --eval-every) writes only keys docs/formats.md names,
+    and every MUST key; the method's extra scalars are the documented MAY row."""
+    from fixtures_contracts import check_names, documented
+
+    from reidcli.data.transforms import AugmentConfig
+    from reidcli.models import ModelConfig
+    from reidcli.train.pretrain import pretrain
+
+    out = tmp_path / "m.pt"
+    pretrain(synth_market, out, model=ModelConfig(arch="tiny"),
+             train=TrainConfig(epochs=1, iters_per_epoch=3, p=4, k=2, workers=0, warmup_epochs=0,
+                               log_every=2, eval_every=1),
+             augment=AugmentConfig(height=32, width=16), device="cpu")
+    rows = [json.loads(x) for x in out.with_name("m.log.jsonl").read_text().splitlines()]
+    assert [r["type"] for r in rows] == ["resources", "step", "step", "epoch", "eval"]
+    scalars = {"acc", "ce", "triplet", "center"}  # the supervised method's per-step scalars
+    section = "Training log"
+    for kind in ("resources", "step", "epoch", "eval"):
+        written = set().union(*(set(r) for r in rows if r["type"] == kind))
+        if kind in ("step", "epoch"):
+            assert written & scalars, f"{kind}: the method's scalars are missing"
+            written -= scalars
+        check_names(written, documented((section, f"{kind} record")), f"{kind} records")

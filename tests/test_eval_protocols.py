@@ -22,8 +22,8 @@ def split(xs, pids, cams, mods=None):
 
 
 # 0-based cameras: SYSU cam1, cam2 (visible, indoor) = 0, 1; cam4, cam5 = 3, 4; IR cam3, cam6 = 2, 5
-GALLERY = split([0.3, 0.1, 0.2, 0.4, 0.5, 0.6], [1, 1, 2, 2, 1, 2], [0, 1, 0, 1, 3, 4])
-QUERY = split([0.0, 0.62], [1, 2], [2, 5])
+GALLERY = split([0.3, 0.1, 0.2, 0.4, 0.5, 0.6], [1, 1, 2, 2, 1, 2], [0, 1, 0, 1, 3, 4], [0] * 6)
+QUERY = split([0.0, 0.62], [1, 2], [2, 5], [1, 1])
 
 
 def test_sysu_all_search_by_hand():
@@ -119,6 +119,17 @@ def test_regdb_directions_and_detection():
     assert list(i2v.q_rows) == [3, 4, 5] and i2v.mean["rank1"] == 1.0
     with pytest.raises(InputError, match="modality"):
         evaluate(split([0.0], [1], [0]), split([0.0], [1], [1]), Options(protocol="regdb-v2i"))
+
+
+@pytest.mark.parametrize("protocol", ["sysu-all", "sysu-indoor", "regdb-v2i", "regdb-i2v"])
+def test_cross_modal_protocols_need_modality_on_both_sides(protocol):
+    no_gallery_modality = dict(GALLERY, modality=None)
+    with pytest.raises(InputError, match=f"the {protocol} protocol needs each image's modality, but the "
+                                         "gallery split of the features file holds no 'modality' array"):
+        evaluate(QUERY, no_gallery_modality, Options(protocol=protocol))
+    with pytest.raises(InputError, match="the query and gallery splits .* hold no 'modality'"):
+        evaluate(dict(QUERY, modality=None), no_gallery_modality, Options(protocol=protocol))
+    evaluate(dict(QUERY, modality=None), no_gallery_modality, Options(protocol="market"))  # market needs none
 
 
 @pytest.mark.skipif(importlib.util.find_spec("reidcli.eval.rerank") is None,

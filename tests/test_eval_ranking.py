@@ -202,3 +202,22 @@ def test_in_module_reference_equals_the_independent_one(ap, kw):
     got = summarize(rank_queries_reference(*case, opts), ranks=(1, 2, 3, 5), opts=opts)
     assert got.n_valid == n_valid and abs(got.mAP - m_ap) < 1e-9 and abs(got.mINP - m_inp) < 1e-9
     assert got.cmc == pytest.approx(cmc, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_full_cmc_equals_the_summary_curve_and_ends_flat(seed):
+    """full_cmc (a histogram of first-hit ranks) equals summarize's curve (a rank-by-rank
+    comparison) on their common ranks, for every CMC kind; past its end the summary is flat."""
+    from reidcli.eval.ranking import full_cmc
+
+    dist, qp, qc, gp, gc, _ = random_case(seed)
+    for kw in RANK_VARIANTS:
+        opts = RankOptions(**kw)
+        pq = rank_queries_reference(dist, qp, qc, gp, gc, opts)
+        full, curve = full_cmc(pq), summarize(pq, ranks=(1,), opts=opts, curve_len=80).curve
+        if not pq.valid.any():
+            assert len(full) == 0
+            continue
+        n = min(len(full), len(curve))
+        np.testing.assert_allclose(full[:n], curve[:n], atol=1e-12, err_msg=str(kw))
+        np.testing.assert_allclose(curve[len(full):], full[-1], atol=1e-12, err_msg=str(kw))

@@ -62,7 +62,7 @@ def _source_ckpt(path: Path, method: str = "supervised", num_classes: int = 4, s
     return save_checkpoint(path, ck)
 
 
-def _labels(path: Path, target_csv: Path, labels, dim: int = 256, paths=None) -> Path:
+def _labels(path: Path, target_csv: Path, labels, dim: int = 256, paths=None, attrs=None) -> Path:
     from reidcli.data.layouts import load_dataset
     from reidcli.io.h5 import LabelsFile, write_labels
 
@@ -71,7 +71,7 @@ def _labels(path: Path, target_csv: Path, labels, dim: int = 256, paths=None) ->
     k = int(labels.max()) + 1
     centers = np.random.default_rng(0).normal(size=(max(k, 1), dim)).astype(np.float32)
     lf = LabelsFile(labels=labels, paths=paths or [r.path for r in recs], centers=centers,
-                    attrs={"method": "test"})
+                    attrs=attrs or {"method": "test"})
     return write_labels(path, lf)
 
 
@@ -109,6 +109,10 @@ def test_one_round_changes_weights(uda, method):
     extra = {"source": uda["source"]} if kind.uses_source else {}
     if kind.uses_reference:
         extra["reference"] = uda["source"]
+    if kind.uses_styled:
+        from tests.fixtures_train import write_styled
+
+        extra["styled"] = write_styled(uda["target"], uda["tmp"] / "styled")
     options = {"kd_every": 1} if "kd_every" in kind.Options.field_names() else None  # blend this round
     labels = uda["labels"] if kind.uses_labels else None
     out = _finetune(uda["ckpt"], labels, uda["target"], uda["tmp"] / "m2.pt", method,
@@ -268,12 +272,17 @@ def test_cli_happy_path_and_output_equal_to_ckpt(uda):
     info = describe_checkpoint(ck)
     assert info["method"] == "pseudo" and info["num_classes"] == 4
     assert not list(uda["tmp"].glob(".*.partial"))
+    from reidcli.train.settings import read_config
+
+    resolved = read_config(ck.with_name("round.config.toml"), "finetune")
+    assert resolved["method"] == "pseudo" and resolved["lr"] == info["provenance"][-1]["params"]["config"]["lr"]
 
 
 @pytest.mark.parametrize("case,words", [
     ("other_paths", "another features file"),
     ("fewer_paths", "training images"),
     ("all_outliers", "0 cluster"),
+    ("one_cluster", "1 cluster holds all 16 clustered images (0 outliers of 16; dbscan-jaccard, --eps 0.9, --min-samples 4"),
     ("joint_no_source", "--source"),
     ("foreign_method", "cannot start from"),
     ("bad_method", "did you mean 'mmt'"),
@@ -290,6 +299,10 @@ def test_cli_bad_input_one_line_and_checkpoint_untouched(uda, case, words):
         labels = _labels(tmp / "l.h5", uda["source"], [0, 1], paths=["img/00_0.jpg", "img/00_1.jpg"])
     elif case == "all_outliers":
         labels = _labels(tmp / "l.h5", uda["target"], [-1] * 16)
+    elif case == "one_cluster":  # everything in one cluster: the radius was too large
+        labels = _labels(tmp / "l.h5", uda["target"], [0] * 16,
+                         attrs={"method": "dbscan-jaccard", "eps": 0.9, "min_samples": 4})
+        words += "); pseudo-labels need at least 2 clusters: re-cluster with a smaller --eps"
     elif case == "joint_no_source":
         extra = ["--method", "joint"]
     elif case == "foreign_method":
@@ -401,6 +414,24 @@ def test_cli_passes_only_given_flags(uda, monkeypatch):
     assert res.exit_code == 0, res.output
     assert seen["options"] == {"mu": 0.25} and seen["augment"] == {"erasing": 0.0}
     assert seen["train"] == ft.FinetuneConfig(iters_per_epoch=7, amp=False)
+
+
+def test_cli_config_file_under_the_command_line(uda, monkeypatch):
+    """Keys of a [finetune] table (flag names or setting names) reach the library; a flag
+    given on the command line wins; keys of [pretrain] are ignored."""
+    import reidcli.train.finetune as ft
+
+    seen = {}
+    monkeypatch.setattr(ft, "finetune", lambda *a, **kw: seen.update(kw) or Path(a[3]))
+    cfg = uda["tmp"] / "r.toml"
+    cfg.write_text('[pretrain]\nlr = 9.0\n[finetune]\nmethod = "kd"\nmu = 0.25\niters = 7\nlr = 0.001\n'
+                   'amp = false\n')
+    base = [uda["target"], "--ckpt", uda["ckpt"], "--labels", uda["labels"], "-o", uda["tmp"] / "x.pt"]
+    res = _run([*base, "--config", cfg, "--iters", "5"])
+    assert res.exit_code == 0, res.output
+    assert seen["method"] == "kd" and seen["options"] == {"mu": 0.25}
+    assert seen["train"] == ft.FinetuneConfig(iters_per_epoch=5, lr=0.001, amp=False)
+    assert seen["config_file"] == cfg
 
 
 def _help_of(command: str) -> dict[str, str]:

@@ -77,6 +77,7 @@ def test_cluster_evaluate_info_merge_import_no_torch(files, synth_market):  # no
         ["evaluate", f, "--json", "--per-query", str(tmp / "pq.csv"), "--cmc-png", str(tmp / "cmc.png")],
         ["evaluate", f, "--rerank", "--metric", "cosine", "--k1", "6", "--k2", "3"],
         ["evaluate", f, "--cmc-single-gallery", "--ap", "sklearn", "--threads", "1"],
+        ["evaluate", f, f, "--json"],  # several files (RegDB's trials): each, then mean ± std
         ["info", f], ["info", str(tmp / "l.h5")], ["info", str(synth_market)], ["info", str(synth_market / "pose.h5")],
         ["merge", str(files["s2"]), str(files["s1"]), "-o", str(tmp / "m.h5")],
     ]

@@ -181,3 +181,108 @@ def test_one_camera_target_drops_cml_with_a_warning(mar, caplog):
     from reidcli.train.hooks import log_path_for
 
     assert all(r.get("cml", 0.0) == 0.0 for r in _rows(log_path_for(out)))
+
+
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from reidcli.cli.app import app
+
+    return CliRunner().invoke(app, list(map(str, args)))
+
+
+def _cli_args(m, out, *extra):
+    return ["finetune", m["target"], "--ckpt", m["ckpt"], "-o", out, "--method", "mar", "--iters", "1",
+            "-P", "2", "-K", "2", "--workers", "0", "--device", "cpu", "--images-per-bn", "0", *extra]
+
+
+def _one_error_line(res) -> str:
+    lines = [x for x in res.output.splitlines() if "error" in x]
+    assert res.exit_code == 1 and len(lines) == 1 and "Traceback" not in res.output, res.output
+    return lines[0]
+
+
+@pytest.mark.parametrize("case", ["no_agents", "with_agents", "unlabelled_reference"])
+def test_mar_cli_bad_input_is_one_line_exit_1_and_writes_nothing(mar, case):
+    out = mar["tmp"] / "x.pt"
+    if case == "no_agents":  # a plain source model, no --reference: say both ways to get agents
+        line = _one_error_line(_cli(*_cli_args(mar, out)))
+        assert "has no reference agents" in line and "reid pretrain --method agents" in line
+        assert "--reference" in line
+    elif case == "with_agents":  # agents, but RAL still needs the reference images
+        ck = torch.load(mar["ckpt"], weights_only=True)
+        ck["nets"]["agents"] = {"weight": torch.randn(4, 256)}
+        torch.save(ck, mar["tmp"] / "agents.pt")
+        mar["ckpt"] = mar["tmp"] / "agents.pt"
+        line = _one_error_line(_cli(*_cli_args(mar, out)))
+        assert "pass --reference DATA" in line and "no reference agents" not in line
+    else:
+        blank = _with_pids(mar["ref"], mar["ref"].with_name("blank.csv"), [-1] * 16)
+        line = _one_error_line(_cli(*_cli_args(mar, out, "--reference", blank)))
+        assert "fewer than 2 labelled identities" in line and "blank.csv" in line
+    assert not out.exists() and not list(mar["tmp"].glob(".x.pt*"))
+
+
+def test_mar_cli_one_camera_target_warns_that_cml_is_dropped(mar):
+    root = mar["target"].with_name("onecam.csv")
+    with open(mar["target"]) as fh:
+        rows = list(csv.reader(fh))
+    with open(root, "w", newline="") as fh:
+        csv.writer(fh).writerows([rows[0], *[[r[0], r[1], 0] for r in rows[1:]]])
+    mar["target"] = root
+    out = mar["tmp"] / "one.pt"
+    res = _cli(*_cli_args(mar, out, "--reference", mar["ref"]))
+    assert res.exit_code == 0, res.output
+    assert "one camera" in res.output and "CML" in res.output and out.exists()
+
+
+def test_agents_pretraining_resumes_exactly(mar):
+    """An interrupted `pretrain --method agents` resumes to the weights, agents and Adam
+    moments of an uninterrupted run (the engine saves the agents as an extra net)."""
+    from reidcli.data.transforms import AugmentConfig
+    from reidcli.io.ckpt import load_checkpoint
+    from reidcli.models import ModelConfig
+    from reidcli.train.config import TrainConfig
+    from reidcli.train.pretrain import pretrain
+
+    def run(out, resume=False, **kw):
+        pretrain(mar["ref"], out, model=ModelConfig(arch="resnet18_half"),
+                 train=TrainConfig(epochs=2, iters_per_epoch=2, p=2, k=4, workers=0, images_per_bn=0,
+                                   warmup_epochs=0.5, seed=1, **kw),
+                 augment=AugmentConfig(height=H, width=W, pad=2, erasing=0.0), method="agents",
+                 device="cpu", resume=resume)
+        return load_checkpoint(out)
+
+    full = run(mar["tmp"] / "full.pt")
+    part = run(mar["tmp"] / "part.pt", stop_after=1)
+    assert part["iteration"] == 2 and not torch.equal(part["nets"]["agents"]["weight"],
+                                                      full["nets"]["agents"]["weight"])
+    done = run(mar["tmp"] / "part.pt", resume=True)
+    assert done["iteration"] == full["iteration"] == 4
+    assert torch.equal(done["nets"]["agents"]["weight"], full["nets"]["agents"]["weight"])
+    assert all(torch.equal(done["model"][k], v) for k, v in full["model"].items())
+    sa, sb = done["train_state"]["optimizer"]["state"], full["train_state"]["optimizer"]["state"]
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"]) for i in sa)
+
+
+def test_mar_recipe_pretrains_agents_and_adapts_with_the_fused_network(mar):
+    """`--recipe mar` end to end at toy size: the recipe's network (multi-level fusion kept
+    at its fused size, no neck) and methods (agents, then mar), only sizes overridden."""
+    from reidcli.train.finetune import finetune_from_settings
+    from reidcli.train.pretrain import pretrain_from_settings
+
+    small = {"arch": "resnet18_half", "pretrained": "none", "height": H, "width": W, "last_stride": 1, "device": "cpu",
+             "workers": 0, "images_per_bn": 0}
+    pre = pretrain_from_settings(mar["ref"], mar["tmp"] / "pre.pt", recipe="mar", epochs=1, iters_per_epoch=1,
+                                 p=2, k=4, warmup_epochs=0.0, pad=2, **small)
+    ck = torch.load(pre, weights_only=True)
+    cfg = ck["model_config"]
+    assert ck["method"] == "agents" and cfg["multilevel"] and cfg["embed_dim"] == 0 and cfg["neck"] == "none"
+    fused = 32 + 128 + 256  # resnet18_half: layer1 + layer3 + layer4 channels
+    assert ck["feat_dim"] == fused and ck["nets"]["agents"]["weight"].shape == (4, fused)
+    out = finetune_from_settings(pre, None, mar["target"], mar["tmp"] / "ft.pt", recipe="mar", reference=mar["ref"],
+                                 epochs=1, iters_per_epoch=2, p=2, k=4, milestones=[], mdl_warmup_epochs=0,
+                                 device="cpu", workers=0, images_per_bn=0)
+    ck2 = torch.load(out, weights_only=True)
+    assert ck2["method"] == "mar" and ck2["train_state"]["config"]["weight_decay"] == 0.025
+    assert not torch.equal(ck2["nets"]["agents"]["weight"], ck["nets"]["agents"]["weight"])

@@ -146,8 +146,10 @@ def test_structure_of_variants():
     ibn = build_model(ModelConfig(arch="resnet50_ibn_a"))
     with_ibn = {n.split(".")[1] for n, m in ibn.named_modules() if isinstance(m, IBN)}
     assert with_ibn == {"layer1", "layer2", "layer3"}
-    ml = build_model(ModelConfig(arch="tiny", multilevel=True))
-    assert ml.reduce.in_features == 64 + 256 + 512 and ml.feat_dim == 512
+    ml = build_model(ModelConfig(arch="tiny", multilevel=True))  # --embed-dim 0 keeps the fused size
+    assert ml.reduce is None and ml.feat_dim == 64 + 256 + 512
+    ml = build_model(ModelConfig(arch="tiny", multilevel=True, embed_dim=100))
+    assert (ml.reduce.in_features, ml.reduce.out_features, ml.feat_dim) == (64 + 256 + 512, 100, 100)
     att = build_model(ModelConfig(arch="tiny", attention=True))
     assert [a.channel.mlp[0].in_channels for a in att.attention] == [128, 256, 512]
 
@@ -205,3 +207,55 @@ def test_url_without_hash_is_not_downloaded(hub, tmp_path, monkeypatch):
     url = _served(tmp_path, {"w": torch.ones(1)}, "plain.pth")
     with pytest.raises(ConfigError, match="carry no hash in their name"):
         imagenet_state("tiny", url)
+
+
+def test_multilevel_feature_is_the_three_pooled_maps_concatenated():
+    """Seed 001's fusion: GAP after layer1, layer3 and layer4, concatenated, kept as is."""
+    net = build_model(ModelConfig(arch="tiny", multilevel=True, neck="none")).eval()
+    x = torch.randn(2, 3, 64, 32)
+    with torch.no_grad():
+        maps = net.feature_maps(x)
+        want = torch.cat([maps[1].mean((2, 3)), maps[3].mean((2, 3)), maps[4].mean((2, 3))], 1)
+        torch.testing.assert_close(net(x), want)
+
+
+def _old_multilevel_checkpoint(path, version: int):
+    """A checkpoint as reidcli wrote it up to version 2: multilevel, embed_dim 0 and an FC
+    from the fused feature to layer4's 512 channels (the network of that time, rebuilt)."""
+    from reidcli.io.ckpt import make_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    net = build_model(ModelConfig(arch="tiny", multilevel=True, embed_dim=512))
+    cfg = ModelConfig(arch="tiny", multilevel=True, embed_dim=0).to_dict()
+    ck = make_checkpoint(model_config=cfg, model_state=net.state_dict(), input_size=(64, 32),
+                         method="supervised", epoch=1, feat_dim=512)
+    ck["version"] = version
+    save_checkpoint(path, ck)
+    return net.eval()
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_old_multilevel_checkpoints_keep_their_fc(tmp_path, version):
+    from reidcli.io.ckpt import load_checkpoint
+    from reidcli.models import load_network
+
+    old = _old_multilevel_checkpoint(tmp_path / "old.pt", version)
+    assert load_checkpoint(tmp_path / "old.pt")["model_config"]["embed_dim"] == 512
+    model, _ = load_network(tmp_path / "old.pt")
+    x = torch.randn(2, 3, 64, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), old(x))
+    assert model.feat_dim == 512
+
+
+def test_new_multilevel_checkpoint_keeps_the_fused_size(tmp_path):
+    from reidcli.io.ckpt import CKPT_VERSION, load_checkpoint, make_checkpoint, save_checkpoint
+    from reidcli.models import load_network
+
+    net = build_model(ModelConfig(arch="tiny", multilevel=True))
+    ck = make_checkpoint(model_config=net.cfg.to_dict(), model_state=net.state_dict(), input_size=(64, 32),
+                         method="supervised", epoch=1, feat_dim=net.feat_dim)
+    save_checkpoint(tmp_path / "new.pt", ck)
+    assert load_checkpoint(tmp_path / "new.pt")["version"] == CKPT_VERSION == 3
+    model, _ = load_network(tmp_path / "new.pt")
+    assert model.reduce is None and model(torch.randn(1, 3, 64, 32)).shape == (1, 64 + 256 + 512)

@@ -165,11 +165,36 @@ def test_routing_keeps_batch_order():
     assert not torch.allclose(net(x[:1], torch.tensor([0])), mixed[:1])
 
 
+def test_one_stream_ablation_routes_both_modalities_through_the_visible_stem():
+    torch.manual_seed(0)
+    net = _net(two_stream=False).train()
+    assert net.ir is None
+    x = torch.randn(2, 3, 64, 32)
+    net(x, torch.tensor([1, 1]))["feat"].sum().backward()
+    assert net.backbone.conv1.weight.grad.abs().sum() > 0  # the one stem serves infrared too
+    net.eval()
+    torch.testing.assert_close(net(x, torch.tensor([1, 1])), net(x, torch.tensor([0, 0])))
+
+
+def test_attention_ablation_leaves_gem_alone():
+    torch.manual_seed(0)
+    full, plain = _net(), _net(attention=False)
+    assert plain.dyn_attention is None
+    plain.load_state_dict({k: v for k, v in full.state_dict().items() if not k.startswith("dyn_attention.")})
+    x, mod = torch.randn(2, 3, 64, 32), torch.tensor([0, 1])
+    full.train(), plain.train()
+    f = full.feature_maps(x, mod)[-1]
+    torch.testing.assert_close(plain(x, mod)["feat"], full.pool(f))  # F = GeM(f)
+    torch.testing.assert_close(full(x, mod)["feat"], full.pool(f) + full.dyn_attention(f))  # eq. 16
+
+
 def test_bad_mrda_options():
     with pytest.raises(ConfigError, match="unknown MRDA"):
         _net(topk=3)
     with pytest.raises(ConfigError, match="attn_topk"):
         _net(attn_topk=0)
+    with pytest.raises(ConfigError, match="two_stream"):
+        _net(two_stream="no")
     with pytest.raises(ConfigError, match="--lstm-branch"):
         build_model(ModelConfig(arch="mrda", lstm_branch=True, mrda={"backbone": "resnet18_half"}))
 

@@ -46,20 +46,43 @@ def test_tiny_mrda_run_learns(mrda_run):
 
 
 def test_features_record_modality_and_sysu_all_evaluates(mrda_run, synth_sysu, tmp_path):
+    """`reid features` then `reid evaluate --protocol sysu-all`, through the CLI."""
     import numpy as np
+    from typer.testing import CliRunner
 
-    from reidcli.eval.api import Options, evaluate_file
-    from reidcli.features.extract import extract
+    from reidcli.cli.app import app
     from reidcli.io.h5 import read_features
 
     ckpt, _ = mrda_run
-    f = extract(ckpt, synth_sysu, tmp_path / "f.h5", workers=0, device="cpu")
+    f = tmp_path / "f.h5"
+    res = CliRunner().invoke(app, ["-q", "features", "--ckpt", str(ckpt), str(synth_sysu), "-o", str(f),
+                                   "-j", "0", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
     ff = read_features(f)
-    mods = np.concatenate([s.modality for s in ff.splits.values() if s.modality is not None])
-    assert set(mods.tolist()) == {0, 1}
-    res = evaluate_file(f, Options(protocol="sysu-all"))
-    assert res.protocol == "sysu-all" and res.n_trials == 10
-    assert 0 < res.mean["mAP"] <= 100
+    for name, s in ff.splits.items():  # every split says each image's modality, the visible gallery too
+        assert s.modality is not None, name
+    q, g = ff.split("query"), ff.split("gallery")
+    assert (q.modality == 1).all() and np.isin(q.camids, (2, 5)).all()  # infrared queries: SYSU cams 3, 6
+    assert (g.modality == 0).all() and not np.isin(g.camids, (2, 5)).any()
+    res = CliRunner().invoke(app, ["evaluate", str(f), "--protocol", "sysu-all", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["protocol"] == "sysu-all" and out["n_trials"] == 10 and 0 < out["mAP"] <= 1
+
+
+def test_sysu_protocol_on_a_file_without_modality_fails(mrda_run, synth_sysu, tmp_path):
+    from reidcli.features.extract import extract
+    from reidcli.io.h5 import read_features, write_features
+
+    ckpt, _ = mrda_run
+    f = extract(ckpt, synth_sysu, tmp_path / "f.h5", workers=0, device="cpu", splits=["query", "gallery"])
+    ff = read_features(f)
+    for s in ff.splits.values():
+        s.modality = None
+    write_features(tmp_path / "old.h5", ff)
+    _fails(["evaluate", tmp_path / "old.h5", "--protocol", "sysu-all", "--per-query", tmp_path / "pq.csv"],
+           "the sysu-all protocol needs each image's modality", "--protocol market")
+    assert not (tmp_path / "pq.csv").exists()
 
 
 CLI = ["--method", "mrda", "--arch", "mrda", "--mrda-backbone", "resnet18_half", "--pretrained", "none",
@@ -101,3 +124,30 @@ def test_mrda_method_needs_mrda_arch(synth_sysu, tmp_path):
     args = [a if a != "mrda" or i != 3 else "resnet18_half" for i, a in enumerate(CLI)]
     _fails(["pretrain", synth_sysu, "-o", tmp_path / "m.pt", *args, "-P", "2", "-K", "2"], "use --arch mrda")
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_regdb_trials_end_to_end(tmp_path):
+    """`reid synth --domain regdb` -> a tiny MRDA run on trial 1 -> features of trials 1 and 2
+    (`--format regdb-trialN`) -> `reid evaluate trial*.h5 --protocol regdb-v2i`."""
+    from typer.testing import CliRunner
+
+    from reidcli.cli.app import app
+    from reidcli.data.synth import synthesize
+
+    def ok(*args):
+        res = CliRunner().invoke(app, ["-q", *map(str, args)])
+        assert res.exit_code == 0, res.output
+        return res.stdout
+
+    data = tmp_path / "regdb"
+    synthesize(data, domain="regdb", ids=3, test_ids=2, images_per_id=8, height=32, width=16, seed=0)
+    ok("pretrain", data, "--format", "regdb-trial1", "-o", tmp_path / "m.pt", *CLI, "-P", "2", "-K", "2")
+    for t in (1, 2):
+        ok("features", "--ckpt", tmp_path / "m.pt", data, "--format", f"regdb-trial{t}", "-o",
+           tmp_path / f"trial{t}.h5", "--split", "query", "--split", "gallery", "-j", "0", "--device", "cpu")
+    out = json.loads(ok("evaluate", tmp_path / "trial1.h5", tmp_path / "trial2.h5", "--protocol", "regdb-v2i",
+                        "--json"))
+    assert out["n_files"] == 2 and all(f["n_query"] == 2 * 4 for f in out["files"])  # 2 ids x 4 visible
+    import numpy as np
+
+    assert out["mAP"] == pytest.approx(np.mean([f["mAP"] for f in out["files"]]))

@@ -27,6 +27,8 @@ def _pretrain_resolved(settings: dict) -> dict:
     for part in ("model", "train", "augment", "options"):
         out.update(dataclasses.asdict(args[part]))
     out.update({f"rb_{k}": v for k, v in (args["model"].rbnet or {}).items()})
+    out.update({f"mrda_{k}": v for k, v in (args["model"].mrda or {}).items()})
+    out.update({k: v for k, v in args.items() if k not in ("model", "train", "augment", "options")})  # method
     return out
 
 
@@ -135,3 +137,24 @@ def test_finetune_trains_with_the_checkpoints_augmentation():
     assert finetune_augment(ck, {"erasing": 0.0}).jitter == 0.3  # a change keeps the rest
     old = finetune_augment({"input_size": [256, 128]})  # written before augment was recorded
     assert old.pad == 10 and not old.resized_crop and old.jitter == 0.0
+
+
+def test_mrda_recipe_is_the_seeds_schedule_and_batch():
+    """Seed 002 sec. 3.2: lr 0.1 after warm-up, x0.1 at epochs 20 and 50 (0.01, then
+    0.001); batches of 3 identities x (6 visible + 6 infrared) = 36 images."""
+    from reidcli.data.sampler import CrossModalPKSampler
+    from reidcli.train.optim import lr_factor
+    from reidcli.train.pretrain import pretrain_arguments
+
+    args = pretrain_arguments(with_recipe("mrda", "pretrain", {}))
+    cfg, n = args["train"], 10  # 10 steps per epoch
+    lr = {e: cfg.lr * lr_factor(e * n, n, cfg) for e in (0, 5, 10, 19, 20, 49, 50, 79)}
+    assert lr[0] == pytest.approx(0.1 * cfg.warmup_factor) and lr[0] < lr[5] < lr[10]
+    assert lr[10] == pytest.approx(0.1) and lr[19] == pytest.approx(0.1)
+    assert lr[20] == pytest.approx(0.01) and lr[49] == pytest.approx(0.01)
+    assert lr[50] == pytest.approx(0.001) and lr[79] == pytest.approx(0.001)
+    labels = np.repeat(np.arange(5), 16)
+    modality = np.tile(np.repeat([0, 1], 8), 5)
+    batch = [i for i, _ in next(iter(CrossModalPKSampler(labels, modality, cfg.p, cfg.k, seed=0)))]
+    assert len(batch) == 36 and len(set(labels[batch])) == 3
+    assert (modality[batch] == 0).sum() == 18 and (modality[batch] == 1).sum() == 18

@@ -37,6 +37,20 @@ def test_color_transfer_maps_source_onto_target_moments_exactly():
     assert not np.allclose(src.mean, dst.mean, atol=1)  # the test moves something
 
 
+def test_fast_image_path_equals_the_exact_lab_map():
+    from reidcli.stylize.color import CameraStats, PairTransform, lab_to_rgb, rgb_to_lab
+
+    rng = np.random.default_rng(3)
+    src = CameraStats.from_pixels(rgb_to_lab(rng.integers(0, 256, (4000, 1, 3), dtype=np.uint8)).reshape(-1, 3))
+    dst = CameraStats.from_pixels(rgb_to_lab(rng.integers(40, 200, (4000, 1, 3), dtype=np.uint8)).reshape(-1, 3))
+    t = PairTransform.between(src, dst)
+    img = rng.integers(0, 256, (64, 32, 3), dtype=np.uint8)
+    exact = lab_to_rgb(t.lab(rgb_to_lab(img)))
+    fast = t.image(img)
+    assert np.abs(exact.astype(int) - fast).max() <= 1 and (exact != fast).mean() < 0.01
+    assert np.abs(fast.astype(int) - img).mean() > 5  # it changes the image
+
+
 def test_tone_curve_matches_lightness_quantiles():
     from reidcli.stylize.color import N_QUANTILES, CameraStats, tone_curve
 
@@ -192,7 +206,8 @@ def test_styled_images_join_their_originals_label(synth_market, styled):  # noqa
         assert Path(recs2[j].path).is_file()
 
 
-def test_finetune_with_styled_positives(synth_market, styled, tmp_path, caplog):  # noqa: F811
+@pytest.mark.parametrize("method", ["pseudo", "joint"])
+def test_finetune_with_styled_positives(synth_market, styled, tmp_path, caplog, method):  # noqa: F811
     import logging
 
     import torch
@@ -218,11 +233,13 @@ def test_finetune_with_styled_positives(synth_market, styled, tmp_path, caplog):
         centers=np.zeros((len(pids), net.feat_dim), np.float32), attrs={"method": "test"}))
     train = FinetuneConfig(epochs=1, iters_per_epoch=1, p=3, k=2, images_per_bn=0, workers=0)
     with caplog.at_level(logging.INFO, logger="reidcli.train.finetune"):
-        res = finetune(ckpt, labels, synth_market, tmp_path / "m2.pt", method="pseudo", train=train,
-                       styled=out, device="cpu")
+        res = finetune(ckpt, labels, synth_market, tmp_path / "m2.pt", method=method, train=train,
+                       styled=out, device="cpu", source=synth_market if method == "joint" else None)
     n_cams = len({r.camid for r in recs})
-    assert f"{len(recs) * n_cams} target images, {len(pids)} clusters" in caplog.text  # originals + styled
-    assert torch.load(res, weights_only=True)["epoch"] == 1
+    n_styled = len(recs) * (n_cams - 1)
+    assert f"{len(recs) * n_cams} target images ({n_styled} styled), {len(pids)} clusters" in caplog.text
+    ck = torch.load(res, weights_only=True)
+    assert ck["method"] == method and ck["epoch"] == 1
     with pytest.raises(InputError, match="manifest.csv: no such file"):
         finetune(ckpt, labels, synth_market, tmp_path / "m3.pt", method="pseudo", train=train,
                  styled=tmp_path, device="cpu")

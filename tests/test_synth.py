@@ -84,7 +84,7 @@ def test_infrared_cameras_are_grey(tiny):
 
 def test_layouts_load_with_the_parsers(tiny):
     layouts = pytest.importorskip("reidcli.data.layouts")
-    expect = {"market": "market1501", "duke": "dukemtmc", "msmt": "msmt17", "sysu": "sysu"}
+    expect = {"market": "market1501", "duke": "dukemtmc", "msmt": "msmt17", "sysu": "sysu", "regdb": "regdb"}
     for dom, root in tiny.items():
         ds = layouts.load_dataset(root)
         assert ds.format.startswith(expect[dom][:4])
@@ -162,6 +162,8 @@ def test_bad_parameters():
     for kw, word in (({"domain": "dukee"}, "did you mean 'duke'"),
                      ({"ids": 0}, r"^ids must be an int in \[1, 100000\]; got 0"),
                      ({"domain": "sysu", "cams": 4}, "^cams must be at least"),
+                     ({"domain": "regdb", "cams": 3}, "^cams must be 2 for --domain regdb"),
+                     ({"domain": "regdb", "images_per_id": 5}, "^images_per_id must be even"),
                      ({"height": 2}, "^height must be an int"), ({"junk": 1.5}, "^junk must be an int")):
         with pytest.raises(ConfigError, match=word):
             synthesize("/nonexistent/never", **{**TINY, **kw})
@@ -183,3 +185,73 @@ def test_cli(tmp_path):
     assert r.exit_code == 1 and "did you mean 'market'" in r.output and not (tmp_path / "e").exists()
     r = runner.invoke(app, ["synth", str(tmp_path / "e"), "--domain", "sysu", "--cams", "4"])
     assert r.exit_code == 1 and "error: --cams must be at least" in r.output and not (tmp_path / "e").exists()
+
+
+REGDB_RE = re.compile(r"^(Visible|Thermal)/(\d+)/(female|male)_(front|back)_([vt])_(\d{5})_(\d+)\.jpg$")
+
+
+def test_regdb_pairs_and_ten_trials(tmp_path):
+    from reidcli.data.layouts import load_dataset
+
+    out = Path(synthesize(tmp_path / "regdb", domain="regdb", ids=3, test_ids=2, height=32, width=16, seed=0)["out"])
+    rel = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.jpg"))
+    m = [REGDB_RE.match(r) for r in rel]
+    assert all(m) and len(rel) == 5 * 20  # default: ten visible + ten thermal images per identity
+    for g in m:  # folder, modality letter and the pid in the folder and the name agree
+        assert (g[1] == "Visible") == (g[5] == "v") and g[2] == g[7]
+    visible = [r for r in rel if r.startswith("Visible/")]
+    twins = [r.replace("Visible/", "Thermal/").replace("_v_", "_t_") for r in visible]
+    assert sorted(twins) == [r for r in rel if r.startswith("Thermal/")]
+    pf = read_pose(out / "pose.h5")  # a thermal image is its visible twin's moment: same pose and place
+    kp = dict(zip(pf.paths, pf.keypoints))
+    assert all(np.array_equal(kp[v], kp[t]) for v, t in zip(visible, twins))
+    splits = []
+    for t in range(1, 11):
+        ids = {}
+        for part in ("train", "test"):
+            lines = {mod: (out / f"idx/{part}_{mod}_{t}.txt").read_text().splitlines() for mod in ("visible", "thermal")}
+            ids[part] = {int(ln.split()[1]) for ln in lines["visible"]}
+            assert ids[part] == {int(ln.split()[1]) for ln in lines["thermal"]}
+            assert all(int(ln.split()[0].split("/")[1]) == int(ln.split()[1]) + 1 for ln in lines["visible"])
+        assert len(ids["train"]) == 3 and len(ids["test"]) == 2 and not ids["train"] & ids["test"]
+        splits.append(tuple(sorted(ids["test"])))
+        ds = load_dataset(out, "regdb", regdb_trial=t) if t in (1, 10) else None
+        if ds is not None:
+            assert {r.modality for r in ds.split("query")} == {0} and {r.modality for r in ds.split("gallery")} == {1}
+            assert {r.pid for r in ds.split("query")} == ids["test"] and len(ds.split("train")) == 3 * 20
+    assert len(set(splits)) > 1  # the trials split the identities differently
+
+
+def _gap(root: Path, same_camera_ok: bool):
+    """Rank-1 of a plain appearance matcher (each image shrunk to 8x16 pixels, standardised,
+    nearest neighbour) for visible -> visible and infrared -> visible queries: what a model
+    that has not learnt the modality gap sees. Also the largest channel spread of infrared."""
+    from reidcli.data.layouts import load_dataset
+
+    ds = load_dataset(root)
+    recs = list({r.path: r for s in ("query", "gallery") for r in ds.split(s)}.values())
+    imgs = [cv2.imread(str(ds.root / r.path)) for r in recs]
+    f = np.stack([cv2.resize(i[..., ::-1].astype(np.float32), (8, 16), interpolation=cv2.INTER_AREA).ravel()
+                  for i in imgs])
+    f = (f - f.mean(1, keepdims=True)) / f.std(1, keepdims=True)
+    pid, cam, mod = (np.array([getattr(r, k) for r in recs]) for k in ("pid", "camid", "modality"))
+    spread = max(int(np.ptp(i.astype(int), axis=2).max()) for i, m in zip(imgs, mod) if m == 1)
+
+    def rank1(q_mod):
+        hits = []
+        for i in np.flatnonzero(mod == q_mod):
+            g = np.flatnonzero((mod == 0) & ((np.arange(len(recs)) != i) if same_camera_ok else (cam != cam[i])))
+            hits.append(pid[g[np.argmin(((f[g] - f[i]) ** 2).sum(1))]] == pid[i])
+        return float(np.mean(hits))
+    return rank1(0), rank1(1), spread, 1 / len(set(pid.tolist()))
+
+
+@pytest.mark.parametrize("domain", ["sysu", "regdb"])
+def test_infrared_renders_open_a_modality_gap(tmp_path, domain):
+    out = synthesize(tmp_path / domain, domain=domain, ids=1, test_ids=12, height=64, width=32, seed=0)["out"]
+    vis, ir, spread, chance = _gap(Path(out), same_camera_ok=domain == "regdb")
+    assert spread <= 2  # infrared (NIR or thermal) renders carry no colour at all
+    # the same matcher that finds a visible image's identity among other visible images
+    # mostly fails from infrared: colour is gone and garments change their contrast (NIR:
+    # reflectance by material, thermal: heat, prints vanish)
+    assert ir < 0.55 * vis and ir < 4 * chance, (vis, ir, chance)

@@ -132,7 +132,7 @@ def test_pretrain_cli_passes_only_given_flags(tmp_path, monkeypatch):
     assert seen["model"] == ModelConfig(pretrained="imagenet")  # the CLI's own default; no rbnet
     assert seen["train"] == TrainConfig(epochs=5, amp=False)
     assert seen["augment"] == AugmentConfig() and seen["options"] == SupervisedOptions(center_weight=0.01)
-    assert seen["resume"] is False and seen["format"] is None and seen["device"] == "auto"
+    assert seen["resume"] is False and seen.get("format") is None and seen["device"] == "auto"
     assert not any(k.startswith("rb_") for k in seen)
     res = CliRunner().invoke(app, ["pretrain", str(tmp_path), "-o", str(tmp_path / "m.pt"), "--arch", "rbnet"])
     assert res.exit_code == 0, res.output

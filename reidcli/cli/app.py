@@ -26,6 +26,7 @@ COMMANDS = [
     ("cluster", "cluster", "Pseudo-labels from features (Jaccard + DBSCAN, k-means, expansion)."),
     ("finetune", "finetune", "One round of unsupervised domain adaptation on pseudo-labels."),
     ("evaluate", "evaluate", "mAP / CMC / mINP of query vs gallery features; re-ranking; plots."),
+    ("export", "export", "The deployed network as ONNX or TorchScript, or a slim checkpoint."),
 ]
 
 class OneLineErrors(TyperGroup):
@@ -119,8 +120,20 @@ for _name, _module, _help in COMMANDS:
         app.command(name=_name, help=(_mod.command.__doc__ or _help), short_help=_help)(_mod.command)
 
 
+GLOBAL_FLAGS = ("-q", "--quiet", "--debug", "-v", "--verbose")
+
+
+def hoist_globals(argv: list[str]) -> list[str]:
+    """``argv`` with the global flags (``-q``, ``-v``, ``--debug``) moved in front of the
+    command, so ``reid pretrain -q ...`` means ``reid -q pretrain ...`` (nothing after a
+    ``--`` is moved)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    flags = [a for a in argv[:end] if a in GLOBAL_FLAGS]
+    return [*flags, *(a for a in argv[:end] if a not in GLOBAL_FLAGS), *argv[end:]]
+
+
 def main() -> None:
-    app(prog_name="reid")
+    app(args=hoist_globals(sys.argv[1:]), prog_name="reid")
 
 
 def _standalone(name: str):

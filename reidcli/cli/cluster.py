@@ -73,6 +73,7 @@ def command(
     centers: Annotated[bool, typer.Option("--centers", help="Also write cluster centres [K, D].")] = False,
     gpu: Annotated[str, typer.Option("--gpu", help="auto | yes | no: faiss on the GPU.")] = "auto",
     camera_norm: Annotated[bool, typer.Option("--camera-norm", help="Subtract each camera's mean feature before the neighbour search (clusters follow identities, not camera styles).")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail (exit 1, nothing written) instead of warning when the result is 0 clusters or 1 cluster for every image.")] = False,
     seed: Seed = 0,
     threads: Threads = None,
     recipe: Recipe = None,
@@ -91,7 +92,7 @@ def command(
     report = run(features, output, split=split, method=method, expand_threshold=expand_threshold,
                  keep_clusters=keep_clusters, centers=centers, gpu=gpu, seed=seed, camera_norm=camera_norm,
                  eps=eps, eps_quantile=eps_quantile, min_samples=min_samples, k1=k1, k2=k2, knn_index=knn_index,
-                 k=k, kmeans_iter=kmeans_iter, recipe=recipe)
+                 k=k, kmeans_iter=kmeans_iter, recipe=recipe, strict=strict)
     say(report.summary())
     if as_json:
         print(json.dumps(report.as_dict()))

@@ -131,6 +131,37 @@ def _current_params() -> list:
     return list(ctx.command.params) if ctx is not None else []
 
 
+def command_settings(flags: dict, skip: tuple[str, ...] = ()) -> dict:
+    """Split a command's parameter values for a library ``*_from_settings`` call:
+    ``{"settings": given, "defaults": ..., "config_aliases": ...}``. ``given`` holds the
+    values set on the command line (or by the environment), ``defaults`` the flag defaults
+    that are not None (a ``--config`` file overrides them, the command line overrides it),
+    ``config_aliases`` every flag name of the command (``ids-per-batch``, ``P``) -> its
+    parameter, so a config file may use the flags' names."""
+    try:
+        from click import get_current_context
+    except ImportError:  # typer >= 0.2x vendors click
+        from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    given, defaults = {}, {}
+    for name, value in flags.items():
+        if name in skip or value is None:
+            continue
+        source = ctx.get_parameter_source(name) if ctx is not None else None
+        by_default = source is not None and source.name in ("DEFAULT", "DEFAULT_MAP")
+        (defaults if by_default else given)[name] = value
+    aliases = {o.lstrip("-").replace("-", "_"): p.name for p in _current_params()
+               if p.name and getattr(p, "param_type_name", "") == "option" for o in p.opts}
+    return {"settings": given, "defaults": defaults, "config_aliases": aliases}
+
+
+Config = Annotated[Optional[Path], typer.Option("--config", dir_okay=False, help=(
+    "A TOML file of settings: any flag of this command as a key (epochs = 80, arch = \"resnet50\", "
+    "ids-per-batch = 16), at the top level or in a [pretrain] / [finetune] table. Flags on the command "
+    "line win. The resolved settings are written beside the checkpoint as <name>.config.toml."))]
+
+
 def _long_flag(p) -> str | None:
     longs = [o for o in p.opts if o.startswith("--")]
     return longs[0] if longs else (p.opts[0] if p.opts else None)
@@ -174,7 +205,7 @@ Threads = Annotated[int | None, typer.Option("--threads", min=1, help=(
     "Intra-op threads (default: auto, the cores this process may use less its workers; "
     "OMP_NUM_THREADS counts as --threads)."))]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or messages.")]
-DataFormat = Annotated[Optional[str], typer.Option("--format", help="Dataset layout; auto-detected when omitted.")]
+DataFormat = Annotated[Optional[str], typer.Option("--format", help="Dataset layout; auto-detected when omitted (regdb-trial1 .. regdb-trial10: a RegDB trial).")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")]
 
 

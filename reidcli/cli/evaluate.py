@@ -15,8 +15,9 @@ PngOpt = Annotated[Path | None, typer.Option(help="Write a PNG picture here.", d
 
 @reid_command("evaluate", outputs=("per_query", "ranks_png", "cmc_png"))
 def command(
-    features: Annotated[Path | None, typer.Argument(help="Features file with 'query' and 'gallery' splits.",
-                                                       dir_okay=False)] = None,
+    features: Annotated[list[Path] | None, typer.Argument(
+        help="Features file(s) with 'query' and 'gallery' splits; several (RegDB's ten trials): each is "
+             "evaluated, then mean ± std over the files.", dir_okay=False)] = None,
     query: Annotated[Path | None, typer.Option("--query", help="Take the 'query' split from this file.")] = None,
     gallery: Annotated[Path | None, typer.Option("--gallery", help="Take the 'gallery' split from this file.")] = None,
     protocol: Annotated[str | None, typer.Option(
@@ -54,10 +55,11 @@ def command(
     ignored) or a cross-modality one (SYSU-MM01, RegDB), as a table or --json on stdout.
 
     Example: reid evaluate f.h5 --metric cosine --ranks-png ranks.png --cmc-png cmc.png
+    Example: reid evaluate trial*.h5 --protocol regdb-v2i
     """
-    from reidcli.cli.table import print_metric_table
+    from reidcli.cli.table import print_metric_table, print_wide_table
     from reidcli.eval import report
-    from reidcli.eval.api import Options, evaluate_file, parse_ranks
+    from reidcli.eval.api import Options, evaluate_file, evaluate_files, parse_ranks
     from reidcli.utils.device import device_name
     from reidcli.utils.progress import say
 
@@ -66,10 +68,14 @@ def command(
                    shot=shot, trials=trials, seed=seed, device=device_name(device), chunk=chunk)
     outputs = report.Outputs(per_query=per_query, ranks_png=ranks_png, top=top, n_queries=n_queries,
                              image_root=image_root, cmc_png=cmc_png)
-    res = evaluate_file(features, opts, query=query, gallery=gallery, outputs=outputs)
+    several = bool(features) and len(features) > 1 and not (query or gallery)  # else evaluate_file refuses
+    res = (evaluate_files(features, opts, outputs=outputs) if several else
+           evaluate_file(features[0] if features else None, opts, query=query, gallery=gallery, outputs=outputs))
     for message in res.messages:
         say(f"reid evaluate: {message}")
     if as_json:
         print(report.to_json(res))
+    elif several:
+        print_wide_table(**report.files_table(res))
     else:
         print_metric_table(**report.table(res))

@@ -13,15 +13,22 @@ from typing import Annotated, Optional
 
 import typer
 
-from reidcli.cli.common import Ckpt, DataFormat, Device, Output, Recipe, Threads, Workers, reid_command
+from reidcli.cli.common import Ckpt, Config, DataFormat, Device, Output, Recipe, Threads, Workers, command_settings, reid_command
 from reidcli.cli.defaults import opt as _opt
 from reidcli.cli.defaults import per_method as _per_method
 from reidcli.data.transforms import AugmentConfig
 from reidcli.train.config import FinetuneConfig as F
 from reidcli.train.finetune import DEFAULT_METHOD
-from reidcli.train.methods.options import JointOptions, KDOptions, MarOptions, MMTOptions, PseudoOptions
+from reidcli.train.methods.options import (
+    CamStyleOptions,
+    JointOptions,
+    KDOptions,
+    MarOptions,
+    MMTOptions,
+    PseudoOptions,
+)
 
-_LOSS_METHODS = {"pseudo": PseudoOptions, "kd": KDOptions, "joint": JointOptions}
+_LOSS_METHODS = {"pseudo": PseudoOptions, "kd": KDOptions, "camstyle": CamStyleOptions, "joint": JointOptions}
 
 
 @reid_command("finetune", may_replace=("ckpt",))
@@ -29,21 +36,22 @@ def command(
     target: Annotated[Path, typer.Argument(help="Target dataset (its identity labels are never read).", exists=True)],
     ckpt: Ckpt,
     output: Output,
-    labels: Annotated[Optional[Path], typer.Option("--labels", help="Pseudo-labels of the target train images (reid cluster); not for mar.", exists=True, dir_okay=False)] = None,
-    method: Annotated[Optional[str], typer.Option("--method", "-m", help=f"pseudo | mmt | kd | joint | mar (default {DEFAULT_METHOD}).")] = None,
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="Pseudo-labels of the target train images (reid cluster); not for mar, optional for camstyle.", exists=True, dir_okay=False)] = None,
+    method: Annotated[Optional[str], typer.Option("--method", "-m", help=f"pseudo | mmt | kd | joint | camstyle | mar (default {DEFAULT_METHOD}).")] = None,
     ckpt2: Annotated[Optional[Path], typer.Option("--ckpt2", help="mmt: second source network (default: a copy of --ckpt's).", exists=True, dir_okay=False)] = None,
-    source: Annotated[Optional[Path], typer.Option("--source", help="joint: labelled source dataset.", exists=True)] = None,
+    source: Annotated[Optional[Path], typer.Option("--source", help="joint, camstyle: labelled source dataset.", exists=True)] = None,
     target_format: DataFormat = None,
     source_format: Annotated[Optional[str], typer.Option("--source-format", help="Layout of --source; auto-detected when omitted.")] = None,
     reference: Annotated[Optional[Path], typer.Option("--reference", help="mar: labelled reference dataset (one agent per identity).", exists=True)] = None,
     reference_format: Annotated[Optional[str], typer.Option("--reference-format", help="Layout of --reference; auto-detected when omitted.")] = None,
-    styled: Annotated[Optional[Path], typer.Option("--styled", help="Styled target images ('reid stylize apply'): each joins its original's pseudo-label.", exists=True, file_okay=False)] = None,
+    styled: Annotated[Optional[Path], typer.Option("--styled", help="Styled target images ('reid stylize apply'): each joins its original's pseudo-label (camstyle: its class).", exists=True, file_okay=False)] = None,
     epochs: Annotated[Optional[int], _opt("--epochs", min=1, help="Epochs in this round.", of=F)] = None,
     iters_per_epoch: Annotated[Optional[int], _opt("--iters", min=0, help="Steps per epoch (0 = one pass).", of=F, field="iters_per_epoch")] = None,
     lr: Annotated[Optional[float], _opt("--lr", min=0.0, help="Adam learning rate.", of=F)] = None,
     weight_decay: Annotated[Optional[float], _opt("--weight-decay", min=0.0, help="Weight decay.", of=F)] = None,
     p: Annotated[Optional[int], _opt("--ids-per-batch", "-P", min=2, help="Identities per batch (P of P x K).", of=F, field="p")] = None,
-    k: Annotated[Optional[int], _opt("--images-per-id", "-K", min=1, help="Images per identity (K of P x K).", of=F, field="k")] = None,
+    k: Annotated[Optional[int], _opt("--images-per-id", "-K", "--num-instances", min=1, help="Images per identity (K of P x K).", of=F, field="k")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=2, help="Images per batch (torchreid / fast-reid style): sets -P to it divided by -K.")] = None,
     images_per_bn: Annotated[Optional[int], _opt("--images-per-bn", min=0, help="BN statistics over groups of N images (0 = batch).", of=F)] = None,
     erasing: Annotated[Optional[float], _opt("--erasing", min=0.0, max=1.0, help="Random-erasing probability.", of=AugmentConfig)] = None,
     alpha: Annotated[Optional[float], _opt("--alpha", min=0.0, max=1.0, help="mmt: EMA momentum of the mean nets.", of=MMTOptions)] = None,
@@ -51,7 +59,7 @@ def command(
     soft_tri_weight: Annotated[Optional[float], _opt("--soft-tri-weight", min=0.0, max=1.0, help="mmt: weight of the soft triplet.", of=MMTOptions)] = None,
     kd_every: Annotated[Optional[int], _opt("--kd-every", min=1, help="kd: blend W toward W_int every N epochs (counted across rounds).", of=KDOptions)] = None,
     mu: Annotated[Optional[float], _opt("--mu", min=0.0, max=1.0, help="kd: W = (1 - mu) W + mu W_int.", of=KDOptions)] = None,
-    theta: Annotated[Optional[float], _opt("--theta", min=0.0, help="joint: weight of the source-vs-target triplet.", of=JointOptions)] = None,
+    theta: Annotated[Optional[float], _opt("--theta", min=0.0, help="joint, camstyle: weight of the source-vs-target triplet.", of=JointOptions)] = None,
     lambda_1: Annotated[Optional[float], _opt("--lambda-1", min=0.0, help="mar: weight of the cross-view loss (CML).", of=MarOptions)] = None,
     lambda_2: Annotated[Optional[float], _opt("--lambda-2", min=0.0, help="mar: weight of the reference agent loss (AL + beta RJ).", of=MarOptions)] = None,
     beta: Annotated[Optional[float], _opt("--beta", min=0.0, help="mar: weight of RJ inside the agent loss.", of=MarOptions)] = None,
@@ -59,11 +67,12 @@ def command(
     rj_margin: Annotated[Optional[float], _opt("--rj-margin", min=0.0, help="mar: RJ margin (squared distance).", of=MarOptions)] = None,
     mining_ratio: Annotated[Optional[float], _opt("--mining-ratio", min=0.0, max=1.0, help="mar: fraction of a batch's pairs mined by MDL.", of=MarOptions)] = None,
     mdl_warmup_epochs: Annotated[Optional[int], _opt("--mdl-warmup-epochs", min=0, help="mar: epochs before MDL starts.", of=MarOptions)] = None,
-    margin: Annotated[Optional[float], _opt("--margin", min=0.0, help="pseudo, kd, joint: triplet margin " + _per_method("margin", **_LOSS_METHODS))] = None,
+    margin: Annotated[Optional[float], _opt("--margin", min=0.0, help="pseudo, kd, joint, camstyle: triplet margin " + _per_method("margin", **_LOSS_METHODS))] = None,
     label_smooth: Annotated[Optional[float], _opt("--label-smooth", min=0.0, max=1.0, help="CE label smoothing " + _per_method("label_smooth", **_LOSS_METHODS, mmt=MMTOptions))] = None,
-    center_weight: Annotated[Optional[float], _opt("--center-weight", min=0.0, help="pseudo, kd, joint: centre-loss weight " + _per_method("center_weight", **_LOSS_METHODS))] = None,
+    center_weight: Annotated[Optional[float], _opt("--center-weight", min=0.0, help="pseudo, kd, joint, camstyle: centre-loss weight " + _per_method("center_weight", **_LOSS_METHODS))] = None,
     seed: Annotated[Optional[int], _opt("--seed", help="Random seed.", of=F)] = None,
     recipe: Recipe = None,
+    config: Config = None,
     device: Device = "auto",
     workers: Workers = None,
     threads: Threads = None,
@@ -75,8 +84,9 @@ def command(
     nets and their mean nets; the checkpoint carries all four and the next round continues
     them; 'reid features' uses the first mean net), kd (intermediate copy blended into the
     weights every --kd-every epochs), joint (labelled --source images and the target
-    together), mar (soft multilabels over the agents of a labelled --reference set; no
-    --labels). Outliers (-1) are left out. -o may equal --ckpt: it is replaced only when
+    together), camstyle (seed 004: source CE + a source-vs-target triplet in which each
+    target image and its --styled versions are one class; --labels optional), mar (soft
+    multilabels over the agents of a labelled --reference set; no --labels). Outliers (-1) are left out. -o may equal --ckpt: it is replaced only when
     the round has finished. A method's flag given with another --method is an error.
 
     Example: reid finetune --ckpt m.pt --labels labels.h5 duke/ -o m2.pt --method mmt
@@ -85,5 +95,5 @@ def command(
     from reidcli.train.finetune import finetune_from_settings
     from reidcli.utils.progress import say
 
-    given = {name: v for name, v in flags.items() if v is not None and name not in ("target", "ckpt", "labels", "output")}
-    say(f"wrote {finetune_from_settings(ckpt, labels, target, output, **given)}")
+    parts = command_settings(flags, skip=("target", "ckpt", "labels", "output", "config"))
+    say(f"wrote {finetune_from_settings(ckpt, labels, target, output, config=config, defaults=parts['defaults'], config_aliases=parts['config_aliases'], **parts['settings'])}")

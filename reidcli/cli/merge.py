@@ -1,4 +1,5 @@
-"""`reid merge f.1.h5 ... -o f.h5`: join 'reid features --shard i/n' outputs."""
+"""`reid merge f.1.h5 ... -o f.h5`: join 'reid features --shard i/n' outputs (or the folders
+of 'reid stylize apply --shard i/n')."""
 
 from __future__ import annotations
 
@@ -12,16 +13,22 @@ from reidcli.cli.common import Output, reid_command
 
 @reid_command("merge")
 def command(
-    shards: Annotated[list[Path], typer.Argument(help="The n shard files (any order).", exists=True, dir_okay=False)],
+    shards: Annotated[list[Path], typer.Argument(help="The n shard files or styled folders (any order).", exists=True)],
     output: Output,
 ) -> None:
     """Join the n files written by 'reid features --shard i/n' into the one features file a
-    single run would write, after checking that all shards of one extraction are present.
+    single run would write, after checking that all shards of one extraction are present;
+    given folders, join the n trees of 'reid stylize apply --shard i/n' the same way.
 
     Example: reid merge f.1.h5 f.2.h5 -o f.h5
     """
     from reidcli.features import merge_shards
+    from reidcli.stylize.merge import merge_styled
+    from reidcli.utils.errors import ConfigError
     from reidcli.utils.progress import say
 
-    out = merge_shards(shards, output)
+    folders = [p.is_dir() for p in shards]
+    if any(folders) and not all(folders):
+        raise ConfigError("give either features shard files or styled shard folders, not both")
+    out = (merge_styled if all(folders) else merge_shards)(shards, output)
     say(f"wrote {out}")

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reidcli.cli.common import DataFormat, Device, Output, Recipe, Threads, Workers, reid_command
+from reidcli.cli.common import Config, DataFormat, Device, Output, Recipe, Threads, Workers, command_settings, reid_command
 from reidcli.cli.defaults import opt
 from reidcli.data.transforms import AugmentConfig as A
 from reidcli.models import ModelConfig as M
@@ -44,9 +44,9 @@ def command(
     last_stride: Annotated[Int, opt("--last-stride", help="Stride of layer4 (1 or 2).", of=M, rich_help_panel=_M)] = None,
     pooling: Annotated[Str, opt("--pooling", help="avg | gem | avgmax.", of=M, rich_help_panel=_M)] = None,
     neck: Annotated[Str, opt("--neck", help="bnneck | none.", of=M, rich_help_panel=_M)] = None,
-    embed_dim: Annotated[Int, opt("--embed-dim", help="FC reduction of the feature (0 = none).", of=M, rich_help_panel=_M)] = None,
+    embed_dim: Annotated[Int, opt("--embed-dim", help="FC from the pooled feature to this size (0 = keep the pooled size: layer4's, or with --multilevel the fused one).", of=M, rich_help_panel=_M)] = None,
     attention: Annotated[Bool, opt("--attention", help="CBAM after layer2/3/4.", of=M, rich_help_panel=_M)] = None,
-    multilevel: Annotated[Bool, opt("--multilevel", help="Fuse layer1+3+4 pooled features.", of=M, rich_help_panel=_M)] = None,
+    multilevel: Annotated[Bool, opt("--multilevel", help="Multi-level fusion (seed 001): layer1, layer3 and layer4 pooled and concatenated.", of=M, rich_help_panel=_M)] = None,
     lstm_branch: Annotated[Bool, opt("--lstm-branch", help="Bi-LSTM local branch over 3 stripes.", of=M, rich_help_panel=_M)] = None,
     dropout: Annotated[Float, opt("--dropout", help="Dropout before the classifier.", of=M, rich_help_panel=_M)] = None,
     rb_backbone: Annotated[str, _rb("--rb-backbone", help="its ResNet (resnet50; tiny = resnet18, resnet18_half for CPU runs).")] = "resnet50",
@@ -65,6 +65,8 @@ def command(
     method: Annotated[Str, typer.Option("--method", help="Training method: supervised (ID + triplet) | mrda (cross-modality, --arch mrda) | agents (MAR reference pretraining: agent loss only; the agents are saved for finetune --method mar). [default: supervised]", rich_help_panel=_T)] = None,
     mrda_backbone: Annotated[Str, opt("--mrda-backbone", help="mrda: its ResNet (resnet50; resnet18_half for CPU runs).", of=MN, field="backbone", rich_help_panel=_X)] = None,
     mrda_attn_topk: Annotated[Int, opt("--attn-topk", help="mrda: stripes kept by the dynamic attention (the seed gives no k).", of=MN, field="attn_topk", rich_help_panel=_X)] = None,
+    mrda_two_stream: Annotated[Bool, opt("--two-stream/--one-stream", help="mrda: separate visible and infrared stages 0-1 (--one-stream: one stem for both, an ablation).", of=MN, field="two_stream", rich_help_panel=_X)] = None,
+    mrda_attention: Annotated[Bool, opt("--dyn-attention/--no-dyn-attention", help="mrda: the dynamic attention term of F (eq. 16; off: F = GeM(f), an ablation).", of=MN, field="attention", rich_help_panel=_X)] = None,
     id_weight: Annotated[Float, opt("--id-weight", help="mrda: label-smoothed ID loss (eq. 18).", of=X, rich_help_panel=_X)] = None,
     hc_weight: Annotated[Float, opt("--hc-weight", help="mrda: hetero-centre triplet loss (eq. 20).", of=X, rich_help_panel=_X)] = None,
     rho: Annotated[Float, opt("--rho", help="mrda: hetero-centre triplet margin.", of=X, rich_help_panel=_X)] = None,
@@ -85,7 +87,8 @@ def command(
     gamma: Annotated[Float, opt("--gamma", help="Step decay factor.", of=T, rich_help_panel=_T)] = None,
     warmup_epochs: Annotated[Float, opt("--warmup-epochs", help="Linear warm-up epochs.", of=T, rich_help_panel=_T)] = None,
     p: Annotated[Int, opt("--ids-per-batch", "-P", help="Identities per batch (P of P x K).", of=T, field="p", rich_help_panel=_T)] = None,
-    k: Annotated[Int, opt("--images-per-id", "-K", help="Images per identity (K of P x K).", of=T, field="k", rich_help_panel=_T)] = None,
+    k: Annotated[Int, opt("--images-per-id", "-K", "--num-instances", help="Images per identity (K of P x K).", of=T, field="k", rich_help_panel=_T)] = None,
+    batch_size: Annotated[Int, typer.Option("--batch-size", help="Images per batch (torchreid / fast-reid style): sets -P to it divided by -K.", rich_help_panel=_T)] = None,
     images_per_bn: Annotated[Int, opt("--images-per-bn", help="BN statistics over groups of N images (0 = batch).", of=T, rich_help_panel=_T)] = None,
     sync_bn: Annotated[Bool, opt("--sync-bn/--no-sync-bn", help="SyncBN under DDP on CUDA.", of=T, rich_help_panel=_T)] = None,
     amp: Annotated[Bool, opt("--amp/--no-amp", help="Mixed precision on CUDA.", of=T, rich_help_panel=_T)] = None,
@@ -111,6 +114,7 @@ def command(
     workers: Workers = None,
     threads: Threads = None,
     recipe: Recipe = None,
+    config: Config = None,
     device: Device = "auto",
 ) -> None:
     """Train a re-ID network on the labelled train split of DATA (ID + triplet loss) and write
@@ -126,7 +130,9 @@ def command(
     from reidcli.train.pretrain import pretrain_from_settings
     from reidcli.utils.progress import say
 
-    given = {name: v for name, v in flags.items() if v is not None and name not in ("data", "output", "fmt")}
-    out = pretrain_from_settings(data, output, format=fmt, **given)
+    parts = command_settings({"format": fmt, **flags}, skip=("data", "output", "fmt", "config"))
+    parts["config_aliases"] = {**parts["config_aliases"], "format": "format"}
+    out = pretrain_from_settings(data, output, config=config, defaults=parts["defaults"],
+                                 config_aliases=parts["config_aliases"], **parts["settings"])
     if os.environ.get("RANK", "0") == "0":  # one line under torchrun, not one per process
         say(f"wrote {out}")

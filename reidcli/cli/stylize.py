@@ -92,16 +92,19 @@ def apply(
                                                        "default train).")] = None,
     fmt: DataFormat = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output folder.")] = False,
+    shard: Annotated[Optional[str], typer.Option("--shard", help="Style part i of n of the images (i/n, 1-based) into its own folder; join with 'reid merge'.")] = None,
     device: Device = "auto",
 ) -> None:
     """Write every image of DATA in each requested camera's style as a dataset in DATA's
-    layout (same ids, the style camera in the names) plus manifest.csv.
+    layout (same ids, the style camera in the names) plus manifest.csv; --shard i/n writes
+    one part, and 'reid merge' joins the n folders into the tree one run writes.
 
     Example: reid stylize apply --model style.pt data/market -o styled/ --cams all
     """
+    from reidcli.features import parse_shard
     from reidcli.stylize import apply_style
     from reidcli.utils.progress import say
 
     res = apply_style(model, data, output, cams=cams, split=tuple(split or ("train",)), format=fmt, force=force,
-                      device=device)
+                      device=device, shard=parse_shard(shard))
     say(f"wrote {res['images']} styled images to {res['out']} (manifest {res['manifest']})")

@@ -10,8 +10,10 @@ import typer
 
 from reidcli.cli.common import Json, Quiet, Seed, reid_command
 
-Domain = Annotated[str, typer.Option("--domain", "-d", help="market | duke | msmt | sysu (sets layout, "
-                                                            "clothing and camera styles).")]
+Domain = Annotated[str, typer.Option("--domain", "-d", help="market | duke | msmt | sysu | regdb (sets "
+                                                            "layout, clothing and camera styles; sysu: two "
+                                                            "near-infrared cameras, regdb: visible/thermal "
+                                                            "pairs and ten trials' splits).")]
 
 
 @reid_command("synth")
@@ -22,8 +24,10 @@ def command(
     test_ids: Annotated[Optional[int], typer.Option("--test-ids", min=1,
                                                     help="Query/gallery identities (default: as --ids).")] = None,
     cams: Annotated[Optional[int], typer.Option("--cams", min=2, help="Cameras (default: the domain's: "
-                                                                      "6, 8, 15, 6).")] = None,
-    images_per_id: Annotated[int, typer.Option("--images-per-id", min=2, help="Images per identity.")] = 12,
+                                                                      "6, 8, 15, 6, 2).")] = None,
+    images_per_id: Annotated[Optional[int], typer.Option(
+        "--images-per-id", min=2, help="Images per identity (default: 12; regdb 20, ten visible + ten "
+                                       "thermal).")] = None,
     height: Annotated[int, typer.Option("--height", min=16, help="Image height in pixels.")] = 128,
     width: Annotated[int, typer.Option("--width", min=8, help="Image width in pixels.")] = 64,
     distractors: Annotated[Optional[int], typer.Option("--distractors", min=0, help="Distractor gallery "
@@ -37,7 +41,7 @@ def command(
     as_json: Json = False,
 ) -> None:
     """Write a synthetic person re-ID dataset in the real layout of a domain (Market-1501,
-    DukeMTMC-reID, MSMT17 or SYSU-MM01 names and folders, query/gallery/train splits,
+    DukeMTMC-reID, MSMT17, SYSU-MM01 or RegDB names and folders, query/gallery/train splits,
     distractors and junk), with ground-truth COCO keypoints in OUT/pose.h5. Domains differ
     in clothing and camera styles, so a model trained on one loses accuracy on another.
     The same --seed gives byte-identical images.

@@ -100,6 +100,39 @@ def cluster_features(features: np.ndarray, *, method: str = DEFAULT_CLUSTERER,
     return ClusterResult(labels=labels, params=params, centers=cents, timings=ctx.timings)
 
 
+def degenerate(labels: np.ndarray, params: dict, where: str = "the input") -> str | None:
+    """A one-line description, with the numbers and the fix, when the clustering carries no
+    training signal (0 clusters, or 1 cluster holding every clustered image); else None.
+
+    DBSCAN gives 0 clusters when ``eps`` is too small (every image is an outlier) and 1
+    cluster when it is too large (the Jaccard radius reaches every image), so the advice
+    goes in opposite directions; k-means gives 1 only with ``k`` 1.
+    """
+    labels = np.asarray(labels)
+    n, k = len(labels), len(np.unique(labels[labels >= 0]))
+    if n == 0 or k >= 2:
+        return None
+    method, outliers = params.get("method", "?"), int((labels < 0).sum())
+    used = ", ".join("--" + name.replace("_", "-") + " " + (f"{params[name]:g}" if isinstance(params[name], float)
+                                                             else str(params[name]))
+                     for name in ("eps", "min_samples", "k1", "k") if name in params)
+    setting = f"{method}{', ' + used if used else ''}"
+    if k == 0:
+        fix = ("re-cluster with a larger --eps or a smaller --min-samples" if "eps" in params
+               else "re-cluster with other settings")
+        return f"{where}: 0 clusters, all {n} images are outliers ({setting}); {fix}"
+    if "eps" in params:
+        fix = "re-cluster with a smaller --eps"
+        if "k1" in params and params["k1"] >= n - outliers:
+            fix += f" or a --k1 well below the {n - outliers} clustered images"
+    elif "k" in params:
+        fix = "re-cluster with a larger --k"
+    else:
+        fix = "re-cluster with other settings"
+    return (f"{where}: 1 cluster holds all {n - outliers} clustered images ({outliers} outliers of {n}; "
+            f"{setting}); pseudo-labels need at least 2 clusters: {fix}")
+
+
 def centre_cameras(x: np.ndarray, camids: np.ndarray | None, where: str = "the input") -> np.ndarray:
     """L2-normalised ``x`` minus the mean feature of each row's camera, re-normalised."""
     from reidcli.cluster.knn import l2_normalize
@@ -138,11 +171,14 @@ class ClusterReport:
     params: dict
     timings: dict
     quality: dict | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         out = {"output": str(self.output), "split": self.split, "n_images": self.n_images,
                "n_clusters": self.n_clusters, "n_outliers": self.n_outliers, "params": self.params,
                "timings": self.timings}
+        if self.warnings:
+            out["warnings"] = self.warnings
         if self.quality is not None:
             out["quality"] = self.quality
         return out
@@ -162,12 +198,14 @@ class ClusterReport:
 
 
 def run(features_path: str | Path, out_path: str | Path, *, split: str = "train", recipe: str | None = None,
-        **kwargs) -> ClusterReport:
+        strict: bool = False, **kwargs) -> ClusterReport:
     """Cluster one split of a features file and write the labels file atomically.
 
     Keyword arguments are those of `cluster_features` (a method's options included; None
     means not given). ``recipe`` names a paper recipe (`reidcli.recipes`) whose cluster
-    settings fill those not given.
+    settings fill those not given. A clustering with 0 clusters or 1 cluster for every image
+    (`degenerate`) is logged as a warning and listed in the report's ``warnings``; with
+    ``strict`` it is an `InputError` instead and nothing is written.
     """
     from reidcli.recipes import with_recipe
 
@@ -185,10 +223,16 @@ def run(features_path: str | Path, out_path: str | Path, *, split: str = "train"
     if len(s) == 0:
         raise InputError(f"{features_path}:/{split} is empty; nothing to cluster")
     res = cluster_features(s.features, where=f"{features_path}:/{split}", camids=s.camids, **kwargs)
+    problem = degenerate(res.labels, res.params, f"{features_path}:/{split}")
+    if problem is not None:
+        if strict:
+            raise InputError(f"{problem} (--strict: nothing written)")
+        log.warning("%s", problem)
     attrs = {**res.params, "split": split, "source": str(features_path),
              "source_digest": file_digest(features_path), "n_images": len(s)}
     attrs = {k: v for k, v in attrs.items() if v is not None}
     quality = cluster_quality(res.labels, s.pids) if (s.pids >= 0).any() else None
     write_labels(out_path, LabelsFile(labels=res.labels, paths=list(s.paths), attrs=attrs,  # written last
                                       centers=res.centers), inputs=[features_path], seed=res.params.get("seed"))
-    return ClusterReport(out_path, split, len(s), res.n_clusters, res.n_outliers, res.params, res.timings, quality)
+    return ClusterReport(out_path, split, len(s), res.n_clusters, res.n_outliers, res.params, res.timings, quality,
+                         warnings=[problem] if problem else [])

@@ -13,7 +13,7 @@ import numpy as np
 
 from reidcli.eval import protocols as P
 from reidcli.eval.distance import METRICS, check_features, distance_chunks, prepare
-from reidcli.eval.ranking import AP_FORMULAS, Metrics, PerQuery, rank_queries, summarize
+from reidcli.eval.ranking import AP_FORMULAS, Metrics, PerQuery, full_cmc, rank_queries, summarize
 from reidcli.utils.checks import as_ids
 from reidcli.utils.errors import ConfigError, InputError
 from reidcli.utils.params import Interval, ParamError, Satisfies, check_params
@@ -77,6 +77,9 @@ class EvalResult:
     rerank: bool = False
     notes: list[str] = field(default_factory=list)
     output_notes: list[str] = field(default_factory=list)
+    cmc: np.ndarray | None = None
+    rerank_options: dict | None = None
+    inputs: dict | None = None
 
     @property
     def messages(self) -> list[str]:
@@ -84,10 +87,20 @@ class EvalResult:
         return [*self.notes, *self.output_notes]
 
     def as_dict(self) -> dict:
-        out = {"protocol": self.protocol, "metric": self.metric, "rerank": self.rerank,
-               **self.metrics.as_dict(), **self.mean, "n_trials": self.n_trials}
+        """The ``--json`` object: metrics, how they were computed (protocol, metric, AP and
+        CMC rules, re-ranking k1/k2/lambda), the whole CMC curve (``cmc[r-1]`` = matching
+        rate at rank r, mean over trials) and, from `evaluate_file`, the input files with
+        their digests and the checkpoints that made them."""
+        out = {"protocol": self.protocol, "metric": self.metric, "rerank": self.rerank}
+        if self.rerank_options is not None:
+            out["rerank_options"] = self.rerank_options
+        out.update({**self.metrics.as_dict(), **self.mean, "n_trials": self.n_trials})
         if self.std is not None:
             out["std"] = self.std
+        if self.cmc is not None:
+            out["cmc"] = [float(v) for v in self.cmc]
+        if self.inputs is not None:
+            out["inputs"] = self.inputs
         out["notes"] = self.notes
         return out
 
@@ -186,6 +199,7 @@ def evaluate(query: dict, gallery: dict, options: Options | None = None, *, norm
     query, gallery = _checked_ids(query, "query"), _checked_ids(gallery, "gallery")
     protocol = P.PROTOCOLS.get(opts.protocol or P.detect_protocol(dataset_format, query.get("modality"),
                                                                   gallery.get("modality")))
+    protocol.check_inputs(query, gallery)
     query, gallery = protocol.splits(query, gallery)
     ropts = protocol.rank_options(opts)
     runs = []
@@ -214,13 +228,26 @@ def _result(protocol: P.Protocol, opts: Options, runs: list[Run]) -> EvalResult:
     if m.n_skipped:
         notes.append(f"{m.n_skipped} of {m.n_query} queries have no valid match and were skipped")
     notes += protocol.notes(opts, len(runs))
+    curves = [full_cmc(run.per_query) for run in runs]
+    length = max(len(c) for c in curves)
+    cmc = np.mean([np.pad(c, (0, length - len(c)), mode="edge") if len(c) else np.zeros(length)
+                   for c in curves], axis=0)
+    rr = {"k1": opts.k1, "k2": opts.k2, "lambda": opts.lambda_value} if opts.rerank else None
     return EvalResult(protocol.name, opts.metric, m, first.per_query, first.trial.q_rows, first.trial.g_rows,
-                      mean, std, len(runs), opts.rerank, notes)
+                      mean, std, len(runs), opts.rerank, notes, cmc=cmc, rerank_options=rr)
 
 
 def split_dict(split) -> dict:
     return {"features": split.features, "pids": split.pids, "camids": split.camids,
             "modality": split.modality, "paths": split.paths}
+
+
+def _describe_input(path, ff) -> dict:
+    """A features file as the JSON names it: path, digest, and the checkpoint that made it."""
+    from reidcli.io.atomic import file_digest
+
+    return {"path": str(path), "digest": file_digest(path), "checkpoint": ff.attrs.get("checkpoint"),
+            "checkpoint_path": ff.attrs.get("checkpoint_path"), "model": ff.attrs.get("model")}
 
 
 def evaluate_file(path: str | os.PathLike | None = None, options: Options | None = None, *,
@@ -246,6 +273,14 @@ def evaluate_file(path: str | os.PathLike | None = None, options: Options | None
     q, g = split_dict(qfile.split("query")), split_dict(gfile.split("gallery"))
     res = evaluate(q, g, options, normalized=qfile.normalized and gfile.normalized,
                    dataset_format=str(qfile.attrs.get("dataset_format", "")))
+    res.inputs = {"query": _describe_input(path or query, qfile), "gallery": _describe_input(path or gallery, gfile)}
+    qck, gck = res.inputs["query"]["checkpoint"], res.inputs["gallery"]["checkpoint"]
+    if qck != gck:
+        note = (f"warning: the query features ({query}) come from checkpoint {qck} "
+                f"({res.inputs['query']['checkpoint_path']}) but the gallery features ({gallery}) from "
+                f"{gck} ({res.inputs['gallery']['checkpoint_path']}); distances between two different "
+                "embeddings mean little: extract both with the same --ckpt")
+        res.notes.append(note)
     if outputs is not None:
         from reidcli.eval.report import write_outputs
 
@@ -253,3 +288,82 @@ def evaluate_file(path: str | os.PathLike | None = None, options: Options | None
         res.output_notes += write_outputs(res, q, g, options or Options(), outputs,
                                           normalized=gfile.normalized, file_root=gfile.root)
     return res
+
+
+@dataclass
+class FilesResult:
+    """One evaluation per features file (RegDB's ten trials are ten files, one per
+    ``idx/..._<t>.txt`` split) and the mean and standard deviation of their metrics over
+    the files. A file's value is its own mean (over the draws of a multi-trial protocol)."""
+
+    files: list[str]
+    results: list[EvalResult]
+    mean: dict[str, float]
+    std: dict[str, float]
+
+    @property
+    def protocol(self) -> str:
+        return self.results[0].protocol
+
+    @property
+    def metric(self) -> str:
+        return self.results[0].metric
+
+    @property
+    def messages(self) -> list[str]:
+        """Every line meant for people, each once, prefixed by its file when not shared by all."""
+        out = []
+        for f, r in zip(self.files, self.results):
+            for m in r.messages:
+                shared = all(m in other.messages for other in self.results)
+                line = m if shared else f"{f}: {m}"
+                if line not in out:
+                    out.append(line)
+        return out
+
+    def as_dict(self) -> dict:
+        return {"protocol": self.protocol, "metric": self.metric, "rerank": self.results[0].rerank,
+                "n_files": len(self.files), **self.mean, "std": self.std,
+                "files": [{"file": f, **r.as_dict()} for f, r in zip(self.files, self.results)]}
+
+
+def evaluate_files(paths: Sequence[str | os.PathLike], options: Options | None = None, *,
+                   outputs=None) -> FilesResult:
+    """Evaluate each features file on its own (its ``query`` against its ``gallery``), then
+    average: the mean and (population) standard deviation of every metric over the files,
+    as RegDB reports its ten random train/test trials (``reid evaluate trial*.h5 --protocol
+    regdb-v2i``). Every file must evaluate under the same protocol.
+
+    Raises:
+        ConfigError: no file; files that fall under different protocols; ``outputs`` that
+            ask for a file (those describe one evaluation).
+        InputError, FormatError: as `evaluate_file`, naming the file.
+    """
+    from reidcli.utils.errors import FormatError
+
+    paths = [str(p) for p in paths]
+    if not paths:
+        raise ConfigError("give one or more features files")
+    if outputs is not None and (outputs.per_query or outputs.ranks_png or outputs.cmc_png):
+        raise ConfigError(f"--per-query, --ranks-png and --cmc-png describe one evaluation; got {len(paths)} "
+                          "features files, give one")
+    options = options or Options()
+    options.check()
+    results = []
+    for p in paths:
+        try:
+            results.append(evaluate_file(p, options))
+        except (InputError, FormatError) as exc:
+            text = str(exc)
+            if p not in text:
+                exc.args = (f"{p}: {text}", *exc.args[1:])
+            raise
+    protos = {r.protocol for r in results}
+    if len(protos) > 1:
+        first = {proto: next(f for f, r in zip(paths, results) if r.protocol == proto) for proto in sorted(protos)}
+        shown = ", ".join(f"{f} under {proto}" for proto, f in first.items())
+        raise ConfigError(f"the files evaluate under different protocols ({shown}); pass --protocol")
+    keys = list(results[0].mean)
+    vals = {k: np.array([r.mean[k] for r in results], dtype=np.float64) for k in keys}
+    return FilesResult(paths, results, {k: float(v.mean()) for k, v in vals.items()},
+                       {k: float(v.std()) for k, v in vals.items()})

@@ -110,8 +110,21 @@ class Protocol:
     ``camids``, optional ``modality``, ``paths``) and its `Options`.
     """
 
+    modal = False  # cross-modality: both splits must say each image's modality
+
     def __init__(self, name: str = "market"):
         self.name = name
+
+    def check_inputs(self, query: dict, gallery: dict) -> None:
+        """Refuse inputs this protocol cannot evaluate (before any ranking)."""
+        if not self.modal:
+            return
+        lacking = [name for name, split in (("query", query), ("gallery", gallery)) if split.get("modality") is None]
+        if lacking:
+            raise InputError(f"the {self.name} protocol needs each image's modality, but the {' and '.join(lacking)} "
+                             f"split{'s' if len(lacking) > 1 else ''} of the features file hold{'' if len(lacking) > 1 else 's'} "
+                             "no 'modality' array; extract the cross-modality dataset with 'reid features', "
+                             "or pass --protocol market")
 
     def splits(self, query: dict, gallery: dict) -> tuple[dict, dict]:
         """The arrays the trials' rows index (RegDB pools query and gallery)."""
@@ -135,6 +148,8 @@ class SysuMM01(Protocol):
     """``sysu-all`` / ``sysu-indoor``: seeded gallery draws, camera 3 never sees camera 2,
     no same-camera filter (the modalities differ), CMC over distinct identities."""
 
+    modal = True
+
     def trials(self, query: dict, gallery: dict, opts: Options) -> list[Trial]:
         return list(sysu_trials(query["pids"], query["camids"], gallery["pids"], gallery["camids"], mode=self.name,
                                 shot=opts.shot, trials=opts.trials, seed=opts.seed))
@@ -148,6 +163,8 @@ class SysuMM01(Protocol):
 
 class RegDB(Protocol):
     """``regdb-v2i`` / ``regdb-i2v``: query and gallery pooled, then divided by modality."""
+
+    modal = True
 
     def splits(self, query: dict, gallery: dict) -> tuple[dict, dict]:
         pooled = {}

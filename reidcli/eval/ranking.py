@@ -383,7 +383,18 @@ class Metrics:
     def as_dict(self) -> dict:
         return {"mAP": self.mAP, "mINP": self.mINP, **{f"rank{k}": v for k, v in self.cmc.items()},
                 "n_query": self.n_query, "n_valid_query": self.n_valid, "n_skipped_query": self.n_skipped,
-                "ap": self.ap, "ap_formula": AP_FORMULAS[self.ap], "cmc": self.cmc_kind}
+                "ap": self.ap, "ap_formula": AP_FORMULAS[self.ap], "cmc_kind": self.cmc_kind}
+
+
+def full_cmc(pq: PerQuery) -> np.ndarray:
+    """The whole CMC curve of the valid queries: the matching rate at ranks 1..R, where R is
+    the largest rank at which a valid query first meets a true match (the curve is flat,
+    at its final value, after R). Equals `summarize`'s ``curve`` on their common ranks."""
+    cr = pq.cmc_rank[pq.valid].reshape(-1)
+    if cr.size == 0:
+        return np.zeros(0)
+    counts = np.bincount(cr[cr >= 1].astype(np.int64), minlength=int(cr.max()) + 1)[1:]
+    return np.cumsum(counts) / cr.size
 
 
 def summarize(pq: PerQuery, ranks: Sequence[int] = (1, 5, 10, 20), opts: RankOptions | None = None,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reidcli.eval.api import EvalResult, Options
+from reidcli.eval.api import EvalResult, FilesResult, Options
 from reidcli.eval.distance import pairwise_distance
 from reidcli.eval.protocols import PROTOCOLS
 from reidcli.eval.ranking import AP_FORMULAS
@@ -44,7 +44,7 @@ class Outputs:
         check_params(self, OUTPUT_CONSTRAINTS)
 
 
-def to_json(res: EvalResult) -> str:
+def to_json(res: EvalResult | FilesResult) -> str:
     return json.dumps(res.as_dict(), allow_nan=True)
 
 
@@ -66,6 +66,21 @@ def table(res: EvalResult) -> dict:
     rows.append(("queries", f"{m.n_valid} valid / {m.n_query}{trials}"))
     return {"title": title, "rows": rows, "caption": f"AP: {AP_FORMULAS[m.ap]}; CMC: {m.cmc_kind}",
             "value_header": "value (%)"}
+
+
+def files_table(res: FilesResult) -> dict:
+    """One row per file (its metrics in percent), then the mean and the standard deviation
+    over the files: the keyword arguments of `reidcli.cli.table.print_wide_table`."""
+    first = res.results[0].metrics
+    keys = ["mAP", *(f"rank{k}" for k in first.cmc), "mINP"]
+    header = ["file", "mAP", *(f"Rank-{k}" for k in first.cmc), "mINP"]
+    rows = [[f, *(f"{100 * r.mean[k]:.2f}" for k in keys)] for f, r in zip(res.files, res.results)]
+    rows.append(["mean", *(f"{100 * res.mean[k]:.2f}" for k in keys)])
+    rows.append(["std", *(f"{100 * res.std[k]:.2f}" for k in keys)])
+    title = (f"{res.protocol} protocol, {res.metric} distance" + (", re-ranked" if res.results[0].rerank else "")
+             + f", {len(res.files)} files (mean ± std over files)")
+    return {"title": title, "header": header, "rows": rows,
+            "caption": f"values in %; AP: {AP_FORMULAS[first.ap]}; CMC: {first.cmc_kind}"}
 
 
 def write_per_query(path: str | os.PathLike, res: EvalResult, query: dict) -> Path:
@@ -122,6 +137,7 @@ def write_outputs(res: EvalResult, query: dict, gallery: dict, opts: Options, ou
     notes = []
     if outputs.per_query:
         write_per_query(outputs.per_query, res, query)
+        notes.append(f"wrote {outputs.per_query} (one row per query: {len(res.q_rows)} rows)")
     if outputs.ranks_png:
         rows = ranked_rows(res, query, gallery, opts, n=outputs.n_queries, top=outputs.top, normalized=normalized)
         root = str(outputs.image_root) if outputs.image_root else file_root
@@ -131,6 +147,8 @@ def write_outputs(res: EvalResult, query: dict, gallery: dict, opts: Options, ou
                          "boxes (pass --image-root to point at the dataset)")
         if res.rerank:
             notes.append("--ranks-png shows the ranking before re-ranking")
+        notes.append(f"wrote {outputs.ranks_png} ({len(rows)} sample queries x top {outputs.top} gallery images)")
     if outputs.cmc_png:
         cmc_curve(outputs.cmc_png, {cmc_label(res): res.metrics.curve}, f"CMC, {res.metric} distance")
+        notes.append(f"wrote {outputs.cmc_png} (CMC at ranks 1-{len(res.metrics.curve)})")
     return notes

@@ -163,6 +163,7 @@ def extract(ckpt: str | os.PathLike, data: str | os.PathLike | Dataset, out: str
         require_rbnet(model, ckpt)
     size = tuple(ck["input_size"])
     result, sizes, skipped = {}, {}, {}
+    modal = any(r.modality for split in ds.splits.values() for r in split)  # a cross-modality dataset
     for s in names:
         recs = ds.split(s)[shard_slice(len(ds.split(s)), shard)]
         sizes[s] = len(ds.split(s))
@@ -180,7 +181,7 @@ def extract(ckpt: str | os.PathLike, data: str | os.PathLike | Dataset, out: str
                             "to write: check the dataset folder (are these images?)",
                             [r.path for r in recs])
         skipped[s] = int((~ok).sum())
-        result[s] = _split(feats[ok], [r for r, k in zip(recs, ok) if k])
+        result[s] = _split(feats[ok], [r for r, k in zip(recs, ok) if k], modal)
         if save_heatmaps:
             from reidcli.pose.backends.rbnet import heatmaps_for_records
 
@@ -215,12 +216,14 @@ def _full_report(ds: Dataset, names: Sequence[str], shard, exc: BadImages) -> Ba
                      "or pass --skip-bad to leave them out", rel)
 
 
-def _split(feats: np.ndarray, recs: list[Record]) -> SplitFeatures:
+def _split(feats: np.ndarray, recs: list[Record], modal: bool) -> SplitFeatures:
+    """One split's arrays; ``modality`` is recorded for every split of a cross-modality dataset
+    (an all-visible gallery too: the cross-modal protocols need it on both sides)."""
     mod = np.array([r.modality for r in recs], dtype=np.int8)
     return SplitFeatures(features=np.ascontiguousarray(feats), paths=[r.path for r in recs],
                          pids=np.array([r.pid for r in recs], dtype=np.int64),
                          camids=np.array([r.camid for r in recs], dtype=np.int64),
-                         modality=mod if mod.any() else None)
+                         modality=mod if modal else None)
 
 
 def _attrs(ckpt, ck: dict, ds: Dataset, normalize: bool, flip: bool, half: bool) -> dict:

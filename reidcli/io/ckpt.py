@@ -5,7 +5,10 @@ A reidcli checkpoint is a plain dict saved with `torch.save` and loadable with
 
     format          "reidcli-checkpoint"
     version         CKPT_VERSION (int); readers refuse newer versions and upgrade older
-                    ones on load (v1 -> v2: RBNet's ``mask_path``, 'simple' before it existed)
+                    ones on load (v1 -> v2: RBNet's ``mask_path``, 'simple' before it existed;
+                    v2 -> v3: ``multilevel`` with ``embed_dim`` 0 keeps the fused dimension
+                    since v3, while older ones had an FC to layer4's size: its ``embed_dim``
+                    is read from the saved FC, ``reduce.weight``)
     created_by      "reidcli <version>"
     model_config    dataclasses.asdict(ModelConfig) - enough to rebuild the network
     input_size      [height, width]
@@ -41,7 +44,7 @@ from reidcli.io.atomic import atomic_write_bytes, file_digest, missing_message
 from reidcli.utils.errors import FormatError, InputError
 
 CKPT_FORMAT = "reidcli-checkpoint"
-CKPT_VERSION = 2
+CKPT_VERSION = 3
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _REQUIRED = ("model_config", "input_size", "pixel_mean", "pixel_std", "model")
@@ -120,6 +123,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu",
                           f"not a {KIND_NAMES.get(kind, kind)}; give a .pt file written by {KIND_MAKERS.get(kind, 'reidcli')}")
     if have == "reid" and ck["version"] < 2:
         ck["model_config"] = _upgrade_v1_model_config(ck["model_config"])
+    if have == "reid" and ck["version"] < 3:
+        ck["model_config"] = _upgrade_v2_model_config(ck["model_config"], ck["model"])
     return ck
 
 
@@ -130,6 +135,17 @@ def _upgrade_v1_model_config(model_config: dict) -> dict:
     if model_config.get("arch") != "rbnet" or "mask_path" in rb:
         return model_config
     return {**model_config, "rbnet": {**rb, "mask_path": "simple"}}
+
+
+def _upgrade_v2_model_config(model_config: dict, state: dict) -> dict:
+    """A version-2 model config in version-3 terms. Up to version 2, ``multilevel`` with
+    ``embed_dim`` 0 put an FC from the fused layer1+3+4 feature to layer4's size; since
+    version 3, ``embed_dim`` 0 keeps the fused size. The old FC is in the weights
+    (``reduce.weight``, [out, in]), so its size becomes the explicit ``embed_dim``."""
+    fc = state.get("reduce.weight")
+    if not model_config.get("multilevel") or model_config.get("embed_dim") or fc is None:
+        return model_config
+    return {**model_config, "embed_dim": int(fc.shape[0])}
 
 
 def _check_magic(p: Path) -> None:

@@ -1,7 +1,8 @@
 """reidcli.losses: every loss a small nn.Module citing its paper.
 
 `CrossEntropyLabelSmooth`, `TripletLoss` (batch-hard), `CenterLoss`, `SoftEntropy` and
-`SoftTripletLoss` (Mutual Mean-Teaching), `HeatmapMSELoss` and `RBNetLoss` (RBNet). The
+`SoftTripletLoss` (Mutual Mean-Teaching), `HeatmapMSELoss` and `RBNetLoss` (RBNet),
+`DomainConnectedness` (seed 004's source-vs-target triplet). The
 training methods build them from their options (`reidcli.train.methods.objective`); no
 command chooses a loss by name, so there is no loss registry.
 """
@@ -12,10 +13,12 @@ from reidcli.losses.triplet import TripletLoss, hard_example_mining
 from reidcli.losses.center import CenterLoss
 from reidcli.losses.soft import SoftEntropy, SoftTripletLoss
 from reidcli.losses.heatmap import HeatmapMSELoss, RBNetLoss
+from reidcli.losses.domain import DomainConnectedness
 
 __all__ = [
     "CenterLoss",
     "CrossEntropyLabelSmooth",
+    "DomainConnectedness",
     "HeatmapMSELoss",
     "RBNetLoss",
     "SoftEntropy",

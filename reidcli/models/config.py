@@ -30,9 +30,11 @@ class ModelConfig:
         pooling: 'avg', 'gem' (generalised mean, Radenovic et al. 2018) or 'avgmax' (sum).
         gem_p: initial GeM exponent (learnable).
         neck: 'bnneck' (BN between feature and classifier, Luo et al. 2019) or 'none'.
-        embed_dim: 0 keeps the pooled dimension, else an FC reduces to this size.
+        embed_dim: 0 keeps the pooled dimension (layer4's channels, or with ``multilevel``
+            layer1's + layer3's + layer4's), else an FC maps the pooled feature to this size.
         attention: CBAM channel + spatial attention after layer2/3/4 (METHODS 4).
-        multilevel: pooled layer1+layer3+layer4 concatenated, then FC (METHODS 2).
+        multilevel: pooled layer1+layer3+layer4 concatenated (METHODS 2, seed 001); checkpoints
+            of version <= 2 always had an FC to layer4's size after it (read as ``embed_dim``).
         lstm_branch: bi-LSTM local branch over 3 horizontal stripes (METHODS 5).
         lstm_hidden: hidden size of each LSTM direction.
         local_dim: size of the local branch's FC embedding (its triplet feature).

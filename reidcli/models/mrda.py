@@ -9,8 +9,10 @@ METHODS.md section 3).
 - The head is `ReidNet`'s: BNNeck, classifier; eval mode returns the BN feature.
 
 Settings in ``ModelConfig.mrda`` (keys of `MrdaNetOptions`): ``backbone`` (any ResNet of the
-registry) and ``attn_topk`` (regions kept; the seed gives no value: 8, half the 16 stripes
-of a 256x128 input with last stride 1; clamped to the stripes of the map).
+registry), ``attn_topk`` (regions kept; the seed gives no value: 8, half the 16 stripes
+of a 256x128 input with last stride 1; clamped to the stripes of the map), and the
+ablation switches ``two_stream`` (off: one stem for both modalities) and ``attention``
+(off: F = GeM(f)).
 
 Train-mode output: ``feat`` (F), ``bn_feat``, ``logits`` and ``stage1`` (the layer1 map,
 for the region centre loss). ``forward(x, modality)``; the attribute ``modal = True``
@@ -79,8 +81,10 @@ class MrdaNet(ReidNet):
         self.mr = MrdaNetOptions.from_dict(cfg.mrda)
         super().__init__(cfg, backbone)
         self.pool = GeM(cfg.gem_p)
-        self.ir = nn.ModuleDict({n: copy.deepcopy(getattr(backbone, n)) for n in ("conv1", "bn1", "layer1")})
-        self.dyn_attention = DynamicAttention(backbone.channels[4], self.mr.attn_topk, self.mr.qk_reduction)
+        self.ir = (nn.ModuleDict({n: copy.deepcopy(getattr(backbone, n)) for n in ("conv1", "bn1", "layer1")})
+                   if self.mr.two_stream else None)
+        self.dyn_attention = (DynamicAttention(backbone.channels[4], self.mr.attn_topk, self.mr.qk_reduction)
+                              if self.mr.attention else None)
 
     def _stream(self, x: torch.Tensor, infrared: bool) -> torch.Tensor:
         bb = self.backbone
@@ -88,8 +92,9 @@ class MrdaNet(ReidNet):
         return m["layer1"](bb.maxpool(bb.relu(m["bn1"](m["conv1"](x)))))
 
     def stage1(self, x: torch.Tensor, modality: torch.Tensor | None = None) -> torch.Tensor:
-        """The layer1 map, each image through its modality's stages 0-1 (eqs. 5-6)."""
-        if modality is None:
+        """The layer1 map, each image through its modality's stages 0-1 (eqs. 5-6); one
+        stream for all without ``two_stream``."""
+        if modality is None or self.ir is None:
             return self._stream(x, False)
         modality = modality.to(x.device).view(-1)
         parts, order = [], []
@@ -110,7 +115,9 @@ class MrdaNet(ReidNet):
     def forward(self, x: torch.Tensor, modality: torch.Tensor | None = None):
         maps = self.feature_maps(x, modality)
         f = maps[-1]
-        feat = self.pool(f) + self.dyn_attention(f).float()  # eq. 16
+        feat = self.pool(f)
+        if self.dyn_attention is not None:
+            feat = feat + self.dyn_attention(f).float()  # eq. 16
         bn_feat = self.bnneck(feat) if self.bnneck is not None else feat
         if not self.training:
             return torch.nn.functional.normalize(bn_feat, dim=1) if self.cfg.feat_norm else bn_feat

@@ -14,15 +14,20 @@ from reidcli.utils.params import Interval, Satisfies, check_params
 
 @dataclass
 class MrdaNetOptions:
-    """The ``mrda`` dict of a `ModelConfig` (``reid pretrain --mrda-backbone/--attn-topk``)."""
+    """The ``mrda`` dict of a `ModelConfig` (``reid pretrain --mrda-backbone/--attn-topk/
+    --two-stream/--dyn-attention``). ``two_stream`` and ``attention`` off are the ablations of
+    the seed's Table 2: one stem for both modalities; F = GeM(f) without the attended term."""
 
     backbone: str = "resnet50"
     attn_topk: int = 8
     qk_reduction: int = 8  # Q and K have C / qk_reduction channels (our choice; V keeps C)
+    two_stream: bool = True
+    attention: bool = True
 
     CONSTRAINTS: ClassVar[dict[str, list]] = {
         "backbone": [Satisfies(lambda v: isinstance(v, str) and v not in ("mrda", "rbnet"), "a ResNet name")],
         "attn_topk": [Interval(int, 1, None)], "qk_reduction": [Interval(int, 1, None)],
+        "two_stream": ["boolean"], "attention": ["boolean"],
     }
 
     @classmethod

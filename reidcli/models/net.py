@@ -1,9 +1,10 @@
 """`ReidNet`: a backbone plus the re-ID head every method trains, built from a `ModelConfig`.
 
 Head (each part a config switch): optional CBAM after layer2/3/4 -> pooling (avg / GeM /
-avg+max) of layer4, or of layer1+layer3+layer4 concatenated (multi-level) -> optional FC
-reduction -> BNNeck (Luo et al., "Bag of Tricks", CVPRW 2019: the triplet loss sees the
-feature before BN, the classifier and inference the one after) -> dropout -> classifier.
+avg+max) of layer4, or of layer1+layer3+layer4 concatenated (multi-level, seed 001) ->
+optional FC to ``embed_dim`` (0 keeps the pooled size, the fused one with multi-level) ->
+BNNeck (Luo et al., "Bag of Tricks", CVPRW 2019: the triplet loss sees the feature before
+BN, the classifier and inference the one after) -> dropout -> classifier.
 An optional bi-LSTM local branch runs beside the global one (METHODS 5).
 """
 
@@ -24,6 +25,12 @@ from reidcli.models.registry import MODELS
 from reidcli.utils.errors import ConfigError
 
 Output = Union[torch.Tensor, dict[str, torch.Tensor]]
+
+
+def fused_dim(channels) -> int:
+    """Size of the multi-level feature: layer1, layer3 and layer4 pooled and concatenated
+    (seed 001, sec. 2.3 step 3: the last layer takes the fused dimension)."""
+    return channels[1] + channels[3] + channels[4]
 
 
 def _bnneck(dim: int) -> nn.BatchNorm1d:
@@ -56,10 +63,10 @@ class ReidNet(nn.Module):
             nn.ModuleList([CBAM(ch[2]), CBAM(ch[3]), CBAM(ch[4])]) if cfg.attention else None
         )
         self.pool = build_pool(cfg.pooling, cfg.gem_p)
-        pooled = ch[1] + ch[3] + ch[4] if cfg.multilevel else ch[4]
-        self.feat_dim = cfg.embed_dim or ch[4]
+        pooled = fused_dim(ch) if cfg.multilevel else ch[4]
+        self.feat_dim = cfg.embed_dim or pooled
         self.reduce = None
-        if cfg.multilevel or cfg.embed_dim:
+        if cfg.embed_dim:
             self.reduce = nn.Linear(pooled, self.feat_dim)
             nn.init.kaiming_normal_(self.reduce.weight, mode="fan_out")
             nn.init.zeros_(self.reduce.bias)

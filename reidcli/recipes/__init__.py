@@ -56,12 +56,46 @@ RECIPES.add("csam-kd", Recipe("CSAM-ReID + ULA + KD (seed 003, 2022)", {
 
 # Seed 004, LSTM local branch + camera style (METHODS.md 5): Adam 3e-4, 30 epochs, random
 # resized crop scale [0.64, 1] aspect [2, 3], margin 0.5, dropout 0.5, avg+max pooling,
-# 128-d triplet embedding; joint source + target training with theta 0.3.
+# 128-d triplet embedding; camstyle: source CE + theta 0.3 x the source-vs-(styled) target
+# triplet, no clustering (`reid finetune --method camstyle --styled`).
 RECIPES.add("lstm-camstyle", Recipe("LSTM local branch + StarGAN camera style (seed 004, 2021)", {
     "pretrain": {"lstm_branch": True, "pooling": "avgmax", "dropout": 0.5, "local_dim": 128,
                  "optimizer": "adam", "lr": 3e-4, "epochs": 30, "resized_crop": True,
                  "flip": 0.5, "margin": 0.5},
-    "finetune": {"method": "joint", "theta": 0.3, "margin": 0.5, "lr": 3e-4},
+    "finetune": {"method": "camstyle", "theta": 0.3, "margin": 0.5, "triplet_weight": 0.0, "lr": 3e-4},
+}))
+
+
+# Seed 002, MRDA (METHODS.md 3): two-stream ResNet-50 with dynamic attention, trained on
+# batches of 3 identities x (6 visible + 6 infrared) = 36 images, SGD momentum 0.9, lr 0.1
+# with warm-up, x0.1 at epochs 20 and 50; eq. 23 weighs every loss term 1. Where the seed
+# is silent (epochs, warm-up length, input size, top-k, rho, BN grouping) docs/recipes.md
+# states the choice.
+RECIPES.add("mrda", Recipe("MRDA: mask reconstruction + dynamic attention, visible-infrared (seed 002, 2023)", {
+    "pretrain": {"method": "mrda", "arch": "mrda", "mrda_backbone": "resnet50", "mrda_attn_topk": 8,
+                 "mrda_two_stream": True, "mrda_attention": True, "last_stride": 1, "gem_p": 3.0,
+                 "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "warmup_epochs": 10.0,
+                 "schedule": "step", "milestones": [20, 50], "gamma": 0.1, "epochs": 80,
+                 "p": 3, "k": 6, "images_per_bn": 0, "height": 288, "width": 144,
+                 "id_weight": 1.0, "label_smooth": 0.1, "hc_weight": 1.0, "rho": 0.3,
+                 "mc_weight": 1.0, "ac_weight": 1.0, "mask": True},
+}))
+
+# Seed 001, soft multilabel + multi-level fusion (METHODS.md 2) on MAR (Yu et al. CVPR 2019):
+# the paper's best network (ResNet-50, GAP after layer1/3/4 concatenated and kept, no SE);
+# reference pretraining with L_AL only (60 epochs, batch 256, lr 1e-3, wd 0.025); then mar
+# with half target / half reference batches of 368, lr 2e-4, wd 0.025, 20 epochs, and the
+# MAR public run's loss weights. Input, padding, stride, neck and schedule from MAR's code.
+RECIPES.add("mar", Recipe("Soft multilabel + multi-level fusion (seed 001, 2020) on MAR (CVPR 2019)", {
+    "pretrain": {"method": "agents", "arch": "resnet50", "multilevel": True, "embed_dim": 0,
+                 "last_stride": 2, "neck": "none", "scale": 30.0,
+                 "optimizer": "adam", "epochs": 60, "p": 64, "k": 4, "lr": 1e-3, "weight_decay": 0.025,
+                 "height": 384, "width": 128, "pad": 7, "flip": 0.5, "erasing": 0.0},
+    "finetune": {"method": "mar", "optimizer": "adam", "lr": 2e-4, "weight_decay": 0.025, "epochs": 20,
+                 "iters_per_epoch": 0, "p": 92, "k": 4, "schedule": "step", "milestones": [12, 17],
+                 "gamma": 0.1, "warmup_epochs": 0.0, "scale": 30.0, "lambda_1": 2e-4, "lambda_2": 50.0,
+                 "beta": 0.2, "mining_ratio": 0.005, "rj_margin": 1.0, "mdl_warmup_epochs": 1,
+                 "memory_momentum": 0.1, "threshold_momentum": 0.1},
 }))
 
 

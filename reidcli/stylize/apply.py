@@ -6,7 +6,13 @@ names) and ``provenance.json`` (the chain of the style model plus this run).
 Splits not styled are linked to DATA's own folders so the tree parses as a whole. An image
 is not styled to its own camera. The tree is written to a temporary sibling folder and
 renamed into place, so a failed run leaves nothing behind. ``stargan`` models write their
-images at the model's input size (the re-ID loaders resize anyway).
+images at the model's input size (the re-ID loaders resize anyway) and refuse images whose
+aspect ratio is not the model's (`reidcli.stylize.stargan.generator_styler`); ``color``
+works at any size.
+
+``shard=(i, n)`` styles the i-th of n contiguous blocks of the images (all requested splits
+in order, as ``reid features --shard``), with the names one run would give them, into its
+own tree; `merge_styled` (``reid merge``) joins the n trees into the tree one run writes.
 """
 
 from __future__ import annotations
@@ -93,14 +99,17 @@ def styler(model: StyleModel, device: str = "auto") -> Callable[[np.ndarray, int
 
 def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str | os.PathLike, *,
                 cams: str | Sequence[int] | None = "all", split: Sequence[str] = ("train",),
-                format: Optional[str] = None, force: bool = False, device: str = "auto") -> dict:
+                format: Optional[str] = None, force: bool = False, device: str = "auto",
+                shard: Optional[tuple[int, int]] = None) -> dict:
     """Style ``split`` of ``data`` to every camera of ``cams`` with the model at ``model``.
 
+    ``shard=(i, n)`` writes only the i-th of n blocks of the images (module docstring).
     Returns a summary: the output folder, the manifest path and the images written.
 
     Raises:
         InputError: an unsupported layout, a camera the model does not know (in ``cams``
-            or among DATA's images), an existing non-empty ``output`` without ``force``.
+            or among DATA's images), an image of another aspect ratio than a ``stargan``
+            model's, an existing non-empty ``output`` without ``force``.
     """
     from reidcli.data.layouts import load_dataset
     from reidcli.io.h5 import make_provenance
@@ -111,13 +120,7 @@ def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str |
     targets = parse_cams(cams, sm, model)
     ds = load_dataset(data, format)
     check_format(ds.format, ds.root)
-    jobs = []
-    for s in dict.fromkeys(split):
-        for r in ds.split(s):
-            if r.camid not in sm.cameras:
-                raise InputError(f"{ds.abspath(r)}: camera c{r.camid + 1} is not in {model} (it knows "
-                                 f"{', '.join(f'c{c + 1}' for c in sm.cameras)}); fit the model on this camera")
-            jobs += [(s, r, t) for t in targets if t != r.camid]
+    jobs = plan_jobs(ds, sm, model, split, targets, shard)
     style = styler(sm, device)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -128,17 +131,24 @@ def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str |
                 (tmp / folder).symlink_to((ds.root / folder).resolve(), target_is_directory=True)
             else:
                 (tmp / folder).mkdir()
-        namer, rows = Namer(), []
-        for s, r, t in track(jobs, f"stylize {len(jobs)} images"):
-            rel = namer.name(r.path, t)
-            write_image(tmp / rel, style(read_image(ds.abspath(r)), r.camid, t))
+        rows = []
+        for s, r, t, rel in track(jobs, f"stylize {len(jobs)} images"):
+            img = read_image(ds.abspath(r))
+            try:
+                img = style(img, r.camid, t)
+            except InputError as exc:
+                raise InputError(f"{ds.abspath(r)}: {exc}") from None
+            write_image(tmp / rel, img)
             rows.append((s, r.pid, str(ds.abspath(r)), r.camid + 1, t + 1, rel))
         with open(tmp / MANIFEST, "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(MANIFEST_COLUMNS)
             w.writerows(rows)
-        prov = make_provenance([model], params={"data": str(data), "cams": [t + 1 for t in targets],
-                                                "split": list(split), "method": sm.method})
+        params = {"data": str(data), "cams": [t + 1 for t in targets], "split": list(dict.fromkeys(split)),
+                  "method": sm.method}
+        if shard is not None:
+            params["shard"] = list(shard)
+        prov = make_provenance([model], params=params)
         (tmp / "provenance.json").write_text(json.dumps(prov, indent=1))
         if out.exists():
             shutil.rmtree(out) if out.is_dir() else out.unlink()
@@ -148,3 +158,27 @@ def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str |
         raise
     log.info("wrote %d styled images to %s", len(rows), out)
     return {"out": str(out), "manifest": str(out / MANIFEST), "images": len(rows)}
+
+
+def plan_jobs(ds, sm: StyleModel, model, split: Sequence[str], targets: list[int],
+              shard: Optional[tuple[int, int]] = None) -> list[tuple]:
+    """``(split, record, style camera, output name)`` of every image to write: names as one
+    run over every image gives them, then only shard ``(i, n)``'s block of the images (the
+    requested splits' records in order). A camera the model does not know is an
+    `InputError`, whatever the shard."""
+    from reidcli.features.extract import shard_slice
+
+    items = [(s, r) for s in dict.fromkeys(split) for r in ds.split(s)]
+    for _, r in items:
+        if r.camid not in sm.cameras:
+            raise InputError(f"{ds.abspath(r)}: camera c{r.camid + 1} is not in {model} (it knows "
+                             f"{', '.join(f'c{c + 1}' for c in sm.cameras)}); fit the model on this camera")
+    keep = shard_slice(len(items), shard)
+    namer, jobs = Namer(), []
+    for j, (s, r) in enumerate(items):
+        for t in targets:
+            if t != r.camid:
+                rel = namer.name(r.path, t)  # every name, so collisions bump as in one run
+                if keep.start <= j < keep.stop:
+                    jobs.append((s, r, t, rel))
+    return jobs

@@ -22,6 +22,7 @@ import numpy as np
 
 N_QUANTILES = 257
 L_RANGE = (0.0, 100.0)
+LUT_STEPS = 64  # tone-curve table entries per unit of L
 
 
 def rgb_to_lab(img: np.ndarray) -> np.ndarray:
@@ -80,6 +81,8 @@ class PairTransform:
     dst: CameraStats
     matrix: np.ndarray
     shift: np.ndarray
+    # the tone curve sampled every 1/LUT_STEPS of L (the fast path of `image`)
+    lut: np.ndarray = None  # type: ignore[assignment]
 
     @classmethod
     def between(cls, src: CameraStats, dst: CameraStats) -> "PairTransform":
@@ -90,7 +93,9 @@ class PairTransform:
         root = _sqrtm(cov)
         inv_root = _sqrtm(cov, inverse=True)
         a = inv_root @ _sqrtm(root @ dst.cov @ root) @ inv_root
-        return cls(src, dst, a, dst.mean - a @ mu)
+        grid = np.linspace(*L_RANGE, int(L_RANGE[1] - L_RANGE[0]) * LUT_STEPS + 1)
+        lut = tone_curve(grid, src, dst).astype(np.float32)
+        return cls(src, dst, a, dst.mean - a @ mu, np.append(lut, lut[-1]))
 
     def lab(self, lab: np.ndarray) -> np.ndarray:
         """Transfer Lab pixels (..., 3) (float, unclipped)."""
@@ -99,5 +104,15 @@ class PairTransform:
         return (x @ self.matrix.T + self.shift).reshape(np.shape(lab))
 
     def image(self, img: np.ndarray) -> np.ndarray:
-        """Transfer an (H, W, 3) uint8 RGB image; returns uint8 RGB."""
-        return lab_to_rgb(self.lab(rgb_to_lab(img)))
+        """Transfer an (H, W, 3) uint8 RGB image; returns uint8 RGB. The same map as `lab`
+        in float32, with the tone curve read from its table by linear interpolation (within
+        a 1/LUT_STEPS cell of L the curve is linear unless a quantile falls inside it)."""
+        import cv2
+
+        lab = rgb_to_lab(img)
+        pos = np.clip(lab[..., 0] - L_RANGE[0], 0, L_RANGE[1] - L_RANGE[0]) * LUT_STEPS
+        i = pos.astype(np.int32)
+        frac = pos - i
+        lab[..., 0] = self.lut[i] + frac * (self.lut[i + 1] - self.lut[i])
+        affine = np.hstack([self.matrix, self.shift[:, None]]).astype(np.float32)
+        return lab_to_rgb(cv2.transform(lab, affine))

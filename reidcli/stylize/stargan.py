@@ -20,6 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reidcli.utils.errors import InputError
+
+# the largest relative difference of height/width between an image and a StarGAN's input size
+ASPECT_TOLERANCE = 0.1
+
 
 def _in(ch: int) -> nn.Module:
     return nn.InstanceNorm2d(ch, affine=True)
@@ -122,7 +127,9 @@ def g_loss(D, G, real: torch.Tensor, src_cam: torch.Tensor, trg_cam: torch.Tenso
 def generator_styler(model, device: str = "auto"):
     """``fn(rgb, source_cam, style_cam) -> rgb`` of a fitted StarGAN `StyleModel`: the image
     is resized to the model's input size, translated to ``style_cam`` and returned at that
-    size (cameras are the dataset's 0-based ids)."""
+    size (cameras are the dataset's 0-based ids). An image whose aspect ratio differs from
+    the model's by more than `ASPECT_TOLERANCE` is an `InputError`: resizing it would
+    distort the person into a shape the generator never saw."""
     import cv2
 
     from reidcli.utils.device import resolve_device
@@ -137,6 +144,10 @@ def generator_styler(model, device: str = "auto"):
 
     @torch.no_grad()
     def style(img, src: int, dst: int):
+        if abs(img.shape[0] / img.shape[1] / (h / w) - 1) > ASPECT_TOLERANCE:
+            raise InputError(f"the image is {img.shape[0]}x{img.shape[1]} pixels (height/width "
+                             f"{img.shape[0] / img.shape[1]:.2f}) does not suit this StarGAN, fitted at {h}x{w} "
+                             f"({h / w:.2f}); fit one with --image-size of this data's shape")
         if img.shape[:2] != (h, w):
             img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
         x = torch.from_numpy(img).to(dev).permute(2, 0, 1)[None].float() / 127.5 - 1

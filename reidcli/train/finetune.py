@@ -3,7 +3,8 @@
 A round takes a checkpoint, the pseudo-labels of the target training images
 (``reid cluster``) and trains with one of the adaptation methods of
 `reidcli.train.methods` (``pseudo``, ``mmt``, ``kd``, ``joint``; ``mar`` needs no
-pseudo-labels but a labelled ``reference`` set) through the one engine,
+pseudo-labels but a labelled ``reference`` set, ``camstyle`` a labelled ``source`` and
+camera-styled target images, its pseudo-labels optional) through the one engine,
 with the same config objects as `reidcli.train.pretrain.pretrain` (a `FinetuneConfig`,
 which is a `TrainConfig` with one round's defaults) plus the method's options object.
 The outer loop (features -> cluster -> finetune) lives in a Makefile (``bin/uda.mk``).
@@ -67,11 +68,12 @@ def check_labels(lf, records: list, labels_path: Path, target_root: Path) -> np.
                          f"{target_root} train is '{paths[bad]}'; the labels come from another "
                          "features file: re-run 'reid cluster' on this dataset's features")
     labels = np.asarray(lf.labels, dtype=np.int64)
-    k = len(np.unique(labels[labels >= 0]))
-    if k < 2:
-        raise InputError(f"{labels_path} has {k} cluster(s) and {int((labels < 0).sum())} outliers; "
-                         "training needs at least 2 clusters: re-cluster with a larger --eps or "
-                         "smaller --min-samples")
+    from reidcli.cluster.run import degenerate
+
+    problem = degenerate(labels, dict(lf.attrs), str(labels_path))
+    if problem is not None:
+        raise InputError(problem if "at least 2 clusters" in problem else
+                         f"{problem}; training needs at least 2 clusters")
     return labels
 
 
@@ -169,7 +171,8 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
              ckpt2: Optional[str | os.PathLike] = None, source: Optional[str | os.PathLike] = None,
              target_format: Optional[str] = None, source_format: Optional[str] = None,
              styled: Optional[str | os.PathLike] = None, device: str = "auto",
-             reference: Optional[str | os.PathLike] = None, reference_format: Optional[str] = None) -> Path:
+             reference: Optional[str | os.PathLike] = None, reference_format: Optional[str] = None,
+             config_file: str | os.PathLike | None = None) -> Path:
     """Run one adaptation round and write the new checkpoint to ``out``.
 
     Args:
@@ -178,23 +181,27 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
             method that needs no clustering: ``mar``).
         target_root: the target dataset (its ground-truth ids are never read).
         out: the new checkpoint (may equal ``ckpt``; replaced only on success).
-        method: an adaptation method: 'pseudo', 'mmt', 'kd' or 'joint'.
+        method: an adaptation method: 'pseudo', 'mmt', 'kd', 'joint', 'camstyle' or 'mar'.
         options: the method's options object (``PseudoOptions``, ``MMTOptions``, ...) or a
             dict of its fields; a field of another method is an error. None: defaults.
         train: engine settings; default `FinetuneConfig()` (MMT's round: Adam 3.5e-4,
             400 steps per epoch, 16 x 4 batches, seed, workers, AMP).
         augment: see `finetune_augment` (default: the checkpoint's input size).
         ckpt2: MMT's second source network (default: a copy of ``ckpt``'s).
-        source: labelled source dataset (methods that use one: ``joint``).
+        source: labelled source dataset (methods that use one: ``joint``, ``camstyle``).
         reference: labelled reference dataset (``mar``: one agent per identity).
         target_format, source_format, reference_format: dataset layouts (auto-detected when None).
         styled: a ``reid stylize apply`` folder of the target's training images: each
             styled image joins its original's pseudo-label (seed 004's camera-style
-            positives, METHODS.md section 5).
+            positives, METHODS.md section 5); required by ``camstyle``, where without
+            ``labels`` each target image and its styled versions are one class.
         device: auto | cpu | cuda | cuda:N.
 
+        config_file: the ``--config`` file the settings came from (recorded in the provenance).
+
     Returns:
-        ``out``.
+        ``out``. The resolved settings are written beside it as ``<stem>.config.toml`` and
+        recorded in its provenance (``params.config``), as `reidcli.train.pretrain.pretrain` does.
     """
     from reidcli.data.layouts import load_dataset
     from reidcli.io.h5 import read_labels
@@ -206,10 +213,11 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
         raise ConfigError(f"--method {method} trains on labelled source images too; pass --source DATA")
     if source is not None and not kind.uses_source:
         raise ParamError("source", f"does not apply to --method {method}; it trains on the target alone")
-    _check_needs(kind, method, labels, reference)
+    _check_needs(kind, method, labels, reference, styled)
     cfg = _round_config(train)
     ckpt, out = Path(ckpt), Path(out)
     ck, ck2 = load_start(ckpt, method, Path(ckpt2) if ckpt2 else None)
+    _check_reference(kind, method, reference, ck, ckpt)
     aug = finetune_augment(ck, augment)
     ds = load_dataset(target_root, target_format)
     recs = [dataclasses.replace(r, pid=-1) for r in ds.split("train")]  # ground truth never read
@@ -218,65 +226,99 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
         lf = read_labels(labels)
         y = check_labels(lf, recs, labels, Path(target_root))
         y, centers = _centers(lf, y, ck, labels)
+    elif kind.uses_styled:  # no clustering: each target image (and its styled versions) one class
+        y, centers = np.arange(len(recs), dtype=np.int64), None
     else:  # a method without clustering: every target image, unlabelled
         y, centers = np.full(len(recs), -1, dtype=np.int64), None
+    n_styled = 0
     if styled is not None:
         from reidcli.stylize.manifest import add_styled
 
+        n_orig = len(recs)
         recs, y = add_styled(recs, y, ds.root, styled)
+        n_styled = len(recs) - n_orig
     seed_everything(cfg.seed, cfg.deterministic)
     transform, size = _train_transform(ck, aug)
     data = _datasets(kind.views, ds.root, recs, y, transform, size, keep_all=labels is None)
     data.update(init=ck, init2=ck2, centers=centers)
-    facts: dict[str, Any] = {}
+    facts: dict[str, Any] = {"styled_images": n_styled} if styled is not None else {}
     if source is not None:
         data["source"], facts["source_classes"] = _source_dataset(Path(source), source_format, transform, size)
     if reference is not None:
         data["reference"], facts["reference_classes"] = _source_dataset(
             Path(reference), reference_format, transform, size, what="reference")
-    n_clusters = int(y.max()) + 1 if labels is not None else 0
-    log.info("finetune %s: %d target images, %d clusters (%d outliers left out)", method,
-             len(data["target"]), n_clusters, int((y < 0).sum()) if labels is not None else 0)
+    n_clusters = int(y.max()) + 1 if (y >= 0).any() else 0
+    log.info("finetune %s: %d target images (%d styled), %d %s (%d outliers left out)", method,
+             len(data["target"]), n_styled, n_clusters, "clusters" if labels is not None else "classes",
+             int((y < 0).sum()) if labels is not None else 0)
+    from reidcli.train.settings import flat_settings
+
+    resolved = flat_settings({"method": method, "options": opts, "train": cfg, "augment": aug, "ckpt2": ckpt2,
+                              "source": source, "target_format": target_format, "source_format": source_format,
+                              "styled": styled, "device": device, "reference": reference,
+                              "reference_format": reference_format})
     return _run(method, opts, cfg, ck, data, facts, n_clusters, device, out,
                 inputs=[ckpt] + ([labels] if labels is not None else []) + ([Path(ckpt2)] if ckpt2 else [])
-                + ([Path(reference)] if reference is not None else []), augment=dataclasses.asdict(aug))
+                + ([Path(reference)] if reference is not None else [])
+                + ([Path(config_file)] if config_file is not None else []),
+                augment=dataclasses.asdict(aug), resolved=resolved)
 
 
-def _check_needs(kind, method: str, labels, reference) -> None:
-    """`ConfigError` / `ParamError` unless ``labels`` and ``reference`` suit the method."""
-    if kind.uses_labels and labels is None:
+def _check_needs(kind, method: str, labels, reference, styled=None) -> None:
+    """`ConfigError` / `ParamError` unless ``labels``, ``reference`` and ``styled`` suit the method."""
+    if kind.uses_styled and styled is None:
+        raise ConfigError(f"--method {method} trains on camera-styled target images; pass --styled DIR "
+                          "(the output of 'reid stylize apply' on the target)")
+    if kind.uses_labels and labels is None and not kind.labels_optional:
         raise ConfigError(f"--method {method} trains on pseudo-labels; pass --labels FILE (the output of "
                           "'reid cluster')")
     if labels is not None and not kind.uses_labels:
         raise ParamError("labels", f"does not apply to --method {method}; it needs no clustering")
-    if kind.uses_reference and reference is None:
-        raise ConfigError(f"--method {method} describes the target by reference identities; pass "
-                          "--reference DATA (a labelled dataset)")
     if reference is not None and not kind.uses_reference:
         raise ParamError("reference", f"does not apply to --method {method}")
 
 
+def _check_reference(kind, method: str, reference, ck: dict, ckpt: Path) -> None:
+    """A method with reference agents (``mar``) needs ``--reference`` every step; the message
+    says where agents come from when the checkpoint has none."""
+    if not kind.uses_reference or reference is not None:
+        return
+    if "agents" not in (ck.get("nets") or {}):
+        raise ConfigError(f"{ckpt} has no reference agents for --method {method}: run 'reid pretrain "
+                          "--method agents' on a labelled reference set, or pass --reference DATA to "
+                          "build the agents from it")
+    raise ConfigError(f"--method {method} trains on labelled reference images too; pass --reference DATA "
+                      "(the labelled set its agents were learnt on)")
+
+
 def finetune_from_settings(ckpt: str | os.PathLike, labels: str | os.PathLike | None,
                            target_root: str | os.PathLike, out: str | os.PathLike,
-                           recipe: Optional[str] = None, **settings: Any) -> Path:
+                           recipe: Optional[str] = None, config: str | os.PathLike | None = None,
+                           config_aliases: Optional[Mapping[str, str]] = None,
+                           defaults: Optional[Mapping[str, Any]] = None, **settings: Any) -> Path:
     """`finetune` from flat keyword settings (the ``reid finetune`` flags): ``method``, the
     fields of `FinetuneConfig` and `AugmentConfig` given, the keywords of `finetune`
     (``ckpt2``, ``source``, ``device``, ...), and anything else as the method's options, so
     a setting that is no option of the chosen method is a `ParamError` naming it.
     ``recipe`` names a paper recipe (`reidcli.recipes`) whose finetune settings fill those
-    not given."""
+    not given. ``config``, ``config_aliases`` and ``defaults`` as in
+    `reidcli.train.pretrain.pretrain_from_settings`."""
     from reidcli.recipes import with_recipe
+    from reidcli.train.settings import read_config
 
-    args = finetune_arguments(with_recipe(recipe, "finetune", settings))
-    return finetune(ckpt, labels, target_root, out, **args)
+    file = read_config(config, "finetune", config_aliases) if config is not None else {}
+    recipe = recipe if recipe is not None else file.get("recipe")
+    file.pop("recipe", None)
+    args = finetune_arguments(with_recipe(recipe, "finetune", {**(defaults or {}), **file, **settings}))
+    return finetune(ckpt, labels, target_root, out, **args, config_file=config)
 
 
 def finetune_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
     """The keyword arguments of `finetune` (``method``, ``options``, ``train``, ``augment``
     and its run keywords) from flat settings; see `finetune_from_settings`."""
-    from reidcli.train.settings import split_settings
+    from reidcli.train.settings import batch_size_to_p, split_settings
 
-    s = dict(settings)
+    s = batch_size_to_p(settings, FinetuneConfig)
     method = s.pop("method", None) or DEFAULT_METHOD
     parts = split_settings(s, {"train": FinetuneConfig, "augment": AugmentConfig},
                            rest=RUN_KEYWORDS, others="options")
@@ -317,7 +359,7 @@ def _datasets(views: int, root: Path, recs: list, y: np.ndarray, transform, size
 
 
 def _run(method: str, opts: MethodOptions, cfg: TrainConfig, ck: dict, data: dict, facts: dict,
-         n_clusters: int, device: str, out: Path, *, inputs: list, augment: dict) -> Path:
+         n_clusters: int, device: str, out: Path, *, inputs: list, augment: dict, resolved: dict) -> Path:
     from reidcli.io.h5 import make_provenance
     from reidcli.train.dist import DistInfo
     from reidcli.train.engine import Engine
@@ -330,7 +372,7 @@ def _run(method: str, opts: MethodOptions, cfg: TrainConfig, ck: dict, data: dic
     mcfg = dict(ck["model_config"], pretrained="none")
     ctx = EngineContext(cfg=cfg, device=dev, dist=DistInfo(), num_classes=n_clusters, data=data,
                         facts={**facts, "model_config": mcfg, "method": method})
-    params = {**opts.to_dict(), **facts}
+    params = {**opts.to_dict(), **facts, "config": resolved}
     meta = {"input_size": ck["input_size"], "pixel_mean": ck["pixel_mean"],
             "pixel_std": ck["pixel_std"], "provenance": make_provenance(inputs, cfg.seed, params=params),
             "augment": augment}
@@ -342,6 +384,10 @@ def _run(method: str, opts: MethodOptions, cfg: TrainConfig, ck: dict, data: dic
         os.replace(partial, out)
         if engine.log_path.exists():
             os.replace(engine.log_path, log_path_for(out))
+        from reidcli.train.settings import config_path_for, write_config
+
+        write_config(config_path_for(out), resolved, "finetune",
+                     f"reid finetune: the resolved settings of {out.name}; rerun with --config {config_path_for(out).name}")
     finally:
         partial.unlink(missing_ok=True)
     return out

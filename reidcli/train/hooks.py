@@ -53,13 +53,22 @@ def log_path_for(out: Path) -> Path:
 
 
 class JSONLWriter(HookBase):
-    """One JSON line per ``log_every`` steps (window means of the step outputs, the lr and
-    images/s), per epoch (epoch means) and per `write` call (e.g. evaluation results), after
-    a first ``resources`` line (threads, loader workers, cores) at the start of each run;
-    the file is started afresh unless the run resumes. It also feeds the progress bar."""
+    """The training log (``<out stem>.log.jsonl``, documented in docs/formats.md): a first
+    ``resources`` line (threads, loader workers, cores) at the start of each run, one
+    ``step`` line per window of ``log_every`` steps (the mean of each step scalar over the
+    steps the window really holds, the lr after the window's last step and the images/s of
+    the window), one ``epoch`` line per epoch (epoch means) and one line per `write` call
+    (e.g. ``eval`` results). A window cut short by the end of an epoch or by ``--max-iters``
+    / ``--stop-after`` is written with the steps it holds. The file is started afresh unless
+    the run resumes. It also feeds the progress bar the values of each ``step`` line."""
 
     def __init__(self, path: Path, log_every: int):
         self.path, self.log_every = Path(path), log_every
+        self._reset()
+
+    def _reset(self) -> None:
+        self.window: dict = {}
+        self.t0, self.n_img, self.n_window = time.perf_counter(), 0, 0
 
     def write(self, row: dict) -> None:
         if self.engine.dist.is_main:
@@ -75,8 +84,7 @@ class JSONLWriter(HookBase):
                         "device": str(self.engine.device), "processes": self.engine.dist.world_size})
 
     def before_epoch(self) -> None:
-        self.window: dict = {}
-        self.t0, self.n_img, self.n_window = time.perf_counter(), 0, 0
+        self._reset()
 
     def after_step(self) -> None:
         e = self.engine
@@ -85,15 +93,22 @@ class JSONLWriter(HookBase):
         for k, v in e.step_out.items():
             self.window[k] = self.window.get(k, 0.0) + v
         if e.it_in_epoch % self.log_every == 0 or e.it_in_epoch == e.iters:
-            speed = self.n_img * e.dist.world_size / max(1e-9, time.perf_counter() - self.t0)
-            row = {"type": "step", "epoch": e.epoch + 1, "iter": e.global_it,
-                   "lr": e.opt.param_groups[0]["lr"], **e.means(self.window, self.n_window), "img_s": speed}
-            self.write(row)
-            e.bar.set(**{k: v for k, v in row.items() if k in ("loss", "acc", "img_s")})
-            self.window, self.n_window = {}, 0
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write the window's ``step`` line (means over its ``n_window`` steps) and start a new one."""
+        e = self.engine
+        speed = self.n_img * e.dist.world_size / max(1e-9, time.perf_counter() - self.t0)
+        row = {"type": "step", "epoch": e.epoch + 1, "iter": e.global_it, "steps": self.n_window,
+               "lr": e.opt.param_groups[0]["lr"], **e.means(self.window, self.n_window), "img_s": speed}
+        self.write(row)
+        e.bar.set(**{k: v for k, v in row.items() if k in ("loss", "acc", "img_s")})
+        self._reset()
 
     def after_epoch(self) -> None:
         e = self.engine
+        if self.n_window:  # a budget stopped the epoch in the middle of a window
+            self._flush()
         self.write({"type": "epoch", "epoch": e.epoch, "iter": e.global_it, **e.epoch_metrics})
 
 

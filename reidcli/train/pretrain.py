@@ -24,6 +24,7 @@ from reidcli.io.ckpt import IMAGENET_MEAN, IMAGENET_STD, load_checkpoint
 from reidcli.train import dist as D
 from reidcli.train.config import TrainConfig
 from reidcli.train.methods.options import MethodOptions
+from reidcli.train.settings import config_path_for, flat_settings, write_config
 from reidcli.utils.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
              options: MethodOptions | Mapping[str, Any] | None = None, format: Optional[str] = None,
              target: str | os.PathLike | Dataset | None = None, domain_bn: bool = False,
              resume: bool = False, device: str = "auto",
-             pose: str | os.PathLike | None = None) -> Path:
+             pose: str | os.PathLike | None = None, config_file: str | os.PathLike | None = None) -> Path:
     """Train ``model`` (a `ModelConfig`) on the ``train`` split of ``data``; write ``out``.
 
     Args:
@@ -52,6 +53,11 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
         resume: continue from ``out`` where it stopped (same config, more epochs allowed).
         device: auto | cpu | cuda | cuda:N.
         pose: keypoints of the training images (arch 'rbnet': heat-map targets).
+        config_file: the ``--config`` file the settings came from (recorded in the provenance).
+
+    The resolved settings (every field, as flat settings) are written beside ``out`` as
+    ``<stem>.config.toml`` (`reidcli.train.settings.config_path_for`; ``--config`` reads it
+    back) and recorded in the provenance (``params.config``).
     """
     import torch
 
@@ -85,8 +91,15 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
         ctx = EngineContext(cfg=train, device=dev, dist=info, num_classes=num_classes,
                             data={"source": src, "target": tgt},
                             facts={"model_config": dataclasses.asdict(model), "bn_domains": domains})
+        resolved = flat_settings({"model": model, "train": train, "augment": aug, "options": opts,
+                                  "method": method, "format": format, "target": target, "domain_bn": domain_bn,
+                                  "device": device, "pose": pose})
+        if info.is_main:
+            write_config(config_path_for(out), resolved, "pretrain",
+                         f"reid pretrain: the resolved settings of {out.name}; rerun with --config {config_path_for(out).name}")
         meta = {"input_size": [aug.height, aug.width], "pixel_mean": IMAGENET_MEAN,
-                "pixel_std": IMAGENET_STD, "provenance": _provenance(ds, train, model, opts.to_dict()),
+                "pixel_std": IMAGENET_STD,
+                "provenance": _provenance(ds, train, model, opts.to_dict(), resolved, config_file),
                 "augment": dataclasses.asdict(aug)}
         evaluate = _eval_fn(ds, aug, train, dev) if train.eval_every else None
         engine = Engine(get_method(method, opts), train, out=out, meta=meta, ctx=ctx,
@@ -99,24 +112,35 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
 
 
 def pretrain_from_settings(data: str | os.PathLike | Dataset, out: str | os.PathLike, *,
-                           recipe: Optional[str] = None, **settings: Any) -> Path:
+                           recipe: Optional[str] = None, config: str | os.PathLike | None = None,
+                           config_aliases: Optional[Mapping[str, str]] = None,
+                           defaults: Optional[Mapping[str, Any]] = None, **settings: Any) -> Path:
     """`pretrain` from flat keyword settings (the ``reid pretrain`` flags): see
-    `pretrain_arguments`. ``recipe`` names a paper recipe (`reidcli.recipes`) whose
-    pretrain settings fill those not given."""
+    `pretrain_arguments`. ``config`` names a TOML file of more settings (any setting or flag
+    as a key, `reidcli.train.settings.read_config` with ``config_aliases``; it may name a
+    ``recipe``); ``recipe`` names a paper recipe (`reidcli.recipes`); ``defaults`` are
+    settings that anything else overrides (the CLI's own flag defaults). Precedence:
+    ``settings`` > ``config`` > ``defaults``, then the recipe fills what none of them sets."""
     from reidcli.recipes import with_recipe
+    from reidcli.train.settings import read_config
 
-    settings = with_recipe(recipe, "pretrain", settings)
-    if settings.get("resume"):
-        settings = _resumed_settings(Path(out), settings)
-    return pretrain(data, out, **pretrain_arguments(settings))
+    file = read_config(config, "pretrain", config_aliases) if config is not None else {}
+    recipe = recipe if recipe is not None else file.get("recipe")
+    file.pop("recipe", None)
+    given = {**file, **settings}
+    if given.get("resume"):  # what is not given comes from the checkpoint, not from the defaults
+        given = _resumed_settings(Path(out), given)
+    merged = with_recipe(recipe, "pretrain", {**(defaults or {}), **given})
+    return pretrain(data, out, **pretrain_arguments(merged), config_file=config)
 
 
 def pretrain_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
     """The keyword arguments of `pretrain` from flat settings, each the name of a field of
     `ModelConfig`, `TrainConfig`, `AugmentConfig` or the method's options (`SupervisedOptions`),
     ``rb_<field>`` of `reidcli.models.rbnet.RBNetOptions` (used with ``arch='rbnet'``),
-    ``mrda_<field>`` of `reidcli.models.mrda_options.MrdaNetOptions` (``arch='mrda'``), or
-    a keyword of `pretrain` (``method``, ``format``, ``target``, ...). ``milestones`` may be
+    ``mrda_<field>`` of `reidcli.models.mrda_options.MrdaNetOptions` (``arch='mrda'``),
+    ``batch_size`` (images per batch: P = batch_size / K), or a keyword of `pretrain`
+    (``method``, ``format``, ``target``, ...). ``milestones`` may be
     a comma-separated string. Fields not given keep their dataclass defaults.
 
     Raises:
@@ -124,9 +148,9 @@ def pretrain_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
     """
     from reidcli.models import ModelConfig
     from reidcli.train.methods import TRAINING_METHODS
-    from reidcli.train.settings import parse_ints, split_settings
+    from reidcli.train.settings import batch_size_to_p, parse_ints, split_settings
 
-    s = dict(settings)
+    s = batch_size_to_p(settings, TrainConfig)
     rb = {k[len("rb_"):]: s.pop(k) for k in list(s) if k.startswith("rb_")}
     mrda = {k[len("mrda_"):]: s.pop(k) for k in list(s) if k.startswith("mrda_")}
     if "milestones" in s:
@@ -176,6 +200,7 @@ def _resumed_settings(out: Path, settings: dict) -> dict:
     stored.update({k: v for k, v in (ck.get("augment") or {}).items()
                    if k in {f.name for f in dataclasses.fields(AugmentConfig)}})
     stored.update({f"mrda_{k}": v for k, v in (ck["model_config"].get("mrda") or {}).items()})
+    stored.update({f"rb_{k}": v for k, v in (ck["model_config"].get("rbnet") or {}).items()})
     stored["method"] = ck.get("method", "supervised")
     return {**{k: v for k, v in stored.items() if k not in settings}, **settings}
 
@@ -267,13 +292,15 @@ def _target(target, aug: AugmentConfig):
                         size=(aug.height, aug.width))
 
 
-def _provenance(ds: Dataset, train: TrainConfig, model, options: Optional[dict]) -> list:
+def _provenance(ds: Dataset, train: TrainConfig, model, options: Optional[dict], resolved: dict,
+                config_file=None) -> list:
     from reidcli.io.h5 import make_provenance
 
     inputs = [model.pretrained] if model.pretrained not in ("none", "imagenet") else []
+    inputs += [config_file] if config_file is not None else []
     return make_provenance(inputs, seed=train.seed, params={
         "data": str(ds.root), "dataset_format": ds.format, "train": train.to_dict(),
-        "model": dataclasses.asdict(model), "method_options": dict(options or {})})
+        "model": dataclasses.asdict(model), "method_options": dict(options or {}), "config": resolved})
 
 
 def _eval_fn(ds: Dataset, aug: AugmentConfig, train: TrainConfig, dev):

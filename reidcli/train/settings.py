@@ -64,3 +64,150 @@ def parse_ints(text: str | list, name: str) -> list[int]:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise ParamError(name, f"must be comma-separated epochs like 40,70; got {text!r}") from None
+
+
+def batch_size_to_p(settings: dict, kind: type) -> dict:
+    """``batch_size`` (images per batch, torchreid's ``--batch-size`` / fast-reid's
+    ``IMS_PER_BATCH``) as P of a P x K batch: P = batch_size / K, with K the ``k`` given
+    or ``kind``'s default. Returns new settings without ``batch_size``."""
+    s = dict(settings)
+    if s.get("batch_size") is None:
+        s.pop("batch_size", None)
+        return s
+    total = s.pop("batch_size")
+    if s.get("p") is not None:
+        raise ParamError("batch_size", "and p (identities per batch) both set the batch; give one of them")
+    k = s["k"] if s.get("k") is not None else default_of(kind, "k")
+    if not isinstance(total, int) or isinstance(total, bool) or total < 2 * k or total % k:
+        raise ParamError("batch_size", f"must be a multiple of k (images per identity, {k}) and at least "
+                                       f"2 identities ({2 * k}); got {total!r}")
+    s["p"] = total // k
+    return s
+
+
+# --------------------------------------------------------------------------- config files
+STAGES = ("pretrain", "finetune")
+
+
+def config_key(key: str) -> str:
+    """A config-file key as a setting name: ``--iters-per-epoch`` / ``iters-per-epoch`` ->
+    ``iters_per_epoch``."""
+    return key.lstrip("-").replace("-", "_")
+
+
+def read_config(path, stage: str, aliases: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The settings of ``stage`` in the TOML file ``path``: its top-level keys, then the keys
+    of its ``[stage]`` table over them (so one file may hold a ``[pretrain]`` and a
+    ``[finetune]`` table; the tables of other stages are ignored). Keys are setting names or
+    flag names, with or without the dashes (``iters-per-epoch``, ``iters_per_epoch``);
+    ``aliases`` maps other names (a command's flag names, as `config_key` gives them) to
+    setting names. A key given twice under two names is an error."""
+    from pathlib import Path
+
+    from reidcli.utils.errors import InputError
+
+    path = Path(path)
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise InputError("--config needs Python 3.11+ (tomllib) or the tomli package") from None
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except FileNotFoundError:
+        raise InputError(f"--config {path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"--config {path} is a folder; give a .toml file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"--config {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"--config {path} is not valid TOML (not UTF-8 text)") from None
+    top = {k: v for k, v in doc.items() if not isinstance(v, dict)}
+    tables = {k for k, v in doc.items() if isinstance(v, dict)}
+    unknown = sorted(tables - set(STAGES))
+    if unknown:
+        raise InputError(f"--config {path}: unknown table [{unknown[0]}]; tables name a stage "
+                         f"({', '.join(f'[{s}]' for s in STAGES)}), settings are plain keys")
+    out: dict[str, Any] = {}
+    for part in (top, doc.get(stage, {})):
+        seen: dict[str, str] = {}
+        for key, value in part.items():
+            name = config_key(key)
+            name = (aliases or {}).get(name, name)
+            if name in seen:
+                raise InputError(f"--config {path}: '{key}' and '{seen[name]}' set the same setting; keep one")
+            seen[name] = key
+            out[name] = value
+    return out
+
+
+def _toml_value(value: Any) -> str:
+    import json
+    import math
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return ("nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")) if not math.isfinite(value) \
+            else repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))
+
+
+def toml_text(settings: Mapping[str, Any], stage: str, header: str = "") -> str:
+    """Flat ``settings`` as a TOML document with one ``[stage]`` table (None values are left
+    out: they mean "the default, decided at run time"); readable back by `read_config`."""
+    lines = [f"# {line}" for line in header.splitlines()] + [f"[{stage}]"]
+    for key in sorted(settings):
+        value = settings[key]
+        if value is None or isinstance(value, dict):
+            continue
+        lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_config(path, settings: Mapping[str, Any], stage: str, header: str = ""):
+    """Write `toml_text` atomically to ``path``."""
+    from pathlib import Path
+
+    from reidcli.io.atomic import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(toml_text(settings, stage, header), encoding="utf-8")
+    return path
+
+
+def config_path_for(out) -> "Path":  # noqa: F821
+    """The resolved config beside checkpoint ``out`` (``m.pt`` -> ``m.config.toml``)."""
+    from pathlib import Path
+
+    out = Path(out)
+    return out.with_name(out.stem + ".config.toml")
+
+
+def flat_settings(parts: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of `pretrain` / `finetune` (config objects and run keywords) back
+    as flat settings, every field with its value: what a config file would have to say to
+    repeat the run. Nested model settings (``rbnet``, ``mrda``) become ``rb_*`` / ``mrda_*``."""
+    out: dict[str, Any] = {}
+    for key, value in parts.items():
+        if dataclasses.is_dataclass(value):
+            value = dataclasses.asdict(value)
+        if isinstance(value, Mapping) and key in ("model", "train", "augment", "options"):
+            for name, v in value.items():
+                if name in ("rbnet", "mrda") and isinstance(v, Mapping):
+                    prefix = "rb_" if name == "rbnet" else "mrda_"
+                    out.update({prefix + k: w for k, w in v.items()})
+                elif not isinstance(v, Mapping):
+                    out[name] = v
+        elif not isinstance(value, Mapping) and not hasattr(value, "splits"):
+            out[key] = value if isinstance(value, (bool, int, float, str, list, tuple)) or value is None \
+                else str(value)
+    return out

@@ -52,6 +52,7 @@ _ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
        for k in ("cuhk03labeled", "cuhk03labelled", "cuhk03nplabeled", "cuhk03nplabelled")},
     **{k: ("sysu", {}) for k in ("sysu", "sysumm01", "sysumm")},
     "regdb": ("regdb", {}),
+    **{f"regdbtrial{t}": ("regdb", {"regdb_trial": t}) for t in range(1, 11)},  # --format regdb-trial3
     **{k: ("folder", {}) for k in ("folder", "labelled", "labeled", "pidfolder", "imagefolder")},
     **{k: ("unlabelled", {}) for k in ("unlabelled", "unlabeled", "images", "flat")},
     **{k: ("csv", {}) for k in ("csv", "list", "csvlist")},
@@ -102,7 +103,10 @@ def _locate_specific(root: Path) -> list[tuple[Layout, Path]]:
 
 def _ambiguous(root: Path, hits: list[tuple[Layout, Path]]) -> InputError:
     listed = ", ".join(f"{lay.name} ({p})" for lay, p in hits)
-    return InputError(f"{root} holds several datasets: {listed}; pass one dataset folder")
+    names = sorted({lay.name for lay, _ in hits})
+    how = (f"pass one of these folders, or --format {names[0]}" + "".join(f" / {n}" for n in names[1:])
+           if len(names) == len(hits) else "pass one of these folders")
+    return InputError(f"{root} holds several datasets: {listed}; {how}")
 
 
 def _detect(root: Path) -> tuple[Layout, Path]:

@@ -4,7 +4,8 @@ Every camera has its own illumination (gain, gamma, contrast), white balance (a 
 cast as per-channel log gains), saturation, sensor noise, optics blur, resolution (the
 image is down-scaled and up-scaled back, as a low-resolution camera or a far person),
 vignetting and JPEG quality; infrared cameras record grey near-infrared with an active
-illuminator (strong vignette, more noise). Styles are drawn per camera from the domain's
+illuminator (strong vignette, more noise), thermal ones (``Preset.thermal``) grey emitted
+heat at a low resolution (a soft, blurred image with little noise). Styles are drawn per camera from the domain's
 `CameraRanges`, so the cameras of a domain differ from one another and the domains
 differ as a whole (the camera-style gap that CamStyle and SPGAN address).
 """
@@ -41,6 +42,7 @@ class CameraStyle:
     vignette: float
     light: float  # key light direction in the image, -1 (left) .. 1 (right)
     heading: float  # main walking direction of people in this camera (yaw, rad)
+    thermal: bool = False  # far-infrared: the image is emitted heat (`Identity.thermal`)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -59,7 +61,12 @@ def sample_camera(preset: Preset, cam: int, rng: np.random.Generator) -> CameraS
         cast=tuple(float(c) for c in cast), noise=u(*r.noise), blur=u(*r.blur),
         resolution=u(*r.resolution), jpeg=int(rng.integers(r.jpeg[0], r.jpeg[1] + 1)),
         vignette=u(*r.vignette), light=u(-1, 1), heading=u(-np.pi, np.pi))
-    if infrared:  # active NIR illumination: grey, noisy, bright centre
+    if infrared and preset.thermal:  # a microbolometer: grey, low resolution, soft, little noise
+        style.thermal, style.saturation, style.cast = True, 0.0, (0.0, 0.0, 0.0)
+        style.resolution, style.blur = u(0.35, 0.5), u(0.7, 1.1)
+        style.noise, style.vignette = u(1.0, 2.5), u(0.0, 0.1)
+        style.gain, style.contrast, style.light = u(0.95, 1.1), u(1.05, 1.25), 0.0
+    elif infrared:  # active NIR illumination: grey, noisy, bright centre
         style.saturation, style.cast = 0.0, (0.0, 0.0, 0.0)
         style.noise, style.vignette = style.noise * 1.6 + 2.0, u(0.3, 0.55)
         style.gain, style.contrast = u(0.9, 1.2), u(1.0, 1.3)

@@ -19,7 +19,7 @@ from typing import Optional
 import numpy as np
 
 from reidcli.data.synth.camera import sample_camera
-from reidcli.data.synth.identity import sample_identities
+from reidcli.data.synth.identity import sample_identities, thermal_levels
 from reidcli.data.synth.layouts import Plan, make_plan
 from reidcli.data.synth.presets import get_preset
 from reidcli.data.synth.render import Context, Job, render_job
@@ -28,13 +28,13 @@ from reidcli.utils.params import Interval, ParamError, check_params
 from reidcli.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
-DEFAULT_IDS, DEFAULT_IMAGES_PER_ID = 128, 12
+DEFAULT_IDS, DEFAULT_IMAGES_PER_ID = 128, 12  # images per id: the presets' (regdb: 20)
 _worker: dict = {}
 
 
 CONSTRAINTS = {
     "ids": [Interval(int, 1, 100000)],
-    "images_per_id": [Interval(int, 2, 10000)],
+    "images_per_id": [None, Interval(int, 2, 10000)],
     "test_ids": [None, Interval(int, 1, 100000)],
     "cams": [None, Interval(int, 2, 99)],
     "height": [Interval(int, 16, 2048)],
@@ -57,6 +57,9 @@ def build_context(domain: str, *, n_identities: int, cams: int, height: int, wid
     preset = get_preset(domain)
     cameras = [sample_camera(preset, c, np.random.default_rng([seed, 2, c])) for c in range(cams)]
     idents = sample_identities(preset.clothing, n_identities, np.random.default_rng([seed, 1]))
+    if preset.thermal:  # own random stream: the other domains' identities stay as they were
+        for i, ident in enumerate(idents):
+            ident.thermal = thermal_levels(ident, np.random.default_rng([seed, 5, i]))
     return Context(preset, idents, cameras, height, width, seed)
 
 
@@ -105,17 +108,19 @@ def _summary(plan: Plan, ctx: Context, out: Path, seconds: float) -> dict:
 
 def synthesize(out: str | os.PathLike, *, domain: str = "market", ids: int = DEFAULT_IDS,
                test_ids: Optional[int] = None, cams: Optional[int] = None,
-               images_per_id: int = DEFAULT_IMAGES_PER_ID, height: int = 128, width: int = 64,
+               images_per_id: Optional[int] = None, height: int = 128, width: int = 64,
                seed: int = 0, distractors: Optional[int] = None, junk: Optional[int] = None,
                workers: int = 1, force: bool = False) -> dict:
     """Write a synthetic re-ID dataset of ``domain`` in its real layout under ``out``.
 
     Args:
         out: the dataset folder to create (must not exist or be empty, unless ``force``).
-        domain: ``market`` | ``duke`` | ``msmt`` | ``sysu`` (see `presets`).
+        domain: ``market`` | ``duke`` | ``msmt`` | ``sysu`` | ``regdb`` (see `presets`).
         ids: training identities; ``test_ids`` (default: same) query/gallery identities.
-        cams: number of cameras (default: the preset's: 6, 8, 15, 6).
-        images_per_id: images per identity, spread over 2+ cameras and 1-2 tracklets each.
+            RegDB: every trial draws its own ``ids`` / ``test_ids`` split of all of them.
+        cams: number of cameras (default: the preset's: 6, 8, 15, 6, 2; regdb takes only 2).
+        images_per_id: images per identity (default: the preset's, 12; regdb 20), spread over
+            2+ cameras and 1-2 tracklets each; regdb: half visible, half thermal, in pairs.
         height, width: image size in pixels.
         distractors, junk: Market-style ``0000_``/``-1_`` gallery images (Duke: distractor
             identities' images); default about 8% and 5% of the gallery.
@@ -129,9 +134,14 @@ def synthesize(out: str | os.PathLike, *, domain: str = "market", ids: int = DEF
     check_params({"ids": ids, "images_per_id": images_per_id, "test_ids": test_ids, "cams": cams,
                   "height": height, "width": width, "workers": workers, "distractors": distractors,
                   "junk": junk}, CONSTRAINTS)
-    ids, per_id, height, width, workers = int(ids), int(images_per_id), int(height), int(width), int(workers)
+    per_id = preset.images_per_id if images_per_id is None else int(images_per_id)
+    ids, height, width, workers = int(ids), int(height), int(width), int(workers)
     test_ids = ids if test_ids is None else int(test_ids)
     cams = preset.cams if cams is None else int(cams)
+    if preset.layout == "regdb" and cams != 2:
+        raise ParamError("cams", f"must be 2 for --domain regdb (one visible and one thermal camera); got {cams}")
+    if preset.layout == "regdb" and per_id % 2:
+        raise ParamError("images_per_id", f"must be even for --domain regdb (visible/thermal pairs); got {per_id}")
     if preset.infrared_cams and cams < max(preset.infrared_cams):
         raise ParamError("cams", f"must be at least {max(preset.infrared_cams)} for --domain {domain} "
                                  f"(infrared cameras {preset.infrared_cams}); got {cams}")

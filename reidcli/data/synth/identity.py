@@ -64,6 +64,7 @@ class Identity:
     hat: str  # none | cap | beanie
     hat_colour: tuple[float, float, float]
     ir: dict[str, float] = field(default_factory=dict)  # near-infrared grey level per material
+    thermal: dict[str, float] = field(default_factory=dict)  # far-infrared (heat) level per material
     parent: int = -1  # index of the identity it is a near duplicate of
 
 
@@ -107,6 +108,21 @@ def _ir_levels(ident: Identity, rng: np.random.Generator) -> dict[str, float]:
             "upper": ir(ident.upper.colour), "upper2": ir(ident.upper.colour2),
             "lower": ir(ident.lower.colour), "lower2": ir(ident.lower.colour2),
             "shoes": ir(ident.shoes), "bag": ir(ident.bag_colour), "hat": ir(ident.hat_colour)}
+
+
+def thermal_levels(ident: Identity, rng: np.random.Generator) -> dict[str, float]:
+    """Far-infrared grey level per material: emitted heat, not reflected light. Skin is the
+    warmest; a garment is as warm as the body heat that passes it (a coat is cooler than a
+    T-shirt), whatever its colour; shoes, bags and hair are near the (cool) ambient; a print
+    has the emissivity of its fabric, so stripes, checks and logos all but vanish."""
+    upper = rng.uniform(0.36, 0.5) if ident.coat > 0 else (
+        rng.uniform(0.5, 0.64) if ident.long_sleeve else rng.uniform(0.6, 0.74))
+    lower = rng.uniform(0.46, 0.6) if ident.legs == "trousers" else rng.uniform(0.56, 0.7)
+    return {"skin": float(rng.uniform(0.86, 0.97)), "hair": float(rng.uniform(0.34, 0.5)),
+            "upper": float(upper), "upper2": float(upper + rng.uniform(-0.03, 0.03)),
+            "lower": float(lower), "lower2": float(lower + rng.uniform(-0.03, 0.03)),
+            "shoes": float(rng.uniform(0.22, 0.36)), "bag": float(rng.uniform(0.2, 0.34)),
+            "hat": float(rng.uniform(0.4, 0.55))}
 
 
 def sample_identity(c: Clothing, rng: np.random.Generator) -> Identity:

@@ -10,6 +10,11 @@
   paths relative to ``train/`` or ``test/``; ids numbered from 0 in each part).
 * ``sysumm01`` - ``cam1..cam6/<pid:04d>/<n:04d>.jpg`` and ``exp/{train,val,test}_id.txt``
   (comma-separated ids); every identity is seen by a visible and an infrared camera.
+* ``regdb`` - ``Visible/<pid>/`` and ``Thermal/<pid>/`` (``female_front_v_00012_3.jpg``,
+  ``..._t_...``) with the ten random trials of Ye et al. as ``idx/{train,test}_{visible,
+  thermal}_<t>.txt`` (``Visible/3/female_front_v_00012_3.jpg 2``, label = pid - 1); each
+  trial splits all identities anew into ``ids`` training and ``test_ids`` test ones. Every
+  thermal image is the twin of a visible one (same moment: pose, place, occluders).
 
 Test identities get one query image per camera they appear in (the first frame of the
 camera's first tracklet), the rest go to the gallery, as in the real query sets.
@@ -186,10 +191,48 @@ def plan_sysu(preset: Preset, cameras, n_train: int, n_test: int, per_id: int,
     return plan
 
 
+REGDB_TRIALS = 10
+
+
+def plan_regdb(preset: Preset, cameras, n_train: int, n_test: int, per_id: int,
+               rng: np.random.Generator) -> Plan:
+    """RegDB: per identity ``per_id / 2`` visible/thermal pairs, walking towards then away
+    from the dual camera; ten trials, each a random ``n_train`` / ``n_test`` identity split."""
+    plan = Plan(n_identities=n_train + n_test)
+    lists: dict[str, list[str]] = {}
+    pairs = per_id // 2
+    for i in range(plan.n_identities):
+        pid, sex = i + 1, ("female", "male")[int(rng.integers(2))]
+        frame = int(rng.integers(1, 9000))
+        for j in range(pairs):
+            side = "front" if j < (pairs + 1) // 2 else "back"
+            t = Track(i, 0, 1, float(rng.normal(0.0 if side == "front" else np.pi, 0.25)), float(rng.uniform(0, 1)), "")
+            frame += int(rng.integers(3, 12))
+            vis = f"Visible/{pid}/{sex}_{side}_v_{frame:05d}_{pid}.jpg"
+            plan.add(vis, "person", t)
+            twin = plan.jobs[-1].index
+            plan.add(f"Thermal/{pid}/{sex}_{side}_t_{frame:05d}_{pid}.jpg", "person",
+                     Track(i, 1, 1, t.heading, t.bg_x, ""))
+            plan.jobs[-1].key = twin
+            lists.setdefault(i, []).extend([vis, plan.jobs[-1].path])
+    for trial in range(1, REGDB_TRIALS + 1):
+        order = np.random.default_rng([int(rng.integers(2**31)), trial]).permutation(plan.n_identities)
+        parts = {"train": sorted(order[:n_train].tolist()), "test": sorted(order[n_train:].tolist())}
+        if trial == 1:
+            plan.split_ids = dict(parts)
+        for part, idents in parts.items():
+            for mod, folder in (("visible", "Visible/"), ("thermal", "Thermal/")):
+                plan.files[f"idx/{part}_{mod}_{trial}.txt"] = "".join(
+                    f"{p} {i}\n" for i in idents for p in lists[i] if p.startswith(folder))
+    return plan
+
+
 def make_plan(preset: Preset, cameras, *, n_train: int, n_test: int, per_id: int,
               distractors: int, junk: int, rng: np.random.Generator) -> Plan:
     if preset.layout in ("market1501", "dukemtmc"):
         return plan_market_like(preset, cameras, n_train, n_test, per_id, distractors, junk, rng)
     if preset.layout == "msmt17":
         return plan_msmt(preset, cameras, n_train, n_test, per_id, rng)
+    if preset.layout == "regdb":
+        return plan_regdb(preset, cameras, n_train, n_test, per_id, rng)
     return plan_sysu(preset, cameras, n_train, n_test, per_id, rng)

@@ -7,7 +7,8 @@ differ (Market-1501 -> DukeMTMC-reID loses ~60% of its mAP without adaptation):
   coats, patterns, bags, hats): ``market`` is a summer campus (bright colours, short
   sleeves, shorts and skirts), ``duke`` a winter campus (dark coats, long trousers, more
   bags and hats), ``msmt`` a mixed spring crowd over 15 cameras and three times of day,
-  ``sysu`` an indoor/outdoor mix with two near-infrared cameras;
+  ``sysu`` an indoor/outdoor mix with two near-infrared cameras, ``regdb`` a dual camera
+  (visible + far-infrared thermal) at one spot, each image taken as a visible/thermal pair;
 * the camera styles (scene, illumination, colour cast, noise, blur, resolution, JPEG).
 
 Colours are RGB in 0..255. Every range is ``(low, high)`` for a uniform draw.
@@ -78,7 +79,7 @@ class Scenery:
 @dataclass(frozen=True)
 class Preset:
     name: str
-    layout: str  # market1501 | dukemtmc | msmt17 | sysumm01
+    layout: str  # market1501 | dukemtmc | msmt17 | sysumm01 | regdb
     cams: int
     clothing: Clothing
     camera: CameraRanges
@@ -88,6 +89,8 @@ class Preset:
     times_of_day: tuple[str, ...] = ()  # MSMT17-style illumination per tracklet
     max_cams_per_id: int = 6
     meta: dict = field(default_factory=dict)
+    thermal: bool = False  # the infrared cameras are far-infrared (thermal emission), not NIR
+    images_per_id: int = 12  # default images per identity (`synthesize`)
 
 
 def _pal(*items: tuple[tuple[int, int, int], float]) -> Palette:
@@ -202,11 +205,30 @@ SYSU = Preset(
     max_cams_per_id=6,
 )
 
-PRESETS: dict[str, Preset] = {p.name: p for p in (MARKET, DUKE, MSMT, SYSU)}
+# RegDB (Nguyen et al., Sensors 2017): one dual camera (visible + thermal) at a building's
+# entrance; each person walks towards and away from it; ten visible and ten thermal images
+# per identity, taken in pairs. Thermal renders show emitted heat, not reflected light.
+REGDB = Preset(
+    name="regdb", layout="regdb", cams=2,
+    clothing=SYSU.clothing,
+    camera=CameraRanges(
+        gain=(0.9, 1.1), gamma=(0.95, 1.05), contrast=(0.95, 1.1), saturation=(0.9, 1.1),
+        cast=(0.0, 0.0, 0.0), cast_spread=0.04, noise=(2.0, 4.0), blur=(0.3, 0.6),
+        resolution=(0.7, 1.0), jpeg=(80, 95), vignette=(0.0, 0.1),
+        p_occlusion=0.05, p_motion_blur=0.05),
+    scenery=Scenery(
+        wall=_pal(((200, 195, 185), 3), ((150, 140, 130), 2)),
+        ground=_pal(((150, 150, 150), 3), ((170, 160, 140), 2)),
+        foliage=_pal(((70, 120, 55), 2),),
+        p_indoor=0.0, p_snow=0.0, p_trees=0.4),
+    infrared_cams=(2,), max_cams_per_id=2, thermal=True, images_per_id=20,
+)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (MARKET, DUKE, MSMT, SYSU, REGDB)}
 
 
 def get_preset(name: str) -> Preset:
-    """The preset called ``name`` (market | duke | msmt | sysu)."""
+    """The preset called ``name`` (market | duke | msmt | sysu | regdb)."""
     if name not in PRESETS:
         import difflib
 

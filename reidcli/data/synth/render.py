@@ -36,6 +36,7 @@ class Job:
     bg_x: float  # where in the camera's panorama the tracklet happens (0..1)
     tod: str = ""  # time of day (MSMT17-style presets)
     index: int = 0  # position in the plan: the image's seed key
+    key: int = -1  # seed key when not ``index``: a thermal image shares its visible twin's (pose, place)
 
 
 @dataclass
@@ -51,22 +52,27 @@ class Context:
     def scene(self, cam: int) -> np.ndarray:
         if cam not in self.scenes:
             s = self.cameras[cam]
-            rng = np.random.default_rng([self.seed, 3, cam])
+            src = 0 if s.thermal else cam  # a dual camera: the thermal half sees the visible half's scene
+            rng = np.random.default_rng([self.seed, 3, src])
             img = make_scene(self.preset.scenery, SS * self.height, SS * self.width * 6,
-                             indoor=s.indoor, snow=s.snow, rng=rng)
-            if s.infrared:  # NIR: foliage bright, glass dark, little colour contrast
+                             indoor=self.cameras[src].indoor, snow=self.cameras[src].snow, rng=rng)
+            if s.thermal:  # ambient temperature: cool, smooth, the scene's texture almost gone
+                g = cv2.GaussianBlur(img.astype(np.float32) @ np.array([0.3, 0.4, 0.3], np.float32), (0, 0), 3.0)
+                img = np.repeat(np.clip(g * 0.18 + 38, 0, 255).astype(np.uint8)[..., None], 3, 2)
+            elif s.infrared:  # NIR: foliage bright, glass dark, little colour contrast
                 g = img.astype(np.float32) @ np.array([0.2, 0.6, 0.2], np.float32)
                 img = np.repeat(np.clip(g * 0.7 + 20, 0, 255).astype(np.uint8)[..., None], 3, 2)
             self.scenes[cam] = img
         return self.scenes[cam]
 
 
-def _colours(ident: Identity, infrared: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Material colour table, and the second colours of the upper/lower patterns."""
+def _colours(ident: Identity, infrared: bool, thermal: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Material colour table, and the second colours of the upper/lower patterns (infrared:
+    the identity's NIR reflectance, thermal: its heat levels, both grey)."""
     cols = np.zeros((len(body.MATERIALS), 3), np.float32)
     c2u, c2l = np.array(ident.upper.colour2, np.float32), np.array(ident.lower.colour2, np.float32)
     if infrared:
-        ir = ident.ir
+        ir = ident.thermal if thermal else ident.ir
         for m, k in ((body.SKIN, "skin"), (body.HAIR, "hair"), (body.UPPER, "upper"), (body.LOWER, "lower"),
                      (body.SHOES, "shoes"), (body.BAG, "bag"), (body.HAT, "hat"), (body.LOGO, "upper2"),
                      (body.STRAP, "bag")):
@@ -95,21 +101,25 @@ def _pattern(rgb, mat, which, garment, c2, place: Placement, y0: float) -> None:
 
 
 def draw_person(canvas: np.ndarray, ident: Identity, pose: Pose, place: Placement, light: float,
-                infrared: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Composite one person onto ``canvas`` (in place); returns canvas keypoints and visibility."""
+                infrared: bool, thermal: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Composite one person onto ``canvas`` (in place); returns canvas keypoints and visibility.
+    Thermal: emitted heat, so no key light; the torso's core is a little warmer than the edges."""
     hw = canvas.shape[:2]
     pmap, mats, deps, kp, kd = body.render_parts(ident, pose, place, hw)
     vis = body.keypoint_visibility(pmap, deps, kp, kd)
     mat = mats[pmap]
-    cols, c2u, c2l = _colours(ident, infrared)
+    cols, c2u, c2l = _colours(ident, infrared, thermal)
     rgb = cols[mat]
     y0 = place.top + (2 * ident.shape.head + 0.045) * place.height
     _pattern(rgb, mat, body.UPPER, ident.upper, c2u, place, y0)
     _pattern(rgb, mat, body.LOWER, ident.lower, c2l, place, place.top + (0.965 - ident.shape.leg_len) * place.height)
     person = pmap > 0
     ys, xs = np.nonzero(person)
-    shade = 1.0 + 0.22 * light * np.tanh((xs - place.cx) / (0.12 * place.height)) \
-        - 0.12 * (ys - place.top) / place.height
+    if thermal:
+        shade = 1.0 - 0.1 * np.abs(np.tanh((xs - place.cx) / (0.12 * place.height)))
+    else:
+        shade = 1.0 + 0.22 * light * np.tanh((xs - place.cx) / (0.12 * place.height)) \
+            - 0.12 * (ys - place.top) / place.height
     canvas[ys, xs] = np.clip(rgb[ys, xs] * shade[:, None], 0, 255)
     return kp, vis
 
@@ -177,7 +187,7 @@ def _final_keypoints(kp: np.ndarray, vis: np.ndarray, occ: np.ndarray, h: int, w
 
 def render_job(ctx: Context, job: Job) -> tuple[bytes, np.ndarray]:
     """JPEG bytes and [17, 3] keypoints (x, y, score in output pixels) of one planned image."""
-    rng = np.random.default_rng([ctx.seed, 7, job.index])
+    rng = np.random.default_rng([ctx.seed, 7, job.index if job.key < 0 else job.key])
     cam, H, W = ctx.cameras[job.cam], SS * ctx.height, SS * ctx.width
     scene = ctx.scene(job.cam)
     x0 = int(np.clip(job.bg_x + rng.normal(0, 0.02), 0, 1) * (scene.shape[1] - W))
@@ -187,7 +197,7 @@ def render_job(ctx: Context, job: Job) -> tuple[bytes, np.ndarray]:
         bp = Placement(H * rng.uniform(0.7, 0.9), W * rng.choice([-0.05, 1.05]) + rng.normal(0, 0.1) * W,
                        H * rng.uniform(-0.05, 0.1), 1.1)
         draw_person(canvas, other, Pose(rng.uniform(-np.pi, np.pi), rng.uniform(0, 2 * np.pi)), bp,
-                    cam.light, cam.infrared)
+                    cam.light, cam.infrared, cam.thermal)
     kps = np.zeros((17, 3), np.float32)
     occ = np.zeros((H, W), bool)
     show = job.ident >= 0 and not (job.kind == "distractor" and rng.random() < 0.5)
@@ -196,8 +206,9 @@ def render_job(ctx: Context, job: Job) -> tuple[bytes, np.ndarray]:
         pose = Pose(yaw=job.heading + rng.normal(0, 0.3), phase=rng.uniform(0, 2 * np.pi),
                     stride=rng.uniform(0.2, 0.45), arm_swing=rng.uniform(0.15, 0.5))
         place = _placement(job.kind, H, W, rng)
-        _shadow(canvas, place, cam.light)
-        kp, vis = draw_person(canvas, ident, pose, place, cam.light, cam.infrared)
+        if not cam.thermal:
+            _shadow(canvas, place, cam.light)
+        kp, vis = draw_person(canvas, ident, pose, place, cam.light, cam.infrared, cam.thermal)
         if job.kind == "person" and rng.random() < ctx.preset.camera.p_occlusion:
             occ = _occluder(canvas, ctx.preset, rng, cam.infrared)
         kps = _final_keypoints(kp, vis, occ, H, W)

@@ -76,6 +76,7 @@ TRAINING_METHODS.declare("pseudo", _M + "pseudo", "ID + triplet loss on the pseu
 TRAINING_METHODS.declare("mmt", _M + "mmt", "Mutual Mean-Teaching")
 TRAINING_METHODS.declare("kd", _M + "kd", "an intermediate copy blended into the weights")
 TRAINING_METHODS.declare("joint", _M + "joint", "labelled source and pseudo-labelled target")
+TRAINING_METHODS.declare("camstyle", _M + "camstyle", "seed 004: source CE + source-vs-(styled) target triplet, no clustering")
 TRAINING_METHODS.declare("agents", _M + "mar", "MAR reference pretraining: agent learning (AL) only")
 TRAINING_METHODS.declare("mar", _M + "mar", "MAR soft multilabels over reference agents, no clustering")
 TRAINING_METHODS.declare("mrda", _M + "mrda", "cross-modality MRDA (two-stream --arch mrda)")

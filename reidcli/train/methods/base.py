@@ -37,8 +37,10 @@ class Method:
     ``start_checkpoints`` how many starting checkpoints it takes (MMT: 2, ``--ckpt2``) and
     ``uses_source`` whether it trains on labelled source images too (``--source``),
     ``uses_labels`` whether it needs the pseudo-labels of ``reid cluster`` (``--labels``;
-    MAR does not) and ``uses_reference`` whether it needs a labelled reference set
-    (``--reference``, MAR's agents).
+    MAR does not), ``labels_optional`` whether it also runs without them (``camstyle``:
+    each target image and its styled versions are then one class), ``uses_styled``
+    whether it needs camera-styled target images (``--styled``) and ``uses_reference``
+    whether it needs a labelled reference set (``--reference``, MAR's agents).
     """
 
     name = "method"
@@ -48,6 +50,8 @@ class Method:
     start_checkpoints = 1
     uses_source = False
     uses_labels = True
+    labels_optional = False
+    uses_styled = False
     uses_reference = False
     # a loss helper with its own optimizer and state (`IdTripletObjective`), if the method has one
     objective = None

@@ -33,15 +33,17 @@ class Joint(Pseudo):
     name = "joint"
     Options = JointOptions
     uses_source = True
+    # checkpoints whose classifier is a source classifier (kept when its size matches)
+    SOURCE_CLASSIFIER = ("supervised", "joint", "camstyle")
 
     def build(self, ctx: EngineContext) -> None:
         if ctx.data.get("source") is None:
-            raise ConfigError("--method joint trains on labelled source images too; pass --source DATA")
+            raise ConfigError(f"--method {self.name} trains on labelled source images too; pass --source DATA")
         self.n_source = int(ctx.facts["source_classes"])
         self.build_objective(ctx)
         ck = ctx.data["init"]
         net = network_from_checkpoint(ck)
-        if int(ck["model_config"].get("num_classes", 0)) != self.n_source or ck.get("method") not in ("supervised", "joint"):
+        if int(ck["model_config"].get("num_classes", 0)) != self.n_source or ck.get("method") not in self.SOURCE_CLASSIFIER:
             init_classifier(net, self.n_source, None)  # a new source classifier
         self.nets["model"] = net
 

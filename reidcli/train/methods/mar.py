@@ -13,7 +13,8 @@ target images and half of reference images and minimises
 
 (`reidcli.losses.soft_multilabel`, `reidcli.losses.agents`). Choices of the public code
 (KovenYu/MAR) where the paper and seed are silent: features are the unit-norm embedding
-(here the BNNeck output the checkpoint deploys); the agents receive gradients from L_AL only
+the checkpoint deploys (the BNNeck output, or with ``--neck none`` the pooled feature as in
+the MAR code and the ``mar`` recipe); an epoch is one pass over the reference set; the agents receive gradients from L_AL only
 (RJ, CML and the soft multilabels use them detached); MDL reads each target image's soft
 multilabel from a running-average memory (momentum 0.1) and starts after the first epoch;
 the MDL agreement threshold is a running average of the batch quantile. Without agents in
@@ -143,8 +144,10 @@ class Mar(UDAMethod):
 
     def streams(self, ctx: EngineContext) -> dict:
         n = half_batch(ctx)
-        return {"target": random_stream(ctx, ctx.data["target"], n),
-                "reference": random_stream(ctx, ctx.data["reference"], n, seed_offset=1)}
+        # the reference stream first: it is the engine's main one, so an epoch (with
+        # iters_per_epoch 0) is one pass over the reference set, as in the MAR code
+        return {"reference": random_stream(ctx, ctx.data["reference"], n, seed_offset=1),
+                "target": random_stream(ctx, ctx.data["target"], n)}
 
     def on_epoch_start(self, epoch: int) -> None:
         self.epoch = epoch

@@ -129,6 +129,17 @@ class JointOptions(LossOptions):
 
 
 @dataclass
+class CamStyleOptions(JointOptions):
+    """Seed 004's camera-style training (METHODS.md section 5, eq. 4): ``ce_weight`` x
+    label-smoothed CE on the source + ``theta`` x L_D, the batch-hard triplet (``margin``
+    0.5) over source u target u styled target with every source-target pair a negative
+    (eq. 3). ``triplet_weight`` adds per-domain triplets (source ids; target classes) on top;
+    eq. 4 has none (0), as L_D's union triplet already holds both."""
+
+    triplet_weight: float = 0.0
+
+
+@dataclass
 class MMTOptions(MethodOptions):
     """Mutual Mean-Teaching (Ge et al., ICLR 2020): EMA momentum ``alpha`` of the mean nets
     (eq. 5), soft-CE weight ``soft_ce_weight`` (lambda_id) and soft-triplet weight

@@ -1,0 +1,109 @@
+"""`merge_styled` (``reid merge`` on folders): join the n trees of ``reid stylize apply
+--shard i/n`` into the tree one run writes (same files, same manifest rows in the same order).
+
+A shard's ``provenance.json`` records its ``shard`` [i, n] with the run's settings; the
+shards must be all n of one run (same model, data, cameras, splits, method), each once.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+from reidcli.stylize.manifest import MANIFEST, MANIFEST_COLUMNS
+from reidcli.utils.errors import ConfigError, FormatError, InputError
+
+PROVENANCE = "provenance.json"
+
+
+def _shard_record(folder: Path) -> tuple[list, dict]:
+    path = folder / PROVENANCE
+    try:
+        chain = json.loads(path.read_text())
+        params = dict(chain[-1]["params"])
+        i, n = (int(v) for v in params["shard"])
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file; merge folders written by 'reid stylize apply --shard i/n'") from None
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise FormatError(f"{folder} is not a shard of 'reid stylize apply --shard i/n' (no shard in "
+                          f"{PROVENANCE}); merge only such folders") from None
+    return chain, {**params, "shard": (i, n), "model": chain[-1].get("inputs")}
+
+
+def _rows(folder: Path) -> list[dict]:
+    """The manifest rows of a shard (none for a shard without images)."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise InputError(f"{path}: no such file; merge folders written by 'reid stylize apply --shard i/n'")
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if list(reader.fieldnames or []) != list(MANIFEST_COLUMNS):
+            raise FormatError(f"{path}: columns {reader.fieldnames} are not {list(MANIFEST_COLUMNS)}; "
+                              "re-create the shard with 'reid stylize apply --shard i/n'")
+        return list(reader)
+
+
+def merge_styled(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path:
+    """Join the n shard trees of one ``reid stylize apply --shard i/n`` run into ``out``
+    (written to a temporary sibling and renamed into place).
+
+    Raises:
+        InputError: a missing or repeated shard, shards of different runs, two shards with
+            one file name, an existing non-empty ``out``.
+    """
+    if not paths:
+        raise ConfigError("give the shard folders to merge")
+    folders = [Path(p) for p in paths]
+    recs = [(f, *_shard_record(f)) for f in folders]
+    n = recs[0][2]["shard"][1]
+    got = sorted(r[2]["shard"][0] for r in recs)
+    if got != list(range(1, n + 1)) or any(r[2]["shard"][1] != n for r in recs):
+        missing = sorted(set(range(1, n + 1)) - set(got))
+        what = f"missing shard(s) {missing}" if missing else f"shards {got} of {n}"
+        raise InputError(f"{what}: give each of the {n} shard folders of one 'reid stylize apply' run exactly once")
+    for key in ("data", "cams", "split", "method", "model"):
+        other = next((r for r in recs if r[2].get(key) != recs[0][2].get(key)), None)
+        if other is not None:
+            raise InputError(f"{other[0]} differs from {recs[0][0]} in {key}; merge shards of one run only")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"{out} exists and is not empty; remove it or choose another -o")
+    recs.sort(key=lambda r: r[2]["shard"][0])
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        first = recs[0][0]
+        for entry in sorted(first.iterdir()):  # unstyled splits: links to DATA; styled ones: folders
+            if entry.is_symlink():
+                (tmp / entry.name).symlink_to(os.readlink(entry), target_is_directory=True)
+            elif entry.is_dir():
+                (tmp / entry.name).mkdir()
+        rows, seen = [], set()
+        for folder, _, _ in recs:
+            for row in _rows(folder):
+                if row["output"] in seen:
+                    raise InputError(f"{folder}: {row['output']} is in two shards; re-run the shards of one run")
+                seen.add(row["output"])
+                dst = tmp / row["output"]
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(folder / row["output"], dst)
+                rows.append([row[c] for c in MANIFEST_COLUMNS])
+        with open(tmp / MANIFEST, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(MANIFEST_COLUMNS)
+            w.writerows(rows)
+        chain = recs[0][1]
+        last = dict(chain[-1])
+        last["params"] = {k: v for k, v in last["params"].items() if k != "shard"}
+        last["params"]["merged_shards"] = n
+        (tmp / PROVENANCE).write_text(json.dumps(chain[:-1] + [last], indent=1))
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

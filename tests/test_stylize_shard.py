@@ -1,0 +1,135 @@
+"""`reid stylize apply --shard i/n` + `reid merge` equal one run, and the bad input of the
+issue (fewer than two cameras, a camera or image shape the model was not fitted for, a
+non-stylize checkpoint, a non-empty output): one line, exit 1, nothing written."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import write_jpeg
+from tests.fixtures_train import synth_market  # noqa: F401  (fixture)
+
+runner = CliRunner()
+
+
+def _invoke(*args):
+    from reidcli.cli.app import app
+
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.is_symlink() and p.name != "provenance.json"}
+
+
+@pytest.fixture(scope="module")
+def color_model(synth_market, tmp_path_factory):  # noqa: F811
+    from reidcli.stylize import fit_style
+
+    return fit_style(synth_market, tmp_path_factory.mktemp("m") / "style.pt", method="color")
+
+
+def test_shards_merged_equal_one_run(synth_market, color_model, tmp_path):  # noqa: F811
+    from reidcli.stylize.manifest import read_manifest
+
+    split = ["--split", "train", "--split", "query"]
+    res = _invoke("stylize", "apply", "--model", color_model, synth_market, "-o", tmp_path / "one", *split)
+    assert res.exit_code == 0, res.output
+    parts = []
+    for i in (3, 1, 2):  # any order
+        out = tmp_path / f"part{i}"
+        res = _invoke("stylize", "apply", "--model", color_model, synth_market, "-o", out, "--shard", f"{i}/3", *split)
+        assert res.exit_code == 0, res.output
+        parts.append(out)
+    sizes = [len(read_manifest(p)) for p in parts]
+    assert all(s > 0 for s in sizes) and sum(sizes) == len(read_manifest(tmp_path / "one"))
+    res = _invoke("merge", *parts, "-o", tmp_path / "merged")
+    assert res.exit_code == 0, res.output
+    one, merged = tmp_path / "one", tmp_path / "merged"
+    assert _tree(merged) == _tree(one)  # same names (collisions bumped as in one run), bytes, manifest
+    assert sorted(p.name for p in merged.iterdir() if p.is_symlink()) == \
+        sorted(p.name for p in one.iterdir() if p.is_symlink())
+    from reidcli.data.layouts import load_dataset
+
+    assert [r.path for r in load_dataset(merged).split("train")] == [r.path for r in load_dataset(one).split("train")]
+    # a missing shard, or shards of two runs, are refused without writing
+    res = _invoke("merge", *parts[:2], "-o", tmp_path / "m2")
+    assert res.exit_code == 1 and "missing shard(s) [2]" in res.output and not (tmp_path / "m2").exists()
+    res = _invoke("merge", parts[0], tmp_path / "one", "-o", tmp_path / "m3")
+    assert res.exit_code == 1 and "not a shard" in res.output and not (tmp_path / "m3").exists()
+    res = _invoke("stylize", "apply", "--model", color_model, synth_market, "-o", tmp_path / "x", "--shard", "4/3")
+    assert res.exit_code == 1 and "--shard" in res.output and not (tmp_path / "x").exists()
+
+
+def _two_camera_market(root: Path, cams=(1, 2)) -> Path:
+    for i, folder in enumerate(("bounding_box_train", "query", "bounding_box_test")):
+        for j, c in enumerate(cams):
+            write_jpeg(root / folder / f"000{j + 1}_c{c}s1_000451_0{i + 1}.jpg", h=32, w=16, seed=10 * i + j)
+    return root
+
+
+def _one_error_line(res, words: str) -> None:
+    assert res.exit_code == 1, res.output
+    lines = [ln for ln in res.output.splitlines() if "error" in ln.lower()]
+    assert len(lines) == 1 and lines[0].startswith("reid stylize") and words in lines[0], res.output
+    assert "Traceback" not in res.output
+
+
+def test_bad_input_is_one_line_and_writes_nothing(synth_market, color_model, tmp_path):  # noqa: F811
+    from tests.test_finetune import _source_ckpt
+
+    # fewer than two cameras
+    one_cam = _two_camera_market(tmp_path / "one" / "Market-1501", cams=(1,))
+    _one_error_line(_invoke("stylize", "fit", one_cam, "-o", tmp_path / "a.pt"), "at least two cameras")
+    assert not (tmp_path / "a.pt").exists()
+    # a camera of DATA the model was not fitted on (fitted on c1, c2; synth has more)
+    two = _two_camera_market(tmp_path / "two" / "Market-1501")
+    res = _invoke("stylize", "fit", two, "-o", tmp_path / "two.pt")
+    assert res.exit_code == 0, res.output
+    _one_error_line(_invoke("stylize", "apply", "--model", tmp_path / "two.pt", synth_market, "-o", tmp_path / "b"),
+                    "is not in")
+    assert not (tmp_path / "b").exists()
+    # a re-ID checkpoint as the style model
+    reid = _source_ckpt(tmp_path / "reid.pt")
+    _one_error_line(_invoke("stylize", "apply", "--model", reid, synth_market, "-o", tmp_path / "c"),
+                    "not a camera-style model")
+    assert not (tmp_path / "c").exists()
+    # a non-empty output folder without --force: left as it was
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "keep.txt").write_text("mine")
+    _one_error_line(_invoke("stylize", "apply", "--model", color_model, synth_market, "-o", tmp_path / "d"),
+                    "--force")
+    assert [p.name for p in (tmp_path / "d").iterdir()] == ["keep.txt"]
+    res = _invoke("stylize", "apply", "--model", color_model, synth_market, "-o", tmp_path / "d", "--force")
+    assert res.exit_code == 0 and not (tmp_path / "d" / "keep.txt").exists()
+    assert not list(tmp_path.glob(".*tmp-*"))
+
+
+def test_stargan_refuses_an_image_shape_it_was_not_fitted_for(synth_market, tmp_path):  # noqa: F811
+    from reidcli.stylize.train import fit_stargan, stargan_train_config
+
+    model = fit_stargan(synth_market, tmp_path / "g.pt", options={"g_conv_dim": 8, "d_conv_dim": 8, "g_repeat": 1},
+                        train=stargan_train_config(epochs=1, iters_per_epoch=1, p=4, workers=0, amp=False),
+                        image_size=(16, 16), device="cpu")  # synth images are 64x32: height/width 2, not 1
+    res = _invoke("stylize", "apply", "--model", model, synth_market, "-o", tmp_path / "s", "--device", "cpu")
+    _one_error_line(res, "fitted at 16x16")
+    assert "64x32" in res.output and not (tmp_path / "s").exists() and not list(tmp_path.glob(".*tmp-*"))
+
+
+def test_manifest_of_a_shard_lists_only_its_block(synth_market, color_model, tmp_path):  # noqa: F811
+    from reidcli.data.layouts import load_dataset
+    from reidcli.stylize import apply_style
+
+    recs = [str(load_dataset(synth_market).abspath(r)) for r in load_dataset(synth_market).split("train")]
+    got = []
+    for i in (1, 2):
+        res = apply_style(color_model, synth_market, tmp_path / f"s{i}", shard=(i, 2))
+        with open(res["manifest"], newline="") as fh:
+            got.append(list(dict.fromkeys(r["original"] for r in csv.DictReader(fh))))
+    half = len(recs) // 2
+    assert got == [recs[:half], recs[half:]]
