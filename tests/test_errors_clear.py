@@ -229,7 +229,7 @@ def test_splits_of_different_sizes_in_one_file(tmp_path):
 
 
 @pytest.mark.parametrize("argv,words", [
-    (["cluster", "F", "-o", "OUT", "--gpu", "bogus"], "--gpu must be one of auto, yes, no; got 'bogus'"),
+    (["cluster", "F", "-o", "OUT", "--device", "bogus"], "--device must be auto | cpu | cuda | cuda:N; got 'bogus'"),
     (["evaluate", "F", "--shot", "bogus"], "--shot must be one of single, multi; got 'bogus'"),
 ])
 def test_bogus_choices(tmp_path, argv, words):
