@@ -37,7 +37,7 @@ ITERS ?= 80
 PYTHON ?= python
 UDA = $(MAKE) --no-print-directory -f bin/uda.mk OUT=$(OUT) ROUNDS=$(ROUNDS) ITERS=$(ITERS)
 RB_OUT := $(OUT)/rbnet
-KD_EPS ?= 0.7
+KD_EPS ?= auto
 KD_ITERS := $(shell echo $$(( $(ITERS) / 5 )))
 ROWS ?= pseudo pseudo+camnorm mmt rbnet+mmt kd joint camstyle mar
 
@@ -48,7 +48,7 @@ row_vars_mmt = METHOD=mmt RUN=mmt CAMERA_NORM=0 EXTRA_FEATURES_ARGS="--net mean"
 row_vars_rbnet+mmt = OUT=$(RB_OUT) SOURCE=$(OUT)/data/market TARGET=$(OUT)/data/duke ARCH=rbnet \
   PRE_ARGS="--rb-backbone resnet18_half --pose $(OUT)/data/market/pose.h5" \
   METHOD=mmt RUN=mmt CAMERA_NORM=0 EXTRA_FEATURES_ARGS="--net mean"
-# ULA at the demo's scale: Euclidean DBSCAN eps on L2-normalised features, the densest
+# ULA at the demo's scale: Euclidean DBSCAN (eps auto: the rule follows the features' scale), the densest
 # clusters kept as base classes (750 of Market's 12,936 images -> 59 of 1,024), cosine 0.8
 row_vars_kd = METHOD=kd RUN=kd CAMERA_NORM=0 CLUSTER_METHOD=dbscan-euclidean EPS=$(KD_EPS) MIN_SAMPLES=4 \
   CLUSTER_ARGS="--expand-threshold 0.8 --keep-clusters 59" EPOCHS=5 ITERS=$(KD_ITERS) FT_ARGS="--kd-every 5"

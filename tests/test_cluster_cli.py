@@ -115,7 +115,7 @@ def test_eps_auto_is_reported(tmp_path):
     ("knn-eucl", ["--method", "dbscan-euclidean", "--knn-index", "flat"],
      ["--knn-index does not apply to --method dbscan-euclidean"]),
     ("eps-kmeans", ["--method", "kmeans", "--eps", "0.5"], ["--eps does not apply to --method kmeans"]),
-    ("auto-eucl", ["--method", "dbscan-euclidean", "--eps", "auto"], ["--eps must be a float > 0; got 'auto'"]),
+    ("auto-eucl", ["--method", "kmeans", "--eps", "auto"], ["--eps does not apply to --method kmeans"]),
     ("eps0", ["--eps", "0"], ["--eps must be a float in (0, 1]"]),
     ("same", None, ["is the input FEATURES", "give another output name"]),
     ("method", ["--method", "dbscan-jacard"], ["did you mean 'dbscan-jaccard'"]),

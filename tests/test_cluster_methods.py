@@ -98,7 +98,9 @@ def test_every_method_recovers_easy_blobs(kw):
     ({"eps_quantile": 0.5}, "eps_quantile", "eps_quantile applies only with eps 'auto'; got eps 0.6"),
     ({"method": "kmeans", "k": 10**6}, "k", "k must be an int in [1, 240] (the input holds 240 features); got 1000000"),
     ({"method": "kmeans", "kmeans_iter": 0}, "kmeans_iter", "kmeans_iter must be an int >= 1; got 0"),
-    ({"method": "dbscan-euclidean", "eps": "auto"}, "eps", "eps must be a float > 0; got 'auto'"),
+    ({"method": "dbscan-euclidean", "eps": "bogus"}, "eps", "eps must be a float > 0 or 'auto'; got 'bogus'"),
+    ({"method": "dbscan-euclidean", "eps_quantile": 0.1}, "eps_quantile",
+     "eps_quantile applies only with eps 'auto'; got eps 1.0"),
     ({"keep_clusters": 3}, "keep_clusters", "keep_clusters needs expand_threshold"),
     ({"expand_threshold": 1.5}, "expand_threshold", "expand_threshold must be a float in [-1, 1] (or None); got 1.5"),
     ({"gpu": "maybe"}, "gpu", "gpu must be one of auto, yes, no; got 'maybe'"),
@@ -123,7 +125,7 @@ def test_unknown_method_uses_the_registry_did_you_mean():
 @pytest.mark.parametrize("method,option", [("dbscan-jaccard", "k"), ("dbscan-jaccard", "kmeans_iter"),
                                            ("kmeans", "k1"), ("kmeans", "eps"), ("kmeans", "min_samples"),
                                            ("dbscan-euclidean", "k2"), ("dbscan-euclidean", "knn_index"),
-                                           ("dbscan-euclidean", "eps_quantile"), ("kmeans", "epss")])
+                                           ("kmeans", "eps_quantile"), ("kmeans", "epss")])
 def test_an_option_of_another_method_is_rejected(method, option):
     x, _ = blobs()
     with pytest.raises(ParamError, match=rf"^{option} does not apply to --method {method}") as exc:
@@ -247,3 +249,33 @@ def test_camera_norm_makes_clusters_follow_identities_not_cameras():
     np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, rtol=1e-5)
     with pytest.raises(ParamError, match="camera_norm needs one camera id"):
         cluster_features(x, camera_norm=True, **kw)
+
+
+def test_euclidean_auto_eps_is_the_mean_of_the_smallest_pairwise_distances():
+    """Against a direct computation: every pairwise distance (scipy), zeros dropped, the
+    first round(fraction * count) of the sorted values averaged (SSG / MMT's eps rule)."""
+    from scipy.spatial.distance import pdist
+
+    from reidcli.cluster.dbscan import euclidean_auto_eps
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(301, 12)).astype(np.float32)
+    x[7] = x[8]  # a duplicate: distance 0 is left out, as the public code does
+    d = np.sort(pdist(x.astype(np.float64)))
+    d = d[d > 0]
+    for fraction in (1.6e-3, 0.02, 0.3):
+        want = d[:int(np.round(fraction * len(d)))].mean()
+        assert euclidean_auto_eps(x, fraction, chunk=64) == pytest.approx(want, rel=1e-5)
+
+
+def test_euclidean_dbscan_eps_auto_finds_the_clusters_a_fixed_eps_merges():
+    from reidcli.cluster import cluster_features
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(8, 16))
+    x = (np.repeat(centres, 10, axis=0) + 0.05 * rng.normal(size=(80, 16))).astype(np.float32)
+    merged = cluster_features(x, method="dbscan-euclidean", eps=1.5)  # ULA's raw-space scale, too wide here
+    assert merged.n_clusters < 8
+    res = cluster_features(x, method="dbscan-euclidean", eps="auto", eps_quantile=0.15)  # 11% same-cluster pairs
+    assert res.n_clusters == 8 and res.n_outliers == 0
+    assert res.params["eps_mode"] == "auto" and 0 < res.params["eps"] < 1.5

@@ -47,7 +47,7 @@ def command(
     split: Annotated[str, typer.Option("--split", help="Split to cluster.")] = "train",
     method: Annotated[str | None, typer.Option("--method", help=" | ".join(CLUSTERERS.names()) + f" (default {DEFAULT_CLUSTERER}).")] = None,
     eps: Annotated[str | None, typer.Option("--eps", parser=parse_eps, metavar="FLOAT|auto", help=(
-        f"DBSCAN radius, or 'auto' ({_for('dbscan-jaccard')}); default {J.eps} Jaccard, {E.eps} Euclidean "
+        f"DBSCAN radius, or 'auto' ({_for('dbscan-jaccard', 'dbscan-euclidean')}); default {J.eps} Jaccard, {E.eps} Euclidean "
         "(the RBNet paper uses 0.42).")),
     ] = None,
     eps_quantile: Annotated[float | None, typer.Option("--eps-quantile", help=(

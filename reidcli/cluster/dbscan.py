@@ -107,6 +107,27 @@ def auto_eps(graph: sp.csr_matrix, fraction: float = 1.6e-3, missing: float | No
     return float((pos.sum() + (top - len(pos)) * (missing or 0.0)) / top)
 
 
+def euclidean_auto_eps(x: np.ndarray, fraction: float = 1.6e-3, chunk: int = 1024) -> float:
+    """`auto_eps` on the Euclidean distances of every pair of rows of ``x``: the mean of the
+    smallest ``fraction`` of the non-zero upper-triangle distances (SSG / MMT's rule, Song et
+    al. 2018), so that one eps rule serves raw and L2-normalised features alike. Exact up to
+    float32 rounding (pairs closer than that count as duplicates, distance 0); the distances
+    are streamed through `AutoEps` a block of rows at a time."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    n = len(x)
+    keep = AutoEps(n, fraction, missing=np.inf)
+    sq = np.einsum("ij,ij->i", x, x, dtype=np.float64)
+    for a in range(0, n - 1, chunk):
+        b = min(n, a + chunk)
+        d2 = sq[a:b, None] + sq[None, a + 1:] - 2.0 * (x[a:b] @ x[a + 1:].T).astype(np.float64)
+        rows, cols = np.nonzero(np.triu(np.ones((b - a, n - a - 1), dtype=bool)))
+        d2 = d2[rows, cols]
+        d2[d2 <= 1e-5 * (sq[rows + a] + sq[cols + a + 1])] = 0.0  # duplicates, up to float32 rounding
+        dist = np.sqrt(d2)
+        keep(rows + a, cols + a + 1, dist)
+    return keep.value()
+
+
 class AutoEps:
     """Streaming `auto_eps` for `jaccard_upper(keep=...)`: it keeps only the upper-triangle
     entries that can still be among the smallest ``fraction`` of all pairwise distances, so

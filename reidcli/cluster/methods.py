@@ -173,20 +173,41 @@ class JaccardDbscanOptions(ClustererOptions):
 @CLUSTERERS.register("dbscan-euclidean")
 @dataclass
 class EuclideanDbscanOptions(ClustererOptions):
-    """DBSCAN (Ester et al., KDD 1996) on Euclidean distances of the normalised features."""
+    """DBSCAN (Ester et al., KDD 1996) on Euclidean distances of the normalised features.
+    ``eps`` 'auto' takes the mean of the smallest ``eps_quantile`` fraction of the pairwise
+    distances (the rule `dbscan-jaccard` uses), which follows the features' scale: ULA's eps
+    1.0 (seed 003) is a radius in its raw feature space, where L2-normalised features
+    (distances in [0, 2]) call for another value."""
 
-    eps: float = 1.0
+    eps: float | str = 1.0
+    eps_quantile: float = 1.6e-3
     min_samples: int = 4
     CONSTRAINTS: ClassVar[dict] = {
-        "eps": [Interval(float, 0, None, closed="neither")],
+        "eps": [Interval(float, 0, None, closed="neither"), Satisfies(lambda v: v == "auto", "'auto'")],
+        "eps_quantile": [Interval(float, 0, 1, closed="neither")],
         "min_samples": POSITIVE_INT,
     }
 
-    def fit(self, x: np.ndarray, ctx: FitContext) -> tuple[np.ndarray, dict]:
-        from reidcli.cluster.dbscan import dbscan_euclidean
+    def check_given(self, given: Mapping[str, Any]) -> None:
+        if "eps_quantile" in given and self.eps != "auto":
+            raise ParamError("eps_quantile", f"applies only with eps 'auto'; got eps {self.eps!r}")
 
-        labels = dbscan_euclidean(x, float(self.eps), self.min_samples)
-        return labels, {"eps": float(self.eps), "min_samples": self.min_samples, "distance": "euclidean"}
+    def fit(self, x: np.ndarray, ctx: FitContext) -> tuple[np.ndarray, dict]:
+        from reidcli.cluster.dbscan import dbscan_euclidean, euclidean_auto_eps
+
+        auto, eps = self.eps == "auto", self.eps
+        if auto:
+            eps = euclidean_auto_eps(x, self.eps_quantile)
+            log.info("eps auto: %.4f (mean of the smallest %.3g%% of Euclidean distances)", eps,
+                     100 * self.eps_quantile)
+            if not (np.isfinite(eps) and eps > 0):
+                raise InputError(f"--eps auto found eps {eps:g}; give --eps explicitly")
+        labels = dbscan_euclidean(x, float(eps), self.min_samples)
+        params = {"eps": float(eps), "eps_mode": "auto" if auto else "fixed", "min_samples": self.min_samples,
+                  "distance": "euclidean"}
+        if auto:
+            params["eps_quantile"] = self.eps_quantile
+        return labels, params
 
 
 @CLUSTERERS.register("kmeans")

@@ -121,7 +121,9 @@ def degenerate(labels: np.ndarray, params: dict, where: str = "the input") -> st
         fix = ("re-cluster with a larger --eps or a smaller --min-samples" if "eps" in params
                else "re-cluster with other settings")
         return f"{where}: 0 clusters, all {n} images are outliers ({setting}); {fix}"
-    if "eps" in params:
+    if "eps" in params and outliers > n - outliers:  # one small cluster among outliers: eps too tight
+        fix = "re-cluster with a larger --eps or a smaller --min-samples"
+    elif "eps" in params:
         fix = "re-cluster with a smaller --eps"
         if "k1" in params and params["k1"] >= n - outliers:
             fix += f" or a --k1 well below the {n - outliers} clustered images"
