@@ -9,7 +9,9 @@
 #   pseudo            CE + triplet on DBSCAN pseudo-labels (MMT's baseline), plain features
 #   pseudo+camnorm    the same on camera-centred features (reid cluster --camera-norm)
 #   mmt               Mutual Mean-Teaching (Ge et al. 2020); features of the two mean nets averaged
+#   mmt+camnorm       MMT on camera-centred features (the clustering of pseudo+camnorm)
 #   rbnet+mmt         RBNet source model (seed 000; --pose: the synthetic keypoints), then MMT
+#   rbnet+mmt+camnorm the same on camera-centred features
 #   kd                ULA label expansion (seed 003: Euclidean DBSCAN, templates, cosine 0.8) +
 #                     KD weight blending every 5 epochs (5 epochs of ITERS/5 steps per round)
 #   joint             labelled source + pseudo-labelled target together (seed 004's joint objective)
@@ -39,15 +41,17 @@ UDA = $(MAKE) --no-print-directory -f bin/uda.mk OUT=$(OUT) ROUNDS=$(ROUNDS) ITE
 RB_OUT := $(OUT)/rbnet
 KD_EPS ?= auto
 KD_ITERS := $(shell echo $$(( $(ITERS) / 5 )))
-ROWS ?= pseudo pseudo+camnorm mmt rbnet+mmt kd joint camstyle mar
+ROWS ?= pseudo pseudo+camnorm mmt mmt+camnorm rbnet+mmt rbnet+mmt+camnorm kd joint camstyle mar
 
 # per row: the uda.mk variables and the folder of its rounds
 row_vars_pseudo = METHOD=pseudo RUN=pseudo CAMERA_NORM=0
 row_vars_pseudo+camnorm = METHOD=pseudo RUN=pseudo+camnorm CAMERA_NORM=1
 row_vars_mmt = METHOD=mmt RUN=mmt CAMERA_NORM=0 EXTRA_FEATURES_ARGS="--net mean"
-row_vars_rbnet+mmt = OUT=$(RB_OUT) SOURCE=$(OUT)/data/market TARGET=$(OUT)/data/duke ARCH=rbnet \
-  PRE_ARGS="--rb-backbone resnet18_half --pose $(OUT)/data/market/pose.h5" \
-  METHOD=mmt RUN=mmt CAMERA_NORM=0 EXTRA_FEATURES_ARGS="--net mean"
+row_vars_mmt+camnorm = METHOD=mmt RUN=mmt+camnorm CAMERA_NORM=1 EXTRA_FEATURES_ARGS="--net mean"
+rbnet_source = OUT=$(RB_OUT) SOURCE=$(OUT)/data/market TARGET=$(OUT)/data/duke ARCH=rbnet \
+  PRE_ARGS="--rb-backbone resnet18_half --pose $(OUT)/data/market/pose.h5"
+row_vars_rbnet+mmt = $(rbnet_source) METHOD=mmt RUN=mmt CAMERA_NORM=0 EXTRA_FEATURES_ARGS="--net mean"
+row_vars_rbnet+mmt+camnorm = $(rbnet_source) METHOD=mmt RUN=mmt+camnorm CAMERA_NORM=1 EXTRA_FEATURES_ARGS="--net mean"
 # ULA at the demo's scale: Euclidean DBSCAN (eps auto: the rule follows the features' scale), the densest
 # clusters kept as base classes (750 of Market's 12,936 images -> 59 of 1,024), cosine 0.8
 row_vars_kd = METHOD=kd RUN=kd CAMERA_NORM=0 CLUSTER_METHOD=dbscan-euclidean EPS=$(KD_EPS) MIN_SAMPLES=4 \
@@ -56,8 +60,8 @@ row_vars_joint = METHOD=joint RUN=joint CAMERA_NORM=0
 row_vars_mar = METHOD=mar RUN=mar CAMERA_NORM=0 FT_ARGS="--mdl-warmup-epochs 0"
 row_vars_camstyle = METHOD=camstyle RUN=camstyle CAMERA_NORM=0
 row_vars_joint+styled = METHOD=joint RUN=joint+styled CAMERA_NORM=0 STYLE=1
-row_dir = $(if $(filter rbnet+mmt,$(1)),$(RB_OUT)/mmt,$(OUT)/$(1))
-row_direct = $(if $(filter rbnet+mmt,$(1)),$(RB_OUT)/direct.json,$(OUT)/direct.json)
+row_dir = $(if $(filter rbnet+%,$(1)),$(RB_OUT)/$(patsubst rbnet+%,%,$(1)),$(OUT)/$(1))
+row_direct = $(if $(filter rbnet+%,$(1)),$(RB_OUT)/direct.json,$(OUT)/direct.json)
 
 compare table: $(OUT)/table.txt
 	@cat $<
