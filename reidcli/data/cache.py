@@ -35,7 +35,10 @@ MEMORY_FRACTION = 0.5  # of the available memory the caches may take together
 
 
 def _gb(n: int) -> str:
-    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+    """``n`` bytes for people: 36.9 kB, 512.0 MB, 2.15 GB."""
+    if n >= 1e9:
+        return f"{n / 1e9:.2f} GB"
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
 
 
 class ImageCache:
