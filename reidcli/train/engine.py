@@ -160,6 +160,13 @@ class Engine:
         m = self.method
         m.ctx = self.ctx
         m.build(self.ctx)
+        if m.global_outputs:
+            from reidcli.models.rbnet import skip_unused_passes
+
+            skipped = [name for name in m.trained if skip_unused_passes(m.nets[name])]
+            if skipped:
+                log.debug("RBNet %s: the reverse and masked passes are skipped in training "
+                          "(method '%s' reads only the global outputs)", ", ".join(skipped), m.name)
         self.streams: dict[str, Stream] = m.streams(self.ctx)
         if not self.streams:
             raise ReidError(f"method '{m.name}' declared no data streams")
