@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -85,12 +86,14 @@ class ImageDataset:
         return len(self.records)
 
     def __getitem__(self, item):
-        t0 = time.perf_counter()
-        index, seed, img, meta = self.load(item)
-        t1 = time.perf_counter()
-        out = self.augment(img, seed, index)
+        with _one_intra_op_thread():
+            t0 = time.perf_counter()
+            index, seed, img, meta = self.load(item)
+            t1 = time.perf_counter()
+            out = self.augment(img, seed, index)
+            t2 = time.perf_counter()
         out.update(meta)
-        out["decode_s"], out["augment_s"] = t1 - t0, time.perf_counter() - t1
+        out["decode_s"], out["augment_s"] = t1 - t0, t2 - t1
         return out
 
     def augment(self, img, seed: Optional[int], index: int) -> dict:
@@ -136,6 +139,27 @@ def _seeded(transform: Callable, img: np.ndarray, seed: Optional[int]):
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(seed)
         return transform(img)
+
+
+@contextmanager
+def _one_intra_op_thread():
+    """In the main process (``workers`` 0), decode and augment on one intra-op thread, as a
+    worker does: one image's ops are too small to share, and with the training's thread
+    pool each op waits at a barrier for every pool thread - measured on 2 busy cores, 36-95
+    ms per image instead of 0.8 ms (benchmarks/bench_loader.py). The values are the same
+    (element-wise and per-pixel ops)."""
+    import torch
+    from torch.utils.data import get_worker_info
+
+    n = torch.get_num_threads()
+    if n == 1 or get_worker_info() is not None:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 def make_loader(dataset: ImageDataset, *, batch_sampler=None, batch_size: int = 64,
