@@ -186,11 +186,14 @@ class Engine:
         m.after_setup(self.opt)
 
     def _cache_images(self) -> None:
-        """Decode the images of every stream's dataset once (`reidcli.data.cache`)."""
+        """Decode the images of every stream's dataset once (`reidcli.data.cache`). DDP
+        processes on one machine each hold a cache: each may use its share of the memory."""
         from reidcli.data.cache import cache_datasets
+        from reidcli.utils.resources import available_memory
 
+        share = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if self.dist.enabled else 1
         datasets = [s.dataset for s in self.streams.values() if getattr(s, "dataset", None) is not None]
-        cache_datasets(datasets, threads=self.resources.threads)
+        cache_datasets(datasets, threads=self.resources.threads, available=available_memory() // max(1, share))
 
     def _convert_bn(self) -> None:
         m, cfg = self.method, self.cfg
