@@ -117,7 +117,7 @@ def test_eps_auto_is_reported(tmp_path):
     ("eps-kmeans", ["--method", "kmeans", "--eps", "0.5"], ["--eps does not apply to --method kmeans"]),
     ("auto-eucl", ["--method", "dbscan-euclidean", "--eps", "auto"], ["--eps must be a float > 0; got 'auto'"]),
     ("eps0", ["--eps", "0"], ["--eps must be a float in (0, 1]"]),
-    ("same", None, ["is the input features file"]),
+    ("same", None, ["is the input FEATURES", "give another output name"]),
     ("method", ["--method", "dbscan-jacard"], ["did you mean 'dbscan-jaccard'"]),
 ])
 def test_bad_input_one_line_exit_1_nothing_written(tmp_path, case, args, words):

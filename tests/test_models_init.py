@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import urllib.error
+from pathlib import Path
 
 import pytest
 import torch
@@ -157,6 +158,55 @@ def test_structure_of_variants():
 def test_last_stride(last_stride, size):
     net = build_model(ModelConfig(arch="tiny", last_stride=last_stride))
     assert tuple(net.feature_maps(torch.randn(1, 3, 64, 32))[-1].shape[2:]) == size
+
+
+def _served(tmp_path, obj, name: str) -> str:
+    """A file:// URL serving ``obj`` saved under ``name`` (torch.hub downloads it like http)."""
+    src = tmp_path / "served" / name
+    src.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(obj, src)
+    return src.as_uri()
+
+
+def _sha_prefix(url: str) -> str:
+    import hashlib
+    from urllib.parse import urlparse
+
+    return hashlib.sha256(Path(urlparse(url).path).read_bytes()).hexdigest()[:8]
+
+
+def test_download_is_hash_checked_and_weights_only(hub, tmp_path, monkeypatch):
+    from reidcli.models.pretrained import imagenet_state
+
+    monkeypatch.delenv("REIDCLI_OFFLINE", raising=False)
+    state = {"w": torch.arange(4.0)}
+    url = _served(tmp_path, state, "tiny-00000000.pth")  # a name whose hash prefix is wrong
+    with pytest.raises(ConfigError, match="download failed: RuntimeError: invalid hash value"):
+        imagenet_state("tiny", url)
+    assert not hub_cache_file(url).exists()  # nothing unverified is cached
+    good = url.replace("00000000", _sha_prefix(url))
+    Path(good[len("file://"):]).write_bytes(Path(url[len("file://"):]).read_bytes())
+    torch.testing.assert_close(imagenet_state("tiny", good)["w"], state["w"])
+
+
+def test_download_refuses_pickled_objects(hub, tmp_path, monkeypatch):
+    from reidcli.models.pretrained import imagenet_state
+
+    monkeypatch.delenv("REIDCLI_OFFLINE", raising=False)
+    url = _served(tmp_path, {"w": torch.ones(1), "extra": Path("x")}, "evil-00000000.pth")  # an arbitrary class
+    good = url.replace("00000000", _sha_prefix(url))
+    Path(good[len("file://"):]).write_bytes(Path(url[len("file://"):]).read_bytes())
+    with pytest.raises(ConfigError, match="download failed: UnpicklingError"):
+        imagenet_state("evil", good)
+
+
+def test_url_without_hash_is_not_downloaded(hub, tmp_path, monkeypatch):
+    from reidcli.models.pretrained import imagenet_state
+
+    monkeypatch.delenv("REIDCLI_OFFLINE", raising=False)
+    url = _served(tmp_path, {"w": torch.ones(1)}, "plain.pth")
+    with pytest.raises(ConfigError, match="carry no hash in their name"):
+        imagenet_state("tiny", url)
 
 
 def test_multilevel_feature_is_the_three_pooled_maps_concatenated():

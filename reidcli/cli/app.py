@@ -8,6 +8,7 @@ import sys
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from reidcli import __version__
 from reidcli.cli.common import set_debug
@@ -29,8 +30,46 @@ COMMANDS = [
     ("plot", "plot", "Pictures: training curves of a log, t-SNE of features, cluster sizes."),
 ]
 
+class OneLineErrors(TyperGroup):
+    """The `reid` group: click's own usage errors (a bad value, a missing argument, an unknown
+    option or command) print one line, ``reid CMD: error: ... (see 'reid CMD --help')``, with
+    exit 2, like every other error of reidcli, instead of a usage block in a box."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        from typer import _click
+
+        try:
+            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                              standalone_mode=False, **extra)
+        except _click.exceptions.ClickException as exc:
+            if not standalone_mode:
+                raise
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare 'reid': the help, as click shows it
+                exc.show()
+            else:
+                print(usage_line(exc), file=sys.stderr, flush=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            if not standalone_mode:
+                raise
+            print("reid: aborted", file=sys.stderr, flush=True)
+            sys.exit(1)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def usage_line(exc) -> str:
+    """One line for a click usage error: what is wrong and where to read more."""
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else "reid"
+    message = " ".join(exc.format_message().split())  # click's messages may wrap
+    return f"{where}: error: {message} (see '{where} --help')"
+
+
 app = typer.Typer(
     name="reid",
+    cls=OneLineErrors,
     help="reidcli: person re-identification with unsupervised domain adaptation.\n\n"
          "Stages exchange HDF5 files, so they can be mixed, scripted and rerun:\n"
          "reid synth data/ && reid pretrain data/ -o m.pt && reid features --ckpt m.pt data/ -o f.h5",

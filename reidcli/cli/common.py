@@ -19,7 +19,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reidcli.utils.errors import ReidError
+from reidcli.utils.errors import ReidError, Terminated
 
 _debug = {"on": os.environ.get("REIDCLI_DEBUG", "") not in ("", "0")}
 
@@ -32,8 +32,16 @@ def error_line(name: str, message: str) -> None:
     print(f"reid {name}: error: {message}", file=sys.stderr, flush=True)
 
 
-def reid_command(name: str):
-    """Wrap a Typer command: record argv, map errors to one line + exit code."""
+def reid_command(name: str, outputs: tuple[str, ...] = ("output",), may_replace: tuple[str, ...] = (),
+                 path_inputs: tuple[str, ...] = ()):
+    """Wrap a Typer command: record argv, check its outputs, map errors to one line + exit code.
+
+    Before the command runs, `reidcli.io.atomic.check_outputs` checks the parameters named in
+    ``outputs`` (output files; absent ones are skipped) against every other `Path` parameter
+    (its inputs) and against the parameters named in ``path_inputs`` (paths given as text,
+    e.g. ``--pretrained PATH``); ``may_replace`` names inputs an output may equal (finetune's
+    ``--ckpt``: it is read first and replaced only when the round has finished).
+    """
 
     def deco(fn):
         @functools.wraps(fn)
@@ -42,9 +50,13 @@ def reid_command(name: str):
 
             set_invocation(f"reid {name}", ["reid", *sys.argv[1:]] if Path(sys.argv[0]).name == "reid"
                            else [Path(sys.argv[0]).name, *sys.argv[1:]])
+            from reidcli.io.atomic import sigterm_raises
+
             try:
-                _configure_threads(fn, kwargs)
-                return fn(*args, **kwargs)
+                with sigterm_raises():
+                    _check_paths(fn, kwargs, outputs, may_replace, path_inputs)
+                    _configure_threads(fn, kwargs)
+                    return fn(*args, **kwargs)
             except typer.Exit:
                 raise
             except ReidError as exc:
@@ -56,19 +68,49 @@ def reid_command(name: str):
             except KeyboardInterrupt:
                 error_line(name, "interrupted; outputs were not written (rerun to resume)")
                 raise typer.Exit(130)
+            except Terminated as exc:
+                error_line(name, "terminated (SIGTERM); outputs were not written (rerun to resume)")
+                raise typer.Exit(exc.exit_code)
             except MemoryError:
                 error_line(name, "out of memory; lower --batch-size or use a smaller input")
                 raise typer.Exit(1)
-            except Exception as exc:  # a bug, but still one line for the user
+            except Exception as exc:
                 if _debug["on"]:
                     raise
-                error_line(name, f"internal error: {type(exc).__name__}: {exc} "
-                                 "(rerun with --debug for the traceback and report it)")
+                if isinstance(exc, OSError) and exc.filename is not None:
+                    # a file the system refuses (permissions, a symlink loop, an I/O error)
+                    error_line(name, f"{exc.filename}: {exc.strerror or exc}; check the path and its permissions")
+                else:  # a bug, but still one line for the user
+                    error_line(name, f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                                     "(rerun with --debug for the traceback and report it)")
                 raise typer.Exit(1)
 
         return wrapper
 
     return deco
+
+
+def _label(param: str) -> str:
+    """How the user wrote ``param``: its ``--flag``, or its METAVAR for an argument."""
+    for p in _current_params():
+        if p.name == param:
+            return param.upper() if getattr(p, "param_type_name", "") == "argument" else (_long_flag(p) or param)
+    return param
+
+
+def _is_paths(value) -> bool:
+    return isinstance(value, Path) or (isinstance(value, (list, tuple)) and any(isinstance(v, Path) for v in value))
+
+
+def _check_paths(fn, kwargs: dict, outputs, may_replace, path_inputs) -> None:
+    from reidcli.io.atomic import check_outputs
+
+    outs = {_label(n): kwargs[n] for n in outputs if kwargs.get(n) is not None}
+    if not outs:
+        return
+    ins = {_label(n): v for n, v in kwargs.items() if n not in outputs and _is_paths(v)}
+    ins.update({_label(n): Path(kwargs[n]) for n in path_inputs if isinstance(kwargs.get(n), str)})
+    check_outputs(outs, ins, may_replace=[_label(n) for n in may_replace])
 
 
 def _configure_threads(fn, kwargs: dict) -> None:

@@ -13,7 +13,7 @@ from reidcli.eval.protocols import PROTOCOLS
 PngOpt = Annotated[Path | None, typer.Option(help="Write a PNG picture here.", dir_okay=False)]
 
 
-@reid_command("evaluate")
+@reid_command("evaluate", outputs=("per_query", "ranks_png", "cmc_png"))
 def command(
     features: Annotated[list[Path] | None, typer.Argument(
         help="Features file(s) with 'query' and 'gallery' splits; several (RegDB's ten trials): each is "

@@ -42,7 +42,7 @@ def _triple(value: Optional[str]) -> Optional[tuple[float, float, float]]:
     return parts  # type: ignore[return-value]
 
 
-@reid_command("extract-pose")
+@reid_command("extract-pose", outputs=("output", "preview"))
 def command(
     data: Annotated[Path, typer.Argument(help="Dataset folder (any supported layout).", exists=True,
                                          file_okay=False)],

@@ -81,7 +81,7 @@ def fit(
 
 
 @app.command("apply")
-@reid_command("stylize apply")
+@reid_command("stylize apply", outputs=())  # a dataset folder: checked by the library
 def apply(
     data: Data,
     model: Annotated[Path, typer.Option("--model", help="A style model from 'reid stylize fit'.",

@@ -72,6 +72,9 @@ def cluster_features(features: np.ndarray, *, method: str = DEFAULT_CLUSTERER,
                   "centers": centers, "camera_norm": camera_norm}, COMMON_CONSTRAINTS)
     if keep_clusters is not None and expand_threshold is None:
         raise ParamError("keep_clusters", "needs expand_threshold (the label expansion it belongs to)")
+    features = np.asarray(features)
+    if features.ndim != 2 or (len(features) and features.shape[1] == 0):
+        raise InputError(f"{where}: features must be [N, D] with D >= 1; found shape {features.shape}")
     opts.check(features.shape[0], where)
     x = original = l2_normalize(features)
     params: dict = {"method": method, "normalized": True, "seed": seed, "camera_norm": camera_norm}
@@ -210,12 +213,11 @@ def run(features_path: str | Path, out_path: str | Path, *, split: str = "train"
     if kwargs.get("method") is None:
         kwargs.pop("method", None)
     from reidcli.cluster.quality import cluster_quality
-    from reidcli.io.atomic import file_digest, same_file
+    from reidcli.io.atomic import check_outputs, file_digest
     from reidcli.io.h5 import LabelsFile, read_features, write_labels
 
     features_path, out_path = Path(features_path), Path(out_path)
-    if same_file(features_path, out_path):
-        raise InputError(f"-o {out_path} is the input features file; give another output name")
+    check_outputs({"-o": out_path}, {"FEATURES": features_path})
     ff = read_features(features_path, [split])
     s = ff.split(split)
     if len(s) == 0:
@@ -229,8 +231,8 @@ def run(features_path: str | Path, out_path: str | Path, *, split: str = "train"
     attrs = {**res.params, "split": split, "source": str(features_path),
              "source_digest": file_digest(features_path), "n_images": len(s)}
     attrs = {k: v for k, v in attrs.items() if v is not None}
-    write_labels(out_path, LabelsFile(labels=res.labels, paths=list(s.paths), attrs=attrs,
-                                      centers=res.centers), inputs=[features_path], seed=res.params.get("seed"))
     quality = cluster_quality(res.labels, s.pids) if (s.pids >= 0).any() else None
+    write_labels(out_path, LabelsFile(labels=res.labels, paths=list(s.paths), attrs=attrs,  # written last
+                                      centers=res.centers), inputs=[features_path], seed=res.params.get("seed"))
     return ClusterReport(out_path, split, len(s), res.n_clusters, res.n_outliers, res.params, res.timings, quality,
                          warnings=[problem] if problem else [])

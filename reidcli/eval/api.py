@@ -14,6 +14,7 @@ import numpy as np
 from reidcli.eval import protocols as P
 from reidcli.eval.distance import METRICS, check_features, distance_chunks, prepare
 from reidcli.eval.ranking import AP_FORMULAS, Metrics, PerQuery, full_cmc, rank_queries, summarize
+from reidcli.utils.checks import as_ids
 from reidcli.utils.errors import ConfigError, InputError
 from reidcli.utils.params import Interval, ParamError, Satisfies, check_params
 from reidcli.utils.params import Options as OneOf
@@ -157,6 +158,19 @@ def _take(split: dict, rows: np.ndarray) -> dict:
             for k, v in split.items() if k != "paths" and v is not None}
 
 
+def _checked_ids(split: dict, name: str) -> dict:
+    """``split`` with its id arrays checked (`reidcli.utils.checks`) and made int64, one per row."""
+    n = len(split["features"])
+    out = dict(split)
+    for key, low in (("pids", -1), ("camids", 0), ("modality", 0)):
+        if split.get(key) is None:
+            continue
+        out[key] = as_ids(split[key], f"{name} {key}", low)
+        if len(out[key]) != n:
+            raise InputError(f"{name} {key} has {len(out[key])} rows but {name} features has {n}")
+    return out
+
+
 def _no_valid_message(q: dict, g: dict, cam_filter: bool) -> str:
     cam = P.single_camera(q["camids"], g["camids"])
     if cam is not None and cam_filter:
@@ -182,6 +196,7 @@ def evaluate(query: dict, gallery: dict, options: Options | None = None, *, norm
     opts = options or Options()
     opts.check()
     check_features(np.asarray(query["features"]), np.asarray(gallery["features"]))
+    query, gallery = _checked_ids(query, "query"), _checked_ids(gallery, "gallery")
     protocol = P.PROTOCOLS.get(opts.protocol or P.detect_protocol(dataset_format, query.get("modality"),
                                                                   gallery.get("modality")))
     protocol.check_inputs(query, gallery)

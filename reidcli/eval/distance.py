@@ -59,6 +59,8 @@ def check_features(qf: np.ndarray, gf: np.ndarray, where: str = "") -> None:
     if len(qf) == 0 or len(gf) == 0:
         which = "query" if len(qf) == 0 else "gallery"
         raise InputError(f"{at}the {which} split is empty; nothing to evaluate")
+    if qf.shape[1] == 0:
+        raise InputError(f"{at}the features have 0 dimensions; re-extract them")
     for name, x in (("query", qf), ("gallery", gf)):
         if not np.isfinite(x).all():
             row = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])

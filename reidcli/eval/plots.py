@@ -7,13 +7,14 @@ out as the metric leaves them out), with a green border for a true match and red
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from reidcli.io.atomic import atomic_path
+from reidcli.io.atomic import atomic_write_bytes
 
 CELL_H, CELL_W, BORDER, GAP, CAPTION = 128, 64, 4, 12, 14
 GREEN, RED, BLACK, GREY = (0, 170, 0), (0, 0, 220), (0, 0, 0), (160, 160, 160)  # BGR
@@ -72,9 +73,8 @@ def ranks_grid(path: str | os.PathLike, root: str | os.PathLike, rows: Sequence[
         line = np.hstack([line, np.full((line.shape[0], width - line.shape[1], 3), 255, np.uint8)])
         lines.append(np.vstack([line, np.full((4, width, 3), 255, np.uint8)]))
     grid = np.vstack(lines)
-    with atomic_path(Path(path)) as tmp:
-        ok, buf = cv2.imencode(".png", grid)
-        Path(tmp).write_bytes(buf.tobytes())
+    ok, buf = cv2.imencode(".png", grid)
+    atomic_write_bytes(path, buf.tobytes())
     return read.missing, read.total
 
 
@@ -97,6 +97,7 @@ def cmc_curve(path: str | os.PathLike, curves: dict[str, np.ndarray], title: str
     ax.set_title(title, fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, format="png")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
     plt.close(fig)
+    atomic_write_bytes(path, buf.getbuffer())

@@ -4,6 +4,7 @@ asks for (the per-query CSV, the ranked-list grid and the CMC curve)."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from reidcli.eval.api import EvalResult, FilesResult, Options
 from reidcli.eval.distance import pairwise_distance
 from reidcli.eval.protocols import PROTOCOLS
 from reidcli.eval.ranking import AP_FORMULAS
-from reidcli.io.atomic import atomic_path
+from reidcli.io.atomic import atomic_write_bytes
 from reidcli.utils.params import Interval, check_params
 
 OUTPUT_CONSTRAINTS = {"top": [Interval(int, 1, 50)], "n_queries": [Interval(int, 1, None)]}
@@ -87,15 +88,15 @@ def write_per_query(path: str | os.PathLike, res: EvalResult, query: dict) -> Pa
     rank (0 = no valid match, skipped), AP and INP (empty when skipped)."""
     pq, rows = res.per_query, res.q_rows
     paths = [query["paths"][i] for i in rows] if query.get("paths") is not None else [""] * len(rows)
-    with atomic_path(Path(path)) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["query", "pid", "camid", "n_matches", "first_hit_rank", "ap", "inp"])
-        for j, i in enumerate(rows):
-            ok = pq.npos[j] > 0
-            w.writerow([paths[j], int(query["pids"][i]), int(query["camids"][i]), int(pq.npos[j]),
-                        int(pq.first[j]), f"{pq.ap[j]:.6f}" if ok else "",
-                        f"{pq.npos[j] / pq.last[j]:.6f}" if ok else ""])
-    return Path(path)
+    fh = io.StringIO(newline="")
+    w = csv.writer(fh)
+    w.writerow(["query", "pid", "camid", "n_matches", "first_hit_rank", "ap", "inp"])
+    for j, i in enumerate(rows):
+        ok = pq.npos[j] > 0
+        w.writerow([paths[j], int(query["pids"][i]), int(query["camids"][i]), int(pq.npos[j]),
+                    int(pq.first[j]), f"{pq.ap[j]:.6f}" if ok else "",
+                    f"{pq.npos[j] / pq.last[j]:.6f}" if ok else ""])
+    return atomic_write_bytes(path, fh.getvalue().encode("utf-8", "surrogateescape"))
 
 
 def ranked_rows(res: EvalResult, query: dict, gallery: dict, opts: Options, *, n: int, top: int,

@@ -19,9 +19,9 @@ from typing import Optional, Sequence
 import numpy as np
 
 from reidcli.data.records import Dataset, Record
-from reidcli.io.atomic import file_digest
+from reidcli.io.atomic import check_outputs, file_digest
 from reidcli.io.ckpt import IMAGENET_MEAN, IMAGENET_STD
-from reidcli.io.h5 import FeaturesFile, SplitFeatures, write_features
+from reidcli.io.h5 import FeaturesFile, SplitFeatures, check_utf8, write_features
 from reidcli.utils.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
@@ -145,17 +145,22 @@ def extract(ckpt: str | os.PathLike, data: str | os.PathLike | Dataset, out: str
     from reidcli.utils.device import resolve_device
     from reidcli.utils.resources import configure
 
+    check_outputs({"-o": out}, {"--ckpt": ckpt, "DATA": data if not isinstance(data, Dataset) else None})
     dev = resolve_device(device)
     workers = configure(threads, workers, device=dev, loads_data=True).workers
+    ds = _dataset(data, format)
+    names = list(splits) if splits else list(ds.splits)
+    for s in names:
+        ds.split(s)  # a missing split is an error naming the ones found
+    # names the features file cannot hold fail now, not after the work
+    check_utf8([str(Path(ds.root).resolve())], "the dataset folder")
+    for s in names:
+        check_utf8([r.path for r in ds.split(s)], f"{ds.root} ({s})")
     model, ck = load_network(ckpt, dev, bn_domain=bn_domain, net=net)
     if save_heatmaps:
         from reidcli.pose.backends.rbnet import require_rbnet
 
         require_rbnet(model, ckpt)
-    ds = _dataset(data, format)
-    names = list(splits) if splits else list(ds.splits)
-    for s in names:
-        ds.split(s)  # a missing split is an error naming the ones found
     size = tuple(ck["input_size"])
     result, sizes, skipped = {}, {}, {}
     modal = any(r.modality for split in ds.splits.values() for r in split)  # a cross-modality dataset
@@ -171,6 +176,10 @@ def extract(ckpt: str | os.PathLike, data: str | os.PathLike | Dataset, out: str
             raise _full_report(ds, names, shard, exc) from None
         for i in np.flatnonzero(~ok):
             log.warning("skipped unreadable image %s", recs[i].path)
+        if len(recs) and not ok.any():
+            raise BadImages(f"every image of split '{s}' ({len(recs)}) in {ds.root} is unreadable; nothing "
+                            "to write: check the dataset folder (are these images?)",
+                            [r.path for r in recs])
         skipped[s] = int((~ok).sum())
         result[s] = _split(feats[ok], [r for r, k in zip(recs, ok) if k], modal)
         if save_heatmaps:

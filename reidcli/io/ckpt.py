@@ -32,6 +32,7 @@ the network one describes.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import zipfile
@@ -39,7 +40,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from reidcli import __version__
-from reidcli.io.atomic import atomic_path, file_digest
+from reidcli.io.atomic import atomic_write_bytes, file_digest, missing_message
 from reidcli.utils.errors import FormatError, InputError
 
 CKPT_FORMAT = "reidcli-checkpoint"
@@ -76,9 +77,9 @@ def save_checkpoint(path: str | os.PathLike, ckpt: dict[str, Any]) -> Path:
     import torch
 
     _check_header(ckpt, Path(path))
-    with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
-    return Path(path)
+    buf = io.BytesIO()  # built in memory: a failed write is one OSError (reidcli.io.atomic)
+    torch.save(ckpt, buf)
+    return atomic_write_bytes(path, buf.getbuffer())
 
 
 KIND_MAKERS = {"reid": "'reid pretrain' or 'reid finetune'", "stylize": "'reid stylize fit'"}
@@ -103,7 +104,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu",
 
     p = Path(path)
     if not p.exists():
-        raise InputError(f"{p}: no such file; check the --ckpt path")
+        raise InputError(missing_message(p, "check the --ckpt path"))
     if p.is_dir():
         raise InputError(f"{p} is a folder, not a checkpoint file")
     _check_magic(p)
@@ -171,6 +172,45 @@ def _check_header(ck: Any, p: Path) -> None:
     if missing:
         raise FormatError(f"{p} is a reidcli checkpoint without '{missing[0]}'; the file is "
                           "invalid, re-create it")
+    for key, (ok, what) in _FIELDS.items():
+        if key in ck and not (ck[key] is None and key in _MAY_BE_NONE) and not ok(ck[key]):
+            raise FormatError(f"{p}: the checkpoint's '{key}' is not {what}; the file is invalid, re-create it")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _numbers(n: int):
+    return lambda v: isinstance(v, (list, tuple)) and len(v) == n and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+
+
+def _tensors(v: Any) -> bool:
+    import torch
+
+    return isinstance(v, dict) and all(isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in v.items())
+
+
+# field -> (check, what it must be): the types the readers and `describe_checkpoint` rely on
+_FIELDS = {
+    "model_config": (lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v), "a dict of settings"),
+    "input_size": (lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and x > 0 for x in v),
+                   "[height, width] (2 positive ints)"),
+    "pixel_mean": (_numbers(3), "3 numbers"),
+    "pixel_std": (_numbers(3), "3 numbers"),
+    "model": (_tensors, "a state dict (names -> tensors)"),
+    "nets": (lambda v: isinstance(v, dict) and all(_tensors(x) for x in v.values()), "a dict of state dicts"),
+    "feat_dim": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
+    "epoch": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
+    "iteration": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
+    "method": (lambda v: isinstance(v, str), "a name"),
+    "kind": (lambda v: isinstance(v, str), "a name"),
+    "bn": (lambda v: isinstance(v, dict) and isinstance(v.get("domains", []), list), "a dict"),
+    "provenance": (lambda v: isinstance(v, list) and all(isinstance(r, dict) for r in v), "a list of records"),
+    "train_state": (lambda v: isinstance(v, dict), "a dict"),
+}
+_MAY_BE_NONE = ("train_state",)
 
 
 def _guess_foreign(obj: Any) -> str:

@@ -18,7 +18,9 @@ def describe_file(path: str | Path) -> dict[str, Any]:
     takes dataset folders)."""
     p = Path(path)
     if not p.exists():
-        raise InputError(f"{p}: no such file; check the path")
+        from reidcli.io.atomic import missing_message
+
+        raise InputError(missing_message(p))
     if p.suffix in (".pt", ".pth"):
         from reidcli.io.ckpt import describe_checkpoint
 

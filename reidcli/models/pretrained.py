@@ -47,15 +47,24 @@ def hub_cache_file(url: str) -> Path:
 
 
 def imagenet_state(arch: str, url: str) -> dict[str, torch.Tensor]:
-    """The state dict at ``url`` from torch's hub cache, downloading when allowed."""
+    """The state dict at ``url`` from torch's hub cache, downloading when allowed.
+
+    A download is checked against the SHA-256 prefix in the file's name (``-d9d0bb7b.pth``,
+    torch.hub's ``check_hash``) and read with ``weights_only=True`` (tensors only, never
+    arbitrary pickled objects), as the cached file is; a URL without a hash in its name is
+    not downloaded."""
     cached = hub_cache_file(url)
     if cached.is_file():
         return read_state_dict(str(cached))
     reason = "REIDCLI_OFFLINE is set"
     if os.environ.get("REIDCLI_OFFLINE", "") in ("", "0"):
+        if not torch.hub.HASH_REGEX.search(os.path.basename(url)):
+            raise ConfigError(f"the weights for {arch} at {url} carry no hash in their name, so a download "
+                              "could not be verified; fetch them yourself and pass --pretrained PATH")
         try:
-            return torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=False)
-        except Exception as exc:  # network errors come in many types
+            return torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=False,
+                                                      check_hash=True, weights_only=True)
+        except Exception as exc:  # network errors come in many types; a wrong hash, unsafe pickles
             reason = f"download failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
     raise ConfigError(
         f"ImageNet weights for {arch} are not available offline ({cached} is missing; "

@@ -186,14 +186,20 @@ def extract_pose(data_root, out=None, *, backend: str = DEFAULT_BACKEND,
     Returns:
         A `PoseResult` (counts, per-split images without a person, speed, PCK, preview).
     """
-    from reidcli.io.h5 import PoseFile, write_pose
+    from reidcli.io.atomic import atomic_write_bytes, check_outputs
+    from reidcli.io.h5 import PoseFile, check_utf8, write_pose
 
     root = Path(data_root)
-    if out is not None and Path(out).is_dir():
-        raise InputError(f"{out} is a folder; give a file name for the pose file (-o pose.h5)")
+    gt_path = _ground_truth(gt, root, backend)
+    model = options.get("model") or (root / GT_NAME if backend == "gt" else None)
+    check_outputs({"-o": out, "--preview": preview},
+                  {"--gt": gt_path, "--model": model, "--ckpt": options.get("ckpt")})
     paths, splits = dataset_images(root, data_format, split)
     if limit is not None:
         paths, splits = paths[:limit], splits[:limit]
+    if out is not None:  # a name the pose file cannot hold fails now, not after the work
+        check_utf8([str(root.resolve())], "the dataset folder")
+        check_utf8(paths, str(root))
     t0 = time.perf_counter()
     kps, sizes, attrs = predict_paths(root, paths, backend, batch_size=batch_size, workers=workers,
                                       progress=f"pose ({backend})", **options)
@@ -201,21 +207,24 @@ def extract_pose(data_root, out=None, *, backend: str = DEFAULT_BACKEND,
     missing = _missing(kps)
     per_split = _per_split(splits, missing)
     attrs = {**attrs, "n_no_person": int(missing.sum()), "splits": sorted(per_split)}
+    res = PoseResult(path=Path(out) if out is not None else None, backend=backend,
+                     n_images=len(paths), n_missing=int(missing.sum()), per_split=per_split,
+                     seconds=seconds, attrs=attrs)
+    # everything that can fail comes before the first write: a failed run leaves no output
+    if gt_path is not None:
+        res.pck = pck_against(paths, kps, gt_path, name=Path(out).name if out is not None else "the keypoints")
+    png = None
+    if preview is not None:
+        from reidcli.pose.preview import preview_png
+
+        png = preview_png(root, paths, kps)
     if out is not None:
         files = [options.get("model"), options.get("ckpt")]  # their digests go into provenance
         write_pose(out, PoseFile(keypoints=kps, paths=list(paths), image_size=sizes,
                                  root=str(root.resolve()), attrs=attrs),
                    inputs=[f for f in files if f is not None and Path(f).is_file()])
-    res = PoseResult(path=Path(out) if out is not None else None, backend=backend,
-                     n_images=len(paths), n_missing=int(missing.sum()), per_split=per_split,
-                     seconds=seconds, attrs=attrs)
-    gt_path = _ground_truth(gt, root, backend)
-    if gt_path is not None:
-        res.pck = pck_against(paths, kps, gt_path, name=Path(out).name if out is not None else "the keypoints")
-    if preview is not None:
-        from reidcli.pose.preview import write_preview
-
-        res.preview = write_preview(preview, root, paths, kps)
+    if png is not None:
+        res.preview = atomic_write_bytes(preview, png)
     return res
 
 

@@ -73,23 +73,26 @@ def sample_indices(n: int, k: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, num=min(k, n)).round().astype(int)) if n else np.zeros(0, int)
 
 
-def write_preview(out, root, paths: Sequence[str], keypoints: np.ndarray, *, n: int = 32,
-                  cell_height: int = 256, cols: int = 8, min_score: float = 0.3) -> Path:
-    """Write a PNG grid of ``n`` images of ``root`` spread over ``paths`` with their skeletons."""
+def preview_png(root, paths: Sequence[str], keypoints: np.ndarray, *, n: int = 32,
+                cell_height: int = 256, cols: int = 8, min_score: float = 0.3) -> bytes:
+    """The PNG bytes of a grid of ``n`` images of ``root`` spread over ``paths`` with their skeletons."""
     import cv2
 
     from reidcli.data.images import read_image
-    from reidcli.io.atomic import atomic_path
     from reidcli.utils.errors import InputError
 
     idx = sample_indices(len(paths), n)
     images = [read_image(Path(root) / paths[i]) for i in idx]
     grid = preview_grid(images, np.asarray(keypoints)[idx], cell_height=cell_height, cols=cols,
                         min_score=min_score, titles=[Path(paths[i]).name for i in idx])
-    out = Path(out)
     ok, buf = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
     if not ok:
-        raise InputError(f"could not encode the preview {out}")
-    with atomic_path(out) as tmp:
-        tmp.write_bytes(buf.tobytes())
-    return out
+        raise InputError("could not encode the preview picture")
+    return buf.tobytes()
+
+
+def write_preview(out, root, paths: Sequence[str], keypoints: np.ndarray, **kwargs) -> Path:
+    """Write `preview_png` (same keyword arguments) to ``out`` atomically."""
+    from reidcli.io.atomic import atomic_write_bytes
+
+    return atomic_write_bytes(out, preview_png(root, paths, keypoints, **kwargs))

@@ -79,10 +79,10 @@ def check_labels(lf, records: list, labels_path: Path, target_root: Path) -> np.
 
 def _compact(labels: np.ndarray, centers: Optional[np.ndarray]):
     """Renumber cluster ids to 0..K-1 (outliers stay -1) and pick their centres."""
-    uniq = np.unique(labels[labels >= 0])
-    remap = np.full(int(labels.max()) + 1, -1, dtype=np.int64)
-    remap[uniq] = np.arange(len(uniq))
-    out = np.where(labels >= 0, remap[np.maximum(labels, 0)], -1)
+    keep = labels >= 0
+    uniq, inv = np.unique(labels[keep], return_inverse=True)  # no array as long as the largest id
+    out = np.full(len(labels), -1, dtype=np.int64)
+    out[keep] = inv
     return out, (None if centers is None else np.asarray(centers, dtype=np.float32)[uniq])
 
 

@@ -72,6 +72,8 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
     opts = method_options(method, options)
     aug = (augment or AugmentConfig()).validate()
     ck = _resume_checkpoint(out) if resume else None
+    if ck is not None:
+        _check_resumed_settings(out, ck, model, aug, method)
     model, train = _configs(model, train, ck)
     _check(model, train, aug, target, domain_bn)
     dev = resolve_device(device)
@@ -126,7 +128,10 @@ def pretrain_from_settings(data: str | os.PathLike | Dataset, out: str | os.Path
     file = read_config(config, "pretrain", config_aliases) if config is not None else {}
     recipe = recipe if recipe is not None else file.get("recipe")
     file.pop("recipe", None)
-    merged = with_recipe(recipe, "pretrain", {**(defaults or {}), **file, **settings})
+    given = {**file, **settings}
+    if given.get("resume"):  # what is not given comes from the checkpoint, not from the defaults
+        given = _resumed_settings(Path(out), given)
+    merged = with_recipe(recipe, "pretrain", {**(defaults or {}), **given})
     return pretrain(data, out, **pretrain_arguments(merged), config_file=config)
 
 
@@ -174,6 +179,59 @@ def _resume_checkpoint(out: Path) -> Optional[dict]:
         raise InputError(f"{out} holds no training state (written without it); cannot --resume, "
                          "drop --resume to start over")
     return ck
+
+
+# model fields a resumed run does not compare: set by the data (classes) or only at the start
+_MODEL_UNCOMPARED = ("num_classes", "pretrained")
+
+
+def _resumed_settings(out: Path, settings: dict) -> dict:
+    """With ``resume``: the model and data settings not given, taken from the checkpoint in
+    ``out`` (so resuming needs no flag repeated, and a flag given differently is refused by
+    `_check_resumed_settings`)."""
+    if not out.is_file():
+        return settings
+    ck = load_checkpoint(out)
+    if not ck.get("train_state"):
+        return settings
+    from reidcli.models import ModelConfig
+
+    fields = {f.name for f in dataclasses.fields(ModelConfig)} - {"rbnet", "mrda", *_MODEL_UNCOMPARED}
+    stored = {k: v for k, v in ck["model_config"].items() if k in fields}
+    stored.update({k: v for k, v in (ck.get("augment") or {}).items()
+                   if k in {f.name for f in dataclasses.fields(AugmentConfig)}})
+    stored.update({f"mrda_{k}": v for k, v in (ck["model_config"].get("mrda") or {}).items()})
+    stored.update({f"rb_{k}": v for k, v in (ck["model_config"].get("rbnet") or {}).items()})
+    stored["method"] = ck.get("method", "supervised")
+    return {**{k: v for k, v in stored.items() if k not in settings}, **settings}
+
+
+def _plain(v: Any) -> Any:
+    return [_plain(x) for x in v] if isinstance(v, (list, tuple)) else v
+
+
+def _check_resumed_settings(out: Path, ck: dict, model, aug: AugmentConfig, method: str) -> None:
+    """Refuse to resume ``out`` with model or data settings other than those it was trained
+    with (a new --arch would be ignored and a new --height applied: a broken run)."""
+    saved_model = ck["model_config"]
+    differ = []
+    for k, v in dataclasses.asdict(model).items():
+        if k in _MODEL_UNCOMPARED or k not in saved_model:
+            continue
+        if isinstance(v, dict):  # rbnet / mrda options: those given that differ
+            old = saved_model.get(k) or {}
+            differ += [(f"{k}.{n}", old[n], x) for n, x in v.items() if n in old and _plain(old[n]) != _plain(x)]
+        elif _plain(saved_model[k]) != _plain(v):
+            differ.append((k, saved_model[k], v))
+    saved_aug = ck.get("augment") or {"height": ck["input_size"][0], "width": ck["input_size"][1]}
+    differ += [(k, saved_aug[k], v) for k, v in dataclasses.asdict(aug).items()
+               if k in saved_aug and _plain(saved_aug[k]) != _plain(v)]
+    if ck.get("method", method) != method:
+        differ.append(("method", ck["method"], method))
+    if differ:
+        listed = ", ".join(f"{k} {new!r} (was {old!r})" for k, old, new in differ)
+        raise ConfigError(f"--resume: {out} was trained with other model or data settings: {listed}; "
+                          "give the checkpoint's settings, or a new -o (or no --resume) to start over")
 
 
 def _configs(model, train: TrainConfig, ck: Optional[dict]):

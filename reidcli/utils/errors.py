@@ -21,3 +21,14 @@ class FormatError(ReidError):
 
 class ConfigError(ReidError):
     """An invalid parameter value or an incompatible combination of options."""
+
+
+class OutputError(ReidError):
+    """An output that cannot be written (a full disk, ``ulimit -f``, a read-only folder)."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived while an output was being written (`reidcli.io.atomic`); like
+    KeyboardInterrupt it is no `Exception`, so only the CLI's top level catches it."""
+
+    exit_code = 143  # 128 + SIGTERM

@@ -75,7 +75,9 @@ def resolve_format(name: str) -> tuple[str, dict[str, Any]]:
 
 def _check_root(root: Path) -> None:
     if not root.exists():
-        raise InputError(f"{root}: no such folder or file; check the path")
+        from reidcli.io.atomic import missing_message
+
+        raise InputError(missing_message(root, noun="folder or file"))
     if root.is_dir() and not any(p for p in root.iterdir() if not p.name.startswith(".")):
         raise InputError(f"{root}: empty folder; expected a dataset such as Market-1501 or a folder of images")
 

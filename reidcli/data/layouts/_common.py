@@ -25,16 +25,41 @@ def is_image_name(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTS
 
 
+def unreadable(exc: OSError) -> InputError:
+    """A folder of the dataset that cannot be listed (permissions, a symlink loop, I/O)."""
+    return InputError(f"{exc.filename}: cannot be read ({exc.strerror or exc}); fix its permissions, "
+                      "or move it out of the dataset folder")
+
+
+def _raise(exc: OSError) -> None:
+    raise unreadable(exc)
+
+
+def read_text(path: Path) -> str:
+    """A list file's text (UTF-8, a BOM allowed); another encoding is one clear error."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save the list as "
+                         "UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+
+
 def image_names(folder: Path) -> list[str]:
     """Sorted names of the image files directly inside ``folder`` (other files ignored)."""
-    with os.scandir(folder) as it:
-        return sorted(e.name for e in it if is_image_name(e.name) and e.is_file())
+    try:
+        with os.scandir(folder) as it:
+            return sorted(e.name for e in it if is_image_name(e.name) and e.is_file())
+    except OSError as exc:
+        raise unreadable(exc) from None
 
 
 def walk_images(folder: Path) -> Iterator[str]:
-    """Relative POSIX paths of every image below ``folder`` (hidden folders skipped), sorted."""
+    """Relative POSIX paths of every image below ``folder`` (hidden folders skipped), sorted;
+    a sub-folder that cannot be listed is an error, not silently left out."""
     out = []
-    for dirpath, dirnames, filenames in os.walk(folder):
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=_raise):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         rel = Path(dirpath).relative_to(folder).as_posix()
         prefix = "" if rel == "." else rel + "/"
@@ -53,8 +78,11 @@ def has_images(folder: Path) -> bool:
 
 def subdirs(folder: Path) -> list[str]:
     """Sorted names of the visible sub-folders of ``folder``."""
-    with os.scandir(folder) as it:
-        return sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
+    try:
+        with os.scandir(folder) as it:
+            return sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
+    except OSError as exc:
+        raise unreadable(exc) from None
 
 
 def require_dir(path: Path, what: str, fix: str = "") -> Path:
@@ -107,7 +135,7 @@ class ListLine:
 def read_list_file(path: Path) -> list[ListLine]:
     """Parse ``<relative/path> <int label>`` lines (MSMT17 and RegDB list files)."""
     out = []
-    for i, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+    for i, line in enumerate(read_text(path).splitlines(), 1):
         parts = line.split()
         if not parts:
             continue

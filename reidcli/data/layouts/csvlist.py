@@ -11,11 +11,12 @@ pid -1 = unknown identity; camid is 0-based; modality 0 visible, 1 infrared.
 from __future__ import annotations
 
 import csv
+import io
 import re
 from pathlib import Path
 from typing import Optional
 
-from reidcli.data.layouts._common import ExistenceCache, Layout, make_dataset
+from reidcli.data.layouts._common import ExistenceCache, Layout, make_dataset, read_text
 from reidcli.data.records import Dataset, Record
 from reidcli.utils.errors import InputError
 
@@ -85,9 +86,9 @@ def _row(cells: list[str], cols: dict[str, int], base: Path, where: str) -> tupl
 
 def load_csv(csv_path: Path, base: Path) -> Dataset:
     """Parse ``csv_path``; image paths are relative to ``base``."""
-    with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-        rows = [(i, r) for i, r in enumerate(csv.reader(fh), 1)
-                if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
+    text = io.StringIO(read_text(csv_path), newline="")
+    rows = [(i, r) for i, r in enumerate(csv.reader(text), 1)
+            if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
     if not rows:
         raise InputError(f"{csv_path}: empty CSV list; expected rows path,pid,camid[,modality][,split]")
     cols, header = _columns(rows[0][1], csv_path)

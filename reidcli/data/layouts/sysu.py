@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from reidcli.data.layouts._common import (
-    Layout, Notes, image_names, make_dataset, require_dir, require_file, require_images, subdirs,
+    Layout, Notes, image_names, make_dataset, read_text, require_dir, require_file, require_images, subdirs,
 )
 from reidcli.data.records import INFRARED, VISIBLE, Dataset, Record
 from reidcli.utils.errors import InputError
@@ -36,7 +36,7 @@ def matches(folder: Path) -> bool:
 
 
 def read_ids(path: Path) -> list[int]:
-    text = path.read_text(encoding="utf-8-sig")
+    text = read_text(path)
     tokens = [t for t in re.split(r"[,\s]+", text) if t]
     bad = [t for t in tokens if not t.isdigit()]
     if bad:

@@ -1,0 +1,308 @@
+"""Clear one-line errors where "internal error" used to be (issue 16): damaged files, broken
+provenance, wrong dtypes, symlink loops, unreadable folders, bad numbers, empty inputs;
+validators that refuse what they used to truncate; click's own usage errors as one line."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from reidcli.cli.app import app
+from reidcli.io import h5
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "tests" / "data" / "format" / "v1"
+runner = CliRunner()
+
+
+def one_line(res, command: str, code: int = 1) -> str:
+    assert res.exit_code == code, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith(f"reid {command}: error: "), lines[0]
+    assert "internal error" not in lines[0] and "Traceback" not in res.output
+    return lines[0]
+
+
+def _features(path: Path, n: int = 24, d: int = 8) -> Path:
+    rng = np.random.default_rng(0)
+    s = h5.SplitFeatures(rng.normal(size=(n, d)).astype(np.float32), [f"{i}.jpg" for i in range(n)],
+                         np.arange(n) % 4, np.arange(n) % 2)
+    return h5.write_features(path, h5.FeaturesFile({"train": s, "query": s, "gallery": s}))
+
+
+# --------------------------------------------------------------------------- 7. clear lines
+def test_truncated_hdf5_names_the_file(tmp_path):
+    f = _features(tmp_path / "f.h5")
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(f.read_bytes()[:4000])
+    for argv in (["cluster", cut, "-o", tmp_path / "l.h5"], ["info", cut], ["evaluate", cut]):
+        line = one_line(runner.invoke(app, [str(a) for a in argv]), argv[0])
+        assert f"{cut} is a damaged or truncated HDF5 file" in line
+
+
+def _edit(src: Path, dst: Path, fn) -> Path:
+    shutil.copy(src, dst)
+    with h5py.File(dst, "r+") as f:
+        fn(f)
+    return dst
+
+
+def _replace(f, key, data, **kw):
+    del f[key]
+    f.create_dataset(key, data=data, **kw)
+
+
+@pytest.mark.parametrize("case,edit,words", [
+    ("json", lambda f: _replace(f, "provenance", np.array(["{not json"], dtype=object), dtype=h5.STR),
+     "/provenance record 0 is not valid JSON"),
+    ("list", lambda f: _replace(f, "provenance", np.array(["[1, 2]"], dtype=object), dtype=h5.STR),
+     "/provenance record 0 is a JSON list, not an object"),
+    ("paths", lambda f: _replace(f, "train/paths", np.arange(24)),
+     "/train/paths must be a 1-D array of strings; found int64 (24,)"),
+    ("group", lambda f: (f.__delitem__("train/pids"), f.create_group("train/pids")),
+     "/train/pids must be a dataset, not a group"),
+])
+def test_malformed_files_are_one_line(tmp_path, case, edit, words):
+    bad = _edit(_features(tmp_path / "f.h5"), tmp_path / "bad.h5", edit)
+    for argv in (["cluster", bad, "-o", tmp_path / "l.h5"], ["info", bad]):
+        line = one_line(runner.invoke(app, [str(a) for a in argv]), argv[0])
+        assert f"{bad}:" in line and words in line, line
+    assert not (tmp_path / "l.h5").exists()
+
+
+def test_symlink_loop_and_dangling_inputs(tmp_path):
+    (tmp_path / "a.h5").symlink_to(tmp_path / "b.h5")
+    (tmp_path / "b.h5").symlink_to(tmp_path / "a.h5")
+    (tmp_path / "d.h5").symlink_to(tmp_path / "gone.h5")
+    line = one_line(runner.invoke(app, ["info", str(tmp_path / "a.h5")]), "info")
+    assert line.endswith(f"{tmp_path / 'a.h5'} is a symlink loop; fix the link")
+    line = one_line(runner.invoke(app, ["cluster", str(tmp_path / "d.h5"), "-o", str(tmp_path / "l.h5")]), "cluster")
+    assert line.endswith(f"{tmp_path / 'd.h5'} is a dangling symlink (to {tmp_path / 'gone.h5'}); fix the link")
+
+
+def test_unreadable_subfolder_is_an_error_not_silently_skipped(tmp_path, monkeypatch):
+    from conftest import write_jpeg
+
+    data = tmp_path / "imgs"
+    write_jpeg(data / "ok" / "a.jpg")
+    locked = data / "locked"
+    write_jpeg(locked / "b.jpg")
+    os.chmod(locked, 0)
+    try:
+        if os.access(locked, os.R_OK):  # root reads anyway: let the listing be refused as it would be
+            real = os.scandir
+
+            def scandir(path="."):
+                if Path(path) == locked:
+                    raise PermissionError(13, "Permission denied", str(path))
+                return real(path)
+
+            monkeypatch.setattr(os, "scandir", scandir)
+        res = runner.invoke(app, ["-q", "info", str(data), "--format", "unlabelled"])
+        line = one_line(res, "info")
+        assert line.endswith(f"{locked}: cannot be read (Permission denied); fix its permissions, or move it "
+                             "out of the dataset folder")
+    finally:
+        os.chmod(locked, 0o755)
+
+
+def test_an_os_error_naming_a_file_is_one_line(tmp_path, monkeypatch):
+    import sys
+
+    run = sys.modules["reidcli.cluster.run"]
+    f = _features(tmp_path / "f.h5")
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied", str(f))
+
+    monkeypatch.setattr(run, "cluster_features", refuse)
+    line = one_line(runner.invoke(app, ["cluster", str(f), "-o", str(tmp_path / "l.h5")]), "cluster")
+    assert line == f"reid cluster: error: {f}: Permission denied; check the path and its permissions"
+
+
+def test_empty_inputs(tmp_path):
+    (tmp_path / "e.h5").write_bytes(b"")
+    (tmp_path / "e.pt").write_bytes(b"")
+    line = one_line(runner.invoke(app, ["cluster", str(tmp_path / "e.h5"), "-o", str(tmp_path / "l.h5")]), "cluster")
+    assert "e.h5 is not an HDF5 file" in line
+    from conftest import write_jpeg
+
+    write_jpeg(tmp_path / "d" / "a.jpg")
+    line = one_line(runner.invoke(app, ["-q", "features", "--format", "unlabelled", "--ckpt", str(tmp_path / "e.pt"), str(tmp_path / "d"),
+                                        "-o", str(tmp_path / "f.h5")]), "features")
+    assert "e.pt is an empty file, not a reidcli checkpoint" in line
+
+
+def test_nan_learning_rate(tmp_path):
+    (tmp_path / "d").mkdir()
+    line = one_line(runner.invoke(app, ["pretrain", str(tmp_path / "d"), "-o", str(tmp_path / "m.pt"),
+                                        "--lr", "nan"]), "pretrain")
+    assert line.endswith("--lr must be a float > 0; got nan")
+
+
+# --------------------------------------------------------------------------- 8. validators
+def _q(n=6, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"features": rng.normal(size=(n, d)).astype(np.float32), "pids": np.arange(n) % 3,
+            "camids": np.zeros(n, np.int64)}
+
+
+@pytest.mark.parametrize("change,words", [
+    ({"pids": (np.arange(6) % 3)[:, None]}, "query pids must be 1-D [N]; found shape (6, 1)"),
+    ({"pids": np.arange(6) % 3 + 0.5}, "query pids must be whole numbers; found 0.5 at row 0"),
+    ({"camids": -np.ones(6, np.int64)}, "query camids must be >= 0; found -1 at row 0"),
+    ({"pids": np.arange(5)}, "query pids has 5 rows but query features has 6"),
+    ({"features": np.zeros((6, 0), np.float32)}, "0 dimensions"),
+    ({"features": np.zeros((6, 5), np.float32)}, "query features are 5-d but gallery features are 4-d"),
+])
+def test_evaluate_refuses_bad_arrays(change, words):
+    from reidcli.eval import evaluate
+    from reidcli.utils.errors import InputError
+
+    g = {**_q(9, seed=1), "camids": np.ones(9, np.int64)}
+    if change.get("features") is not None and change["features"].shape[1] == 0:
+        g["features"] = np.zeros((9, 0), np.float32)
+    with pytest.raises(InputError) as err:
+        evaluate({**_q(), **change}, g)
+    assert words in str(err.value)
+
+
+def test_integral_float_ids_are_accepted_as_ints():
+    from reidcli.eval import evaluate
+
+    q, g = _q(), {**_q(9, seed=1), "camids": np.ones(9, np.int64)}
+    ref = evaluate(q, g).mean["mAP"]
+    assert evaluate({**q, "pids": q["pids"].astype(float)}, g).mean["mAP"] == ref
+
+
+def _split(n=4, d=3, **kw):
+    base = dict(features=np.ones((n, d), np.float32), paths=[f"{i}.jpg" for i in range(n)],
+                pids=np.arange(n), camids=np.zeros(n, np.int64))
+    return h5.SplitFeatures(**{**base, **kw})
+
+
+@pytest.mark.parametrize("split,words", [
+    (_split(pids=np.arange(4)[:, None]), "/train/pids must be 1-D [N]; found shape (4, 1)"),
+    (_split(pids=np.array([0.0, 1.5, 2.0, 3.0])), "/train/pids must be whole numbers; found 1.5 at row 1"),
+    (_split(camids=np.array([0, -1, 0, 0])), "/train/camids must be >= 0; found -1 at row 1"),
+    (_split(features=np.ones((4, 0), np.float32)), "/train/features has 4 rows of 0 dimensions"),
+])
+def test_features_writer_and_reader_refuse_bad_ids(tmp_path, split, words):
+    from reidcli.utils.errors import FormatError
+
+    with pytest.raises(FormatError, match=words.replace("[", "\\[").replace("(", "\\(").replace(")", "\\)")):
+        h5.write_features(tmp_path / "f.h5", h5.FeaturesFile({"train": split}))
+    # a file written by another tool holding the same values: the reader says the same
+    good = h5.write_features(tmp_path / "g.h5", h5.FeaturesFile({"train": _split()}))
+    with h5py.File(good, "r+") as f:
+        for key in ("pids", "camids", "features"):
+            del f[f"train/{key}"]
+            f[f"train/{key}"] = np.asarray(getattr(split, key))
+    with pytest.raises(FormatError) as err:
+        h5.read_features(good)
+    assert words in str(err.value) and str(good) in str(err.value)
+
+
+def test_float_labels_are_not_truncated(tmp_path):
+    from reidcli.utils.errors import FormatError
+
+    lf = h5.write_labels(tmp_path / "l.h5", h5.LabelsFile(np.arange(4) % 2, [f"{i}.jpg" for i in range(4)]))
+    with h5py.File(lf, "r+") as f:
+        del f["labels"]
+        f["labels"] = np.array([0.0, 1.7, 0.0, 1.0])
+    with pytest.raises(FormatError, match="/labels must be whole numbers; found 1.7 at row 1"):
+        h5.read_labels(lf)
+
+
+def test_splits_of_different_sizes_in_one_file(tmp_path):
+    from reidcli.utils.errors import FormatError
+
+    with pytest.raises(FormatError, match="different feature sizes \\(query 3-d, gallery 5-d\\)"):
+        h5.write_features(tmp_path / "f.h5", h5.FeaturesFile({"query": _split(), "gallery": _split(d=5)}))
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["cluster", "F", "-o", "OUT", "--device", "bogus"], "--device must be auto | cpu | cuda | cuda:N; got 'bogus'"),
+    (["evaluate", "F", "--shot", "bogus"], "--shot must be one of single, multi; got 'bogus'"),
+])
+def test_bogus_choices(tmp_path, argv, words):
+    f = _features(tmp_path / "f.h5")
+    args = [str({"F": f, "OUT": tmp_path / "l.h5"}.get(a, a)) for a in argv]
+    assert one_line(runner.invoke(app, args), argv[0]).endswith(words)
+    assert not (tmp_path / "l.h5").exists()
+
+
+def test_skip_bad_with_every_image_bad_fails(tmp_path):
+    data = tmp_path / "bad"
+    data.mkdir()
+    for i in range(3):
+        (data / f"{i}.jpg").write_bytes(b"not an image")
+    from reidcli.io.ckpt import make_checkpoint, save_checkpoint
+    from reidcli.models import ModelConfig, build_model
+
+    cfg = ModelConfig(arch="resnet18_half", num_classes=2)
+    net = build_model(cfg)
+    save_checkpoint(tmp_path / "m.pt", make_checkpoint(model_config=cfg.to_dict(), model_state=net.state_dict(),
+                                                       input_size=(32, 16), method="supervised", epoch=1,
+                                                       feat_dim=net.feat_dim))
+    out = tmp_path / "f.h5"
+    res = runner.invoke(app, ["-q", "features", "--ckpt", str(tmp_path / "m.pt"), str(data), "--format", "unlabelled",
+                              "--skip-bad", "-o", str(out), "-j", "0", "--device", "cpu"])
+    assert res.exit_code == 1, res.output
+    assert "every image of split 'train' (3)" in res.stderr.strip().splitlines()[-1]
+    assert not out.exists()
+
+
+def test_sparse_huge_label_ids_are_compacted_without_a_huge_array():
+    import tracemalloc
+
+    from reidcli.train.finetune import _compact
+
+    labels = np.array([5 * 10**12, -1, 7, 5 * 10**12, 10**15, 7])
+    tracemalloc.start()
+    out, _ = _compact(labels, None)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert out.tolist() == [1, -1, 0, 1, 2, 0]
+    assert peak < 1 << 20  # a remap table as long as the largest id would be petabytes
+
+
+# --------------------------------------------------------------------------- 10. click's errors
+@pytest.mark.parametrize("argv,line", [
+    (["cluster", "F", "-o", "OUT", "--eps", "abc"],
+     "reid cluster: error: Invalid value for '--eps': must be a float or 'auto'; got 'abc' "
+     "(see 'reid cluster --help')"),
+    (["cluster"], "reid cluster: error: Missing argument 'features'. (see 'reid cluster --help')"),
+    (["cluster", "F", "-o", "OUT", "--nope"], "reid cluster: error: No such option: --nope (see 'reid cluster --help')"),
+    (["clustr"], "reid: error: No such command 'clustr'. Did you mean 'cluster'? (see 'reid --help')"),
+    (["finetune", "D", "--ckpt", "F", "-o", "OUT", "--lr", "nan"],
+     "reid finetune: error: Invalid value for '--lr': Input should be greater than or equal to 0 "
+     "(see 'reid finetune --help')"),
+])
+def test_usage_errors_are_one_line_exit_2(tmp_path, argv, line):
+    f = _features(tmp_path / "f.h5")
+    (tmp_path / "d").mkdir()
+    args = [str({"F": f, "OUT": tmp_path / "l.h5", "D": tmp_path / "d"}.get(a, a)) for a in argv]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2
+    assert res.stderr.strip().splitlines() == [line]
+    assert not (tmp_path / "l.h5").exists()
+
+
+def test_standalone_entry_point_usage_error_is_one_line():
+    import subprocess
+    import sys
+
+    code = "import sys; sys.argv = ['reid-cluster', 'x.h5', '--eps', 'abc']; from reidcli.cli.app import cluster_main; cluster_main()"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [
+        "reid cluster: error: Invalid value for '--eps': must be a float or 'auto'; got 'abc' (see 'reid cluster --help')"]

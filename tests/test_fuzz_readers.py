@@ -1,0 +1,207 @@
+"""Fuzzing the readers (issue 16): damaged and hostile HDF5 files, checkpoints and dataset
+trees give the project's own one-line errors (`ReidError`) and never an uncaught exception.
+
+Seeded (``derandomize``) and small (tens of examples per target), so the suite stays fast and
+every run checks the same inputs; raise ``REIDCLI_FUZZ_EXAMPLES`` for a longer hunt.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reidcli.io import h5
+from reidcli.io.ckpt import describe_checkpoint, load_checkpoint
+from reidcli.io.describe import describe_file
+from reidcli.utils.errors import ReidError
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "tests" / "data" / "format" / "v1"
+N = int(os.environ.get("REIDCLI_FUZZ_EXAMPLES", "30"))
+FUZZ = settings(max_examples=N, deadline=None, derandomize=True, database=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+READERS = {"features": h5.read_features, "labels": h5.read_labels, "pose": h5.read_pose}
+
+
+def only_our_errors(fn, *args) -> None:
+    """``fn(*args)`` either works or raises a `ReidError` with a one-line message."""
+    try:
+        fn(*args)
+    except ReidError as exc:
+        assert str(exc) and "\n" not in str(exc), repr(exc)
+
+
+# --------------------------------------------------------------------------- HDF5: bytes
+@FUZZ
+@given(kind=st.sampled_from(sorted(READERS)), cut=st.floats(0, 1),
+       flips=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), max_size=8))
+def test_hdf5_bytes_damaged(tmp_path_factory, kind, cut, flips):
+    data = bytearray((GOLDEN / f"{kind}.h5").read_bytes())
+    for where, value in flips:
+        data[int(where * (len(data) - 1))] = value
+    data = data[: max(1, int(cut * len(data)))] if cut < 0.98 else data
+    p = tmp_path_factory.mktemp("h5b") / f"{kind}.h5"
+    p.write_bytes(bytes(data))
+    only_our_errors(READERS[kind], p)
+    only_our_errors(describe_file, p)
+
+
+# --------------------------------------------------------------------------- HDF5: structure
+def _objects(f: h5py.File) -> list[str]:
+    names: list[str] = []
+    f.visit(names.append)
+    return [n for n in names if isinstance(f[n], h5py.Dataset)]
+
+
+# HDF5 strings cannot hold NUL nor lone surrogates: writing them is the test's problem, not a reader's
+NO_NUL = st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))
+VALUES = st.one_of(
+    st.builds(lambda shape, kind: np.zeros(shape, kind),
+              st.lists(st.integers(0, 3), min_size=0, max_size=3).map(tuple),
+              st.sampled_from(["f4", "f8", "i1", "i8", "u8", "bool"])),
+    st.builds(lambda n, v: np.full(n, v), st.integers(0, 4), st.sampled_from([-5, -1, 0.5, np.nan, np.inf, 2**62])),
+    st.lists(st.text(NO_NUL, max_size=6), max_size=4).map(
+        lambda xs: np.array(xs, dtype=object)),
+    st.just(np.array([b"\xff\xfe", b"ok"], dtype=object)),
+    st.text(NO_NUL, max_size=10),
+)
+
+
+def _put(f: h5py.File, key: str, value) -> None:
+    if key in f:
+        del f[key]
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        if value.size and isinstance(value.flat[0], bytes):
+            f.create_dataset(key, data=value, dtype=h5py.string_dtype("ascii"))
+        else:
+            f.create_dataset(key, data=value, dtype=h5py.string_dtype())
+    else:
+        f.create_dataset(key, data=value)
+
+
+@FUZZ
+@given(kind=st.sampled_from(sorted(READERS)), data=st.data())
+def test_hdf5_structure_damaged(tmp_path_factory, kind, data):
+    p = tmp_path_factory.mktemp("h5s") / f"{kind}.h5"
+    shutil.copy(GOLDEN / f"{kind}.h5", p)
+    with h5py.File(p, "r+") as f:
+        keys = _objects(f)
+        for _ in range(data.draw(st.integers(1, 3))):
+            action = data.draw(st.sampled_from(["replace", "delete", "group", "attr"]))
+            key = data.draw(st.sampled_from(keys))
+            if key not in f and action != "attr":
+                continue
+            if action == "replace":
+                _put(f, key, data.draw(VALUES))
+            elif action == "delete":
+                del f[key]
+            elif action == "group":
+                del f[key]
+                f.create_group(key)
+            else:
+                name = data.draw(st.sampled_from(["reid_format", "reid_format_version", "root", "normalized",
+                                                  "n_clusters", "keypoint_names", "created_by"]))
+                f.attrs[name] = data.draw(st.one_of(st.integers(-3, 9), st.text(NO_NUL, max_size=8), st.floats(),
+                                                    st.just(np.array([1, 2]))))
+    only_our_errors(READERS[kind], p)
+    only_our_errors(describe_file, p)
+
+
+# --------------------------------------------------------------------------- checkpoints
+LEAVES = st.one_of(st.none(), st.booleans(), st.integers(-3, 2**40), st.floats(allow_nan=True), st.text(max_size=6),
+                   st.builds(torch.zeros, st.integers(0, 3)))
+JSONISH = st.recursive(LEAVES, lambda kids: st.one_of(st.lists(kids, max_size=3),
+                                                      st.dictionaries(st.text(max_size=5), kids, max_size=3)),
+                       max_leaves=8)
+
+
+def _golden_ckpt() -> dict:
+    return torch.load(GOLDEN / "checkpoint.pt", map_location="cpu", weights_only=True)
+
+
+@FUZZ
+@given(changes=st.dictionaries(st.sampled_from(["format", "version", "model_config", "input_size", "pixel_mean",
+                                                "pixel_std", "model", "feat_dim", "method", "epoch", "iteration",
+                                                "nets", "bn", "provenance", "train_state", "kind"]),
+                               st.one_of(JSONISH, st.just("<drop>")), min_size=1, max_size=4))
+def test_checkpoint_fields_damaged(tmp_path_factory, changes):
+    ck = _golden_ckpt()
+    for k, v in changes.items():
+        if v == "<drop>":
+            ck.pop(k, None)
+        else:
+            ck[k] = v
+    p = tmp_path_factory.mktemp("ck") / "m.pt"
+    torch.save(ck, p)
+    only_our_errors(load_checkpoint, p)
+    only_our_errors(describe_checkpoint, p)
+
+
+@FUZZ
+@given(cut=st.floats(0, 1), flips=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), max_size=6),
+       obj=st.one_of(st.none(), JSONISH))
+def test_checkpoint_bytes_damaged(tmp_path_factory, cut, flips, obj):
+    if obj is not None:  # any other object torch can save
+        buf = io.BytesIO()
+        torch.save(obj, buf)
+        data = bytearray(buf.getvalue())
+    else:
+        data = bytearray((GOLDEN / "checkpoint.pt").read_bytes())
+    for where, value in flips:
+        data[int(where * (len(data) - 1))] = value
+    data = data[: int(cut * len(data))] if cut < 0.98 else data
+    p = tmp_path_factory.mktemp("ckb") / "m.pt"
+    p.write_bytes(bytes(data))
+    only_our_errors(load_checkpoint, p)
+
+
+# --------------------------------------------------------------------------- layout parsers
+FOLDERS = ["bounding_box_train", "bounding_box_test", "query", "train", "test", "gallery", "images", "cam1",
+           "cam2", "exp", "idx", "0001", "detected", "labeled", "Visible", "Thermal", "junk"]
+FILES = st.one_of(
+    st.builds(lambda p, c, s, f: f"{p:04d}_c{c}s{s}_{f:06d}_01.jpg", st.integers(-1, 9999), st.integers(0, 9),
+              st.integers(0, 9), st.integers(0, 999999)),
+    st.builds(lambda p, c: f"{p:04d}_{c:02d}_0001.jpg", st.integers(0, 99), st.integers(0, 20)),
+    st.sampled_from(["list_train.txt", "list_val.txt", "list_query.txt", "list_gallery.txt", "train_id.txt",
+                     "test_id.txt", "train_visible_1.txt", "train_thermal_1.txt", "test_visible_1.txt",
+                     "test_thermal_1.txt", "list.csv", "pose.h5", "splits.json", "a.jpg", ".hidden.jpg"]),
+    st.text(alphabet="abc_-.0123456789jpg", min_size=1, max_size=10),
+)
+CONTENT = st.one_of(
+    st.just(b""), st.binary(max_size=30),
+    st.lists(st.builds(lambda a, b, c: f"{a},{b},{c}", st.text(alphabet="ab/._0123456789", max_size=12),
+                       st.integers(-3, 99), st.integers(-2, 9)), max_size=4).map(lambda r: "\n".join(r).encode()),
+    st.lists(st.builds(lambda a, b: f"{a} {b}", st.text(alphabet="ab/._0123456789", max_size=12),
+                       st.integers(-3, 99)), max_size=4).map(lambda r: "\n".join(r).encode()),
+    st.lists(st.integers(-2, 9999), max_size=5).map(lambda r: ",".join(map(str, r)).encode()),
+    st.just(b"path,pid,camid\nx.jpg,1,0\n"), st.just("caf\xe9,1,0\n".encode("latin-1")),
+)
+
+
+@FUZZ
+@given(tree=st.lists(st.tuples(st.lists(st.sampled_from(FOLDERS), max_size=2), FILES, CONTENT), min_size=1,
+                     max_size=8),
+       fmt=st.sampled_from([None, "csv", "cuhk03", "dukemtmc", "folder", "market1501", "msmt17", "regdb", "sysu",
+                            "unlabelled"]))
+def test_layout_parsers_on_random_trees(tmp_path_factory, tree, fmt):
+    from reidcli.data.layouts import load_dataset
+
+    root = tmp_path_factory.mktemp("tree")
+    for folders, name, content in tree:
+        path = root.joinpath(*folders, name)
+        if any(p.is_file() for p in [*path.parents][: len(folders)]) or path.is_dir():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    only_our_errors(load_dataset, root, fmt)
+    csvs = sorted(root.rglob("*.csv"))
+    if csvs:
+        only_our_errors(load_dataset, csvs[0], None)
