@@ -5,6 +5,7 @@ weights bit for bit, refused when it would not fit in memory."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -13,6 +14,22 @@ import torch
 from fixtures_train import synth_market  # noqa: F401
 
 SLOW_DECODE_S = 0.004  # each decode made at least this slow, so the timings can be asserted
+
+
+@pytest.fixture(autouse=True)
+def _thread_env():
+    """These runs use 2 intra-op threads (the main-process loader then drops to one per
+    image); `reidcli.utils.resources.apply` writes them to the environment, where later
+    tests would read them as OMP_NUM_THREADS: put it back."""
+    from reidcli.utils.resources import THREAD_ENV
+
+    saved = {k: os.environ.get(k) for k in THREAD_ENV}
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 def _slow_decoding(monkeypatch) -> list:
