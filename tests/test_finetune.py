@@ -147,6 +147,21 @@ def _check_net_choice(out: Path, ck: dict) -> None:
     assert not torch.allclose(both[0], both[1])  # two different mean nets, so the average is not either
 
 
+def test_cli_cache_images_gives_the_same_mmt_round(uda):
+    """``--cache-images`` with MMT's two views of each image (`TwoViewDataset`) and a worker
+    process: every net of the checkpoint is bit-identical to the round without it."""
+    outs = {}
+    for name, extra in (("plain", []), ("cached", ["--cache-images", "--workers", "1"])):
+        res = _run(_base(uda, uda["tmp"] / f"{name}.pt") + ["--method", "mmt", *extra])
+        assert res.exit_code == 0, res.output
+        outs[name] = torch.load(uda["tmp"] / f"{name}.pt", weights_only=True)
+    a, b = outs["plain"], outs["cached"]
+    assert b["train_state"]["config"]["cache_images"] is True
+    for key in ("model", *a["nets"]):
+        sa, sb = (a["model"], b["model"]) if key == "model" else (a["nets"][key], b["nets"][key])
+        assert all(torch.equal(sa[k], sb[k]) for k in sa), key
+
+
 def test_net_mean_is_refused_for_a_single_network(uda):
     from reidcli.models import load_network
     from reidcli.utils.errors import InputError

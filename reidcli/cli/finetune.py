@@ -76,6 +76,7 @@ def command(
     device: Device = "auto",
     workers: Workers = None,
     threads: Threads = None,
+    cache_images: Annotated[Optional[bool], _opt("--cache-images", help="Decode each training image once and keep it in memory, resized, for small datasets (same results; refused over half the available memory).", of=F)] = None,
     amp: Annotated[Optional[bool], _opt("--amp/--no-amp", help="Mixed precision on CUDA.", of=F, field="amp")] = None,
 ) -> None:
     """Adapt a model to TARGET for one round, with the pseudo-labels of 'reid cluster'.

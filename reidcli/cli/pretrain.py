@@ -113,6 +113,7 @@ def command(
     deterministic: Annotated[Bool, opt("--deterministic", help="Deterministic kernels.", of=T)] = None,
     workers: Workers = None,
     threads: Threads = None,
+    cache_images: Annotated[Bool, opt("--cache-images", help="Decode each training image once and keep it in memory, resized, for small datasets (same results; refused over half the available memory).", of=T, rich_help_panel=_T)] = None,
     recipe: Recipe = None,
     config: Config = None,
     device: Device = "auto",

@@ -146,11 +146,10 @@ class PoseImageDataset(ImageDataset):
         super().__init__(root, records, transform, labels=labels, size=size)
         self.match = match
 
-    def __getitem__(self, item):
-        index, seed, img, meta = self.load(item)
+    def augment(self, img, seed, index: int) -> dict:
         kp = self._source_keypoints(index, img.shape[:2])
-        x, kp = _seeded(lambda im: self.transform(im, kp), img, seed)
-        return {"img": x, "keypoints": kp, **meta}
+        x, kp = _seeded(lambda im: self.tail(im, kp), img, seed)
+        return {"img": x, "keypoints": kp}
 
     def _source_keypoints(self, index: int, shape) -> np.ndarray:
         """The record's keypoints in the decoded image's pixels (rescaled if the pose file

@@ -14,7 +14,7 @@ quarter of the bytes and the GPU does the arithmetic.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -70,25 +70,44 @@ def to_tensor_uint8(img: np.ndarray):
     return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
 
 
+class TrainTransform:
+    """The training pipeline as ``tail(head(img))``: ``head`` is deterministic (uint8 RGB
+    array -> uint8 [3, h, w] tensor: to a tensor, then the resize to the input size unless
+    the crop is a random resized one), ``tail`` holds every random op and normalises.
+    ``cache_size`` is the (height, width) ``head`` outputs, None when it keeps the decoded
+    size. `reidcli.data.cache` stores ``head`` outputs (`split`)."""
+
+    def __init__(self, head: Callable, tail: Callable, cache_size: Optional[tuple[int, int]]):
+        self.head, self.tail, self.cache_size = head, tail, cache_size
+
+    def split(self) -> tuple[Callable, Callable]:
+        return self.head, self.tail
+
+    def __call__(self, img: np.ndarray):
+        return self.tail(self.head(img))
+
+
 def build_train_transform(cfg: AugmentConfig, mean: Sequence[float] = IMAGENET_MEAN,
-                          std: Sequence[float] = IMAGENET_STD) -> Callable:
+                          std: Sequence[float] = IMAGENET_STD) -> TrainTransform:
     """Compose the training pipeline: uint8 [H, W, 3] array -> normalised float [3, h, w]."""
     from torchvision.transforms import v2
 
     cfg.validate()
     size = (cfg.height, cfg.width)
-    ops: list = [v2.Lambda(to_tensor_uint8)]
+    head: list = [v2.Lambda(to_tensor_uint8)]
+    ops: list = []
     if cfg.resized_crop:
         # torchvision's ratio is width / height; the papers state height / width.
         ratio = (1.0 / cfg.crop_ratio[1], 1.0 / cfg.crop_ratio[0])
         ops.append(v2.RandomResizedCrop(size, scale=cfg.crop_scale, ratio=ratio, antialias=True))
     else:
-        ops.append(v2.Resize(size, antialias=True))
+        head.append(v2.Resize(size, antialias=True))
     if cfg.flip > 0:
         ops.append(v2.RandomHorizontalFlip(cfg.flip))
     if cfg.pad > 0 and not cfg.resized_crop:
         ops += [v2.Pad(cfg.pad), v2.RandomCrop(size)]
-    return v2.Compose(ops + photometric_tail(cfg, mean, std))
+    return TrainTransform(v2.Compose(head), v2.Compose(ops + photometric_tail(cfg, mean, std)),
+                          None if cfg.resized_crop else size)
 
 
 def photometric_tail(cfg: "AugmentConfig", mean: Sequence[float], std: Sequence[float]) -> list:

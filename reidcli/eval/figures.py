@@ -35,7 +35,7 @@ from reidcli.utils.params import ParamError
 PICTURE_SUFFIXES = (".png", ".pdf", ".svg")
 COLORS = ("camera", "cluster", "identity")
 # keys of a step / epoch record that are not per-step scalars of the method
-_NOT_SCALARS = {"type", "epoch", "iter", "steps", "lr", "img_s"}
+_NOT_SCALARS = {"type", "epoch", "iter", "steps", "lr", "img_s", "data_s", "compute_s", "decode_ms", "augment_ms"}
 OUTLIER_GREY = (0.6, 0.6, 0.6, 0.5)
 
 

@@ -36,7 +36,8 @@ Total loss (eq. 4): L = l1 ID + l2 Tri + l3 MSE + l4 ID2 + l5 Tri2 (see
 Train-mode output: ReidNet's ``feat``/``bn_feat``/``logits`` (backbone 1) plus ``heatmaps``
 [N, 17, H/2, W/2], ``mask`` [N, 1, H, W], ``feat2``/``bn_feat2``/``logits2`` (backbone 2
 on the masked input) and, on the 'paper' path, ``rev_<scale>`` (the reverse maps fused into
-backbone 2). Eval mode returns the inference feature chosen by ``feature``:
+backbone 2) - or, after `skip_unused_passes` (a method whose losses read only backbone 1's
+outputs), just ``feat``/``bn_feat``/``logits``. Eval mode returns the inference feature chosen by ``feature``:
 ``global`` (backbone 1), ``masked`` (backbone 2) or ``both`` (concatenated; 2x the width).
 No pose file is needed at inference: the network predicts its own heat-maps.
 """
@@ -159,6 +160,7 @@ class RBNet(ReidNet):
         self.reverse = ReverseBackbone(backbone.channels, self.rb.fuse, extra, self.rb.blocks)
         self.backbone2 = None if self.rb.shared else copy.deepcopy(backbone)
         self.bnneck2 = _bnneck(self.head_dim) if cfg.neck == "bnneck" else None
+        self.global_only = False  # train mode: backbone 1 alone (`skip_unused_passes`)
         self.mask_channel = self.inject = self.bn2 = None
         self._bn2_paths: list[str] = []
         if self.paper:
@@ -258,6 +260,11 @@ class RBNet(ReidNet):
         bn_feat = self.bnneck(feat) if self.bnneck is not None else feat
         if not self.training:
             return self._embedding(x, stages, bn_feat)
+        if self.global_only:
+            out = {"feat": feat, "bn_feat": bn_feat}
+            if self.classifier is not None:
+                out["logits"] = self.classifier(self.dropout(bn_feat))
+            return out
         rp = self.reverse_pass(x, stages)
         feat2, bn_feat2 = self._head2(x * rp["mask"], rp["rev"])
         out = {"feat": feat, "bn_feat": bn_feat, "heatmaps": rp["heatmaps"], "mask": rp["mask"],
@@ -358,6 +365,29 @@ def mean_output(mean_net: nn.Module, x: torch.Tensor, student_out: dict) -> dict
         rev = {k[4:]: v.detach() for k, v in student_out.items() if k.startswith("rev_")}
         return net.masked_forward(x, student_out["mask"].detach(), rev)
     return mean_net(x)
+
+
+def skip_unused_passes(net: nn.Module) -> bool:
+    """Train ``net`` (an RBNet; anything else is left alone) on backbone 1 alone: its
+    train-mode forward then returns ``feat``, ``bn_feat`` and ``logits`` without running the
+    reverse backbone and the masked pass. For methods whose losses read only those
+    (pseudo, kd, joint, camstyle, mar, agents: the BoT / agent objectives), whose gradients
+    never reach the skipped modules; about half the forward and backward time is saved.
+
+    Applied only where skipping changes nothing the run keeps or deploys, so the weights,
+    the backbone-1 statistics and the deployed feature equal those of the full forward:
+    the inference feature is 'global' (a 'masked' or 'both' feature uses the masked pass's
+    BatchNorm statistics, which training on the target moves), backbone 2 has BatchNorm
+    layers of its own ('paper' path or ``shared`` False: on the shared 'simple' path the
+    masked images move backbone 1's statistics) and dropout is 0 (the second classifier's
+    dropout draws from the RNG). The skipped modules keep their statistics from the
+    checkpoint. Returns whether it was applied."""
+    net = getattr(net, "module", net)
+    if not isinstance(net, RBNet):
+        return False
+    own_bn = net.paper or not net.rb.shared
+    net.global_only = net.rb.feature == "global" and own_bn and not net.cfg.dropout
+    return net.global_only
 
 
 def student_output(out: dict) -> dict:

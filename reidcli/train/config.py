@@ -44,6 +44,9 @@ class TrainConfig:
         workers: DataLoader worker processes per data stream; None: chosen with ``threads``
             from the cores and the device (`reidcli.utils.resources`), split over the streams.
         threads: intra-op threads; None: the cores less the workers (or OMP_NUM_THREADS).
+        cache_images: decode every training image once, before the first step, and keep it
+            (resized, uint8) in shared memory (`reidcli.data.cache`); the same results as
+            without, refused when it would take over half the available memory.
         grad_clip: clip the gradient norm to this value (0 = off).
         eval_every: evaluate on query/gallery every N epochs (0 = off).
         log_every: steps between JSONL log lines.
@@ -71,6 +74,7 @@ class TrainConfig:
     deterministic: bool = False
     workers: int | None = None
     threads: int | None = None
+    cache_images: bool = False
     grad_clip: float = 0.0
     eval_every: int = 0
     log_every: int = 20
@@ -86,7 +90,7 @@ class TrainConfig:
         "warmup_factor": [Interval(float, 0, 1, closed="right")],
         "milestones": [Satisfies(_increasing_epochs, "increasing positive epochs, e.g. [40, 70]")],
         "p": [Interval(int, 2, None)], "k": [Interval(int, 1, None)],
-        "sync_bn": ["boolean"], "amp": ["boolean"], "deterministic": ["boolean"],
+        "sync_bn": ["boolean"], "amp": ["boolean"], "deterministic": ["boolean"], "cache_images": ["boolean"],
         "seed": [Interval(int, 0, None)], "grad_clip": [Interval(float, 0, None)],
         "log_every": [Interval(int, 1, None)],
     }

@@ -9,7 +9,12 @@ more. Resuming restores networks, optimizers, scheduler, AMP scaler, data-stream
 and every RNG, so an interrupted run continues bit for bit (on the same device and thread
 count). Intra-op threads and loader workers come from ``cfg.threads`` / ``cfg.workers`` or
 the cores and the device (`reidcli.utils.resources`); the choice is logged at debug level
-(``reid -v``) and is the first row of the JSONL log. See `reidcli.train.methods` for the plug-in contract.
+(``reid -v``) and is the first row of the JSONL log. Each step's wait for its batches
+(``data_s``) and its forward/backward/update (``compute_s``), and the loader's decoding and
+augmentation time per image (``decode_ms`` / ``augment_ms``), are step scalars of the log, so
+a slow loader shows as ``data_s`` near ``compute_s``. ``cfg.cache_images`` decodes every
+training image once into a shared cache before the first step (`reidcli.data.cache`).
+See `reidcli.train.methods` for the plug-in contract.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from reidcli.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
 BN_REFERENCE = 16  # images per BN in the published recipes (64 images on 4 GPUs)
+HOST_KEYS = frozenset({"decode_s", "augment_s"})  # batch fields read on the host (timings)
 
 
 class Stream:
@@ -154,10 +160,19 @@ class Engine:
         m = self.method
         m.ctx = self.ctx
         m.build(self.ctx)
+        if m.global_outputs:
+            from reidcli.models.rbnet import skip_unused_passes
+
+            skipped = [name for name in m.trained if skip_unused_passes(m.nets[name])]
+            if skipped:
+                log.debug("RBNet %s: the reverse and masked passes are skipped in training "
+                          "(method '%s' reads only the global outputs)", ", ".join(skipped), m.name)
         self.streams: dict[str, Stream] = m.streams(self.ctx)
         if not self.streams:
             raise ReidError(f"method '{m.name}' declared no data streams")
         self._share_workers()
+        if self.cfg.cache_images:
+            self._cache_images()
         self.main = next(iter(self.streams.values()))
         self.iters = self.cfg.iters_per_epoch or len(self.main)
         self._convert_bn()
@@ -169,6 +184,16 @@ class Engine:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
         self._wrap_ddp()
         m.after_setup(self.opt)
+
+    def _cache_images(self) -> None:
+        """Decode the images of every stream's dataset once (`reidcli.data.cache`). DDP
+        processes on one machine each hold a cache: each may use its share of the memory."""
+        from reidcli.data.cache import cache_datasets
+        from reidcli.utils.resources import available_memory
+
+        share = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if self.dist.enabled else 1
+        datasets = [s.dataset for s in self.streams.values() if getattr(s, "dataset", None) is not None]
+        cache_datasets(datasets, threads=self.resources.threads, available=available_memory() // max(1, share))
 
     def _convert_bn(self) -> None:
         m, cfg = self.method, self.cfg
@@ -242,11 +267,14 @@ class Engine:
         with progress_bar(f"epoch {self.epoch + 1}/{cfg.epochs}", total=self.iters) as self.bar:
             self.bar.advance(self.it_in_epoch)
             while self.it_in_epoch < self.iters and not self._budget_done():
+                t_wait = time.perf_counter()
                 batch = {name: self._to_device(s.next()) for name, s in self.streams.items()}
+                t_step = time.perf_counter()
                 self.step_images = sum(int(b["img"].shape[0]) for b in batch.values())
                 n_img += self.step_images
                 self._call("before_step")
                 self.step_out = self._train_step(batch)
+                self.step_out.update(self._timing(batch, t_step - t_wait, time.perf_counter() - t_step))
                 for k, v in self.step_out.items():
                     sums[k] = sums.get(k, 0.0) + v
                 self.it_in_epoch += 1
@@ -264,8 +292,20 @@ class Engine:
         self._call("after_epoch")
         return metrics
 
+    def _timing(self, batch: dict, data_s: float, compute_s: float) -> dict[str, torch.Tensor]:
+        """Step scalars of time: seconds waiting for the batches and computing the step, and
+        the loader's mean decode / augment milliseconds per image (workers run in parallel,
+        so these are per-image costs, not the wait)."""
+        out = {"data_s": data_s, "compute_s": compute_s}
+        for key, name in (("decode_s", "decode_ms"), ("augment_s", "augment_ms")):
+            times = [b[key] for b in batch.values() if torch.is_tensor(b.get(key))]
+            n = sum(int(t.numel()) for t in times)
+            if n:
+                out[name] = 1000.0 * sum(float(t.double().sum()) for t in times) / n
+        return {k: torch.tensor(float(v)) for k, v in out.items()}
+
     def _to_device(self, batch: dict) -> dict:
-        return {k: (v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v)
+        return {k: (v.to(self.device, non_blocking=True) if torch.is_tensor(v) and k not in HOST_KEYS else v)
                 for k, v in batch.items()}
 
     def _train_step(self, batch: dict) -> dict[str, torch.Tensor]:

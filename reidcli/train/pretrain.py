@@ -29,7 +29,8 @@ from reidcli.utils.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
 # Settings a resumed run may change; everything else comes from the checkpoint.
-RESUME_OVERRIDES = ("epochs", "max_iters", "stop_after", "workers", "threads", "eval_every", "log_every")
+RESUME_OVERRIDES = ("epochs", "max_iters", "stop_after", "workers", "threads", "cache_images", "eval_every",
+                    "log_every")
 # keywords of `pretrain` itself among the flat settings of `pretrain_from_settings`
 RUN_KEYWORDS = ("method", "format", "target", "domain_bn", "resume", "device", "pose")
 

@@ -222,5 +222,48 @@ def configure(threads: int | None = None, workers: int | None = None, *, device=
     return p
 
 
+def _meminfo_available(path: Path = Path("/proc/meminfo")) -> int | None:
+    for line in (_read(path) or "").splitlines():
+        if line.startswith("MemAvailable:"):
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                return int(parts[1]) * 1024
+    return None
+
+
+def _cgroup_memory_headroom(proc_cgroup: Path = Path("/proc/self/cgroup"),
+                            root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """Bytes this process's cgroup may still allocate (limit - usage, the tightest from its
+    cgroup up to the root), None without a limit. cgroup v2 ``memory.max`` /
+    ``memory.current``, v1 ``memory.limit_in_bytes`` / ``memory.usage_in_bytes``."""
+    room = []
+    for line in (_read(proc_cgroup) or "").splitlines():
+        hier, controllers, rel = (line.split(":", 2) + ["", ""])[:3]
+        if hier == "0" and controllers == "":
+            dirs, files = list(_walk_up(root, rel)), ("memory.max", "memory.current")
+        elif "memory" in controllers.split(","):
+            dirs, files = list(_walk_up(root / "memory", rel)), ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        else:
+            continue
+        for d in dirs:
+            limit, used = _read(d / files[0]), _read(d / files[1])
+            if limit and used and limit.isdigit() and used.isdigit() and int(limit) < 1 << 60:
+                room.append(max(0, int(limit) - int(used)))
+    return min(room) if room else None
+
+
+def available_memory() -> int:
+    """Bytes of memory this process can still use without swapping: the kernel's
+    ``MemAvailable`` capped by the room left under its cgroup's memory limit (0 when
+    neither can be read and ``os.sysconf`` does not know either)."""
+    found = [x for x in (_meminfo_available(), _cgroup_memory_headroom()) if x is not None]
+    if not found:
+        try:
+            found = [os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")]
+        except (AttributeError, ValueError, OSError):
+            return 0
+    return min(found)
+
+
 if __name__ == "__main__":  # bin/uda.mk: the cores this process may use
     print(available_cores()[0])

@@ -41,6 +41,9 @@ class Method:
     each target image and its styled versions are then one class), ``uses_styled``
     whether it needs camera-styled target images (``--styled``) and ``uses_reference``
     whether it needs a labelled reference set (``--reference``, MAR's agents).
+    ``global_outputs`` says that its losses read only a network's global outputs
+    (``feat``, ``bn_feat``, ``logits``): the engine then lets an RBNet skip its reverse and
+    masked passes in training (`reidcli.models.rbnet.skip_unused_passes`).
     """
 
     name = "method"
@@ -53,6 +56,7 @@ class Method:
     labels_optional = False
     uses_styled = False
     uses_reference = False
+    global_outputs = False
     # a loss helper with its own optimizer and state (`IdTripletObjective`), if the method has one
     objective = None
 

@@ -76,6 +76,7 @@ class AgentsPretrain(Method):
     """MAR's reference pretraining: L_AL of the labelled images over learnable agents."""
 
     name = "agents"
+    global_outputs = True  # the BNNeck embedding only
     Options = AgentsOptions
 
     def build(self, ctx: EngineContext) -> None:
@@ -103,6 +104,7 @@ class Mar(UDAMethod):
     """MDL + lambda_1 CML + lambda_2 (AL + beta RJ) on target and reference half-batches."""
 
     name = "mar"
+    global_outputs = True  # the BNNeck embedding only
     Options = MarOptions
     uses_labels = False
     uses_reference = True

@@ -32,6 +32,7 @@ class Pseudo(UDAMethod):
 
     name = "pseudo"
     Options = PseudoOptions
+    global_outputs = True  # CE + triplet (+ centre) of backbone 1 (kd, joint, camstyle too)
 
     def build(self, ctx: EngineContext) -> None:
         self.build_objective(ctx)

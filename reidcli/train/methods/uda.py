@@ -68,10 +68,9 @@ class TwoViewDataset(ImageDataset):
     an independent seed (MMT feeds one view to each network, and each mean net sees its
     own network's view)."""
 
-    def __getitem__(self, item):
-        index, seed, img, meta = self.load(item)
+    def augment(self, img, seed, index: int) -> dict:
         seed2 = None if seed is None else sample_seed(seed, 1, 7)
-        return {"img": _seeded(self.transform, img, seed), "img2": _seeded(self.transform, img, seed2), **meta}
+        return {"img": _seeded(self.tail, img, seed), "img2": _seeded(self.tail, img, seed2)}
 
 
 def pk_stream(ctx: EngineContext, dataset: ImageDataset, seed_offset: int = 0):
