@@ -100,9 +100,25 @@ def at_most_n(name: str, value: int, n: int, where: str) -> None:
 POSITIVE_INT = [Interval(int, 1, None)]
 
 
+class _DbscanEps:
+    """What the two DBSCAN clusterers share: ``eps`` a float or 'auto' (with ``eps_quantile``)."""
+
+    def check_given(self, given: Mapping[str, Any]) -> None:
+        if "eps_quantile" in given and self.eps != "auto":
+            raise ParamError("eps_quantile", f"applies only with eps 'auto'; got eps {self.eps!r}")
+
+    def _dbscan_params(self, eps: float, **more: Any) -> dict:
+        """The report of a fit: the eps used (found, for 'auto'), how it was chosen, the rest."""
+        auto = self.eps == "auto"
+        params = {"eps": float(eps), "eps_mode": "auto" if auto else "fixed", "min_samples": self.min_samples, **more}
+        if auto:
+            params["eps_quantile"] = self.eps_quantile
+        return params
+
+
 @CLUSTERERS.register("dbscan-jaccard")
 @dataclass
-class JaccardDbscanOptions(ClustererOptions):
+class JaccardDbscanOptions(_DbscanEps, ClustererOptions):
     """k-reciprocal Jaccard distance (Zhong et al., CVPR 2017) as SpCL / Cluster-Contrast
     compute it, then DBSCAN. ``eps`` 'auto' takes the mean of the smallest ``eps_quantile``
     fraction of the Jaccard distances."""
@@ -121,10 +137,6 @@ class JaccardDbscanOptions(ClustererOptions):
         "k2": POSITIVE_INT,
         "knn_index": [Options(KNN_INDEXES)],
     }
-
-    def check_given(self, given: Mapping[str, Any]) -> None:
-        if "eps_quantile" in given and self.eps != "auto":
-            raise ParamError("eps_quantile", f"applies only with eps 'auto'; got eps {self.eps!r}")
 
     def check(self, n: int, where: str = "the input") -> None:
         super().check(n, where)
@@ -163,16 +175,12 @@ class JaccardDbscanOptions(ClustererOptions):
         t3 = time.perf_counter()
         labels = dbscan_graph(symmetrize(upper), float(eps), self.min_samples, missing=1.0)
         ctx.timings.update(jaccard_s=t3 - t2, dbscan_s=time.perf_counter() - t3)
-        params = {"eps": float(eps), "eps_mode": "auto" if auto else "fixed", "min_samples": self.min_samples,
-                  "k1": self.k1, "k2": self.k2, "knn_index": self.knn_index, "distance": "jaccard"}
-        if auto:
-            params["eps_quantile"] = self.eps_quantile
-        return labels, params
+        return labels, self._dbscan_params(eps, k1=self.k1, k2=self.k2, knn_index=self.knn_index, distance="jaccard")
 
 
 @CLUSTERERS.register("dbscan-euclidean")
 @dataclass
-class EuclideanDbscanOptions(ClustererOptions):
+class EuclideanDbscanOptions(_DbscanEps, ClustererOptions):
     """DBSCAN (Ester et al., KDD 1996) on Euclidean distances of the normalised features.
     ``eps`` 'auto' takes the mean of the smallest ``eps_quantile`` fraction of the pairwise
     distances (the rule `dbscan-jaccard` uses), which follows the features' scale: ULA's eps
@@ -188,10 +196,6 @@ class EuclideanDbscanOptions(ClustererOptions):
         "min_samples": POSITIVE_INT,
     }
 
-    def check_given(self, given: Mapping[str, Any]) -> None:
-        if "eps_quantile" in given and self.eps != "auto":
-            raise ParamError("eps_quantile", f"applies only with eps 'auto'; got eps {self.eps!r}")
-
     def fit(self, x: np.ndarray, ctx: FitContext) -> tuple[np.ndarray, dict]:
         from reidcli.cluster.dbscan import dbscan_euclidean, euclidean_auto_eps
 
@@ -203,11 +207,7 @@ class EuclideanDbscanOptions(ClustererOptions):
             if not (np.isfinite(eps) and eps > 0):
                 raise InputError(f"--eps auto found eps {eps:g}; give --eps explicitly")
         labels = dbscan_euclidean(x, float(eps), self.min_samples)
-        params = {"eps": float(eps), "eps_mode": "auto" if auto else "fixed", "min_samples": self.min_samples,
-                  "distance": "euclidean"}
-        if auto:
-            params["eps_quantile"] = self.eps_quantile
-        return labels, params
+        return labels, self._dbscan_params(eps, distance="euclidean")
 
 
 @CLUSTERERS.register("kmeans")
