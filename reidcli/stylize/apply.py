@@ -28,11 +28,10 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from reidcli.data.images import read_image
-from reidcli.data.layouts.market import FOLDERS
 from reidcli.io.atomic import same_file
 from reidcli.stylize.manifest import MANIFEST, MANIFEST_COLUMNS
 from reidcli.stylize.model import StyleModel, load_style_model
-from reidcli.stylize.naming import Namer, check_format
+from reidcli.stylize.naming import Namer, build_tree, linked_names, writer_for
 from reidcli.utils.errors import InputError
 from reidcli.utils.progress import track
 
@@ -119,18 +118,14 @@ def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str |
     _check_output(out, data, force)
     targets = parse_cams(cams, sm, model)
     ds = load_dataset(data, format)
-    check_format(ds.format, ds.root)
-    jobs = plan_jobs(ds, sm, model, split, targets, shard)
+    writer = writer_for(ds)
+    writer.check(ds, split, targets)
+    jobs = plan_jobs(ds, sm, model, split, targets, shard, writer)
     style = styler(sm, device)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir(parents=True)
-        for s, folder in FOLDERS.items():
-            if s not in split:
-                (tmp / folder).symlink_to((ds.root / folder).resolve(), target_is_directory=True)
-            else:
-                (tmp / folder).mkdir()
         rows = []
         for s, r, t, rel in track(jobs, f"stylize {len(jobs)} images"):
             img = read_image(ds.abspath(r))
@@ -138,14 +133,16 @@ def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str |
                 img = style(img, r.camid, t)
             except InputError as exc:
                 raise InputError(f"{ds.abspath(r)}: {exc}") from None
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             write_image(tmp / rel, img)
             rows.append((s, r.pid, str(ds.abspath(r)), r.camid + 1, t + 1, rel))
+        build_tree(tmp, ds, writer, split, targets, [dict(zip(MANIFEST_COLUMNS, row)) for row in rows])
         with open(tmp / MANIFEST, "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(MANIFEST_COLUMNS)
             w.writerows(rows)
         params = {"data": str(data), "cams": [t + 1 for t in targets], "split": list(dict.fromkeys(split)),
-                  "method": sm.method}
+                  "method": sm.method, "format": format}
         if shard is not None:
             params["shard"] = list(shard)
         prov = make_provenance([model], params=params)
@@ -161,20 +158,26 @@ def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str |
 
 
 def plan_jobs(ds, sm: StyleModel, model, split: Sequence[str], targets: list[int],
-              shard: Optional[tuple[int, int]] = None) -> list[tuple]:
+              shard: Optional[tuple[int, int]] = None, writer=None) -> list[tuple]:
     """``(split, record, style camera, output name)`` of every image to write: names as one
     run over every image gives them, then only shard ``(i, n)``'s block of the images (the
     requested splits' records in order). A camera the model does not know is an
     `InputError`, whatever the shard."""
     from reidcli.features.extract import shard_slice
 
-    items = [(s, r) for s in dict.fromkeys(split) for r in ds.split(s)]
+    items, seen = [], set()
+    for s in dict.fromkeys(split):  # an image in two requested splits (MSMT17 val is in train) once
+        for r in ds.split(s):
+            if r.path not in seen:
+                seen.add(r.path)
+                items.append((s, r))
     for _, r in items:
         if r.camid not in sm.cameras:
             raise InputError(f"{ds.abspath(r)}: camera c{r.camid + 1} is not in {model} (it knows "
                              f"{', '.join(f'c{c + 1}' for c in sm.cameras)}); fit the model on this camera")
     keep = shard_slice(len(items), shard)
-    namer, jobs = Namer(), []
+    writer = writer or writer_for(ds)
+    namer, jobs = Namer(writer.rename, linked_names(ds, writer, split, targets)), []
     for j, (s, r) in enumerate(items):
         for t in targets:
             if t != r.camid:

@@ -3,6 +3,8 @@
 
 A shard's ``provenance.json`` records its ``shard`` [i, n] with the run's settings; the
 shards must be all n of one run (same model, data, cameras, splits, method), each once.
+The links to DATA's unstyled images and the layout's own files (list files, the CSV) are
+rebuilt from DATA and the merged manifest, as one run builds them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
+from reidcli.data.layouts import load_dataset
 from reidcli.stylize.manifest import MANIFEST, MANIFEST_COLUMNS
+from reidcli.stylize.naming import build_tree, writer_for
 from reidcli.utils.errors import ConfigError, FormatError, InputError
 
 PROVENANCE = "provenance.json"
@@ -73,16 +77,12 @@ def merge_styled(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> 
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(f"{out} exists and is not empty; remove it or choose another -o")
     recs.sort(key=lambda r: r[2]["shard"][0])
+    params = recs[0][2]
+    ds = load_dataset(params["data"], params.get("format"))  # the tree's links and layout files
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir(parents=True)
-        first = recs[0][0]
-        for entry in sorted(first.iterdir()):  # unstyled splits: links to DATA; styled ones: folders
-            if entry.is_symlink():
-                (tmp / entry.name).symlink_to(os.readlink(entry), target_is_directory=True)
-            elif entry.is_dir():
-                (tmp / entry.name).mkdir()
         rows, seen = [], set()
         for folder, _, _ in recs:
             for row in _rows(folder):
@@ -93,6 +93,8 @@ def merge_styled(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> 
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(folder / row["output"], dst)
                 rows.append([row[c] for c in MANIFEST_COLUMNS])
+        build_tree(tmp, ds, writer_for(ds), params["split"], [c - 1 for c in params["cams"]],
+                   [dict(zip(MANIFEST_COLUMNS, row)) for row in rows])
         with open(tmp / MANIFEST, "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(MANIFEST_COLUMNS)
