@@ -98,7 +98,9 @@ def apply(
 ) -> None:
     """Write every image of DATA in each requested camera's style as a dataset in DATA's
     layout (same ids, the style camera in the names) plus manifest.csv; --shard i/n writes
-    one part, and 'reid merge' joins the n folders into the tree one run writes.
+    one part, and 'reid merge' joins the n folders into the tree one run writes. Layouts:
+    market1501, dukemtmc, cuhk03, msmt17 (list files rewritten), sysu (train only) and csv
+    (STYLED/<name>.csv lists the styled images); regdb and folder layouts are refused.
 
     Example: reid stylize apply --model style.pt data/market -o styled/ --cams all
     """
