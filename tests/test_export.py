@@ -96,3 +96,56 @@ def test_bad_export_is_one_line(tiny_ckpt, tmp_path, args, words):  # noqa: F811
     res = reid("export", "--ckpt", tiny_ckpt, *[a.format(tmp=tmp_path) for a in args])
     assert res.exit_code == 1 and words in res.stderr and "Traceback" not in res.output
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix,target", [(".onnx", "torch.onnx.export"), (".ts", "torch.jit.save")])
+def test_exporter_failure_is_one_line_and_writes_nothing(tiny_ckpt, tmp_path, monkeypatch, suffix, target):  # noqa: F811
+    """An error inside the ONNX / TorchScript exporter: one line, exit 1, the previous file
+    intact and no temporary beside it (the file is built in memory, then written atomically)."""
+    import torch
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("\nexporter exploded: unsupported operator aten::foo\n  more detail")
+
+    mod, name = target.rsplit(".", 1)
+    monkeypatch.setattr(torch.onnx if mod == "torch.onnx" else torch.jit, name, boom)
+    out = tmp_path / f"m{suffix}"
+    out.write_bytes(b"previous export")
+    res = reid("export", "--ckpt", tiny_ckpt, "-o", out)
+    assert res.exit_code == 1, res.output
+    lines = res.stderr.strip().splitlines()
+    what = "ONNX" if suffix == ".onnx" else "TorchScript"
+    assert lines == [f"reid export: error: {what} export of arch tiny failed (RuntimeError: exporter exploded: "
+                     f"unsupported operator aten::foo); nothing was written; "
+                     + ("try another --opset (now 17) or -o NAME.ts for TorchScript" if suffix == ".onnx"
+                        else "try -o NAME.onnx for ONNX")], res.stderr
+    assert out.read_bytes() == b"previous export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+
+
+def test_export_goes_through_atomic_write_bytes(tiny_ckpt, tmp_path, monkeypatch):  # noqa: F811
+    """The bytes written are the ones reported (size) and arrive through `atomic_write_bytes`;
+    a device output (/dev/null-like) is written directly and gets no temporary."""
+    import reidcli.io.atomic as atomic
+
+    seen = []
+    real = atomic.atomic_write_bytes
+    monkeypatch.setattr(atomic, "atomic_write_bytes", lambda p, d: seen.append((p, len(d))) or real(p, d))
+    out = tmp_path / "m.ts"
+    res = reid("export", "--ckpt", tiny_ckpt, "-o", out, "--json")
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout.strip().splitlines()[-1])
+    assert seen == [(out, out.stat().st_size)] and report["size_bytes"] == out.stat().st_size
+    assert report["max_abs_diff"] is not None and report["max_abs_diff"] < 1e-4
+    import os
+    import stat
+
+    dev = tmp_path / "dev" / "m.ts"
+    dev.parent.mkdir()
+    try:
+        os.mknod(dev, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # a private /dev/null
+    except OSError:
+        return
+    res = reid("export", "--ckpt", tiny_ckpt, "-o", dev)  # checked from memory, not read back from -o
+    assert res.exit_code == 0, res.output
+    assert stat.S_ISCHR(os.stat(dev).st_mode) and sorted(p.name for p in dev.parent.iterdir()) == ["m.ts"]

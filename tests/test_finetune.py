@@ -293,6 +293,36 @@ def test_cli_happy_path_and_output_equal_to_ckpt(uda):
     assert resolved["method"] == "pseudo" and resolved["lr"] == info["provenance"][-1]["params"]["config"]["lr"]
 
 
+def test_cli_output_to_a_fifo_writes_one_checkpoint_and_no_side_files(uda):
+    """-o a FIFO (or a device such as /dev/null): the checkpoint goes into it once, at the
+    end; no .partial, log or config is written beside it (that would be /dev for /dev/null)."""
+    import os
+    import threading
+
+    from reidcli.io.ckpt import describe_checkpoint
+
+    folder = uda["tmp"] / "pipes"
+    folder.mkdir()
+    fifo = folder / "round.pt"
+    os.mkfifo(fifo)
+    got = {}
+
+    def reader():
+        with open(fifo, "rb") as fh:
+            got["bytes"] = fh.read()
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    res = _run(_base(uda, fifo) + ["--method", "pseudo", "--epochs", 2])
+    t.join(30)
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in folder.iterdir()) == ["round.pt"]  # the FIFO alone
+    copy = uda["tmp"] / "copy.pt"
+    copy.write_bytes(got["bytes"])
+    info = describe_checkpoint(copy)
+    assert info["method"] == "pseudo" and info["epoch"] == 2  # the last epoch's, written once
+
+
 @pytest.mark.parametrize("case,words", [
     ("other_paths", "another features file"),
     ("fewer_paths", "training images"),

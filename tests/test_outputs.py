@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from fixtures_train import synth_market  # noqa: F401
+
 from reidcli.cli.app import app
 from reidcli.io import h5
 from reidcli.io.atomic import atomic_write_bytes, check_outputs
@@ -114,6 +116,65 @@ def test_device_node_is_written_directly(tmp_path):
     res = runner.invoke(app, ["cluster", str(f), "-o", str(dev), "--k1", "5", "--k2", "2", "--json"])
     assert res.exit_code == 0, res.output
     assert stat.S_ISCHR(os.stat(dev).st_mode) and _leftovers(tmp_path) == []
+
+
+def _special_output(kind: str, folder: Path) -> Path:
+    """A private device node (a /dev/null twin) or a FIFO in ``folder``."""
+    path = folder / ("null" if kind == "device" else "pipe.pt")
+    if kind == "device":
+        try:
+            os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        except (PermissionError, OSError):
+            pytest.skip("cannot create a device node here")
+    else:
+        os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo"])
+def test_training_to_a_device_or_fifo_writes_no_side_files(kind, synth_market, tmp_path):  # noqa: F811
+    """``pretrain -o /dev/null``: no ``null.log.jsonl`` / ``null.config.toml`` in /dev. The
+    output is written once, after the last epoch (a FIFO's reader gets one checkpoint, where
+    a write per epoch would block on the closed pipe)."""
+    from fixtures_contracts import ARCH, CPU
+
+    from reidcli.io.ckpt import describe_checkpoint
+
+    folder = tmp_path / "dev"
+    folder.mkdir()
+    out = _special_output(kind, folder)
+    got = {}
+
+    def reader():
+        with open(out, "rb") as fh:
+            got["bytes"] = fh.read()
+
+    t = threading.Thread(target=reader, daemon=True)
+    if kind == "fifo":
+        t.start()
+    res = runner.invoke(app, ["pretrain", str(synth_market), "-o", str(out), *ARCH, *CPU, "-P", "4", "-K", "2",
+                              "--epochs", "2", "--iters-per-epoch", "1", "--warmup-epochs", "0"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in folder.iterdir()) == [out.name]  # the output alone, still special
+    assert not stat.S_ISREG(os.stat(out).st_mode)
+    if kind == "fifo":
+        t.join(30)
+        (tmp_path / "copy.pt").write_bytes(got["bytes"])
+        assert describe_checkpoint(tmp_path / "copy.pt")["epoch"] == 2
+
+
+def test_side_files_only_beside_a_regular_output(tmp_path):
+    from reidcli.io.atomic import side_file
+    from reidcli.train.hooks import log_path_for
+    from reidcli.train.settings import config_path_for
+
+    assert log_path_for(tmp_path / "m.pt") == tmp_path / "m.log.jsonl"
+    assert config_path_for(tmp_path / "m.pt") == tmp_path / "m.config.toml"
+    fifo = _special_output("fifo", tmp_path)
+    link = tmp_path / "to_pipe.pt"
+    link.symlink_to(fifo)
+    assert side_file(fifo, ".log.jsonl") is None and side_file(link, ".samples") is None
+    assert log_path_for(Path("/dev/null")) is None and config_path_for(Path("/dev/null")) is None
 
 
 # --------------------------------------------------------------------------- 3. failed writes

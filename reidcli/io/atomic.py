@@ -9,6 +9,10 @@ for a result. What is at the output path decides how it is written:
   never replaced by a regular file;
 * a regular file or nothing: a temporary ``.NAME.tmp-PID`` beside it, renamed on success.
 
+Side files of an output (a training log ``m.log.jsonl``, the resolved ``m.config.toml``, sample
+sheets ``m.samples/``) are written beside a regular output only (`side_file`): an output that
+is a device node or a FIFO has none, so ``-o /dev/null`` writes nothing into ``/dev``.
+
 `check_outputs` is the one check every command runs on its output paths before any work:
 each can be written (not a folder, not under a file, in a writable folder, an encodable
 name) and none of them is one of the command's inputs.
@@ -26,13 +30,24 @@ import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import Iterable, Iterator, Mapping, Optional
 
 from reidcli.utils.errors import InputError, OutputError, Terminated
 
 
 def temp_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def side_file(out: str | os.PathLike, suffix: str) -> Optional[Path]:
+    """The side file ``<stem><suffix>`` beside output ``out`` (``m.pt``, ``.log.jsonl`` ->
+    ``m.log.jsonl``), or None when ``out`` is (or links to) a device node, a FIFO or a socket:
+    such an output is written directly and has no side files (they would land in ``/dev`` or
+    beside a pipe)."""
+    p = Path(out)
+    if is_special(p):  # os.stat follows symlinks
+        return None
+    return p.with_name(p.stem + suffix)
 
 
 def output_target(path: str | os.PathLike, label: str = "") -> Path:

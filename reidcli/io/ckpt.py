@@ -72,14 +72,19 @@ def make_checkpoint(*, model_config: dict, model_state: dict, input_size: tuple[
     return ck
 
 
-def save_checkpoint(path: str | os.PathLike, ckpt: dict[str, Any]) -> Path:
-    """Validate the header and write ``ckpt`` atomically to ``path``."""
+def checkpoint_bytes(ckpt: dict[str, Any], path: str | os.PathLike = "checkpoint") -> bytes:
+    """Validate the header and serialize ``ckpt`` (the bytes `save_checkpoint` writes)."""
     import torch
 
     _check_header(ckpt, Path(path))
     buf = io.BytesIO()  # built in memory: a failed write is one OSError (reidcli.io.atomic)
     torch.save(ckpt, buf)
-    return atomic_write_bytes(path, buf.getbuffer())
+    return buf.getvalue()
+
+
+def save_checkpoint(path: str | os.PathLike, ckpt: dict[str, Any]) -> Path:
+    """Validate the header and write ``ckpt`` atomically to ``path``."""
+    return atomic_write_bytes(path, checkpoint_bytes(ckpt, path))
 
 
 KIND_MAKERS = {"reid": "'reid pretrain' or 'reid finetune'", "stylize": "'reid stylize fit'"}

@@ -121,7 +121,7 @@ def export(ckpt: str | os.PathLike, out: str | os.PathLike, *, slim: bool = Fals
     if is_modal(model):
         raise InputError(f"{ckpt}: a two-stream cross-modality network (arch {ck['model_config'].get('arch')}) "
                          "routes images by modality; export supports single-stream networks only")
-    from reidcli.io.atomic import file_digest
+    from reidcli.io.atomic import atomic_write_bytes, file_digest
 
     h, w = (int(v) for v in ck["input_size"])
     meta = {"format": "reidcli-export", "checkpoint": file_digest(ckpt), "checkpoint_path": str(ckpt),
@@ -136,11 +136,13 @@ def export(ckpt: str | os.PathLike, out: str | os.PathLike, *, slim: bool = Fals
         want = wrapped(example).numpy()
     meta["feat_dim"] = int(want.shape[1])
     writer = _onnx if fmt == "onnx" else _torchscript
-    report = writer(wrapped, example, out, meta, opset)
+    data = writer(wrapped, example, meta, opset)  # in memory: a failure writes nothing
+    report = ExportReport(out, fmt, len(data), meta)
     if check:
-        got = _run(fmt, out, example.numpy())
+        got = _run(fmt, data, example.numpy())
         if got is not None:
             report.max_abs_diff, report.checked_with = float(np.abs(got - want).max()), got_with(fmt)
+    atomic_write_bytes(out, data)
     return report
 
 
@@ -149,68 +151,87 @@ def got_with(fmt: str) -> str:
 
 
 def _slim(ck: dict, ckpt: Path, out: Path) -> ExportReport:
-    from reidcli.io.ckpt import save_checkpoint
+    from reidcli.io.atomic import atomic_write_bytes
+    from reidcli.io.ckpt import checkpoint_bytes
     from reidcli.io.h5 import make_provenance
 
     slim = {k: v for k, v in ck.items() if k != "train_state"}
     slim["provenance"] = make_provenance([ckpt], params={"slim": True})
-    save_checkpoint(out, slim)
+    data = checkpoint_bytes(slim, out)
+    atomic_write_bytes(out, data)
     meta = {"checkpoint_path": str(ckpt), "dropped": ["train_state"] if "train_state" in ck else []}
-    return ExportReport(out, "slim checkpoint", out.stat().st_size, meta)
+    return ExportReport(out, "slim checkpoint", len(data), meta)
 
 
-def _onnx(wrapped, example, out: Path, meta: dict, opset: int) -> ExportReport:
+def _failed(what: str, meta: dict, exc: BaseException, fix: str) -> ReidError:
+    """One line for an exporter's failure (its message's first non-empty line)."""
+    line = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+    why = f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+    return ReidError(f"{what} export of arch {meta['arch']} failed ({why}); nothing was written; {fix}")
+
+
+def _onnx(wrapped, example, meta: dict, opset: int) -> bytes:
+    """The ONNX file's bytes (built in memory, `meta` as metadata properties)."""
+    import io
+
     import torch
-
-    from reidcli.io.atomic import atomic_path
 
     try:
         import onnx
     except ImportError as exc:
         raise ConfigError(f"ONNX export needs the onnx package ({exc}); pip install onnx") from None
-    with atomic_path(out) as tmp, warnings.catch_warnings():
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            torch.onnx.export(wrapped, (example,), str(tmp), input_names=["images"], output_names=["features"],
+            torch.onnx.export(wrapped, (example,), buf, input_names=["images"], output_names=["features"],
                               dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
                               opset_version=opset, dynamo=False)
-        except Exception as exc:  # an operator without an ONNX mapping
-            raise ReidError(f"ONNX export of arch {meta['arch']} failed: {str(exc).splitlines()[0]}") from exc
-        proto = onnx.load(str(tmp))
-        for key, value in meta.items():
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = key, json.dumps(value)
-        onnx.save(proto, str(tmp))
-    return ExportReport(out, "onnx", out.stat().st_size, meta)
+            proto = onnx.load_model_from_string(buf.getvalue())
+            for key, value in meta.items():
+                entry = proto.metadata_props.add()
+                entry.key, entry.value = key, json.dumps(value)
+            return proto.SerializeToString()
+        except ReidError:
+            raise
+        except Exception as exc:  # e.g. an operator without an ONNX mapping at this opset
+            raise _failed("ONNX", meta, exc, f"try another --opset (now {opset}) or -o NAME.ts "
+                          "for TorchScript") from exc
 
 
-def _torchscript(wrapped, example, out: Path, meta: dict, opset: int) -> ExportReport:
+def _torchscript(wrapped, example, meta: dict, opset: int) -> bytes:
+    """The TorchScript archive's bytes (built in memory, `meta` as ``reidcli.json``)."""
+    import io
+
     import torch
 
-    from reidcli.io.atomic import atomic_path
-
-    with atomic_path(out) as tmp, warnings.catch_warnings():
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             with torch.inference_mode(False), torch.no_grad():
                 traced = torch.jit.trace(wrapped, example, check_trace=False)
+            torch.jit.save(traced, buf, _extra_files={TS_META: json.dumps(meta)})
+        except ReidError:
+            raise
         except Exception as exc:
-            raise ReidError(f"TorchScript export of arch {meta['arch']} failed: {str(exc).splitlines()[0]}") from exc
-        torch.jit.save(traced, str(tmp), _extra_files={TS_META: json.dumps(meta)})
-    return ExportReport(out, "torchscript", out.stat().st_size, meta)
+            raise _failed("TorchScript", meta, exc, "try -o NAME.onnx for ONNX") from exc
+    return buf.getvalue()
 
 
-def _run(fmt: str, path: Path, images: np.ndarray) -> Optional[np.ndarray]:
-    """The exported file's output on ``images`` (None: no runtime to run it here)."""
+def _run(fmt: str, data: bytes, images: np.ndarray) -> Optional[np.ndarray]:
+    """The exported file's output on ``images``, run from its bytes (None: no runtime here)."""
+    import io
+
     if fmt == "onnx":
         try:
             import onnxruntime as ort
         except ImportError:
             log.info("onnxruntime is not installed: the ONNX file was not run")
             return None
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
         return sess.run(["features"], {"images": images.astype(np.float32)})[0]
-    return load_torchscript(path)[0](_tensor(images)).detach().numpy()
+    return load_torchscript(io.BytesIO(data))[0](_tensor(images)).detach().numpy()
 
 
 def _tensor(x: np.ndarray):
@@ -219,12 +240,13 @@ def _tensor(x: np.ndarray):
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
 
-def load_torchscript(path: str | os.PathLike) -> tuple[Any, dict]:
-    """A TorchScript export and its settings (``reidcli.json``)."""
+def load_torchscript(path) -> tuple[Any, dict]:
+    """A TorchScript export (a path or a binary file object) and its settings (``reidcli.json``)."""
     import torch
 
     extra = {TS_META: ""}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated in favour of torch.export
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        module = torch.jit.load(path if hasattr(path, "read") else str(path), map_location="cpu",
+                                _extra_files=extra)
     return module.eval(), json.loads(extra[TS_META] or "{}")

@@ -126,10 +126,13 @@ def fit_stargan(data: str | os.PathLike, output: str | os.PathLike, *,
         image_size: (height, width), multiples of 4 (the generator's two stride-2 levels).
         resume: continue from ``output`` (its config; epochs and budgets may change).
         device: auto | cpu | cuda | cuda:N.
-    Sample sheets go to ``<output stem>.samples/`` every ``options.sample_every`` steps.
+    Sample sheets go to ``<output stem>.samples/`` every ``options.sample_every`` steps, the
+    log to ``<output stem>.log.jsonl``; an ``output`` that is a device node or a FIFO gets
+    neither and is written once, at the end.
     """
     import torch
 
+    from reidcli.io.atomic import side_file
     from reidcli.io.h5 import make_provenance
     from reidcli.train import dist as D
     from reidcli.train.engine import Engine
@@ -161,9 +164,10 @@ def fit_stargan(data: str | os.PathLike, output: str | os.PathLike, *,
                 "extra": {"kind": "stylize"},
                 "provenance": make_provenance([], seed=train.seed, params={
                     "method": "stargan", "data": str(ds.root), "train": train.to_dict(), "options": opts.to_dict()})}
-        sheets = SampleSheets(_fixed_images(ds, ds.split(split), (h, w)), out.with_name(out.stem + ".samples"),
-                              opts.sample_every)
-        engine = Engine(get_method("stargan", opts), train, out=out, meta=meta, ctx=ctx, hooks=[sheets])
+        folder = side_file(out, ".samples")  # None for -o /dev/null or a FIFO: no side files
+        hooks = [] if folder is None else [SampleSheets(_fixed_images(ds, ds.split(split), (h, w)), folder,
+                                                        opts.sample_every)]
+        engine = Engine(get_method("stargan", opts), train, out=out, meta=meta, ctx=ctx, hooks=hooks)
         torch.backends.cudnn.benchmark = not train.deterministic
         with warnings.catch_warnings():  # the first steps are critic steps: G's scheduler steps first
             warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)

@@ -22,7 +22,9 @@ Guarantees:
 * The output is written only when the round has finished: the engine checkpoints into a
   hidden sibling (``.<name>.partial``), renamed onto ``out`` at the end, so a failed or
   interrupted round leaves any previous file (``--ckpt`` included, even when ``-o`` names
-  it) untouched. ``-o`` equal to ``--ckpt`` is therefore allowed.
+  it) untouched. ``-o`` equal to ``--ckpt`` is therefore allowed. An output that is a device
+  node or a FIFO (``-o /dev/null``) is written directly, once, at the end, and gets no side
+  files (no ``.partial``, log or config beside it, i.e. nothing in ``/dev``).
 """
 
 from __future__ import annotations
@@ -360,6 +362,7 @@ def _datasets(views: int, root: Path, recs: list, y: np.ndarray, transform, size
 
 def _run(method: str, opts: MethodOptions, cfg: TrainConfig, ck: dict, data: dict, facts: dict,
          n_clusters: int, device: str, out: Path, *, inputs: list, augment: dict, resolved: dict) -> Path:
+    from reidcli.io.atomic import is_special, output_target
     from reidcli.io.h5 import make_provenance
     from reidcli.train.dist import DistInfo
     from reidcli.train.engine import Engine
@@ -376,13 +379,17 @@ def _run(method: str, opts: MethodOptions, cfg: TrainConfig, ck: dict, data: dic
     meta = {"input_size": ck["input_size"], "pixel_mean": ck["pixel_mean"],
             "pixel_std": ck["pixel_std"], "provenance": make_provenance(inputs, cfg.seed, params=params),
             "augment": augment}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
+    if is_special(out):  # -o /dev/null or a FIFO: written once at the end, no side files
+        Engine(get_method(method, opts), cfg, out=out, meta=meta, ctx=ctx).fit()
+        return out
+    target = output_target(out)  # a symlink is followed: its target is replaced, the link kept
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
     engine = Engine(get_method(method, opts), cfg, out=partial, meta=meta, ctx=ctx)
     try:
         engine.fit()
-        os.replace(partial, out)
-        if engine.log_path.exists():
+        os.replace(partial, target)
+        if engine.log_path is not None and engine.log_path.exists():
             os.replace(engine.log_path, log_path_for(out))
         from reidcli.train.settings import config_path_for, write_config
 

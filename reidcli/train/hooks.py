@@ -47,9 +47,12 @@ class HookBase:
         pass
 
 
-def log_path_for(out: Path) -> Path:
-    """The JSONL log beside checkpoint ``out`` (``m.pt`` -> ``m.log.jsonl``)."""
-    return out.with_name(out.stem + ".log.jsonl")
+def log_path_for(out: Path) -> Optional[Path]:
+    """The JSONL log beside checkpoint ``out`` (``m.pt`` -> ``m.log.jsonl``); None when ``out``
+    is a device node or a FIFO (no side files, `reidcli.io.atomic.side_file`)."""
+    from reidcli.io.atomic import side_file
+
+    return side_file(out, ".log.jsonl")
 
 
 class JSONLWriter(HookBase):
@@ -60,10 +63,11 @@ class JSONLWriter(HookBase):
     the window), one ``epoch`` line per epoch (epoch means) and one line per `write` call
     (e.g. ``eval`` results). A window cut short by the end of an epoch or by ``--max-iters``
     / ``--stop-after`` is written with the steps it holds. The file is started afresh unless
-    the run resumes. It also feeds the progress bar the values of each ``step`` line."""
+    the run resumes. It also feeds the progress bar the values of each ``step`` line.
+    ``path`` None (an output with no side files): nothing is written, the bar is still fed."""
 
-    def __init__(self, path: Path, log_every: int):
-        self.path, self.log_every = Path(path), log_every
+    def __init__(self, path: Optional[Path], log_every: int):
+        self.path, self.log_every = (Path(path) if path is not None else None), log_every
         self._reset()
 
     def _reset(self) -> None:
@@ -71,12 +75,12 @@ class JSONLWriter(HookBase):
         self.t0, self.n_img, self.n_window = time.perf_counter(), 0, 0
 
     def write(self, row: dict) -> None:
-        if self.engine.dist.is_main:
+        if self.engine.dist.is_main and self.path is not None:
             with open(self.path, "a") as fh:
                 fh.write(json.dumps(row) + "\n")
 
     def before_train(self) -> None:
-        if not self.engine.resumed and self.engine.dist.is_main:
+        if not self.engine.resumed and self.engine.dist.is_main and self.path is not None:
             self.path.write_text("")
         res = getattr(self.engine, "resources", None)
         if res is not None:
@@ -113,20 +117,37 @@ class JSONLWriter(HookBase):
 
 
 class Checkpointer(HookBase):
-    """Write the resumable checkpoint atomically after every epoch (rank 0 only)."""
+    """Write the resumable checkpoint atomically after every epoch (rank 0 only). An output
+    that is a device node or a FIFO (``-o /dev/null``) is written once, after training: each
+    epoch's checkpoint is kept in memory (a FIFO's reader sees one checkpoint, and a failed
+    run writes nothing)."""
 
     def __init__(self, out: Path):
+        from reidcli.io.atomic import is_special
+
         self.out = Path(out)
+        self.once = is_special(self.out)
+        self._last: Optional[bytes] = None
 
     def after_epoch(self) -> None:
-        from reidcli.io.ckpt import save_checkpoint
+        from reidcli.io.ckpt import checkpoint_bytes, save_checkpoint
 
         e = self.engine
         if e.dist.is_main:
-            save_checkpoint(self.out, e.checkpoint())
+            if self.once:
+                self._last = checkpoint_bytes(e.checkpoint())
+            else:
+                save_checkpoint(self.out, e.checkpoint())
             shown = "  ".join(f"{k} {v:.4g}" for k, v in e.epoch_metrics.items())
             log.info("epoch %d/%d: %s -> %s", e.epoch, e.cfg.epochs, shown, self.out)
         D.barrier(e.dist)
+
+    def after_train(self) -> None:
+        from reidcli.io.atomic import atomic_write_bytes
+
+        if self.once and self._last is not None and self.engine.dist.is_main:
+            atomic_write_bytes(self.out, self._last)
+            self._last = None
 
 
 class Evaluator(HookBase):

@@ -58,7 +58,9 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
 
     The resolved settings (every field, as flat settings) are written beside ``out`` as
     ``<stem>.config.toml`` (`reidcli.train.settings.config_path_for`; ``--config`` reads it
-    back) and recorded in the provenance (``params.config``).
+    back) and recorded in the provenance (``params.config``). An ``out`` that is a device
+    node or a FIFO (``-o /dev/null``) gets no side files (no log, no config) and is written
+    once, after the last epoch.
     """
     import torch
 
@@ -95,9 +97,10 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
         resolved = flat_settings({"model": model, "train": train, "augment": aug, "options": opts,
                                   "method": method, "format": format, "target": target, "domain_bn": domain_bn,
                                   "device": device, "pose": pose})
-        if info.is_main:
-            write_config(config_path_for(out), resolved, "pretrain",
-                         f"reid pretrain: the resolved settings of {out.name}; rerun with --config {config_path_for(out).name}")
+        config_path = config_path_for(out)
+        if info.is_main and config_path is not None:
+            write_config(config_path, resolved, "pretrain",
+                         f"reid pretrain: the resolved settings of {out.name}; rerun with --config {config_path.name}")
         meta = {"input_size": [aug.height, aug.width], "pixel_mean": IMAGENET_MEAN,
                 "pixel_std": IMAGENET_STD,
                 "provenance": _provenance(ds, train, model, opts.to_dict(), resolved, config_file),

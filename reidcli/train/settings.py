@@ -184,12 +184,12 @@ def write_config(path, settings: Mapping[str, Any], stage: str, header: str = ""
     return path
 
 
-def config_path_for(out) -> "Path":  # noqa: F821
-    """The resolved config beside checkpoint ``out`` (``m.pt`` -> ``m.config.toml``)."""
-    from pathlib import Path
+def config_path_for(out) -> "Optional[Path]":  # noqa: F821
+    """The resolved config beside checkpoint ``out`` (``m.pt`` -> ``m.config.toml``); None
+    when ``out`` is a device node or a FIFO (no side files, `reidcli.io.atomic.side_file`)."""
+    from reidcli.io.atomic import side_file
 
-    out = Path(out)
-    return out.with_name(out.stem + ".config.toml")
+    return side_file(out, ".config.toml")
 
 
 def flat_settings(parts: Mapping[str, Any]) -> dict[str, Any]:
