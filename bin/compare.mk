@@ -15,6 +15,7 @@
 #   kd                ULA label expansion (seed 003: Euclidean DBSCAN, templates, cosine 0.8) +
 #                     KD weight blending every 5 epochs (5 epochs of ITERS/5 steps per round)
 #   joint             labelled source + pseudo-labelled target together (seed 004's joint objective)
+#   kd+camnorm, joint+camnorm   the same on camera-centred features
 #   camstyle          seed 004 without clustering: `reid stylize fit --method color` on the target,
 #                     `stylize apply` (every training image in every other camera), then ROUNDS
 #                     rounds of `finetune --method camstyle --styled` (ITERS steps each, no cluster)
@@ -41,7 +42,8 @@ UDA = $(MAKE) --no-print-directory -f bin/uda.mk OUT=$(OUT) ROUNDS=$(ROUNDS) ITE
 RB_OUT := $(OUT)/rbnet
 KD_EPS ?= auto
 KD_ITERS := $(shell echo $$(( $(ITERS) / 5 )))
-ROWS ?= pseudo pseudo+camnorm mmt mmt+camnorm rbnet+mmt rbnet+mmt+camnorm kd joint camstyle mar
+ROWS ?= pseudo pseudo+camnorm mmt mmt+camnorm rbnet+mmt rbnet+mmt+camnorm kd kd+camnorm joint joint+camnorm \
+  camstyle mar
 
 # per row: the uda.mk variables and the folder of its rounds
 row_vars_pseudo = METHOD=pseudo RUN=pseudo CAMERA_NORM=0
@@ -56,7 +58,9 @@ row_vars_rbnet+mmt+camnorm = $(rbnet_source) METHOD=mmt RUN=mmt+camnorm CAMERA_N
 # clusters kept as base classes (750 of Market's 12,936 images -> 59 of 1,024), cosine 0.8
 row_vars_kd = METHOD=kd RUN=kd CAMERA_NORM=0 CLUSTER_METHOD=dbscan-euclidean EPS=$(KD_EPS) MIN_SAMPLES=4 \
   CLUSTER_ARGS="--expand-threshold 0.8 --keep-clusters 59" EPOCHS=5 ITERS=$(KD_ITERS) FT_ARGS="--kd-every 5"
+row_vars_kd+camnorm = $(subst RUN=kd CAMERA_NORM=0,RUN=kd+camnorm CAMERA_NORM=1,$(row_vars_kd))
 row_vars_joint = METHOD=joint RUN=joint CAMERA_NORM=0
+row_vars_joint+camnorm = METHOD=joint RUN=joint+camnorm CAMERA_NORM=1
 row_vars_mar = METHOD=mar RUN=mar CAMERA_NORM=0 FT_ARGS="--mdl-warmup-epochs 0"
 row_vars_camstyle = METHOD=camstyle RUN=camstyle CAMERA_NORM=0
 row_vars_joint+styled = METHOD=joint RUN=joint+styled CAMERA_NORM=0 STYLE=1
