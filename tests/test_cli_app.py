@@ -130,3 +130,24 @@ def test_every_flag_the_readme_names_exists():
     missing = sorted(f for f in flags - pip if not re.search(rf"{re.escape(f)}(?![\w-])", cli))
     assert not missing, f"README names flags no command has: {missing}"
     assert "Nothing is downloaded" not in readme and "--pretrained imagenet" in readme
+
+
+def test_help_wraps_paragraphs_as_prose():
+    """A docstring's source line breaks do not reach --help: a paragraph is one run of text
+    the terminal wraps (issue 16: finetune's help broke lines mid-sentence); indented and
+    bulleted lines keep their breaks."""
+    from reidcli.cli.common import prose
+
+    assert prose("""One line
+        and its continuation.
+
+        Example:
+          reid x a
+          reid x b
+        """) == "One line and its continuation.\n\nExample:\n  reid x a\n  reid x b"
+    from typer.testing import CliRunner
+
+    from reidcli.cli.app import app
+
+    out = CliRunner().invoke(app, ["finetune", "--help"]).output  # 80 columns
+    assert "two nets and their mean nets; the checkpoint carries all four" in out

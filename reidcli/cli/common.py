@@ -32,6 +32,20 @@ def error_line(name: str, message: str) -> None:
     print(f"reid {name}: error: {message}", file=sys.stderr, flush=True)
 
 
+def prose(doc: str | None) -> str | None:
+    """A command's docstring as ``--help`` should show it: the lines of each paragraph joined,
+    so the terminal wraps sentences instead of breaking them where the source did. Paragraphs
+    with indented or bulleted lines (lists, examples) keep their lines."""
+    if not doc:
+        return doc
+    import inspect
+
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    keep = lambda lines: any(ln.startswith((" ", "- ", "* ")) for ln in lines)  # noqa: E731
+    return "\n\n".join(p if keep(p.splitlines()) else " ".join(ln.strip() for ln in p.splitlines())
+                       for p in paragraphs)
+
+
 def reid_command(name: str, outputs: tuple[str, ...] = ("output",), may_replace: tuple[str, ...] = (),
                  path_inputs: tuple[str, ...] = ()):
     """Wrap a Typer command: record argv, check its outputs, map errors to one line + exit code.
@@ -44,6 +58,8 @@ def reid_command(name: str, outputs: tuple[str, ...] = ("output",), may_replace:
     """
 
     def deco(fn):
+        fn.__doc__ = prose(fn.__doc__)
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             from reidcli.io.h5 import set_invocation
