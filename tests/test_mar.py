@@ -10,6 +10,7 @@ import random
 from pathlib import Path
 
 import pytest
+import numpy as np
 import torch
 
 from tests.test_finetune import (
@@ -286,3 +287,30 @@ def test_mar_recipe_pretrains_agents_and_adapts_with_the_fused_network(mar):
     ck2 = torch.load(out, weights_only=True)
     assert ck2["method"] == "mar" and ck2["train_state"]["config"]["weight_decay"] == 0.025
     assert not torch.equal(ck2["nets"]["agents"]["weight"], ck["nets"]["agents"]["weight"])
+
+
+def test_features_soft_labels_are_mar_eq1_over_the_checkpoints_agents(mar):
+    """`reid features --soft-labels` stores softmax(s * f.a_k) over the checkpoint's unit-norm
+    agents for each image (checked against the training loss module's formula); a checkpoint
+    without agents is one line, nothing written."""
+    from typer.testing import CliRunner
+
+    from reidcli.cli.app import app
+    from reidcli.io.h5 import read_features
+    from reidcli.losses.soft_multilabel import SoftMultilabel
+
+    path = _pretrain_agents(mar, epochs=1)
+    out = mar["tmp"] / "f.h5"
+    res = CliRunner().invoke(app, list(map(str, ["features", "--ckpt", path, mar["ref"], "-o", out, "--soft-labels",
+                                                 "--soft-label-scale", "10", "--workers", "0", "--device", "cpu"])))
+    assert res.exit_code == 0, res.output
+    split = read_features(out).splits["train"]
+    agents = torch.load(path, weights_only=True)["nets"]["agents"]["weight"]
+    want = SoftMultilabel(10.0)(torch.as_tensor(split.features), agents)
+    got = split.extra["soft_labels"]
+    assert got.shape == (len(split.paths), 4) and np.allclose(got.sum(1), 1, atol=1e-5)
+    assert np.allclose(got, want.numpy(), atol=1e-5)
+    bad = mar["tmp"] / "none.h5"
+    res = CliRunner().invoke(app, list(map(str, ["features", "--ckpt", mar["ckpt"], mar["ref"], "-o", bad,
+                                                 "--soft-labels", "--workers", "0"])))
+    assert res.exit_code == 1 and "holds no reference agents" in res.output and not bad.exists()

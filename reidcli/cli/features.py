@@ -24,6 +24,12 @@ def command(
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Leave unreadable images out instead of failing.")] = False,
     bn_domain: Annotated[Optional[str], typer.Option("--bn-domain", help="With domain-specific BN: source | target.")] = None,
     save_heatmaps: Annotated[bool, typer.Option("--save-heatmaps", help="RBNet: also store the predicted keypoint heat-maps.")] = False,
+    soft_labels: Annotated[bool, typer.Option("--soft-labels", help=(
+        "MAR checkpoints (reference agents): also store each image's soft multilabel over the agents.")),
+    ] = False,
+    soft_label_scale: Annotated[float, typer.Option("--soft-label-scale", min=1e-6, help=(
+        "--soft-labels: the softmax scale s (MAR: 30).")),
+    ] = 30.0,
     net: Annotated[Optional[str], typer.Option("--net", help="Network of the checkpoint: model (default; MMT's mean net 1, alias mean1) or mean2, net1, net2, mean (MMT: both mean nets averaged, as MMT clusters), intermediate (KD).")] = None,
     batch_size: BatchSize = 128,
     workers: Workers = None,
@@ -40,5 +46,6 @@ def command(
 
     out = extract(ckpt, data, output, splits=split, format=fmt, flip=flip, half=half, normalize=normalize,
                   batch_size=batch_size, workers=workers, device=device, shard=parse_shard(shard),
-                  skip_bad=skip_bad, bn_domain=bn_domain, save_heatmaps=save_heatmaps, net=net, threads=threads)
+                  skip_bad=skip_bad, bn_domain=bn_domain, save_heatmaps=save_heatmaps, net=net, threads=threads,
+                  soft_labels=soft_labels, soft_label_scale=soft_label_scale)
     say(f"wrote {out}")

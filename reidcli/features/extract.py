@@ -131,11 +131,16 @@ def extract(ckpt: str | os.PathLike, data: str | os.PathLike | Dataset, out: str
             half: bool = False, normalize: bool = True, batch_size: int = 128, workers: int | None = None,
             device: str = "auto", shard: Optional[tuple[int, int]] = None, skip_bad: bool = False,
             bn_domain: Optional[str] = None, save_heatmaps: bool = False,
-            net: Optional[str] = None, threads: int | None = None) -> Path:
+            net: Optional[str] = None, threads: int | None = None, soft_labels: bool = False,
+            soft_label_scale: float = 30.0) -> Path:
     """Embed the splits of ``data`` with the network of ``ckpt`` and write ``out``.
 
     Unreadable images make it fail before anything is written (listing them), unless
     ``skip_bad``, which leaves them out of the file with a warning per image.
+    ``soft_labels`` (checkpoints with MAR's reference agents: ``reid pretrain --method agents``,
+    ``reid finetune --method mar``) also stores each image's soft multilabel over the agents,
+    softmax(s * normalize(f) normalize(A)^T) with s = ``soft_label_scale`` (MAR eq. 1), as
+    ``soft_labels`` [N, Np] float32 in its split's group.
     ``save_heatmaps`` (RBNet checkpoints) also stores each split's predicted keypoint
     heat-maps as ``heatmaps`` [N, 17, H/2, W/2] float16 in its group. ``threads`` and
     ``workers`` (None: from the cores and the device, `reidcli.utils.resources`) set the
@@ -161,6 +166,7 @@ def extract(ckpt: str | os.PathLike, data: str | os.PathLike | Dataset, out: str
         from reidcli.pose.backends.rbnet import require_rbnet
 
         require_rbnet(model, ckpt)
+    agents = reference_agents(ck, ckpt) if soft_labels else None
     size = tuple(ck["input_size"])
     result, sizes, skipped = {}, {}, {}
     modal = any(r.modality for split in ds.splits.values() for r in split)  # a cross-modality dataset
@@ -182,6 +188,8 @@ def extract(ckpt: str | os.PathLike, data: str | os.PathLike | Dataset, out: str
                             [r.path for r in recs])
         skipped[s] = int((~ok).sum())
         result[s] = _split(feats[ok], [r for r, k in zip(recs, ok) if k], modal)
+        if agents is not None:
+            result[s].extra["soft_labels"] = soft_multilabels(feats[ok], agents, soft_label_scale)
         if save_heatmaps:
             from reidcli.pose.backends.rbnet import heatmaps_for_records
 
@@ -194,6 +202,25 @@ def extract(ckpt: str | os.PathLike, data: str | os.PathLike | Dataset, out: str
         attrs.update(shard_index=shard[0], shard_count=shard[1], split_sizes=sizes, skipped=skipped)
     ff = FeaturesFile(splits=result, root=str(Path(ds.root).resolve()), attrs=attrs)
     return write_features(out, ff, inputs=[ckpt])
+
+
+def reference_agents(ck: dict, where) -> np.ndarray:
+    """The reference agents [Np, D] a MAR checkpoint carries (``nets['agents']``)."""
+    w = ((ck.get("nets") or {}).get("agents") or {}).get("weight")
+    if w is None:
+        raise InputError(f"{where} holds no reference agents; soft labels need a checkpoint of "
+                         "'reid pretrain --method agents' or 'reid finetune --method mar'")
+    return w.detach().float().cpu().numpy()
+
+
+def soft_multilabels(feats: np.ndarray, agents: np.ndarray, scale: float) -> np.ndarray:
+    """MAR eq. 1: y_k = softmax_k(s * f^T a_k) over unit-norm features and agents, [N, Np]."""
+    f = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+    a = agents / np.maximum(np.linalg.norm(agents, axis=1, keepdims=True), 1e-12)
+    z = scale * (f.astype(np.float64) @ a.astype(np.float64).T)
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def _dataset(data, format: Optional[str]) -> Dataset:
