@@ -105,3 +105,28 @@ def test_evaluate_file_writes_what_the_cli_writes(tmp_path):
 def test_outputs_are_checked_before_anything_is_read(tmp_path):
     with pytest.raises(ParamError, match=r"^top must be an int in \[1, 50\]; got 0"):
         evaluate_file(tmp_path / "missing.h5", outputs=Outputs(top=0))
+
+
+def test_ranking_advances_a_progress_bar_over_every_query(monkeypatch):
+    """`reid evaluate` shows a bar over the queries ranked (issue 16: progress at real scale);
+    the bar sees every query once, chunk by chunk."""
+    import contextlib
+
+    import reidcli.utils.progress as progress
+
+    seen = []
+
+    class Bar:
+        def advance(self, n=1):
+            seen.append(n)
+
+    @contextlib.contextmanager
+    def fake(description, total=None):
+        seen.append((description, total))
+        yield Bar()
+
+    monkeypatch.setattr(progress, "progress_bar", fake)
+    q, g = splits()
+    evaluate(q, g, Options(chunk=1))
+    n = len(q["pids"])
+    assert seen[0] == ("evaluate", n) and seen[1:] == [1] * n

@@ -139,6 +139,16 @@ class Run(NamedTuple):
     metrics: Metrics
 
 
+def _with_progress(chunks, n_queries: int):
+    """The distance chunks, with a progress bar over the queries ranked (quiet when not a TTY)."""
+    from reidcli.utils.progress import progress_bar
+
+    with progress_bar("evaluate", total=n_queries) as bar:
+        for start, d in chunks:
+            yield start, d
+            bar.advance(int(d.shape[0]))
+
+
 def _chunks(qf, gf, opts: Options, normalized: bool):
     if not opts.rerank:
         return distance_chunks(qf, gf, opts.metric, opts.chunk, normalized=normalized, device=opts.device)
@@ -205,7 +215,7 @@ def evaluate(query: dict, gallery: dict, options: Options | None = None, *, norm
     runs = []
     for trial in protocol.trials(query, gallery, opts):
         qs, gs = _take(query, trial.q_rows), _take(gallery, trial.g_rows)
-        chunks = _chunks(qs["features"], gs["features"], opts, normalized)
+        chunks = _with_progress(_chunks(qs["features"], gs["features"], opts, normalized), len(qs["pids"]))
         pq = rank_queries(chunks, qs["pids"], qs["camids"], gs["pids"], gs["camids"], ropts, opts.device)
         m = summarize(pq, opts.ranks, ropts)
         if m.n_valid == 0:
