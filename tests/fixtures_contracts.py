@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -179,3 +181,21 @@ def tiny_source(tmp_path_factory) -> SimpleNamespace:
                 "--max-iters", "2", "--warmup-epochs", "0", *CPU)
         _RUNS["source"] = SimpleNamespace(dir=d, data=data, ckpt=ckpt)
     return _RUNS["source"]
+
+
+@contextmanager
+def fifo_drained_into(fifo: Path, copy: Path, timeout: float = 30):
+    """Read everything written into the FIFO ``fifo`` in a background thread (a writer blocks
+    until a reader opens it); when the block ends, store what was read in ``copy``."""
+    got = {}
+
+    def reader():
+        with open(fifo, "rb") as fh:
+            got["bytes"] = fh.read()
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    yield copy
+    t.join(timeout)
+    if "bytes" in got:  # nothing read: the test's own assertions say why
+        copy.write_bytes(got["bytes"])

@@ -297,7 +297,8 @@ def test_cli_output_to_a_fifo_writes_one_checkpoint_and_no_side_files(uda):
     """-o a FIFO (or a device such as /dev/null): the checkpoint goes into it once, at the
     end; no .partial, log or config is written beside it (that would be /dev for /dev/null)."""
     import os
-    import threading
+
+    from fixtures_contracts import fifo_drained_into
 
     from reidcli.io.ckpt import describe_checkpoint
 
@@ -305,20 +306,10 @@ def test_cli_output_to_a_fifo_writes_one_checkpoint_and_no_side_files(uda):
     folder.mkdir()
     fifo = folder / "round.pt"
     os.mkfifo(fifo)
-    got = {}
-
-    def reader():
-        with open(fifo, "rb") as fh:
-            got["bytes"] = fh.read()
-
-    t = threading.Thread(target=reader, daemon=True)
-    t.start()
-    res = _run(_base(uda, fifo) + ["--method", "pseudo", "--epochs", 2])
-    t.join(30)
+    with fifo_drained_into(fifo, uda["tmp"] / "copy.pt") as copy:
+        res = _run(_base(uda, fifo) + ["--method", "pseudo", "--epochs", 2])
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in folder.iterdir()) == ["round.pt"]  # the FIFO alone
-    copy = uda["tmp"] / "copy.pt"
-    copy.write_bytes(got["bytes"])
     info = describe_checkpoint(copy)
     assert info["method"] == "pseudo" and info["epoch"] == 2  # the last epoch's, written once
 

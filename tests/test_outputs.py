@@ -10,13 +10,14 @@ import signal
 import stat
 import subprocess
 import sys
-import threading
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from fixtures_contracts import fifo_drained_into
 from fixtures_train import synth_market  # noqa: F401
 
 from reidcli.cli.app import app
@@ -90,18 +91,9 @@ def test_symlink_loop_is_one_clear_error(tmp_path):
 def test_fifo_is_written_directly(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
-    got = {}
-
-    def reader():
-        with open(fifo, "rb") as fh:
-            got["bytes"] = fh.read()
-
-    t = threading.Thread(target=reader)
-    t.start()
-    h5.write_labels(fifo, _labels())
-    t.join(10)
+    with fifo_drained_into(fifo, tmp_path / "copy.h5", timeout=10):
+        h5.write_labels(fifo, _labels())
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # still a FIFO, not replaced by a file
-    (tmp_path / "copy.h5").write_bytes(got["bytes"])
     assert h5.read_labels(tmp_path / "copy.h5").labels.tolist() == [0, 1, 2, 0, 1, 2]
     assert _leftovers(tmp_path) == []
 
@@ -143,23 +135,13 @@ def test_training_to_a_device_or_fifo_writes_no_side_files(kind, synth_market, t
     folder = tmp_path / "dev"
     folder.mkdir()
     out = _special_output(kind, folder)
-    got = {}
-
-    def reader():
-        with open(out, "rb") as fh:
-            got["bytes"] = fh.read()
-
-    t = threading.Thread(target=reader, daemon=True)
+    with fifo_drained_into(out, tmp_path / "copy.pt") if kind == "fifo" else nullcontext():
+        res = runner.invoke(app, ["pretrain", str(synth_market), "-o", str(out), *ARCH, *CPU, "-P", "4", "-K", "2",
+                                  "--epochs", "2", "--iters-per-epoch", "1", "--warmup-epochs", "0"])
+        assert res.exit_code == 0, res.output
+        assert sorted(p.name for p in folder.iterdir()) == [out.name]  # the output alone, still special
+        assert not stat.S_ISREG(os.stat(out).st_mode)
     if kind == "fifo":
-        t.start()
-    res = runner.invoke(app, ["pretrain", str(synth_market), "-o", str(out), *ARCH, *CPU, "-P", "4", "-K", "2",
-                              "--epochs", "2", "--iters-per-epoch", "1", "--warmup-epochs", "0"])
-    assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in folder.iterdir()) == [out.name]  # the output alone, still special
-    assert not stat.S_ISREG(os.stat(out).st_mode)
-    if kind == "fifo":
-        t.join(30)
-        (tmp_path / "copy.pt").write_bytes(got["bytes"])
         assert describe_checkpoint(tmp_path / "copy.pt")["epoch"] == 2
 
 
