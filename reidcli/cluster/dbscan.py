@@ -120,7 +120,7 @@ def euclidean_auto_eps(x: np.ndarray, fraction: float = 1.6e-3, chunk: int = 102
     for a in range(0, n - 1, chunk):
         b = min(n, a + chunk)
         d2 = sq[a:b, None] + sq[None, a + 1:] - 2.0 * (x[a:b] @ x[a + 1:].T).astype(np.float64)
-        rows, cols = np.nonzero(np.triu(np.ones((b - a, n - a - 1), dtype=bool)))
+        rows, cols = np.triu_indices(b - a, 0, n - a - 1)  # pair (a + r, a + 1 + c) with c >= r
         d2 = d2[rows, cols]
         d2[d2 <= 1e-5 * (sq[rows + a] + sq[cols + a + 1])] = 0.0  # duplicates, up to float32 rounding
         dist = np.sqrt(d2)

@@ -283,7 +283,8 @@ def evaluate_file(path: str | os.PathLike | None = None, options: Options | None
     q, g = split_dict(qfile.split("query")), split_dict(gfile.split("gallery"))
     res = evaluate(q, g, options, normalized=qfile.normalized and gfile.normalized,
                    dataset_format=str(qfile.attrs.get("dataset_format", "")))
-    res.inputs = {"query": _describe_input(path or query, qfile), "gallery": _describe_input(path or gallery, gfile)}
+    qi = _describe_input(path or query, qfile)
+    res.inputs = {"query": qi, "gallery": qi if gfile is qfile else _describe_input(gallery, gfile)}
     qck, gck = res.inputs["query"]["checkpoint"], res.inputs["gallery"]["checkpoint"]
     if qck != gck:
         note = (f"warning: the query features ({query}) come from checkpoint {qck} "
