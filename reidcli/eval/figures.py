@@ -28,7 +28,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from reidcli.io.atomic import atomic_path
+from reidcli.io.atomic import atomic_path, check_outputs, missing_message
 from reidcli.utils.errors import ConfigError, FormatError, InputError
 from reidcli.utils.params import ParamError
 
@@ -86,8 +86,9 @@ def plot(source: str | os.PathLike, output: str | os.PathLike, *, tsne: bool = F
     """
     source, output = Path(source), Path(output)
     check_output(output)
+    check_outputs({"-o": output}, {"SOURCE": source, "--labels": labels})
     if not source.exists():
-        raise InputError(f"{source}: no such file; check the path")
+        raise InputError(missing_message(source))
     if source.is_dir():
         raise InputError(f"{source} is a folder; give a training log (.log.jsonl), a features or a labels file")
     if color is not None and color not in COLORS:
