@@ -17,7 +17,6 @@ own tree; `merge_styled` (``reid merge``) joins the n trees into the tree one ru
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -29,7 +28,7 @@ import numpy as np
 
 from reidcli.data.images import read_image
 from reidcli.io.atomic import same_file
-from reidcli.stylize.manifest import MANIFEST, MANIFEST_COLUMNS
+from reidcli.stylize.manifest import MANIFEST, MANIFEST_COLUMNS, write_manifest
 from reidcli.stylize.model import StyleModel, load_style_model
 from reidcli.stylize.naming import Namer, build_tree, linked_names, writer_for
 from reidcli.utils.errors import InputError
@@ -137,10 +136,7 @@ def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str |
             write_image(tmp / rel, img)
             rows.append((s, r.pid, str(ds.abspath(r)), r.camid + 1, t + 1, rel))
         build_tree(tmp, ds, writer, split, targets, [dict(zip(MANIFEST_COLUMNS, row)) for row in rows])
-        with open(tmp / MANIFEST, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(MANIFEST_COLUMNS)
-            w.writerows(rows)
+        write_manifest(tmp, rows)
         params = {"data": str(data), "cams": [t + 1 for t in targets], "split": list(dict.fromkeys(split)),
                   "method": sm.method, "format": format}
         if shard is not None:

@@ -17,6 +17,15 @@ MANIFEST = "manifest.csv"
 MANIFEST_COLUMNS = ("split", "pid", "original", "source_cam", "style_cam", "output")
 
 
+def write_manifest(folder: str | os.PathLike, rows) -> None:
+    """``<folder>/manifest.csv``: the header `MANIFEST_COLUMNS`, then one row per styled image
+    (a sequence of values in that column order)."""
+    with open(Path(folder) / MANIFEST, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(MANIFEST_COLUMNS)
+        w.writerows(rows)
+
+
 def read_manifest(styled: str | os.PathLike) -> list[dict]:
     """The rows of ``<styled>/manifest.csv`` (every column of `MANIFEST_COLUMNS`)."""
     path = Path(styled) / MANIFEST

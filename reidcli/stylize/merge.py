@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from reidcli.data.layouts import load_dataset
-from reidcli.stylize.manifest import MANIFEST, MANIFEST_COLUMNS
+from reidcli.stylize.manifest import MANIFEST, MANIFEST_COLUMNS, write_manifest
 from reidcli.stylize.naming import build_tree, writer_for
 from reidcli.utils.errors import ConfigError, FormatError, InputError
 
@@ -95,10 +95,7 @@ def merge_styled(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> 
                 rows.append([row[c] for c in MANIFEST_COLUMNS])
         build_tree(tmp, ds, writer_for(ds), params["split"], [c - 1 for c in params["cams"]],
                    [dict(zip(MANIFEST_COLUMNS, row)) for row in rows])
-        with open(tmp / MANIFEST, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(MANIFEST_COLUMNS)
-            w.writerows(rows)
+        write_manifest(tmp, rows)
         chain = recs[0][1]
         last = dict(chain[-1])
         last["params"] = {k: v for k, v in last["params"].items() if k != "shard"}
