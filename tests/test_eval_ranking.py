@@ -221,3 +221,52 @@ def test_full_cmc_equals_the_summary_curve_and_ends_flat(seed):
         n = min(len(full), len(curve))
         np.testing.assert_allclose(full[:n], curve[:n], atol=1e-12, err_msg=str(kw))
         np.testing.assert_allclose(curve[len(full):], full[-1], atol=1e-12, err_msg=str(kw))
+
+
+def _trained_like_case(seed: int, levels: int | None):
+    """Matches mostly near the query, as with a trained model, so that few gallery entries
+    lie within a row's farthest match (the pruned count's case); ``levels`` quantises the
+    distances so that negatives tie matches."""
+    rng = np.random.default_rng(seed)
+    n_q, n_g = 30, 400
+    gp = rng.integers(1, 40, n_g)
+    gp[:10], gp[10:40] = -1, 0
+    gc, qp, qc = rng.integers(0, 4, n_g), rng.integers(1, 40, n_q), rng.integers(0, 4, n_q)
+    qp[0] = 77  # absent from the gallery
+    dist = rng.uniform(1.0, 2.0, (n_q, n_g)).astype(np.float32)
+    same = qp[:, None] == gp[None, :]
+    dist[same] = rng.uniform(0.0, 1.1, int(same.sum())).astype(np.float32)
+    if levels:
+        dist = np.round(dist * levels).astype(np.float32) / levels
+    return dist, qp, qc, gp, gc
+
+
+@pytest.mark.parametrize("ap", ["noninterp", "devkit", "sklearn"])
+@pytest.mark.parametrize("seed,levels", [(0, None), (1, 20), (2, 3)])
+def test_trained_like_distances_equal_the_reference(ap, seed, levels):
+    """The candidate-only count (most entries lie past a row's farthest match) and the
+    tie rows it sends to the stable sort give the per-query reference's metrics."""
+    case = _trained_like_case(seed, levels)
+    m_ap, cmc, m_inp, n_valid = reference(*case, ap=ap)
+    got = ours(*case, chunk=7, ap=ap)
+    assert got.n_valid == n_valid > 20
+    assert got.mAP == pytest.approx(m_ap, abs=1e-9) and got.mINP == pytest.approx(m_inp, abs=1e-9)
+    assert got.cmc == pytest.approx(cmc, abs=1e-9)
+
+
+def test_the_pruned_count_reads_only_entries_within_the_farthest_match():
+    """On a trained-like block few entries are candidates, and below each row's last match
+    the candidate-only histogram equals the histogram of every entry."""
+    from reidcli.eval.ranking import _bucket_counts_pruned
+
+    dist, qp, qc, gp, gc = _trained_like_case(0, None)
+    same = (qp[:, None] == gp[None, :]) & (gp >= 0)[None, :]
+    npos = same.sum(1)
+    pv = np.sort(np.where(same, dist, np.inf), axis=1)[:, :max(1, npos.max())]
+    last = np.where(npos > 0, pv[np.arange(len(pv)), np.maximum(npos - 1, 0)], -np.inf)
+    assert (dist <= last[:, None]).mean() < 0.25
+    hist, eq = _bucket_counts_pruned(pv, dist, npos)
+    for i in np.flatnonzero(npos):  # buckets below the last match: counts of every entry
+        left = np.searchsorted(pv[i], dist[i])
+        full = np.bincount(left, minlength=pv.shape[1] + 1)
+        assert (hist[i, :npos[i]] == full[:npos[i]]).all()

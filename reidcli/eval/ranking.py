@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from reidcli.eval.cmc import draw_keys, single_gallery_ranks, unique_id_ranks
-from reidcli.utils.arrays import ops, ops_for
+from reidcli.utils.arrays import NUMPY, ops, ops_for
 from reidcli.utils.params import Interval, check_params
 from reidcli.utils.params import Options as OneOf
 
@@ -205,6 +205,28 @@ def _bucket_counts(pv, x, kmax: int, keep=None):
     return hist, (eq & keep if keep is not None else eq).sum(1)
 
 
+def _bucket_counts_pruned(pv: np.ndarray, d: np.ndarray, npos: np.ndarray):
+    """`_bucket_counts` of a whole [b, G] numpy block, reading only the entries that can
+    change a match's rank: those at most the row's farthest match distance. Entries past it
+    fall in buckets >= npos, which no rank reads, so they are left out (counts in those
+    buckets are then not totals). One compare per entry selects the candidates (a trained
+    model's farthest match lies in the first few percent of the gallery); only they are
+    binary-searched, row by row, into the row's own sorted matches."""
+    b, kmax = pv.shape
+    last = np.where(npos > 0, pv[np.arange(b), np.maximum(npos - 1, 0)], -np.inf).astype(d.dtype)
+    below = d <= last[:, None]
+    bounds = np.r_[0, np.cumsum(np.count_nonzero(below, axis=1))]
+    v = d[below]
+    hist = np.zeros((b, kmax + 1), np.int64)
+    eq = np.zeros(b, np.int64)
+    for i in np.flatnonzero(bounds[1:] > bounds[:-1]):
+        vi, p = v[bounds[i]:bounds[i + 1]], pv[i, :npos[i]]
+        left = np.searchsorted(p, vi)  # < npos[i]: every candidate is <= the last match
+        hist[i, :npos[i]] = np.bincount(left, minlength=npos[i])
+        eq[i] = np.count_nonzero(p[left] == vi)
+    return hist, eq
+
+
 def _chunk_fast(start: int, d, q: QueryIds, g: GalleryIds, opts: RankOptions, out: PerQuery) -> bool:
     """The standard protocol without [b, G] masks: a query's true matches are one
     identity's gallery columns (gathered from a table), junk columns are few, and every
@@ -224,7 +246,7 @@ def _chunk_fast(start: int, d, q: QueryIds, g: GalleryIds, opts: RankOptions, ou
     if kmax == 0:
         return False
     pv = xp.sort(xp.masked_fill(dseg, ~pos, float("inf")))[:, :kmax]
-    hist, eq = _bucket_counts(pv, d, kmax)
+    hist, eq = _bucket_counts_pruned(pv, d, npos) if xp is NUMPY else _bucket_counts(pv, d, kmax)
     for sub, ok in ((dseg, seg_ok), (d[:, g.junk], None)):
         h, e = _bucket_counts(pv, sub, kmax, ok)
         hist -= h
@@ -250,7 +272,8 @@ def _finish(start: int, d, ranks, redo, q: QueryIds, g: GalleryIds, opts: RankOp
         valid, pos = valid_and_matches(qb.pids[sel], qb.camids[sel], g.pids, g.camids, opts)
         dn, vn, pn = xp.to_numpy(d[sel]), xp.to_numpy(valid), xp.to_numpy(pos)
         for j, r in enumerate(np.flatnonzero(redo)):
-            exact, ap[r] = exact_row(dn[j], vn[j], pn[j], opts.ap)
+            near = dn[j] <= dn[j][pn[j]].max()  # entries past the farthest match change no rank
+            exact, ap[r] = exact_row(dn[j][near], vn[j][near], pn[j][near], opts.ap)
             ranks[r, :len(exact)] = exact
     has = n > 0
     out.ap[rows] = ap
