@@ -8,7 +8,9 @@ queries without a remaining true match are skipped (and counted).
 
 Instead of arg-sorting every row (O(G log G)), each row only needs, for its k true matches
 sorted by distance, how many valid negatives precede each match: a batched binary search of
-every gallery distance into the k sorted match distances (O(G log k)) and a scatter-add.
+the gallery distances into the k sorted match distances (O(G log k)) and a scatter-add. On
+the CPU only the distances up to a row's farthest match are searched (one compare per entry
+finds them); the rest precede no match.
 The rank ``r_i`` of the i-th match (1-based, among valid gallery items) gives
 
 - non-interpolated AP = (1/k) sum_i i / r_i (torchreid, fast-reid; the default);
