@@ -24,7 +24,6 @@ import numpy as np
 
 from reidcli.utils.arrays import NUMPY, ops_for
 from reidcli.utils.errors import ConfigError
-from reidcli.utils.params import ParamError
 
 if TYPE_CHECKING:
     from reidcli.utils.progress import StageProgress
@@ -68,9 +67,9 @@ def _make_index(d: int, n: int, index: str, nlist: int | None, use_gpu: bool):
 def gpu_from_device(device: str) -> str:
     """The ``gpu`` choice (``auto`` | ``yes`` | ``no``) of a ``--device`` value: ``auto``
     (faiss's GPU when it has one), ``cpu`` or ``cuda`` / ``cuda:N`` (faiss uses its first GPU)."""
-    if device in ("auto", "cpu") or device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
-        return {"auto": "auto", "cpu": "no"}.get(device, "yes")
-    raise ParamError("device", f"must be auto | cpu | cuda | cuda:N; got {device!r}")
+    from reidcli.utils.device import check_device
+
+    return {"auto": "auto", "cpu": "no"}.get(check_device(device), "yes")
 
 
 def knn(x: np.ndarray, k: int, *, index: str = "auto", nlist: int | None = None,
