@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from reidcli import __version__
@@ -114,10 +115,49 @@ def test_batch_size_and_num_instances_aliases(tmp_path, monkeypatch):
     assert (seen["train"].p, seen["train"].k) == (16, 4)
     res = runner.invoke(app, [*base, "--batch-size", "64"])  # K keeps its default
     assert seen["train"].p * seen["train"].k == 64
+    res = runner.invoke(app, [*base, "--batch-size", "32", "-P", "8", "-K", "4"])  # they agree: fine
+    assert res.exit_code == 0 and (seen["train"].p, seen["train"].k) == (8, 4), res.output
     for bad, words in ((["--batch-size", "30", "-K", "4"], "--batch-size must be a multiple of k"),
-                       (["--batch-size", "32", "-P", "8"], "--batch-size and p (identities per batch) both")):
+                       (["--batch-size", "64", "-P", "8", "-K", "4"],
+                        "--batch-size 64 contradicts p (identities per batch) 8 x k 4 = 32 images; give one")):
         res = runner.invoke(app, [*base, *bad])
         assert res.exit_code == 1 and words in res.stderr, res.output
+
+
+@pytest.mark.parametrize("command", ["pretrain", "finetune"])
+def test_batch_size_on_the_command_line_wins_over_a_config_files_or_recipes_p(tmp_path, monkeypatch, command):
+    """Issue 16: flags on the command line win, --batch-size included: a --config file's (or
+    a --recipe's) P yields to it (P = batch size / K, K from wherever it was set), and a file's
+    batch size yields to a -P given."""
+    import reidcli.train.finetune as ft
+    import reidcli.train.pretrain as pt
+
+    seen = {}
+    if command == "pretrain":
+        monkeypatch.setattr(pt, "pretrain", lambda data, out, **kw: seen.update(kw) or out)
+        base = ["pretrain", str(tmp_path), "-o", str(tmp_path / "m.pt")]
+        recipe = ["--recipe", "csam-kd"]  # P 16 x K 4
+    else:
+        monkeypatch.setattr(ft, "finetune", lambda ckpt, labels, root, out, **kw: seen.update(kw) or out)
+        (tmp_path / "m.pt").write_bytes(b"x")
+        (tmp_path / "l.h5").write_bytes(b"x")
+        base = ["finetune", "--ckpt", str(tmp_path / "m.pt"), "--labels", str(tmp_path / "l.h5"),
+                str(tmp_path), "-o", str(tmp_path / "m2.pt")]
+        recipe = ["--recipe", "mar"]  # P 92 x K 4
+    cfg = tmp_path / "r.toml"
+    cfg.write_text("ids-per-batch = 16\nK = 8\n")
+    for extra, want in ((["--config", str(cfg), "--batch-size", "32"], (4, 8)),  # K 8 from the file
+                        (["--config", str(cfg), "--batch-size", "32", "-K", "2"], (16, 2)),
+                        ([*recipe, "--batch-size", "32"], (8, 4))):
+        res = runner.invoke(app, [*base, *extra])
+        assert res.exit_code == 0, res.output
+        assert (seen["train"].p, seen["train"].k) == want, extra
+    cfg.write_text("batch-size = 64\n")
+    res = runner.invoke(app, [*base, "--config", str(cfg), "-P", "4"])
+    assert res.exit_code == 0 and (seen["train"].p, seen["train"].k) == (4, 4), res.output
+    cfg.write_text("batch-size = 64\nids-per-batch = 8\n")  # one file that contradicts itself
+    res = runner.invoke(app, [*base, "--config", str(cfg)])
+    assert res.exit_code == 1 and "contradicts p (identities per batch) 8 x k 4" in res.stderr, res.output
 
 
 def test_every_flag_the_readme_names_exists():

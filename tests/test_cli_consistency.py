@@ -53,7 +53,8 @@ def test_device_is_the_same_flag_everywhere_and_gpu_is_hidden():
             having.append(name)
             assert opts["--device"].help.startswith("auto | cpu | cuda | cuda:N"), name
             assert opts["--device"].default in ("auto", "cpu"), name
-    assert {"pretrain", "features", "finetune", "cluster", "evaluate", "stylize fit", "stylize apply"} <= set(having)
+    assert {"pretrain", "features", "finetune", "cluster", "evaluate", "stylize fit", "stylize apply",
+            "extract-pose"} <= set(having)
 
 
 def test_workers_default_to_auto_everywhere():

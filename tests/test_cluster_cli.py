@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -180,3 +181,20 @@ def test_finetune_advice_follows_the_direction_of_the_failure():
     assert "larger --eps or a smaller --min-samples" in none and "all 20 images are outliers" in none
     assert degenerate(np.array([0, 0, 1, -1]), params) is None
     assert "larger --k" in degenerate(np.zeros(5, np.int64), {"method": "kmeans", "k": 1})
+
+
+def test_progress_bars_per_stage_on_a_terminal_and_none_when_quiet_or_piped(tmp_path, monkeypatch):
+    """Issue 16: `reid cluster` shows a bar per stage (neighbour search, Jaccard, DBSCAN) on
+    a terminal; none with -q, and none when stderr is not a TTY (CliRunner's is not)."""
+    import reidcli.utils.progress as progress
+
+    f = make_features(tmp_path / "f.h5")
+    res = runner.invoke(app, ["cluster", str(f), "-o", str(tmp_path / "l.h5")])
+    assert res.exit_code == 0 and "cluster: " not in res.stderr and "240/240" not in res.stderr
+    monkeypatch.setattr(progress, "bars_enabled", lambda: not progress.is_quiet())  # as on a terminal
+    res = runner.invoke(app, ["cluster", str(f), "-o", str(tmp_path / "l.h5")])
+    assert res.exit_code == 0, res.output
+    for stage in ("neighbours", "jaccard", "dbscan"):
+        assert re.search(rf"cluster: {stage} .*(240/240|3/3)", res.stderr), res.stderr
+    res = runner.invoke(app, ["-q", "cluster", str(f), "-o", str(tmp_path / "l.h5")])
+    assert res.exit_code == 0 and res.stderr == ""

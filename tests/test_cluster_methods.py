@@ -279,3 +279,65 @@ def test_euclidean_dbscan_eps_auto_finds_the_clusters_a_fixed_eps_merges():
     res = cluster_features(x, method="dbscan-euclidean", eps="auto", eps_quantile=0.15)  # 11% same-cluster pairs
     assert res.n_clusters == 8 and res.n_outliers == 0
     assert res.params["eps_mode"] == "auto" and 0 < res.params["eps"] < 1.5
+
+
+def _recorder():
+    calls: list[tuple[str, int, int]] = []
+    return calls, lambda stage, done, total: calls.append((stage, done, total))
+
+
+def test_neighbour_and_jaccard_stages_report_once_per_block():
+    """Issue 16 (progress at real scale): the blocked stages call `progress` once per block of
+    rows, with the rows done so far, never once per row; the results do not change."""
+    from reidcli.cluster.jaccard import KnnLookup, encode, jaccard_upper, pair_dots
+    from reidcli.cluster.knn import knn_exact
+
+    x = blobs()[0]
+    n = len(x)
+    calls, progress = _recorder()
+    dist, idx = knn_exact(x, 10, block=64, progress=progress)
+    assert calls == [("neighbours", e, n) for e in (64, 128, 192, 240)]
+    ref_d, ref_i = knn_exact(x, 10, block=64)
+    np.testing.assert_array_equal(dist, ref_d)
+    np.testing.assert_array_equal(idx, ref_i)
+
+    v = encode(idx, 10, 4, KnnLookup(dist, idx, lambda r, c: 2.0 - 2.0 * pair_dots(x, r, c)))
+    calls.clear()
+    upper = jaccard_upper(v, budget=10_000, progress=progress)
+    done = [d for _, d, _ in calls]
+    assert {s for s, _, _ in calls} == {"jaccard"} and {t for _, _, t in calls} == {n}
+    assert 1 < len(done) < n / 4 and done == sorted(set(done)) and done[-1] == n
+    assert (upper != jaccard_upper(v, budget=10_000)).nnz == 0
+
+
+def test_radius_graph_in_blocks_equals_one_search_and_reports_each_block():
+    from reidcli.cluster.dbscan import radius_graph
+
+    x = blobs()[0]
+    calls, progress = _recorder()
+    blocked = radius_graph(x, 2.5, block=100, progress=progress)
+    assert calls == [("neighbours", 100, 240), ("neighbours", 200, 240), ("neighbours", 240, 240)]
+    whole = radius_graph(x, 2.5, block=10_000)
+    assert blocked.nnz == whole.nnz > len(x)
+    np.testing.assert_array_equal(blocked.indptr, whole.indptr)
+    np.testing.assert_array_equal(blocked.indices, whole.indices)
+    np.testing.assert_array_equal(blocked.data, whole.data)
+
+
+@pytest.mark.parametrize("kw,stages", [
+    ({}, ["neighbours", "jaccard", "dbscan"]),
+    ({"method": "dbscan-euclidean", "eps": "auto"}, ["eps auto", "neighbours", "dbscan"]),
+    ({"method": "kmeans", "k": 4}, ["k-means"]),
+])
+def test_every_clusterer_reports_its_stages_to_the_end(kw, stages):
+    x, _ = blobs()
+    calls, progress = _recorder()
+    res = cluster_features(x, progress=progress, **kw)
+    seen = list(dict.fromkeys(s for s, _, _ in calls))
+    assert seen == stages
+    for stage in stages:  # each stage climbs to its total, never back
+        done = [d for s, d, t in calls if s == stage]
+        total = {t for s, _, t in calls if s == stage}
+        assert len(total) == 1 and done == sorted(done) and done[-1] == total.pop()
+    assert len(calls) < len(x) / 4  # per block or step, not per row
+    np.testing.assert_array_equal(res.labels, cluster_features(x, **kw).labels)

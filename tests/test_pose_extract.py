@@ -96,6 +96,9 @@ def test_cli_pck_table_against_dataset_pose_file(market_tree, tmp_path):
     (["--model", "RIGHT"], 1, "--model does not apply to --backend mediapipe"),
     (["--backend", "onnx", "--model", "RIGHT", "--std", "1,0,1"], 1, "--std must be three positive numbers"),
     (["--backend", "onnx", "--model", "RIGHT", "--refine", "best"], 1, "--refine must be one of dark, quarter"),
+    (["--device", "cuda"], 1, "--device cuda: --backend mediapipe runs on the CPU only"),
+    (["--backend", "gt", "--device", "cuda:1"], 1, "--device cuda:1: --backend gt computes nothing"),
+    (["--backend", "gt", "--device", "tpu"], 1, "--device must be auto | cpu | cuda | cuda:N; got 'tpu'"),
 ])
 def test_cli_errors_are_one_line(market_tree, tmp_path, args, code, words):
     from test_pose_onnx import heatmap_model
@@ -169,3 +172,23 @@ def test_mediapipe_on_tree_counts_missing_people(market_tree, tmp_path):
     res = extract_pose(market_tree, tmp_path / "p.h5", split=["query"])
     assert res.n_images == 2 and res.n_missing == 2
     assert not read_pose(tmp_path / "p.h5").keypoints.any()
+
+
+def test_device_reaches_the_backend_and_cpu_backends_take_cpu_and_auto(market_tree, tmp_path, monkeypatch):
+    """`reid extract-pose --device` (issue 16: one --device in every computing command): the
+    value reaches the backend; gt (like mediapipe) accepts cpu and auto."""
+    import reidcli.pose.backends.onnx as onnx_backend
+    from test_pose_onnx import heatmap_model
+
+    write_gt(market_tree)
+    for device in ("cpu", "auto"):
+        r = runner.invoke(app, ["extract-pose", str(market_tree), "-o", str(tmp_path / f"{device}.h5"),
+                                "--backend", "gt", "--device", device])
+        assert r.exit_code == 0, r.output
+    seen = []
+    real = onnx_backend._session
+    monkeypatch.setattr(onnx_backend, "_session", lambda model, device="auto": seen.append(device) or real(model, device))
+    r = runner.invoke(app, ["extract-pose", str(market_tree), "-o", str(tmp_path / "o.h5"), "--backend", "onnx",
+                            "--model", str(heatmap_model(tmp_path)), "--device", "cpu", "-j", "0"])
+    assert r.exit_code == 0, r.output
+    assert seen == ["cpu"] and read_pose(tmp_path / "o.h5").keypoints.shape == (12, 17, 3)

@@ -127,3 +127,29 @@ def test_input_size_conflict_and_bad_files(tmp_path):
         get_backend("onnx", model=junk)
     with pytest.raises(ConfigError, match="needs --model"):
         get_backend("onnx")
+
+
+def test_device_picks_the_onnxruntime_providers(tmp_path):
+    """--device cpu: the CPU provider alone; auto: every installed one; cuda:N: the CUDA
+    provider on GPU N, or one line saying the installed onnxruntime has none."""
+    import onnxruntime as ort
+
+    from reidcli.pose.backends import get_backend
+    from reidcli.pose.backends.onnx import providers_for
+    from reidcli.utils.params import ParamError
+
+    both = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert providers_for("cpu", both) == ["CPUExecutionProvider"]
+    assert providers_for("auto", both) == both
+    assert providers_for("cuda:1", both) == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
+    assert providers_for("cuda", both)[0] == ("CUDAExecutionProvider", {"device_id": 0})
+    with pytest.raises(ConfigError, match=r"^--device cuda: the installed onnxruntime has no CUDA provider "
+                                          r"\(it has CPUExecutionProvider\); pip install onnxruntime-gpu"):
+        providers_for("cuda", ["CPUExecutionProvider"])
+    with pytest.raises(ParamError, match="^device must be auto | cpu | cuda | cuda:N; got 'gpu'"):
+        providers_for("gpu", both)
+    be = get_backend("onnx", model=heatmap_model(tmp_path), device="cpu")
+    assert be.sess.get_providers() == ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        with pytest.raises(ConfigError, match="no CUDA provider"):
+            get_backend("onnx", model=heatmap_model(tmp_path), device="cuda")

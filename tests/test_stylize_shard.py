@@ -133,3 +133,44 @@ def test_manifest_of_a_shard_lists_only_its_block(synth_market, color_model, tmp
             got.append(list(dict.fromkeys(r["original"] for r in csv.DictReader(fh))))
     half = len(recs) // 2
     assert got == [recs[:half], recs[half:]]
+
+
+def test_the_tree_layout_is_worked_out_once_per_run(synth_market, color_model, tmp_path, monkeypatch):  # noqa: F811
+    """The styled names (originals linked file by file) and the tree around them come from one
+    layout: the styled splits' top folders are computed once per run, not twice."""
+    from reidcli.stylize import apply_style
+    from reidcli.stylize.naming import Writer
+
+    calls = []
+    real = Writer.styled_tops
+    monkeypatch.setattr(Writer, "styled_tops", lambda self, *a: calls.append(1) or real(self, *a))
+    res = apply_style(color_model, synth_market, tmp_path / "s", split=["train", "query"])
+    assert res["images"] > 0 and len(calls) == 1
+
+
+def test_merge_reads_shard_manifests_with_the_shared_reader(synth_market, color_model, tmp_path):  # noqa: F811
+    """`reid merge` reads each shard's manifest.csv with `read_manifest` (the writer's
+    counterpart): a shard without images (header only) is fine, a missing column is the one
+    message every reader of the manifest gives."""
+    from reidcli.stylize.manifest import MANIFEST, MANIFEST_COLUMNS, read_manifest, write_manifest
+    from reidcli.utils.errors import FormatError
+
+    write_manifest(tmp_path, [])
+    assert read_manifest(tmp_path, empty_ok=True) == []
+    with pytest.raises(FormatError, match="no rows"):
+        read_manifest(tmp_path)
+    parts = []
+    for i in (1, 2):
+        res = _invoke("stylize", "apply", "--model", color_model, synth_market, "-o", tmp_path / f"p{i}",
+                      "--shard", f"{i}/2")
+        assert res.exit_code == 0, res.output
+        parts.append(tmp_path / f"p{i}")
+    manifest = parts[1] / MANIFEST
+    lines = manifest.read_text().splitlines()
+    manifest.write_text("\n".join(",".join(v.split(",")[:-1]) for v in lines) + "\n")  # drop `output`
+    res = _invoke("merge", *parts, "-o", tmp_path / "merged")
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    errors = [ln for ln in res.stderr.splitlines() if "error" in ln]
+    assert errors == [f"reid merge: error: {manifest}: no column {MANIFEST_COLUMNS[-1]}; re-create it with "
+                      "'reid stylize apply'"]
+    assert not (tmp_path / "merged").exists() and not list(tmp_path.glob(".*tmp-*"))

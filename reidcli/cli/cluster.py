@@ -92,17 +92,19 @@ def command(
     from reidcli.cli.table import print_metric_table
     from reidcli.cluster import run
     from reidcli.cluster.knn import gpu_from_device
-    from reidcli.utils.progress import say
+    from reidcli.utils.progress import say, stage_bars
 
     if gpu is not None:  # the old flag: auto | yes | no, checked by the library
         if device != "auto":
             raise ConfigError("give --device only; --gpu is its deprecated form")
         say("reid cluster: --gpu is deprecated; use --device auto | cpu | cuda")
     gpu = gpu if gpu is not None else gpu_from_device(device)
-    report = run(features, output, split=split, method=method, expand_threshold=expand_threshold,
-                 keep_clusters=keep_clusters, centers=centers, gpu=gpu, seed=seed, camera_norm=camera_norm,
-                 eps=eps, eps_quantile=eps_quantile, min_samples=min_samples, k1=k1, k2=k2, knn_index=knn_index,
-                 k=k, kmeans_iter=kmeans_iter, recipe=recipe, strict=strict)
+    with stage_bars("cluster: ") as progress:  # None (no bars) with --quiet or when stderr is no TTY
+        report = run(features, output, split=split, method=method, expand_threshold=expand_threshold,
+                     keep_clusters=keep_clusters, centers=centers, gpu=gpu, seed=seed, camera_norm=camera_norm,
+                     eps=eps, eps_quantile=eps_quantile, min_samples=min_samples, k1=k1, k2=k2,
+                     knn_index=knn_index, k=k, kmeans_iter=kmeans_iter, recipe=recipe, strict=strict,
+                     progress=progress)
     say(report.summary())
     if as_json:
         print(json.dumps(report.as_dict()))

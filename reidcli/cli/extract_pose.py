@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reidcli.cli.common import BatchSize, DataFormat, Json, Output, ProcessWorkers, reid_command
+from reidcli.cli.common import BatchSize, DataFormat, Device, Json, Output, ProcessWorkers, reid_command
 
 
 def _size(value: Optional[str]) -> Optional[tuple[int, int]]:
@@ -67,6 +67,9 @@ def command(
     min_confidence: Annotated[float, typer.Option("--min-confidence", min=0.0, max=1.0,
                                                   help="mediapipe: person detection threshold.")] = 0.5,
     batch_size: BatchSize = 16,
+    device: Annotated[str, typer.Option("--device", help=(
+        "auto | cpu | cuda | cuda:N (auto: CUDA when present). onnx: onnxruntime's CUDA provider; rbnet: torch's "
+        "GPU; mediapipe and gt run on the CPU and refuse cuda."))] = "auto",
     workers: ProcessWorkers = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N images.")] = None,
     preview: Annotated[Optional[Path], typer.Option("--preview", help="Also write a PNG grid of "
@@ -88,6 +91,7 @@ def command(
 
     res = extract_pose(data, output, backend=backend, split=split, data_format=data_format,
                        batch_size=batch_size, workers=workers, limit=limit, gt=gt or "auto", preview=preview,
+                       device=device,
                        model=model, ckpt=ckpt, input_size=_size(input_size), mean=_triple(mean), std=_triple(std),
                        box_padding=box_padding, refine=refine, min_confidence=min_confidence)
     say(f"wrote {output}: {res.summary()}")

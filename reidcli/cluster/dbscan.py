@@ -11,16 +11,23 @@ a Python loop over points: the components come from ``scipy.sparse.csgraph``.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+if TYPE_CHECKING:
+    from reidcli.utils.progress import StageProgress
+
 log = logging.getLogger(__name__)
 
 
+DBSCAN_STEPS = 3  # the neighbour graph, the core points' components, the border points
+
+
 def dbscan_graph(graph: sp.csr_matrix, eps: float, min_samples: int = 4,
-                 missing: float = np.inf) -> np.ndarray:
+                 missing: float = np.inf, progress: StageProgress | None = None) -> np.ndarray:
     """DBSCAN labels from a symmetric sparse distance graph; -1 marks outliers.
 
     Args:
@@ -28,9 +35,12 @@ def dbscan_graph(graph: sp.csr_matrix, eps: float, min_samples: int = 4,
         eps: neighbourhood radius (``d <= eps`` is a neighbour, as in scikit-learn).
         min_samples: neighbours (self included) that make a core point.
         missing: distance of the pairs the graph does not store (1.0 for Jaccard).
+        progress: hears ``("dbscan", step, DBSCAN_STEPS)`` after each of its steps.
     """
     n = graph.shape[0]
+    tick = (lambda step: progress("dbscan", step, DBSCAN_STEPS)) if progress is not None else (lambda step: None)
     if eps >= missing:  # every pair is a neighbour: one cluster, or none
+        tick(DBSCAN_STEPS)
         return np.zeros(n, np.int64) if n >= min_samples else np.full(n, -1, np.int64)
     g = graph.tocsr()
     rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(g.indptr))
@@ -38,7 +48,9 @@ def dbscan_graph(graph: sp.csr_matrix, eps: float, min_samples: int = 4,
     adj = sp.csr_matrix((np.ones(int(keep.sum()), np.int8), (rows[keep], g.indices[keep])), shape=(n, n))
     core = np.diff(adj.indptr) + 1 >= min_samples
     labels = np.full(n, -1, np.int64)
+    tick(1)
     if not core.any():
+        tick(DBSCAN_STEPS)
         return labels
     core_idx = np.flatnonzero(core)
     sub = adj[core_idx][:, core_idx]
@@ -48,7 +60,9 @@ def dbscan_graph(graph: sp.csr_matrix, eps: float, min_samples: int = 4,
     order = np.empty_like(first)
     order[np.argsort(first, kind="stable")] = np.arange(len(first))
     labels[core_idx] = order[comp]
+    tick(2)
     _assign_border(adj, core, labels)
+    tick(DBSCAN_STEPS)
     return labels
 
 
@@ -67,24 +81,35 @@ def _assign_border(adj: sp.csr_matrix, core: np.ndarray, labels: np.ndarray) -> 
     labels[border[found]] = best[found]
 
 
-def radius_graph(x: np.ndarray, eps: float, *, gpu: str = "auto") -> sp.csr_matrix:
-    """Euclidean distances of every pair within ``eps`` (faiss range search, exact)."""
+def radius_graph(x: np.ndarray, eps: float, *, gpu: str = "auto", block: int = 8192,
+                 progress: StageProgress | None = None) -> sp.csr_matrix:
+    """Euclidean distances of every pair within ``eps`` (faiss range search, exact), searched
+    ``block`` query rows at a time; ``progress`` hears ``("neighbours", rows done, N)``."""
     import faiss
 
     x = np.ascontiguousarray(x, dtype=np.float32)
     n, d = x.shape
     index = faiss.IndexFlatL2(d)
     index.add(x)
-    lims, dist, idx = index.range_search(x, float(eps) ** 2 * (1 + 1e-6))
-    dist = np.sqrt(np.maximum(dist, 0)).astype(np.float64)
-    g = sp.csr_matrix((dist, idx.astype(np.int64), lims.astype(np.int64)), shape=(n, n))
+    counts, dists, idxs = [np.zeros(1, np.int64)], [], []
+    for s in range(0, n, block):
+        lims, dist, idx = index.range_search(x[s : s + block], float(eps) ** 2 * (1 + 1e-6))
+        counts.append(np.diff(lims).astype(np.int64))
+        dists.append(dist)
+        idxs.append(idx)
+        if progress is not None:
+            progress("neighbours", min(s + block, n), n)
+    dist = np.sqrt(np.maximum(np.concatenate(dists) if dists else np.zeros(0, np.float32), 0)).astype(np.float64)
+    idx = np.concatenate(idxs) if idxs else np.zeros(0, np.int64)
+    g = sp.csr_matrix((dist, idx.astype(np.int64), np.cumsum(np.concatenate(counts))), shape=(n, n))
     g.sort_indices()
     return g
 
 
-def dbscan_euclidean(x: np.ndarray, eps: float = 1.0, min_samples: int = 4) -> np.ndarray:
+def dbscan_euclidean(x: np.ndarray, eps: float = 1.0, min_samples: int = 4,
+                     progress: StageProgress | None = None) -> np.ndarray:
     """DBSCAN with plain Euclidean distances (METHODS.md section 4 uses eps 1.0)."""
-    return dbscan_graph(radius_graph(x, eps), eps, min_samples)
+    return dbscan_graph(radius_graph(x, eps, progress=progress), eps, min_samples, progress=progress)
 
 
 def auto_eps(graph: sp.csr_matrix, fraction: float = 1.6e-3, missing: float | None = 1.0) -> float:
@@ -107,12 +132,14 @@ def auto_eps(graph: sp.csr_matrix, fraction: float = 1.6e-3, missing: float | No
     return float((pos.sum() + (top - len(pos)) * (missing or 0.0)) / top)
 
 
-def euclidean_auto_eps(x: np.ndarray, fraction: float = 1.6e-3, chunk: int = 1024) -> float:
+def euclidean_auto_eps(x: np.ndarray, fraction: float = 1.6e-3, chunk: int = 1024,
+                       progress: StageProgress | None = None) -> float:
     """`auto_eps` on the Euclidean distances of every pair of rows of ``x``: the mean of the
     smallest ``fraction`` of the non-zero upper-triangle distances (SSG / MMT's rule, Song et
     al. 2018), so that one eps rule serves raw and L2-normalised features alike. Exact up to
     float32 rounding (pairs closer than that count as duplicates, distance 0); the distances
-    are streamed through `AutoEps` a block of rows at a time."""
+    are streamed through `AutoEps` a block of rows at a time (``progress`` hears
+    ``("eps auto", rows done, N)`` after each)."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     n = len(x)
     keep = AutoEps(n, fraction, missing=np.inf)
@@ -125,6 +152,8 @@ def euclidean_auto_eps(x: np.ndarray, fraction: float = 1.6e-3, chunk: int = 102
         d2[d2 <= 1e-5 * (sq[rows + a] + sq[cols + a + 1])] = 0.0  # duplicates, up to float32 rounding
         dist = np.sqrt(d2)
         keep(rows + a, cols + a + 1, dist)
+        if progress is not None:
+            progress("eps auto", b, n)
     return keep.value()
 
 

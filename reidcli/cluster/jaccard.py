@@ -22,9 +22,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
+
+if TYPE_CHECKING:
+    from reidcli.utils.progress import StageProgress
 
 log = logging.getLogger(__name__)
 
@@ -154,13 +158,14 @@ def _row_blocks(v: sp.csr_matrix, v_csc: sp.csc_matrix, budget: int,
 Keep = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (rows, cols, J) -> mask
 
 
-def jaccard_upper(v: sp.csr_matrix, *, keep: Keep | None = None,
-                  budget: int = 2_000_000) -> sp.csr_matrix:
+def jaccard_upper(v: sp.csr_matrix, *, keep: Keep | None = None, budget: int = 2_000_000,
+                  progress: StageProgress | None = None) -> sp.csr_matrix:
     """Upper triangle (diagonal included) of J for every pair sharing a column of V.
 
     ``M[i, j] = sum_k min(V_ik, V_jk)`` is reduced per block of rows with one ``bincount``
     over the columns the block touches; J = 1 - M / (2 - M), clipped at 0. ``keep`` may drop
-    entries per block (e.g. J > eps) so that only what DBSCAN needs is held.
+    entries per block (e.g. J > eps) so that only what DBSCAN needs is held. ``progress``
+    hears ``("jaccard", rows done, N)`` after each block.
     """
     n = v.shape[0]
     v_csc = v.tocsc()
@@ -185,6 +190,8 @@ def jaccard_upper(v: sp.csr_matrix, *, keep: Keep | None = None,
         counts.append(np.bincount(rows, minlength=e - s))
         indices.append(cols)
         data.append(jac)
+        if progress is not None:
+            progress("jaccard", e, n)
     indptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))]) if counts else np.zeros(n + 1, np.int64)
     return sp.csr_matrix((np.concatenate(data) if data else np.zeros(0),
                           np.concatenate(indices) if indices else np.zeros(0, np.int64),
@@ -220,7 +227,7 @@ def jaccard_from_min_sums(m: np.ndarray) -> np.ndarray:
 
 def jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6, *, knn_index: str = "auto",
                      gpu: str = "auto", nprobe: int | None = None, max_dist: float = 1.0,
-                     upper_only: bool = False) -> sp.csr_matrix:
+                     upper_only: bool = False, progress: StageProgress | None = None) -> sp.csr_matrix:
     """Sparse k-reciprocal Jaccard distance of SpCL / Cluster-Contrast (``compute_jaccard_distance``).
 
     Features are L2-normalised; neighbours come from a faiss search for ``k1`` neighbours
@@ -231,6 +238,7 @@ def jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6, *, knn_ind
         max_dist: store only J <= max_dist (the diagonal always); 1.0 stores every pair
             that shares a reciprocal neighbour.
         upper_only: return the upper triangle only (half the memory).
+        progress: called per block with ``("neighbours" | "jaccard", rows done, N)``.
     Returns:
         CSR [N, N] float64 holding J for every stored pair (explicit zeros kept); every
         other pair has J = 1 (or > ``max_dist``).
@@ -238,11 +246,11 @@ def jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6, *, knn_ind
     from reidcli.cluster.knn import knn, l2_normalize
 
     x = l2_normalize(features)
-    dist, rank = knn(x, k1, index=knn_index, gpu=gpu, nprobe=nprobe)
+    dist, rank = knn(x, k1, index=knn_index, gpu=gpu, nprobe=nprobe, progress=progress)
     cos_dist = KnnLookup(dist, rank, lambda r, c: 2.0 - 2.0 * pair_dots(x, r, c))
     v = encode(rank, k1, k2, cos_dist)
     keep = None if max_dist >= 1.0 else (lambda r, c, jac: jac <= max_dist)
-    upper = jaccard_upper(v, keep=keep)
+    upper = jaccard_upper(v, keep=keep, progress=progress)
     return upper if upper_only else symmetrize(upper)
 
 

@@ -10,19 +10,23 @@ re-ranking of Zhong et al. (CVPR 2017) needs to normalise its original distance.
 Distances are squared Euclidean throughout; neighbour lists include the point itself.
 On the CPU everything is numpy (no torch import); with a GPU ``device`` the blocked searches
 run on torch tensors (`reidcli.utils.arrays`). Equal distances at the k-th place: either
-point may be kept (as faiss and torch.topk).
+point may be kept (as faiss and torch.topk). A ``progress`` callback
+(`reidcli.utils.progress.StageProgress`) hears ``("neighbours", rows done, N)`` once per block.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from reidcli.utils.arrays import NUMPY, ops_for
 from reidcli.utils.errors import ConfigError
-from reidcli.utils.params import ParamError
+
+if TYPE_CHECKING:
+    from reidcli.utils.progress import StageProgress
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +67,14 @@ def _make_index(d: int, n: int, index: str, nlist: int | None, use_gpu: bool):
 def gpu_from_device(device: str) -> str:
     """The ``gpu`` choice (``auto`` | ``yes`` | ``no``) of a ``--device`` value: ``auto``
     (faiss's GPU when it has one), ``cpu`` or ``cuda`` / ``cuda:N`` (faiss uses its first GPU)."""
-    if device in ("auto", "cpu") or device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
-        return {"auto": "auto", "cpu": "no"}.get(device, "yes")
-    raise ParamError("device", f"must be auto | cpu | cuda | cuda:N; got {device!r}")
+    from reidcli.utils.device import check_device
+
+    return {"auto": "auto", "cpu": "no"}.get(check_device(device), "yes")
 
 
 def knn(x: np.ndarray, k: int, *, index: str = "auto", nlist: int | None = None,
         nprobe: int | None = None, gpu: str = "auto", ivf_threshold: int = IVF_THRESHOLD,
-        seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        seed: int = 0, progress: StageProgress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """k nearest neighbours of every row of ``x`` among the rows of ``x``.
 
     Args:
@@ -81,6 +85,7 @@ def knn(x: np.ndarray, k: int, *, index: str = "auto", nlist: int | None = None,
         nlist, nprobe: IVF cells and cells visited per query (`knn_cells` on the CPU,
             faiss IVF-Flat with 4 sqrt(N) cells and 64 probes on a GPU).
         gpu: ``auto`` (use a GPU when faiss has one), ``yes`` or ``no``.
+        progress: called with ``("neighbours", rows done, N)`` after each block of rows.
     Returns:
         (dist [N, k] float32 squared L2, idx [N, k] int64), nearest first.
     """
@@ -96,7 +101,9 @@ def knn(x: np.ndarray, k: int, *, index: str = "auto", nlist: int | None = None,
                           "install faiss-gpu or use --device cpu")
     if ngpu == 0 or gpu == "no":
         log.debug("knn: %s (numpy), n=%d d=%d k=%d", kind, n, d, k)
-        return knn_exact(x, k) if kind == "flat" else knn_cells(x, k, nlist=nlist, nprobe=nprobe, seed=seed)
+        if kind == "flat":
+            return knn_exact(x, k, progress=progress)
+        return knn_cells(x, k, nlist=nlist, nprobe=nprobe, seed=seed, progress=progress)
     idx, _res = _make_index(d, n, kind, nlist, True)
     if kind == "ivf":
         rng = np.random.default_rng(seed)
@@ -106,11 +113,14 @@ def knn(x: np.ndarray, k: int, *, index: str = "auto", nlist: int | None = None,
     idx.add(x)
     log.debug("knn: %s faiss GPU index, n=%d d=%d k=%d", kind, n, d, k)
     dist, nbr = idx.search(x, k)
+    if progress is not None:
+        progress("neighbours", n, n)
     return dist, nbr.astype(np.int64, copy=False)
 
 
 def knn_cells(x: np.ndarray, k: int, *, nlist: int | None = None, nprobe: int | None = None,
-              seed: int = 0, niter: int = 10) -> tuple[np.ndarray, np.ndarray]:
+              seed: int = 0, niter: int = 10,
+              progress: StageProgress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Approximate k-NN for large N: an inverted file searched one cell at a time by GEMM.
 
     k-means (faiss, ``niter`` iterations on a sample of 64 points per cell) splits the
@@ -154,6 +164,8 @@ def knn_cells(x: np.ndarray, k: int, *, nlist: int | None = None, nprobe: int | 
         kk = min(k, len(cand))
         v, i = NUMPY.topk_smallest(g, kk)
         dist[q, :kk], idx[q, :kk] = v, cand[i]
+        if progress is not None:  # the cells' rows come in order: every row before starts[c+1] is done
+            progress("neighbours", int(starts[c + 1]), n)
     return dist, idx
 
 
@@ -175,7 +187,8 @@ def _merge_topk(xp, best_d, best_i, a: int, b: int, d, i) -> None:
 
 
 def knn_exact(x: np.ndarray, k: int, *, block: int | None = None, device: str = "cpu",
-              slab_bytes: int = 256 << 20) -> tuple[np.ndarray, np.ndarray]:
+              slab_bytes: int = 256 << 20,
+              progress: StageProgress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact k-NN of the rows of ``x`` among themselves, squared L2 (as ``faiss.knn``).
 
     The distance matrix is symmetric, so each block pair is computed once: row block
@@ -187,7 +200,8 @@ def knn_exact(x: np.ndarray, k: int, *, block: int | None = None, device: str = 
     1.7x torch's MKL sgemm on the AMD EPYC measured here); a GPU ``device`` uses torch. A
     bf16 screen with a rigorous error bound was tried and dropped: on 2048-d re-ID-like
     features its 0.03 bound in squared distance holds 100-200 candidates per row, which
-    costs more than it saves.
+    costs more than it saves. ``progress`` hears ``("neighbours", e, N)`` after each row
+    block ``[s, e)`` (rows before ``e`` are final; later blocks are cheaper, the triangle shrinks).
 
     Returns:
         (dist [N, k] float32, idx [N, k] int64), nearest first.
@@ -209,6 +223,8 @@ def knn_exact(x: np.ndarray, k: int, *, block: int | None = None, device: str = 
             v, i = xp.topk_smallest(d[:, e - s :], min(k, e - s), axis=0, sorted=False)
             _merge_topk(xp, best_d, best_i, e, n, v.T, i.T + s)
         del d
+        if progress is not None:
+            progress("neighbours", e, n)
     return xp.to_numpy(best_d), xp.to_numpy(best_i)
 
 

@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from reidcli.utils.params import (
 )
 from reidcli.utils.registry import Registry
 
+if TYPE_CHECKING:
+    from reidcli.utils.progress import StageProgress
+
 log = logging.getLogger(__name__)
 
 CLUSTERERS: Registry[type[ClustererOptions]] = Registry("clusterer")
@@ -47,12 +50,18 @@ KNN_INDEXES = ("auto", "flat", "ivf")
 
 @dataclass
 class FitContext:
-    """What every clusterer may use besides its own options."""
+    """What every clusterer may use besides its own options. ``progress`` (None: nobody
+    listens) is called once per block of each stage, ``progress(stage, done, total)``."""
 
     seed: int = 0
     gpu: str = "auto"
     where: str = "the input"
     timings: dict = field(default_factory=dict)
+    progress: Optional[StageProgress] = None
+
+    def report(self, stage: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(stage, done, total)
 
 
 @dataclass
@@ -156,24 +165,25 @@ class JaccardDbscanOptions(_DbscanEps, ClustererOptions):
 
         auto, eps = self.eps == "auto", self.eps
         t0 = time.perf_counter()
-        dist, rank = knn(x, self.k1, index=self.knn_index, gpu=ctx.gpu)
+        dist, rank = knn(x, self.k1, index=self.knn_index, gpu=ctx.gpu, progress=ctx.progress)
         t1 = time.perf_counter()
+        ctx.report("jaccard", 0, len(x))  # the k-reciprocal encoding, before the first row block
         v = encode(rank, self.k1, self.k2, KnnLookup(dist, rank, lambda r, c: 2.0 - 2.0 * pair_dots(x, r, c)))
         del dist
         t2 = time.perf_counter()
         ctx.timings.update(knn_s=t1 - t0, encode_s=t2 - t1)
         if auto:
             keep = AutoEps(len(x), self.eps_quantile)
-            upper = jaccard_upper(v, keep=keep)
+            upper = jaccard_upper(v, keep=keep, progress=ctx.progress)
             eps = keep.value()
             log.info("eps auto: %.4f (mean of the smallest %.3g%% of Jaccard distances)", eps, 100 * self.eps_quantile)
             if not 0 < eps <= 1:
                 raise InputError(f"--eps auto found eps {eps:g} outside (0, 1]; give --eps explicitly")
         else:
-            upper = jaccard_upper(v, keep=None if eps >= 1 else (lambda r, c, j: j <= eps))
+            upper = jaccard_upper(v, keep=None if eps >= 1 else (lambda r, c, j: j <= eps), progress=ctx.progress)
         del v
         t3 = time.perf_counter()
-        labels = dbscan_graph(symmetrize(upper), float(eps), self.min_samples, missing=1.0)
+        labels = dbscan_graph(symmetrize(upper), float(eps), self.min_samples, missing=1.0, progress=ctx.progress)
         ctx.timings.update(jaccard_s=t3 - t2, dbscan_s=time.perf_counter() - t3)
         return labels, self._dbscan_params(eps, k1=self.k1, k2=self.k2, knn_index=self.knn_index, distance="jaccard")
 
@@ -201,12 +211,12 @@ class EuclideanDbscanOptions(_DbscanEps, ClustererOptions):
 
         auto, eps = self.eps == "auto", self.eps
         if auto:
-            eps = euclidean_auto_eps(x, self.eps_quantile)
+            eps = euclidean_auto_eps(x, self.eps_quantile, progress=ctx.progress)
             log.info("eps auto: %.4f (mean of the smallest %.3g%% of Euclidean distances)", eps,
                      100 * self.eps_quantile)
             if not (np.isfinite(eps) and eps > 0):
                 raise InputError(f"--eps auto found eps {eps:g}; give --eps explicitly")
-        labels = dbscan_euclidean(x, float(eps), self.min_samples)
+        labels = dbscan_euclidean(x, float(eps), self.min_samples, progress=ctx.progress)
         return labels, self._dbscan_params(eps, distance="euclidean")
 
 
@@ -226,5 +236,7 @@ class KMeansOptions(ClustererOptions):
     def fit(self, x: np.ndarray, ctx: FitContext) -> tuple[np.ndarray, dict]:
         from reidcli.cluster.kmeans import kmeans_labels
 
+        ctx.report("k-means", 0, 1)
         labels, _ = kmeans_labels(x, self.k, niter=self.kmeans_iter, seed=ctx.seed, gpu=ctx.gpu)
+        ctx.report("k-means", 1, 1)
         return labels, {"k": self.k, "kmeans_iter": self.kmeans_iter}

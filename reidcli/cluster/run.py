@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from reidcli.cluster.methods import (
 )
 from reidcli.utils.errors import InputError
 from reidcli.utils.params import Interval, Options, ParamError, check_params
+
+if TYPE_CHECKING:
+    from reidcli.utils.progress import StageProgress
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +54,7 @@ def cluster_features(features: np.ndarray, *, method: str = DEFAULT_CLUSTERER,
                      options: ClustererOptions | None = None, expand_threshold: float | None = None,
                      keep_clusters: int | None = None, gpu: str = "auto", seed: int = 0, centers: bool = False,
                      where: str = "the input", camids: np.ndarray | None = None, camera_norm: bool = False,
-                     **method_options) -> ClusterResult:
+                     progress: StageProgress | None = None, **method_options) -> ClusterResult:
     """Pseudo-labels for ``features`` [N, D] (L2-normalised first); -1 marks outliers.
 
     ``method`` names a clusterer of `reidcli.cluster.methods.CLUSTERERS`: ``dbscan-jaccard``
@@ -64,6 +68,11 @@ def cluster_features(features: np.ndarray, *, method: str = DEFAULT_CLUSTERER,
     neighbour search, then re-normalises, so clusters follow identities rather than camera
     styles (the per-camera feature centring of camera-aware UDA, e.g. Wang et al., CAP,
     AAAI 2021). Only camera ids are used, never identities; centres stay in the original space.
+
+    ``progress`` (`reidcli.utils.progress.StageProgress`), when given, is called once per
+    block of work as ``progress(stage, done, total)``: ``neighbours`` (rows searched),
+    ``jaccard`` (rows of the Jaccard distance), ``eps auto``, ``dbscan`` (its steps) or
+    ``k-means``; `reidcli.utils.progress.stage_bars` draws it as bars.
     """
     from reidcli.cluster.knn import l2_normalize
 
@@ -80,7 +89,7 @@ def cluster_features(features: np.ndarray, *, method: str = DEFAULT_CLUSTERER,
     params: dict = {"method": method, "normalized": True, "seed": seed, "camera_norm": camera_norm}
     if camera_norm:
         x = centre_cameras(x, camids, where)
-    ctx = FitContext(seed=seed, gpu=gpu, where=where)
+    ctx = FitContext(seed=seed, gpu=gpu, where=where, progress=progress)
     t0 = time.perf_counter()
     labels, fitted = opts.fit(x, ctx)
     params.update(fitted)
@@ -200,14 +209,15 @@ class ClusterReport:
 
 
 def run(features_path: str | Path, out_path: str | Path, *, split: str = "train", recipe: str | None = None,
-        strict: bool = False, **kwargs) -> ClusterReport:
+        strict: bool = False, progress: StageProgress | None = None, **kwargs) -> ClusterReport:
     """Cluster one split of a features file and write the labels file atomically.
 
     Keyword arguments are those of `cluster_features` (a method's options included; None
     means not given). ``recipe`` names a paper recipe (`reidcli.recipes`) whose cluster
     settings fill those not given. A clustering with 0 clusters or 1 cluster for every image
     (`degenerate`) is logged as a warning and listed in the report's ``warnings``; with
-    ``strict`` it is an `InputError` instead and nothing is written.
+    ``strict`` it is an `InputError` instead and nothing is written. ``progress``: as in
+    `cluster_features`.
     """
     from reidcli.recipes import with_recipe
 
@@ -224,7 +234,8 @@ def run(features_path: str | Path, out_path: str | Path, *, split: str = "train"
     s = ff.split(split)
     if len(s) == 0:
         raise InputError(f"{features_path}:/{split} is empty; nothing to cluster")
-    res = cluster_features(s.features, where=f"{features_path}:/{split}", camids=s.camids, **kwargs)
+    res = cluster_features(s.features, where=f"{features_path}:/{split}", camids=s.camids, progress=progress,
+                           **kwargs)
     problem = degenerate(res.labels, res.params, f"{features_path}:/{split}")
     if problem is not None:
         if strict:

@@ -134,17 +134,18 @@ def _run(backend: PoseBackend, name: str, options: dict, root: Path, paths: Sequ
 
 def predict_paths(root: Path, paths: Sequence[str], backend: str = DEFAULT_BACKEND, *,
                   batch_size: int = 16, workers: int | None = None, progress: str = "pose",
-                  **options) -> tuple[np.ndarray, np.ndarray, dict]:
+                  device: str = "auto", **options) -> tuple[np.ndarray, np.ndarray, dict]:
     """Keypoints [N, 17, 3] and image sizes [N, 2] for ``paths`` under ``root``, plus the
     backend's attributes. The library core of `extract_pose`, usable on any file list.
-    ``workers``: processes (None: auto, from the cores; 0 = in this process)."""
+    ``workers``: processes (None: auto, from the cores; 0 = in this process). ``device``:
+    auto | cpu | cuda | cuda:N (`reidcli.pose.backends.check_device`)."""
     from reidcli.utils.progress import progress_bar
     from reidcli.utils.resources import process_workers
 
     workers = process_workers(workers)
 
     check_params({"batch_size": batch_size, "workers": workers}, CONSTRAINTS)
-    options = {**options, "data_root": Path(root)}
+    options = {**options, "data_root": Path(root), "device": device}
     kps, sizes = np.zeros((len(paths), 17, 3), np.float32), np.zeros((len(paths), 2), np.int64)
     with get_backend(backend, **options) as be:  # built here too, so bad options fail at once
         attrs = be.attrs()
@@ -165,7 +166,7 @@ def _missing(kps: np.ndarray) -> np.ndarray:
 def extract_pose(data_root, out=None, *, backend: str = DEFAULT_BACKEND,
                  split: Optional[Sequence[str]] = None, data_format: Optional[str] = None,
                  batch_size: int = 16, workers: int | None = None, limit: Optional[int] = None,
-                 gt=None, preview=None, **options) -> PoseResult:
+                 gt=None, preview=None, device: str = "auto", **options) -> PoseResult:
     """Detect 17 COCO keypoints on every image of a dataset and write a pose file.
 
     Args:
@@ -181,6 +182,9 @@ def extract_pose(data_root, out=None, *, backend: str = DEFAULT_BACKEND,
         gt: a ground-truth pose file to score the keypoints against (PCK@0.2, matched by
             path); "auto": DATA/pose.h5 when it exists and the backend is not "gt".
         preview: also write a PNG grid of sample images with their skeletons here.
+        device: auto | cpu | cuda | cuda:N. onnx: onnxruntime's CUDA provider (auto: the
+            providers installed); rbnet: torch's GPU (auto: CUDA when present); mediapipe and
+            gt run on the CPU and refuse cuda (`reidcli.pose.backends.check_device`).
         **options: backend options (model, ckpt, input_size, mean, std, box_padding, refine, ...).
 
     Returns:
@@ -188,7 +192,9 @@ def extract_pose(data_root, out=None, *, backend: str = DEFAULT_BACKEND,
     """
     from reidcli.io.atomic import atomic_write_bytes, check_outputs
     from reidcli.io.h5 import PoseFile, check_utf8, write_pose
+    from reidcli.pose.backends import check_device
 
+    check_device(backend, device)  # a device the backend cannot use fails before any work
     root = Path(data_root)
     gt_path = _ground_truth(gt, root, backend)
     model = options.get("model") or (root / GT_NAME if backend == "gt" else None)
@@ -202,7 +208,7 @@ def extract_pose(data_root, out=None, *, backend: str = DEFAULT_BACKEND,
         check_utf8(paths, str(root))
     t0 = time.perf_counter()
     kps, sizes, attrs = predict_paths(root, paths, backend, batch_size=batch_size, workers=workers,
-                                      progress=f"pose ({backend})", **options)
+                                      progress=f"pose ({backend})", device=device, **options)
     seconds = time.perf_counter() - t0
     missing = _missing(kps)
     per_split = _per_split(splits, missing)

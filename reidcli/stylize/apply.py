@@ -30,7 +30,7 @@ from reidcli.data.images import read_image
 from reidcli.io.atomic import same_file
 from reidcli.stylize.manifest import MANIFEST, MANIFEST_COLUMNS, write_manifest
 from reidcli.stylize.model import StyleModel, load_style_model
-from reidcli.stylize.naming import Namer, build_tree, linked_names, writer_for
+from reidcli.stylize.naming import Namer, TreeLayout, build_tree, tree_layout, writer_for
 from reidcli.utils.errors import InputError
 from reidcli.utils.progress import track
 
@@ -119,7 +119,8 @@ def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str |
     ds = load_dataset(data, format)
     writer = writer_for(ds)
     writer.check(ds, split, targets)
-    jobs = plan_jobs(ds, sm, model, split, targets, shard, writer)
+    layout = tree_layout(ds, writer, split, targets)  # once: the names below and the tree around them
+    jobs = plan_jobs(ds, sm, model, split, targets, shard, writer, layout)
     style = styler(sm, device)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -135,7 +136,7 @@ def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str |
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             write_image(tmp / rel, img)
             rows.append((s, r.pid, str(ds.abspath(r)), r.camid + 1, t + 1, rel))
-        build_tree(tmp, ds, writer, split, targets, [dict(zip(MANIFEST_COLUMNS, row)) for row in rows])
+        build_tree(tmp, ds, writer, split, layout, [dict(zip(MANIFEST_COLUMNS, row)) for row in rows])
         write_manifest(tmp, rows)
         params = {"data": str(data), "cams": [t + 1 for t in targets], "split": list(dict.fromkeys(split)),
                   "method": sm.method, "format": format}
@@ -154,7 +155,8 @@ def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str |
 
 
 def plan_jobs(ds, sm: StyleModel, model, split: Sequence[str], targets: list[int],
-              shard: Optional[tuple[int, int]] = None, writer=None) -> list[tuple]:
+              shard: Optional[tuple[int, int]] = None, writer=None,
+              layout: Optional[TreeLayout] = None) -> list[tuple]:
     """``(split, record, style camera, output name)`` of every image to write: names as one
     run over every image gives them, then only shard ``(i, n)``'s block of the images (the
     requested splits' records in order). A camera the model does not know is an
@@ -173,7 +175,8 @@ def plan_jobs(ds, sm: StyleModel, model, split: Sequence[str], targets: list[int
                              f"{', '.join(f'c{c + 1}' for c in sm.cameras)}); fit the model on this camera")
     keep = shard_slice(len(items), shard)
     writer = writer or writer_for(ds)
-    namer, jobs = Namer(writer.rename, linked_names(ds, writer, split, targets)), []
+    layout = layout or tree_layout(ds, writer, split, targets)
+    namer, jobs = Namer(writer.rename, layout.linked), []
     for j, (s, r) in enumerate(items):
         for t in targets:
             if t != r.camid:

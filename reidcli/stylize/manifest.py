@@ -26,16 +26,21 @@ def write_manifest(folder: str | os.PathLike, rows) -> None:
         w.writerows(rows)
 
 
-def read_manifest(styled: str | os.PathLike) -> list[dict]:
-    """The rows of ``<styled>/manifest.csv`` (every column of `MANIFEST_COLUMNS`)."""
+def read_manifest(styled: str | os.PathLike, *, empty_ok: bool = False,
+                  fix: str = "--styled takes a folder written by 'reid stylize apply'") -> list[dict]:
+    """The rows of ``<styled>/manifest.csv`` (`write_manifest`), each a dict of every column
+    of `MANIFEST_COLUMNS`. A missing file is an `InputError` ending with ``fix``; a missing
+    column, or no rows unless ``empty_ok`` (a shard without images), a `FormatError`."""
     path = Path(styled) / MANIFEST
     if not path.is_file():
-        raise InputError(f"{path}: no such file; --styled takes a folder written by 'reid stylize apply'")
+        raise InputError(f"{path}: no such file; {fix}")
     with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    missing = [c for c in MANIFEST_COLUMNS if rows and c not in rows[0]]
-    if not rows or missing:
-        raise FormatError(f"{path}: {'no rows' if not rows else 'no column ' + missing[0]}; "
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+        columns = list(reader.fieldnames or [])
+    missing = [c for c in MANIFEST_COLUMNS if c not in columns]
+    if missing or not (rows or empty_ok):
+        raise FormatError(f"{path}: {'no column ' + missing[0] if missing else 'no rows'}; "
                           "re-create it with 'reid stylize apply'")
     return rows
 

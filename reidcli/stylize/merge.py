@@ -9,7 +9,6 @@ rebuilt from DATA and the merged manifest, as one run builds them.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -17,8 +16,8 @@ from pathlib import Path
 from typing import Sequence
 
 from reidcli.data.layouts import load_dataset
-from reidcli.stylize.manifest import MANIFEST, MANIFEST_COLUMNS, write_manifest
-from reidcli.stylize.naming import build_tree, writer_for
+from reidcli.stylize.manifest import MANIFEST_COLUMNS, read_manifest, write_manifest
+from reidcli.stylize.naming import build_tree, tree_layout, writer_for
 from reidcli.utils.errors import ConfigError, FormatError, InputError
 
 PROVENANCE = "provenance.json"
@@ -36,19 +35,6 @@ def _shard_record(folder: Path) -> tuple[list, dict]:
         raise FormatError(f"{folder} is not a shard of 'reid stylize apply --shard i/n' (no shard in "
                           f"{PROVENANCE}); merge only such folders") from None
     return chain, {**params, "shard": (i, n), "model": chain[-1].get("inputs")}
-
-
-def _rows(folder: Path) -> list[dict]:
-    """The manifest rows of a shard (none for a shard without images)."""
-    path = folder / MANIFEST
-    if not path.is_file():
-        raise InputError(f"{path}: no such file; merge folders written by 'reid stylize apply --shard i/n'")
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        if list(reader.fieldnames or []) != list(MANIFEST_COLUMNS):
-            raise FormatError(f"{path}: columns {reader.fieldnames} are not {list(MANIFEST_COLUMNS)}; "
-                              "re-create the shard with 'reid stylize apply --shard i/n'")
-        return list(reader)
 
 
 def merge_styled(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path:
@@ -85,7 +71,8 @@ def merge_styled(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> 
         tmp.mkdir(parents=True)
         rows, seen = [], set()
         for folder, _, _ in recs:
-            for row in _rows(folder):
+            for row in read_manifest(folder, empty_ok=True,  # a shard may hold no images
+                                     fix="merge folders written by 'reid stylize apply --shard i/n'"):
                 if row["output"] in seen:
                     raise InputError(f"{folder}: {row['output']} is in two shards; re-run the shards of one run")
                 seen.add(row["output"])
@@ -93,8 +80,9 @@ def merge_styled(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> 
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(folder / row["output"], dst)
                 rows.append([row[c] for c in MANIFEST_COLUMNS])
-        build_tree(tmp, ds, writer_for(ds), params["split"], [c - 1 for c in params["cams"]],
-                   [dict(zip(MANIFEST_COLUMNS, row)) for row in rows])
+        writer = writer_for(ds)
+        layout = tree_layout(ds, writer, params["split"], [c - 1 for c in params["cams"]])
+        build_tree(tmp, ds, writer, params["split"], layout, [dict(zip(MANIFEST_COLUMNS, row)) for row in rows])
         write_manifest(tmp, rows)
         chain = recs[0][1]
         last = dict(chain[-1])

@@ -33,6 +33,7 @@ import csv
 import os
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
@@ -159,34 +160,40 @@ def writer_for(ds) -> Writer:
                      f"{', '.join(SUPPORTED)} layouts; convert it to one of those")
 
 
-def build_tree(tmp: Path, ds, writer: Writer, split: Sequence[str], targets: Sequence[int],
-               rows: list[dict]) -> None:
+@dataclass(frozen=True)
+class TreeLayout:
+    """Where a styled tree's files go, worked out once per run (`tree_layout`) for both the
+    names of the styled images (`linked`) and the tree around them (`build_tree`)."""
+
+    tops: frozenset[str]  # top-level entries holding styled images: folders, not links
+    kept: tuple[str, ...]  # DATA's image paths of the splits not styled, each once, in order
+
+    @property
+    def linked(self) -> set[str]:
+        """Paths a styled name must not take: originals linked file by file."""
+        return {p for p in self.kept if _top(p) in self.tops}
+
+
+def tree_layout(ds, writer: Writer, split: Sequence[str], targets: Sequence[int]) -> TreeLayout:
+    """The `TreeLayout` of styling ``split`` of ``ds`` to cameras ``targets``."""
+    styled = [r for s in split for r in ds.split(s)]
+    styled_paths = {r.path for r in styled}
+    kept = dict.fromkeys(r.path for s in ds.splits for r in ds.split(s) if r.path not in styled_paths)
+    return TreeLayout(frozenset(writer.styled_tops(ds, styled, targets)), tuple(kept))
+
+
+def build_tree(tmp: Path, ds, writer: Writer, split: Sequence[str], layout: TreeLayout, rows: list[dict]) -> None:
     """Everything of the styled tree but the styled images: their folders, links to DATA's
     images of splits not styled, and the layout's files."""
-    styled_paths = {r.path for s in split for r in ds.split(s)}
-    styled = [r for s in split for r in ds.split(s)]
-    tops = writer.styled_tops(ds, styled, targets)
-    for top in sorted(tops):
+    for top in sorted(layout.tops):
         (tmp / top).mkdir(exist_ok=True)
-    for rel in kept_paths(ds, styled_paths):
-        if _top(rel) in tops:
+    for rel in layout.kept:
+        if _top(rel) in layout.tops:
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / rel).symlink_to((ds.root / rel).resolve())
         elif not (tmp / _top(rel)).is_symlink():
             (tmp / _top(rel)).symlink_to((ds.root / _top(rel)).resolve(), target_is_directory=True)
     writer.index(tmp, ds, split, rows)
-
-
-def kept_paths(ds, styled_paths: set[str]) -> list[str]:
-    """DATA's image paths of the splits not styled, each once, in order."""
-    return list(dict.fromkeys(r.path for s in ds.splits for r in ds.split(s) if r.path not in styled_paths))
-
-
-def linked_names(ds, writer: Writer, split: Sequence[str], targets: Sequence[int]) -> set[str]:
-    """Paths a styled name must not take: originals linked file by file."""
-    styled_paths = {r.path for s in split for r in ds.split(s)}
-    tops = writer.styled_tops(ds, [r for s in split for r in ds.split(s)], targets)
-    return {p for p in kept_paths(ds, styled_paths) if _top(p) in tops}
 
 
 def _by_original(ds, rows: list[dict]) -> dict[str, list[dict]]:

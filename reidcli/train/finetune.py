@@ -305,13 +305,12 @@ def finetune_from_settings(ckpt: str | os.PathLike, labels: str | os.PathLike | 
     ``recipe`` names a paper recipe (`reidcli.recipes`) whose finetune settings fill those
     not given. ``config``, ``config_aliases`` and ``defaults`` as in
     `reidcli.train.pretrain.pretrain_from_settings`."""
-    from reidcli.recipes import with_recipe
-    from reidcli.train.settings import read_config
+    from reidcli.train.settings import over, over_recipe, read_config
 
     file = read_config(config, "finetune", config_aliases) if config is not None else {}
     recipe = recipe if recipe is not None else file.get("recipe")
     file.pop("recipe", None)
-    args = finetune_arguments(with_recipe(recipe, "finetune", {**(defaults or {}), **file, **settings}))
+    args = finetune_arguments(over_recipe(recipe, "finetune", over(over(defaults or {}, file), settings)))
     return finetune(ckpt, labels, target_root, out, **args, config_file=config)
 
 

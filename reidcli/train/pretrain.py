@@ -124,17 +124,18 @@ def pretrain_from_settings(data: str | os.PathLike | Dataset, out: str | os.Path
     as a key, `reidcli.train.settings.read_config` with ``config_aliases``; it may name a
     ``recipe``); ``recipe`` names a paper recipe (`reidcli.recipes`); ``defaults`` are
     settings that anything else overrides (the CLI's own flag defaults). Precedence:
-    ``settings`` > ``config`` > ``defaults``, then the recipe fills what none of them sets."""
-    from reidcli.recipes import with_recipe
-    from reidcli.train.settings import read_config
+    ``settings`` > ``config`` > ``defaults``, then the recipe fills what none of them sets;
+    ``batch_size`` and ``p`` are one setting there (`reidcli.train.settings.over`): the
+    command line's ``--batch-size`` replaces a file's or a recipe's ``p``."""
+    from reidcli.train.settings import over, over_recipe, read_config
 
     file = read_config(config, "pretrain", config_aliases) if config is not None else {}
     recipe = recipe if recipe is not None else file.get("recipe")
     file.pop("recipe", None)
-    given = {**file, **settings}
+    given = over(file, settings)
     if given.get("resume"):  # what is not given comes from the checkpoint, not from the defaults
         given = _resumed_settings(Path(out), given)
-    merged = with_recipe(recipe, "pretrain", {**(defaults or {}), **given})
+    merged = over_recipe(recipe, "pretrain", over(defaults or {}, given))
     return pretrain(data, out, **pretrain_arguments(merged), config_file=config)
 
 

@@ -66,21 +66,47 @@ def parse_ints(text: str | list, name: str) -> list[int]:
         raise ParamError(name, f"must be comma-separated epochs like 40,70; got {text!r}") from None
 
 
+BATCH = ("p", "batch_size")  # one setting under two names: P identities, or P x K images
+
+
+def over(low: Mapping[str, Any], high: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings ``high`` over settings ``low`` (a later layer: the config file over the flag
+    defaults, the command line over the config file). ``p`` and ``batch_size`` set one thing,
+    the batch, so one of them given in ``high`` (not None) replaces both of ``low``'s: a
+    ``--batch-size`` on the command line wins over a file's or a recipe's ``p``."""
+    if any(high.get(name) is not None for name in BATCH):
+        low = {k: v for k, v in low.items() if k not in BATCH}
+    return {**low, **high}
+
+
+def over_recipe(recipe: str | None, stage: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """`reidcli.recipes.with_recipe` with `over`'s batch rule: the recipe's ``p`` yields to a
+    ``batch_size`` given (and a recipe's ``batch_size`` to a ``p``)."""
+    from reidcli.recipes import with_recipe
+
+    merged = with_recipe(recipe, stage, given)
+    if any(given.get(name) is not None for name in BATCH):
+        merged = {k: v for k, v in merged.items() if k not in BATCH or given.get(k) is not None}
+    return merged
+
+
 def batch_size_to_p(settings: dict, kind: type) -> dict:
     """``batch_size`` (images per batch, torchreid's ``--batch-size`` / fast-reid's
     ``IMS_PER_BATCH``) as P of a P x K batch: P = batch_size / K, with K the ``k`` given
-    or ``kind``'s default. Returns new settings without ``batch_size``."""
+    or ``kind``'s default. Returns new settings without ``batch_size``. Both ``batch_size``
+    and ``p`` can be here only when one layer (`over`) gave both: they must agree."""
     s = dict(settings)
     if s.get("batch_size") is None:
         s.pop("batch_size", None)
         return s
     total = s.pop("batch_size")
-    if s.get("p") is not None:
-        raise ParamError("batch_size", "and p (identities per batch) both set the batch; give one of them")
     k = s["k"] if s.get("k") is not None else default_of(kind, "k")
     if not isinstance(total, int) or isinstance(total, bool) or total < 2 * k or total % k:
         raise ParamError("batch_size", f"must be a multiple of k (images per identity, {k}) and at least "
                                        f"2 identities ({2 * k}); got {total!r}")
+    if s.get("p") is not None and s["p"] != total // k:
+        raise ParamError("batch_size", f"{total} contradicts p (identities per batch) {s['p']} x k {k} = "
+                                       f"{s['p'] * k} images; give one of them")
     s["p"] = total // k
     return s
 

@@ -4,6 +4,28 @@ from __future__ import annotations
 
 from reidcli.utils.errors import ConfigError
 
+DEVICES = "auto | cpu | cuda | cuda:N"
+
+
+def check_device(name: str) -> str:
+    """``name`` when it is a ``--device`` value (``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``),
+    checked without importing torch; else a `ParamError` naming ``device``."""
+    from reidcli.utils.params import ParamError
+
+    if isinstance(name, str) and (name in ("auto", "cpu", "cuda") or (name.startswith("cuda:") and name[5:].isdigit())):
+        return name
+    raise ParamError("device", f"must be {DEVICES}; got {name!r}")
+
+
+def is_cuda(name: str) -> bool:
+    """True for a (checked) ``--device`` value that asks for a GPU: ``cuda`` or ``cuda:N``."""
+    return check_device(name).startswith("cuda")
+
+
+def cuda_index(name: str) -> int:
+    """The GPU index of ``cuda:N`` (0 for ``cuda``)."""
+    return int(name[5:]) if check_device(name).startswith("cuda:") else 0
+
 
 def resolve_device(name: str = "auto"):
     """Return a ``torch.device`` for ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import contextmanager
-from typing import Iterable, Iterator, Optional, TypeVar
+from typing import Callable, Iterable, Iterator, Optional, TypeVar
 
 from rich.console import Console
 from rich.progress import (
@@ -22,6 +22,10 @@ from rich.progress import (
 )
 
 T = TypeVar("T")
+
+# A library's progress callback: ``progress(stage, done, total)``, called once per block of
+# work (never per row), e.g. ``progress("neighbours", 4096, 12936)``. None: nobody listens.
+StageProgress = Callable[[str, int, int], None]
 
 _state = {"quiet": os.environ.get("REIDCLI_QUIET", "") not in ("", "0")}
 
@@ -50,13 +54,8 @@ def say(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-@contextmanager
-def progress_bar(description: str, total: Optional[int] = None) -> Iterator["Bar"]:
-    """Context manager yielding a bar with ``advance(n)`` and ``set(**fields)``."""
-    if not bars_enabled():
-        yield Bar(None, None)
-        return
-    prog = Progress(
+def _progress() -> Progress:
+    return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -66,9 +65,38 @@ def progress_bar(description: str, total: Optional[int] = None) -> Iterator["Bar
         console=stderr_console(),
         transient=False,
     )
+
+
+@contextmanager
+def progress_bar(description: str, total: Optional[int] = None) -> Iterator["Bar"]:
+    """Context manager yielding a bar with ``advance(n)`` and ``set(**fields)``."""
+    if not bars_enabled():
+        yield Bar(None, None)
+        return
+    prog = _progress()
     with prog:
         task = prog.add_task(description, total=total, info="")
         yield Bar(prog, task)
+
+
+@contextmanager
+def stage_bars(prefix: str = "") -> Iterator[Optional[StageProgress]]:
+    """A `StageProgress` callback for a library call that reports its stages: one bar per
+    stage (``prefix`` + the stage name), drawn as `progress_bar` draws. Yields None when bars
+    are off (quiet, or stderr not a TTY), so the library skips even the call."""
+    if not bars_enabled():
+        yield None
+        return
+    prog, tasks = _progress(), {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        task = tasks.get(stage)
+        if task is None:
+            task = tasks[stage] = prog.add_task(prefix + stage, total=total, info="")
+        prog.update(task, completed=done, total=total)
+
+    with prog:
+        yield update
 
 
 class Bar:

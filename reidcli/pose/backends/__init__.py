@@ -1,8 +1,10 @@
 """Pose backends: each turns RGB person crops into [B, 17, 3] COCO keypoints.
 
 A backend module registers a factory with ``@BACKENDS.register("name")``; the factory takes
-keyword options (``model``, ``input_size``, ...) and returns a `PoseBackend`. Modules are
-imported lazily by `get_backend`, so mediapipe or onnxruntime load only when asked for.
+keyword options (``model``, ``input_size``, ``device``, ...) and returns a `PoseBackend`.
+Modules are imported lazily by `get_backend`, so mediapipe or onnxruntime load only when
+asked for. ``device`` (auto | cpu | cuda | cuda:N): onnx runs on onnxruntime's CUDA provider,
+rbnet on torch's GPU; mediapipe and gt compute on the CPU only and refuse a ``cuda`` device.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import importlib
 
 from reidcli.pose.backends.base import BACKENDS, PoseBackend, letterbox
+from reidcli.utils.errors import ConfigError
 from reidcli.utils.params import ParamError
 
 _MODULES = {"mediapipe": "mediapipe", "onnx": "onnx", "gt": "gt", "rbnet": "rbnet"}
@@ -18,6 +21,9 @@ DEFAULT_BACKEND = "mediapipe"
 # or a ground-truth pose file is a `model`, an RBNet checkpoint a `ckpt`.
 FILE_OPTION = {"mediapipe": None, "onnx": "model", "gt": "model", "rbnet": "ckpt"}
 _FILE_USERS = {"model": "onnx (the model file) and gt (the pose file)", "ckpt": "rbnet (its checkpoint)"}
+# Backends that cannot use a GPU, and why (`check_device` refuses --device cuda for them).
+CPU_ONLY = {"mediapipe": "runs on the CPU only (mediapipe's Python pose solution has no GPU graph)",
+            "gt": "computes nothing (it reads the keypoints from a pose file)"}
 
 
 def backend_names() -> list[str]:
@@ -36,7 +42,19 @@ def get_backend(name: str, **options) -> PoseBackend:
             names.add(n, None)
         names.get(name)  # raises ConfigError with the closest match
     check_file_option(name, options)
+    check_device(name, options.get("device", "auto"))
     return BACKENDS.get(name)(**options)
+
+
+def check_device(name: str, device: str) -> None:
+    """``device`` is a ``--device`` value (`reidcli.utils.device.check_device`) that backend
+    ``name`` can use: a ``cuda`` device for a CPU-only backend is a `ConfigError` saying why,
+    rather than a GPU request silently run on the CPU (``auto`` means the CPU there)."""
+    from reidcli.utils.device import is_cuda
+
+    if is_cuda(device) and name in CPU_ONLY:
+        raise ConfigError(f"--device {device}: --backend {name} {CPU_ONLY[name]}; use --device cpu (or auto), "
+                          "or a GPU backend: --backend onnx --model FILE.onnx or rbnet --ckpt M.pt")
 
 
 def check_file_option(name: str, options: dict) -> None:
@@ -50,5 +68,5 @@ def check_file_option(name: str, options: dict) -> None:
                                   f"--{opt} is for --backend {users}")
 
 
-__all__ = ["BACKENDS", "PoseBackend", "get_backend", "backend_names", "check_file_option", "letterbox",
-           "DEFAULT_BACKEND", "FILE_OPTION"]
+__all__ = ["BACKENDS", "PoseBackend", "get_backend", "backend_names", "check_file_option", "check_device",
+           "letterbox", "DEFAULT_BACKEND", "FILE_OPTION", "CPU_ONLY"]

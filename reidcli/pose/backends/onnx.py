@@ -44,21 +44,47 @@ def _dim(d) -> Optional[int]:
     return d if isinstance(d, int) and d > 0 else None
 
 
-def _session(model: Path):
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+
+def providers_for(device: str, available: Sequence[str]) -> list:
+    """onnxruntime execution providers for ``--device``: ``cpu`` the CPU's alone, ``auto``
+    every one installed (onnxruntime's order: a GPU first when there is one), ``cuda`` /
+    ``cuda:N`` the CUDA provider on GPU N (then the CPU for the operators CUDA lacks); a
+    `ConfigError` when this onnxruntime has no CUDA provider (the CPU-only wheel)."""
+    from reidcli.utils.device import check_device, cuda_index
+
+    if check_device(device) == "cpu":
+        return ["CPUExecutionProvider"]
+    if device == "auto":
+        return list(available)
+    if CUDA_PROVIDER not in available:
+        raise ConfigError(f"--device {device}: the installed onnxruntime has no CUDA provider (it has "
+                          f"{', '.join(available) or 'none'}); pip install onnxruntime-gpu, or use --device cpu")
+    return [(CUDA_PROVIDER, {"device_id": cuda_index(device)}), "CPUExecutionProvider"]
+
+
+def _session(model: Path, device: str = "auto"):
     try:
         import onnxruntime as ort
     except ImportError as exc:
         raise ConfigError(f"the onnx backend needs onnxruntime ({exc}); pip install onnxruntime")
+    providers = providers_for(device, ort.get_available_providers())
     if not model.is_file():
         raise InputError(f"{model}: no such model file; give --model FILE.onnx")
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(model), sess_options=opts, providers=ort.get_available_providers())
+        sess = ort.InferenceSession(str(model), sess_options=opts, providers=providers)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FormatError(f"{model} is not a loadable ONNX model ({first}); export it with "
                           "mmpose's tools/deployment or torch.onnx.export")
+    if device.startswith("cuda") and CUDA_PROVIDER not in sess.get_providers():  # it fell back to the CPU
+        raise ConfigError(f"--device {device}: onnxruntime could not start its CUDA provider (the CUDA / cuDNN "
+                          "libraries it needs did not load, or there is no such GPU); fix the CUDA install "
+                          "or use --device cpu")
+    return sess
 
 
 class OnnxBackend(PoseBackend):
@@ -67,8 +93,9 @@ class OnnxBackend(PoseBackend):
     def __init__(self, model=None, input_size: Optional[Sequence[int]] = None,
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  box_padding: float = 1.25, refine: str = "dark", blur_sigma: float = 2.0,
-                 **_ignored):
-        """``mean``/``std``: RGB on the 0-255 scale; None is ImageNet's."""
+                 device: str = "auto", **_ignored):
+        """``mean``/``std``: RGB on the 0-255 scale; None is ImageNet's. ``device``: see
+        `providers_for`."""
         if model is None:
             raise ConfigError("the onnx backend needs --model FILE.onnx (a top-down pose model, "
                               "e.g. HRNet-w32 exported from mmpose)")
@@ -77,7 +104,7 @@ class OnnxBackend(PoseBackend):
         check_params({"refine": refine, "mean": mean, "std": std, "box_padding": box_padding}, CONSTRAINTS)
         self.path = Path(model)
         self.model = self.path.name
-        self.sess = _session(self.path)
+        self.sess = _session(self.path, device)
         self.mean = np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
         self.std = np.asarray(std, np.float32).reshape(1, 3, 1, 1)
         self.box_padding, self.refine, self.blur_sigma = float(box_padding), refine, float(blur_sigma)

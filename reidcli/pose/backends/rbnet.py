@@ -65,7 +65,7 @@ class RBNetBackend(PoseBackend):
 
     name = "rbnet"
 
-    def __init__(self, ckpt=None, device: str = "cpu", refine: str = "dark",
+    def __init__(self, ckpt=None, device: str = "auto", refine: str = "dark",
                  blur_sigma: Optional[float] = None, **_ignored):
         import torch
 
