@@ -75,7 +75,7 @@ HEADS = {
 
 @pytest.mark.parametrize("name", sorted(HEADS))
 def test_head_switches(name):
-    _check(ModelConfig(arch="tiny", num_classes=5, **HEADS[name]))
+    _check(ModelConfig(arch="resnet18_half", num_classes=5, **HEADS[name]))
 
 
 def test_unknown_arch_did_you_mean():
