@@ -161,6 +161,7 @@ def test_auto_loader_workers_follow_the_plan(monkeypatch):
 
 @pytest.mark.parametrize("total,given,want", [(5, None, [3, 2]), (1, None, [1, 0]), (0, None, [0, 0]),
                                               (5, 2, [2, 2])])
+@pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")  # worker counts are the input here
 def test_automatic_workers_are_split_over_the_engine_streams(total, given, want):
     from types import SimpleNamespace
 
