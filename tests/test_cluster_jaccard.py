@@ -66,6 +66,23 @@ def test_sparse_jaccard_equals_dense_reference(k1, k2):
     assert 0 < mask.mean() < 0.8  # the graph really is sparse
 
 
+def test_max_dist_stores_exactly_the_pairs_within_it():
+    """``max_dist`` (pairs dropped on their min-sum before J is formed) stores the same
+    entries, with the same values, as filtering the whole matrix, also when the bound is
+    one of the stored distances (the boundary pair is kept)."""
+    x, _ = blobs()
+    full = jaccard_distance(x, k1=8, k2=3)
+    coo = full.tocoo()
+    dense = np.ones(full.shape)  # unstored pairs: J = 1
+
+    dense[coo.row, coo.col] = coo.data
+    for bound in (0.3, float(np.median(coo.data[coo.data > 0])), 0.0):
+        got = jaccard_distance(x, k1=8, k2=3, max_dist=bound).tocoo()
+        want = (dense <= bound) | np.eye(len(x), dtype=bool)
+        assert sorted(zip(got.row.tolist(), got.col.tolist())) == sorted(zip(*np.nonzero(want)))
+        np.testing.assert_array_equal(got.toarray()[want], dense[want])
+
+
 def test_reciprocal_sets_are_symmetric():
     x, _ = blobs(seed=3)
     d2 = ((x[:, None] - x[None]) ** 2).sum(-1)

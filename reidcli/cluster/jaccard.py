@@ -158,14 +158,23 @@ def _row_blocks(v: sp.csr_matrix, v_csc: sp.csc_matrix, budget: int,
 Keep = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (rows, cols, J) -> mask
 
 
-def jaccard_upper(v: sp.csr_matrix, *, keep: Keep | None = None, budget: int = 2_000_000,
-                  progress: StageProgress | None = None) -> sp.csr_matrix:
+def min_sum_floor(max_dist: float) -> float:
+    """A lower bound on M for J <= ``max_dist``: J = 1 - M / (2 - M) <= t iff
+    M >= 2 (1 - t) / (2 - t), less a margin for rounding (the exact test follows)."""
+    return 2.0 * (1.0 - max_dist) / (2.0 - max_dist) - 1e-9 if max_dist < 1.0 else 0.0
+
+
+def jaccard_upper(v: sp.csr_matrix, *, keep: Keep | None = None, max_dist: float = 1.0,
+                  budget: int = 2_000_000, progress: StageProgress | None = None) -> sp.csr_matrix:
     """Upper triangle (diagonal included) of J for every pair sharing a column of V.
 
     ``M[i, j] = sum_k min(V_ik, V_jk)`` is reduced per block of rows with one ``bincount``
-    over the columns the block touches; J = 1 - M / (2 - M), clipped at 0. ``keep`` may drop
-    entries per block (e.g. J > eps) so that only what DBSCAN needs is held. ``progress``
-    hears ``("jaccard", rows done, N)`` after each block.
+    over the columns the block touches; J = 1 - M / (2 - M), clipped at 0. Only J <=
+    ``max_dist`` is stored (the diagonal always); ``keep`` may drop more entries per block
+    (e.g. the streaming eps rule) so that only what DBSCAN needs is held, and a ``keep``
+    with a ``bound`` attribute promises to drop every J above it. Pairs that cannot pass are
+    discarded on M alone, before any J is formed (at eps 0.6 that is ~99% of the pairs that
+    share a column). ``progress`` hears ``("jaccard", rows done, N)`` after each block.
     """
     n = v.shape[0]
     v_csc = v.tocsc()
@@ -179,13 +188,15 @@ def jaccard_upper(v: sp.csr_matrix, *, keep: Keep | None = None, budget: int = 2
         lut[touched] = np.arange(len(touched))
         m = np.bincount(r * len(touched) + lut[j], weights=w, minlength=(e - s) * len(touched))
         lut[touched] = -1
-        nz = np.flatnonzero(m)
+        limit = min(max_dist, getattr(keep, "bound", 1.0))
+        nz = np.flatnonzero(m >= min_sum_floor(limit)) if limit < 1.0 else np.flatnonzero(m)
         rows, cols = np.divmod(nz, max(len(touched), 1))
         cols = touched[cols] if len(touched) else cols
         jac = jaccard_from_min_sums(m[nz])
         jac[jac < SNAP] = 0.0  # identical V rows: exactly 0, not rounding noise of either sign
-        if keep is not None:
-            ok = keep(rows + s, cols, jac) | (rows + s == cols)
+        if keep is not None or limit < 1.0:
+            ok = (jac <= limit) if keep is None else keep(rows + s, cols, jac) & (jac <= max_dist)
+            ok |= rows + s == cols
             rows, cols, jac = rows[ok], cols[ok], jac[ok]
         counts.append(np.bincount(rows, minlength=e - s))
         indices.append(cols)
@@ -249,8 +260,7 @@ def jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6, *, knn_ind
     dist, rank = knn(x, k1, index=knn_index, gpu=gpu, nprobe=nprobe, progress=progress)
     cos_dist = KnnLookup(dist, rank, lambda r, c: 2.0 - 2.0 * pair_dots(x, r, c))
     v = encode(rank, k1, k2, cos_dist)
-    keep = None if max_dist >= 1.0 else (lambda r, c, jac: jac <= max_dist)
-    upper = jaccard_upper(v, keep=keep, progress=progress)
+    upper = jaccard_upper(v, max_dist=max_dist, progress=progress)
     return upper if upper_only else symmetrize(upper)
 
 

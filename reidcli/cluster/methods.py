@@ -180,7 +180,7 @@ class JaccardDbscanOptions(_DbscanEps, ClustererOptions):
             if not 0 < eps <= 1:
                 raise InputError(f"--eps auto found eps {eps:g} outside (0, 1]; give --eps explicitly")
         else:
-            upper = jaccard_upper(v, keep=None if eps >= 1 else (lambda r, c, j: j <= eps), progress=ctx.progress)
+            upper = jaccard_upper(v, max_dist=float(eps), progress=ctx.progress)
         del v
         t3 = time.perf_counter()
         labels = dbscan_graph(symmetrize(upper), float(eps), self.min_samples, missing=1.0, progress=ctx.progress)
