@@ -117,3 +117,17 @@ def test_row_sqnorms_round_as_torch(rng, d):
     t = torch.from_numpy(x)
     assert np.array_equal(row_sqnorms(x), (t * t).sum(1).numpy())
     assert not np.array_equal(row_sqnorms(x), np.einsum("ij,ij->i", x, x)) or d < 64  # the order matters
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (3000, 2000)])  # the second is split over threads
+def test_nonzero_at_most_equals_numpy_nonzero(shape):
+    from reidcli.utils.arrays import nonzero_at_most
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(np.float32)
+    for bound in (np.full((shape[0], 1), -1.5, np.float32), rng.uniform(-2, -1, (1, shape[1])).astype(np.float32)):
+        want = np.nonzero(x <= bound)
+        got = nonzero_at_most(x, bound, x.size)
+        assert got is not None and all(np.array_equal(g, w) for g, w in zip(got, want))
+        assert nonzero_at_most(x, bound, len(want[0]) - 1) is None  # one more than allowed
+        assert nonzero_at_most(x, bound, len(want[0])) is not None

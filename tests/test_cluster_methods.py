@@ -207,6 +207,25 @@ def test_symmetric_blocked_knn_is_exact(n, block, k):
     assert all(len(set(r)) == k for r in idx)
 
 
+def test_bounded_merges_stay_exact(monkeypatch):
+    """Past the first k rows, slab entries are merged only when they are within a list's
+    k-th distance; on clustered points that path (not the fallback selection) runs, and the
+    lists equal the brute-force ones."""
+    import reidcli.cluster.knn as knn_mod
+
+    rng = np.random.default_rng(3)
+    x = (np.repeat(rng.normal(size=(60, 16)), 10, 0) + 0.05 * rng.normal(size=(600, 16))).astype(np.float32)
+    real, used = knn_mod._merge_below, []
+    monkeypatch.setattr(knn_mod, "_merge_below", lambda *a, **kw: used.append(real(*a, **kw)) or used[-1])
+    dist, idx = knn_mod.knn_exact(x, 8, block=64)
+    assert sum(used) >= 10  # most blocks took the bounded path
+    d2 = ((x[:, None].astype(np.float64) - x[None]) ** 2).sum(-1)
+    want = np.sort(d2, axis=1)[:, :8]
+    np.testing.assert_allclose(dist, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.take_along_axis(d2, idx, 1), want, rtol=1e-5, atol=1e-5)
+    assert all(len(set(r)) == 8 for r in idx)
+
+
 def test_ivf_cells_find_neighbours_when_cells_follow_clusters():
     from reidcli.cluster.knn import knn, knn_exact
 
