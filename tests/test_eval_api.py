@@ -93,8 +93,9 @@ def test_evaluate_file_writes_what_the_cli_writes(tmp_path):
     assert len(rows) == res.metrics.n_query
     assert np.mean([float(r["ap"]) for r in rows if r["ap"]]) == pytest.approx(res.mean["mAP"], abs=1e-6)
     assert (tmp_path / "r.png").stat().st_size > 0 and (tmp_path / "c.png").stat().st_size > 0
-    assert len(res.output_notes) == 5 and "were not found under" in res.output_notes[1]
-    assert "before re-ranking" in res.output_notes[2] and res.messages[-5:] == res.output_notes
+    assert len(res.output_notes) == 4 and "were not found under" in res.output_notes[1]
+    assert res.output_notes[2].endswith("(2 seeded sample queries x top 3 gallery images by re-ranked distance)")
+    assert res.messages[-4:] == res.output_notes
     assert [n.split(" (")[0] for n in res.output_notes if n.startswith("wrote ")] == [
         f"wrote {tmp_path / name}" for name in ("pq.csv", "r.png", "c.png")]
     assert "notes" in res.as_dict() and not any("not found" in n for n in res.as_dict()["notes"])

@@ -103,7 +103,7 @@ def test_pictures_say_what_they_wrote(tmp_path):
     res = run(f, "--ranks-png", ranks, "--top", "5", "--n-queries", "4", "--cmc-png", cmc, "--per-query", pq)
     assert res.exit_code == 0, res.output
     err = " ".join(res.stderr.split())
-    assert f"wrote {ranks} (4 sample queries x top 5 gallery images)" in err
+    assert f"wrote {ranks} (4 seeded sample queries x top 5 gallery images by euclidean distance)" in err
     assert f"wrote {cmc} (CMC at ranks 1-50)" in err and f"wrote {pq} (one row per query: 6 rows)" in err
 
 

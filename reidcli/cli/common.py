@@ -208,6 +208,22 @@ def flag_message(exc: Exception, message: str) -> str:
     return head + sep + listed
 
 
+def usage_checked(constraints: dict, name: str):
+    """A Typer callback that checks one option against its library's constraint table
+    (`reidcli.utils.params.check_value`) at parse time, so a bad value is a usage error: one
+    line, exit 2 (``Invalid value for '--flag': must be one of ...; got 'x'``)."""
+    from reidcli.utils.params import ParamError, check_value
+
+    def callback(value):
+        try:
+            check_value(name, value, constraints[name])
+        except ParamError as exc:
+            raise typer.BadParameter(exc.detail) from None
+        return value
+
+    return callback
+
+
 # Shared options: the same flag means the same thing in every command.
 Output = Annotated[Path, typer.Option("--output", "-o", help="Output file (written atomically).")]
 OptOutput = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (written atomically).")]

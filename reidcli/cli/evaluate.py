@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from reidcli.cli.common import DeviceCPU, Json, Seed, Threads, reid_command
+from reidcli.cli.common import DeviceCPU, Json, Seed, Threads, reid_command, usage_checked
 from reidcli.eval.protocols import PROTOCOLS
+from reidcli.eval.report import OUTPUT_CONSTRAINTS, RANKS_QUERIES
 
 PngOpt = Annotated[Path | None, typer.Option(help="Write a PNG picture here.", dir_okay=False)]
 
@@ -38,9 +39,16 @@ def command(
     trials: Annotated[int, typer.Option(min=1, help="SYSU-MM01 gallery draws (mean ± std).")] = 10,
     per_query: Annotated[Path | None, typer.Option("--per-query", help="CSV of each query's AP and first hit.",
                                                       dir_okay=False)] = None,
-    ranks_png: PngOpt = None,
+    ranks_png: Annotated[Path | None, typer.Option(
+        help="Write a PNG of ranked lists here: each query (with its AP) and its --top valid gallery images "
+             "(rank, identity, distance; green: a true match), ranked by the distances the metrics used "
+             "(re-ranked with --rerank).", dir_okay=False)] = None,
     top: Annotated[int, typer.Option(min=1, max=50, help="Gallery images per query in --ranks-png.")] = 10,
-    n_queries: Annotated[int, typer.Option("--n-queries", min=1, help="Sample queries in --ranks-png.")] = 8,
+    n_queries: Annotated[int, typer.Option("--n-queries", min=1, help="Queries in --ranks-png.")] = 8,
+    ranks_queries: Annotated[str, typer.Option(
+        "--ranks-queries", callback=usage_checked(OUTPUT_CONSTRAINTS, "ranks_queries"),
+        help="Queries in --ranks-png: " + " | ".join(RANKS_QUERIES) + " (seeded sample in query order; lowest "
+             "or highest AP first).")] = "sample",
     image_root: Annotated[Path | None, typer.Option("--image-root", help="Folder the image paths are relative "
                                                        "to (default: the file's root attribute).")] = None,
     cmc_png: PngOpt = None,
@@ -55,6 +63,7 @@ def command(
     ignored) or a cross-modality one (SYSU-MM01, RegDB), as a table or --json on stdout.
 
     Example: reid evaluate f.h5 --metric cosine --ranks-png ranks.png --cmc-png cmc.png
+    Example: reid evaluate f.h5 --rerank --ranks-png worst.png --ranks-queries worst
     Example: reid evaluate trial*.h5 --protocol regdb-v2i
     """
     from reidcli.cli.table import print_metric_table, print_wide_table
@@ -67,7 +76,7 @@ def command(
                    single_gallery=cmc_single_gallery, rerank=rerank, k1=k1, k2=k2, lambda_value=lambda_value,
                    shot=shot, trials=trials, seed=seed, device=device_name(device), chunk=chunk)
     outputs = report.Outputs(per_query=per_query, ranks_png=ranks_png, top=top, n_queries=n_queries,
-                             image_root=image_root, cmc_png=cmc_png)
+                             ranks_queries=ranks_queries, image_root=image_root, cmc_png=cmc_png)
     several = bool(features) and len(features) > 1 and not (query or gallery)  # else evaluate_file refuses
     res = (evaluate_files(features, opts, outputs=outputs) if several else
            evaluate_file(features[0] if features else None, opts, query=query, gallery=gallery, outputs=outputs))

@@ -13,7 +13,8 @@ import numpy as np
 
 from reidcli.eval import protocols as P
 from reidcli.eval.distance import METRICS, check_features, distance_chunks, prepare
-from reidcli.eval.ranking import AP_FORMULAS, Metrics, PerQuery, full_cmc, rank_queries, summarize
+from reidcli.eval.ranking import (AP_FORMULAS, Metrics, PerQuery, TopRanked, full_cmc, rank_queries, summarize,
+                                  top_valid)
 from reidcli.utils.checks import as_ids
 from reidcli.utils.errors import ConfigError, InputError
 from reidcli.utils.params import Interval, ParamError, Satisfies, check_params
@@ -63,7 +64,10 @@ def parse_ranks(text: str) -> list[int]:
 class EvalResult:
     """Metrics of one evaluation; for multi-trial protocols ``mean``/``std`` summarise
     the trials and ``metrics``/``per_query``/rows describe the first one. ``notes`` (in
-    the JSON too) say how it was run, ``output_notes`` what writing the outputs found."""
+    the JSON too) say how it was run, ``output_notes`` what writing the outputs found.
+    ``ranked`` (when `evaluate` was asked to keep it) holds each query's nearest valid
+    gallery items of the first trial under the distances the metrics used (re-ranked ones
+    with ``rerank``); rows follow ``q_rows``, its columns index ``g_rows``."""
 
     protocol: str
     metric: str
@@ -80,6 +84,7 @@ class EvalResult:
     cmc: np.ndarray | None = None
     rerank_options: dict | None = None
     inputs: dict | None = None
+    ranked: TopRanked | None = None
 
     @property
     def messages(self) -> list[str]:
@@ -137,6 +142,7 @@ class Run(NamedTuple):
     trial: P.Trial
     per_query: PerQuery
     metrics: Metrics
+    ranked: TopRanked | None = None
 
 
 def _with_progress(chunks, n_queries: int):
@@ -147,6 +153,16 @@ def _with_progress(chunks, n_queries: int):
         for start, d in chunks:
             yield start, d
             bar.advance(int(d.shape[0]))
+
+
+def _keeping(chunks, top: TopRanked, qs: dict, gs: dict, ropts):
+    """The distance chunks, unchanged, while each row's nearest valid gallery items go to ``top``."""
+    k = top.cols.shape[1]
+    for start, d in chunks:
+        e = start + int(d.shape[0])
+        top.cols[start:e], top.dist[start:e] = top_valid(d, qs["pids"][start:e], qs["camids"][start:e],
+                                                         gs["pids"], gs["camids"], ropts, k)
+        yield start, d
 
 
 def _chunks(qf, gf, opts: Options, normalized: bool):
@@ -193,7 +209,7 @@ def _no_valid_message(q: dict, g: dict, cam_filter: bool) -> str:
 
 
 def evaluate(query: dict, gallery: dict, options: Options | None = None, *, normalized: bool = False,
-             dataset_format: str = "") -> EvalResult:
+             dataset_format: str = "", keep_top: int = 0) -> EvalResult:
     """Evaluate ``query`` against ``gallery``.
 
     Args:
@@ -202,9 +218,13 @@ def evaluate(query: dict, gallery: dict, options: Options | None = None, *, norm
         options: protocol, metric, ranks, AP formula, filters, re-ranking, trials, seed.
         normalized: the features are already L2-normalised (the file's attribute).
         dataset_format: the file's ``dataset_format`` attribute (protocol auto-detection).
+        keep_top: also keep each query's ``keep_top`` nearest valid gallery items, and their
+            distances, as the chunks stream by (``EvalResult.ranked``; what ``--ranks-png``
+            draws): no distance is computed twice and no [Q, G] matrix is held.
     """
     opts = options or Options()
     opts.check()
+    check_params({"keep_top": keep_top}, {"keep_top": [Interval(int, 0, None)]})
     check_features(np.asarray(query["features"]), np.asarray(gallery["features"]))
     query, gallery = _checked_ids(query, "query"), _checked_ids(gallery, "gallery")
     protocol = P.PROTOCOLS.get(opts.protocol or P.detect_protocol(dataset_format, query.get("modality"),
@@ -216,11 +236,14 @@ def evaluate(query: dict, gallery: dict, options: Options | None = None, *, norm
     for trial in protocol.trials(query, gallery, opts):
         qs, gs = _take(query, trial.q_rows), _take(gallery, trial.g_rows)
         chunks = _with_progress(_chunks(qs["features"], gs["features"], opts, normalized), len(qs["pids"]))
+        top = TopRanked.empty(len(qs["pids"]), keep_top) if keep_top and not runs else None
+        if top is not None:
+            chunks = _keeping(chunks, top, qs, gs, ropts)
         pq = rank_queries(chunks, qs["pids"], qs["camids"], gs["pids"], gs["camids"], ropts, opts.device)
         m = summarize(pq, opts.ranks, ropts)
         if m.n_valid == 0:
             raise InputError(_no_valid_message(qs, gs, ropts.cam_filter))
-        runs.append(Run(trial, pq, m))
+        runs.append(Run(trial, pq, m, top))
     return _result(protocol, opts, runs)
 
 
@@ -244,7 +267,7 @@ def _result(protocol: P.Protocol, opts: Options, runs: list[Run]) -> EvalResult:
                    for c in curves], axis=0)
     rr = {"k1": opts.k1, "k2": opts.k2, "lambda": opts.lambda_value} if opts.rerank else None
     return EvalResult(protocol.name, opts.metric, m, first.per_query, first.trial.q_rows, first.trial.g_rows,
-                      mean, std, len(runs), opts.rerank, notes, cmc=cmc, rerank_options=rr)
+                      mean, std, len(runs), opts.rerank, notes, cmc=cmc, rerank_options=rr, ranked=first.ranked)
 
 
 def split_dict(split) -> dict:
@@ -281,8 +304,9 @@ def evaluate_file(path: str | os.PathLike | None = None, options: Options | None
     if qfile.normalized != gfile.normalized:
         log.warning("query and gallery files disagree on 'normalized'; normalising both for cosine")
     q, g = split_dict(qfile.split("query")), split_dict(gfile.split("gallery"))
+    keep = outputs.top if outputs is not None and outputs.ranks_png else 0
     res = evaluate(q, g, options, normalized=qfile.normalized and gfile.normalized,
-                   dataset_format=str(qfile.attrs.get("dataset_format", "")))
+                   dataset_format=str(qfile.attrs.get("dataset_format", "")), keep_top=keep)
     qi = _describe_input(path or query, qfile)
     res.inputs = {"query": qi, "gallery": qi if gfile is qfile else _describe_input(gallery, gfile)}
     qck, gck = res.inputs["query"]["checkpoint"], res.inputs["gallery"]["checkpoint"]
@@ -296,8 +320,7 @@ def evaluate_file(path: str | os.PathLike | None = None, options: Options | None
         from reidcli.eval.report import write_outputs
 
         q, g = P.PROTOCOLS.get(res.protocol).splits(q, g)
-        res.output_notes += write_outputs(res, q, g, options or Options(), outputs,
-                                          normalized=gfile.normalized, file_root=gfile.root)
+        res.output_notes += write_outputs(res, q, g, options or Options(), outputs, file_root=gfile.root)
     return res
 
 

@@ -1,8 +1,10 @@
 """Pictures of an evaluation: a ranked-list grid and the CMC curve.
 
 The grid follows torchreid's ``visualize_ranked_results``: each row is a query (black
-border) then its top-k valid gallery images (same identity and camera, and junk, are left
-out as the metric leaves them out), with a green border for a true match and red otherwise.
+border, captioned with its identity, camera and AP) then its top-k valid gallery images
+(same identity and camera, and junk, are left out as the metric leaves them out), with a
+green border for a true match and red otherwise, each captioned with its rank, identity and
+the distance it was ranked by.
 """
 
 from __future__ import annotations
@@ -16,11 +18,27 @@ import numpy as np
 
 from reidcli.io.atomic import atomic_write_bytes
 
-CELL_H, CELL_W, BORDER, GAP, CAPTION = 128, 64, 4, 12, 14
+CELL_H, CELL_W, BORDER, GAP, LINE = 128, 64, 4, 12, 12
+CAPTION = 2 * LINE + 2  # two lines of text under each cell
 GREEN, RED, BLACK, GREY = (0, 170, 0), (0, 0, 220), (0, 0, 0), (160, 160, 160)  # BGR
 
 
-def _cell(image: np.ndarray | None, color, caption: str) -> np.ndarray:
+def short(value: float) -> str:
+    """A distance or an AP in at most about five characters: 0.412, 17.2, 1.23e+03."""
+    return f"{value:.3g}"
+
+
+def query_caption(row: dict) -> tuple[str, str]:
+    """The two caption lines of a query cell: identity and camera, then its AP."""
+    return f"q {row['pid']} c{row['camid']}", f"AP {short(row['ap'])}"
+
+
+def hit_caption(rank: int, pid: int, distance: float) -> tuple[str, str]:
+    """The two caption lines of a gallery cell: rank and identity, then its distance."""
+    return f"{rank}: {pid}", f"d {short(distance)}"
+
+
+def _cell(image: np.ndarray | None, color, caption: Sequence[str]) -> np.ndarray:
     import cv2
 
     if image is None:
@@ -31,7 +49,8 @@ def _cell(image: np.ndarray | None, color, caption: str) -> np.ndarray:
         inner = cv2.resize(image, (CELL_W, CELL_H), interpolation=cv2.INTER_LINEAR)
     cell = cv2.copyMakeBorder(inner, BORDER, BORDER, BORDER, BORDER, cv2.BORDER_CONSTANT, value=color)
     cap = np.full((CAPTION, cell.shape[1], 3), 255, np.uint8)
-    cv2.putText(cap, caption[:12], (2, CAPTION - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1, cv2.LINE_AA)
+    for n, text in enumerate(caption[:2], 1):
+        cv2.putText(cap, text[:12], (2, n * LINE - 2), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1, cv2.LINE_AA)
     return np.vstack([cell, cap])
 
 
@@ -54,8 +73,9 @@ def ranks_grid(path: str | os.PathLike, root: str | os.PathLike, rows: Sequence[
     """Write the grid PNG atomically.
 
     Args:
-        rows: one dict per query with ``path``, ``pid``, ``camid`` and ``hits``: a list of
-            (gallery path, gallery pid, is a true match) for its top-k valid gallery items.
+        rows: one dict per query with ``path``, ``pid``, ``camid``, ``ap`` and ``hits``: a
+            list of (gallery path, gallery pid, is a true match, distance) for its top-k
+            valid gallery items, nearest first (`reidcli.eval.report.ranked_rows`).
     Returns:
         (images missing, images asked for) so the caller can warn about a moved dataset.
     """
@@ -64,10 +84,10 @@ def ranks_grid(path: str | os.PathLike, root: str | os.PathLike, rows: Sequence[
     read = _Images(root)
     lines = []
     for row in rows:
-        cells = [_cell(read(row["path"]), BLACK, f"q {row['pid']} c{row['camid']}"),
+        cells = [_cell(read(row["path"]), BLACK, query_caption(row)),
                  np.full((CELL_H + 2 * BORDER + CAPTION, GAP, 3), 255, np.uint8)]
-        for r, (gpath, gpid, ok) in enumerate(row["hits"][:top], 1):
-            cells.append(_cell(read(gpath), GREEN if ok else RED, f"{r}: {gpid}"))
+        for r, (gpath, gpid, ok, dist) in enumerate(row["hits"][:top], 1):
+            cells.append(_cell(read(gpath), GREEN if ok else RED, hit_caption(r, gpid, dist)))
         width = (CELL_W + 2 * BORDER) * (top + 1) + GAP
         line = np.hstack(cells)
         line = np.hstack([line, np.full((line.shape[0], width - line.shape[1], 3), 255, np.uint8)])

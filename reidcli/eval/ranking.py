@@ -335,6 +335,51 @@ def rank_queries(chunks: Iterable[tuple[int, object]], q_pids: np.ndarray, q_cam
     return out
 
 
+@dataclass
+class TopRanked:
+    """Each query's ``k`` nearest valid gallery items, in the order the metrics rank them
+    (junk and, with the camera filter, same identity and camera left out; equal distances
+    in gallery order): ``cols`` [Q, k] gallery rows (-1 past a query's last valid item) and
+    ``dist`` [Q, k] float32 their distances (inf there)."""
+
+    cols: np.ndarray
+    dist: np.ndarray
+
+    @classmethod
+    def empty(cls, n_query: int, k: int) -> TopRanked:
+        return cls(np.full((n_query, k), -1, np.int64), np.full((n_query, k), np.inf, np.float32))
+
+
+def top_valid(d, q_pids: np.ndarray, q_camids: np.ndarray, g_pids: np.ndarray, g_camids: np.ndarray,
+              opts: RankOptions, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(cols [b, k], dist [b, k]) of the ``k`` nearest valid gallery items of each row of
+    the distance block ``d`` [b, G] (numpy, or a tensor on its device), as `TopRanked`
+    holds them: nearest first, ties in gallery order exactly as ``np.argsort(kind="stable")``
+    of the row with the invalid items removed."""
+    xp = ops(d)
+    t = lambda a: xp.asarray(np.asarray(a, dtype=np.int64))  # noqa: E731
+    valid, _ = valid_and_matches(t(q_pids), t(q_camids), t(g_pids), t(g_camids), opts)
+    masked = xp.masked_fill(xp.asarray(d, "float32"), ~valid, float("inf"))
+    kk = min(k, int(masked.shape[1]))
+    cols, dist = np.full((len(q_pids), k), -1, np.int64), np.full((len(q_pids), k), np.inf, np.float32)
+    if kk == 0:
+        return cols, dist
+    vals, idx = xp.topk_smallest(masked, kk)
+    crowded = (masked <= vals[:, -1:]).sum(1) > kk  # a tie straddles the k-th place
+    vals, idx, crowded = (xp.to_numpy(a) for a in (vals, idx, crowded))
+    vals, idx = vals.astype(np.float32), idx.astype(np.int64)
+    crowded &= np.isfinite(vals[:, -1])
+    for r in np.flatnonzero(crowded):
+        row = xp.to_numpy(masked[int(r)])
+        idx[r] = np.argsort(row, kind="stable")[:kk]
+        vals[r] = row[idx[r]]
+    order = np.lexsort((idx, vals), axis=-1)  # torch's top-k leaves ties in any order
+    vals, idx = np.take_along_axis(vals, order, 1), np.take_along_axis(idx, order, 1)
+    idx[~np.isfinite(vals)] = -1
+    cols[:, :kk], dist[:, :kk] = idx, vals
+    return cols, dist
+
+
 def rank_queries_reference(dist: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarray, g_pids: np.ndarray,
                            g_camids: np.ndarray, opts: RankOptions | None = None) -> PerQuery:
     """The same `PerQuery` as `rank_queries`, one query at a time from a dense [Q, G]

@@ -13,13 +13,19 @@ from pathlib import Path
 import numpy as np
 
 from reidcli.eval.api import EvalResult, FilesResult, Options
-from reidcli.eval.distance import pairwise_distance
-from reidcli.eval.protocols import PROTOCOLS
 from reidcli.eval.ranking import AP_FORMULAS
 from reidcli.io.atomic import atomic_write_bytes
+from reidcli.utils.errors import ConfigError
 from reidcli.utils.params import Interval, check_params
+from reidcli.utils.params import Options as OneOf
 
-OUTPUT_CONSTRAINTS = {"top": [Interval(int, 1, 50)], "n_queries": [Interval(int, 1, None)]}
+RANKS_QUERIES = {
+    "sample": "seeded sample queries",
+    "worst": "worst queries (lowest AP)",
+    "best": "best queries (highest AP)",
+}
+OUTPUT_CONSTRAINTS = {"top": [Interval(int, 1, 50)], "n_queries": [Interval(int, 1, None)],
+                      "ranks_queries": [OneOf(RANKS_QUERIES)]}
 
 
 @dataclass
@@ -28,8 +34,13 @@ class Outputs:
 
     Attributes:
         per_query: CSV of each query's AP and first hit.
-        ranks_png: grid of ``n_queries`` seeded sample queries and their ``top`` gallery
-            images, read under ``image_root`` (default: the features file's root).
+        ranks_png: grid of ``n_queries`` valid queries, each with its AP, and their ``top``
+            nearest valid gallery images, each with its rank, identity and distance, ranked
+            by the distances the metrics used (re-ranked ones with re-ranking); images are
+            read under ``image_root`` (default: the features file's root).
+        ranks_queries: which queries the grid shows: ``sample`` (seeded, in query order),
+            ``worst`` (lowest AP first) or ``best`` (highest AP first); equal APs in query
+            order.
         cmc_png: the CMC curve.
     """
 
@@ -37,6 +48,7 @@ class Outputs:
     ranks_png: Path | None = None
     top: int = 10
     n_queries: int = 8
+    ranks_queries: str = "sample"
     image_root: Path | None = None
     cmc_png: Path | None = None
 
@@ -99,25 +111,44 @@ def write_per_query(path: str | os.PathLike, res: EvalResult, query: dict) -> Pa
     return atomic_write_bytes(path, fh.getvalue().encode("utf-8", "surrogateescape"))
 
 
-def ranked_rows(res: EvalResult, query: dict, gallery: dict, opts: Options, *, n: int, top: int,
-                normalized: bool) -> list[dict]:
-    """Top-``top`` valid gallery items of ``n`` seeded sample queries (plain distances)."""
-    from reidcli.eval.ranking import valid_and_matches
+def pick_queries(res: EvalResult, n: int, how: str = "sample", seed: int = 0) -> np.ndarray:
+    """Positions in ``res.q_rows`` of ``n`` valid queries (fewer when fewer are valid):
+    ``sample`` a seeded draw in query order, ``worst`` the lowest AP first, ``best`` the
+    highest AP first, equal APs in query order."""
+    check_params({"ranks_queries": how, "n_queries": n}, OUTPUT_CONSTRAINTS)
+    valid = np.flatnonzero(res.per_query.valid)
+    if how == "sample":
+        return np.sort(np.random.default_rng(seed).choice(valid, size=min(n, len(valid)), replace=False))
+    ap = res.per_query.ap[valid]
+    return valid[np.lexsort((valid, ap if how == "worst" else -ap))][:n]
 
-    valid_q = np.flatnonzero(res.per_query.valid)
-    rng = np.random.default_rng(opts.seed)
-    pick = np.sort(rng.choice(valid_q, size=min(n, len(valid_q)), replace=False))
-    qi, gi = res.q_rows[pick], res.g_rows
-    qf, gf = np.asarray(query["features"])[qi], np.asarray(gallery["features"])[gi]
-    d = pairwise_distance(qf, gf, opts.metric, normalized=normalized)
-    qp, qc, gp, gc = (np.asarray(x, dtype=np.int64) for x in (query["pids"], query["camids"], gallery["pids"],
-                                                               gallery["camids"]))
-    valid, _ = valid_and_matches(qp[qi], qc[qi], gp[gi], gc[gi], PROTOCOLS.get(res.protocol).rank_options(opts))
+
+def ranked_rows(res: EvalResult, query: dict, gallery: dict, *, n: int, top: int, how: str = "sample",
+                seed: int = 0) -> list[dict]:
+    """The rows of the ranked-list grid: ``n`` queries picked by `pick_queries`, each with
+    its top-``top`` valid gallery items under the distances the metrics used (re-ranked
+    with re-ranking; kept in ``res.ranked`` by ``evaluate(..., keep_top=top)``).
+
+    Returns:
+        one dict per query: ``index`` (its row in ``query``), ``path``, ``pid``, ``camid``,
+        ``ap`` and ``hits``, a list of (gallery path, gallery pid, is a true match,
+        distance), nearest first.
+    """
+    if res.ranked is None or res.ranked.cols.shape[1] < top:
+        have = 0 if res.ranked is None else res.ranked.cols.shape[1]
+        raise ConfigError(f"the result keeps the {have} nearest gallery items per query but {top} are asked for; "
+                          f"evaluate with keep_top={top}")
+    qp, qc, gp = (np.asarray(x, dtype=np.int64) for x in (query["pids"], query["camids"], gallery["pids"]))
+    qpaths = query.get("paths") if query.get("paths") is not None else [""] * len(qp)
+    gpaths = gallery.get("paths") if gallery.get("paths") is not None else [""] * len(gp)
     out = []
-    for j, i in enumerate(qi):
-        order = [o for o in np.argsort(d[j], kind="stable") if valid[j, o]][:top]
-        hits = [(gallery["paths"][gi[o]], int(gp[gi[o]]), bool(gp[gi[o]] == qp[i])) for o in order]
-        out.append({"path": query["paths"][i], "pid": int(qp[i]), "camid": int(qc[i]), "hits": hits})
+    for j in pick_queries(res, n, how, seed):
+        i = int(res.q_rows[j])
+        cols, dist = res.ranked.cols[j, :top], res.ranked.dist[j, :top]
+        hits = [(gpaths[g], int(gp[g]), bool(gp[g] == qp[i]), float(dv))
+                for g, dv in ((int(res.g_rows[c]), dv) for c, dv in zip(cols, dist) if c >= 0)]
+        out.append({"index": i, "path": qpaths[i], "pid": int(qp[i]), "camid": int(qc[i]),
+                    "ap": float(res.per_query.ap[j]), "hits": hits})
     return out
 
 
@@ -128,7 +159,7 @@ def cmc_label(res: EvalResult) -> str:
 
 
 def write_outputs(res: EvalResult, query: dict, gallery: dict, opts: Options, outputs: Outputs, *,
-                  normalized: bool, file_root: str) -> list[str]:
+                  file_root: str) -> list[str]:
     """Write the files ``outputs`` names; returns lines for people (images not found...).
 
     ``query``/``gallery`` are the arrays the result's rows index (`Protocol.splits`)."""
@@ -139,15 +170,16 @@ def write_outputs(res: EvalResult, query: dict, gallery: dict, opts: Options, ou
         write_per_query(outputs.per_query, res, query)
         notes.append(f"wrote {outputs.per_query} (one row per query: {len(res.q_rows)} rows)")
     if outputs.ranks_png:
-        rows = ranked_rows(res, query, gallery, opts, n=outputs.n_queries, top=outputs.top, normalized=normalized)
+        rows = ranked_rows(res, query, gallery, n=outputs.n_queries, top=outputs.top, how=outputs.ranks_queries,
+                           seed=opts.seed)
         root = str(outputs.image_root) if outputs.image_root else file_root
         missing, total = ranks_grid(outputs.ranks_png, root, rows, outputs.top)
         if missing:
             notes.append(f"{missing} of {total} images were not found under '{root}'; drawn as grey "
                          "boxes (pass --image-root to point at the dataset)")
-        if res.rerank:
-            notes.append("--ranks-png shows the ranking before re-ranking")
-        notes.append(f"wrote {outputs.ranks_png} ({len(rows)} sample queries x top {outputs.top} gallery images)")
+        by = "re-ranked" if res.rerank else res.metric
+        notes.append(f"wrote {outputs.ranks_png} ({len(rows)} {RANKS_QUERIES[outputs.ranks_queries]} x top "
+                     f"{outputs.top} gallery images by {by} distance)")
     if outputs.cmc_png:
         cmc_curve(outputs.cmc_png, {cmc_label(res): res.metrics.curve}, f"CMC, {res.metric} distance")
         notes.append(f"wrote {outputs.cmc_png} (CMC at ranks 1-{len(res.metrics.curve)})")
