@@ -31,13 +31,16 @@ def splits(seed=0, n_ids=6, noise=0.9):
     return make(qp, qc, "q"), make(gp, gc, "g")
 
 
-def reference_top(dist: np.ndarray, q: dict, g: dict, k: int) -> list[list[tuple[int, float]]]:
+def reference_top(dist: np.ndarray, q: dict, g: dict, k: int, cam_filter=True, skip_cams=()) -> list:
     """Per query: (gallery row, distance) of its k nearest valid items by a stable arg-sort,
-    junk and same identity + camera removed (the Market-1501 rule), written out plainly."""
+    junk and (with ``cam_filter``) same identity + camera removed, and the (query camera,
+    gallery camera) pairs of ``skip_cams``, written out plainly."""
     out = []
     for i in range(len(dist)):
+        qp, qc = q["pids"][i], q["camids"][i]
         keep = [c for c in np.argsort(dist[i], kind="stable")
-                if g["pids"][c] >= 0 and not (g["pids"][c] == q["pids"][i] and g["camids"][c] == q["camids"][i])]
+                if g["pids"][c] >= 0 and not (cam_filter and g["pids"][c] == qp and g["camids"][c] == qc)
+                and (qc, g["camids"][c]) not in skip_cams]
         out.append([(int(c), float(dist[i, c])) for c in keep[:k]])
     return out
 
@@ -46,16 +49,17 @@ def hits_of(row: dict, g: dict) -> list[tuple[int, float]]:
     return [(g["paths"].index(path), dist) for path, _, _, dist in row["hits"]]
 
 
-def test_top_valid_is_a_stable_argsort_of_the_valid_items():
+@pytest.mark.parametrize("cam_filter,skip_cams", [(True, ()), (False, ()), (True, ((0, 1), (2, 0)))])
+def test_top_valid_is_a_stable_argsort_of_the_valid_items(cam_filter, skip_cams):
     """Integer distances force ties, also across the k-th place; k larger than some rows'
     valid items pads with -1 / inf."""
     rng = np.random.default_rng(1)
     q, g = splits()
     d = rng.integers(0, 4, size=(len(q["pids"]), len(g["pids"]))).astype(np.float32)
-    opts = RankOptions()
-    for k in (1, 3, 7, len(g["pids"]) + 2):
+    opts = RankOptions(cam_filter=cam_filter, skip_cams=skip_cams)
+    for k in (1, 3, 7, len(g["pids"]) - 1, len(g["pids"]) + 2):
         cols, dist = top_valid(d, q["pids"], q["camids"], g["pids"], g["camids"], opts, k)
-        for i, want in enumerate(reference_top(d, q, g, k)):
+        for i, want in enumerate(reference_top(d, q, g, k, cam_filter, skip_cams)):
             n = len(want)
             assert [(int(c), float(v)) for c, v in zip(cols[i, :n], dist[i, :n])] == want
             assert (cols[i, n:] == -1).all() and np.isinf(dist[i, n:]).all()
@@ -67,9 +71,10 @@ def test_top_valid_on_tensors_equals_numpy():
     rng = np.random.default_rng(2)
     q, g = splits()
     d = rng.integers(0, 3, size=(len(q["pids"]), len(g["pids"]))).astype(np.float32)
-    want = top_valid(d, q["pids"], q["camids"], g["pids"], g["camids"], RankOptions(), 5)
-    got = top_valid(torch.from_numpy(d), q["pids"], q["camids"], g["pids"], g["camids"], RankOptions(), 5)
-    assert all(np.array_equal(a, b) for a, b in zip(want, got))
+    for opts in (RankOptions(), RankOptions(skip_cams=((0, 1),))):
+        want = top_valid(d, q["pids"], q["camids"], g["pids"], g["camids"], opts, 5)
+        got = top_valid(torch.from_numpy(d), q["pids"], q["camids"], g["pids"], g["camids"], opts, 5)
+        assert all(np.array_equal(a, b) for a, b in zip(want, got))
 
 
 @pytest.mark.parametrize("how", ["worst", "best"])

@@ -350,6 +350,26 @@ class TopRanked:
         return cls(np.full((n_query, k), -1, np.int64), np.full((n_query, k), np.inf, np.float32))
 
 
+def _invalid_to_inf(d: np.ndarray, qp: np.ndarray, qc: np.ndarray, gp: np.ndarray, gc: np.ndarray,
+                    opts: RankOptions) -> np.ndarray:
+    """A copy of ``d`` with inf at the items `valid_and_matches` leaves out, written sparsely
+    on the CPU (junk columns, then each row's few same-identity same-camera columns) instead
+    of building [b, G] masks."""
+    m = np.array(d, dtype=np.float32)
+    m[:, gp < 0] = np.inf
+    if opts.cam_filter:
+        order = np.argsort(gp, kind="stable")
+        sp = gp[order]
+        lo, hi = np.searchsorted(sp, qp, "left"), np.searchsorted(sp, qp, "right")
+        for r in np.flatnonzero(hi > lo):
+            cols = order[lo[r]:hi[r]]
+            m[r, cols[gc[cols] == qc[r]]] = np.inf
+    for qcam, gcam in opts.skip_cams:
+        rows, cols = np.flatnonzero(qc == qcam), np.flatnonzero(gc == gcam)
+        m[np.ix_(rows, cols)] = np.inf
+    return m
+
+
 def top_valid(d, q_pids: np.ndarray, q_camids: np.ndarray, g_pids: np.ndarray, g_camids: np.ndarray,
               opts: RankOptions, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(cols [b, k], dist [b, k]) of the ``k`` nearest valid gallery items of each row of
@@ -357,18 +377,24 @@ def top_valid(d, q_pids: np.ndarray, q_camids: np.ndarray, g_pids: np.ndarray, g
     holds them: nearest first, ties in gallery order exactly as ``np.argsort(kind="stable")``
     of the row with the invalid items removed."""
     xp = ops(d)
-    t = lambda a: xp.asarray(np.asarray(a, dtype=np.int64))  # noqa: E731
-    valid, _ = valid_and_matches(t(q_pids), t(q_camids), t(g_pids), t(g_camids), opts)
-    masked = xp.masked_fill(xp.asarray(d, "float32"), ~valid, float("inf"))
-    kk = min(k, int(masked.shape[1]))
-    cols, dist = np.full((len(q_pids), k), -1, np.int64), np.full((len(q_pids), k), np.inf, np.float32)
+    ids = [np.asarray(a, dtype=np.int64) for a in (q_pids, q_camids, g_pids, g_camids)]
+    if xp is NUMPY:
+        masked = _invalid_to_inf(d, *ids, opts)
+    else:
+        valid, _ = valid_and_matches(*(xp.asarray(a) for a in ids), opts)
+        masked = xp.masked_fill(xp.asarray(d, "float32"), ~valid, float("inf"))
+    n, width = len(ids[0]), int(masked.shape[1])
+    kk = min(k, width)
+    cols, dist = np.full((n, k), -1, np.int64), np.full((n, k), np.inf, np.float32)
     if kk == 0:
         return cols, dist
-    vals, idx = xp.topk_smallest(masked, kk)
-    crowded = (masked <= vals[:, -1:]).sum(1) > kk  # a tie straddles the k-th place
-    vals, idx, crowded = (xp.to_numpy(a) for a in (vals, idx, crowded))
+    vals, idx = (xp.to_numpy(a) for a in xp.topk_smallest(masked, min(kk + 1, width)))
     vals, idx = vals.astype(np.float32), idx.astype(np.int64)
-    crowded &= np.isfinite(vals[:, -1])
+    # a tie straddles the k-th place when the (k+1)-th smallest equals the k-th: which of the
+    # tied items are kept is then up to the top-k, so sort that row stably
+    crowded = (vals[:, kk] == vals[:, kk - 1]) & np.isfinite(vals[:, kk - 1]) if kk < width else \
+        np.zeros(n, bool)
+    vals, idx = vals[:, :kk], idx[:, :kk]
     for r in np.flatnonzero(crowded):
         row = xp.to_numpy(masked[int(r)])
         idx[r] = np.argsort(row, kind="stable")[:kk]
