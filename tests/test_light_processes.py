@@ -80,7 +80,8 @@ def test_cluster_evaluate_info_merge_import_no_torch(files, synth_market):  # no
         ["cluster", f, "-o", str(tmp / "e.h5"), "--method", "dbscan-euclidean", "--eps", "0.7",
          "--expand-threshold", "0.8", "--keep-clusters", "3"],
         ["evaluate", f, "--json", "--per-query", str(tmp / "pq.csv"), "--cmc-png", str(tmp / "cmc.png")],
-        ["evaluate", f, "--rerank", "--metric", "cosine", "--k1", "6", "--k2", "3"],
+        ["evaluate", f, "--rerank", "--metric", "cosine", "--k1", "6", "--k2", "3", "--ranks-png", str(tmp / "r.png"),
+         "--ranks-queries", "worst"],
         ["evaluate", f, "--cmc-single-gallery", "--ap", "sklearn", "--threads", "1"],
         ["evaluate", f, f, "--json"],  # several files (RegDB's trials): each, then mean ± std
         ["info", f], ["info", str(tmp / "l.h5")], ["info", str(synth_market)], ["info", str(synth_market / "pose.h5")],
