@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from reidcli.eval.cmc import draw_keys, single_gallery_ranks, unique_id_ranks
-from reidcli.utils.arrays import NUMPY, ops, ops_for
+from reidcli.utils.arrays import NUMPY, by_row_blocks, ops, ops_for
 from reidcli.utils.params import Interval, check_params
 from reidcli.utils.params import Options as OneOf
 
@@ -213,7 +213,12 @@ def _bucket_counts_pruned(pv: np.ndarray, d: np.ndarray, npos: np.ndarray):
     fall in buckets >= npos, which no rank reads, so they are left out (counts in those
     buckets are then not totals). One compare per entry selects the candidates (a trained
     model's farthest match lies in the first few percent of the gallery); only they are
-    binary-searched, row by row, into the row's own sorted matches."""
+    binary-searched, row by row, into the row's own sorted matches, over row blocks in
+    threads (numpy's compare, gather and search release the GIL)."""
+    return by_row_blocks(_pruned_rows, d, pv, npos)
+
+
+def _pruned_rows(d: np.ndarray, pv: np.ndarray, npos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     b, kmax = pv.shape
     last = np.where(npos > 0, pv[np.arange(b), np.maximum(npos - 1, 0)], -np.inf).astype(d.dtype)
     below = d <= last[:, None]

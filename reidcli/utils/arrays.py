@@ -43,7 +43,7 @@ def _threads() -> int:
     return int(text) if text.isdigit() and int(text) > 0 else (os.cpu_count() or 1)
 
 
-def _by_row_blocks(fn, *arrays: np.ndarray):
+def by_row_blocks(fn, *arrays: np.ndarray):
     """``fn(*arrays)``, computed over row blocks in threads when the arrays are large (numpy's
     sorting and searching release the GIL); results (arrays or tuples of them) are stacked."""
     n = len(arrays[0])
@@ -74,7 +74,7 @@ def nonzero_at_most(x: np.ndarray, bound: np.ndarray, max_count: int) -> tuple[n
         return r + first[0, 0], c
 
     first = np.arange(len(x), dtype=np.int64)[:, None]
-    rows, cols = _by_row_blocks(part, x, bound if per_row else np.empty((len(x), 0)), first)
+    rows, cols = by_row_blocks(part, x, bound if per_row else np.empty((len(x), 0)), first)
     if (len(rows) and rows.min() < 0) or len(rows) > max_count:
         return None
     return rows, cols
@@ -158,11 +158,11 @@ class NumpyOps:
         if axis == 0:
             v, i = self.topk_smallest(x.T, k, sorted=sorted)
             return v.T, i.T
-        return _by_row_blocks(lambda a: _topk_rows(a, k, sorted), x)
+        return by_row_blocks(lambda a: _topk_rows(a, k, sorted), x)
 
     def searchsorted(self, sorted_rows: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Per row: how many entries of ``sorted_rows[r]`` are < ``x[r, j]`` (side left)."""
-        return _by_row_blocks(_searchsorted_rows, x, sorted_rows)
+        return by_row_blocks(_searchsorted_rows, x, sorted_rows)
 
     def _flat(self, width: int, idx: np.ndarray, shape) -> np.ndarray:
         return (np.broadcast_to(idx, shape) + (np.arange(shape[0], dtype=np.int64) * width)[:, None]).ravel()
