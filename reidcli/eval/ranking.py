@@ -184,15 +184,21 @@ def exact_row(d: np.ndarray, valid: np.ndarray, pos: np.ndarray, kind: str) -> t
     return ranks, float((gained / n * cum / (ends + 1)).sum())
 
 
-def _members(gid: np.ndarray, gp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """[P, m] gallery indices of each identity (-1 padded), and the junk (pid < 0) columns."""
+def _members(gid: np.ndarray, gp: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[P, m] gallery indices of each identity in ``wanted`` (the queries' identities; other
+    rows stay empty), -1 padded, and the junk (pid < 0) columns. Only wanted identities set
+    the width m: MSMT17-style distractors (pid 0, a sixth of the gallery) would otherwise
+    make every query gather a 13,000-wide row."""
     order = np.argsort(gid, kind="stable")
     counts = np.bincount(gid)
     starts = np.cumsum(counts) - counts
-    width = int(counts.max()) if len(counts) else 1
+    want = np.zeros(len(counts), bool)
+    want[wanted[(wanted >= 0) & (wanted < len(counts))]] = True
+    width = int(max(1, counts[want].max())) if want.any() else 1
+    keep = want[gid[order]]
     col = np.arange(len(gid)) - starts[gid[order]]
     table = np.full((len(counts), width), -1, dtype=np.int64)
-    table[gid[order], col] = order
+    table[gid[order][keep], col[keep]] = order[keep]
     return table, np.flatnonzero(gp < 0)
 
 
@@ -333,7 +339,7 @@ def rank_queries(chunks: Iterable[tuple[int, object]], q_pids: np.ndarray, q_cam
     qgid = np.where((pos_in < len(uniq)) & (uniq[np.minimum(pos_in, len(uniq) - 1)] == np.asarray(q_pids)),
                     pos_in, -1)
     q = QueryIds(t(q_pids), t(q_camids), t(qgid))
-    g = GalleryIds(t(g_pids), t(g_camids), t(gid), *(t(a) for a in _members(gid, np.asarray(g_pids))))
+    g = GalleryIds(t(g_pids), t(g_camids), t(gid), *(t(a) for a in _members(gid, np.asarray(g_pids), qgid)))
     with xp.context():
         for start, d in chunks:
             _chunk(start, xp.asarray(d, "float32"), q, g, opts, out)
