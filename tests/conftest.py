@@ -21,8 +21,8 @@ def _pin_xdist_worker() -> None:
     worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if not worker.startswith("gw") or count < 2 or not hasattr(os, "sched_setaffinity"):
         return
-    cpus = sorted(os.sched_getaffinity(0))
-    share = cpus[int(worker[2:]) % count::count]
+    cpus, i = sorted(os.sched_getaffinity(0)), int(worker[2:])
+    share = cpus[i % count::count] if count <= len(cpus) else [cpus[i % len(cpus)]]
     if share:
         os.sched_setaffinity(0, share)
 
