@@ -178,12 +178,13 @@ def _sq_dists(xp, a, b, sq_a, sq_b):
     return xp.clip_min_(g, 0.0)
 
 
-def _merge_topk(xp, best_d, best_i, a: int, b: int, d, i) -> None:
-    """Rows a..b of the running k smallest (best_d, best_i) merged with candidates (d, i)."""
-    cd, ci = xp.concat([best_d[a:b], d]), xp.concat([best_i[a:b], i])
+def _merge_topk(xp, best_d, best_i, rows, d, i) -> None:
+    """The running k smallest (best_d, best_i) of ``rows`` (a slice or an index array)
+    merged with their candidates (d, i), one row of candidates per row of ``rows``."""
+    cd, ci = xp.concat([best_d[rows], d]), xp.concat([best_i[rows], i])
     v, pos = xp.topk_smallest(cd, best_d.shape[1])
-    best_d[a:b] = v
-    best_i[a:b] = xp.take_along(ci, pos)
+    best_d[rows] = v
+    best_i[rows] = xp.take_along(ci, pos)
 
 
 def _merge_below(best_d: np.ndarray, best_i: np.ndarray, d: np.ndarray, base: int, bound: np.ndarray, *,
@@ -211,9 +212,7 @@ def _merge_below(best_d: np.ndarray, best_i: np.ndarray, d: np.ndarray, base: in
     new_d = np.full((len(uniq), int(counts.max())), np.inf, np.float32)
     new_i = np.full(new_d.shape, -1, np.int64)
     new_d[row, slot], new_i[row, slot] = vals, ids
-    cd, ci = np.concatenate([best_d[uniq], new_d], 1), np.concatenate([best_i[uniq], new_i], 1)
-    v, pos = NUMPY.topk_smallest(cd, best_d.shape[1])
-    best_d[uniq], best_i[uniq] = v, np.take_along_axis(ci, pos, 1)
+    _merge_topk(NUMPY, best_d, best_i, uniq, new_d, new_i)
     return True
 
 
@@ -253,13 +252,13 @@ def knn_exact(x: np.ndarray, k: int, *, block: int | None = None, device: str = 
         bounded = xp is NUMPY and s >= k  # every later row already holds k distances from rows < s
         if not (bounded and _merge_below(best_d, best_i, d, s, best_d[s:e, k - 1][:, None], rows_first=True)):
             v, i = xp.topk_smallest(d, min(k, n - s), sorted=False)
-            _merge_topk(xp, best_d, best_i, s, e, v, i + s)
+            _merge_topk(xp, best_d, best_i, slice(s, e), v, i + s)
         if e < n:  # the same products read down the columns, for the rows after the block
             cols = d[:, e - s :]
             if not (bounded and _merge_below(best_d, best_i, cols, e, best_d[e:, k - 1][None, :], rows_first=False,
                                              id_base=s)):
                 v, i = xp.topk_smallest(cols, min(k, e - s), axis=0, sorted=False)
-                _merge_topk(xp, best_d, best_i, e, n, v.T, i.T + s)
+                _merge_topk(xp, best_d, best_i, slice(e, n), v.T, i.T + s)
         del d
         if progress is not None:
             progress("neighbours", e, n)
