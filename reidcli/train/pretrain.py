@@ -97,10 +97,6 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
         resolved = flat_settings({"model": model, "train": train, "augment": aug, "options": opts,
                                   "method": method, "format": format, "target": target, "domain_bn": domain_bn,
                                   "device": device, "pose": pose})
-        config_path = config_path_for(out)
-        if info.is_main and config_path is not None:
-            write_config(config_path, resolved, "pretrain",
-                         f"reid pretrain: the resolved settings of {out.name}; rerun with --config {config_path.name}")
         meta = {"input_size": [aug.height, aug.width], "pixel_mean": IMAGENET_MEAN,
                 "pixel_std": IMAGENET_STD,
                 "provenance": _provenance(ds, train, model, opts.to_dict(), resolved, config_file),
@@ -109,6 +105,11 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
         engine = Engine(get_method(method, opts), train, out=out, meta=meta, ctx=ctx,
                         bn_domains=domains, evaluate=evaluate)
         torch.backends.cudnn.benchmark = not train.deterministic
+        engine.setup()  # the method's checks of the data (e.g. mrda's modalities) before any file is written
+        config_path = config_path_for(out)
+        if info.is_main and config_path is not None:
+            write_config(config_path, resolved, "pretrain",
+                         f"reid pretrain: the resolved settings of {out.name}; rerun with --config {config_path.name}")
         engine.fit(resume=ck)
     finally:
         D.shutdown(info)
