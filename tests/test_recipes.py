@@ -148,6 +148,10 @@ def test_mrda_recipe_is_the_seeds_schedule_and_batch():
 
     args = pretrain_arguments(with_recipe("mrda", "pretrain", {}))
     cfg, n = args["train"], 10  # 10 steps per epoch
+    assert args["method"] == "mrda" and args["model"].arch == "mrda" and args["model"].gem_p == 3.0
+    assert cfg.optimizer == "sgd" and cfg.momentum == 0.9 and cfg.warmup_epochs > 0
+    o = args["options"]  # eq. 23: every term weighted 1; xi = 0.1 (eq. 18)
+    assert (o.id_weight, o.hc_weight, o.mc_weight, o.ac_weight, o.label_smooth, o.mask) == (1, 1, 1, 1, 0.1, True)
     lr = {e: cfg.lr * lr_factor(e * n, n, cfg) for e in (0, 5, 10, 19, 20, 49, 50, 79)}
     assert lr[0] == pytest.approx(0.1 * cfg.warmup_factor) and lr[0] < lr[5] < lr[10]
     assert lr[10] == pytest.approx(0.1) and lr[19] == pytest.approx(0.1)
