@@ -37,6 +37,9 @@ import sys
 import time
 from pathlib import Path
 
+# this checkout's `reid`, whatever is on the PATH (as make's bin/reid)
+REID = [sys.executable, str(Path(__file__).resolve().parents[1] / "bin" / "reid")]
+
 ARMS: dict[str, list[str]] = {
     "baseline": [],  # built in `arm`: a one-stream network under --method supervised
     "mrda": [],
@@ -53,7 +56,7 @@ ARMS: dict[str, list[str]] = {
 
 def sh(*args: str) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    res = subprocess.run(["reid", "-q", *args], capture_output=True, text=True, env=env)
+    res = subprocess.run([*REID, "-q", *args], capture_output=True, text=True, env=env)
     if res.returncode:
         sys.exit(f"reid {' '.join(args)} failed:\n{res.stderr[-2000:]}")
     return res.stdout
