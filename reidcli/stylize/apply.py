@@ -1,7 +1,7 @@
 """`apply_style`: write every image of DATA in each requested camera's style as a dataset
 in DATA's own layout (`reidcli.stylize.naming`), plus ``manifest.csv`` (split, pid,
-original path, source camera, style camera, output path; cameras 1-based as in the file
-names) and ``provenance.json`` (the chain of the style model plus this run).
+original path (absolute), source camera, style camera, output path; cameras 1-based as in
+the file names) and ``provenance.json`` (the chain of the style model plus this run).
 
 Splits not styled are linked to DATA's own folders so the tree parses as a whole. An image
 is not styled to its own camera. The tree is written to a temporary sibling folder and
@@ -56,7 +56,9 @@ def parse_cams(cams: str | Sequence[int] | None, model: StyleModel, where) -> li
 
 
 def _check_output(out: Path, data: Path, force: bool) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+    if out.exists() and not out.is_dir() and not force:
+        raise InputError(f"{out} is a file, not a folder; pass --force to replace it or choose another -o")
+    if out.is_dir() and any(out.iterdir()) and not force:
         raise InputError(f"{out} exists and is not empty; pass --force to replace it or choose another -o")
     if same_file(out, data) or data.resolve() in out.resolve().parents:
         raise InputError(f"-o {out} is (inside) the input dataset {data}; choose another folder")
@@ -112,7 +114,8 @@ def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str |
     from reidcli.data.layouts import load_dataset
     from reidcli.io.h5 import make_provenance
 
-    data, out = Path(data), Path(output)
+    # DATA absolute: the manifest's ``original`` paths then match from any working folder
+    data, out = Path(os.path.abspath(data)), Path(output)
     sm = load_style_model(model)
     _check_output(out, data, force)
     targets = parse_cams(cams, sm, model)

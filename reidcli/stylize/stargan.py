@@ -145,8 +145,8 @@ def generator_styler(model, device: str = "auto"):
     @torch.no_grad()
     def style(img, src: int, dst: int):
         if abs(img.shape[0] / img.shape[1] / (h / w) - 1) > ASPECT_TOLERANCE:
-            raise InputError(f"the image is {img.shape[0]}x{img.shape[1]} pixels (height/width "
-                             f"{img.shape[0] / img.shape[1]:.2f}) does not suit this StarGAN, fitted at {h}x{w} "
+            raise InputError(f"the image, {img.shape[0]}x{img.shape[1]} pixels (height/width "
+                             f"{img.shape[0] / img.shape[1]:.2f}), does not suit this StarGAN, fitted at {h}x{w} "
                              f"({h / w:.2f}); fit one with --image-size of this data's shape")
         if img.shape[:2] != (h, w):
             img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
