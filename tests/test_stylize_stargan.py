@@ -92,8 +92,25 @@ def test_d_and_g_losses_against_their_formulas():
 def test_alternation_steps_the_critic_n_critic_times_per_generator_step():
     from reidcli.train.methods import get_method
 
-    m = get_method("stargan", {"n_critic": 5})
+    m = get_method("stargan", {})  # StarGAN's n_critic 5 by default
     assert [m.optimizers_to_step(i) for i in range(7)] == [{"d"}] * 5 + [{"main"}, {"d"}]
+
+
+def test_defaults_are_stargans():
+    """Choi et al. 2018: lambda_cls 1, lambda_rec 10, lambda_gp 10, n_critic 5, Adam 1e-4
+    with betas (0.5, 0.999); the image size defaults to the re-ID input size."""
+    import inspect
+
+    from reidcli.data.transforms import AugmentConfig
+    from reidcli.stylize.options import StarGANOptions
+    from reidcli.stylize.train import fit_stargan, stargan_train_config
+
+    o = StarGANOptions()
+    assert (o.lambda_cls, o.lambda_rec, o.lambda_gp, o.n_critic, tuple(o.betas)) == (1.0, 10.0, 10.0, 5, (0.5, 0.999))
+    t = stargan_train_config()
+    assert (t.optimizer, t.lr, t.weight_decay) == ("adam", 1e-4, 0.0)
+    a = AugmentConfig()
+    assert inspect.signature(fit_stargan).parameters["image_size"].default == (a.height, a.width)
 
 
 def test_tiny_fit_changes_the_generator_logs_finite_losses_and_sheets(synth_market, tmp_path):  # noqa: F811
@@ -120,6 +137,13 @@ def test_tiny_fit_changes_the_generator_logs_finite_losses_and_sheets(synth_mark
     assert all(torch.equal(v, d_only.state[k]) for k, v in init.items())
     changed = [k for k, v in d_only.state.items() if not torch.equal(v, sm.state[k])]
     assert changed  # the sixth step, a generator step, updated it
+    # both optimisers are Adam at StarGAN's lr and betas (the generator's is the engine's)
+    from reidcli.io.ckpt import load_checkpoint
+
+    ts = load_checkpoint(tmp_path / "g.pt", kind="stylize")["train_state"]
+    for opt in (ts["optimizer"], ts["extra_optimizers"]["d"]):
+        assert [(g["lr"], tuple(g["betas"])) for g in opt["param_groups"]] == [(1e-4, (0.5, 0.999))]
+    assert {k for k in ts["extra_optimizers"]} == {"d"}
     sheets = sorted((tmp_path / "g.samples").glob("*.png"))
     assert sheets
     from reidcli.data.images import read_image
