@@ -144,6 +144,12 @@ def test_tiny_fit_changes_the_generator_logs_finite_losses_and_sheets(synth_mark
     for opt in (ts["optimizer"], ts["extra_optimizers"]["d"]):
         assert [(g["lr"], tuple(g["betas"])) for g in opt["param_groups"]] == [(1e-4, (0.5, 0.999))]
     assert {k for k in ts["extra_optimizers"]} == {"d"}
+    from tests.fixtures_contracts import check_names, documented  # docs/formats.md names every key
+
+    ck = load_checkpoint(tmp_path / "g.pt", kind="stylize")
+    check_names(set(ck), documented(("Checkpoints", "Keys")), "StarGAN checkpoint keys")
+    check_names(set(ck["model_config"]), documented(("Style models", "model_config keys of a style model")),
+                "StarGAN model_config")
     sheets = sorted((tmp_path / "g.samples").glob("*.png"))
     assert sheets
     from reidcli.data.images import read_image
