@@ -186,6 +186,13 @@ def test_fewer_than_two_cameras_is_refused(tmp_path):
     with pytest.raises(InputError, match="at least two cameras"):
         fit_style(root, tmp_path / "m.pt")
     assert not (tmp_path / "m.pt").exists()
+    # images without cameras (a <pid>/<image> folder): said so, for either method
+    for pid in (1, 2):
+        write_jpeg(tmp_path / "plain" / f"{pid:04d}" / f"{pid}.jpg", seed=pid)
+    for method in ("color", "stargan"):
+        with pytest.raises(InputError, match="no camera ids"):
+            fit_style(tmp_path / "plain", tmp_path / "p.pt", method=method)
+    assert not list(tmp_path.glob("p.*"))
 
 
 def test_styled_images_join_their_originals_label(synth_market, styled):  # noqa: F811
