@@ -62,7 +62,8 @@ RECIPES.add("lstm-camstyle", Recipe("LSTM local branch + StarGAN camera style (s
     "pretrain": {"lstm_branch": True, "pooling": "avgmax", "dropout": 0.5, "local_dim": 128,
                  "optimizer": "adam", "lr": 3e-4, "epochs": 30, "resized_crop": True,
                  "flip": 0.5, "margin": 0.5},
-    "finetune": {"method": "camstyle", "theta": 0.3, "margin": 0.5, "triplet_weight": 0.0, "lr": 3e-4},
+    "finetune": {"method": "camstyle", "theta": 0.3, "margin": 0.5, "triplet_weight": 0.0, "optimizer": "adam",
+                 "lr": 3e-4},
 }))
 
 
