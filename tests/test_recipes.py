@@ -247,3 +247,37 @@ def test_docs_recipes_md_names_only_flags_its_stage_has():
              if (m := re.match(r"\| (pretrain|finetune|cluster) \| ([^|]*)\|", line))
              for f in re.findall(r"`(--[a-z0-9-]+|-[A-Z])\b", m.group(2)) if f not in flags[m.group(1)]]
     assert not wrong, f"docs/recipes.md names flags its stage lacks (mark library settings '(library)'): {wrong}"
+
+
+def test_a_round_trains_with_the_pretrain_runs_crop_and_jitter(tmp_path, monkeypatch):
+    """Seeds 003 / 004 fine-tune with their pre-training augmentation: `pretrain` records it
+    in the checkpoint, `finetune` builds its training transform from that record (and
+    records it again for the next round) unless told otherwise."""
+    import reidcli.data.transforms as T
+    from reidcli.data.layouts import load_dataset
+    from reidcli.data.synth import synthesize
+    from reidcli.io.ckpt import load_checkpoint
+    from reidcli.io.h5 import LabelsFile, write_labels
+    from reidcli.models import ModelConfig
+    from reidcli.train.config import FinetuneConfig, TrainConfig
+    from reidcli.train.finetune import finetune
+    from reidcli.train.pretrain import pretrain
+
+    data = tmp_path / "d"
+    synthesize(data, domain="market", ids=4, test_ids=2, images_per_id=4, height=32, width=16, seed=0)
+    aug = T.AugmentConfig(height=32, width=16, resized_crop=True, crop_scale=(0.7, 1.0), jitter=0.3, erasing=0.0)
+    src = pretrain(data, tmp_path / "m.pt", model=ModelConfig(arch="resnet18_half"), augment=aug, device="cpu",
+                   train=TrainConfig(epochs=1, iters_per_epoch=1, p=2, k=2, workers=0, warmup_epochs=0,
+                                     images_per_bn=0))
+    assert load_checkpoint(src)["augment"] == dataclasses.asdict(aug)
+    recs = load_dataset(data).split("train")
+    write_labels(tmp_path / "l.h5", LabelsFile(labels=np.arange(len(recs)) % 2, paths=[r.path for r in recs]))
+    used, real = [], T.build_train_transform
+    monkeypatch.setattr(T, "build_train_transform", lambda a, *rest: used.append(a) or real(a, *rest))
+    train = FinetuneConfig(iters_per_epoch=1, p=2, k=2, images_per_bn=0, workers=0)
+    out = finetune(src, tmp_path / "l.h5", data, tmp_path / "r1.pt", method="pseudo", device="cpu", train=train)
+    assert used == [aug]
+    assert load_checkpoint(out)["augment"] == dataclasses.asdict(aug)  # round 2 inherits it too
+    finetune(out, tmp_path / "l.h5", data, tmp_path / "r2.pt", method="pseudo", device="cpu", train=train,
+             augment={"jitter": 0.0})
+    assert used[-1] == dataclasses.replace(aug, jitter=0.0)  # a change keeps the rest
