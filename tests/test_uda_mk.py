@@ -188,3 +188,21 @@ def test_tiny_real_run(tmp_path):
     assert "pseudo round 1" in res.stdout and "oracle (target labels)" in res.stdout
     dry = subprocess.run([args[0], "-n", *args[2:]], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert dry.returncode == 0 and "bin/reid " not in dry.stdout, dry.stdout
+
+
+def test_mmt_rounds_cluster_the_average_of_both_mean_nets(work):
+    """MMT's pseudo-labels come from both mean nets' averaged embeddings (the public MMT
+    code): every adapted round's features are `reid features --net mean`; direct transfer
+    (one network) and other methods are not, and EXTRA_FEATURES_ARGS' --net wins."""
+    def features(*args):
+        dry = _make(work, "-n", "demo", "ROUNDS=2", "OUT=out", "ORACLE=0", *args)
+        assert dry.returncode == 0, dry.stderr[-2000:]
+        return [line for line in dry.stdout.splitlines() if "fake_reid.py features" in line]
+
+    lines = features("METHOD=mmt")
+    rounds = [line for line in lines if "/r1.pt" in line or "/r2.pt" in line]
+    assert len(rounds) == 2 and all(line.split()[-2:] == ["--net", "mean"] for line in rounds), lines
+    assert not any("--net" in line for line in lines if "source.pt" in line)
+    assert not any("--net" in line for line in features("METHOD=pseudo"))
+    given = [line for line in features("METHOD=mmt", "EXTRA_FEATURES_ARGS=--net mean1") if "/r1.pt" in line]
+    assert len(given) == 1 and given[0].split()[-4:] == ["--net", "mean", "--net", "mean1"]  # the last wins
