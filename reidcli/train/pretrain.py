@@ -278,8 +278,10 @@ def _source(data, format: Optional[str], aug: AugmentConfig):
     recs = [r for r in ds.split("train") if r.pid >= 0]
     labels, mapping = relabel([r.pid for r in recs])
     if len(mapping) < 2:
-        raise InputError(f"{ds.root}: the train split has {len(mapping)} labelled identity; supervised "
-                         "training needs at least 2 (ID loss and triplet pairs)")
+        n = len(mapping)
+        raise InputError(f"{ds.root}: the train split has {n} labelled identit{'y' if n == 1 else 'ies'}; "
+                         "training needs at least 2 (ID loss and triplet pairs, or one agent each for "
+                         "--method agents): pass a dataset with identity labels")
     dset = ImageDataset(ds.root, recs, build_train_transform(aug), labels=labels,
                         size=(aug.height, aug.width))
     log.info("training on %d images of %d identities from %s", len(recs), len(mapping), ds.root)
