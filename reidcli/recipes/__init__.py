@@ -113,8 +113,16 @@ def stage_settings(name: str, stage: str) -> dict[str, Any]:
 
 def with_recipe(name: str | None, stage: str, given: Mapping[str, Any]) -> dict[str, Any]:
     """``given`` settings over recipe ``name``'s settings of ``stage``: explicit ones win.
-    A given value of None counts as not given (the CLI's unset flags)."""
+    A given value of None counts as not given (the CLI's unset flags). A recipe without
+    settings for ``stage`` (``mrda`` has no finetune, ``lstm-camstyle`` and ``mar`` no
+    cluster stage) is a `ParamError` rather than a silent no-op."""
     base = stage_settings(name, stage) if name else {}
+    if name and not base:
+        from reidcli.utils.params import ParamError
+
+        stages = ", ".join(RECIPES.get(name).stages)
+        raise ParamError("recipe", f"{name} has no {stage} settings (it sets {stages}); drop --recipe "
+                                   f"for reid {stage}")
     if given.get("method") is not None and "method" in base and given["method"] != base["method"]:
         from reidcli.utils.params import ParamError
 
