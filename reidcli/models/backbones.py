@@ -98,9 +98,19 @@ for _arch, _ctor, _w in (
 # 'tiny', the CPU preset of the tests, is an alias of resnet18 (see `reidcli.models.registry`).
 
 
-def _narrow_resnet18(width: int) -> tvr.ResNet:
-    """A ResNet-18 layout whose stages have width, 2, 4, 8 x ``width`` channels."""
-    net = tvr.ResNet(tvr.BasicBlock, [1, 1, 1, 1])  # rebuilt below, at the new width
+def _narrow_resnet18(width: int, draw_skeleton: bool = True) -> tvr.ResNet:
+    """A ResNet-18 layout whose stages have width, 2, 4, 8 x ``width`` channels.
+
+    The layout starts from a full-width skeleton whose layers are all rebuilt. With
+    ``draw_skeleton`` the skeleton is built and initialised on the CPU, drawing from the
+    random generator (resnet18_half does, so that its seeded weights stay what they always
+    were); without it the skeleton lives on the meta device: no memory, no draws, no time.
+    """
+    if draw_skeleton:
+        net = tvr.ResNet(tvr.BasicBlock, [1, 1, 1, 1])  # rebuilt below, at the new width
+    else:
+        with torch.device("meta"):
+            net = tvr.ResNet(tvr.BasicBlock, [1, 1, 1, 1])
     net.inplanes = width
     net.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
     net.bn1 = nn.BatchNorm2d(width)
@@ -123,4 +133,14 @@ def resnet18_half(last_stride: int = 2, pretrained: str = "none") -> ResNetBackb
     resnet18 on CPU, for quick tests; no ImageNet weights exist (PATH works)."""
     bb = ResNetBackbone(_narrow_resnet18(32), "resnet18_half", last_stride)
     load_backbone_weights(bb, "resnet18_half", pretrained, url=None)
+    return bb
+
+
+@MODELS.register("resnet18_quarter")
+def resnet18_quarter(last_stride: int = 2, pretrained: str = "none") -> ResNetBackbone:
+    """ResNet-18 at quarter width (16-128 channels, 128-d features, 16x fewer weights than
+    resnet18): the smallest backbone, for tests where the network is not what is tested;
+    no ImageNet weights exist (PATH works)."""
+    bb = ResNetBackbone(_narrow_resnet18(16, draw_skeleton=False), "resnet18_quarter", last_stride)
+    load_backbone_weights(bb, "resnet18_quarter", pretrained, url=None)
     return bb

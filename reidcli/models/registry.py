@@ -21,6 +21,8 @@ MODELS.declare("resnet50", _B, "ResNet-50, the papers' backbone")
 MODELS.declare("resnet101", _B, "ResNet-101")
 MODELS.declare("resnet18_half", _B, "ResNet-18 at half width: 32-256 channels, 256-d features, "
                                     "about 4x faster on CPU, no ImageNet weights")
+MODELS.declare("resnet18_quarter", _B, "ResNet-18 at quarter width: 16-128 channels, 128-d features, "
+                                       "the smallest, for tests; no ImageNet weights")
 MODELS.declare("se_resnet50", _SE, "SE-ResNet-50")
 MODELS.declare("resnet50_ibn_a", _SE, "ResNet-50-IBN-a")
 MODELS.declare("rbnet", "reidcli.models.rbnet", "RBNet: a keypoint-guided reverse backbone over --rb-backbone")
