@@ -15,6 +15,7 @@ import torch
 from tests.conftest import write_jpeg
 
 H, W = 32, 16
+ARCH, DIM = "resnet18_quarter", 128  # the smallest backbone and its embedding size: the methods are tested
 FAST = dict(epochs=1, iters_per_epoch=2, p=3, k=2, images_per_bn=0, workers=0, seed=0)
 
 
@@ -55,14 +56,14 @@ def _source_ckpt(path: Path, method: str = "supervised", num_classes: int = 4, s
     from reidcli.models import ModelConfig, build_model
 
     torch.manual_seed(seed)
-    cfg = ModelConfig(arch="resnet18_half", num_classes=num_classes)
+    cfg = ModelConfig(arch=ARCH, num_classes=num_classes)
     net = build_model(cfg)
     ck = make_checkpoint(model_config=cfg.to_dict(), model_state=net.state_dict(), input_size=(H, W),
                          method=method, epoch=1, feat_dim=net.feat_dim)
     return save_checkpoint(path, ck)
 
 
-def _labels(path: Path, target_csv: Path, labels, dim: int = 256, paths=None, attrs=None) -> Path:
+def _labels(path: Path, target_csv: Path, labels, dim: int = DIM, paths=None, attrs=None) -> Path:
     from reidcli.data.layouts import load_dataset
     from reidcli.io.h5 import LabelsFile, write_labels
 
@@ -121,7 +122,7 @@ def test_one_round_changes_weights(uda, method):
     assert ck["method"] == method and ck["epoch"] == 1
     assert _changed(_state(uda["ckpt"]), ck["model"])
     model, _ = load_network(out)  # deployable as `reid features` loads it
-    assert model(torch.zeros(2, 3, H, W)).shape == (2, 256)
+    assert model(torch.zeros(2, 3, H, W)).shape == (2, DIM)
     if method == "mmt":
         assert set(ck["nets"]) == {"mean2", "net1", "net2"}
         assert ck["train_state"]["method"]["ema_step"] == 2
