@@ -25,8 +25,8 @@ FORMATS_DOC = ROOT / "docs" / "formats.md"
 COLUMNS = 100  # terminal width for every rendered output compared in the tests
 QUIET_ENV = {"COLUMNS": str(COLUMNS), "REIDCLI_QUIET": "1"}
 
-# smallest real pipeline settings (resnet18_half is the smallest registered architecture)
-ARCH = ["--arch", "resnet18_half", "--pretrained", "none", "--height", "32", "--width", "16"]
+# smallest real pipeline settings (resnet18_quarter is the smallest registered architecture)
+ARCH = ["--arch", "resnet18_quarter", "--pretrained", "none", "--height", "32", "--width", "16"]
 CPU = ["-j", "0", "--device", "cpu"]
 
 

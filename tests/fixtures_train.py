@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-FAST = ["--arch", "resnet18_half", "--pretrained", "none", "--height", "64", "--width", "32", "--ids-per-batch", "4",
+FAST = ["--arch", "resnet18_quarter", "--pretrained", "none", "--height", "64", "--width", "32", "--ids-per-batch", "4",
         "--images-per-id", "2", "--warmup-epochs", "0", "--workers", "0", "--device", "cpu"]
 
 
@@ -31,7 +31,7 @@ def tiny_ckpt(synth_market, tmp_path_factory) -> Path:
     from reidcli.train.pretrain import pretrain
 
     out = tmp_path_factory.mktemp("ckpt") / "m.pt"
-    pretrain(synth_market, out, model=ModelConfig(arch="resnet18_half"),
+    pretrain(synth_market, out, model=ModelConfig(arch="resnet18_quarter"),
              train=TrainConfig(epochs=1, iters_per_epoch=2, p=4, k=2, workers=0, warmup_epochs=0),
              augment=AugmentConfig(height=64, width=32), device="cpu")
     return out

@@ -1,6 +1,6 @@
 """One end-to-end run through files, as a Makefile drives the stages:
 synth -> pretrain -> features -> cluster -> finetune -> features -> evaluate,
-at the smallest size (resnet18_half at 32x16, a few steps). Every file must pass
+at the smallest size (resnet18_quarter at 32x16, a few steps). Every file must pass
 `reid info`, hold only fields docs/formats.md names (and all it requires), keep every
 field of the v1 golden files, and evaluate prints a table."""
 

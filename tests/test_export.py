@@ -115,7 +115,7 @@ def test_exporter_failure_is_one_line_and_writes_nothing(tiny_ckpt, tmp_path, mo
     assert res.exit_code == 1, res.output
     lines = res.stderr.strip().splitlines()
     what = "ONNX" if suffix == ".onnx" else "TorchScript"
-    assert lines == [f"reid export: error: {what} export of arch resnet18_half failed (RuntimeError: exporter exploded: "
+    assert lines == [f"reid export: error: {what} export of arch resnet18_quarter failed (RuntimeError: exporter exploded: "
                      f"unsupported operator aten::foo); nothing was written; "
                      + ("try another --opset (now 17) or -o NAME.ts for TorchScript" if suffix == ".onnx"
                         else "try -o NAME.onnx for ONNX")], res.stderr

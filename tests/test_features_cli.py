@@ -37,7 +37,7 @@ def test_features_every_split_and_flip(synth_market, tiny_ckpt, tmp_path):  # no
     assert res.exit_code == 0, res.output
     ff = read_features(out)
     assert set(ff.splits) == {"train", "query", "gallery"}
-    assert ff.attrs["feature_dim"] == 256 and ff.normalized and ff.attrs["model"] == "resnet18_half"
+    assert ff.attrs["feature_dim"] == 128 and ff.normalized and ff.attrs["model"] == "resnet18_quarter"
     assert ff.attrs["checkpoint"].startswith("sha256:") and ff.attrs["dataset_format"] == "market1501"
     q = ff.splits["query"].features
     np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, rtol=1e-5)
