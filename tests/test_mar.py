@@ -14,6 +14,8 @@ import numpy as np
 import torch
 
 from tests.test_finetune import (
+    ARCH,
+    DIM,
     _changed,
     _finetune,
     _source_ckpt,
@@ -49,7 +51,7 @@ def _pretrain_agents(m, epochs: int = 3) -> Path:
     from reidcli.train.config import TrainConfig
     from reidcli.train.pretrain import pretrain
 
-    return pretrain(m["ref"], m["tmp"] / "agents.pt", model=ModelConfig(arch="resnet18_half"),
+    return pretrain(m["ref"], m["tmp"] / "agents.pt", model=ModelConfig(arch=ARCH),
                     train=TrainConfig(epochs=epochs, iters_per_epoch=10, p=4, k=4, lr=3e-3, workers=0, images_per_bn=0,
                                       milestones=[], warmup_epochs=0, seed=0),
                     augment=AugmentConfig(height=H, width=W, pad=0, erasing=0.0, flip=0.0),
@@ -62,7 +64,7 @@ def test_mar_round_changes_model_and_agents_and_logs_finite_losses(mar):
 
     out = _round(mar, "m2.pt", train={"iters_per_epoch": 3, "p": 4, "k": 2})
     ck = torch.load(out, weights_only=True)
-    assert ck["method"] == "mar" and ck["nets"]["agents"]["weight"].shape == (4, 256)
+    assert ck["method"] == "mar" and ck["nets"]["agents"]["weight"].shape == (4, DIM)
     assert _changed(_state(mar["ckpt"]), ck["model"])
     out2 = _round(mar, "m3.pt", ckpt=out, train={"iters_per_epoch": 1, "p": 4, "k": 2})
     assert not torch.equal(ck["nets"]["agents"]["weight"], _state(out2, "agents")["weight"])
@@ -71,7 +73,7 @@ def test_mar_round_changes_model_and_agents_and_logs_finite_losses(mar):
     assert steps and all(r[k] == r[k] and abs(r[k]) < 1e6 for r in steps for k in ("loss", "mdl", "cml", "al", "rj"))
     assert any(r["cml"] > 0 for r in steps) and any(r["mdl"] > 0 for r in steps)
     model, _ = load_network(out)
-    assert model(torch.zeros(2, 3, H, W)).shape == (2, 256)
+    assert model(torch.zeros(2, 3, H, W)).shape == (2, DIM)
 
 
 def test_mar_never_reads_target_identities(mar):
@@ -157,7 +159,7 @@ def test_mar_bad_input_is_one_line_and_writes_nothing(mar, case, match):
         kw["reference"] = _with_pids(mar["ref"], mar["ref"].with_name("blank.csv"), [-1] * 16)
     if case == "agents_mismatch":
         ck = torch.load(ckpt, weights_only=True)
-        ck.setdefault("nets", {})["agents"] = {"weight": torch.randn(7, 256)}
+        ck.setdefault("nets", {})["agents"] = {"weight": torch.randn(7, DIM)}
         torch.save(ck, mar["tmp"] / "bad.pt")
         ckpt = mar["tmp"] / "bad.pt"
     with pytest.raises(ReidError, match=match) as e:
@@ -212,7 +214,7 @@ def test_mar_cli_bad_input_is_one_line_exit_1_and_writes_nothing(mar, case):
         assert "--reference" in line
     elif case == "with_agents":  # agents, but RAL still needs the reference images
         ck = torch.load(mar["ckpt"], weights_only=True)
-        ck["nets"]["agents"] = {"weight": torch.randn(4, 256)}
+        ck["nets"]["agents"] = {"weight": torch.randn(4, DIM)}
         torch.save(ck, mar["tmp"] / "agents.pt")
         mar["ckpt"] = mar["tmp"] / "agents.pt"
         line = _one_error_line(_cli(*_cli_args(mar, out)))
@@ -247,7 +249,7 @@ def test_agents_pretraining_resumes_exactly(mar):
     from reidcli.train.pretrain import pretrain
 
     def run(out, resume=False, **kw):
-        pretrain(mar["ref"], out, model=ModelConfig(arch="resnet18_half"),
+        pretrain(mar["ref"], out, model=ModelConfig(arch=ARCH),
                  train=TrainConfig(epochs=2, iters_per_epoch=2, p=2, k=4, workers=0, images_per_bn=0,
                                    warmup_epochs=0.5, seed=1, **kw),
                  augment=AugmentConfig(height=H, width=W, pad=2, erasing=0.0), method="agents",
@@ -272,14 +274,14 @@ def test_mar_recipe_pretrains_agents_and_adapts_with_the_fused_network(mar):
     from reidcli.train.finetune import finetune_from_settings
     from reidcli.train.pretrain import pretrain_from_settings
 
-    small = {"arch": "resnet18_half", "pretrained": "none", "height": H, "width": W, "last_stride": 1, "device": "cpu",
+    small = {"arch": ARCH, "pretrained": "none", "height": H, "width": W, "last_stride": 1, "device": "cpu",
              "workers": 0, "images_per_bn": 0}
     pre = pretrain_from_settings(mar["ref"], mar["tmp"] / "pre.pt", recipe="mar", epochs=1, iters_per_epoch=1,
                                  p=2, k=4, warmup_epochs=0.0, pad=2, **small)
     ck = torch.load(pre, weights_only=True)
     cfg = ck["model_config"]
     assert ck["method"] == "agents" and cfg["multilevel"] and cfg["embed_dim"] == 0 and cfg["neck"] == "none"
-    fused = 32 + 128 + 256  # resnet18_half: layer1 + layer3 + layer4 channels
+    fused = 16 + 64 + 128  # resnet18_quarter: layer1 + layer3 + layer4 channels
     assert ck["feat_dim"] == fused and ck["nets"]["agents"]["weight"].shape == (4, fused)
     out = finetune_from_settings(pre, None, mar["target"], mar["tmp"] / "ft.pt", recipe="mar", reference=mar["ref"],
                                  epochs=1, iters_per_epoch=2, p=2, k=4, milestones=[], mdl_warmup_epochs=0,
@@ -374,7 +376,7 @@ def test_agents_pretraining_on_an_unlabelled_reference_is_one_line(mar):
     """`reid pretrain --method agents` on images without identities: one line, exit 1, nothing written."""
     blank = _with_pids(mar["ref"], mar["ref"].with_name("blank.csv"), [-1] * 16)
     out = mar["tmp"] / "agents.pt"
-    res = _cli("pretrain", blank, "-o", out, "--method", "agents", "--arch", "resnet18_half", "--pretrained", "none",
+    res = _cli("pretrain", blank, "-o", out, "--method", "agents", "--arch", ARCH, "--pretrained", "none",
                "--height", H, "--width", W, "--epochs", 1, "--iters", 1, "-P", 2, "-K", 2, "--workers", 0,
                "--device", "cpu")
     line = _one_error_line(res)
