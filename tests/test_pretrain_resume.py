@@ -18,13 +18,14 @@ from reidcli.train.pretrain import pretrain
 from fixtures_train import synth_market  # noqa: F401
 
 AUG = AugmentConfig(height=64, width=32)
+SMALL = "resnet18_quarter"  # the smallest backbone (128-d): the engine is tested, not the network
 
 
 def _train(data, out, **kw):
     base = dict(epochs=2, iters_per_epoch=2, p=4, k=2, workers=0, warmup_epochs=0.5, seed=3,
                 log_every=1)
     resume = kw.pop("resume", False)
-    pretrain(data, out, model=ModelConfig(arch="resnet18_half", dropout=0.1), train=TrainConfig(**{**base, **kw}),
+    pretrain(data, out, model=ModelConfig(arch=SMALL, dropout=0.1), train=TrainConfig(**{**base, **kw}),
              augment=AUG, device="cpu", resume=resume)
     return load_checkpoint(out)
 
@@ -63,12 +64,12 @@ def test_uninterrupted_run_is_deployable(uninterrupted, tmp_path):
     model, _ = load_network(tmp_path / "m.pt")
     with torch.no_grad():
         f = model(torch.randn(2, 3, 64, 32))
-    assert f.shape == (2, 256) and torch.isfinite(f).all()
+    assert f.shape == (2, 128) and torch.isfinite(f).all()
 
 
 def test_target_forwarding_with_domain_bn(synth_market, tmp_path):  # noqa: F811
     out = tmp_path / "m.pt"
-    pretrain(synth_market, out, model=ModelConfig(arch="resnet18_half"),
+    pretrain(synth_market, out, model=ModelConfig(arch=SMALL),
              train=TrainConfig(epochs=1, iters_per_epoch=1, p=4, k=2, workers=0, warmup_epochs=0,
                                images_per_bn=4),
              augment=AUG, device="cpu", target=synth_market, domain_bn=True)
