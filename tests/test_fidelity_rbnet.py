@@ -17,7 +17,7 @@ H, W = 64, 32
 
 def _net(num_classes=3, **rb):
     return build_model(ModelConfig(arch="rbnet", num_classes=num_classes, last_stride=2,
-                                   rbnet={"backbone": "resnet18_half", **rb}))
+                                   rbnet={"backbone": "resnet18_quarter", **rb}))
 
 
 def _bn_stats(module) -> list[torch.Tensor]:
@@ -138,7 +138,7 @@ def test_both_feature_trains_with_the_centre_loss_under_kd(synth_market, tmp_pat
     from reidcli.train.methods.options import SupervisedOptions
     from reidcli.train.pretrain import pretrain
 
-    cfg = ModelConfig(arch="rbnet", last_stride=2, rbnet={"backbone": "resnet18_half", "feature": "both"})
+    cfg = ModelConfig(arch="rbnet", last_stride=2, rbnet={"backbone": "resnet18_quarter", "feature": "both"})
     src = pretrain(synth_market, tmp_path / "src.pt", model=cfg, pose=synth_market / "pose.h5",
                    train=TrainConfig(epochs=1, iters_per_epoch=1, p=3, k=2, workers=0, warmup_epochs=0,
                                      images_per_bn=0),

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from reidcli.cli.app import app
 
-TRAIN = ["--arch", "rbnet", "--rb-backbone", "resnet18_half", "--pretrained", "none",
+TRAIN = ["--arch", "rbnet", "--rb-backbone", "resnet18_quarter", "--pretrained", "none",
          "--height", "64", "--width", "32", "--epochs", "1", "--iters-per-epoch", "2",
          "--warmup-epochs", "0", "--images-per-bn", "0", "--workers", "0", "--device", "cpu"]
 
@@ -46,7 +46,7 @@ def test_pretrain_writes_rbnet_checkpoint_and_logs_every_term(rb):
 
     ck = load_checkpoint(rb / "r.pt")
     assert ck["model_config"]["arch"] == "rbnet"
-    assert ck["model_config"]["rbnet"]["backbone"] == "resnet18_half"
+    assert ck["model_config"]["rbnet"]["backbone"] == "resnet18_quarter"
     rows = [json.loads(line) for line in (rb / "r.log.jsonl").read_text().splitlines()]
     epoch = [r for r in rows if r["type"] == "epoch"][-1]
     for term in ("ce", "triplet", "mse", "ce2", "triplet2"):
@@ -92,7 +92,7 @@ def test_mean_output_uses_the_students_mask():
 
     torch.manual_seed(0)
     net = build_model(ModelConfig(arch="rbnet", num_classes=3, last_stride=2,
-                                  rbnet={"backbone": "resnet18_half"})).train()
+                                  rbnet={"backbone": "resnet18_quarter"})).train()
     x = torch.randn(4, 3, 64, 32)
     o = net(x)
     zero = {**o, "mask": torch.zeros_like(o["mask"])}
