@@ -85,7 +85,7 @@ def test_sysu_protocol_on_a_file_without_modality_fails(mrda_run, synth_sysu, tm
     assert not (tmp_path / "pq.csv").exists()
 
 
-CLI = ["--method", "mrda", "--arch", "mrda", "--mrda-backbone", "resnet18_half", "--pretrained", "none",
+CLI = ["--method", "mrda", "--arch", "mrda", "--mrda-backbone", "resnet18_quarter", "--pretrained", "none",
        "--height", "32", "--width", "16", "--last-stride", "1", "--warmup-epochs", "0", "--workers", "0",
        "--device", "cpu", "--epochs", "1", "--iters-per-epoch", "1"]
 
