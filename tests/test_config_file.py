@@ -50,7 +50,7 @@ def test_unknown_key_is_an_error(synth_market, tmp_path):  # noqa: F811
 
 def test_config_sets_flags_the_command_line_wins_and_the_resolved_config_repeats_the_run(synth_market, tmp_path):  # noqa: F811
     f = tmp_path / "recipe.toml"
-    f.write_text('[pretrain]\narch = "resnet18_half"\nids-per-batch = 4\nK = 2\nlr = 0.01\nmax-iters = 1\n'
+    f.write_text('[pretrain]\narch = "resnet18_quarter"\nids-per-batch = 4\nK = 2\nlr = 0.01\nmax-iters = 1\n'
                  'seed = 5\ndevice = "cpu"\n')
     out = tmp_path / "m.pt"
     reid_ok("pretrain", synth_market, "-o", out, "--config", f, *BASE, "--seed", "7")
@@ -58,10 +58,10 @@ def test_config_sets_flags_the_command_line_wins_and_the_resolved_config_repeats
     ts = ck["train_state"]["config"]
     assert (ts["p"], ts["k"], ts["lr"], ts["max_iters"]) == (4, 2, 0.01, 1)  # from the file
     assert ts["seed"] == 7  # the command line wins
-    assert ck["model_config"]["arch"] == "resnet18_half"
+    assert ck["model_config"]["arch"] == "resnet18_quarter"
     resolved = out.with_name("m.config.toml")
     again = read_config(resolved, "pretrain")
-    assert again["seed"] == 7 and again["arch"] == "resnet18_half" and again["p"] == 4
+    assert again["seed"] == 7 and again["arch"] == "resnet18_quarter" and again["p"] == 4
     assert again["device"] == "cpu" and again["height"] == 32 and "erasing" in again  # every field
     record = ck["provenance"][-1]
     in_provenance = {k: list(v) if isinstance(v, tuple) else v for k, v in record["params"]["config"].items()

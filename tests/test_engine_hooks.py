@@ -176,7 +176,7 @@ def test_docs_formats_name_every_key_of_the_training_log(synth_market, tmp_path)
     from reidcli.train.pretrain import pretrain
 
     out = tmp_path / "m.pt"
-    pretrain(synth_market, out, model=ModelConfig(arch="resnet18_half"),
+    pretrain(synth_market, out, model=ModelConfig(arch="resnet18_quarter"),
              train=TrainConfig(epochs=1, iters_per_epoch=3, p=4, k=2, workers=0, warmup_epochs=0,
                                log_every=2, eval_every=1),
              augment=AugmentConfig(height=32, width=16), device="cpu")

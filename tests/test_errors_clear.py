@@ -247,7 +247,7 @@ def test_skip_bad_with_every_image_bad_fails(tmp_path):
     from reidcli.io.ckpt import make_checkpoint, save_checkpoint
     from reidcli.models import ModelConfig, build_model
 
-    cfg = ModelConfig(arch="resnet18_half", num_classes=2)
+    cfg = ModelConfig(arch="resnet18_quarter", num_classes=2)
     net = build_model(cfg)
     save_checkpoint(tmp_path / "m.pt", make_checkpoint(model_config=cfg.to_dict(), model_state=net.state_dict(),
                                                        input_size=(32, 16), method="supervised", epoch=1,

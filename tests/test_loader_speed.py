@@ -54,7 +54,7 @@ def _pretrain(root, out: Path, *, cache: bool, workers: int, resized_crop: bool 
     from reidcli.train.config import TrainConfig
     from reidcli.train.pretrain import pretrain
 
-    pretrain(root, out, model=ModelConfig(arch="resnet18_half"),
+    pretrain(root, out, model=ModelConfig(arch="resnet18_quarter"),
              train=TrainConfig(epochs=1, iters_per_epoch=2, p=3, k=2, workers=workers, threads=2,
                                warmup_epochs=0, images_per_bn=0, log_every=2, cache_images=cache),
              augment=AugmentConfig(height=32, width=16, resized_crop=resized_crop, jitter=0.2),

@@ -270,7 +270,7 @@ def test_a_round_trains_with_the_pretrain_runs_crop_and_jitter(tmp_path, monkeyp
     data = tmp_path / "d"
     synthesize(data, domain="market", ids=4, test_ids=2, images_per_id=4, height=32, width=16, seed=0)
     aug = T.AugmentConfig(height=32, width=16, resized_crop=True, crop_scale=(0.7, 1.0), jitter=0.3, erasing=0.0)
-    src = pretrain(data, tmp_path / "m.pt", model=ModelConfig(arch="resnet18_half"), augment=aug, device="cpu",
+    src = pretrain(data, tmp_path / "m.pt", model=ModelConfig(arch="resnet18_quarter"), augment=aug, device="cpu",
                    train=TrainConfig(epochs=1, iters_per_epoch=1, p=2, k=2, workers=0, warmup_epochs=0,
                                      images_per_bn=0))
     assert load_checkpoint(src)["augment"] == dataclasses.asdict(aug)

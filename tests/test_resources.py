@@ -186,7 +186,7 @@ def test_training_records_its_choice_in_the_jsonl_log(synth_market, tmp_path):  
     from reidcli.train.pretrain import pretrain
 
     out = tmp_path / "m.pt"
-    pretrain(synth_market, out, model=ModelConfig(arch="resnet18_half"),
+    pretrain(synth_market, out, model=ModelConfig(arch="resnet18_quarter"),
              train=TrainConfig(epochs=1, iters_per_epoch=1, p=4, k=2, threads=1, warmup_epochs=0),
              augment=AugmentConfig(height=64, width=32), device="cpu")
     first = json.loads(out.with_name("m.log.jsonl").read_text().splitlines()[0])

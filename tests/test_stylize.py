@@ -228,7 +228,7 @@ def test_finetune_with_styled_positives(synth_market, styled, tmp_path, caplog, 
     from reidcli.utils.errors import InputError
 
     _, out, _ = styled
-    cfg = ModelConfig(arch="resnet18_half", num_classes=4)
+    cfg = ModelConfig(arch="resnet18_quarter", num_classes=4)
     net = build_model(cfg)
     ckpt = save_checkpoint(tmp_path / "m.pt", make_checkpoint(
         model_config=cfg.to_dict(), model_state=net.state_dict(), input_size=(32, 16), method="supervised",
