@@ -444,3 +444,31 @@ def test_library_resume_refuses_another_arch(tmp_path):
     with pytest.raises(ConfigError, match="arch 'tiny' \\(was 'resnet18_half'\\)"):
         pretrain(tmp_path, ck, model=ModelConfig(arch="tiny"), train=TrainConfig(),
                  augment=AugmentConfig(height=32, width=16), resume=True, device="cpu")
+
+
+def test_pretrain_failing_to_write_its_checkpoint_leaves_no_config_of_it(synth_market, tmp_path, monkeypatch):  # noqa: F811
+    """The resolved ``m.config.toml`` is written only once ``m.pt`` is: a run whose first
+    checkpoint write fails (a full disk) leaves the previous run's checkpoint and config as they
+    were, not a config describing a checkpoint that was never written."""
+    from fixtures_contracts import ARCH, CPU
+
+    from reidcli.io import ckpt
+
+    out, config = tmp_path / "m.pt", tmp_path / "m.config.toml"
+    out.write_bytes(b"previous checkpoint")
+    config.write_text("# the previous run's settings\n")
+
+    def full(path, ck):
+        raise OutputError(f"cannot write {path}: No space left on device; the previous file is kept")
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", full)
+    args = ["pretrain", str(synth_market), "-o", str(out), *ARCH, *CPU, "-P", "4", "-K", "2",
+            "--epochs", "1", "--iters-per-epoch", "1", "--warmup-epochs", "0"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1 and "No space left on device" in res.stderr, res.output
+    assert out.read_bytes() == b"previous checkpoint"
+    assert config.read_text() == "# the previous run's settings\n"
+    monkeypatch.undo()
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "epochs = 1" in config.read_text()

@@ -23,6 +23,7 @@ from reidcli.data.transforms import AugmentConfig, build_train_transform
 from reidcli.io.ckpt import IMAGENET_MEAN, IMAGENET_STD, load_checkpoint
 from reidcli.train import dist as D
 from reidcli.train.config import TrainConfig
+from reidcli.train.hooks import HookBase
 from reidcli.train.methods.options import MethodOptions
 from reidcli.train.settings import config_path_for, flat_settings, write_config
 from reidcli.utils.errors import ConfigError, InputError
@@ -58,7 +59,7 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
 
     The resolved settings (every field, as flat settings) are written beside ``out`` as
     ``<stem>.config.toml`` (`reidcli.train.settings.config_path_for`; ``--config`` reads it
-    back) and recorded in the provenance (``params.config``). An ``out`` that is a device
+    back) once the first epoch's checkpoint is written (a run that fails before leaves none) and recorded in the provenance (``params.config``). An ``out`` that is a device
     node or a FIFO (``-o /dev/null``) gets no side files (no log, no config) and is written
     once, after the last epoch.
     """
@@ -98,21 +99,35 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
                                   "method": method, "format": format, "target": target, "domain_bn": domain_bn,
                                   "device": device, "pose": pose})
         config_path = config_path_for(out)
-        if info.is_main and config_path is not None:
-            write_config(config_path, resolved, "pretrain",
-                         f"reid pretrain: the resolved settings of {out.name}; rerun with --config {config_path.name}")
+        hooks = [_ConfigWriter(config_path, resolved, out.name)] if config_path is not None else []
         meta = {"input_size": [aug.height, aug.width], "pixel_mean": IMAGENET_MEAN,
                 "pixel_std": IMAGENET_STD,
                 "provenance": _provenance(ds, train, model, opts.to_dict(), resolved, config_file),
                 "augment": dataclasses.asdict(aug)}
         evaluate = _eval_fn(ds, aug, train, dev) if train.eval_every else None
         engine = Engine(get_method(method, opts), train, out=out, meta=meta, ctx=ctx,
-                        bn_domains=domains, evaluate=evaluate)
+                        bn_domains=domains, evaluate=evaluate, hooks=hooks)
         torch.backends.cudnn.benchmark = not train.deterministic
         engine.fit(resume=ck)
     finally:
         D.shutdown(info)
     return out
+
+
+class _ConfigWriter(HookBase):
+    """Write the resolved settings beside the checkpoint once its first epoch is written (rank
+    0), so that a run failing before it (a full disk, ``ulimit -f``, a bad image) leaves no
+    ``m.config.toml`` describing a checkpoint that was never written, or describing another run's
+    ``m.pt``."""
+
+    def __init__(self, path: Path, resolved: Mapping[str, Any], name: str):
+        self.path, self.resolved, self.name, self.done = path, resolved, name, False
+
+    def after_epoch(self) -> None:  # runs after the engine's Checkpointer
+        if not self.done and self.engine.dist.is_main:
+            write_config(self.path, self.resolved, "pretrain",
+                         f"reid pretrain: the resolved settings of {self.name}; rerun with --config {self.path.name}")
+        self.done = True
 
 
 def pretrain_from_settings(data: str | os.PathLike | Dataset, out: str | os.PathLike, *,
