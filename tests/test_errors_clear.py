@@ -170,6 +170,10 @@ def test_nan_learning_rate(tmp_path):
     line = one_line(runner.invoke(app, ["pretrain", str(tmp_path / "d"), "-o", str(tmp_path / "m.pt"),
                                         "--lr", "nan"]), "pretrain")
     assert line.endswith("--lr must be a float > 0; got nan")
+    line = one_line(runner.invoke(app, ["pretrain", str(tmp_path / "d"), "-o", str(tmp_path / "m.pt"),
+                                        "--lr", "inf"]), "pretrain")
+    assert line.endswith("--lr must be a float > 0; got inf")
+    assert not (tmp_path / "m.pt").exists()
 
 
 # --------------------------------------------------------------------------- 8. validators

@@ -315,7 +315,7 @@ class Engine:
             out = m.step(batch, self.global_it)
         loss = out["loss"]
         if not torch.isfinite(loss.detach()).all():
-            raise ReidError(f"the loss became {float(loss)} at epoch {self.epoch + 1}, step "
+            raise ReidError(f"the loss became {float(loss.detach())} at epoch {self.epoch + 1}, step "
                             f"{self.it_in_epoch + 1}; lower --lr or pass --no-amp")
         for o in opts:
             o.zero_grad(set_to_none=True)
