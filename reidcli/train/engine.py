@@ -130,7 +130,7 @@ class Engine:
         self.amp = bool(cfg.amp and self.device.type == "cuda")
         self.resumed = False
         self.resources = self._resources()
-        writer = JSONLWriter(self.log_path, cfg.log_every)
+        self.writer = writer = JSONLWriter(self.log_path, cfg.log_every)
         self.hooks: list[HookBase] = [writer, Checkpointer(self.out)]
         if evaluate is not None:
             self.hooks.append(Evaluator(evaluate, cfg.eval_every, writer))
@@ -248,6 +248,7 @@ class Engine:
         finally:
             for s in self.streams.values():
                 s.close()
+            self.writer.discard()  # a log no checkpoint of this run went with (a failed start)
         return last
 
     def _call(self, point: str) -> None:

@@ -396,4 +396,6 @@ def _run(method: str, opts: MethodOptions, cfg: TrainConfig, ck: dict, data: dic
                      f"reid finetune: the resolved settings of {out.name}; rerun with --config {config_path_for(out).name}")
     finally:
         partial.unlink(missing_ok=True)
+        if engine.log_path is not None:  # the hidden log of a round that failed (moved on success)
+            engine.log_path.unlink(missing_ok=True)
     return out
