@@ -174,7 +174,7 @@ def command_settings(flags: dict, skip: tuple[str, ...] = ()) -> dict:
 
 Config = Annotated[Optional[Path], typer.Option("--config", dir_okay=False, help=(
     "A TOML file of settings: any flag of this command as a key (epochs = 80, arch = \"resnet50\", "
-    "ids-per-batch = 16), at the top level or in a [pretrain] / [finetune] table. Flags on the command "
+    "ids-per-batch = 16), at the top level or in a \\[pretrain] / \\[finetune] table. Flags on the command "
     "line win. The resolved settings are written beside the checkpoint as <name>.config.toml."))]
 
 
