@@ -223,3 +223,24 @@ def test_no_help_text_loses_brackets_to_rich_markup():
     out = " ".join(re.sub(r"[│╭╮╰╯─]", " ", CliRunner().invoke(app, ["pretrain", "--help"], terminal_width=200).output).split())
     assert "at the top level or in a [pretrain] / [finetune] table" in out
     assert "finetune --method mar). [default: supervised]" in out
+
+
+def test_dataset_options_the_readme_names_are_reachable_from_the_command_line():
+    """Issue 16: the README named dataset options (CUHK03 variant, RegDB trial) no --help had.
+    On the command line they are --format names; the --format help names them, every
+    ``--format NAME`` of the README resolves to the option it implies, and the README's
+    Python-only options (cam_regex) are said to be so."""
+    from reidcli.data.layouts import OPTIONS, resolve_format
+
+    readme = (ROOT / "README.md").read_text()
+    out = " ".join(re.sub(r"[│╭╮╰╯─]", " ", CliRunner().invoke(app, ["features", "--help"], terminal_width=200).output).split())
+    assert "cuhk03-labeled / cuhk03-detected: a CUHK03 variant; regdb-trial1 .. regdb-trial10: a RegDB trial" in out
+    assert resolve_format("cuhk03-labeled") == ("cuhk03", {"cuhk03_variant": "labeled"})
+    assert resolve_format("regdb-trial10") == ("regdb", {"regdb_trial": 10})
+    named = set(re.findall(r"--format ([a-z0-9][a-z0-9-]*)", readme))
+    assert {"cuhk03-labeled", "regdb-trial3"} <= named
+    for name in named:
+        resolve_format(name)  # raises on a name the command line would refuse
+    for option in OPTIONS:  # no README flag for a dataset option: --format names, or Python keywords
+        assert f"--{option.replace('_', '-')}" not in readme
+    assert "cam_regex=" in readme and "camera 0 from the command line" in readme

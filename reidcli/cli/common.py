@@ -242,7 +242,7 @@ Threads = Annotated[int | None, typer.Option("--threads", min=1, help=(
     "Intra-op threads (default: auto, the cores this process may use less its workers; "
     "OMP_NUM_THREADS counts as --threads)."))]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or messages.")]
-DataFormat = Annotated[Optional[str], typer.Option("--format", help="Dataset layout; auto-detected when omitted (regdb-trial1 .. regdb-trial10: a RegDB trial).")]
+DataFormat = Annotated[Optional[str], typer.Option("--format", help="Dataset layout; auto-detected when omitted (cuhk03-labeled / cuhk03-detected: a CUHK03 variant; regdb-trial1 .. regdb-trial10: a RegDB trial).")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")]
 
 
