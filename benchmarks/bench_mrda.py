@@ -9,6 +9,10 @@ samples the same number of images (P x 2K = 36 by default, the seed's 3 x (6 + 6
   stages 0-1, dynamic attention, eq. 23 with every term);
 * ``no_mask`` / ``one_stream`` / ``no_attention``: MRDA with one component switched off
   (``--no-mask`` also drops the region centre term, which compares x and x_M+);
+* ``two_stream_only``: the seed's Table 2 baseline (its feature extraction module: the
+  two-stream network with the MRDA losses, without mask reconstruction or dynamic
+  attention). Table 2's rows are then ``two_stream_only`` (Baseline), ``no_attention``
+  (+MRM), ``no_mask`` (+DAM) and ``mrda`` (+MRM +DAM);
 * ``no_id`` / ``no_hc`` / ``no_mc`` / ``no_ac``: MRDA with one loss weight set to 0.
 
 Each arm: ``reid pretrain`` -> ``reid features`` (query + gallery) -> ``reid evaluate
@@ -33,12 +37,16 @@ import sys
 import time
 from pathlib import Path
 
+# this checkout's `reid`, whatever is on the PATH (as make's bin/reid)
+REID = [sys.executable, str(Path(__file__).resolve().parents[1] / "bin" / "reid")]
+
 ARMS: dict[str, list[str]] = {
     "baseline": [],  # built in `arm`: a one-stream network under --method supervised
     "mrda": [],
     "no_mask": ["--no-mask"],
     "one_stream": ["--one-stream"],
     "no_attention": ["--no-dyn-attention"],
+    "two_stream_only": ["--no-mask", "--no-dyn-attention"],
     "no_id": ["--id-weight", "0"],
     "no_hc": ["--hc-weight", "0"],
     "no_mc": ["--mc-weight", "0"],
@@ -48,7 +56,7 @@ ARMS: dict[str, list[str]] = {
 
 def sh(*args: str) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    res = subprocess.run(["reid", "-q", *args], capture_output=True, text=True, env=env)
+    res = subprocess.run([*REID, "-q", *args], capture_output=True, text=True, env=env)
     if res.returncode:
         sys.exit(f"reid {' '.join(args)} failed:\n{res.stderr[-2000:]}")
     return res.stdout
@@ -155,11 +163,11 @@ def main() -> None:
     base = results.get("baseline", {}).get("steps_s")
     print(f"{a.steps} steps of {2 * a.p * a.k} sampled images, {a.backbone} at {a.height}x{a.width}, "
           f"{a.ids} train / {a.ids} test identities")
-    print(f"{'arm':13} {'all mAP':>8} {'all R1':>7} {'indoor mAP':>11} {'indoor R1':>10} {'vis-vis R1':>11} "
+    print(f"{'arm':15} {'all mAP':>8} {'all R1':>7} {'indoor mAP':>11} {'indoor R1':>10} {'vis-vis R1':>11} "
           f"{'steps/s':>8} {'vs base':>8}")
     for name, r in results.items():
         rel = f"{r['steps_s'] / base:7.2f}x" if base else "       -"
-        print(f"{name:13} {r['sysu-all']['mAP']:8.1f} {r['sysu-all']['rank1']:7.1f} {r['sysu-indoor']['mAP']:11.1f} "
+        print(f"{name:15} {r['sysu-all']['mAP']:8.1f} {r['sysu-all']['rank1']:7.1f} {r['sysu-indoor']['mAP']:11.1f} "
               f"{r['sysu-indoor']['rank1']:10.1f} {r['visible_rank1']:11.1f} {r['steps_s']:8.2f} {rel}")
 
 

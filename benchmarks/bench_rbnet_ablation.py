@@ -26,10 +26,13 @@ import sys
 import time
 from pathlib import Path
 
+# this checkout's `reid`, whatever is on the PATH (as make's bin/reid)
+REID = [sys.executable, str(Path(__file__).resolve().parents[1] / "bin" / "reid")]
+
 
 def sh(*args: str) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    res = subprocess.run(["reid", *args], capture_output=True, text=True, env=env)
+    res = subprocess.run([*REID, *args], capture_output=True, text=True, env=env)
     if res.returncode:
         sys.exit(f"reid {' '.join(args)} failed:\n{res.stderr[-2000:]}")
     return res.stdout

@@ -153,8 +153,8 @@ def identity_kept(tmp: Path, ds, styled_root: Path, styled_rows, args) -> dict:
     by_path = {str((styled_root / r.path).resolve()): r for r in sty}
     q_recs = [by_path[str((styled_root / row["output"]).resolve())] for row in styled_rows]
     qf, _ = embed_records(model, styled_root, q_recs, size=size, device=args.device, workers=0)
-    own = {str(ds.abspath(r)): i for i, r in enumerate(gal)}
-    q_own = np.array([own[row["original"]] for row in styled_rows])
+    own = {str(ds.abspath(r).resolve()): i for i, r in enumerate(gal)}
+    q_own = np.array([own[str(Path(row["original"]).resolve())] for row in styled_rows])
     q_pid = np.array([int(row["pid"]) for row in styled_rows])
     g_pid = np.array([r.pid for r in gal])
     d = ((qf[:, None, :] - gf[None, :, :]) ** 2).sum(-1)

@@ -48,12 +48,12 @@ ROWS ?= pseudo pseudo+camnorm mmt mmt+camnorm rbnet+mmt rbnet+mmt+camnorm kd kd+
 # per row: the uda.mk variables and the folder of its rounds
 row_vars_pseudo = METHOD=pseudo RUN=pseudo CAMERA_NORM=0
 row_vars_pseudo+camnorm = METHOD=pseudo RUN=pseudo+camnorm CAMERA_NORM=1
-row_vars_mmt = METHOD=mmt RUN=mmt CAMERA_NORM=0 EXTRA_FEATURES_ARGS="--net mean"
-row_vars_mmt+camnorm = METHOD=mmt RUN=mmt+camnorm CAMERA_NORM=1 EXTRA_FEATURES_ARGS="--net mean"
+row_vars_mmt = METHOD=mmt RUN=mmt CAMERA_NORM=0
+row_vars_mmt+camnorm = METHOD=mmt RUN=mmt+camnorm CAMERA_NORM=1
 rbnet_source = OUT=$(RB_OUT) SOURCE=$(OUT)/data/market TARGET=$(OUT)/data/duke ARCH=rbnet \
   PRE_ARGS="--rb-backbone resnet18_half --pose $(OUT)/data/market/pose.h5"
-row_vars_rbnet+mmt = $(rbnet_source) METHOD=mmt RUN=mmt CAMERA_NORM=0 EXTRA_FEATURES_ARGS="--net mean"
-row_vars_rbnet+mmt+camnorm = $(rbnet_source) METHOD=mmt RUN=mmt+camnorm CAMERA_NORM=1 EXTRA_FEATURES_ARGS="--net mean"
+row_vars_rbnet+mmt = $(rbnet_source) METHOD=mmt RUN=mmt CAMERA_NORM=0
+row_vars_rbnet+mmt+camnorm = $(rbnet_source) METHOD=mmt RUN=mmt+camnorm CAMERA_NORM=1
 # ULA at the demo's scale: Euclidean DBSCAN (eps auto: the rule follows the features' scale), the densest
 # clusters kept as base classes (750 of Market's 12,936 images -> 59 of 1,024), cosine 0.8
 row_vars_kd = METHOD=kd RUN=kd CAMERA_NORM=0 CLUSTER_METHOD=dbscan-euclidean EPS=$(KD_EPS) MIN_SAMPLES=4 \

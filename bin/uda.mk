@@ -145,7 +145,11 @@ ft_args = --method $(METHOD) --epochs $(EPOCHS) --iters $(ITERS) --lr $(LR) -P $
   $(if $(filter mar,$(METHOD)),--reference $(REFERENCE)) \
   $(if $(styled),--styled $(STYLED)) $(FT_ARGS)
 stylize_args = --method $(STYLE_METHOD) --seed $(SEED) --device $(DEVICE)
-feat_args = $(common) $(EXTRA_FEATURES_ARGS)
+# MMT's pseudo-labels come from the average of both mean nets' embeddings (the public MMT code
+# clusters their mean; `reid features --net mean`); its rounds are evaluated on the same
+# features. A --net in EXTRA_FEATURES_ARGS comes later and wins.
+mean_nets := $(if $(filter mmt,$(METHOD)),--net mean)
+feat_args = $(common) $(mean_nets) $(EXTRA_FEATURES_ARGS)
 
 A := $(OUT)/.args
 R := $(OUT)/$(RUN)

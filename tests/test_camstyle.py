@@ -66,6 +66,53 @@ def test_source_target_pairs_are_negatives_and_pushing_them_apart_lowers_ld():
         type(ld)(-1.0)
 
 
+class _Stub(torch.nn.Module):
+    """A hand-made re-ID network: fixed outputs per image (its first pixel indexes them)."""
+
+    def __init__(self, out: dict):
+        super().__init__()
+        self.out, self.w = out, torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        i = x[:, 0, 0, 0].long()
+        return {k: v[i] * self.w for k, v in self.out.items()}
+
+
+@pytest.mark.parametrize("local", [True, False])
+def test_step_is_source_ce_plus_theta_ld_on_both_branches(local):
+    """Seed 004 eq. 4 on each branch: L = CE_ls(source) + theta L_D(source u target u styled
+    target), the target only in L_D (no CE: its identities are unknown)."""
+    from types import SimpleNamespace
+
+    from reidcli.losses import CrossEntropyLabelSmooth, DomainConnectedness
+    from reidcli.train.methods import get_method
+
+    g = torch.Generator().manual_seed(0)
+    ns, nt, n_src = 4, 6, 3
+    outs = {"logits": torch.randn(ns + nt, n_src, generator=g), "feat": torch.randn(ns + nt, 5, generator=g)}
+    if local:
+        outs.update(local_logits=torch.randn(ns + nt, n_src, generator=g), local_feat=torch.randn(ns + nt, 4, generator=g))
+    m = get_method("camstyle", {})
+    ce, ld = CrossEntropyLabelSmooth(0.1), DomainConnectedness(0.5)
+    m.objective = SimpleNamespace(ce=ce, triplet=None)
+    m.domain = ld
+    m.nets["model"] = _Stub(outs)
+    ys, yt = torch.tensor([0, 0, 2, 2]), torch.tensor([0, 0, 0, 5, 5, 5])  # a target image + 2 styled, twice
+    img = torch.arange(ns + nt).float().view(-1, 1, 1, 1).expand(-1, 3, 2, 2)
+    res = m.step({"source": {"img": img[:ns], "label": ys}, "target": {"img": img[ns:], "label": yt}}, 0)
+    want = ce(outs["logits"][:ns], ys) + 0.3 * ld(outs["feat"][:ns], ys, outs["feat"][ns:], yt)
+    if local:
+        want = want + ce(outs["local_logits"][:ns], ys) + 0.3 * ld(outs["local_feat"][:ns], ys,
+                                                                  outs["local_feat"][ns:], yt)
+    assert torch.allclose(res["loss"], want) and ("domain_local" in res) == local
+    # the target logits never enter: changing them leaves the loss as it was
+    outs["logits"][ns:] += 100.0
+    if local:
+        outs["local_logits"][ns:] += 100.0
+    again = m.step({"source": {"img": img[:ns], "label": ys}, "target": {"img": img[ns:], "label": yt}}, 0)
+    assert torch.allclose(again["loss"], want)
+
+
 def _styled_run(uda, out, monkeypatch=None, target=None, **kw):  # noqa: F811
     styled = uda["tmp"] / "styled"
     if not styled.exists():

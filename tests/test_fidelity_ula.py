@@ -105,3 +105,26 @@ def test_templates_learned_in_training_can_be_passed():
     assert out.max() == 0  # the kept cluster's own template, renumbered
     with pytest.raises(InputError, match="one centre per cluster id"):
         expand_labels(x, labels, centers=learned[:1])
+
+
+@pytest.mark.parametrize("method, eps, want", [("dbscan-euclidean", 0.35, 0.35), ("dbscan-jaccard", 0.5, 1.0)])
+def test_expansion_density_uses_the_euclidean_clustering_eps(monkeypatch, method, eps, want):
+    """ULA's one eps (eq. 1) serves the clusters and their density; a Jaccard eps is not a
+    Euclidean radius, so the paper's 1.0 stands there."""
+    import reidcli.cluster.expand as expand
+    from reidcli.cluster.run import cluster_features
+
+    seen = {}
+    real = expand.expand_labels
+
+    def spy(x, labels, **kw):
+        seen.update(kw)
+        return real(x, labels, **kw)
+
+    monkeypatch.setattr(expand, "expand_labels", spy)
+    rng = np.random.default_rng(3)
+    x = np.concatenate([_blob(rng, np.eye(16)[i] * 3, 10, 0.2) for i in range(3)])
+    opts = {"eps": eps, "min_samples": 2} if method == "dbscan-euclidean" else {"eps": eps, "k1": 6, "k2": 2}
+    res = cluster_features(x, method=method, expand_threshold=0.8, keep_clusters=2, **opts)
+    assert seen["eps"] == pytest.approx(want)
+    assert res.labels.max() == 1  # two base classes kept

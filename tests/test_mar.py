@@ -314,3 +314,69 @@ def test_features_soft_labels_are_mar_eq1_over_the_checkpoints_agents(mar):
     res = CliRunner().invoke(app, list(map(str, ["features", "--ckpt", mar["ckpt"], mar["ref"], "-o", bad,
                                                  "--soft-labels", "--workers", "0"])))
     assert res.exit_code == 1 and "holds no reference agents" in res.output and not bad.exists()
+
+
+def test_mar_steps_draw_half_target_half_reference(mar, monkeypatch):
+    """Each step of P x K images is P x K / 2 target images (no identities) and P x K / 2
+    labelled reference images (seed 001: batch 368 = 184 + 184)."""
+    from reidcli.train.methods.mar import Mar
+
+    seen, step = [], Mar.step
+
+    def spy(self, batch, it):
+        t, r = batch["target"], batch["reference"]
+        seen.append((t["img"].shape[0], r["img"].shape[0], r["label"].tolist()))
+        return step(self, batch, it)
+
+    monkeypatch.setattr(Mar, "step", spy)
+    _round(mar, "half.pt", train={"iters_per_epoch": 2, "p": 4, "k": 2})
+    assert [(nt, nr) for nt, nr, _ in seen] == [(4, 4), (4, 4)]
+    assert all(0 <= y < 4 for _, _, ys in seen for y in ys)  # the reference's 4 identities
+
+
+def test_mar_recipe_and_defaults_are_the_seeds_values():
+    """`--recipe mar` and the library defaults hold seed 001's schedule and MAR's published
+    loss values (METHODS.md section 2)."""
+    from reidcli.recipes import stage_settings
+    from reidcli.train.methods.options import AgentsOptions, MarOptions
+
+    pre, ft = stage_settings("mar", "pretrain"), stage_settings("mar", "finetune")
+    assert pre["method"] == "agents" and pre["p"] * pre["k"] == 256
+    assert (pre["epochs"], pre["lr"], pre["weight_decay"], pre["scale"]) == (60, 1e-3, 0.025, 30.0)
+    assert pre["multilevel"] and pre["embed_dim"] == 0 and (pre["height"], pre["width"], pre["pad"]) == (384, 128, 7)
+    assert ft["method"] == "mar" and ft["p"] * ft["k"] == 368 and ft["optimizer"] == "adam"
+    assert (ft["epochs"], ft["lr"], ft["weight_decay"]) == (20, 2e-4, 0.025)
+    seed = {"scale": 30.0, "lambda_1": 2e-4, "lambda_2": 50.0, "beta": 0.2, "mining_ratio": 0.005, "rj_margin": 1.0}
+    assert {k: ft[k] for k in seed} == seed
+    assert {k: getattr(MarOptions(), k) for k in seed} == seed and AgentsOptions().scale == 30.0
+
+
+def test_se_blocks_with_multilevel_fusion_keep_the_fused_dimension():
+    """Seed 001's network by flags: SE in every bottleneck + GAP after layer1, layer3 and
+    layer4 concatenated; --embed-dim 0 keeps 256 + 1024 + 2048, --embed-dim N adds an FC."""
+    from reidcli.models import ModelConfig, build_model
+    from reidcli.models.se_ibn import SEModule
+
+    net = build_model(ModelConfig(arch="se_resnet50", pretrained="none", multilevel=True, embed_dim=0,
+                                  neck="none")).eval()
+    assert sum(isinstance(m, SEModule) for m in net.modules()) == 3 + 4 + 6 + 3
+    assert net.reduce is None and net.feat_dim == 256 + 1024 + 2048
+    x = torch.randn(2, 3, H, W)
+    with torch.no_grad():
+        maps = net.feature_maps(x)
+        want = torch.cat([maps[i].mean((2, 3)) for i in (1, 3, 4)], 1)  # layer1, layer3, layer4 (0: stem)
+        assert torch.allclose(net(x), want, atol=1e-5)
+    fc = build_model(ModelConfig(arch="se_resnet50", pretrained="none", multilevel=True, embed_dim=2048))
+    assert (fc.reduce.in_features, fc.reduce.out_features, fc.feat_dim) == (3328, 2048, 2048)
+
+
+def test_agents_pretraining_on_an_unlabelled_reference_is_one_line(mar):
+    """`reid pretrain --method agents` on images without identities: one line, exit 1, nothing written."""
+    blank = _with_pids(mar["ref"], mar["ref"].with_name("blank.csv"), [-1] * 16)
+    out = mar["tmp"] / "agents.pt"
+    res = _cli("pretrain", blank, "-o", out, "--method", "agents", "--arch", "resnet18_half", "--pretrained", "none",
+               "--height", H, "--width", W, "--epochs", 1, "--iters", 1, "-P", 2, "-K", 2, "--workers", 0,
+               "--device", "cpu")
+    line = _one_error_line(res)
+    assert "0 labelled identities" in line and "--method agents" in line and "identity labels" in line
+    assert not out.exists() and not list(mar["tmp"].glob(".agents.pt*"))

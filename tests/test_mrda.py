@@ -234,3 +234,74 @@ def test_cross_modal_sampler_needs_two_modalities():
 
     with pytest.raises(InputError, match="both visible and infrared"):
         CrossModalPKSampler([0, 0, 1, 1], [0, 0, 0, 0], p=2, k=1)
+
+
+def test_mrda_feature_is_gem_p3_plus_attended_average():
+    """Eq. 16 with eq. 17 written out: F = (mean f^3)^(1/3) + avg(attended), p = 3 by default."""
+    torch.manual_seed(0)
+    net = _net().train()
+    assert net.pool.p.item() == 3.0
+    x, mod = torch.randn(2, 3, 64, 32), torch.tensor([0, 1])
+    f = net.feature_maps(x, mod)[-1]
+    gem = f.clamp_min(1e-6).pow(3).mean((2, 3)).pow(1 / 3)
+    torch.testing.assert_close(net(x, mod)["feat"], gem + net.dyn_attention(f), rtol=1e-5, atol=1e-5)
+
+
+def test_features_route_each_image_by_its_modality(tmp_path):
+    """`reid features`' embedding (`embed_records`) passes each record's modality to a
+    two-stream net, in order; a plain net gets none."""
+    from conftest import write_jpeg
+
+    from reidcli.data.records import Record
+    from reidcli.features.extract import embed_records
+
+    write_jpeg(tmp_path / "a.jpg", 64, 32)
+    recs = [Record("a.jpg", 1, 0, 0), Record("a.jpg", 1, 2, 1), Record("a.jpg", 1, 5, 1), Record("a.jpg", 1, 1, 0)]
+
+    class Spy(torch.nn.Module):
+        modal = True
+
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def forward(self, x, modality=None):
+            self.seen += modality.tolist()
+            return x.flatten(1)[:, :4] + modality.view(-1, 1).float()
+
+    spy = Spy()
+    embed_records(spy, tmp_path, recs, size=(64, 32), batch_size=3, workers=0, normalize=False)
+    assert spy.seen == [0, 1, 1, 0]
+
+    class Plain(torch.nn.Module):  # no ``modal``: called without the keyword
+        def forward(self, x):
+            return x.flatten(1)[:, :4]
+
+    embed_records(Plain(), tmp_path, recs, size=(64, 32), workers=0)
+
+    torch.manual_seed(0)
+    net = _net()
+    with torch.no_grad():  # make the infrared stem differ from the visible one it was copied from
+        net.ir["conv1"].weight.mul_(-1.0)
+    f, ok = embed_records(net, tmp_path, recs, size=(64, 32), workers=0)
+    assert ok.all()
+    f = torch.from_numpy(f)
+    torch.testing.assert_close(f[0], f[3])  # the same image, both visible
+    torch.testing.assert_close(f[1], f[2])  # the same image, both infrared
+    assert not torch.allclose(f[0], f[1], atol=1e-4)
+
+
+def test_mrda_k_check_names_short_identities_and_warns_on_one_modality(caplog):
+    import numpy as np
+
+    from reidcli.train.methods.mrda import _check_k
+
+    # pid 10: 3 visible + 2 infrared; pid 20: 4 + 4; pid 30: visible only (not sampled)
+    pids = np.array([10] * 5 + [20] * 8 + [30] * 3)
+    mod = np.array([0, 0, 0, 1, 1] + [0] * 4 + [1] * 4 + [0] * 3)
+    labels = np.unique(pids, return_inverse=True)[1]
+    with caplog.at_level("WARNING", logger="reidcli.train.methods.mrda"):
+        _check_k(pids, labels, mod, 2)
+    assert "one modality only" in caplog.text and "[30]" in caplog.text
+    with pytest.raises(InputError, match=r"identities \[10\] have fewer than --images-per-id 3 .* use -K 2 or less"):
+        _check_k(pids, labels, mod, 3)

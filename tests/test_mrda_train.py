@@ -111,19 +111,19 @@ def test_mrda_on_one_modality_fails(tmp_path):
                height=32, width=16, seed=0)
     _fails(["pretrain", tmp_path / "market", "-o", tmp_path / "m.pt",
             *CLI, "-P", "2", "-K", "2"], "--method mrda needs visible and infrared")
-    assert not (tmp_path / "m.pt").exists()
+    assert not list(tmp_path.glob("m.*"))  # no checkpoint, log or config.toml
 
 
 def test_mrda_k_too_large_names_identities_and_suggests_k(synth_sysu, tmp_path):
     _fails(["pretrain", synth_sysu, "-o", tmp_path / "m.pt", *CLI, "-P", "2", "-K", "40"],
            "fewer than --images-per-id 40", "use -K")
-    assert not (tmp_path / "m.pt").exists()
+    assert not list(tmp_path.glob("m.*"))  # no checkpoint, log or config.toml
 
 
 def test_mrda_method_needs_mrda_arch(synth_sysu, tmp_path):
     args = [a if a != "mrda" or i != 3 else "resnet18_half" for i, a in enumerate(CLI)]
     _fails(["pretrain", synth_sysu, "-o", tmp_path / "m.pt", *args, "-P", "2", "-K", "2"], "use --arch mrda")
-    assert not (tmp_path / "m.pt").exists()
+    assert not list(tmp_path.glob("m.*"))  # no checkpoint, log or config.toml
 
 
 def test_regdb_trials_end_to_end(tmp_path):

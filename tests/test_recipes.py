@@ -4,6 +4,7 @@ explicit settings win, and the CLI passes the recipe through (docs/recipes.md)."
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +149,10 @@ def test_mrda_recipe_is_the_seeds_schedule_and_batch():
 
     args = pretrain_arguments(with_recipe("mrda", "pretrain", {}))
     cfg, n = args["train"], 10  # 10 steps per epoch
+    assert args["method"] == "mrda" and args["model"].arch == "mrda" and args["model"].gem_p == 3.0
+    assert cfg.optimizer == "sgd" and cfg.momentum == 0.9 and cfg.warmup_epochs > 0
+    o = args["options"]  # eq. 23: every term weighted 1; xi = 0.1 (eq. 18)
+    assert (o.id_weight, o.hc_weight, o.mc_weight, o.ac_weight, o.label_smooth, o.mask) == (1, 1, 1, 1, 0.1, True)
     lr = {e: cfg.lr * lr_factor(e * n, n, cfg) for e in (0, 5, 10, 19, 20, 49, 50, 79)}
     assert lr[0] == pytest.approx(0.1 * cfg.warmup_factor) and lr[0] < lr[5] < lr[10]
     assert lr[10] == pytest.approx(0.1) and lr[19] == pytest.approx(0.1)
@@ -158,3 +163,125 @@ def test_mrda_recipe_is_the_seeds_schedule_and_batch():
     batch = [i for i, _ in next(iter(CrossModalPKSampler(labels, modality, cfg.p, cfg.k, seed=0)))]
     assert len(batch) == 36 and len(set(labels[batch])) == 3
     assert (modality[batch] == 0).sum() == 18 and (modality[batch] == 1).sum() == 18
+
+
+@pytest.mark.parametrize("name,stage", [(n, s) for n in RECIPES.names() for s in ("pretrain", "finetune", "cluster")
+                                        if s not in RECIPES.get(n).stages])
+def test_a_recipe_is_refused_on_a_stage_it_does_not_set(name, stage):
+    with pytest.raises(ParamError, match=f"recipe {name} has no {stage} settings"):
+        with_recipe(name, stage, {})
+
+
+def test_cluster_cli_takes_the_recipe_and_its_explicit_flags_win(features_file, tmp_path):
+    from typer.testing import CliRunner
+
+    from reidcli.cli.app import app
+    from reidcli.io.h5 import read_labels
+
+    out = tmp_path / "l.h5"
+    res = CliRunner().invoke(app, ["cluster", str(features_file), "-o", str(out), "--recipe", "csam-kd",
+                                   "--eps", "0.3", "--keep-clusters", "2"])
+    assert res.exit_code == 0, res.output
+    attrs = read_labels(out).attrs
+    assert attrs["eps"] == 0.3 and attrs["keep_clusters"] == 2  # given
+    assert attrs["method"] == "dbscan-euclidean" and attrs["expand_threshold"] == 0.8  # the recipe's
+    res = CliRunner().invoke(app, ["cluster", str(features_file), "-o", str(tmp_path / "x.h5"),
+                                   "--recipe", "mar"])
+    assert res.exit_code == 1 and "recipe mar has no cluster settings" in res.output
+    assert not (tmp_path / "x.h5").exists()
+
+
+# -- docs/recipes.md: a row per recipe value (flag or library name, and the value) --------
+
+@functools.cache
+def _doc_sections() -> dict[str, str]:
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "recipes.md").read_text()
+    return {m.group(1): body for m, body in ((re.match(r"`([a-z-]+)`", s), s)
+                                            for s in re.split(r"^## ", text, flags=re.M)) if m}
+
+
+@functools.cache
+def _stage_flags() -> dict[str, dict[str, list[str]]]:
+    """Per stage command: Python parameter name -> its option strings."""
+    import typer.main
+
+    from reidcli.cli.app import app
+
+    group = typer.main.get_command(app)
+    return {st: {p.name: list(p.opts) for p in group.commands[st].params if p.param_type_name == "option"}
+            for st in ("pretrain", "finetune", "cluster")}
+
+
+def _renderings(value) -> list[str]:
+    if isinstance(value, bool):
+        return ["on"] if value else ["off"]
+    if isinstance(value, list):
+        return [",".join(map(str, value)), ", ".join(map(str, value))]
+    out = [str(value)]
+    if isinstance(value, float):
+        mantissa, exp = f"{value:e}".split("e")
+        out += [f"{value:g}", f"{mantissa.rstrip('0').rstrip('.')}e{int(exp)}"]
+        out += [str(int(value))] if value == int(value) else []
+    return out
+
+
+@pytest.mark.parametrize("name,stage,key,value", [(n, s, k, v) for s in ("pretrain", "finetune", "cluster")
+                                                  for n, k, v in _values(s)])
+def test_docs_recipes_md_has_a_row_with_every_recipe_value(name, stage, key, value):
+    """Each value a recipe sets is in docs/recipes.md: a row of its stage in the recipe's
+    table naming the flag (`--flag`) or, for a library-only setting, `key`, with the value in
+    its recipe column."""
+    section = _doc_sections()[name]
+    opts = _stage_flags()[stage].get(key, [])
+    rows = [line for line in section.splitlines() if line.startswith(f"| {stage} |")
+            and (any(f"`{o}`" in line or f"`{o} " in line for o in opts) or f"`{key}`" in line)]
+    assert rows, f"docs/recipes.md, `{name}`: no {stage} row names {opts or key}"
+    recipe_column = [line.split("|")[4] for line in rows]  # | stage | setting | paper | recipe | note |
+    assert any(r in cell for cell in recipe_column for r in _renderings(value)), \
+        f"docs/recipes.md, `{name}`: the recipe column of the {stage} row of {opts or key} lacks {value!r}"
+
+
+def test_docs_recipes_md_names_only_flags_its_stage_has():
+    import re
+
+    flags = {st: {o for opts in d.values() for o in opts} for st, d in _stage_flags().items()}
+    wrong = [(name, m.group(1), f) for name, section in _doc_sections().items() for line in section.splitlines()
+             if (m := re.match(r"\| (pretrain|finetune|cluster) \| ([^|]*)\|", line))
+             for f in re.findall(r"`(--[a-z0-9-]+|-[A-Z])\b", m.group(2)) if f not in flags[m.group(1)]]
+    assert not wrong, f"docs/recipes.md names flags its stage lacks (mark library settings '(library)'): {wrong}"
+
+
+def test_a_round_trains_with_the_pretrain_runs_crop_and_jitter(tmp_path, monkeypatch):
+    """Seeds 003 / 004 fine-tune with their pre-training augmentation: `pretrain` records it
+    in the checkpoint, `finetune` builds its training transform from that record (and
+    records it again for the next round) unless told otherwise."""
+    import reidcli.data.transforms as T
+    from reidcli.data.layouts import load_dataset
+    from reidcli.data.synth import synthesize
+    from reidcli.io.ckpt import load_checkpoint
+    from reidcli.io.h5 import LabelsFile, write_labels
+    from reidcli.models import ModelConfig
+    from reidcli.train.config import FinetuneConfig, TrainConfig
+    from reidcli.train.finetune import finetune
+    from reidcli.train.pretrain import pretrain
+
+    data = tmp_path / "d"
+    synthesize(data, domain="market", ids=4, test_ids=2, images_per_id=4, height=32, width=16, seed=0)
+    aug = T.AugmentConfig(height=32, width=16, resized_crop=True, crop_scale=(0.7, 1.0), jitter=0.3, erasing=0.0)
+    src = pretrain(data, tmp_path / "m.pt", model=ModelConfig(arch="resnet18_half"), augment=aug, device="cpu",
+                   train=TrainConfig(epochs=1, iters_per_epoch=1, p=2, k=2, workers=0, warmup_epochs=0,
+                                     images_per_bn=0))
+    assert load_checkpoint(src)["augment"] == dataclasses.asdict(aug)
+    recs = load_dataset(data).split("train")
+    write_labels(tmp_path / "l.h5", LabelsFile(labels=np.arange(len(recs)) % 2, paths=[r.path for r in recs]))
+    used, real = [], T.build_train_transform
+    monkeypatch.setattr(T, "build_train_transform", lambda a, *rest: used.append(a) or real(a, *rest))
+    train = FinetuneConfig(iters_per_epoch=1, p=2, k=2, images_per_bn=0, workers=0)
+    out = finetune(src, tmp_path / "l.h5", data, tmp_path / "r1.pt", method="pseudo", device="cpu", train=train)
+    assert used == [aug]
+    assert load_checkpoint(out)["augment"] == dataclasses.asdict(aug)  # round 2 inherits it too
+    finetune(out, tmp_path / "l.h5", data, tmp_path / "r2.pt", method="pseudo", device="cpu", train=train,
+             augment={"jitter": 0.0})
+    assert used[-1] == dataclasses.replace(aug, jitter=0.0)  # a change keeps the rest

@@ -186,6 +186,13 @@ def test_fewer_than_two_cameras_is_refused(tmp_path):
     with pytest.raises(InputError, match="at least two cameras"):
         fit_style(root, tmp_path / "m.pt")
     assert not (tmp_path / "m.pt").exists()
+    # images without cameras (a <pid>/<image> folder): said so, for either method
+    for pid in (1, 2):
+        write_jpeg(tmp_path / "plain" / f"{pid:04d}" / f"{pid}.jpg", seed=pid)
+    for method in ("color", "stargan"):
+        with pytest.raises(InputError, match="no camera ids"):
+            fit_style(tmp_path / "plain", tmp_path / "p.pt", method=method)
+    assert not list(tmp_path.glob("p.*"))
 
 
 def test_styled_images_join_their_originals_label(synth_market, styled):  # noqa: F811
@@ -243,3 +250,23 @@ def test_finetune_with_styled_positives(synth_market, styled, tmp_path, caplog, 
     with pytest.raises(InputError, match="manifest.csv: no such file"):
         finetune(ckpt, labels, synth_market, tmp_path / "m3.pt", method="pseudo", train=train,
                  styled=tmp_path, device="cpu")
+
+
+def test_docs_name_every_style_model_and_manifest_field(styled):
+    """docs/formats.md documents the stylize checkpoint (its kind, model_config) and the
+    styled folder's manifest columns (as tests/test_contract_formats.py does for the rest)."""
+    import torch
+
+    from reidcli.stylize.manifest import MANIFEST_COLUMNS
+    from tests.fixtures_contracts import check_names, documented
+
+    model, out, _ = styled
+    ck = torch.load(model, weights_only=True)
+    check_names(set(ck), documented(("Checkpoints", "Keys")), "style model keys")
+    check_names(set(ck["model_config"]), documented(("Style models", "model_config keys of a style model")),
+                "color model_config")
+    with open(out / "manifest.csv", newline="") as fh:
+        header = next(csv.reader(fh))
+    assert header == list(MANIFEST_COLUMNS)
+    check_names(set(header), documented(("Styled datasets", "manifest.csv columns")), "manifest.csv")
+

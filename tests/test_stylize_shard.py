@@ -174,3 +174,28 @@ def test_merge_reads_shard_manifests_with_the_shared_reader(synth_market, color_
     assert errors == [f"reid merge: error: {manifest}: no column {MANIFEST_COLUMNS[-1]}; re-create it with "
                       "'reid stylize apply'"]
     assert not (tmp_path / "merged").exists() and not list(tmp_path.glob(".*tmp-*"))
+
+
+def test_manifest_originals_match_from_any_working_folder(synth_market, color_model, tmp_path,  # noqa: F811
+                                                           monkeypatch):
+    """DATA given relative to the working folder: the manifest still names each original by
+    its absolute path, so `finetune --styled` run from elsewhere finds the originals."""
+    import numpy as np
+
+    from reidcli.data.layouts import load_dataset
+    from reidcli.stylize import apply_style
+    from reidcli.stylize.manifest import add_styled, read_manifest
+
+    monkeypatch.chdir(synth_market.parent)
+    out = apply_style(color_model, synth_market.name, tmp_path / "s", cams="1")["out"]
+    rows = read_manifest(out)
+    assert rows and all(Path(r["original"]).is_absolute() and Path(r["original"]).is_file() for r in rows)
+    monkeypatch.chdir(tmp_path)
+    recs = load_dataset(synth_market).split("train")
+    recs2, y2 = add_styled(recs, np.arange(len(recs)), synth_market, out)
+    assert len(recs2) == len(recs) + len(rows)
+    # an output that is a file: one line naming it, the file left as it was
+    (tmp_path / "f").write_text("mine")
+    _one_error_line(_invoke("stylize", "apply", "--model", color_model, synth_market, "-o", tmp_path / "f"),
+                    "is a file, not a folder")
+    assert (tmp_path / "f").read_text() == "mine"

@@ -92,8 +92,25 @@ def test_d_and_g_losses_against_their_formulas():
 def test_alternation_steps_the_critic_n_critic_times_per_generator_step():
     from reidcli.train.methods import get_method
 
-    m = get_method("stargan", {"n_critic": 5})
+    m = get_method("stargan", {})  # StarGAN's n_critic 5 by default
     assert [m.optimizers_to_step(i) for i in range(7)] == [{"d"}] * 5 + [{"main"}, {"d"}]
+
+
+def test_defaults_are_stargans():
+    """Choi et al. 2018: lambda_cls 1, lambda_rec 10, lambda_gp 10, n_critic 5, Adam 1e-4
+    with betas (0.5, 0.999); the image size defaults to the re-ID input size."""
+    import inspect
+
+    from reidcli.data.transforms import AugmentConfig
+    from reidcli.stylize.options import StarGANOptions
+    from reidcli.stylize.train import fit_stargan, stargan_train_config
+
+    o = StarGANOptions()
+    assert (o.lambda_cls, o.lambda_rec, o.lambda_gp, o.n_critic, tuple(o.betas)) == (1.0, 10.0, 10.0, 5, (0.5, 0.999))
+    t = stargan_train_config()
+    assert (t.optimizer, t.lr, t.weight_decay) == ("adam", 1e-4, 0.0)
+    a = AugmentConfig()
+    assert inspect.signature(fit_stargan).parameters["image_size"].default == (a.height, a.width)
 
 
 def test_tiny_fit_changes_the_generator_logs_finite_losses_and_sheets(synth_market, tmp_path):  # noqa: F811
@@ -120,6 +137,19 @@ def test_tiny_fit_changes_the_generator_logs_finite_losses_and_sheets(synth_mark
     assert all(torch.equal(v, d_only.state[k]) for k, v in init.items())
     changed = [k for k, v in d_only.state.items() if not torch.equal(v, sm.state[k])]
     assert changed  # the sixth step, a generator step, updated it
+    # both optimisers are Adam at StarGAN's lr and betas (the generator's is the engine's)
+    from reidcli.io.ckpt import load_checkpoint
+
+    ts = load_checkpoint(tmp_path / "g.pt", kind="stylize")["train_state"]
+    for opt in (ts["optimizer"], ts["extra_optimizers"]["d"]):
+        assert [(g["lr"], tuple(g["betas"])) for g in opt["param_groups"]] == [(1e-4, (0.5, 0.999))]
+    assert {k for k in ts["extra_optimizers"]} == {"d"}
+    from tests.fixtures_contracts import check_names, documented  # docs/formats.md names every key
+
+    ck = load_checkpoint(tmp_path / "g.pt", kind="stylize")
+    check_names(set(ck), documented(("Checkpoints", "Keys")), "StarGAN checkpoint keys")
+    check_names(set(ck["model_config"]), documented(("Style models", "model_config keys of a style model")),
+                "StarGAN model_config")
     sheets = sorted((tmp_path / "g.samples").glob("*.png"))
     assert sheets
     from reidcli.data.images import read_image
@@ -160,6 +190,34 @@ def test_stargan_apply_and_refusals(synth_market, tmp_path):  # noqa: F811
     back = load_dataset(Path(res["out"]))
     assert res["images"] == len(back.split("train")) > 0
     assert {r.camid for r in back.split("train")} == {0}
+    # batched through the generator (a last partial batch too) = one image at a time
+    import numpy as np
+
+    from reidcli.data.images import read_image
+    from reidcli.stylize.manifest import read_manifest
+
+    one = apply_style(model, synth_market, tmp_path / "b1", cams="all", device="cpu", batch_size=1)["out"]
+    many = apply_style(model, synth_market, tmp_path / "b7", cams="all", device="cpu", batch_size=7)["out"]
+    rows = read_manifest(one)
+    cams = {str(c + 1) for c in load_checkpoint(model, kind="stylize")["model_config"]["cameras"]}
+    assert len(rows) % 7 and rows == read_manifest(many) and {r["style_cam"] for r in rows} == cams
+    diff = [np.abs(read_image(Path(one) / r["output"]).astype(int) - read_image(Path(many) / r["output"]))
+            for r in rows]
+    assert all(d.shape == (32, 16, 3) for d in diff)
+    assert max(d.max() for d in diff) <= 3 and np.mean(diff) < 0.05  # JPEG of float-level differences
+    from reidcli.stylize.apply import styler
+    from reidcli.stylize.model import load_style_model
+
+    sm = load_style_model(model)
+    st = styler(sm, "cpu")
+    imgs = [st.prepare(read_image(r["original"])) for r in rows[:5]]
+    srcs, dsts = [int(r["source_cam"]) - 1 for r in rows[:5]], [int(r["style_cam"]) - 1 for r in rows[:5]]
+    batch = st.run(imgs, srcs, dsts)
+    for i in range(5):
+        assert np.abs(batch[i].astype(int) - st.run(imgs[i:i + 1], srcs[i:i + 1], dsts[i:i + 1])[0]).max() <= 1
+    with pytest.raises(Exception, match="batch_size"):
+        apply_style(model, synth_market, tmp_path / "b0", device="cpu", batch_size=0)
+    assert not (tmp_path / "b0").exists()
     with pytest.raises(InputError, match="multiples of 4"):
         fit_stargan(synth_market, tmp_path / "x.pt", options=TINY, train=_train(), image_size=(30, 16))
     assert not (tmp_path / "x.pt").exists()

@@ -188,3 +188,43 @@ def test_tiny_real_run(tmp_path):
     assert "pseudo round 1" in res.stdout and "oracle (target labels)" in res.stdout
     dry = subprocess.run([args[0], "-n", *args[2:]], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert dry.returncode == 0 and "bin/reid " not in dry.stdout, dry.stdout
+
+
+def test_mmt_rounds_cluster_the_average_of_both_mean_nets(work):
+    """MMT's pseudo-labels come from both mean nets' averaged embeddings (the public MMT
+    code): every adapted round's features are `reid features --net mean`; direct transfer
+    (one network) and other methods are not, and EXTRA_FEATURES_ARGS' --net wins."""
+    def features(*args):
+        dry = _make(work, "-n", "demo", "ROUNDS=2", "OUT=out", "ORACLE=0", *args)
+        assert dry.returncode == 0, dry.stderr[-2000:]
+        return [line for line in dry.stdout.splitlines() if "fake_reid.py features" in line]
+
+    lines = features("METHOD=mmt")
+    rounds = [line for line in lines if "/r1.pt" in line or "/r2.pt" in line]
+    assert len(rounds) == 2 and all(line.split()[-2:] == ["--net", "mean"] for line in rounds), lines
+    assert not any("--net" in line for line in lines if "source.pt" in line)
+    assert not any("--net" in line for line in features("METHOD=pseudo"))
+    given = [line for line in features("METHOD=mmt", "EXTRA_FEATURES_ARGS=--net mean1") if "/r1.pt" in line]
+    assert len(given) == 1 and given[0].split()[-4:] == ["--net", "mean", "--net", "mean1"]  # the last wins
+
+
+def test_compare_mar_row_adapts_against_the_source_as_reference_without_clustering(work):
+    """bin/compare.mk's mar row (seed 001): each round is `finetune --method mar --reference
+    <the demo's source>` with no clustering and no --labels, and the table prints the row."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FAKE_LOG": str(work / "calls.log"),
+           "REAL_REID": str(ROOT / "bin" / "reid"),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("MAKEFLAGS", None)
+    out = work / "out"
+    res = subprocess.run(["make", "--no-print-directory", "-f", str(ROOT / "bin" / "compare.mk"), "ROWS=mar",
+                          f"OUT={out}", "ROUNDS=2", "ITERS=4", f"PYTHON={sys.executable}",
+                          f"REID={sys.executable} {work / 'fake_reid.py'}"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    calls = _calls(work)
+    rounds = [c for c in calls if c.startswith("finetune")]
+    assert len(rounds) == 2 and not any(c.startswith("cluster") for c in calls)
+    for c in rounds:
+        assert "--method mar" in c and f"--reference {out}/data/market" in c and "--labels" not in c
+    row = next(line for line in (out / "table.txt").read_text().splitlines() if line.startswith("mar "))
+    assert row.split()[1:3] == ["60.0", "70.0"]  # the stand-in's round result, read from mar/r2.json

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reidcli.cli.common import DataFormat, Device, Output, Seed, reid_command
+from reidcli.cli.common import BatchSize, DataFormat, Device, Output, Seed, reid_command
 from reidcli.stylize.options import STARGAN_TRAIN, StarGANOptions
 
 app = typer.Typer(no_args_is_help=True, help="Camera-style transfer: fit a model, apply it.")
@@ -94,6 +94,7 @@ def apply(
     fmt: DataFormat = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output folder.")] = False,
     shard: Annotated[Optional[str], typer.Option("--shard", help="Style part i of n of the images (i/n, 1-based) into its own folder; join with 'reid merge'.")] = None,
+    batch_size: BatchSize = 32,
     device: Device = "auto",
 ) -> None:
     """Write every image of DATA in each requested camera's style as a dataset in DATA's
@@ -109,5 +110,5 @@ def apply(
     from reidcli.utils.progress import say
 
     res = apply_style(model, data, output, cams=cams, split=tuple(split or ("train",)), format=fmt, force=force,
-                      device=device, shard=parse_shard(shard))
+                      device=device, shard=parse_shard(shard), batch_size=batch_size)
     say(f"wrote {res['images']} styled images to {res['out']} (manifest {res['manifest']})")

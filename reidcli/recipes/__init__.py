@@ -62,7 +62,8 @@ RECIPES.add("lstm-camstyle", Recipe("LSTM local branch + StarGAN camera style (s
     "pretrain": {"lstm_branch": True, "pooling": "avgmax", "dropout": 0.5, "local_dim": 128,
                  "optimizer": "adam", "lr": 3e-4, "epochs": 30, "resized_crop": True,
                  "flip": 0.5, "margin": 0.5},
-    "finetune": {"method": "camstyle", "theta": 0.3, "margin": 0.5, "triplet_weight": 0.0, "lr": 3e-4},
+    "finetune": {"method": "camstyle", "theta": 0.3, "margin": 0.5, "triplet_weight": 0.0, "optimizer": "adam",
+                 "lr": 3e-4},
 }))
 
 
@@ -112,8 +113,16 @@ def stage_settings(name: str, stage: str) -> dict[str, Any]:
 
 def with_recipe(name: str | None, stage: str, given: Mapping[str, Any]) -> dict[str, Any]:
     """``given`` settings over recipe ``name``'s settings of ``stage``: explicit ones win.
-    A given value of None counts as not given (the CLI's unset flags)."""
+    A given value of None counts as not given (the CLI's unset flags). A recipe without
+    settings for ``stage`` (``mrda`` has no finetune, ``lstm-camstyle`` and ``mar`` no
+    cluster stage) is a `ParamError` rather than a silent no-op."""
     base = stage_settings(name, stage) if name else {}
+    if name and not base:
+        from reidcli.utils.params import ParamError
+
+        stages = ", ".join(RECIPES.get(name).stages)
+        raise ParamError("recipe", f"{name} has no {stage} settings (it sets {stages}); drop --recipe "
+                                   f"for reid {stage}")
     if given.get("method") is not None and "method" in base and given["method"] != base["method"]:
         from reidcli.utils.params import ParamError
 

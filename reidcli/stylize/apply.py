@@ -1,7 +1,7 @@
 """`apply_style`: write every image of DATA in each requested camera's style as a dataset
 in DATA's own layout (`reidcli.stylize.naming`), plus ``manifest.csv`` (split, pid,
-original path, source camera, style camera, output path; cameras 1-based as in the file
-names) and ``provenance.json`` (the chain of the style model plus this run).
+original path (absolute), source camera, style camera, output path; cameras 1-based as in
+the file names) and ``provenance.json`` (the chain of the style model plus this run).
 
 Splits not styled are linked to DATA's own folders so the tree parses as a whole. An image
 is not styled to its own camera. The tree is written to a temporary sibling folder and
@@ -32,6 +32,7 @@ from reidcli.stylize.manifest import MANIFEST, MANIFEST_COLUMNS, write_manifest
 from reidcli.stylize.model import StyleModel, load_style_model
 from reidcli.stylize.naming import Namer, TreeLayout, build_tree, tree_layout, writer_for
 from reidcli.utils.errors import InputError
+from reidcli.utils.params import Interval, check_params
 from reidcli.utils.progress import track
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,9 @@ def parse_cams(cams: str | Sequence[int] | None, model: StyleModel, where) -> li
 
 
 def _check_output(out: Path, data: Path, force: bool) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+    if out.exists() and not out.is_dir() and not force:
+        raise InputError(f"{out} is a file, not a folder; pass --force to replace it or choose another -o")
+    if out.is_dir() and any(out.iterdir()) and not force:
         raise InputError(f"{out} exists and is not empty; pass --force to replace it or choose another -o")
     if same_file(out, data) or data.resolve() in out.resolve().parents:
         raise InputError(f"-o {out} is (inside) the input dataset {data}; choose another folder")
@@ -87,21 +90,35 @@ def color_styler(model: StyleModel) -> Callable[[np.ndarray, int, int], np.ndarr
     return style
 
 
-def styler(model: StyleModel, device: str = "auto") -> Callable[[np.ndarray, int, int], np.ndarray]:
+class BatchStyler:
+    """Styles images in batches: ``prepare(rgb)`` checks and readies one image (an
+    `InputError` names what is wrong with it), ``run(images, source_cams, style_cams)``
+    styles a batch of prepared images and returns them as uint8 RGB."""
+
+    def __init__(self, prepare: Callable[[np.ndarray], np.ndarray],
+                 run: Callable[[list, list, list], list]):
+        self.prepare, self.run = prepare, run
+
+
+def styler(model: StyleModel, device: str = "auto") -> BatchStyler:
+    """The `BatchStyler` of a fitted model: ``stargan`` runs the generator once per batch
+    on ``device``; ``color`` transfers image by image (CPU, pair transforms cached)."""
     if model.method == "stargan":
         from reidcli.stylize.stargan import generator_styler
 
-        return generator_styler(model, device)
-    return color_styler(model)
+        return BatchStyler(*generator_styler(model, device))
+    one = color_styler(model)
+    return BatchStyler(lambda img: img, lambda imgs, srcs, dsts: [one(*a) for a in zip(imgs, srcs, dsts)])
 
 
 def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str | os.PathLike, *,
                 cams: str | Sequence[int] | None = "all", split: Sequence[str] = ("train",),
                 format: Optional[str] = None, force: bool = False, device: str = "auto",
-                shard: Optional[tuple[int, int]] = None) -> dict:
+                shard: Optional[tuple[int, int]] = None, batch_size: int = 32) -> dict:
     """Style ``split`` of ``data`` to every camera of ``cams`` with the model at ``model``.
 
     ``shard=(i, n)`` writes only the i-th of n blocks of the images (module docstring).
+    ``batch_size`` images go through a ``stargan`` generator at once (on ``device``).
     Returns a summary: the output folder, the manifest path and the images written.
 
     Raises:
@@ -112,7 +129,9 @@ def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str |
     from reidcli.data.layouts import load_dataset
     from reidcli.io.h5 import make_provenance
 
-    data, out = Path(data), Path(output)
+    # DATA absolute: the manifest's ``original`` paths then match from any working folder
+    data, out = Path(os.path.abspath(data)), Path(output)
+    check_params({"batch_size": batch_size}, {"batch_size": [Interval(int, 1, None)]})
     sm = load_style_model(model)
     _check_output(out, data, force)
     targets = parse_cams(cams, sm, model)
@@ -126,16 +145,27 @@ def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str |
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir(parents=True)
-        rows = []
+        rows, pending, last = [], [], (None, None)
+
+        def flush() -> None:
+            for (s, r, t, rel, _), img in zip(pending, style.run([p[4] for p in pending],
+                                                              [p[1].camid for p in pending],
+                                                              [p[2] for p in pending])):
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                write_image(tmp / rel, img)
+                rows.append((s, r.pid, str(ds.abspath(r)), r.camid + 1, t + 1, rel))
+            pending.clear()
+
         for s, r, t, rel in track(jobs, f"stylize {len(jobs)} images"):
-            img = read_image(ds.abspath(r))
-            try:
-                img = style(img, r.camid, t)
-            except InputError as exc:
-                raise InputError(f"{ds.abspath(r)}: {exc}") from None
-            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            write_image(tmp / rel, img)
-            rows.append((s, r.pid, str(ds.abspath(r)), r.camid + 1, t + 1, rel))
+            if last[0] != r.path:  # an image's styles are consecutive jobs: decode it once
+                try:
+                    last = (r.path, style.prepare(read_image(ds.abspath(r))))
+                except InputError as exc:
+                    raise InputError(f"{ds.abspath(r)}: {exc}") from None
+            pending.append((s, r, t, rel, last[1]))
+            if len(pending) == batch_size:
+                flush()
+        flush()
         build_tree(tmp, ds, writer, split, layout, [dict(zip(MANIFEST_COLUMNS, row)) for row in rows])
         write_manifest(tmp, rows)
         params = {"data": str(data), "cams": [t + 1 for t in targets], "split": list(dict.fromkeys(split)),

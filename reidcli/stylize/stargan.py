@@ -125,12 +125,14 @@ def g_loss(D, G, real: torch.Tensor, src_cam: torch.Tensor, trg_cam: torch.Tenso
 
 
 def generator_styler(model, device: str = "auto"):
-    """``fn(rgb, source_cam, style_cam) -> rgb`` of a fitted StarGAN `StyleModel`: the image
-    is resized to the model's input size, translated to ``style_cam`` and returned at that
-    size (cameras are the dataset's 0-based ids). An image whose aspect ratio differs from
-    the model's by more than `ASPECT_TOLERANCE` is an `InputError`: resizing it would
-    distort the person into a shape the generator never saw."""
+    """``(prepare, run)`` of a fitted StarGAN `StyleModel` (`reidcli.stylize.apply.BatchStyler`):
+    each image is resized to the model's input size, a batch goes through the generator at once,
+    each image to its style camera (cameras are the dataset's 0-based ids), and comes back
+    at that size. An image whose aspect ratio differs from the model's by more than
+    `ASPECT_TOLERANCE` is an `InputError`: resizing it would distort the person into a
+    shape the generator never saw."""
     import cv2
+    import numpy as np
 
     from reidcli.utils.device import resolve_device
 
@@ -142,16 +144,19 @@ def generator_styler(model, device: str = "auto"):
     h, w = model.input_size
     index = {c: i for i, c in enumerate(model.cameras)}
 
-    @torch.no_grad()
-    def style(img, src: int, dst: int):
+    def prepare(img):
         if abs(img.shape[0] / img.shape[1] / (h / w) - 1) > ASPECT_TOLERANCE:
-            raise InputError(f"the image is {img.shape[0]}x{img.shape[1]} pixels (height/width "
-                             f"{img.shape[0] / img.shape[1]:.2f}) does not suit this StarGAN, fitted at {h}x{w} "
+            raise InputError(f"the image, {img.shape[0]}x{img.shape[1]} pixels (height/width "
+                             f"{img.shape[0] / img.shape[1]:.2f}), does not suit this StarGAN, fitted at {h}x{w} "
                              f"({h / w:.2f}); fit one with --image-size of this data's shape")
-        if img.shape[:2] != (h, w):
-            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
-        x = torch.from_numpy(img).to(dev).permute(2, 0, 1)[None].float() / 127.5 - 1
-        y = G(x, torch.tensor([index[dst]], device=dev))[0]
-        return ((y.permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().cpu().numpy()
+        return img if img.shape[:2] == (h, w) else cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
 
-    return style
+    @torch.no_grad()
+    def run(images, srcs, dsts):
+        if not images:
+            return []
+        x = torch.from_numpy(np.stack(images)).to(dev).permute(0, 3, 1, 2).float() / 127.5 - 1
+        y = G(x, torch.tensor([index[d] for d in dsts], device=dev))
+        return list(((y.permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).byte().cpu().numpy())
+
+    return prepare, run

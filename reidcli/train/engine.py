@@ -129,6 +129,7 @@ class Engine:
         self.epoch, self.it_in_epoch, self.global_it = 0, 0, 0
         self.amp = bool(cfg.amp and self.device.type == "cuda")
         self.resumed = False
+        self.ready = False  # `setup` done (a caller may run it before `fit`)
         self.resources = self._resources()
         self.writer = writer = JSONLWriter(self.log_path, cfg.log_every)
         self.hooks: list[HookBase] = [writer, Checkpointer(self.out)]
@@ -184,6 +185,7 @@ class Engine:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
         self._wrap_ddp()
         m.after_setup(self.opt)
+        self.ready = True
 
     def _cache_images(self) -> None:
         """Decode the images of every stream's dataset once (`reidcli.data.cache`). DDP
@@ -232,8 +234,10 @@ class Engine:
 
     # -- the loop ----------------------------------------------------------------------
     def fit(self, resume: Optional[dict] = None) -> dict[str, Any]:
-        """Train to ``cfg.epochs`` (or the budgets); return the last epoch's metrics."""
-        self.setup()
+        """Train to ``cfg.epochs`` (or the budgets); return the last epoch's metrics (runs
+        `setup` first unless the caller has)."""
+        if not self.ready:
+            self.setup()
         if resume is not None:
             self.load_state(resume)
             self.resumed = True

@@ -108,7 +108,8 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
         engine = Engine(get_method(method, opts), train, out=out, meta=meta, ctx=ctx,
                         bn_domains=domains, evaluate=evaluate, hooks=hooks)
         torch.backends.cudnn.benchmark = not train.deterministic
-        engine.fit(resume=ck)
+        engine.setup()  # the method's checks of the data (e.g. mrda's modalities) before any file is written
+        engine.fit(resume=ck)  # the resolved config is written with the first checkpoint (_ConfigWriter)
     finally:
         D.shutdown(info)
     return out
@@ -293,8 +294,10 @@ def _source(data, format: Optional[str], aug: AugmentConfig):
     recs = [r for r in ds.split("train") if r.pid >= 0]
     labels, mapping = relabel([r.pid for r in recs])
     if len(mapping) < 2:
-        raise InputError(f"{ds.root}: the train split has {len(mapping)} labelled identity; supervised "
-                         "training needs at least 2 (ID loss and triplet pairs)")
+        n = len(mapping)
+        raise InputError(f"{ds.root}: the train split has {n} labelled identit{'y' if n == 1 else 'ies'}; "
+                         "training needs at least 2 (ID loss and triplet pairs, or one agent each for "
+                         "--method agents): pass a dataset with identity labels")
     dset = ImageDataset(ds.root, recs, build_train_transform(aug), labels=labels,
                         size=(aug.height, aug.width))
     log.info("training on %d images of %d identities from %s", len(recs), len(mapping), ds.root)

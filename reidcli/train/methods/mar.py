@@ -34,7 +34,7 @@ from reidcli.train.methods import TRAINING_METHODS
 from reidcli.train.methods.base import EngineContext, Method
 from reidcli.train.methods.options import AgentsOptions, MarOptions
 from reidcli.train.methods.uda import UDAMethod, init_classifier
-from reidcli.utils.errors import InputError
+from reidcli.utils.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,16 @@ class Agents(nn.Module):
 
     def forward(self) -> torch.Tensor:
         return F.normalize(self.weight, dim=1)
+
+
+def check_trained_feature(model_config: dict, method: str) -> None:
+    """`ConfigError` for an RBNet that deploys its masked feature (``--rb-feature masked``
+    or ``both``): agents and mar train the global BNNeck embedding (`embedding`), so the
+    agents would neither match the deployed feature's width ('both') nor its branch."""
+    feature = (model_config.get("rbnet") or {}).get("feature", "global")
+    if model_config.get("arch") == "rbnet" and feature != "global":
+        raise ConfigError(f"--method {method} trains the global embedding, but this RBNet deploys the "
+                          f"'{feature}' feature; use an RBNet with --rb-feature global")
 
 
 def random_stream(ctx: EngineContext, dataset, batch_size: int, seed_offset: int = 0):
@@ -83,6 +93,7 @@ class AgentsPretrain(Method):
         from reidcli.losses.agents import AgentLoss
         from reidcli.models import ModelConfig, build_model
 
+        check_trained_feature(ctx.facts["model_config"], self.name)
         net = build_model(ModelConfig.from_dict({**ctx.facts["model_config"], "num_classes": 0}))
         self.nets["model"] = net
         self.nets["agents"] = Agents(ctx.num_classes, net.feat_dim)
@@ -115,6 +126,7 @@ class Mar(UDAMethod):
         from reidcli.models import network_from_checkpoint
 
         o = self.options
+        check_trained_feature(ctx.data["init"]["model_config"], self.name)
         net = network_from_checkpoint(ctx.data["init"])
         init_classifier(net, 0, None)  # MAR classifies over the agents only
         self.nets["model"] = net.to(ctx.device)

@@ -15,6 +15,8 @@ compares their stage-1 features.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 
@@ -24,6 +26,8 @@ from reidcli.train.methods.base import EngineContext, Method
 from reidcli.train.methods.objective import weighted_result
 from reidcli.train.methods.options import MrdaOptions
 from reidcli.utils.errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
 
 
 @TRAINING_METHODS.register("mrda")
@@ -91,16 +95,21 @@ class Mrda(Method):
 
 def _check_k(pids, labels, modality: np.ndarray, k: int) -> None:
     """Every sampled identity needs K images of each modality (the seed's batches hold distinct
-    images); else a one-line error naming identities and the largest K that fits."""
+    images); else a one-line error naming identities and the largest K that fits. Identities
+    seen in one modality only are not sampled (`CrossModalPKSampler`): a warning names them."""
     labels = np.asarray(labels)
-    short, fit = [], k
+    short, fit, single = [], k, []
     for lab in np.unique(labels[labels >= 0]):
         n = [int(((labels == lab) & (modality == m)).sum()) for m in (0, 1)]
         if min(n) == 0:
-            continue  # not sampled at all (`CrossModalPKSampler`)
+            single.append(int(pids[np.flatnonzero(labels == lab)[0]]))
+            continue
         if min(n) < k:
             short.append(int(pids[np.flatnonzero(labels == lab)[0]]))
             fit = min(fit, min(n))
+    if single:
+        log.warning("%d training identities have images of one modality only and are not sampled "
+                    "(MRDA batches need both): %s%s", len(single), single[:5], " ..." if len(single) > 5 else "")
     if short:
         raise InputError(f"identities {short[:5]}{' ...' if len(short) > 5 else ''} have fewer than "
                          f"--images-per-id {k} images of one modality; use -K {fit} or less")
