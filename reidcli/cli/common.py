@@ -243,6 +243,9 @@ Threads = Annotated[int | None, typer.Option("--threads", min=1, help=(
     "OMP_NUM_THREADS counts as --threads)."))]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or messages.")]
 DataFormat = Annotated[Optional[str], typer.Option("--format", help="Dataset layout; auto-detected when omitted (cuhk03-labeled / cuhk03-detected: a CUHK03 variant; regdb-trial1 .. regdb-trial10: a RegDB trial).")]
+CamRegex = Annotated[Optional[str], typer.Option("--cam-regex", metavar="REGEX", help=(
+    "folder / unlabelled layouts: the camera id is the first group of this regex matched against each "
+    "image's path, e.g. 'c(\\d+)'; other layouts read cameras from their file names or lists and ignore it."))]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")]
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reidcli.cli.common import Config, DataFormat, Device, Output, Recipe, Threads, Workers, command_settings, reid_command
+from reidcli.cli.common import CamRegex, Config, DataFormat, Device, Output, Recipe, Threads, Workers, command_settings, reid_command
 from reidcli.cli.defaults import opt
 from reidcli.data.transforms import AugmentConfig as A
 from reidcli.models import ModelConfig as M
@@ -39,6 +39,7 @@ def command(
     data: Annotated[Path, typer.Argument(help="Labelled dataset folder (its train split is used).", exists=True)],
     output: Output,
     fmt: DataFormat = None,
+    cam_regex: CamRegex = None,
     arch: Annotated[Str, opt("--arch", help=arch_help(), of=M, rich_help_panel=_M)] = None,
     pretrained: Annotated[str, typer.Option("--pretrained", help="imagenet | none | PATH of a backbone state dict (the library's default is none).", rich_help_panel=_M)] = "imagenet",
     last_stride: Annotated[Int, opt("--last-stride", help="Stride of layer4 (1 or 2).", of=M, rich_help_panel=_M)] = None,

@@ -33,19 +33,22 @@ log = logging.getLogger(__name__)
 RESUME_OVERRIDES = ("epochs", "max_iters", "stop_after", "workers", "threads", "cache_images", "eval_every",
                     "log_every")
 # keywords of `pretrain` itself among the flat settings of `pretrain_from_settings`
-RUN_KEYWORDS = ("method", "format", "target", "domain_bn", "resume", "device", "pose")
+RUN_KEYWORDS = ("method", "format", "cam_regex", "target", "domain_bn", "resume", "device", "pose")
 
 
 def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model, train: TrainConfig,
              augment: Optional[AugmentConfig] = None, method: str = "supervised",
              options: MethodOptions | Mapping[str, Any] | None = None, format: Optional[str] = None,
-             target: str | os.PathLike | Dataset | None = None, domain_bn: bool = False,
+             cam_regex: Optional[str] = None, target: str | os.PathLike | Dataset | None = None,
+             domain_bn: bool = False,
              resume: bool = False, device: str = "auto",
              pose: str | os.PathLike | None = None, config_file: str | os.PathLike | None = None) -> Path:
     """Train ``model`` (a `ModelConfig`) on the ``train`` split of ``data``; write ``out``.
 
     Args:
         data: a dataset folder (layout auto-detected, or ``format``) or a loaded `Dataset`.
+        cam_regex: folder / unlabelled layouts (``data`` and ``target``): each image's camera
+            is this regex's first group matched against its relative path (`load_datasets`).
         out: the checkpoint, rewritten atomically after every epoch.
         train, augment: engine and augmentation settings.
         method, options: the training method and its options object (`SupervisedOptions`
@@ -85,18 +88,22 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
     info = D.init(dev)
     try:
         seed_everything(train.seed, train.deterministic)
-        src, num_classes, ds = _source(data, format, aug)
+        from reidcli.data.layouts import load_datasets
+
+        data_ds, target_ds = load_datasets([(data, format), (target, None)], cam_regex=cam_regex)
+        src, num_classes, ds = _source(data_ds, format, aug)
         if pose is not None or model.arch == "rbnet":
             from reidcli.data.pose_targets import check_pose_options
 
             src = check_pose_options(model, pose, opts.to_dict(), src, aug)
-        tgt = _target(target, aug) if target is not None else None
+        tgt = _target(target_ds, aug) if target is not None else None
         domains = ["source", "target"] if domain_bn else []
         ctx = EngineContext(cfg=train, device=dev, dist=info, num_classes=num_classes,
                             data={"source": src, "target": tgt},
                             facts={"model_config": dataclasses.asdict(model), "bn_domains": domains})
         resolved = flat_settings({"model": model, "train": train, "augment": aug, "options": opts,
-                                  "method": method, "format": format, "target": target, "domain_bn": domain_bn,
+                                  "method": method, "format": format, "cam_regex": cam_regex,
+                                  "target": target, "domain_bn": domain_bn,
                                   "device": device, "pose": pose})
         config_path = config_path_for(out)
         hooks = [_ConfigWriter(config_path, resolved, out.name)] if config_path is not None else []
