@@ -226,10 +226,10 @@ def test_no_help_text_loses_brackets_to_rich_markup():
 
 
 def test_dataset_options_the_readme_names_are_reachable_from_the_command_line():
-    """Issue 16: the README named dataset options (CUHK03 variant, RegDB trial) no --help had.
-    On the command line they are --format names; the --format help names them, every
-    ``--format NAME`` of the README resolves to the option it implies, and the README's
-    Python-only options (cam_regex) are said to be so."""
+    """Issue 16: the README named dataset options (CUHK03 variant, RegDB trial, camera regex)
+    no --help had. On the command line the first two are --format names; the --format help
+    names them, every ``--format NAME`` of the README resolves to the option it implies;
+    cam_regex is the flag --cam-regex, in the --help the README's layouts table points to."""
     from reidcli.data.layouts import OPTIONS, resolve_format
 
     readme = (ROOT / "README.md").read_text()
@@ -241,6 +241,8 @@ def test_dataset_options_the_readme_names_are_reachable_from_the_command_line():
     assert {"cuhk03-labeled", "regdb-trial3"} <= named
     for name in named:
         resolve_format(name)  # raises on a name the command line would refuse
-    for option in OPTIONS:  # no README flag for a dataset option: --format names, or Python keywords
-        assert f"--{option.replace('_', '-')}" not in readme
-    assert "cam_regex=" in readme and "camera 0 from the command line" in readme
+    for option in OPTIONS:  # no README flag for a dataset option but --cam-regex: --format names
+        assert (f"--{option.replace('_', '-')}" in readme) == (option == "cam_regex")
+    assert "--cam-regex" in out and "folder / unlabelled layouts: the camera id is the first group" in out
+    assert "camera 0 from the command line" not in readme
+    assert re.search(r"\| `folder` \|[^\n]*`--cam-regex 'c\(\\d\+\)'`", readme)
