@@ -151,15 +151,16 @@ def _centers(lf, labels: np.ndarray, ck: dict, labels_path: Path):
     return labels, torch.from_numpy(centers)
 
 
-def _source_dataset(ds, transform, size, what: str = "source"):
-    """The labelled training images of the loaded dataset ``ds`` (``--source`` / ``--reference``)."""
+def _source_dataset(ds, where, transform, size, what: str = "source"):
+    """The labelled training images of ``ds``, the dataset loaded from ``where`` (``--source`` /
+    ``--reference``, named in the error)."""
     from reidcli.data.loader import ImageDataset
     from reidcli.data.records import relabel
 
     recs = [r for r in ds.split("train") if r.pid >= 0]
     y, _ = relabel([r.pid for r in recs])
     if len(set(y.tolist())) < 2:
-        raise InputError(f"{ds.root}: the {what} training split has fewer than 2 labelled identities; "
+        raise InputError(f"{where}: the {what} training split has fewer than 2 labelled identities; "
                          f"pass a dataset with identity labels as the {what}")
     return ImageDataset(ds.root, recs, transform, labels=y, size=size), int(y.max()) + 1
 
@@ -248,9 +249,9 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
     data.update(init=ck, init2=ck2, centers=centers)
     facts: dict[str, Any] = {"styled_images": n_styled} if styled is not None else {}
     if source is not None:
-        data["source"], facts["source_classes"] = _source_dataset(source_ds, transform, size)
+        data["source"], facts["source_classes"] = _source_dataset(source_ds, source, transform, size)
     if reference is not None:
-        data["reference"], facts["reference_classes"] = _source_dataset(reference_ds, transform, size,
+        data["reference"], facts["reference_classes"] = _source_dataset(reference_ds, reference, transform, size,
                                                                         what="reference")
     n_clusters = int(y.max()) + 1 if (y >= 0).any() else 0
     log.info("finetune %s: %d target images (%d styled), %d %s (%d outliers left out)", method,
