@@ -125,7 +125,7 @@ def evaluate_arm(a, d: Path, seconds: float | None) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("work", type=Path)
+    ap.add_argument("work", type=Path, nargs="?", help="work folder (default: a new temporary one, kept)")
     ap.add_argument("--backbone", default="resnet18_half", help="any ResNet of the registry")
     ap.add_argument("--ids", type=int, default=24, help="training identities (as many test ones)")
     ap.add_argument("--images-per-id", type=int, default=24)
@@ -144,6 +144,11 @@ def main() -> None:
     unknown = [n for n in a.arms.split(",") if n not in ARMS]
     if unknown:
         sys.exit(f"unknown arm(s) {unknown}; choose from {', '.join(ARMS)}")
+    if a.work is None:
+        import tempfile
+
+        a.work = Path(tempfile.mkdtemp(prefix="reidcli-bench-"))
+        print(f"work folder: {a.work}", file=sys.stderr)
     a.work.mkdir(parents=True, exist_ok=True)
     data = a.work / "sysu"
     if not data.exists():

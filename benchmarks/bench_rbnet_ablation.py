@@ -72,7 +72,7 @@ def arm(name: str, arch_args: list[str], a, work: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("work", type=Path)
+    ap.add_argument("work", type=Path, nargs="?", help="work folder (default: a new temporary one, kept)")
     ap.add_argument("--backbone", default="tiny")
     ap.add_argument("--ids", type=int, default=48)
     ap.add_argument("--images-per-id", type=int, default=8)
@@ -87,6 +87,11 @@ def main() -> None:
     ap.add_argument("--arms", default="resnet,rbnet", help="comma-separated: resnet, rbnet, rbnet_simple")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    if a.work is None:
+        import tempfile
+
+        a.work = Path(tempfile.mkdtemp(prefix="reidcli-bench-"))
+        print(f"work folder: {a.work}", file=sys.stderr)
     a.work.mkdir(parents=True, exist_ok=True)
     for dom in ("market", "duke"):
         if not (a.work / dom).exists():

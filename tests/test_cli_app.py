@@ -172,7 +172,7 @@ def test_every_flag_the_readme_names_exists():
     assert "Nothing is downloaded" not in readme and "--pretrained imagenet" in readme
 
 
-def test_help_wraps_paragraphs_as_prose():
+def test_help_wraps_paragraphs_as_prose(monkeypatch):
     """A docstring's source line breaks do not reach --help: a paragraph is one run of text
     the terminal wraps (issue 16: finetune's help broke lines mid-sentence); indented and
     bulleted lines keep their breaks."""
@@ -189,5 +189,60 @@ def test_help_wraps_paragraphs_as_prose():
 
     from reidcli.cli.app import app
 
-    out = CliRunner().invoke(app, ["finetune", "--help"]).output  # 80 columns
+    import typer.rich_utils
+
+    # typer reads TERMINAL_WIDTH once, at import: bin/gen-cli-docs (tests/test_docs_cli.py) may
+    # have imported it at 100 columns
+    monkeypatch.setattr(typer.rich_utils, "MAX_WIDTH", None)
+    out = CliRunner().invoke(app, ["finetune", "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": None}).output
     assert "two nets and their mean nets; the checkpoint carries all four" in out
+
+
+def test_no_help_text_loses_brackets_to_rich_markup():
+    """--help is rendered as rich markup, where ``[word]`` is a style tag and vanishes: the
+    config help's ``[pretrain] / [finetune]`` tables and ``--method``'s ``[default: supervised]``
+    were shown as ``in a  /  table`` and not at all. Every help text renders to itself (a
+    literal bracket written ``\\[``), and the two texts read as written in the real --help."""
+    import typer
+    from rich.markup import render
+    from typer.testing import CliRunner
+
+    from reidcli.cli.app import app
+
+    def walk(c, path):
+        yield path, c
+        for name, sub in getattr(c, "commands", {}).items():
+            yield from walk(sub, f"{path} {name}")
+
+    eaten = []
+    for path, c in walk(typer.main.get_command(app), "reid"):
+        for name, text in [("(command)", c.help or "")] + [(p.name, getattr(p, "help", None) or "") for p in c.params]:
+            if render(text).plain != text.replace("\\[", "["):
+                eaten.append(f"{path} {name}")
+    assert not eaten, eaten
+    out = " ".join(re.sub(r"[│╭╮╰╯─]", " ", CliRunner().invoke(app, ["pretrain", "--help"], terminal_width=200).output).split())
+    assert "at the top level or in a [pretrain] / [finetune] table" in out
+    assert "finetune --method mar). [default: supervised]" in out
+
+
+def test_dataset_options_the_readme_names_are_reachable_from_the_command_line():
+    """Issue 16: the README named dataset options (CUHK03 variant, RegDB trial, camera regex)
+    no --help had. On the command line the first two are --format names; the --format help
+    names them, every ``--format NAME`` of the README resolves to the option it implies;
+    cam_regex is the flag --cam-regex, in the --help the README's layouts table points to."""
+    from reidcli.data.layouts import OPTIONS, resolve_format
+
+    readme = (ROOT / "README.md").read_text()
+    out = " ".join(re.sub(r"[│╭╮╰╯─]", " ", CliRunner().invoke(app, ["features", "--help"], terminal_width=200).output).split())
+    assert "cuhk03-labeled / cuhk03-detected: a CUHK03 variant; regdb-trial1 .. regdb-trial10: a RegDB trial" in out
+    assert resolve_format("cuhk03-labeled") == ("cuhk03", {"cuhk03_variant": "labeled"})
+    assert resolve_format("regdb-trial10") == ("regdb", {"regdb_trial": 10})
+    named = set(re.findall(r"--format ([a-z0-9][a-z0-9-]*)", readme))
+    assert {"cuhk03-labeled", "regdb-trial3"} <= named
+    for name in named:
+        resolve_format(name)  # raises on a name the command line would refuse
+    for option in OPTIONS:  # no README flag for a dataset option but --cam-regex: --format names
+        assert (f"--{option.replace('_', '-')}" in readme) == (option == "cam_regex")
+    assert "--cam-regex" in out and "folder / unlabelled layouts: the camera id is the first group" in out
+    assert "camera 0 from the command line" not in readme
+    assert re.search(r"\| `folder` \|[^\n]*`--cam-regex 'c\(\\d\+\)'`", readme)

@@ -87,6 +87,31 @@ def test_symlink_loop_and_dangling_inputs(tmp_path):
     assert line.endswith(f"{tmp_path / 'd.h5'} is a dangling symlink (to {tmp_path / 'gone.h5'}); fix the link")
 
 
+def test_a_symlink_loop_given_where_click_checks_existence_is_named(tmp_path):
+    """An argument click checks for existence (the dataset folder, --ckpt): a symlink loop or
+    a dangling link is named as such, not "does not exist" (exit 2, one line)."""
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    (tmp_path / "d.pt").symlink_to(tmp_path / "gone.pt")
+    (tmp_path / "data").mkdir()
+    out = tmp_path / "f.h5"
+    res = runner.invoke(app, ["features", "--ckpt", str(tmp_path / "a"), str(tmp_path / "data"), "-o", str(out)])
+    assert res.exit_code == 2 and res.stderr.strip().splitlines() == [
+        f"reid features: error: Invalid value for '--ckpt': {tmp_path / 'a'} is a symlink loop; fix the link "
+        "(see 'reid features --help')"]
+    res = runner.invoke(app, ["features", "--ckpt", str(tmp_path / "d.pt"), str(tmp_path / "a"), "-o", str(out)])
+    assert res.exit_code == 2 and res.stderr.strip().splitlines() == [
+        f"reid features: error: Invalid value for '--ckpt': {tmp_path / 'd.pt'} is a dangling symlink "
+        f"(to {tmp_path / 'gone.pt'}); fix the link (see 'reid features --help')"]
+    res = runner.invoke(app, ["pretrain", str(tmp_path / "b"), "-o", str(tmp_path / "m.pt")])
+    assert res.exit_code == 2 and res.stderr.strip().splitlines() == [
+        f"reid pretrain: error: Invalid value for 'data': {tmp_path / 'b'} is a symlink loop; fix the link "
+        "(see 'reid pretrain --help')"]
+    res = runner.invoke(app, ["features", "--ckpt", str(tmp_path / "nope.pt"), str(tmp_path / "data"), "-o", str(out)])
+    assert "file '" + str(tmp_path / "nope.pt") + "' does not exist." in res.stderr  # a plain missing file
+    assert not out.exists()
+
+
 def test_unreadable_subfolder_is_an_error_not_silently_skipped(tmp_path, monkeypatch):
     from conftest import write_jpeg
 
@@ -145,6 +170,10 @@ def test_nan_learning_rate(tmp_path):
     line = one_line(runner.invoke(app, ["pretrain", str(tmp_path / "d"), "-o", str(tmp_path / "m.pt"),
                                         "--lr", "nan"]), "pretrain")
     assert line.endswith("--lr must be a float > 0; got nan")
+    line = one_line(runner.invoke(app, ["pretrain", str(tmp_path / "d"), "-o", str(tmp_path / "m.pt"),
+                                        "--lr", "inf"]), "pretrain")
+    assert line.endswith("--lr must be a float > 0; got inf")
+    assert not (tmp_path / "m.pt").exists()
 
 
 # --------------------------------------------------------------------------- 8. validators

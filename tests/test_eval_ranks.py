@@ -189,3 +189,15 @@ def test_cli_bad_ranks_queries_is_a_usage_error(tmp_path):
         "reid evaluate: error: Invalid value for '--ranks-queries': must be one of sample, worst, best; "
         "got 'worse' (see 'reid evaluate --help')"]
     assert not png.exists()
+
+
+def test_cli_note_says_how_many_gallery_images_it_drew(tmp_path):
+    """--top above the valid gallery items of a query (21 gallery images less one junk and the
+    one same-camera match of each query: 19): the note says 19 were drawn, not "top 30"."""
+    f = make_file(tmp_path)
+    png = tmp_path / "all.png"
+    res = run(f, "--ranks-png", png, "--top", "30", "--n-queries", "2")
+    assert res.exit_code == 0, res.output
+    err = " ".join(res.stderr.split())
+    assert f"wrote {png} (2 seeded sample queries x the 19 valid (of --top 30) gallery images by euclidean distance)" \
+        in err, err

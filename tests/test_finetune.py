@@ -492,3 +492,21 @@ def test_cli_help_shows_the_dataclass_defaults():
     assert FinetuneConfig().workers is None and "default: auto" in helps["--workers"]  # from the cores
     assert helps["--margin"].endswith(f"joint {JointOptions().margin:g}]")
     assert f"kd {KDOptions().center_weight:g}" in helps["--center-weight"]
+
+
+def test_cli_a_round_failing_on_a_bad_image_leaves_no_log_and_the_previous_files(uda):
+    """A target image found unreadable in the first batches: one line that says how to fix it
+    once, exit 1, the previous checkpoint and its log as they were, no hidden .partial or log."""
+    tmp = uda["tmp"]
+    for img in (uda["target"].parent / "img").glob("*.jpg"):
+        img.write_bytes(b"")  # every image: whichever the sampler draws first is bad
+    out, log = tmp / "round.pt", tmp / "round.log.jsonl"
+    out.write_bytes(b"previous checkpoint")
+    log.write_text('{"type": "epoch"}\n')
+    res = _run(_base(uda, out) + ["--method", "pseudo"])
+    assert res.exit_code == 1, res.output
+    line = res.stderr.strip().splitlines()[-1]
+    assert line.startswith("reid finetune: error: ") and "zero-byte image; replace or delete it and rerun " \
+        "(training images must all be readable)" in line, res.stderr
+    assert out.read_bytes() == b"previous checkpoint" and log.read_text() == '{"type": "epoch"}\n'
+    assert sorted(p.name for p in tmp.iterdir() if p.name.startswith(".")) == []

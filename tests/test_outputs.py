@@ -444,3 +444,62 @@ def test_library_resume_refuses_another_arch(tmp_path):
     with pytest.raises(ConfigError, match="arch 'tiny' \\(was 'resnet18_half'\\)"):
         pretrain(tmp_path, ck, model=ModelConfig(arch="tiny"), train=TrainConfig(),
                  augment=AugmentConfig(height=32, width=16), resume=True, device="cpu")
+
+
+def test_pretrain_failing_to_write_its_checkpoint_leaves_no_config_of_it(synth_market, tmp_path, monkeypatch):  # noqa: F811
+    """The resolved ``m.config.toml`` is written only once ``m.pt`` is: a run whose first
+    checkpoint write fails (a full disk) leaves the previous run's checkpoint and config as they
+    were, not a config describing a checkpoint that was never written."""
+    from fixtures_contracts import ARCH, CPU
+
+    from reidcli.io import ckpt
+
+    out, config = tmp_path / "m.pt", tmp_path / "m.config.toml"
+    out.write_bytes(b"previous checkpoint")
+    config.write_text("# the previous run's settings\n")
+
+    def full(path, ck):
+        raise OutputError(f"cannot write {path}: No space left on device; the previous file is kept")
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", full)
+    args = ["pretrain", str(synth_market), "-o", str(out), *ARCH, *CPU, "-P", "4", "-K", "2",
+            "--epochs", "1", "--iters-per-epoch", "1", "--warmup-epochs", "0"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1 and "No space left on device" in res.stderr, res.output
+    assert out.read_bytes() == b"previous checkpoint"
+    assert config.read_text() == "# the previous run's settings\n"
+    monkeypatch.undo()
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "epochs = 1" in config.read_text()
+
+
+def test_pretrain_failing_before_its_first_checkpoint_leaves_no_log_of_its_own(synth_market, tmp_path):  # noqa: F811
+    """A training image found unreadable in the first epoch: exit 1, one line with its fix
+    said once; the previous run's checkpoint and log are as they were (the new log is a
+    temporary until the first checkpoint is written), no temporary left. Without a previous
+    run nothing at all is written."""
+    import shutil
+
+    from fixtures_contracts import ARCH, CPU
+
+    data = tmp_path / "data"
+    shutil.copytree(synth_market, data)
+    for img in (data / "bounding_box_train").glob("*.jpg"):
+        img.write_bytes(b"")
+    out, log = tmp_path / "m.pt", tmp_path / "m.log.jsonl"
+    out.write_bytes(b"previous checkpoint")
+    log.write_text('{"type": "epoch"}\n')
+    args = ["pretrain", str(data), "-o", str(out), *ARCH, *CPU, "-P", "4", "-K", "2", "--epochs", "1",
+            "--iters-per-epoch", "1", "--warmup-epochs", "0"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1, res.output
+    line = res.stderr.strip().splitlines()[-1]
+    assert line.startswith("reid pretrain: error: ") and line.endswith(
+        ": zero-byte image; replace or delete it and rerun (training images must all be readable)"), res.stderr
+    assert out.read_bytes() == b"previous checkpoint" and log.read_text() == '{"type": "epoch"}\n'
+    assert _leftovers(tmp_path) == [] and not (tmp_path / "m.config.toml").exists()
+    out.unlink()
+    log.unlink()
+    assert runner.invoke(app, args).exit_code == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]

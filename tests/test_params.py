@@ -26,6 +26,16 @@ def test_float_interval_bounds_and_nan():
             check_value("mu", bad, c)
 
 
+def test_infinities_are_in_no_interval():
+    """``--lr inf`` is refused like ``--lr nan`` (an unbounded interval is of finite numbers)."""
+    import numpy as np
+
+    for value in (math.inf, -math.inf, np.float32("inf"), np.float64("nan")):
+        with pytest.raises(ParamError, match=r"^lr must be a float > 0; got "):
+            check_value("lr", value, [Interval(float, 0, None, closed="neither")])
+    check_value("lr", np.float32(1e30), [Interval(float, 0, None, closed="neither")])
+
+
 def test_none_and_options():
     check_value("margin", None, [None, Interval(float, 0, None)])
     with pytest.raises(ParamError, match=r"margin must be a float >= 0 \(or None\); got -1"):

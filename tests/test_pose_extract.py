@@ -90,6 +90,7 @@ def test_cli_pck_table_against_dataset_pose_file(market_tree, tmp_path):
     (["--backend", "onnx", "--model", "WRONG"], 1, "outputs [1, 5, 16, 12]; expected 17"),
     (["--backend", "gt", "--model", "OTHER"], 1, "has no keypoints for"),
     (["--input-size", "256by192"], 2, "HxW"),
+    (["--input-size", "0x0"], 2, "must be HxW with positive ints, e.g. 256x192; got '0x0'"),  # input size 0
     (["--split", "nope", "--backend", "gt"], 1, "no 'nope' split"),
     (["--backend", "onnx", "--ckpt", "RIGHT"], 1, "--ckpt does not apply to --backend onnx, which reads --model"),
     (["--backend", "rbnet", "--model", "OTHER"], 1, "--model does not apply to --backend rbnet, which reads --ckpt"),

@@ -63,8 +63,29 @@ def usage_line(exc) -> str:
     """One line for a click usage error: what is wrong and where to read more."""
     ctx = getattr(exc, "ctx", None)
     where = ctx.command_path if ctx is not None else "reid"
-    message = " ".join(exc.format_message().split())  # click's messages may wrap
+    message = _link_problem(" ".join(exc.format_message().split()))  # click's messages may wrap
     return f"{where}: error: {message} (see '{where} --help')"
+
+
+def _link_problem(message: str) -> str:
+    """Click says "path 'X' does not exist." of an input that is a symlink loop or a dangling
+    symlink: name the link's problem instead (`reidcli.io.atomic.missing_message`)."""
+    import ast
+    import os
+    import re
+
+    m = re.search(r"(?:file|directory|path) ('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\") does not exist\.", message)
+    if m is None:
+        return message
+    try:
+        path = ast.literal_eval(m.group(1))
+    except (ValueError, SyntaxError):
+        return message
+    if not isinstance(path, str) or not os.path.islink(path):
+        return message
+    from reidcli.io.atomic import missing_message
+
+    return message[:m.start()] + missing_message(path)
 
 
 app = typer.Typer(

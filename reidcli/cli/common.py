@@ -174,7 +174,7 @@ def command_settings(flags: dict, skip: tuple[str, ...] = ()) -> dict:
 
 Config = Annotated[Optional[Path], typer.Option("--config", dir_okay=False, help=(
     "A TOML file of settings: any flag of this command as a key (epochs = 80, arch = \"resnet50\", "
-    "ids-per-batch = 16), at the top level or in a [pretrain] / [finetune] table. Flags on the command "
+    "ids-per-batch = 16), at the top level or in a \\[pretrain] / \\[finetune] table. Flags on the command "
     "line win. The resolved settings are written beside the checkpoint as <name>.config.toml."))]
 
 
@@ -242,7 +242,10 @@ Threads = Annotated[int | None, typer.Option("--threads", min=1, help=(
     "Intra-op threads (default: auto, the cores this process may use less its workers; "
     "OMP_NUM_THREADS counts as --threads)."))]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or messages.")]
-DataFormat = Annotated[Optional[str], typer.Option("--format", help="Dataset layout; auto-detected when omitted (regdb-trial1 .. regdb-trial10: a RegDB trial).")]
+DataFormat = Annotated[Optional[str], typer.Option("--format", help="Dataset layout; auto-detected when omitted (cuhk03-labeled / cuhk03-detected: a CUHK03 variant; regdb-trial1 .. regdb-trial10: a RegDB trial).")]
+CamRegex = Annotated[Optional[str], typer.Option("--cam-regex", metavar="REGEX", help=(
+    "folder / unlabelled layouts: the camera id is the first group of this regex matched against each "
+    "image's path, e.g. 'c(\\d+)'; other layouts read cameras from their file names or lists and ignore it."))]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")]
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reidcli.cli.common import BatchSize, DataFormat, Device, Json, Output, ProcessWorkers, reid_command
+from reidcli.cli.common import BatchSize, CamRegex, DataFormat, Device, Json, Output, ProcessWorkers, reid_command
 
 
 def _size(value: Optional[str]) -> Optional[tuple[int, int]]:
@@ -56,6 +56,7 @@ def command(
                                                  "--arch rbnet').", dir_okay=False)] = None,
     split: Annotated[Optional[list[str]], typer.Option("--split", help="Only this split (repeatable).")] = None,
     data_format: DataFormat = None,
+    cam_regex: CamRegex = None,
     input_size: Annotated[Optional[str], typer.Option("--input-size", callback=_check(_size), help="onnx: model input HxW "
                                                       "(default: from the model, else 256x192).")] = None,
     mean: Annotated[Optional[str], typer.Option("--mean", callback=_check(_triple), help="onnx: RGB mean, 0-255 scale "
@@ -89,7 +90,7 @@ def command(
     from reidcli.pose.extract import extract_pose
     from reidcli.utils.progress import say
 
-    res = extract_pose(data, output, backend=backend, split=split, data_format=data_format,
+    res = extract_pose(data, output, backend=backend, split=split, data_format=data_format, cam_regex=cam_regex,
                        batch_size=batch_size, workers=workers, limit=limit, gt=gt or "auto", preview=preview,
                        device=device,
                        model=model, ckpt=ckpt, input_size=_size(input_size), mean=_triple(mean), std=_triple(std),

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reidcli.cli.common import BatchSize, Ckpt, DataFormat, Device, Output, Threads, Workers, reid_command
+from reidcli.cli.common import BatchSize, CamRegex, Ckpt, DataFormat, Device, Output, Threads, Workers, reid_command
 
 
 @reid_command("features")
@@ -17,6 +17,7 @@ def command(
     output: Output,
     split: Annotated[Optional[list[str]], typer.Option("--split", help="Only this split (repeatable).")] = None,
     fmt: DataFormat = None,
+    cam_regex: CamRegex = None,
     flip: Annotated[bool, typer.Option("--flip", help="Average with the mirrored image.")] = False,
     half: Annotated[bool, typer.Option("--half", help="float16 output (and fp16 inference on CUDA).")] = False,
     normalize: Annotated[bool, typer.Option("--normalize/--no-normalize", help="L2-normalise the embeddings.")] = True,
@@ -44,7 +45,7 @@ def command(
     from reidcli.features import extract, parse_shard
     from reidcli.utils.progress import say
 
-    out = extract(ckpt, data, output, splits=split, format=fmt, flip=flip, half=half, normalize=normalize,
+    out = extract(ckpt, data, output, splits=split, format=fmt, cam_regex=cam_regex, flip=flip, half=half, normalize=normalize,
                   batch_size=batch_size, workers=workers, device=device, shard=parse_shard(shard),
                   skip_bad=skip_bad, bn_domain=bn_domain, save_heatmaps=save_heatmaps, net=net, threads=threads,
                   soft_labels=soft_labels, soft_label_scale=soft_label_scale)

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reidcli.cli.common import Ckpt, Config, DataFormat, Device, Output, Recipe, Threads, Workers, command_settings, reid_command
+from reidcli.cli.common import CamRegex, Ckpt, Config, DataFormat, Device, Output, Recipe, Threads, Workers, command_settings, reid_command
 from reidcli.cli.defaults import opt as _opt
 from reidcli.cli.defaults import per_method as _per_method
 from reidcli.data.transforms import AugmentConfig
@@ -41,6 +41,7 @@ def command(
     ckpt2: Annotated[Optional[Path], typer.Option("--ckpt2", help="mmt: second source network (default: a copy of --ckpt's).", exists=True, dir_okay=False)] = None,
     source: Annotated[Optional[Path], typer.Option("--source", help="joint, camstyle: labelled source dataset.", exists=True)] = None,
     target_format: DataFormat = None,
+    cam_regex: CamRegex = None,
     source_format: Annotated[Optional[str], typer.Option("--source-format", help="Layout of --source; auto-detected when omitted.")] = None,
     reference: Annotated[Optional[Path], typer.Option("--reference", help="mar: labelled reference dataset (one agent per identity).", exists=True)] = None,
     reference_format: Annotated[Optional[str], typer.Option("--reference-format", help="Layout of --reference; auto-detected when omitted.")] = None,

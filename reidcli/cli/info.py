@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from reidcli.cli.common import DataFormat, Json, reid_command
+from reidcli.cli.common import CamRegex, DataFormat, Json, reid_command
 
 
 @reid_command("info")
@@ -17,6 +17,7 @@ def command(
                                               "or a dataset folder / .csv list.")],
     as_json: Json = False,
     data_format: DataFormat = None,
+    cam_regex: CamRegex = None,
 ) -> None:
     """Show what a reidcli file holds (format, splits, shapes, ids, attributes, provenance)
     and check that it is valid; exit 1 with the reason when it is not. Given a dataset
@@ -26,7 +27,7 @@ def command(
     """
     from reidcli.data.describe import describe
 
-    info = describe(file, data_format)
+    info = describe(file, data_format, cam_regex=cam_regex)
     if as_json:
         print(json.dumps(info, default=str))
     else:

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reidcli.cli.common import Config, DataFormat, Device, Output, Recipe, Threads, Workers, command_settings, reid_command
+from reidcli.cli.common import CamRegex, Config, DataFormat, Device, Output, Recipe, Threads, Workers, command_settings, reid_command
 from reidcli.cli.defaults import opt
 from reidcli.data.transforms import AugmentConfig as A
 from reidcli.models import ModelConfig as M
@@ -39,6 +39,7 @@ def command(
     data: Annotated[Path, typer.Argument(help="Labelled dataset folder (its train split is used).", exists=True)],
     output: Output,
     fmt: DataFormat = None,
+    cam_regex: CamRegex = None,
     arch: Annotated[Str, opt("--arch", help=arch_help(), of=M, rich_help_panel=_M)] = None,
     pretrained: Annotated[str, typer.Option("--pretrained", help="imagenet | none | PATH of a backbone state dict (the library's default is none).", rich_help_panel=_M)] = "imagenet",
     last_stride: Annotated[Int, opt("--last-stride", help="Stride of layer4 (1 or 2).", of=M, rich_help_panel=_M)] = None,
@@ -62,7 +63,7 @@ def command(
     triplet2_weight: Annotated[Float, opt("--triplet2-weight", help="rbnet: l5, triplet loss of the masked branch.", of=L, rich_help_panel=_R)] = None,
     heatmap_sigma: Annotated[Float, opt("--heatmap-sigma", help="rbnet: target Gaussian sigma (heat-map pixels).", of=L, rich_help_panel=_R)] = None,
     pose_min_score: Annotated[Float, opt("--pose-min-score", help="rbnet: mask keypoints scoring at or below this.", of=L, rich_help_panel=_R)] = None,
-    method: Annotated[Str, typer.Option("--method", help="Training method: supervised (ID + triplet) | mrda (cross-modality, --arch mrda) | agents (MAR reference pretraining: agent loss only; the agents are saved for finetune --method mar). [default: supervised]", rich_help_panel=_T)] = None,
+    method: Annotated[Str, typer.Option("--method", help="Training method: supervised (ID + triplet) | mrda (cross-modality, --arch mrda) | agents (MAR reference pretraining: agent loss only; the agents are saved for finetune --method mar). \\[default: supervised]", rich_help_panel=_T)] = None,
     mrda_backbone: Annotated[Str, opt("--mrda-backbone", help="mrda: its ResNet (resnet50; resnet18_half for CPU runs).", of=MN, field="backbone", rich_help_panel=_X)] = None,
     mrda_attn_topk: Annotated[Int, opt("--attn-topk", help="mrda: stripes kept by the dynamic attention (the seed gives no k).", of=MN, field="attn_topk", rich_help_panel=_X)] = None,
     mrda_two_stream: Annotated[Bool, opt("--two-stream/--one-stream", help="mrda: separate visible and infrared stages 0-1 (--one-stream: one stem for both, an ablation).", of=MN, field="two_stream", rich_help_panel=_X)] = None,

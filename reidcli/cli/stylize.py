@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reidcli.cli.common import BatchSize, DataFormat, Device, Output, Seed, reid_command
+from reidcli.cli.common import BatchSize, CamRegex, DataFormat, Device, Output, Seed, reid_command
 from reidcli.stylize.options import STARGAN_TRAIN, StarGANOptions
 
 app = typer.Typer(no_args_is_help=True, help="Camera-style transfer: fit a model, apply it.")
@@ -34,6 +34,7 @@ def fit(
     method: Annotated[str, _o("--method", "color (training-free colour statistics in Lab: mean, covariance, "
                                           "tone curve) | stargan (Choi et al. 2018, trained).")] = "color",
     fmt: DataFormat = None,
+    cam_regex: CamRegex = None,
     split: Annotated[str, _o("--split", "The split whose cameras are learnt.")] = "train",
     max_images: Annotated[int, _o("--max-images", "color: images read per camera.")] = 400,
     max_pixels: Annotated[int, _o("--max-pixels", "color: pixels kept per camera.")] = 65536,
@@ -76,7 +77,7 @@ def fit(
                                      "d_conv_dim", "g_repeat", "sample_every") if k in given}
     out = fit_style(data, output, method=method, format=fmt, split=split, max_images=max_images,
                     max_pixels=max_pixels, seed=seed, image_size=parse_size(image_size), options=options,
-                    train=train, resume=resume, device=device)
+                    train=train, resume=resume, device=device, cam_regex=cam_regex)
     say(f"wrote {out}")
 
 
@@ -92,6 +93,7 @@ def apply(
     split: Annotated[Optional[list[str]], typer.Option("--split", help="Split to style (repeatable; "
                                                        "default train).")] = None,
     fmt: DataFormat = None,
+    cam_regex: CamRegex = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output folder.")] = False,
     shard: Annotated[Optional[str], typer.Option("--shard", help="Style part i of n of the images (i/n, 1-based) into its own folder; join with 'reid merge'.")] = None,
     batch_size: BatchSize = 32,
@@ -110,5 +112,5 @@ def apply(
     from reidcli.utils.progress import say
 
     res = apply_style(model, data, output, cams=cams, split=tuple(split or ("train",)), format=fmt, force=force,
-                      device=device, shard=parse_shard(shard), batch_size=batch_size)
+                      device=device, shard=parse_shard(shard), batch_size=batch_size, cam_regex=cam_regex)
     say(f"wrote {res['images']} styled images to {res['out']} (manifest {res['manifest']})")

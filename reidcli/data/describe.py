@@ -11,25 +11,29 @@ from reidcli.io.describe import describe_file
 from reidcli.utils.errors import ConfigError
 
 
-def describe(path: str | Path, data_format: str | None = None) -> dict[str, Any]:
+def describe(path: str | Path, data_format: str | None = None, *, cam_regex: str | None = None) -> dict[str, Any]:
     """Validate ``path`` fully and return a JSON-able summary of what it holds.
 
-    A folder or a ``.csv`` list is parsed as a dataset (layout ``data_format`` or detected);
+    A folder or a ``.csv`` list is parsed as a dataset (layout ``data_format`` or detected;
+    ``cam_regex``: the folder / unlabelled layouts' cameras, see `describe_dataset`);
     anything else is a features, labels or pose file or a checkpoint.
     """
     p = Path(path)
     if p.exists() and (p.is_dir() or p.suffix.lower() == ".csv"):
-        return describe_dataset(p, data_format)
-    if p.exists() and data_format is not None:
-        raise ConfigError(f"--format applies to a dataset folder or .csv list; {p} is a file")
+        return describe_dataset(p, data_format, cam_regex=cam_regex)
+    for flag, value in (("--format", data_format), ("--cam-regex", cam_regex)):
+        if p.exists() and value is not None:
+            raise ConfigError(f"{flag} applies to a dataset folder or .csv list; {p} is a file")
     return describe_file(p)
 
 
-def describe_dataset(path: Path, data_format: str | None = None) -> dict[str, Any]:
-    """Parse a dataset folder (layout auto-detected unless ``data_format``) and summarise it."""
+def describe_dataset(path: Path, data_format: str | None = None, *, cam_regex: str | None = None) -> dict[str, Any]:
+    """Parse a dataset folder (layout auto-detected unless ``data_format``) and summarise it.
+    ``cam_regex``: folder / unlabelled layouts read each image's camera from this regex's
+    first group matched against its relative path (`reidcli.data.layouts.load_dataset`)."""
     from reidcli.data.layouts import load_dataset
 
-    ds = load_dataset(path, format=data_format)
+    ds = load_dataset(path, format=data_format, cam_regex=cam_regex)
     splits = {}
     for name, recs in ds.splits.items():
         pids = [r.pid for r in recs]

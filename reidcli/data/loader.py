@@ -208,5 +208,4 @@ def check_batch(batch: dict, dataset: ImageDataset) -> None:
     ok = batch["ok"]
     if not bool(ok.all()):
         i = int((~ok).nonzero()[0, 0])
-        raise InputError(f"{batch['error'][i]}; remove or fix it and rerun "
-                         f"(training images must all be readable)")
+        raise InputError(f"{batch['error'][i]} (training images must all be readable)")  # it says how to fix it

@@ -178,8 +178,10 @@ def write_outputs(res: EvalResult, query: dict, gallery: dict, opts: Options, ou
             notes.append(f"{missing} of {total} images were not found under '{root}'; drawn as grey "
                          "boxes (pass --image-root to point at the dataset)")
         by = "re-ranked" if res.rerank else res.metric
-        notes.append(f"wrote {outputs.ranks_png} ({len(rows)} {RANKS_QUERIES[outputs.ranks_queries]} x top "
-                     f"{outputs.top} gallery images by {by} distance)")
+        shown = max((len(r["hits"]) for r in rows), default=0)  # fewer valid gallery items than --top
+        top = f"top {outputs.top}" if shown == outputs.top else f"the {shown} valid (of --top {outputs.top})"
+        notes.append(f"wrote {outputs.ranks_png} ({len(rows)} {RANKS_QUERIES[outputs.ranks_queries]} x {top} "
+                     f"gallery images by {by} distance)")
     if outputs.cmc_png:
         cmc_curve(outputs.cmc_png, {cmc_label(res): res.metrics.curve}, f"CMC, {res.metric} distance")
         notes.append(f"wrote {outputs.cmc_png} (CMC at ranks 1-{len(res.metrics.curve)})")

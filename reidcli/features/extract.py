@@ -127,7 +127,8 @@ def shard_slice(n_items: int, shard: Optional[tuple[int, int]]) -> slice:
 
 
 def extract(ckpt: str | os.PathLike, data: str | os.PathLike | Dataset, out: str | os.PathLike, *,
-            splits: Optional[Sequence[str]] = None, format: Optional[str] = None, flip: bool = False,
+            splits: Optional[Sequence[str]] = None, format: Optional[str] = None,
+            cam_regex: Optional[str] = None, flip: bool = False,
             half: bool = False, normalize: bool = True, batch_size: int = 128, workers: int | None = None,
             device: str = "auto", shard: Optional[tuple[int, int]] = None, skip_bad: bool = False,
             bn_domain: Optional[str] = None, save_heatmaps: bool = False,
@@ -144,7 +145,9 @@ def extract(ckpt: str | os.PathLike, data: str | os.PathLike | Dataset, out: str
     ``save_heatmaps`` (RBNet checkpoints) also stores each split's predicted keypoint
     heat-maps as ``heatmaps`` [N, 17, H/2, W/2] float16 in its group. ``threads`` and
     ``workers`` (None: from the cores and the device, `reidcli.utils.resources`) set the
-    intra-op threads and the decoding processes.
+    intra-op threads and the decoding processes. ``format`` and ``cam_regex`` (folder /
+    unlabelled layouts: each image's camera from this regex's first group matched against its
+    relative path) go to `reidcli.data.layouts.load_dataset` when ``data`` is a path.
     """
     from reidcli.models import load_network
     from reidcli.utils.device import resolve_device
@@ -153,7 +156,7 @@ def extract(ckpt: str | os.PathLike, data: str | os.PathLike | Dataset, out: str
     check_outputs({"-o": out}, {"--ckpt": ckpt, "DATA": data if not isinstance(data, Dataset) else None})
     dev = resolve_device(device)
     workers = configure(threads, workers, device=dev, loads_data=True).workers
-    ds = _dataset(data, format)
+    ds = _dataset(data, format, cam_regex)
     names = list(splits) if splits else list(ds.splits)
     for s in names:
         ds.split(s)  # a missing split is an error naming the ones found
@@ -223,12 +226,12 @@ def soft_multilabels(feats: np.ndarray, agents: np.ndarray, scale: float) -> np.
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def _dataset(data, format: Optional[str]) -> Dataset:
+def _dataset(data, format: Optional[str], cam_regex: Optional[str] = None) -> Dataset:
     if isinstance(data, Dataset):
         return data
     from reidcli.data.layouts import load_dataset
 
-    return load_dataset(data, format)
+    return load_dataset(data, format, cam_regex=cam_regex)
 
 
 def _full_report(ds: Dataset, names: Sequence[str], shard, exc: BadImages) -> BadImages:

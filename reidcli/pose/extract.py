@@ -63,14 +63,16 @@ class PoseResult:
 
 
 def dataset_images(root: Path, data_format: Optional[str] = None,
-                   split: Optional[Sequence[str]] = None) -> tuple[list[str], list[str]]:
+                   split: Optional[Sequence[str]] = None, cam_regex: Optional[str] = None,
+                   ) -> tuple[list[str], list[str]]:
     """(relative paths, split of each) for the chosen splits, in split then path order.
 
     An image listed by several splits (some cross-modality protocols) is kept once.
+    ``data_format`` and ``cam_regex`` go to `reidcli.data.layouts.load_dataset`.
     """
     from reidcli.data.layouts import load_dataset
 
-    ds = load_dataset(root, format=data_format)
+    ds = load_dataset(root, format=data_format, cam_regex=cam_regex)
     names = list(split) if split else list(ds.splits)
     paths, splits, seen = [], [], set()
     for name in names:
@@ -165,7 +167,7 @@ def _missing(kps: np.ndarray) -> np.ndarray:
 
 def extract_pose(data_root, out=None, *, backend: str = DEFAULT_BACKEND,
                  split: Optional[Sequence[str]] = None, data_format: Optional[str] = None,
-                 batch_size: int = 16, workers: int | None = None, limit: Optional[int] = None,
+                 cam_regex: Optional[str] = None, batch_size: int = 16, workers: int | None = None, limit: Optional[int] = None,
                  gt=None, preview=None, device: str = "auto", **options) -> PoseResult:
     """Detect 17 COCO keypoints on every image of a dataset and write a pose file.
 
@@ -176,6 +178,10 @@ def extract_pose(data_root, out=None, *, backend: str = DEFAULT_BACKEND,
             top-down export), "gt" (a ground-truth pose file, ``model=`` or DATA/pose.h5) or
             "rbnet" (``ckpt=`` an RBNet checkpoint).
         split: split names to keep (default: every split).
+        data_format: the dataset layout (None: detected).
+        cam_regex: folder / unlabelled layouts: each image's camera is this regex's first
+            group matched against its relative path (the pose file holds no cameras; given
+            so that a pipeline may pass every command the same dataset options, and checked).
         batch_size, workers: images per batch; worker processes (None: auto, from the cores;
             0 = in this process).
         limit: process only the first ``limit`` images (previews, benchmarks).
@@ -200,7 +206,7 @@ def extract_pose(data_root, out=None, *, backend: str = DEFAULT_BACKEND,
     model = options.get("model") or (root / GT_NAME if backend == "gt" else None)
     check_outputs({"-o": out, "--preview": preview},
                   {"--gt": gt_path, "--model": model, "--ckpt": options.get("ckpt")})
-    paths, splits = dataset_images(root, data_format, split)
+    paths, splits = dataset_images(root, data_format, split, cam_regex)
     if limit is not None:
         paths, splits = paths[:limit], splits[:limit]
     if out is not None:  # a name the pose file cannot hold fails now, not after the work

@@ -114,11 +114,15 @@ def styler(model: StyleModel, device: str = "auto") -> BatchStyler:
 def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str | os.PathLike, *,
                 cams: str | Sequence[int] | None = "all", split: Sequence[str] = ("train",),
                 format: Optional[str] = None, force: bool = False, device: str = "auto",
-                shard: Optional[tuple[int, int]] = None, batch_size: int = 32) -> dict:
+                shard: Optional[tuple[int, int]] = None, batch_size: int = 32,
+                cam_regex: Optional[str] = None) -> dict:
     """Style ``split`` of ``data`` to every camera of ``cams`` with the model at ``model``.
 
     ``shard=(i, n)`` writes only the i-th of n blocks of the images (module docstring).
     ``batch_size`` images go through a ``stargan`` generator at once (on ``device``).
+    ``format`` and ``cam_regex`` go to `reidcli.data.layouts.load_dataset` (the folder /
+    unlabelled layouts that take ``cam_regex`` are refused here: their names cannot carry a
+    style camera, `reidcli.stylize.naming.writer_for`).
     Returns a summary: the output folder, the manifest path and the images written.
 
     Raises:
@@ -135,7 +139,7 @@ def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str |
     sm = load_style_model(model)
     _check_output(out, data, force)
     targets = parse_cams(cams, sm, model)
-    ds = load_dataset(data, format)
+    ds = load_dataset(data, format, cam_regex=cam_regex)
     writer = writer_for(ds)
     writer.check(ds, split, targets)
     layout = tree_layout(ds, writer, split, targets)  # once: the names below and the tree around them

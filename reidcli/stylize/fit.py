@@ -71,11 +71,13 @@ def fit_style(data: str | os.PathLike, output: str | os.PathLike, *, method: str
               format: Optional[str] = None, split: str = "train", max_images: int = 400,
               max_pixels: int = 65536, seed: int = 0, image_size: tuple[int, int] = (256, 128),
               options: Optional[Mapping[str, Any]] = None, train: Optional[Mapping[str, Any]] = None,
-              resume: bool = False, device: str = "auto") -> Path:
+              resume: bool = False, device: str = "auto", cam_regex: Optional[str] = None) -> Path:
     """Fit a camera-style model on ``split`` of ``data`` and write it to ``output``.
 
     Args:
         data: a dataset folder (layout auto-detected unless ``format``).
+        cam_regex: folder / unlabelled layouts: each image's camera (the styles learnt) is
+            this regex's first group matched against its relative path.
         output: the ``.pt`` file to write (atomically).
         method: ``color`` (training-free, `reidcli.stylize.color`) or ``stargan`` (trained
             through the engine, `reidcli.stylize.train.fit_stargan`).
@@ -95,11 +97,12 @@ def fit_style(data: str | os.PathLike, output: str | os.PathLike, *, method: str
         from reidcli.stylize.train import fit_stargan, stargan_train_config
 
         return fit_stargan(data, output, options=options, train=stargan_train_config(**{"seed": seed, **(train or {})}),
-                           image_size=image_size, format=format, split=split, resume=resume, device=device)
+                           image_size=image_size, format=format, split=split, resume=resume, device=device,
+                           cam_regex=cam_regex)
     if options or train or resume:
         raise InputError("--method color takes no training options (epochs, batch size, --resume, "
                          "StarGAN weights); drop them or use --method stargan")
-    ds = load_dataset(data, format)
+    ds = load_dataset(data, format, cam_regex=cam_regex)
     stats = fit_color(ds, split, max_images=max_images, max_pixels=max_pixels, seed=seed)
     prov = make_provenance([], seed=seed, params={"method": method, "data": str(data), "split": split,
                                                   "max_images": max_images, "max_pixels": max_pixels})

@@ -73,13 +73,13 @@ class SampleSheets(HookBase):
         return path
 
 
-def _dataset(data, format, split: str, size: tuple[int, int]):
+def _dataset(data, format, split: str, size: tuple[int, int], cam_regex=None):
     from reidcli.data.layouts import load_dataset
     from reidcli.data.loader import ImageDataset
     from reidcli.data.transforms import AugmentConfig, build_train_transform
     from reidcli.stylize.fit import cameras_of
 
-    ds = load_dataset(data, format)
+    ds = load_dataset(data, format, cam_regex=cam_regex)
     cams = sorted(cameras_of(ds, split))
     recs = ds.split(split)
     aug = AugmentConfig(height=size[0], width=size[1], flip=0.5, pad=0, erasing=0.0)
@@ -117,7 +117,7 @@ def _resume(out: Path, train: TrainConfig, options: StarGANOptions):
 def fit_stargan(data: str | os.PathLike, output: str | os.PathLike, *,
                 options: StarGANOptions | Mapping[str, Any] | None = None, train: Optional[TrainConfig] = None,
                 image_size: tuple[int, int] = (256, 128), format: Optional[str] = None, split: str = "train",
-                resume: bool = False, device: str = "auto") -> Path:
+                resume: bool = False, device: str = "auto", cam_regex: Optional[str] = None) -> Path:
     """Train a camera-conditioned StarGAN on ``split`` of ``data``; write ``output``.
 
     Args:
@@ -126,6 +126,8 @@ def fit_stargan(data: str | os.PathLike, output: str | os.PathLike, *,
         image_size: (height, width), multiples of 4 (the generator's two stride-2 levels).
         resume: continue from ``output`` (its config; epochs and budgets may change).
         device: auto | cpu | cuda | cuda:N.
+        format, cam_regex: the dataset layout (None: detected); folder / unlabelled layouts:
+            each image's camera is this regex's first group matched against its relative path.
     Sample sheets go to ``<output stem>.samples/`` every ``options.sample_every`` steps, the
     log to ``<output stem>.log.jsonl``; an ``output`` that is a device node or a FIFO gets
     neither and is written once, at the end.
@@ -155,7 +157,7 @@ def fit_stargan(data: str | os.PathLike, output: str | os.PathLike, *,
     info = D.init(dev)
     try:
         seed_everything(train.seed, train.deterministic)
-        ds, cams, images = _dataset(data, format, split, (h, w))
+        ds, cams, images = _dataset(data, format, split, (h, w), cam_regex)
         ctx = EngineContext(cfg=train, device=dev, dist=info, num_classes=len(cams), data={"images": images},
                             facts={"num_cams": len(cams), "image_size": [h, w]})
         mcfg = {"kind": "stylize", "method": "stargan", "cameras": cams, "num_cams": len(cams),

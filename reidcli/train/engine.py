@@ -131,7 +131,7 @@ class Engine:
         self.resumed = False
         self.ready = False  # `setup` done (a caller may run it before `fit`)
         self.resources = self._resources()
-        writer = JSONLWriter(self.log_path, cfg.log_every)
+        self.writer = writer = JSONLWriter(self.log_path, cfg.log_every)
         self.hooks: list[HookBase] = [writer, Checkpointer(self.out)]
         if evaluate is not None:
             self.hooks.append(Evaluator(evaluate, cfg.eval_every, writer))
@@ -252,6 +252,7 @@ class Engine:
         finally:
             for s in self.streams.values():
                 s.close()
+            self.writer.discard()  # a log no checkpoint of this run went with (a failed start)
         return last
 
     def _call(self, point: str) -> None:
@@ -319,7 +320,7 @@ class Engine:
             out = m.step(batch, self.global_it)
         loss = out["loss"]
         if not torch.isfinite(loss.detach()).all():
-            raise ReidError(f"the loss became {float(loss)} at epoch {self.epoch + 1}, step "
+            raise ReidError(f"the loss became {float(loss.detach())} at epoch {self.epoch + 1}, step "
                             f"{self.it_in_epoch + 1}; lower --lr or pass --no-amp")
         for o in opts:
             o.zero_grad(set_to_none=True)

@@ -54,7 +54,7 @@ DEFAULT_METHOD = "mmt"
 OLD_METHOD_NAMES = ("pretrain",)
 # keywords of `finetune` itself among the flat settings of `finetune_from_settings`
 RUN_KEYWORDS = ("ckpt2", "source", "target_format", "source_format", "styled", "device", "reference",
-                "reference_format")
+                "reference_format", "cam_regex")
 
 
 def check_labels(lf, records: list, labels_path: Path, target_root: Path) -> np.ndarray:
@@ -151,16 +151,16 @@ def _centers(lf, labels: np.ndarray, ck: dict, labels_path: Path):
     return labels, torch.from_numpy(centers)
 
 
-def _source_dataset(source: Path, source_format: Optional[str], transform, size, what: str = "source"):
-    from reidcli.data.layouts import load_dataset
+def _source_dataset(ds, where, transform, size, what: str = "source"):
+    """The labelled training images of ``ds``, the dataset loaded from ``where`` (``--source`` /
+    ``--reference``, named in the error)."""
     from reidcli.data.loader import ImageDataset
     from reidcli.data.records import relabel
 
-    ds = load_dataset(source, source_format)
     recs = [r for r in ds.split("train") if r.pid >= 0]
     y, _ = relabel([r.pid for r in recs])
     if len(set(y.tolist())) < 2:
-        raise InputError(f"{source}: the {what} training split has fewer than 2 labelled identities; "
+        raise InputError(f"{where}: the {what} training split has fewer than 2 labelled identities; "
                          f"pass a dataset with identity labels as the {what}")
     return ImageDataset(ds.root, recs, transform, labels=y, size=size), int(y.max()) + 1
 
@@ -174,7 +174,7 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
              target_format: Optional[str] = None, source_format: Optional[str] = None,
              styled: Optional[str | os.PathLike] = None, device: str = "auto",
              reference: Optional[str | os.PathLike] = None, reference_format: Optional[str] = None,
-             config_file: str | os.PathLike | None = None) -> Path:
+             cam_regex: Optional[str] = None, config_file: str | os.PathLike | None = None) -> Path:
     """Run one adaptation round and write the new checkpoint to ``out``.
 
     Args:
@@ -193,6 +193,9 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
         source: labelled source dataset (methods that use one: ``joint``, ``camstyle``).
         reference: labelled reference dataset (``mar``: one agent per identity).
         target_format, source_format, reference_format: dataset layouts (auto-detected when None).
+        cam_regex: folder / unlabelled layouts (target, source and reference alike): each
+            image's camera is this regex's first group matched against its relative path
+            (`reidcli.data.layouts.load_datasets`).
         styled: a ``reid stylize apply`` folder of the target's training images: each
             styled image joins its original's pseudo-label (seed 004's camera-style
             positives, METHODS.md section 5); required by ``camstyle``, where without
@@ -205,7 +208,7 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
         ``out``. The resolved settings are written beside it as ``<stem>.config.toml`` and
         recorded in its provenance (``params.config``), as `reidcli.train.pretrain.pretrain` does.
     """
-    from reidcli.data.layouts import load_dataset
+    from reidcli.data.layouts import load_datasets
     from reidcli.io.h5 import read_labels
     from reidcli.utils.seed import seed_everything
 
@@ -221,7 +224,8 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
     ck, ck2 = load_start(ckpt, method, Path(ckpt2) if ckpt2 else None)
     _check_reference(kind, method, reference, ck, ckpt)
     aug = finetune_augment(ck, augment)
-    ds = load_dataset(target_root, target_format)
+    ds, source_ds, reference_ds = load_datasets(
+        [(target_root, target_format), (source, source_format), (reference, reference_format)], cam_regex=cam_regex)
     recs = [dataclasses.replace(r, pid=-1) for r in ds.split("train")]  # ground truth never read
     if labels is not None:
         labels = Path(labels)
@@ -245,10 +249,10 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
     data.update(init=ck, init2=ck2, centers=centers)
     facts: dict[str, Any] = {"styled_images": n_styled} if styled is not None else {}
     if source is not None:
-        data["source"], facts["source_classes"] = _source_dataset(Path(source), source_format, transform, size)
+        data["source"], facts["source_classes"] = _source_dataset(source_ds, source, transform, size)
     if reference is not None:
-        data["reference"], facts["reference_classes"] = _source_dataset(
-            Path(reference), reference_format, transform, size, what="reference")
+        data["reference"], facts["reference_classes"] = _source_dataset(reference_ds, reference, transform, size,
+                                                                        what="reference")
     n_clusters = int(y.max()) + 1 if (y >= 0).any() else 0
     log.info("finetune %s: %d target images (%d styled), %d %s (%d outliers left out)", method,
              len(data["target"]), n_styled, n_clusters, "clusters" if labels is not None else "classes",
@@ -258,7 +262,7 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
     resolved = flat_settings({"method": method, "options": opts, "train": cfg, "augment": aug, "ckpt2": ckpt2,
                               "source": source, "target_format": target_format, "source_format": source_format,
                               "styled": styled, "device": device, "reference": reference,
-                              "reference_format": reference_format})
+                              "reference_format": reference_format, "cam_regex": cam_regex})
     return _run(method, opts, cfg, ck, data, facts, n_clusters, device, out,
                 inputs=[ckpt] + ([labels] if labels is not None else []) + ([Path(ckpt2)] if ckpt2 else [])
                 + ([Path(reference)] if reference is not None else [])
@@ -396,4 +400,6 @@ def _run(method: str, opts: MethodOptions, cfg: TrainConfig, ck: dict, data: dic
                      f"reid finetune: the resolved settings of {out.name}; rerun with --config {config_path_for(out).name}")
     finally:
         partial.unlink(missing_ok=True)
+        if engine.log_path is not None:  # the hidden log of a round that failed (moved on success)
+            engine.log_path.unlink(missing_ok=True)
     return out

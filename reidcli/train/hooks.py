@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -63,11 +64,16 @@ class JSONLWriter(HookBase):
     the window), one ``epoch`` line per epoch (epoch means) and one line per `write` call
     (e.g. ``eval`` results). A window cut short by the end of an epoch or by ``--max-iters``
     / ``--stop-after`` is written with the steps it holds. The file is started afresh unless
-    the run resumes. It also feeds the progress bar the values of each ``step`` line.
-    ``path`` None (an output with no side files): nothing is written, the bar is still fed."""
+    the run resumes: a new run writes a temporary sibling that replaces ``path`` once the
+    first checkpoint is written (`commit`, called by `Checkpointer`), so a run that fails
+    before it (a bad image, a full disk) leaves the previous log of the previous checkpoint as
+    it was and no log of its own (`discard`). It also feeds the progress bar the values of
+    each ``step`` line. ``path`` None (an output with no side files): nothing is written, the
+    bar is still fed."""
 
     def __init__(self, path: Optional[Path], log_every: int):
         self.path, self.log_every = (Path(path) if path is not None else None), log_every
+        self._file: Optional[Path] = None  # where rows go: path, or its temporary until the first checkpoint
         self._reset()
 
     def _reset(self) -> None:
@@ -75,13 +81,29 @@ class JSONLWriter(HookBase):
         self.t0, self.n_img, self.n_window = time.perf_counter(), 0, 0
 
     def write(self, row: dict) -> None:
-        if self.engine.dist.is_main and self.path is not None:
-            with open(self.path, "a") as fh:
+        if self.engine.dist.is_main and self._file is not None:
+            with open(self._file, "a") as fh:
                 fh.write(json.dumps(row) + "\n")
 
+    def commit(self) -> None:
+        """The checkpoint of this run is written: its log replaces the previous one."""
+        if self.engine.dist.is_main and self._file is not None and self._file != self.path:
+            os.replace(self._file, self.path)
+        self._file = self.path
+
+    def discard(self) -> None:
+        """The run ends without a checkpoint of its own: remove its uncommitted log."""
+        if self.engine.dist.is_main and self._file is not None and self._file != self.path:
+            self._file.unlink(missing_ok=True)
+            self._file = None
+
     def before_train(self) -> None:
-        if not self.engine.resumed and self.engine.dist.is_main and self.path is not None:
-            self.path.write_text("")
+        if self.path is not None:
+            from reidcli.io.atomic import temp_sibling
+
+            self._file = self.path if self.engine.resumed else temp_sibling(self.path)
+            if not self.engine.resumed and self.engine.dist.is_main:
+                self._file.write_text("")
         res = getattr(self.engine, "resources", None)
         if res is not None:
             self.write({"type": "resources", "epoch": self.engine.epoch, **res.as_dict(),
@@ -138,6 +160,8 @@ class Checkpointer(HookBase):
                 self._last = checkpoint_bytes(e.checkpoint())
             else:
                 save_checkpoint(self.out, e.checkpoint())
+                if getattr(e, "writer", None) is not None:
+                    e.writer.commit()
             shown = "  ".join(f"{k} {v:.4g}" for k, v in e.epoch_metrics.items())
             log.info("epoch %d/%d: %s -> %s", e.epoch, e.cfg.epochs, shown, self.out)
         D.barrier(e.dist)

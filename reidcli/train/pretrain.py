@@ -23,6 +23,7 @@ from reidcli.data.transforms import AugmentConfig, build_train_transform
 from reidcli.io.ckpt import IMAGENET_MEAN, IMAGENET_STD, load_checkpoint
 from reidcli.train import dist as D
 from reidcli.train.config import TrainConfig
+from reidcli.train.hooks import HookBase
 from reidcli.train.methods.options import MethodOptions
 from reidcli.train.settings import config_path_for, flat_settings, write_config
 from reidcli.utils.errors import ConfigError, InputError
@@ -32,19 +33,22 @@ log = logging.getLogger(__name__)
 RESUME_OVERRIDES = ("epochs", "max_iters", "stop_after", "workers", "threads", "cache_images", "eval_every",
                     "log_every")
 # keywords of `pretrain` itself among the flat settings of `pretrain_from_settings`
-RUN_KEYWORDS = ("method", "format", "target", "domain_bn", "resume", "device", "pose")
+RUN_KEYWORDS = ("method", "format", "cam_regex", "target", "domain_bn", "resume", "device", "pose")
 
 
 def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model, train: TrainConfig,
              augment: Optional[AugmentConfig] = None, method: str = "supervised",
              options: MethodOptions | Mapping[str, Any] | None = None, format: Optional[str] = None,
-             target: str | os.PathLike | Dataset | None = None, domain_bn: bool = False,
+             cam_regex: Optional[str] = None, target: str | os.PathLike | Dataset | None = None,
+             domain_bn: bool = False,
              resume: bool = False, device: str = "auto",
              pose: str | os.PathLike | None = None, config_file: str | os.PathLike | None = None) -> Path:
     """Train ``model`` (a `ModelConfig`) on the ``train`` split of ``data``; write ``out``.
 
     Args:
         data: a dataset folder (layout auto-detected, or ``format``) or a loaded `Dataset`.
+        cam_regex: folder / unlabelled layouts (``data`` and ``target``): each image's camera
+            is this regex's first group matched against its relative path (`load_datasets`).
         out: the checkpoint, rewritten atomically after every epoch.
         train, augment: engine and augmentation settings.
         method, options: the training method and its options object (`SupervisedOptions`
@@ -58,7 +62,7 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
 
     The resolved settings (every field, as flat settings) are written beside ``out`` as
     ``<stem>.config.toml`` (`reidcli.train.settings.config_path_for`; ``--config`` reads it
-    back) and recorded in the provenance (``params.config``). An ``out`` that is a device
+    back) once the first epoch's checkpoint is written (a run that fails before leaves none) and recorded in the provenance (``params.config``). An ``out`` that is a device
     node or a FIFO (``-o /dev/null``) gets no side files (no log, no config) and is written
     once, after the last epoch.
     """
@@ -84,36 +88,54 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
     info = D.init(dev)
     try:
         seed_everything(train.seed, train.deterministic)
-        src, num_classes, ds = _source(data, format, aug)
+        from reidcli.data.layouts import load_datasets
+
+        data_ds, target_ds = load_datasets([(data, format), (target, None)], cam_regex=cam_regex)
+        src, num_classes, ds = _source(data_ds, format, aug)
         if pose is not None or model.arch == "rbnet":
             from reidcli.data.pose_targets import check_pose_options
 
             src = check_pose_options(model, pose, opts.to_dict(), src, aug)
-        tgt = _target(target, aug) if target is not None else None
+        tgt = _target(target_ds, aug) if target is not None else None
         domains = ["source", "target"] if domain_bn else []
         ctx = EngineContext(cfg=train, device=dev, dist=info, num_classes=num_classes,
                             data={"source": src, "target": tgt},
                             facts={"model_config": dataclasses.asdict(model), "bn_domains": domains})
         resolved = flat_settings({"model": model, "train": train, "augment": aug, "options": opts,
-                                  "method": method, "format": format, "target": target, "domain_bn": domain_bn,
+                                  "method": method, "format": format, "cam_regex": cam_regex,
+                                  "target": target, "domain_bn": domain_bn,
                                   "device": device, "pose": pose})
+        config_path = config_path_for(out)
+        hooks = [_ConfigWriter(config_path, resolved, out.name)] if config_path is not None else []
         meta = {"input_size": [aug.height, aug.width], "pixel_mean": IMAGENET_MEAN,
                 "pixel_std": IMAGENET_STD,
                 "provenance": _provenance(ds, train, model, opts.to_dict(), resolved, config_file),
                 "augment": dataclasses.asdict(aug)}
         evaluate = _eval_fn(ds, aug, train, dev) if train.eval_every else None
         engine = Engine(get_method(method, opts), train, out=out, meta=meta, ctx=ctx,
-                        bn_domains=domains, evaluate=evaluate)
+                        bn_domains=domains, evaluate=evaluate, hooks=hooks)
         torch.backends.cudnn.benchmark = not train.deterministic
         engine.setup()  # the method's checks of the data (e.g. mrda's modalities) before any file is written
-        config_path = config_path_for(out)
-        if info.is_main and config_path is not None:
-            write_config(config_path, resolved, "pretrain",
-                         f"reid pretrain: the resolved settings of {out.name}; rerun with --config {config_path.name}")
-        engine.fit(resume=ck)
+        engine.fit(resume=ck)  # the resolved config is written with the first checkpoint (_ConfigWriter)
     finally:
         D.shutdown(info)
     return out
+
+
+class _ConfigWriter(HookBase):
+    """Write the resolved settings beside the checkpoint once its first epoch is written (rank
+    0), so that a run failing before it (a full disk, ``ulimit -f``, a bad image) leaves no
+    ``m.config.toml`` describing a checkpoint that was never written, or describing another run's
+    ``m.pt``."""
+
+    def __init__(self, path: Path, resolved: Mapping[str, Any], name: str):
+        self.path, self.resolved, self.name, self.done = path, resolved, name, False
+
+    def after_epoch(self) -> None:  # runs after the engine's Checkpointer
+        if not self.done and self.engine.dist.is_main:
+            write_config(self.path, self.resolved, "pretrain",
+                         f"reid pretrain: the resolved settings of {self.name}; rerun with --config {self.path.name}")
+        self.done = True
 
 
 def pretrain_from_settings(data: str | os.PathLike | Dataset, out: str | os.PathLike, *,

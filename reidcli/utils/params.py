@@ -58,7 +58,8 @@ class Interval(Constraint):
     """Numbers of ``kind`` (int or float) between ``left`` and ``right`` (None: unbounded).
 
     ``closed`` is 'both' (default), 'left', 'right' or 'neither'. A float interval accepts
-    ints too; NaN is never in an interval.
+    ints too; NaN and infinities are never in an interval (``--lr inf`` is refused, not
+    trained on until the loss becomes NaN).
     """
 
     def __init__(self, kind: type, left: Optional[float], right: Optional[float], *, closed: str = "both"):
@@ -71,7 +72,7 @@ class Interval(Constraint):
     def holds(self, value: Any) -> bool:
         if not (_is_int(value) if self.kind is int else _is_real(value)):
             return False
-        if isinstance(value, float) and math.isnan(value):
+        if not math.isfinite(value):
             return False
         lo_ok = self.left is None or (value >= self.left if self.closed in ("both", "left") else value > self.left)
         hi_ok = self.right is None or (value <= self.right if self.closed in ("both", "right") else value < self.right)

@@ -16,7 +16,7 @@ import difflib
 import logging
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from reidcli.data.layouts._common import Layout, subdirs
 from reidcli.data.layouts.csvlist import CSV
@@ -29,7 +29,7 @@ from reidcli.data.records import Dataset
 from reidcli.utils.errors import ConfigError, InputError
 from reidcli.utils.registry import Registry
 
-__all__ = ["DATASETS", "OPTIONS", "load_dataset", "detect_format", "resolve_format"]
+__all__ = ["DATASETS", "OPTIONS", "load_dataset", "load_datasets", "detect_format", "resolve_format"]
 
 log = logging.getLogger(__name__)
 
@@ -165,15 +165,32 @@ def _resolve(root: Path, fmt: Optional[str]) -> tuple[Layout, Path]:
     return hits[0]
 
 
-def load_dataset(root: str | Path, format: Optional[str] = None, **options: Any) -> Dataset:
+def _takers(option: str) -> list[str]:
+    """The layouts that take ``option``."""
+    return [n for n in DATASETS.names() if option in DATASETS.get(n).options]
+
+
+def _ignored(option: str, layouts: Sequence[str]) -> str:
+    names, takers = " / ".join(dict.fromkeys(layouts)), _takers(option)
+    return (f"option {option} does not apply to the {names} layout{'s' if ' / ' in names else ''} "
+            f"(only {' and '.join(takers)} take{'s' if len(takers) == 1 else ''} it); ignored")
+
+
+def load_dataset(root: str | Path, format: Optional[str] = None, *, quiet_unused: bool = False,
+                 **options: Any) -> Dataset:
     """Parse the dataset at ``root`` (layout auto-detected when ``format`` is None).
 
     Args:
         root: a dataset folder, a folder that holds one, or a ``.csv`` list.
         format: a name or alias of ``DATASETS``; None detects it.
-        **options: ``cam_regex`` (folder / unlabelled: camera from a regex group),
-            ``cuhk03_variant`` ('detected' | 'labeled'), ``regdb_trial`` (1..10),
-            ``csv`` (the list file of the csv layout). None values are ignored.
+        quiet_unused: log an option the layout does not take at debug level instead of as a
+            warning (a caller that gives the same option to several datasets:
+            `load_datasets` warns once when none of them took it).
+        **options: ``cam_regex`` (folder / unlabelled: the camera id is group 1, or the
+            group named ``cam``, of this regex searched in each image's relative path,
+            ``r"c(\\d+)"``; ``reid ... --cam-regex``), ``cuhk03_variant`` ('detected' |
+            'labeled'), ``regdb_trial`` (1..10), ``csv`` (the list file of the csv layout).
+            None values are ignored.
 
     Raises:
         InputError: a missing, empty or malformed tree (the message names the path).
@@ -190,9 +207,32 @@ def load_dataset(root: str | Path, format: Optional[str] = None, **options: Any)
     opts = {**implied, **opts}
     lay, folder = _resolve(root, fmt)
     for k in sorted(set(opts) - set(lay.options)):
-        log.warning("option %s does not apply to the %s layout; ignored", k, lay.name)
+        log.log(logging.DEBUG if quiet_unused else logging.WARNING, "%s", _ignored(k, [lay.name]))
     ds = lay.load(folder, **{k: v for k, v in opts.items() if k in lay.options})
     log.info(ds.summary())
     if ds.meta.get("notes"):
         log.info("%s: %s", ds.format, "; ".join(ds.meta["notes"]))
     return ds
+
+
+def load_datasets(sources: Sequence[tuple[str | Path | Dataset | None, Optional[str]]],
+                  **options: Any) -> list[Optional[Dataset]]:
+    """Parse several datasets, each ``(root, format)``, with the same ``options`` (one
+    ``--cam-regex`` for a command's source and target). A root that is already a `Dataset`
+    is returned as it is, None stays None. An option that a layout does not take is logged
+    at debug level when several datasets are read (a market source and a folder target
+    with ``cam_regex``), and as one warning when none of the datasets read takes it; with
+    one dataset this is `load_dataset`.
+    """
+    read = [(root, fmt) for root, fmt in sources if root is not None and not isinstance(root, Dataset)]
+    several = len(read) > 1
+    out = [root if root is None or isinstance(root, Dataset)
+           else load_dataset(root, fmt, quiet_unused=several, **options)
+           for root, fmt in sources]
+    if several:
+        loaded = [ds.format for ds, (root, _) in zip(out, sources)
+                  if ds is not None and not isinstance(root, Dataset)]
+        for k in sorted(k for k, v in options.items() if v is not None):
+            if not any(f in _takers(k) for f in loaded):
+                log.warning("%s", _ignored(k, loaded))
+    return out
