@@ -48,7 +48,7 @@ def _ckpt(path: Path) -> Path:
     from reidcli.models import ModelConfig, build_model
 
     torch.manual_seed(0)
-    cfg = ModelConfig(arch="resnet18_half", num_classes=4)
+    cfg = ModelConfig(arch="resnet18_quarter", num_classes=4)
     net = build_model(cfg)
     ck = make_checkpoint(model_config=cfg.to_dict(), model_state=net.state_dict(), input_size=(H, W),
                          method="supervised", epoch=1, feat_dim=net.feat_dim)
@@ -130,7 +130,7 @@ def _spy(monkeypatch) -> list[tuple[str, dict]]:
     return calls
 
 
-STEP = ["--arch", "resnet18_half", "--pretrained", "none", "--height", str(H), "--width", str(W),
+STEP = ["--arch", "resnet18_quarter", "--pretrained", "none", "--height", str(H), "--width", str(W),
         "--ids-per-batch", "2", "--images-per-id", "2", "--max-iters", "1", "--epochs", "1", "--warmup-epochs", "0",
         "-j", "0", "--device", "cpu"]
 
