@@ -79,7 +79,7 @@ def test_masked_mse_on_hand_made_tensors():
     w = torch.tensor([[1.0, 1.0], [1.0, 0.0]])  # (1, 1) masked: (1 + 0 + 0) / 3
     assert float(mse(pred, target, w)) == pytest.approx(1 / 3)
     zero = mse(pred.requires_grad_(), target, torch.zeros(2, 2))
-    assert float(zero) == 0.0 and zero.requires_grad  # nothing supervised: still in the graph
+    assert float(zero.detach()) == 0.0 and zero.requires_grad  # nothing supervised: still in the graph
 
 
 def test_auto_mse_weight_balances_triplet_margin():
