@@ -17,8 +17,10 @@ def _roundtrip(net, cfg, x, kw):
     buf = io.BytesIO()
     torch.save(net.state_dict(), buf)
     buf.seek(0)
-    net2 = build_model(ModelConfig.from_dict(cfg.to_dict()), load_pretrained=False)
-    net2.load_state_dict(torch.load(buf, weights_only=True))
+    with torch.device("meta"):  # the structure from the config alone; every value from the file
+        net2 = build_model(ModelConfig.from_dict(cfg.to_dict()), load_pretrained=False)
+    net2.load_state_dict(torch.load(buf, weights_only=True), assign=True)
+    net2.eval()
     return net2.embed(x, **kw)
 
 
