@@ -243,19 +243,20 @@ class Engine:
             self.resumed = True
         cfg, last, start_epoch = self.cfg, {}, self.epoch
         try:
-            self._call("before_train")
+            self.call_hooks("before_train")
             while self.epoch < cfg.epochs and not self._budget_done():
                 if cfg.stop_after and self.epoch - start_epoch >= cfg.stop_after:
                     break
                 last = self._run_epoch()
-            self._call("after_train")
+            self.call_hooks("after_train")
         finally:
             for s in self.streams.values():
                 s.close()
             self.writer.discard()  # a log no checkpoint of this run went with (a failed start)
         return last
 
-    def _call(self, point: str) -> None:
+    def call_hooks(self, point: str) -> None:
+        """Run ``point`` (a `HookBase` method name) of every hook, in order."""
         for h in self.hooks:
             getattr(h, point)()
 
@@ -266,7 +267,7 @@ class Engine:
         cfg, m = self.cfg, self.method
         m.train()
         m.on_epoch_start(self.epoch)
-        self._call("before_epoch")
+        self.call_hooks("before_epoch")
         sums: dict[str, torch.Tensor] = {}
         t0, n_img, n_steps = time.perf_counter(), 0, 0
         with progress_bar(f"epoch {self.epoch + 1}/{cfg.epochs}", total=self.iters) as self.bar:
@@ -277,7 +278,7 @@ class Engine:
                 t_step = time.perf_counter()
                 self.step_images = sum(int(b["img"].shape[0]) for b in batch.values())
                 n_img += self.step_images
-                self._call("before_step")
+                self.call_hooks("before_step")
                 self.step_out = self._train_step(batch)
                 self.step_out.update(self._timing(batch, t_step - t_wait, time.perf_counter() - t_step))
                 for k, v in self.step_out.items():
@@ -285,7 +286,7 @@ class Engine:
                 self.it_in_epoch += 1
                 self.global_it += 1
                 n_steps += 1
-                self._call("after_step")
+                self.call_hooks("after_step")
                 self.bar.advance(1)
         metrics = self.means(sums, max(1, n_steps))
         metrics["img_s"] = n_img * self.dist.world_size / max(1e-9, time.perf_counter() - t0)
@@ -294,7 +295,7 @@ class Engine:
             m.on_epoch_end(self.epoch)
             self.epoch, self.it_in_epoch = self.epoch + 1, 0
         self.epoch_metrics = metrics
-        self._call("after_epoch")
+        self.call_hooks("after_epoch")
         return metrics
 
     def _timing(self, batch: dict, data_s: float, compute_s: float) -> dict[str, torch.Tensor]:

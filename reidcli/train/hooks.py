@@ -47,6 +47,9 @@ class HookBase:
     def after_step(self) -> None:
         pass
 
+    def after_checkpoint(self) -> None:
+        """The epoch's checkpoint is on disk (rank 0; not for a device or FIFO output)."""
+
 
 def log_path_for(out: Path) -> Optional[Path]:
     """The JSONL log beside checkpoint ``out`` (``m.pt`` -> ``m.log.jsonl``); None when ``out``
@@ -65,7 +68,7 @@ class JSONLWriter(HookBase):
     (e.g. ``eval`` results). A window cut short by the end of an epoch or by ``--max-iters``
     / ``--stop-after`` is written with the steps it holds. The file is started afresh unless
     the run resumes: a new run writes a temporary sibling that replaces ``path`` once the
-    first checkpoint is written (`commit`, called by `Checkpointer`), so a run that fails
+    first checkpoint is written (`after_checkpoint`), so a run that fails
     before it (a bad image, a full disk) leaves the previous log of the previous checkpoint as
     it was and no log of its own (`discard`). It also feeds the progress bar the values of
     each ``step`` line. ``path`` None (an output with no side files): nothing is written, the
@@ -85,7 +88,7 @@ class JSONLWriter(HookBase):
             with open(self._file, "a") as fh:
                 fh.write(json.dumps(row) + "\n")
 
-    def commit(self) -> None:
+    def after_checkpoint(self) -> None:
         """The checkpoint of this run is written: its log replaces the previous one."""
         if self.engine.dist.is_main and self._file is not None and self._file != self.path:
             os.replace(self._file, self.path)
@@ -160,8 +163,7 @@ class Checkpointer(HookBase):
                 self._last = checkpoint_bytes(e.checkpoint())
             else:
                 save_checkpoint(self.out, e.checkpoint())
-                if getattr(e, "writer", None) is not None:
-                    e.writer.commit()
+                e.call_hooks("after_checkpoint")
             shown = "  ".join(f"{k} {v:.4g}" for k, v in e.epoch_metrics.items())
             log.info("epoch %d/%d: %s -> %s", e.epoch, e.cfg.epochs, shown, self.out)
         D.barrier(e.dist)

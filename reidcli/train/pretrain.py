@@ -131,8 +131,8 @@ class _ConfigWriter(HookBase):
     def __init__(self, path: Path, resolved: Mapping[str, Any], name: str):
         self.path, self.resolved, self.name, self.done = path, resolved, name, False
 
-    def after_epoch(self) -> None:  # runs after the engine's Checkpointer
-        if not self.done and self.engine.dist.is_main:
+    def after_checkpoint(self) -> None:
+        if not self.done:
             write_config(self.path, self.resolved, "pretrain",
                          f"reid pretrain: the resolved settings of {self.name}; rerun with --config {self.path.name}")
         self.done = True
