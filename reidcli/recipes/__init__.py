@@ -116,16 +116,14 @@ def with_recipe(name: str | None, stage: str, given: Mapping[str, Any]) -> dict[
     A given value of None counts as not given (the CLI's unset flags). A recipe without
     settings for ``stage`` (``mrda`` has no finetune, ``lstm-camstyle`` and ``mar`` no
     cluster stage) is a `ParamError` rather than a silent no-op."""
+    from reidcli.utils.params import ParamError
+
     base = stage_settings(name, stage) if name else {}
     if name and not base:
-        from reidcli.utils.params import ParamError
-
         stages = ", ".join(RECIPES.get(name).stages)
         raise ParamError("recipe", f"{name} has no {stage} settings (it sets {stages}); drop --recipe "
                                    f"for reid {stage}")
     if given.get("method") is not None and "method" in base and given["method"] != base["method"]:
-        from reidcli.utils.params import ParamError
-
         raise ParamError("method", f"{given['method']!r} differs from recipe {name}'s {stage} method "
                                    f"{base['method']!r}; drop --method or --recipe")
     return {**base, **{k: v for k, v in given.items() if v is not None or k not in base}}

@@ -101,11 +101,11 @@ def _check_k(pids, labels, modality: np.ndarray, k: int) -> None:
     short, fit, single = [], k, []
     for lab in np.unique(labels[labels >= 0]):
         n = [int(((labels == lab) & (modality == m)).sum()) for m in (0, 1)]
+        pid = int(pids[np.flatnonzero(labels == lab)[0]])
         if min(n) == 0:
-            single.append(int(pids[np.flatnonzero(labels == lab)[0]]))
-            continue
-        if min(n) < k:
-            short.append(int(pids[np.flatnonzero(labels == lab)[0]]))
+            single.append(pid)
+        elif min(n) < k:
+            short.append(pid)
             fit = min(fit, min(n))
     if single:
         log.warning("%d training identities have images of one modality only and are not sampled "
