@@ -97,9 +97,9 @@ def cluster_features(features: np.ndarray, *, method: str = DEFAULT_CLUSTERER,
     if expand_threshold is not None:
         from reidcli.cluster.expand import expand_labels
 
-        # ULA uses one eps for the clusters and their density (eq. 1): the Euclidean DBSCAN's
-        # (given or auto); other clusterers' eps is not a Euclidean radius -> the paper's 1.0
-        density_eps = params["eps"] if method == "dbscan-euclidean" and "eps" in params else 1.0
+        # ULA uses one eps for the clusters and their density (eq. 1): the fit's eps when it is a
+        # Euclidean radius (given or auto); a Jaccard eps or none -> the paper's 1.0
+        density_eps = params["eps"] if params.get("distance") == "euclidean" else 1.0
         labels, _ = expand_labels(x, labels, threshold=expand_threshold, keep_clusters=keep_clusters,
                                   eps=density_eps)
         params.update(expand_threshold=expand_threshold, keep_clusters=keep_clusters)
