@@ -68,6 +68,7 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
     """
     import torch
 
+    from reidcli.data.layouts import load_datasets
     from reidcli.train.engine import Engine
     from reidcli.train.methods import get_method, method_options
     from reidcli.train.methods.base import EngineContext
@@ -88,10 +89,8 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
     info = D.init(dev)
     try:
         seed_everything(train.seed, train.deterministic)
-        from reidcli.data.layouts import load_datasets
-
         data_ds, target_ds = load_datasets([(data, format), (target, None)], cam_regex=cam_regex)
-        src, num_classes, ds = _source(data_ds, format, aug)
+        src, num_classes, ds = _source(data_ds, aug)
         if pose is not None or model.arch == "rbnet":
             from reidcli.data.pose_targets import check_pose_options
 
@@ -286,18 +285,10 @@ def _check(model, train: TrainConfig, aug: AugmentConfig, target, domain_bn: boo
                           "the target BN layers)")
 
 
-def _load(data, format: Optional[str]) -> Dataset:
-    if isinstance(data, Dataset):
-        return data
-    from reidcli.data.layouts import load_dataset
-
-    return load_dataset(data, format)
-
-
-def _source(data, format: Optional[str], aug: AugmentConfig):
+def _source(ds: Dataset, aug: AugmentConfig):
+    """The labelled training images of ``ds``, their 0-based labels and ``ds``."""
     from reidcli.data.loader import ImageDataset
 
-    ds = _load(data, format)
     recs = [r for r in ds.split("train") if r.pid >= 0]
     labels, mapping = relabel([r.pid for r in recs])
     if len(mapping) < 2:
@@ -311,10 +302,9 @@ def _source(data, format: Optional[str], aug: AugmentConfig):
     return dset, len(mapping), ds
 
 
-def _target(target, aug: AugmentConfig):
+def _target(ds: Dataset, aug: AugmentConfig):
     from reidcli.data.loader import ImageDataset
 
-    ds = _load(target, None)
     recs = ds.splits.get("train") or [r for s in ds.splits.values() for r in s]
     if not recs:
         raise InputError(f"{ds.root}: no target images found")
