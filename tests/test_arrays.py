@@ -109,13 +109,38 @@ def test_exact_knn_agrees_on_both_backends(rng, monkeypatch):
     assert np.allclose(rn[2], rt[2], rtol=0, atol=1e-5)
 
 
-@pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() != "AVX2",
-                    reason="row_sqnorms follows PyTorch's AVX2 summation order")
-@pytest.mark.parametrize("d", [1, 3, 7, 8, 13, 64, 256, 513, 2048, 2051, 8192])
-def test_row_sqnorms_round_as_torch(rng, d):
-    x = rng.normal(size=(64, d)).astype(np.float32)
-    t = torch.from_numpy(x)
-    assert np.array_equal(row_sqnorms(x), (t * t).sum(1).numpy())
+SQNORM_DIMS = [1, 3, 7, 8, 13, 64, 256, 513, 2048, 2051, 8192]
+_TORCH_AVX2_SUMS = """
+import sys, numpy as np, torch
+rng = np.random.default_rng(0)
+xs = {str(d): rng.normal(size=(64, d)).astype(np.float32) for d in %r}
+sums = {d: (torch.from_numpy(x) ** 2).sum(1).numpy() for d, x in xs.items()}
+np.savez(sys.argv[1], capability=torch.backends.cpu.get_cpu_capability(),
+         **{"x" + d: x for d, x in xs.items()}, **{"s" + d: v for d, v in sums.items()})
+"""
+
+
+@pytest.fixture(scope="module")
+def torch_avx2_sums(tmp_path_factory):
+    """Torch's ``(x * x).sum(1)`` under its AVX2 kernels, on any x86 CPU: a child process
+    with ``ATEN_CPU_CAPABILITY=avx2`` (an AVX-512 CPU would otherwise dispatch 16 lanes)."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("sums") / "sums.npz"
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}
+    subprocess.run([sys.executable, "-c", _TORCH_AVX2_SUMS % SQNORM_DIMS, str(out)], env=env, check=True)
+    ref = np.load(out)
+    if str(ref["capability"]) != "AVX2":
+        pytest.skip(f"this CPU has no AVX2 (torch dispatches {ref['capability']}): no reference order")
+    return ref
+
+
+@pytest.mark.parametrize("d", SQNORM_DIMS)
+def test_row_sqnorms_round_as_torch(torch_avx2_sums, d):
+    x, ref = torch_avx2_sums[f"x{d}"], torch_avx2_sums[f"s{d}"]
+    assert np.array_equal(row_sqnorms(x), ref)
     assert not np.array_equal(row_sqnorms(x), np.einsum("ij,ij->i", x, x)) or d < 64  # the order matters
 
 

@@ -85,12 +85,18 @@ def test_unknown_arch_did_you_mean():
         build_model(ModelConfig(arch="resnet5"))
 
 
-def test_model_and_losses_fit_a_batch():
+@pytest.mark.parametrize("seed", range(5))
+def test_model_and_losses_fit_a_batch(seed):
     """CE + triplet on a fixed P x K batch must drive the loss down: the head, the
-    BNNeck and the losses are wired so that training works."""
+    BNNeck and the losses are wired so that training works. Asserted with margins that
+    hold at seeds 0-4 on any CPU: the loss ends at 0.15-0.23x its start (bar 0.5), and on
+    the batch statistics the losses saw every image's hardest negative is at least 1.07
+    farther than its hardest positive (bar: nearer neighbour of the same id, and the
+    classifier right). Eval-mode BN statistics after 12 steps are not yet settled, so
+    nearest neighbours in eval mode depend on rounding and are not asserted."""
     from reidcli.losses import CrossEntropyLabelSmooth, TripletLoss
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     net = build_model(ModelConfig(arch="resnet18_half", num_classes=4, last_stride=2))
     opt = torch.optim.Adam(net.param_groups(1e-3))
     ce, tri = CrossEntropyLabelSmooth(0.1), TripletLoss(0.3)
@@ -104,7 +110,7 @@ def test_model_and_losses_fit_a_batch():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses
-    net.eval()
-    emb = net(x)
-    d = torch.cdist(emb, emb) + torch.eye(8) * 1e9
-    assert (y[d.argmin(1)] == y).float().mean() == 1.0
+    with torch.no_grad():
+        out = net(x)
+    d = torch.cdist(out["feat"], out["feat"]) + torch.eye(8) * 1e9
+    assert (y[d.argmin(1)] == y).all() and (out["logits"].argmax(1) == y).all()

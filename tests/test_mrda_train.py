@@ -32,18 +32,30 @@ def mrda_run(synth_sysu, tmp_path_factory):
     return out, rows
 
 
-def test_tiny_mrda_run_learns(mrda_run):
-    _, rows = mrda_run
+def test_tiny_mrda_run_trains_every_layer(mrda_run):
+    """12 steps of 4 images cannot show learning on every CPU (at seeds 0-4 the total loss
+    of the last epoch ranged from 0.83x to 1.30x the first's), so this asserts what does not
+    depend on rounding: every term of eq. 23 is logged, finite, at every step, and every
+    BatchNorm layer of the network moved off its initial (1, 0): gradients reached them all."""
+    import math
+
+    import torch
+
+    from reidcli.io.ckpt import load_checkpoint
+
+    ckpt, rows = mrda_run
     steps = [r for r in rows if r["type"] == "step"]
     epochs = [r for r in rows if r["type"] == "epoch"]
     assert len(steps) == 12 and len(epochs) == 3
-    for key in ("id", "hc_tri", "mc", "ac"):  # every term of eq. 23 is on by default
-        assert key in steps[0]
-    # the last epoch's mean total is clearly below the first's (epochs of 4 steps of 8 images
-    # are noisy: not every epoch need fall, the run as a whole must); the region centre term falls too
-    loss = [e["loss"] for e in epochs]
-    assert loss[2] < 0.95 * loss[0] and min(loss[1:]) < loss[0], loss
-    assert epochs[2]["ac"] < epochs[0]["ac"], [e["ac"] for e in epochs]
+    for row in steps:
+        for key in ("loss", "id", "hc_tri", "mc", "ac"):  # every term of eq. 23 is on by default
+            assert math.isfinite(row[key]), (key, row)
+    state = load_checkpoint(ckpt)["model"]
+    bn = [k[: -len(".running_mean")] for k in state if k.endswith(".running_mean") and k[:-13] + ".weight" in state]
+    assert len(bn) > 10
+    frozen = [k for k in bn if torch.equal(state[k + ".weight"], torch.ones_like(state[k + ".weight"]))
+              and torch.equal(state[k + ".bias"], torch.zeros_like(state[k + ".bias"]))]
+    assert not frozen, frozen
 
 
 def test_features_record_modality_and_sysu_all_evaluates(mrda_run, synth_sysu, tmp_path):
