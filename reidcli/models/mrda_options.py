@@ -25,7 +25,7 @@ class MrdaNetOptions:
     attention: bool = True
 
     CONSTRAINTS: ClassVar[dict[str, list]] = {
-        "backbone": [Satisfies(lambda v: isinstance(v, str) and v not in ("mrda", "rbnet"), "a ResNet name")],
+        "backbone": [Satisfies(lambda v: isinstance(v, str) and v not in ("mrda", "rbnet", "mobilenet_v2"), "a ResNet name")],
         "attn_topk": [Interval(int, 1, None)], "qk_reduction": [Interval(int, 1, None)],
         "two_stream": ["boolean"], "attention": ["boolean"],
     }

