@@ -50,7 +50,7 @@ ifndef THREADS
 THREADS := $(shell echo $$(( $(CORES) / $(JOBS) > 1 ? $(CORES) / $(JOBS) : 1 )))
 endif
 # -- folders: a parameter given on the command line (or in the environment) names them -----
-pre_vars := SRC_DOMAIN TGT_DOMAIN IDS IMAGES_PER_ID HEIGHT WIDTH SYNTH_SEED SOURCE TARGET ARCH PRETRAINED \
+pre_vars := SRC_DOMAIN TGT_DOMAIN IDS IMAGES_PER_ID HEIGHT WIDTH SYNTH_SEED CAMERA_SHIFT SOURCE TARGET ARCH PRETRAINED \
   PRE_EPOCHS PRE_LR PRE_WARMUP PRE_SCHEDULE P K PAD PRE_BN_TARGET PRE_ARGS SEED
 run_vars := CLUSTER_METHOD EPS MIN_SAMPLES K1 K2 KMEANS_K CLUSTER_ARGS CAMERA_NORM EPOCHS ITERS LR FT_ARGS \
   EXTRA_FEATURES_ARGS STYLE STYLE_METHOD STYLED REFERENCE
@@ -67,6 +67,9 @@ IMAGES_PER_ID ?= 16
 HEIGHT ?= 64
 WIDTH ?= 32
 SYNTH_SEED ?= 0
+# how far the synthetic cameras' light and colour differ within each domain (reid synth
+# --camera-shift; 1: the presets')
+CAMERA_SHIFT ?= 1
 SOURCE ?= $(OUT)/data/$(SRC_DOMAIN)
 TARGET ?= $(OUT)/data/$(TGT_DOMAIN)
 # a synthetic dataset is a target (its synth.json); a real one is taken as it is
@@ -125,7 +128,8 @@ EXTRA_FEATURES_ARGS ?=
 
 # loader workers: automatic (from the cores, the device and --threads) unless WORKERS is set
 common := --device $(DEVICE) --threads $(THREADS) $(if $(WORKERS),--workers $(WORKERS))
-synth_args = --ids $(IDS) --images-per-id $(IMAGES_PER_ID) --height $(HEIGHT) --width $(WIDTH) --seed $(SYNTH_SEED)
+synth_args = --ids $(IDS) --images-per-id $(IMAGES_PER_ID) --height $(HEIGHT) --width $(WIDTH) --seed $(SYNTH_SEED) \
+  $(if $(filter-out 1,$(CAMERA_SHIFT)),--camera-shift $(CAMERA_SHIFT))
 pre_args = --arch $(ARCH) --pretrained $(PRETRAINED) --height $(HEIGHT) --width $(WIDTH) \
   --epochs $(PRE_EPOCHS) --lr $(PRE_LR) --warmup-epochs $(PRE_WARMUP) --schedule $(PRE_SCHEDULE) \
   -P $(P) -K $(K) --pad $(PAD) --seed $(SEED) $(common) $(if $(filter 1,$(PRE_BN_TARGET)),--target $(TARGET)) $(PRE_ARGS)

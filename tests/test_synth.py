@@ -255,3 +255,27 @@ def test_infrared_renders_open_a_modality_gap(tmp_path, domain):
     # mostly fails from infrared: colour is gone and garments change their contrast (NIR:
     # reflectance by material, thermal: heat, prints vanish)
     assert ir < 0.55 * vis and ir < 4 * chance, (vis, ir, chance)
+
+
+def test_camera_shift_scales_how_far_cameras_differ():
+    """--camera-shift s moves each camera's light and colour toward the domain's centre by
+    s (0: all cameras alike), keeping every other draw (scene, optics) as at s = 1."""
+    import dataclasses
+
+    import numpy as np
+
+    from reidcli.data.synth import build_context
+
+    ctx = {s: build_context("duke", n_identities=0, cams=8, height=64, width=32, seed=0, camera_shift=s)
+           for s in (1.0, 0.5, 0.0)}
+    preset = ctx[1.0].preset.camera
+    for c1, ch, c0 in zip(ctx[1.0].cameras, ctx[0.5].cameras, ctx[0.0].cameras):
+        for name in ("gain", "gamma", "contrast", "saturation"):
+            centre = sum(getattr(preset, name)) / 2
+            assert getattr(c0, name) == pytest.approx(centre)
+            assert getattr(ch, name) - centre == pytest.approx((getattr(c1, name) - centre) / 2)
+        assert np.allclose(c0.cast, preset.cast)
+        assert np.allclose(np.subtract(ch.cast, preset.cast), np.subtract(c1.cast, preset.cast) / 2)
+        same = {"gain", "gamma", "contrast", "saturation", "cast"}
+        assert {k: v for k, v in dataclasses.asdict(c1).items() if k not in same} == \
+               {k: v for k, v in dataclasses.asdict(c0).items() if k not in same}

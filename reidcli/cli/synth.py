@@ -34,6 +34,10 @@ def command(
                                                        "images (default: 8% of the gallery).")] = None,
     junk: Annotated[Optional[int], typer.Option("--junk", min=0, help="Market junk (-1) gallery images "
                                                 "(default: 5% of the gallery).")] = None,
+    camera_shift: Annotated[float, typer.Option(
+        "--camera-shift", min=0.0, max=4.0,
+        help="How far the cameras' light and colour differ within the domain: 1 the domain's "
+             "own, 0.5 half as far, 0 all alike (the domain keeps its look).")] = 1.0,
     seed: Seed = 0,
     workers: ProcessWorkers = None,
     force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists and is not empty.")] = False,
@@ -55,7 +59,7 @@ def command(
         set_quiet(True)
     s = synthesize(out, domain=domain, ids=ids, test_ids=test_ids, cams=cams, images_per_id=images_per_id,
                    height=height, width=width, seed=seed, distractors=distractors, junk=junk,
-                   workers=workers, force=force)
+                   workers=workers, force=force, camera_shift=camera_shift)
     if as_json:
         print(json.dumps(s))
     folders = ", ".join(f"{k}: {v}" for k, v in s["folders"].items())

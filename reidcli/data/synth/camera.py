@@ -48,8 +48,14 @@ class CameraStyle:
         return asdict(self)
 
 
-def sample_camera(preset: Preset, cam: int, rng: np.random.Generator) -> CameraStyle:
-    """The style of camera ``cam`` (0-based) of ``preset``."""
+def sample_camera(preset: Preset, cam: int, rng: np.random.Generator, shift: float = 1.0) -> CameraStyle:
+    """The style of camera ``cam`` (0-based) of ``preset``.
+
+    ``shift`` scales how far each camera's light and colour (gain, gamma, contrast,
+    saturation, colour cast) lie from the domain's centre: 1 is the preset, 0 gives every
+    camera of the domain the same light and colour (the domain keeps its own), 0.5 halves
+    the differences between cameras. The draws do not depend on it, so shift 1 gives the
+    preset's bytes and any shift keeps the rest of each camera (scene, optics, noise)."""
     r, u = preset.camera, rng.uniform
     infrared = (cam + 1) in preset.infrared_cams
     indoor = (cam + 1) in preset.indoor_cams or (not preset.indoor_cams and rng.random() < preset.scenery.p_indoor)
@@ -61,6 +67,8 @@ def sample_camera(preset: Preset, cam: int, rng: np.random.Generator) -> CameraS
         cast=tuple(float(c) for c in cast), noise=u(*r.noise), blur=u(*r.blur),
         resolution=u(*r.resolution), jpeg=int(rng.integers(r.jpeg[0], r.jpeg[1] + 1)),
         vignette=u(*r.vignette), light=u(-1, 1), heading=u(-np.pi, np.pi))
+    if shift != 1.0:
+        _shrink(style, r, shift)
     if infrared and preset.thermal:  # a microbolometer: grey, low resolution, soft, little noise
         style.thermal, style.saturation, style.cast = True, 0.0, (0.0, 0.0, 0.0)
         style.resolution, style.blur = u(0.35, 0.5), u(0.7, 1.1)
@@ -71,6 +79,15 @@ def sample_camera(preset: Preset, cam: int, rng: np.random.Generator) -> CameraS
         style.noise, style.vignette = style.noise * 1.6 + 2.0, u(0.3, 0.55)
         style.gain, style.contrast = u(0.9, 1.2), u(1.0, 1.3)
     return style
+
+
+def _shrink(style: CameraStyle, r, shift: float) -> None:
+    """Move ``style``'s light and colour toward the centre of the domain's ranges by ``shift``."""
+    for name in ("gain", "gamma", "contrast", "saturation"):
+        lo, hi = getattr(r, name)
+        centre = (lo + hi) / 2
+        setattr(style, name, float(centre + shift * (getattr(style, name) - centre)))
+    style.cast = tuple(float(m + shift * (c - m)) for c, m in zip(style.cast, r.cast))
 
 
 def _motion_kernel(length: float, angle: float) -> np.ndarray:

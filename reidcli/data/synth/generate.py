@@ -42,6 +42,7 @@ CONSTRAINTS = {
     "workers": [Interval(int, 0, 256)],
     "distractors": [None, Interval(int, 0, 10**6)],
     "junk": [None, Interval(int, 0, 10**6)],
+    "camera_shift": [Interval(float, 0.0, 4.0)],
 }
 
 
@@ -52,10 +53,11 @@ def _prepare_out(out: Path, force: bool) -> None:
         raise InputError(f"{out} exists and is not empty; pick a new folder or pass --force to replace it")
 
 
-def build_context(domain: str, *, n_identities: int, cams: int, height: int, width: int, seed: int) -> Context:
+def build_context(domain: str, *, n_identities: int, cams: int, height: int, width: int, seed: int,
+                  camera_shift: float = 1.0) -> Context:
     """Identities, camera styles and (lazily) scenes of one synthetic domain."""
     preset = get_preset(domain)
-    cameras = [sample_camera(preset, c, np.random.default_rng([seed, 2, c])) for c in range(cams)]
+    cameras = [sample_camera(preset, c, np.random.default_rng([seed, 2, c]), camera_shift) for c in range(cams)]
     idents = sample_identities(preset.clothing, n_identities, np.random.default_rng([seed, 1]))
     if preset.thermal:  # own random stream: the other domains' identities stay as they were
         for i, ident in enumerate(idents):
@@ -110,7 +112,7 @@ def synthesize(out: str | os.PathLike, *, domain: str = "market", ids: int = DEF
                test_ids: Optional[int] = None, cams: Optional[int] = None,
                images_per_id: Optional[int] = None, height: int = 128, width: int = 64,
                seed: int = 0, distractors: Optional[int] = None, junk: Optional[int] = None,
-               workers: int | None = None, force: bool = False) -> dict:
+               workers: int | None = None, force: bool = False, camera_shift: float = 1.0) -> dict:
     """Write a synthetic re-ID dataset of ``domain`` in its real layout under ``out``.
 
     Args:
@@ -126,6 +128,8 @@ def synthesize(out: str | os.PathLike, *, domain: str = "market", ids: int = DEF
             identities' images); default about 8% and 5% of the gallery.
         workers: rendering processes (None: auto, from the cores; 0 or 1 = in this process);
             the bytes do not depend on it.
+        camera_shift: how far the cameras' light and colour differ within the domain (1: the
+            preset; 0: all alike; `camera.sample_camera`).
 
     Returns:
         A summary dict (images per folder, ids per split, cameras, seconds, images/s).
@@ -138,7 +142,7 @@ def synthesize(out: str | os.PathLike, *, domain: str = "market", ids: int = DEF
         workers = max(1, process_workers(None))
     check_params({"ids": ids, "images_per_id": images_per_id, "test_ids": test_ids, "cams": cams,
                   "height": height, "width": width, "workers": workers, "distractors": distractors,
-                  "junk": junk}, CONSTRAINTS)
+                  "junk": junk, "camera_shift": camera_shift}, CONSTRAINTS)
     per_id = preset.images_per_id if images_per_id is None else int(images_per_id)
     ids, height, width, workers = int(ids), int(height), int(width), int(workers)
     test_ids = ids if test_ids is None else int(test_ids)
@@ -155,10 +159,12 @@ def synthesize(out: str | os.PathLike, *, domain: str = "market", ids: int = DEF
     junk = round(0.05 * gallery) if junk is None else int(junk)
     out = Path(out)
     _prepare_out(out, force)
-    ctx0 = build_context(domain, n_identities=0, cams=cams, height=height, width=width, seed=seed)
+    ctx0 = build_context(domain, n_identities=0, cams=cams, height=height, width=width, seed=seed,
+                         camera_shift=camera_shift)
     plan = make_plan(preset, ctx0.cameras, n_train=ids, n_test=test_ids, per_id=per_id,
                      distractors=distractors, junk=junk, rng=np.random.default_rng([seed, 4]))
-    ctx = build_context(domain, n_identities=plan.n_identities, cams=cams, height=height, width=width, seed=seed)
+    ctx = build_context(domain, n_identities=plan.n_identities, cams=cams, height=height, width=width, seed=seed,
+                        camera_shift=camera_shift)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -167,7 +173,8 @@ def synthesize(out: str | os.PathLike, *, domain: str = "market", ids: int = DEF
         _write_extras(tmp, plan, ctx, kps, seed)
         summary = _summary(plan, ctx, out, time.perf_counter() - t0)
         (tmp / "synth.json").write_text(json.dumps(
-            {**summary, "cameras": [c.as_dict() for c in ctx.cameras]}, indent=1) + "\n")
+            {**summary, "camera_shift": camera_shift, "cameras": [c.as_dict() for c in ctx.cameras]},
+            indent=1) + "\n")
         _swap_in(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
