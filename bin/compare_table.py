@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Print the `make compare` table (bin/compare.mk) from the runs' JSON files.
 
-    python bin/compare_table.py --out compare --rounds 4 --row "pseudo=compare/pseudo=compare/direct.json" ...
+    python bin/compare_table.py --out compare --rounds 5 --iters 200 --curves compare/curves.png \
+        [--cross-modal compare/crossmodal/crossmodal.json] --row "pseudo=compare/pseudo=compare/direct.json" ...
 
 Each ``--row NAME=DIR=DIRECT`` names a run folder holding ``r1.json .. rN.json`` (``reid
 evaluate --json``), ``rN.labels.quality.json`` (``reid cluster --json``) and ``row.time.json``
@@ -10,7 +11,10 @@ without clustering (camstyle, mar) has no quality file and shows "-" as its pair
 Columns: mAP and Rank-1 after the last round, the share of the direct -> oracle mAP gap it
 closed (against the shared direct transfer and oracle in OUT), mAP after each round, the
 pair precision of the last round's pseudo-labels, and the CPU / wall seconds of the row's
-own stages with the 1-minute load average at its end. Standard library only.
+own stages with the 1-minute load average at its end. Above the table, the bed's
+calibration block (`reidcli.eval.bed`): direct / oracle, the share of the gap plain
+``pseudo`` closes (when it is a row), and the cross-modal ratios (with --cross-modal); with
+--curves, one PNG of every row's target mAP against optimizer steps (ITERS per round).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # reidcli from this checkout
 
 
 def _load(path: Path) -> dict:
@@ -57,18 +63,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--rounds", type=int, required=True)
     ap.add_argument("--row", action="append", default=[], help="NAME=DIR=DIRECT_JSON")
+    ap.add_argument("--iters", type=int, default=0, help="optimizer steps per round (the curves' x axis)")
+    ap.add_argument("--curves", type=Path, help="write the learning curves here (PNG)")
+    ap.add_argument("--cross-modal", type=Path, help="the cross-modal calibration's JSON (reidcli.eval.bed)")
     args = ap.parse_args(argv)
     d0 = 100 * _load(args.out / "direct.json")["mAP"]
     oracle_res = _load(args.out / "oracle.json")
     oracle = 100 * oracle_res["mAP"]
     direct_res = _load(args.out / "direct.json")
     rows = [["direct transfer", f"{d0:.1f}", f"{100 * direct_res['rank1']:.1f}", "0%", "", "", "", "", ""]]
+    curves = {}
+    pseudo = None
     for spec in args.row:
         name, folder, direct = spec.split("=")
         rows.append(row(name, Path(folder), Path(direct), args.rounds, (d0, oracle)))
+        maps = [100 * _load(Path(folder) / f"r{i}.json")["mAP"] for i in range(1, args.rounds + 1)]
+        curves[name] = [(0, 100 * _load(Path(direct))["mAP"])] + [(i * args.iters, m) for i, m in enumerate(maps, 1)]
+        if name == "pseudo":
+            pseudo = maps[-1]
+    from reidcli.eval.bed import calibration_block, calibration_checks, write_curves
+
+    cross = _load(args.cross_modal) if args.cross_modal else None
+    print(calibration_block(calibration_checks(d0, oracle, pseudo, cross)))
+    if cross is not None:
+        print(f"  (cross-modal mAP: ir->vis {100 * cross['ir2vis']:.1f}, vis->vis {100 * cross['vis2vis']:.1f}, "
+              f"chance {100 * cross['chance']:.1f})")
+    print()
+    if args.curves and curves:
+        write_curves(args.curves, curves, references={"direct transfer": d0, "oracle": oracle})
     rows.append(["oracle (target labels)", f"{oracle:.1f}", f"{100 * oracle_res['rank1']:.1f}", "100%", "", "", "", "", ""])
     print(render(rows))
-    print(f"budget per row: {args.rounds} rounds; gap closed = (mAP - direct) / (oracle - direct)")
+    steps = f" of {args.iters} steps" if args.iters else ""
+    print(f"budget per row: {args.rounds} rounds{steps}; gap closed = (mAP - direct) / (oracle - direct)"
+          + (f"; curves: {args.curves}" if args.curves and curves else ""))
     return 0
 
 

@@ -217,7 +217,7 @@ def test_compare_mar_row_adapts_against_the_source_as_reference_without_clusteri
     env.pop("MAKEFLAGS", None)
     out = work / "out"
     res = subprocess.run(["make", "--no-print-directory", "-f", str(ROOT / "bin" / "compare.mk"), "ROWS=mar",
-                          f"OUT={out}", "ROUNDS=2", "ITERS=4", f"PYTHON={sys.executable}",
+                          f"OUT={out}", "ROUNDS=2", "ITERS=4", "CROSS_MODAL=0", "PRETRAINED=none", f"PYTHON={sys.executable}",
                           f"REID={sys.executable} {work / 'fake_reid.py'}"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -228,3 +228,6 @@ def test_compare_mar_row_adapts_against_the_source_as_reference_without_clusteri
         assert "--method mar" in c and f"--reference {out}/data/market" in c and "--labels" not in c
     row = next(line for line in (out / "table.txt").read_text().splitlines() if line.startswith("mar "))
     assert row.split()[1:3] == ["60.0", "70.0"]  # the stand-in's round result, read from mar/r2.json
+    table = (out / "table.txt").read_text()
+    assert table.startswith("calibration") and "direct / oracle target mAP" in table
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # every row's mAP by step
