@@ -84,7 +84,7 @@ row_vars_kd = METHOD=kd RUN=kd CAMERA_NORM=0 CLUSTER_METHOD=dbscan-euclidean EPS
 row_vars_kd+camnorm = $(subst RUN=kd CAMERA_NORM=0,RUN=kd+camnorm CAMERA_NORM=1,$(row_vars_kd))
 row_vars_joint = METHOD=joint RUN=joint CAMERA_NORM=0
 row_vars_joint+camnorm = METHOD=joint RUN=joint+camnorm CAMERA_NORM=1
-row_vars_mar = METHOD=mar RUN=mar CAMERA_NORM=0 FT_ARGS="--mdl-warmup-epochs 0"
+row_vars_mar = METHOD=mar RUN=mar CAMERA_NORM=0 FT_ARGS="--mdl-warmup-epochs 0" EXTRA_FEATURES_ARGS=--soft-labels
 row_vars_camstyle = METHOD=camstyle RUN=camstyle CAMERA_NORM=0
 row_vars_joint+styled = METHOD=joint RUN=joint+styled CAMERA_NORM=0 STYLE=1
 row_dir = $(if $(filter rbnet+%,$(1)),$(RB_OUT)/$(patsubst rbnet+%,%,$(1)),$(OUT)/$(1))

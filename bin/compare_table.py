@@ -93,6 +93,18 @@ def main(argv: list[str] | None = None) -> int:
         write_curves(args.curves, curves, references={"direct transfer": d0, "oracle": oracle})
     rows.append(["oracle (target labels)", f"{oracle:.1f}", f"{100 * oracle_res['rank1']:.1f}", "100%", "", "", "", "", ""])
     print(render(rows))
+    for spec in args.row:  # MAR's claim: the soft multilabel agreement separates identities better by round
+        name, folder, _ = spec.split("=")
+        h5s = [Path(folder) / f"r{i}.h5" for i in range(1, args.rounds + 1)]
+        if name == "mar" and all(p.exists() for p in h5s):
+            from reidcli.eval.bed import agreement_auc
+
+            try:
+                aucs = [agreement_auc(p) for p in h5s]
+            except ValueError:
+                continue
+            print(f"{name}: soft multilabel agreement AUC (same vs different identity, target train) by round: "
+                  + " ".join(f"{a:.3f}" for a in aucs))
     steps = f" of {args.iters} steps" if args.iters else ""
     print(f"budget per row: {args.rounds} rounds{steps}; gap closed = (mAP - direct) / (oracle - direct)"
           + (f"; curves: {args.curves}" if args.curves and curves else ""))

@@ -89,3 +89,30 @@ def test_write_curves_draws_every_row(tmp_path):
     with pytest.raises(ValueError, match="no curve"):
         bed.write_curves(tmp_path / "none.png", {})
     assert not (tmp_path / "none.png").exists()
+
+
+def test_agreement_auc_equals_a_pairwise_count(tmp_path):
+    """The AUC is the share of (same-id pair, different-id pair) couples where the same-id
+    pair agrees more (ties count half): counted here pair by pair."""
+    from reidcli.io.h5 import FeaturesFile, SplitFeatures, write_features
+
+    rng = np.random.default_rng(1)
+    n, agents = 24, 5
+    pids = rng.integers(0, 6, n)
+    logits = rng.normal(size=(n, agents)) + 2.0 * np.eye(agents)[pids % agents]
+    soft = (np.exp(logits) / np.exp(logits).sum(1, keepdims=True)).astype(np.float32)
+    split = SplitFeatures(features=rng.normal(size=(n, 4)).astype(np.float32), paths=[f"{i}.jpg" for i in range(n)],
+                          pids=pids, camids=rng.integers(0, 3, n), extra={"soft_labels": soft})
+    path = write_features(tmp_path / "f.h5", FeaturesFile(splits={"train": split}))
+    pos, neg = [], []
+    for i in range(n):
+        for j in range(i + 1, n):
+            a = float(np.minimum(soft[i], soft[j]).sum())
+            (pos if pids[i] == pids[j] else neg).append(a)
+    want = np.mean([1.0 if p > q else 0.5 if p == q else 0.0 for p in pos for q in neg])
+    assert bed.agreement_auc(path) == pytest.approx(want, abs=1e-9)
+    assert 0.5 < want < 1.0
+    plain = write_features(tmp_path / "g.h5", FeaturesFile(splits={"train": SplitFeatures(
+        features=split.features, paths=split.paths, pids=pids, camids=split.camids)}))
+    with pytest.raises(ValueError, match="--soft-labels"):
+        bed.agreement_auc(plain)

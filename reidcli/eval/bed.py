@@ -111,6 +111,29 @@ def cross_modal_maps(path: str | os.PathLike, seed: int = 0) -> dict[str, float]
             "chance": _market_map(split(ir, noise), split(vis, noise))}
 
 
+def agreement_auc(path: str | os.PathLike, split: str = "train", max_images: int = 2000, seed: int = 0) -> float:
+    """MAR's claim made measurable: how well the soft multilabel agreement
+    A(y_i, y_j) = sum_k min(y_ik, y_jk) (MAR eq. 2) separates pairs of one identity from pairs
+    of two, as the ROC AUC over all pairs of ``split`` (at most ``max_images`` images, drawn
+    with ``seed``). The file must hold soft labels (``reid features --soft-labels``)."""
+    from sklearn.metrics import roc_auc_score
+
+    from reidcli.io.h5 import read_features
+
+    s = read_features(path, [split]).split(split)
+    if "soft_labels" not in s.extra:
+        raise ValueError(f"{path}: split '{split}' holds no soft labels; extract with reid features --soft-labels")
+    y, pids = np.asarray(s.extra["soft_labels"], np.float32), np.asarray(s.pids)
+    keep = np.flatnonzero(pids >= 0)
+    if len(keep) > max_images:
+        keep = np.sort(np.random.default_rng(seed).choice(keep, max_images, replace=False))
+    y, pids = y[keep], pids[keep]
+    iu = np.triu_indices(len(y), 1)
+    agree = np.concatenate([np.minimum(y[i], y[i + 1:]).sum(1) for i in range(len(y) - 1)])
+    same = (pids[iu[0]] == pids[iu[1]])
+    return float(roc_auc_score(same, agree))
+
+
 def write_curves(path: str | os.PathLike, curves: Mapping[str, Sequence[tuple[int, float]]], *,
                  title: str = "target mAP during adaptation", references: Mapping[str, float] | None = None) -> None:
     """One PNG of target mAP (percent) against optimizer steps, one line per row, with
