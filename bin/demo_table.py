@@ -4,9 +4,10 @@
     python bin/demo_table.py --method mmt demo/direct.json demo/mmt/r1.json ... demo/oracle.json
 
 Rows: direct transfer (the first file), one per adaptation round, the oracle (the last
-file, trained with the target's labels; --no-oracle when the target has none); columns
-mAP and Rank-1 in percent. The last line
-states how much of the direct-transfer -> oracle mAP gap the final round closes.
+file, trained with the target's labels; --no-oracle when the target has none, with
+--oracle-off when it was turned off instead, uda.mk's ORACLE=0); columns mAP and Rank-1 in
+percent. The last line states how much of the direct-transfer -> oracle mAP gap the final
+round closes.
 Standard library only, so it runs without reidcli.
 """
 
@@ -32,12 +33,15 @@ def rows(paths: list[Path], method: str, oracle: bool = True) -> list[tuple[str,
     return out
 
 
-def render(table: list[tuple[str, float, float]], oracle: bool = True) -> str:
+def render(table: list[tuple[str, float, float]], oracle: bool = True, off: bool = False) -> str:
+    """The table's lines; without ``oracle`` the last line says why there is no oracle row:
+    ``off`` (turned off, uda.mk's ORACLE=0) or the target's missing training labels."""
     w = max(len(r[0]) for r in table)
     lines = [f"{'model':<{w}}  {'mAP':>6}  {'Rank-1':>6}", f"{'-' * w}  ------  ------"]
     lines += [f"{n:<{w}}  {m:6.1f}  {r:6.1f}" for n, m, r in table]
     if not oracle:
-        lines.append(f"no oracle row: the target's training split has no identity labels; the last round "
+        why = " (ORACLE=0)" if off else ": the target's training split has no identity labels"
+        lines.append(f"no oracle row{why}; the last round "
                      f"changed mAP by {table[-1][1] - table[0][1]:+.1f} points over direct transfer")
         return "\n".join(lines)
     direct, last, oracle = table[0][1], table[-2][1], table[-1][1]
@@ -58,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--method", default="mmt")
     ap.add_argument("--no-oracle", action="store_true",
                     help="the last file is a round, not an oracle (a target without training labels)")
+    ap.add_argument("--oracle-off", action="store_true",
+                    help="with --no-oracle: the oracle was turned off (uda.mk ORACLE=0), not impossible")
     ap.add_argument("results", nargs="+", type=Path, help="direct, rounds..., oracle")
     args = ap.parse_args(argv)
     if len(args.results) < 2:
@@ -65,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
               + ("one round's" if args.no_oracle else "oracle") + " results", file=sys.stderr)
         return 2
     oracle = not args.no_oracle
-    print(render(rows(args.results, args.method, oracle), oracle))
+    print(render(rows(args.results, args.method, oracle), oracle, off=args.oracle_off))
     return 0
 
 

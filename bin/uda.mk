@@ -21,8 +21,9 @@
 # RUN to choose the names yourself; then a changed parameter reruns in place, as stamped).
 # The oracle needs the target's training labels and the table its labelled query and
 # gallery: for a real TARGET, `reid info --json` says which splits have identities
-# (ORACLE / EVALUATE = auto | 1 | 0). `make -n` prints exactly what `make` would run: the
-# stamp recipes run even then (+), so only stages whose parameters changed are listed.
+# (ORACLE / EVALUATE = auto | 1 | 0). `make -n` prints exactly what `make` would run and
+# changes no file: the stamps are compared when make reads this file, so only stages whose
+# parameters changed are listed.
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 .DELETE_ON_ERROR:
@@ -40,14 +41,32 @@ MAKEFLAGS += -j$(JOBS)
 # this file's folder: its helpers (demo_table.py, reid) are found from here, not from the
 # folder make runs in
 HERE := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+# The checkout's own virtual environment (`make install` makes it), when there is one, so that
+# the pipeline runs from any folder without activating anything; else `python` and `reid` on
+# the PATH (an installed reidcli), else this checkout's bin/reid run by PYTHON.
+VENV_BIN := $(abspath $(HERE)/../.venv/bin)
+ifneq ($(wildcard $(VENV_BIN)/python),)
+PYTHON ?= $(VENV_BIN)/python
+REID ?= $(if $(wildcard $(VENV_BIN)/reid),$(VENV_BIN)/reid,$(PYTHON) $(HERE)/reid)
+else
 PYTHON ?= python
-# `reid` on the PATH (an installed reidcli), else this checkout's bin/reid
 REID ?= $(if $(shell command -v reid 2>/dev/null),reid,$(PYTHON) $(HERE)/reid)
-ifndef CORES
-CORES := $(shell $(PYTHON) -m reidcli.utils.resources 2>/dev/null || nproc)
 endif
+# bin/reid needs reidcli's dependencies in PYTHON: say so once, rather than fail in every stage
+# (and report the target's labels as "unknown")
+ifeq ($(REID),$(PYTHON) $(HERE)/reid)
+ifneq ($(MAKECMDGOALS),clean)
+ifneq ($(shell $(PYTHON) -c 'import sys; sys.path.insert(0, "$(HERE)/.."); import typer, reidcli' 2>/dev/null && echo ok),ok)
+$(error $(PYTHON) cannot run reidcli (no module typer or reidcli): run `make install` in $(abspath $(HERE)/..), or activate its virtual environment, or give PYTHON=/path/to/a/python/with/reidcli)
+endif
+endif
+endif
+ifndef CORES
+CORES := $(shell PYTHONPATH=$(abspath $(HERE)/..)$${PYTHONPATH:+:$$PYTHONPATH} $(PYTHON) -m reidcli.utils.resources 2>/dev/null || nproc)
+endif
+# THREADS: given, else OMP_NUM_THREADS when the environment sets it, else the cores' share
 ifndef THREADS
-THREADS := $(shell echo $$(( $(CORES) / $(JOBS) > 1 ? $(CORES) / $(JOBS) : 1 )))
+THREADS := $(if $(OMP_NUM_THREADS),$(OMP_NUM_THREADS),$(shell echo $$(( $(CORES) / $(JOBS) > 1 ? $(CORES) / $(JOBS) : 1 ))))
 endif
 # -- folders: a parameter given on the command line (or in the environment) names them -----
 pre_vars := SRC_DOMAIN TGT_DOMAIN IDS IMAGES_PER_ID HEIGHT WIDTH SYNTH_SEED CAMERA_SHIFT SOURCE TARGET ARCH PRETRAINED \
@@ -80,7 +99,11 @@ ARCH ?= resnet18_half
 PRETRAINED ?= none
 PRE_EPOCHS ?= 30
 PRE_LR ?= 1e-3
-PRE_WARMUP ?= 2
+# 2 warm-up epochs of 30; a run of 2 epochs or fewer gets the same fraction of its length
+# (reid pretrain refuses a --warmup-epochs as long as the run)
+ifeq ($(origin PRE_WARMUP),undefined)
+PRE_WARMUP := $(shell awk 'BEGIN { e = $(PRE_EPOCHS); print (e > 2 ? 2 : 2 * e / 30) }')
+endif
 PRE_SCHEDULE ?= constant
 P ?= 16
 K ?= 4
@@ -177,17 +200,29 @@ oracle_on := $(if $(filter auto,$(ORACLE)),$(if $(filter unknown train,$(target_
 eval_on := $(if $(filter auto,$(EVALUATE)),$(if $(filter unknown,$(target_labelled))$(and $(filter query,$(target_labelled)),$(filter gallery,$(target_labelled))),1,0),$(EVALUATE))
 
 # A stamp file holds a stage's parameters; it is rewritten (newer) only when they change.
-# `+`: it runs under `make -n` too, so a dry run lists only the stages a change affects.
+# They are compared when make reads this file (`stale`: FORCE when the recorded parameters
+# differ or the stamp is missing), not by a recipe, so `make -n` writes nothing and still
+# lists exactly the stages a changed parameter reruns (it prints the stamp's printf too).
+quote = '$(subst ','\'',$(1))'
+# two strings are equal when removing each from the other leaves nothing
+differ = $(subst $(1),,$(2))$(subst $(2),,$(1))
+stale = $(if $(wildcard $(1)),$(if $(call differ,$(file <$(1)),$(strip $(2))),FORCE),FORCE)
 define stamp
-+@mkdir -p $(@D); printf '%s\n' '$(strip $(1))' | cmp -s - $@ || printf '%s\n' '$(strip $(1))' > $@
+@mkdir -p $(@D); printf '%s\n' $(call quote,$(strip $(1))) > $@
 endef
-$(A)/synth-%: FORCE ; $(call stamp,$(synth_args) $*)
-$(A)/pretrain: FORCE ; $(call stamp,$(pre_args))
-$(A)/features: FORCE ; $(call stamp,$(common))
-$(A)/features-$(RUN): FORCE ; $(call stamp,$(feat_args))
-$(A)/cluster-$(RUN): FORCE ; $(call stamp,$(cluster_args))
-$(A)/finetune-$(RUN): FORCE ; $(call stamp,$(ft_args))
-$(A)/stylize-$(RUN): FORCE ; $(call stamp,$(stylize_args))
+# the synthetic datasets' stamps (one per domain among SOURCE, TARGET and REFERENCE)
+synth_domains := $(sort $(foreach d,$(SOURCE) $(TARGET) $(REFERENCE),$(if $(call data_dep,$(d)),$(notdir $(d)))))
+$(foreach d,$(synth_domains),$(eval $(A)/synth-$(d): $(call stale,$(A)/synth-$(d),$(synth_args) $(d))))
+$(A)/synth-%: ; $(call stamp,$(synth_args) $*)
+$(A)/pretrain: $(call stale,$(A)/pretrain,$(pre_args)) ; $(call stamp,$(pre_args))
+$(A)/features: $(call stale,$(A)/features,$(common)) ; $(call stamp,$(common))
+$(A)/features-$(RUN): $(call stale,$(A)/features-$(RUN),$(feat_args)) ; $(call stamp,$(feat_args))
+$(A)/cluster-$(RUN): $(call stale,$(A)/cluster-$(RUN),$(cluster_args)) ; $(call stamp,$(cluster_args))
+$(A)/finetune-$(RUN): $(call stale,$(A)/finetune-$(RUN),$(ft_args)) ; $(call stamp,$(ft_args))
+$(A)/stylize-$(RUN): $(call stale,$(A)/stylize-$(RUN),$(stylize_args)) ; $(call stamp,$(stylize_args))
+# the table says why it has no oracle row: the target has no training labels, or ORACLE=0
+table_args = --method $(METHOD) $(if $(filter 1,$(oracle_on)),,--no-oracle $(if $(filter 0,$(ORACLE)),--oracle-off))
+$(A)/table-$(RUN): $(call stale,$(A)/table-$(RUN),$(table_args)) ; $(call stamp,$(table_args))
 FORCE:
 
 # -- stages -----------------------------------------------------------------------------
@@ -235,8 +270,8 @@ endef
 $(foreach i,$(rounds),$(eval $(call ROUND,$(i))))
 
 results := $(OUT)/direct.json $(foreach i,$(rounds),$(R)/r$(i).json) $(if $(filter 1,$(oracle_on)),$(OUT)/oracle.json)
-$(R)/table.txt: $(results)
-	$(PYTHON) $(HERE)/demo_table.py --method $(METHOD) $(if $(filter 1,$(oracle_on)),,--no-oracle) $(results) > $@
+$(R)/table.txt: $(results) $(A)/table-$(RUN)
+	$(PYTHON) $(HERE)/demo_table.py $(table_args) $(results) > $@
 
 ifeq ($(eval_on),1)
 table demo: $(R)/table.txt

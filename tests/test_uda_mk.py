@@ -169,6 +169,10 @@ def test_demo_table_without_oracle(tmp_path):
                           *map(str, files)], capture_output=True, text=True, check=True).stdout
     assert out.splitlines()[2:4] == ["direct transfer    30.0    40.0", "pseudo round 1     42.0    52.0"]
     assert "changed mAP by +12.0 points" in out and "oracle" not in out.split("no oracle row")[0]
+    assert "no oracle row: the target's training split has no identity labels;" in out
+    off = subprocess.run([sys.executable, str(ROOT / "bin" / "demo_table.py"), "--method", "pseudo", "--no-oracle",
+                          "--oracle-off", *map(str, files)], capture_output=True, text=True, check=True).stdout
+    assert "no oracle row (ORACLE=0); the last round changed mAP by +12.0 points" in off
 
 
 @pytest.mark.slow
@@ -231,3 +235,96 @@ def test_compare_mar_row_adapts_against_the_source_as_reference_without_clusteri
     table = (out / "table.txt").read_text()
     assert table.startswith("calibration") and "direct / oracle target mAP" in table
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # every row's mAP by step
+
+
+def _bare_env(**extra: str) -> dict:
+    """The environment of a new shell: no virtual environment active, no reid on the PATH."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "MAKEFLAGS", "OMP_NUM_THREADS", "FAKE_LOG", "REAL_REID")}
+    return {**env, "PATH": "/usr/bin:/bin", **extra}
+
+
+def test_runs_from_any_folder_with_the_checkouts_venv_without_activating_it(tmp_path):
+    """From a folder outside the checkout, with no venv active and no PYTHON or REID given,
+    the makefile runs the checkout's .venv (`reid info` answers: the target's labels are
+    known) and THREADS follows OMP_NUM_THREADS unless given."""
+    if shutil.which("make") is None or not (ROOT / ".venv" / "bin" / "python").exists():
+        pytest.skip("needs GNU make and the checkout's .venv (make install)")
+    csv = _csv_target(tmp_path / "csvdata")
+
+    def make(*args: str, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["make", "--no-print-directory", "-f", str(MK), *args], cwd=tmp_path,
+                              env=_bare_env(**env), capture_output=True, text=True, timeout=120)
+
+    paths = make("paths", f"TARGET={csv}")
+    assert paths.returncode == 0 and "(target labels: query gallery)" in paths.stdout, paths.stdout + paths.stderr
+    dry = make("-n", "demo", "OUT=o", "ROUNDS=1")
+    assert dry.returncode == 0, dry.stderr
+    assert f"{ROOT}/.venv/bin/reid pretrain" in dry.stdout, dry.stdout
+    assert f"{ROOT}/.venv/bin/python {ROOT}/bin/demo_table.py" in dry.stdout, dry.stdout
+    assert "--threads 3 " in make("-n", "demo", "OUT=o", "ROUNDS=1", OMP_NUM_THREADS="3").stdout
+    given = make("-n", "demo", "OUT=o", "ROUNDS=1", "THREADS=2", OMP_NUM_THREADS="3").stdout
+    assert "--threads 2 " in given and "--threads 3" not in given
+    assert not (tmp_path / "o").exists()  # -n wrote nothing
+
+
+def test_a_python_without_reidcli_is_one_error_line(tmp_path):
+    """A checkout without .venv and no reid on the PATH: the makefile runs bin/reid with
+    PYTHON; when that python cannot import reidcli it stops with one line saying how to fix
+    it (rather than failing in each stage and calling the target's labels "unknown")."""
+    if shutil.which("make") is None or shutil.which("reid", path="/usr/bin:/bin"):
+        pytest.skip("needs GNU make and no reid in /usr/bin:/bin")
+    checkout = tmp_path / "checkout"
+    (checkout / "bin").mkdir(parents=True)
+    for name in ("uda.mk", "reid", "demo_table.py"):
+        shutil.copy2(ROOT / "bin" / name, checkout / "bin" / name)
+    mk = checkout / "bin" / "uda.mk"
+    res = subprocess.run(["make", "-f", str(mk), "paths"], cwd=tmp_path, env=_bare_env(), capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode != 0 and res.stdout == ""
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot run reidcli" in lines[0] and f"make install` in {checkout}" in lines[0], lines
+    # a python that has reidcli works (here the test's own)
+    ok = subprocess.run(["make", "-f", str(mk), "paths", f"PYTHON={sys.executable}"], cwd=tmp_path, env=_bare_env(),
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and "oracle 1, evaluate 1" in ok.stdout, ok.stderr
+
+
+def _tree(folder: Path) -> dict:
+    """Every path under ``folder`` with its size and modification time."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in dirnames + filenames:
+            st = os.stat(Path(dirpath) / name)
+            out[str(Path(dirpath, name).relative_to(folder))] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def test_make_n_changes_no_file(work):
+    """A dry run has no side effects: with a changed pre-training, clustering or run parameter
+    the parameter stamps under OUT/.args are neither rewritten nor created (so the next real
+    run with the old parameters has nothing to do), while the dry run still lists the stages
+    the change would rerun."""
+    small = ["ROUNDS=1", "OUT=out"]
+    assert _make(work, "demo", *small).returncode == 0
+    _calls(work)
+    before = _tree(work)
+    dry = _make(work, "-n", "demo", *small, "PRE_EPOCHS=3")
+    assert dry.returncode == 0 and sorted(_programs(dry.stdout)) == sorted(
+        ["pretrain", "features", "evaluate"] * 2 + ["cluster", "finetune", "features", "evaluate"]), dry.stdout
+    dry = _make(work, "-n", "demo", *small, "EPS=0.4")
+    assert sorted(_programs(dry.stdout)) == ["cluster", "evaluate", "features", "finetune"], dry.stdout
+    dry = _make(work, "-n", "demo", *small, "RUN=other", "PRE_EPOCHS=3", "EPS=0.4")
+    assert dry.returncode == 0 and "pretrain" in _programs(dry.stdout)
+    assert _tree(work) == before
+    assert _make(work, "demo", *small).returncode == 0 and _calls(work) == []  # nothing to redo
+
+
+def test_the_table_says_when_the_oracle_was_turned_off(work):
+    """ORACLE=0 on a target that has training labels: the table says the row was turned off
+    (not that the labels are missing), also when the run's table existed with the row."""
+    small = ["ROUNDS=1", "OUT=out"]
+    assert "oracle (target labels)" in _make(work, "demo", *small).stdout
+    res = _make(work, "demo", *small, "ORACLE=0")
+    assert res.returncode == 0 and "no oracle row (ORACLE=0); the last round changed mAP" in res.stdout, res.stdout
+    assert "oracle (target labels)" not in res.stdout and "identity labels" not in res.stdout
