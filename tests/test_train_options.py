@@ -130,7 +130,8 @@ def test_pretrain_cli_passes_only_given_flags(tmp_path, monkeypatch):
                                    "--epochs", "5", "--no-amp", "--center-weight", "0.01"])
     assert res.exit_code == 0, res.output
     assert seen["model"] == ModelConfig(pretrained="imagenet")  # the CLI's own default; no rbnet
-    assert seen["train"] == TrainConfig(epochs=5, amp=False)
+    # the default warm-up (10 of 80 epochs) and milestones (40, 70) scaled to the 5-epoch run
+    assert seen["train"] == TrainConfig(epochs=5, amp=False, warmup_epochs=0.625, milestones=[2, 4])
     assert seen["augment"] == AugmentConfig() and seen["options"] == SupervisedOptions(center_weight=0.01)
     assert seen["resume"] is False and seen.get("format") is None and seen["device"] == "auto"
     assert not any(k.startswith("rb_") for k in seen)

@@ -1,4 +1,5 @@
-"""`TrainConfig`: the engine's settings, shared by every method (and stored in checkpoints).
+"""`TrainConfig`: the engine's settings, shared by every method (and stored in checkpoints);
+`fit_schedule` fits a default warm-up and step milestones to a run shorter than they assume.
 
 Defaults follow the MMT source pre-training recipe (Ge et al., ICLR 2020; BoT, Luo et al.
 2019): Adam, lr 3.5e-4, weight decay 5e-4, linear warm-up over 10 epochs from 1%, x0.1 at
@@ -8,10 +9,14 @@ epochs 40 and 70, 80 epochs, P=16 identities x K=4 images.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Collection, Optional
 
-from reidcli.utils.params import Interval, Options, Satisfies, check_params
+from reidcli.utils.params import Interval, Options, ParamError, Satisfies, check_params
+
+log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adam", "sgd", "adamw")
 SCHEDULES = ("step", "cosine", "constant")
@@ -120,3 +125,76 @@ class FinetuneConfig(TrainConfig):
     schedule: str = "constant"
     milestones: list[int] = field(default_factory=list)
     warmup_epochs: float = 0.0
+
+
+def fit_schedule(cfg: TrainConfig, given: Collection[str] = (),
+                 reference: Optional[TrainConfig] = None) -> TrainConfig:
+    """``cfg`` (validated) with a warm-up and step milestones that fit in its ``epochs``.
+
+    A warm-up of ``epochs`` or more (the learning rate never reaches ``lr``) or, with schedule
+    'step', a milestone at or after ``epochs`` (never reached) is scaled to the run when it is
+    ``reference``'s value (default: ``cfg``'s class defaults, 10 warm-up epochs and [40, 70] of
+    80) and not named in ``given`` (the settings a user gave): the same fraction of ``epochs``
+    as of ``reference.epochs``, milestones rounded down to whole epochs (those at 0 dropped,
+    repeats merged), with one info line; a default warm-up is scaled along with scaled
+    milestones, so that no decay falls inside it. A value that is not the reference's, or is
+    given, is a `ParamError` naming it and its bound. A library caller's value equal to the
+    default cannot be told from the default, so it is scaled (the ``*_from_settings`` entries
+    pass ``given``).
+    """
+    cfg = cfg.validate()
+    ref = reference if reference is not None else type(cfg)()
+    changes = {}
+    milestones = _fit_milestones(cfg, ref, given)
+    warmup = _fit_warmup(cfg, ref, given, along=milestones is not None)
+    if warmup is not None:
+        changes["warmup_epochs"] = warmup
+    if milestones is not None:
+        changes["milestones"] = milestones
+    if changes:
+        done = ", ".join(f"{_SCHEDULE_WORDS[k]} {_show(getattr(cfg, k))} -> {_show(v) or 'none'}"
+                         for k, v in changes.items())
+        log.info("%s: the defaults (for %d epochs) scaled to this %d-epoch run; set %s to choose", done, ref.epochs,
+                 cfg.epochs, " / ".join("--" + k.replace("_", "-") for k in changes))
+    return dataclasses.replace(cfg, **changes)
+
+
+_SCHEDULE_WORDS = {"warmup_epochs": "warm-up", "milestones": "step milestones"}
+
+
+def _show(v: Any) -> str:
+    return ",".join(str(m) for m in v) if isinstance(v, list) else f"{v:g}"
+
+
+def _fit_warmup(cfg: TrainConfig, ref: TrainConfig, given: Collection[str], along: bool) -> Optional[float]:
+    """The scaled warm-up when ``cfg``'s is a default as long as the run, or (``along``: the
+    default milestones are scaled) a default one, scaled with them so that no decay falls
+    inside it; None when it stays."""
+    default = "warmup_epochs" not in given and cfg.warmup_epochs == ref.warmup_epochs
+    too_long = cfg.warmup_epochs >= cfg.epochs
+    if cfg.warmup_epochs <= 0 or not (too_long or (along and default)):
+        return None
+    scaled = ref.warmup_epochs * cfg.epochs / ref.epochs
+    if not default or scaled >= cfg.epochs:
+        raise ParamError("warmup_epochs", f"must be less than the run's epochs ({cfg.epochs}): the learning rate "
+                                          f"would never reach lr; got {cfg.warmup_epochs:g}")
+    return scaled
+
+
+def _fit_milestones(cfg: TrainConfig, ref: TrainConfig, given: Collection[str]) -> Optional[list[int]]:
+    """The scaled step milestones when ``cfg``'s are defaults the run never reaches; None
+    when they fit (or the schedule is not 'step')."""
+    late = [m for m in cfg.milestones if m >= cfg.epochs]
+    if cfg.schedule != "step" or not late:
+        return None
+    if "milestones" in given or list(cfg.milestones) != list(ref.milestones):
+        raise ParamError("milestones", f"must be less than the run's epochs ({cfg.epochs}) with schedule 'step': "
+                                       f"{_show(late)} never reached; got {_show(list(cfg.milestones))}")
+    scaled = (math.floor(m * cfg.epochs / ref.epochs) for m in ref.milestones)
+    return sorted({m for m in scaled if 0 < m < cfg.epochs})
+
+
+def schedule_reference(kind: type, settings: dict[str, Any]) -> TrainConfig:
+    """``kind``'s defaults with the ``epochs``, ``warmup_epochs`` and ``milestones`` of
+    ``settings`` (a recipe's): what `fit_schedule` scales from when a recipe set them."""
+    return kind(**{k: settings[k] for k in ("epochs", "warmup_epochs", "milestones") if k in settings})

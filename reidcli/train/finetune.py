@@ -38,7 +38,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 from reidcli.data.transforms import AugmentConfig
-from reidcli.train.config import FinetuneConfig, TrainConfig
+from reidcli.train.config import FinetuneConfig, TrainConfig, fit_schedule
 from reidcli.train.methods import (
     TRAINING_METHODS,
     finetune_method_names,
@@ -309,12 +309,14 @@ def finetune_from_settings(ckpt: str | os.PathLike, labels: str | os.PathLike | 
     ``recipe`` names a paper recipe (`reidcli.recipes`) whose finetune settings fill those
     not given. ``config``, ``config_aliases`` and ``defaults`` as in
     `reidcli.train.pretrain.pretrain_from_settings`."""
-    from reidcli.train.settings import over, over_recipe, read_config
+    from reidcli.train.settings import over, over_recipe, read_config, recipe_schedule
 
     file = read_config(config, "finetune", config_aliases) if config is not None else {}
     recipe = recipe if recipe is not None else file.get("recipe")
     file.pop("recipe", None)
     args = finetune_arguments(over_recipe(recipe, "finetune", over(over(defaults or {}, file), settings)))
+    given = over(file, settings)  # a warm-up or milestones given too long are refused, not scaled
+    args["train"] = fit_schedule(args["train"], given, recipe_schedule(recipe, "finetune", FinetuneConfig))
     return finetune(ckpt, labels, target_root, out, **args, config_file=config)
 
 
@@ -341,10 +343,11 @@ def _finetune_method(method: str):
 
 
 def _round_config(train: Optional[TrainConfig]) -> TrainConfig:
-    """``train`` (default `FinetuneConfig()`), its log interval capped at one epoch."""
+    """``train`` (default `FinetuneConfig()`), its log interval capped at one epoch and its
+    schedule fitted to its epochs (`fit_schedule`)."""
     cfg = train if train is not None else FinetuneConfig()
     cap = cfg.iters_per_epoch or cfg.log_every
-    return dataclasses.replace(cfg, log_every=max(1, min(cfg.log_every, cap))).validate()
+    return fit_schedule(dataclasses.replace(cfg, log_every=max(1, min(cfg.log_every, cap))))
 
 
 def _train_transform(ck: dict, aug: AugmentConfig):

@@ -22,7 +22,7 @@ from reidcli.data.records import Dataset, relabel
 from reidcli.data.transforms import AugmentConfig, build_train_transform
 from reidcli.io.ckpt import IMAGENET_MEAN, IMAGENET_STD, load_checkpoint
 from reidcli.train import dist as D
-from reidcli.train.config import TrainConfig
+from reidcli.train.config import TrainConfig, fit_schedule
 from reidcli.train.hooks import HookBase
 from reidcli.train.methods.options import MethodOptions
 from reidcli.train.settings import config_path_for, flat_settings, write_config
@@ -149,7 +149,7 @@ def pretrain_from_settings(data: str | os.PathLike | Dataset, out: str | os.Path
     ``settings`` > ``config`` > ``defaults``, then the recipe fills what none of them sets;
     ``batch_size`` and ``p`` are one setting there (`reidcli.train.settings.over`): the
     command line's ``--batch-size`` replaces a file's or a recipe's ``p``."""
-    from reidcli.train.settings import over, over_recipe, read_config
+    from reidcli.train.settings import over, over_recipe, read_config, recipe_schedule
 
     file = read_config(config, "pretrain", config_aliases) if config is not None else {}
     recipe = recipe if recipe is not None else file.get("recipe")
@@ -158,7 +158,10 @@ def pretrain_from_settings(data: str | os.PathLike | Dataset, out: str | os.Path
     if given.get("resume"):  # what is not given comes from the checkpoint, not from the defaults
         given = _resumed_settings(Path(out), given)
     merged = over_recipe(recipe, "pretrain", over(defaults or {}, given))
-    return pretrain(data, out, **pretrain_arguments(merged), config_file=config)
+    args = pretrain_arguments(merged)
+    if not given.get("resume"):  # a resumed run keeps the checkpoint's schedule
+        args["train"] = fit_schedule(args["train"], given, recipe_schedule(recipe, "pretrain", TrainConfig))
+    return pretrain(data, out, **args, config_file=config)
 
 
 def pretrain_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -261,8 +264,11 @@ def _check_resumed_settings(out: Path, ck: dict, model, aug: AugmentConfig, meth
 
 
 def _configs(model, train: TrainConfig, ck: Optional[dict]):
+    """The model and training configs of the run: ``train`` with its schedule fitted to its
+    epochs (`fit_schedule`), or on resume the checkpoint's, with the settings a resumed run
+    may change."""
     if ck is None:
-        return model, train.validate()
+        return model, fit_schedule(train)
     from reidcli.models import ModelConfig
 
     saved = ck["train_state"]["config"]

@@ -90,6 +90,16 @@ def over_recipe(recipe: str | None, stage: str, given: Mapping[str, Any]) -> dic
     return merged
 
 
+def recipe_schedule(recipe: str | None, stage: str, kind: type):
+    """What a warm-up or milestones not given are scaled from when they do not fit the run
+    (`reidcli.train.config.fit_schedule`): ``kind``'s defaults with the ``epochs``,
+    ``warmup_epochs`` and ``milestones`` recipe ``recipe`` sets for ``stage``."""
+    from reidcli.recipes import stage_settings
+    from reidcli.train.config import schedule_reference
+
+    return schedule_reference(kind, stage_settings(recipe, stage) if recipe else {})
+
+
 def batch_size_to_p(settings: dict, kind: type) -> dict:
     """``batch_size`` (images per batch, torchreid's ``--batch-size`` / fast-reid's
     ``IMS_PER_BATCH``) as P of a P x K batch: P = batch_size / K, with K the ``k`` given
