@@ -26,6 +26,7 @@ ARCHS = {  # label -> ModelConfig fields
     SMALL: {"arch": SMALL},
     "quarter+every-head-option": {"arch": SMALL, "attention": True, "lstm_branch": True, "pooling": "gem",
                                   "multilevel": True, "embed_dim": 64},
+    "mobilenet_v2": {"arch": "mobilenet_v2"},  # the test bed's backbone (make compare)
     "rbnet": {"arch": "rbnet", "rbnet": {"backbone": SMALL}},
     "rbnet-simple": {"arch": "rbnet", "rbnet": {"backbone": SMALL, "mask_path": "simple"}},
     "rbnet-both-separate": {"arch": "rbnet", "rbnet": {"backbone": SMALL, "feature": "both", "shared": False}},
