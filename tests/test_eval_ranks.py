@@ -14,6 +14,7 @@ from reidcli.eval.ranking import RankOptions, rank_queries_reference, top_valid
 from reidcli.eval.report import ranked_rows
 from reidcli.eval.rerank import rerank_dense
 from reidcli.utils.errors import ConfigError
+from fixtures_train import synth_market  # noqa: F401
 from tests.test_eval_cli import make_file, run
 
 
@@ -162,7 +163,30 @@ def test_outputs_check_ranks_queries(tmp_path):
 def test_captions():
     assert hit_caption(3, 17, 0.41234) == ("3: 17", "d 0.412")
     assert hit_caption(10, 1501, 1234.5) == ("10: 1501", "d 1.23e+03")
-    assert query_caption({"pid": 17, "camid": 2, "ap": 0.5}) == ("q 17 c2", "AP 0.5")
+    assert query_caption({"pid": 17, "camid": 2, "ap": 0.5}) == ("q 17 c3", "AP 0.5")  # camid 0-based
+
+
+def test_query_captions_show_the_cameras_of_the_file_names(synth_market):
+    """A `reid synth` Market tree: each query's caption names the camera its file name does
+    (``0003_c2s1_...`` is camid 1, shown ``c2``), not the 0-based camid."""
+    import re
+
+    from reidcli.data.layouts import load_dataset
+
+    ds = load_dataset(synth_market)
+    rng = np.random.default_rng(0)
+
+    def split(name):
+        recs = ds.split(name)
+        return {"features": rng.normal(size=(len(recs), 8)).astype(np.float32), "paths": [r.path for r in recs],
+                "pids": np.array([r.pid for r in recs]), "camids": np.array([r.camid for r in recs])}
+
+    q, g = split("query"), split("gallery")
+    rows = ranked_rows(evaluate(q, g, Options(), keep_top=2), q, g, n=4, top=2)
+    assert rows
+    for row in rows:
+        cam = re.search(r"_c(\d+)", row["path"]).group(1)
+        assert query_caption(row)[0] == f"q {row['pid']} c{cam}", row["path"]
 
 
 def test_cli_worst_reranked(tmp_path):

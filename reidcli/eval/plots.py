@@ -1,7 +1,8 @@
 """Pictures of an evaluation: a ranked-list grid and the CMC curve.
 
 The grid follows torchreid's ``visualize_ranked_results``: each row is a query (black
-border, captioned with its identity, camera and AP) then its top-k valid gallery images
+border, captioned with its identity, camera and AP; the camera as the dataset numbers it,
+1-based, as in its file names) then its top-k valid gallery images
 (same identity and camera, and junk, are left out as the metric leaves them out), with a
 green border for a true match and red otherwise, each captioned with its rank, identity and
 the distance it was ranked by.
@@ -29,8 +30,10 @@ def short(value: float) -> str:
 
 
 def query_caption(row: dict) -> tuple[str, str]:
-    """The two caption lines of a query cell: identity and camera, then its AP."""
-    return f"q {row['pid']} c{row['camid']}", f"AP {short(row['ap'])}"
+    """The two caption lines of a query cell: identity and camera, then its AP. ``camid``
+    is 0-based (docs/formats.md); the caption shows the dataset's own 1-based number, as in
+    its file names (``0002_c7s1_...`` is camid 6, shown ``c7``)."""
+    return f"q {row['pid']} c{row['camid'] + 1}", f"AP {short(row['ap'])}"
 
 
 def hit_caption(rank: int, pid: int, distance: float) -> tuple[str, str]:
