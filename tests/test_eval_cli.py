@@ -107,6 +107,53 @@ def test_pictures_say_what_they_wrote(tmp_path):
     assert f"wrote {cmc} (CMC at ranks 1-50)" in err and f"wrote {pq} (one row per query: 6 rows)" in err
 
 
+def _drawn_curves(monkeypatch) -> list[tuple[dict, str]]:
+    """Record the curves and title of every CMC picture drawn (and still draw it)."""
+    from reidcli.eval import plots
+
+    drawn, draw = [], plots.cmc_curve
+
+    def record(path, curves, title="CMC"):
+        drawn.append((dict(curves), title))
+        draw(path, curves, title)
+
+    monkeypatch.setattr(plots, "cmc_curve", record)
+    return drawn
+
+
+def test_cmc_legend_names_the_features_file_not_the_protocol(tmp_path, monkeypatch):
+    """Duke features evaluate under the market protocol; the legend says duke.h5."""
+    f = make_file(tmp_path, fmt="dukemtmc", name="duke.h5", images=False)
+    drawn = _drawn_curves(monkeypatch)
+    res = run(f, "--cmc-png", tmp_path / "cmc.png")
+    assert res.exit_code == 0, res.output
+    [(curves, title)] = drawn
+    [label] = curves
+    assert label.startswith("duke.h5 (mAP ") and "market" not in label
+    assert title == "CMC, market protocol, euclidean distance"
+
+
+def test_several_files_draw_one_cmc_curve_each(tmp_path, monkeypatch):
+    """Models compared: `reid evaluate a.h5 b.h5 --cmc-png` draws both curves on one picture,
+    labelled with the file names; the table is still the one of several files."""
+    a = make_file(tmp_path, name="a.h5", images=False)
+    b = make_file(tmp_path, name="b.h5", images=False, dim=4)
+    drawn = _drawn_curves(monkeypatch)
+    png = tmp_path / "cmc.png"
+    res = run(a, b, "--cmc-png", png)
+    assert res.exit_code == 0, res.output
+    [(curves, _)] = drawn
+    assert [k.split(" (")[0] for k in curves] == ["a.h5", "b.h5"]
+    one = [json.loads(run(f, "--json").stdout) for f in (a, b)]
+    for curve, ref in zip(curves.values(), one):
+        assert list(curve)[:len(ref["cmc"])] == pytest.approx(ref["cmc"])
+    import cv2
+
+    assert cv2.imread(str(png)) is not None
+    assert f"wrote {png} (2 CMC curves, one per features file)" in " ".join(res.stderr.split())
+    assert "2 files (mean ± std over files)" in res.stdout
+
+
 def _digest(path) -> str:
     import hashlib
 

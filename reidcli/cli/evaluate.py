@@ -11,9 +11,6 @@ from reidcli.cli.common import DeviceCPU, Json, Seed, Threads, reid_command, usa
 from reidcli.eval.protocols import PROTOCOLS
 from reidcli.eval.report import OUTPUT_CONSTRAINTS, RANKS_QUERIES
 
-PngOpt = Annotated[Path | None, typer.Option(help="Write a PNG picture here.", dir_okay=False)]
-
-
 @reid_command("evaluate", outputs=("per_query", "ranks_png", "cmc_png"))
 def command(
     features: Annotated[list[Path] | None, typer.Argument(
@@ -51,7 +48,9 @@ def command(
              "or highest AP first).")] = "sample",
     image_root: Annotated[Path | None, typer.Option("--image-root", help="Folder the image paths are relative "
                                                        "to (default: the file's root attribute).")] = None,
-    cmc_png: PngOpt = None,
+    cmc_png: Annotated[Path | None, typer.Option(
+        help="Write a PNG of the CMC curve here, labelled with the features file's name; with several "
+             "features files (models to compare), one curve per file.", dir_okay=False)] = None,
     chunk: Annotated[int | None, typer.Option(min=1, help="Queries per distance block (default: auto).")] = None,
     seed: Seed = 0,
     device: DeviceCPU = "cpu",
@@ -65,6 +64,7 @@ def command(
     Example: reid evaluate f.h5 --metric cosine --ranks-png ranks.png --cmc-png cmc.png
     Example: reid evaluate f.h5 --rerank --ranks-png worst.png --ranks-queries worst
     Example: reid evaluate trial*.h5 --protocol regdb-v2i
+    Example: reid evaluate a.h5 b.h5 --cmc-png compare.png
     """
     from reidcli.cli.table import print_metric_table, print_wide_table
     from reidcli.eval import report

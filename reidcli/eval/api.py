@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -320,8 +321,18 @@ def evaluate_file(path: str | os.PathLike | None = None, options: Options | None
         from reidcli.eval.report import write_outputs
 
         q, g = P.PROTOCOLS.get(res.protocol).splits(q, g)
-        res.output_notes += write_outputs(res, q, g, options or Options(), outputs, file_root=gfile.root)
+        res.output_notes += write_outputs(res, q, g, options or Options(), outputs, file_root=gfile.root,
+                                          name=_curve_name(path, query, gallery))
     return res
+
+
+def _curve_name(path, query, gallery) -> str:
+    """What a CMC legend calls an evaluation: the features file's name, or both names when
+    the query and gallery splits come from two files."""
+    if path is not None:
+        return Path(path).name
+    q, g = Path(query).name, Path(gallery).name
+    return q if q == g else f"{q} vs {g}"
 
 
 @dataclass
@@ -334,6 +345,7 @@ class FilesResult:
     results: list[EvalResult]
     mean: dict[str, float]
     std: dict[str, float]
+    output_notes: list[str] = field(default_factory=list)
 
     @property
     def protocol(self) -> str:
@@ -353,7 +365,7 @@ class FilesResult:
                 line = m if shared else f"{f}: {m}"
                 if line not in out:
                     out.append(line)
-        return out
+        return out + self.output_notes
 
     def as_dict(self) -> dict:
         return {"protocol": self.protocol, "metric": self.metric, "rerank": self.results[0].rerank,
@@ -366,11 +378,13 @@ def evaluate_files(paths: Sequence[str | os.PathLike], options: Options | None =
     """Evaluate each features file on its own (its ``query`` against its ``gallery``), then
     average: the mean and (population) standard deviation of every metric over the files,
     as RegDB reports its ten random train/test trials (``reid evaluate trial*.h5 --protocol
-    regdb-v2i``). Every file must evaluate under the same protocol.
+    regdb-v2i``). Every file must evaluate under the same protocol. ``outputs.cmc_png``
+    draws one CMC curve per file on one picture (models compared on one dataset), each
+    labelled with its file name.
 
     Raises:
         ConfigError: no file; files that fall under different protocols; ``outputs`` that
-            ask for a file (those describe one evaluation).
+            ask for a per-query CSV or a ranked-list grid (those describe one evaluation).
         InputError, FormatError: as `evaluate_file`, naming the file.
     """
     from reidcli.utils.errors import FormatError
@@ -378,9 +392,11 @@ def evaluate_files(paths: Sequence[str | os.PathLike], options: Options | None =
     paths = [str(p) for p in paths]
     if not paths:
         raise ConfigError("give one or more features files")
-    if outputs is not None and (outputs.per_query or outputs.ranks_png or outputs.cmc_png):
-        raise ConfigError(f"--per-query, --ranks-png and --cmc-png describe one evaluation; got {len(paths)} "
-                          "features files, give one")
+    if outputs is not None and (outputs.per_query or outputs.ranks_png):
+        raise ConfigError(f"--per-query and --ranks-png describe one evaluation; got {len(paths)} "
+                          "features files, give one (--cmc-png draws one curve per file)")
+    if outputs is not None:
+        outputs.check()
     options = options or Options()
     options.check()
     results = []
@@ -399,5 +415,10 @@ def evaluate_files(paths: Sequence[str | os.PathLike], options: Options | None =
         raise ConfigError(f"the files evaluate under different protocols ({shown}); pass --protocol")
     keys = list(results[0].mean)
     vals = {k: np.array([r.mean[k] for r in results], dtype=np.float64) for k in keys}
-    return FilesResult(paths, results, {k: float(v.mean()) for k, v in vals.items()},
-                       {k: float(v.std()) for k, v in vals.items()})
+    res = FilesResult(paths, results, {k: float(v.mean()) for k, v in vals.items()},
+                      {k: float(v.std()) for k, v in vals.items()})
+    if outputs is not None and outputs.cmc_png:
+        from reidcli.eval.report import write_files_cmc
+
+        res.output_notes.append(write_files_cmc(outputs.cmc_png, paths, results))
+    return res

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,8 @@ class Outputs:
         ranks_queries: which queries the grid shows: ``sample`` (seeded, in query order),
             ``worst`` (lowest AP first) or ``best`` (highest AP first); equal APs in query
             order.
-        cmc_png: the CMC curve.
+        cmc_png: the CMC curve, labelled with the features file's name; with several
+            features files (`reidcli.eval.api.evaluate_files`), one curve per file.
     """
 
     per_query: Path | None = None
@@ -152,17 +154,42 @@ def ranked_rows(res: EvalResult, query: dict, gallery: dict, *, n: int, top: int
     return out
 
 
-def cmc_label(res: EvalResult) -> str:
+def cmc_label(res: EvalResult, name: str) -> str:
+    """The legend entry of one CMC curve: ``name`` (the features file's name) and its mAP and
+    rank-1 in percent."""
     r1 = res.mean.get("rank1")
     r1s = f", R1 {100 * r1:.1f}%" if r1 is not None else ""
-    return f"{res.protocol} (mAP {100 * res.mean['mAP']:.1f}%{r1s})"
+    return f"{name} (mAP {100 * res.mean['mAP']:.1f}%{r1s})"
+
+
+def cmc_title(res: EvalResult) -> str:
+    return f"CMC, {res.protocol} protocol, {res.metric} distance" + (", re-ranked" if res.rerank else "")
+
+
+def curve_names(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """A legend name per features file: its file name, or the path as given where two files
+    share a name (``run1/f.h5`` and ``run2/f.h5``)."""
+    names = [Path(p).name for p in paths]
+    return [n if names.count(n) == 1 else str(p) for n, p in zip(names, paths)]
+
+
+def write_files_cmc(path: str | os.PathLike, files: Sequence[str | os.PathLike],
+                    results: Sequence[EvalResult]) -> str:
+    """One CMC picture with a curve per features file (models compared on one dataset), the
+    legend naming each file; returns the line for people."""
+    from reidcli.eval.plots import cmc_curve
+
+    curves = {cmc_label(r, n): r.metrics.curve for n, r in zip(curve_names(files), results)}
+    cmc_curve(path, curves, cmc_title(results[0]))
+    return f"wrote {path} ({len(curves)} CMC curves, one per features file)"
 
 
 def write_outputs(res: EvalResult, query: dict, gallery: dict, opts: Options, outputs: Outputs, *,
-                  file_root: str) -> list[str]:
+                  file_root: str, name: str) -> list[str]:
     """Write the files ``outputs`` names; returns lines for people (images not found...).
 
-    ``query``/``gallery`` are the arrays the result's rows index (`Protocol.splits`)."""
+    ``query``/``gallery`` are the arrays the result's rows index (`Protocol.splits`);
+    ``name`` labels the CMC curve (the features file's name)."""
     from reidcli.eval.plots import cmc_curve, ranks_grid
 
     notes = []
@@ -183,6 +210,6 @@ def write_outputs(res: EvalResult, query: dict, gallery: dict, opts: Options, ou
         notes.append(f"wrote {outputs.ranks_png} ({len(rows)} {RANKS_QUERIES[outputs.ranks_queries]} x {top} "
                      f"gallery images by {by} distance)")
     if outputs.cmc_png:
-        cmc_curve(outputs.cmc_png, {cmc_label(res): res.metrics.curve}, f"CMC, {res.metric} distance")
+        cmc_curve(outputs.cmc_png, {cmc_label(res, name): res.metrics.curve}, cmc_title(res))
         notes.append(f"wrote {outputs.cmc_png} (CMC at ranks 1-{len(res.metrics.curve)})")
     return notes
