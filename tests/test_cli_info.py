@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from fixtures_train import synth_market  # noqa: F401
 from typer.testing import CliRunner
 
 from reidcli import __version__
@@ -80,3 +81,13 @@ gallery: 3 ids, 4 images, 2 cameras
 │ gallery │ 4      │ 3   │ 1          │ 2       │ 0          │
 └─────────┴────────┴─────┴────────────┴─────────┴────────────┘
 """
+
+
+def test_info_dataset_prints_its_summary_once(synth_market):
+    """The summary and notes of `reid info DATA` are the result on stdout; they are not also
+    logged on stderr."""
+    r = runner.invoke(app, ["info", str(synth_market)], env={"COLUMNS": "100"})
+    assert r.exit_code == 0, r.output
+    both = r.stdout + r.stderr
+    assert both.count(f"market1501 at {synth_market}") == 1, both
+    assert r.stderr == ""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fixtures_train import synth_market  # noqa: F401
 
 from reidcli.eval import Options, evaluate
 from reidcli.eval.plots import hit_caption, query_caption
@@ -14,7 +15,6 @@ from reidcli.eval.ranking import RankOptions, rank_queries_reference, top_valid
 from reidcli.eval.report import ranked_rows
 from reidcli.eval.rerank import rerank_dense
 from reidcli.utils.errors import ConfigError
-from fixtures_train import synth_market  # noqa: F401
 from tests.test_eval_cli import make_file, run
 
 

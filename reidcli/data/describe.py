@@ -33,7 +33,7 @@ def describe_dataset(path: Path, data_format: str | None = None, *, cam_regex: s
     first group matched against its relative path (`reidcli.data.layouts.load_dataset`)."""
     from reidcli.data.layouts import load_dataset
 
-    ds = load_dataset(path, format=data_format, cam_regex=cam_regex)
+    ds = load_dataset(path, format=data_format, cam_regex=cam_regex, announce=False)  # the summary is the result
     splits = {}
     for name, recs in ds.splits.items():
         pids = [r.pid for r in recs]

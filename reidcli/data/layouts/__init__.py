@@ -177,7 +177,7 @@ def _ignored(option: str, layouts: Sequence[str]) -> str:
 
 
 def load_dataset(root: str | Path, format: Optional[str] = None, *, quiet_unused: bool = False,
-                 **options: Any) -> Dataset:
+                 announce: bool = True, **options: Any) -> Dataset:
     """Parse the dataset at ``root`` (layout auto-detected when ``format`` is None).
 
     Args:
@@ -186,6 +186,8 @@ def load_dataset(root: str | Path, format: Optional[str] = None, *, quiet_unused
         quiet_unused: log an option the layout does not take at debug level instead of as a
             warning (a caller that gives the same option to several datasets:
             `load_datasets` warns once when none of them took it).
+        announce: log the dataset's summary and notes at info level; False logs them at
+            debug level (a caller that shows them itself: `reid info`).
         **options: ``cam_regex`` (folder / unlabelled: the camera id is group 1, or the
             group named ``cam``, of this regex searched in each image's relative path,
             ``r"c(\\d+)"``; ``reid ... --cam-regex``), ``cuhk03_variant`` ('detected' |
@@ -209,9 +211,10 @@ def load_dataset(root: str | Path, format: Optional[str] = None, *, quiet_unused
     for k in sorted(set(opts) - set(lay.options)):
         log.log(logging.DEBUG if quiet_unused else logging.WARNING, "%s", _ignored(k, [lay.name]))
     ds = lay.load(folder, **{k: v for k, v in opts.items() if k in lay.options})
-    log.info(ds.summary())
+    level = logging.INFO if announce else logging.DEBUG
+    log.log(level, "%s", ds.summary())
     if ds.meta.get("notes"):
-        log.info("%s: %s", ds.format, "; ".join(ds.meta["notes"]))
+        log.log(level, "%s: %s", ds.format, "; ".join(ds.meta["notes"]))
     return ds
 
 
