@@ -4,6 +4,8 @@ ones (JSONL log, checkpoint) run before user hooks; the method's after_setup cal
 from __future__ import annotations
 
 import json
+import logging
+from contextlib import contextmanager
 
 import pytest
 import torch
@@ -13,7 +15,7 @@ from torch import nn
 from reidcli.train.config import TrainConfig
 from reidcli.train.dist import DistInfo
 from reidcli.train.engine import Engine
-from reidcli.train.hooks import HookBase
+from reidcli.train.hooks import Evaluator, HookBase
 from reidcli.train.methods.base import EngineContext, Method
 
 
@@ -190,3 +192,52 @@ def test_docs_formats_name_every_key_of_the_training_log(synth_market, tmp_path)
             assert written & scalars, f"{kind}: the method's scalars are missing"
             written -= scalars
         check_names(written, documented((section, f"{kind} record")), f"{kind} records")
+
+
+@contextmanager
+def _logged(name: str = "reidcli.train.hooks"):
+    """The messages logged by ``name`` at info level and above inside the block (a handler
+    of its own: the CLI's logging setup stops propagation to pytest's)."""
+    messages: list[str] = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    logger, handler = logging.getLogger(name), _Keep(logging.INFO)
+    old = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+
+
+def test_a_max_iters_stop_logs_the_epoch_it_stopped_in(tmp_path):
+    """--max-iters 2 of a 4-step epoch: the log names epoch 1 of 1 and the cut, never "epoch 0/1"."""
+    engine, _ = _engine(tmp_path, epochs=1, iters_per_epoch=4, max_iters=2)
+    with _logged() as messages:
+        engine.fit()
+    [line] = [m for m in messages if m.startswith("epoch ")]
+    assert line.startswith("epoch 1/1 (stopped by --max-iters after 2 of 4 steps): loss "), line
+    (tmp_path / "full").mkdir()
+    engine, _ = _engine(tmp_path / "full", epochs=2)
+    with _logged() as messages:
+        engine.fit()
+    assert [m.split(":")[0] for m in messages if m.startswith("epoch ")] == ["epoch 1/2", "epoch 2/2"]
+
+
+def test_the_eval_line_shows_percent_and_the_log_keeps_fractions(tmp_path):
+    """Training-time evaluation reads like `reid evaluate` (percent); the JSONL eval record
+    holds the fractions docs/formats.md describes."""
+    engine, _ = _engine(tmp_path, epochs=1, eval_every=1)
+    engine.hooks.append(Evaluator(lambda model: {"mAP": 0.41234, "rank1": 0.5}, 1, engine.writer))
+    engine.hooks[-1].engine = engine
+    with _logged() as messages:
+        engine.fit()
+    assert "eval after epoch 1: mAP 41.23%  rank1 50.00%" in messages, messages
+    rows = [json.loads(x) for x in (tmp_path / "m.log.jsonl").read_text().splitlines()]
+    assert [(r["mAP"], r["rank1"]) for r in rows if r["type"] == "eval"] == [(0.41234, 0.5)]
+

@@ -510,3 +510,28 @@ def test_cli_a_round_failing_on_a_bad_image_leaves_no_log_and_the_previous_files
         "(training images must all be readable)" in line, res.stderr
     assert out.read_bytes() == b"previous checkpoint" and log.read_text() == '{"type": "epoch"}\n'
     assert sorted(p.name for p in tmp.iterdir() if p.name.startswith(".")) == []
+
+
+def test_the_log_names_the_output_not_its_temporary(uda):
+    """finetune trains into a hidden ``.m2.pt.partial`` renamed at the end; its epoch line
+    names ``m2.pt``, the file the user will find."""
+    import logging
+
+    messages: list[str] = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    logger, handler = logging.getLogger("reidcli.train.hooks"), _Keep(logging.INFO)
+    old = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    out = uda["tmp"] / "m2.pt"
+    try:
+        _finetune(uda["ckpt"], uda["labels"], uda["target"], out, "pseudo", train={"iters_per_epoch": 1})
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+    [line] = [m for m in messages if m.startswith("epoch ")]
+    assert line.endswith(f"-> {out}") and ".partial" not in line, line

@@ -116,12 +116,14 @@ class Engine:
         bn_domains: domain names for domain-specific BN (``[]`` = plain BN).
         evaluate: optional ``fn(model) -> dict`` called every ``cfg.eval_every`` epochs.
         hooks: more `HookBase` hooks, run after the built-in ones (log, checkpoint, eval).
+        shown_out: the name the log gives the checkpoint (default ``out``; a caller that
+            trains into a temporary and renames it at the end gives the final name).
     """
 
     def __init__(self, method: Method, cfg: TrainConfig, *, out: Path, meta: dict,
                  ctx: EngineContext, bn_domains: Optional[list[str]] = None,
                  evaluate: Optional[Callable[[torch.nn.Module], dict]] = None,
-                 hooks: Sequence[HookBase] = ()):
+                 hooks: Sequence[HookBase] = (), shown_out: Optional[Path] = None):
         self.method, self.cfg, self.out, self.meta, self.ctx = method, cfg, Path(out), meta, ctx
         self.bn_domains = list(bn_domains or [])
         self.device, self.dist = ctx.device, ctx.dist
@@ -132,7 +134,7 @@ class Engine:
         self.ready = False  # `setup` done (a caller may run it before `fit`)
         self.resources = self._resources()
         self.writer = writer = JSONLWriter(self.log_path, cfg.log_every)
-        self.hooks: list[HookBase] = [writer, Checkpointer(self.out)]
+        self.hooks: list[HookBase] = [writer, Checkpointer(self.out, shown_out)]
         if evaluate is not None:
             self.hooks.append(Evaluator(evaluate, cfg.eval_every, writer))
         self.hooks += list(hooks)

@@ -391,7 +391,7 @@ def _run(method: str, opts: MethodOptions, cfg: TrainConfig, ck: dict, data: dic
     target = output_target(out)  # a symlink is followed: its target is replaced, the link kept
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
-    engine = Engine(get_method(method, opts), cfg, out=partial, meta=meta, ctx=ctx)
+    engine = Engine(get_method(method, opts), cfg, out=partial, meta=meta, ctx=ctx, shown_out=out)
     try:
         engine.fit()
         os.replace(partial, target)

@@ -141,16 +141,42 @@ class JSONLWriter(HookBase):
         self.write({"type": "epoch", "epoch": e.epoch, "iter": e.global_it, **e.epoch_metrics})
 
 
+# metrics an evaluation returns as fractions; the log line shows them in percent, as
+# `reid evaluate` prints them (the JSONL eval record keeps the fractions)
+FRACTION_METRICS = ("mAP", "mINP")
+
+
+def metrics_text(res: dict) -> str:
+    """An evaluation's metrics for the log line: ``mAP 41.20%  rank1 63.00%`` (mAP, mINP
+    and rank-k in percent, anything else as it is)."""
+    def one(k, v) -> str:
+        if k in FRACTION_METRICS or (k.startswith("rank") and k[4:].isdigit()):
+            return f"{k} {100 * v:.2f}%"
+        return f"{k} {v:.4g}"
+
+    return "  ".join(one(k, v) for k, v in res.items())
+
+
+def epoch_text(e) -> str:
+    """The epoch that just ended, 1-based, as the log names it: ``epoch 3/10``, or ``epoch
+    1/1 (stopped by --max-iters after 2 of 5 steps)`` for one a step budget cut short."""
+    if e.epoch_finished:
+        return f"epoch {e.epoch}/{e.cfg.epochs}"
+    return f"epoch {e.epoch + 1}/{e.cfg.epochs} (stopped by --max-iters after {e.it_in_epoch} of {e.iters} steps)"
+
+
 class Checkpointer(HookBase):
     """Write the resumable checkpoint atomically after every epoch (rank 0 only). An output
     that is a device node or a FIFO (``-o /dev/null``) is written once, after training: each
     epoch's checkpoint is kept in memory (a FIFO's reader sees one checkpoint, and a failed
-    run writes nothing)."""
+    run writes nothing). ``shown`` is the name the log gives the output (default ``out``;
+    finetune writes a hidden temporary renamed onto its ``-o`` at the end)."""
 
-    def __init__(self, out: Path):
+    def __init__(self, out: Path, shown: Optional[Path] = None):
         from reidcli.io.atomic import is_special
 
         self.out = Path(out)
+        self.shown = Path(shown) if shown is not None else self.out
         self.once = is_special(self.out)
         self._last: Optional[bytes] = None
 
@@ -165,7 +191,7 @@ class Checkpointer(HookBase):
                 save_checkpoint(self.out, e.checkpoint())
                 e.call_hooks("after_checkpoint")
             shown = "  ".join(f"{k} {v:.4g}" for k, v in e.epoch_metrics.items())
-            log.info("epoch %d/%d: %s -> %s", e.epoch, e.cfg.epochs, shown, self.out)
+            log.info("%s: %s -> %s", epoch_text(e), shown, self.shown)
         D.barrier(e.dist)
 
     def after_train(self) -> None:
@@ -178,7 +204,8 @@ class Checkpointer(HookBase):
 
 class Evaluator(HookBase):
     """Every ``every`` finished epochs, ``evaluate(model) -> dict`` on rank 0; a non-empty
-    result is logged and written to ``writer``. The method returns to training mode."""
+    result is logged (mAP and rank-k in percent, `metrics_text`) and written to ``writer``
+    (as returned: fractions). The method returns to training mode."""
 
     def __init__(self, evaluate: Callable, every: int, writer: Optional[JSONLWriter] = None):
         self.evaluate, self.every, self.writer = evaluate, every, writer
@@ -192,6 +219,6 @@ class Evaluator(HookBase):
             if res:
                 if self.writer is not None:
                     self.writer.write({"type": "eval", "epoch": e.epoch, **res})
-                log.info("eval after epoch %d: %s", e.epoch, "  ".join(f"{k} {v:.4g}" for k, v in res.items()))
+                log.info("eval after epoch %d: %s", e.epoch, metrics_text(res))
         D.barrier(e.dist)
         e.method.train()
