@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures_train import synth_market  # noqa: F401
 from typer.testing import CliRunner
 
 from reidcli import __version__
@@ -84,6 +85,23 @@ def test_installed_console_script_runs():
         pytest.skip("reidcli is not installed as a package in this environment")
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "reid info" in out.stdout
+
+
+def test_log_records_are_one_line_each_when_stderr_is_a_file(synth_market, tmp_path):
+    """stderr redirected to a file: each record is one unwrapped line (grep finds it whole),
+    not rich's layout wrapped at 80 columns with indented continuation lines."""
+    code = "import sys; from reidcli.cli.app import main; sys.argv = ['reid'] + sys.argv[1:]; main()"
+    err = tmp_path / "err.txt"
+    with open(err, "w") as fh:
+        out = subprocess.run([sys.executable, "-c", code, "-v", "info", str(synth_market)], stdout=subprocess.PIPE,
+                             stderr=fh, text=True, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+                                                        "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, err.read_text()
+    summary = out.stdout.splitlines()[0]
+    assert len(summary) > 100  # long enough to have been wrapped
+    lines = err.read_text().splitlines()
+    assert f"DEBUG    {summary}" in lines, lines
+    assert not [ln for ln in lines if ln.startswith(" ")], lines
 
 
 def test_global_flags_are_accepted_after_the_command(tmp_path):

@@ -122,14 +122,12 @@ def _root(
 
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:
-    from rich.logging import RichHandler
-
-    from reidcli.utils.progress import stderr_console
+    """reidcli's log on stderr: rich on a TTY, one record per line otherwise (`log_handler`)."""
+    from reidcli.utils.progress import log_handler
 
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     root = logging.getLogger("reidcli")
-    root.handlers[:] = [RichHandler(console=stderr_console(), show_time=False, show_path=False,
-                                    markup=False, rich_tracebacks=False)]
+    root.handlers[:] = [log_handler()]
     root.setLevel(level)
     root.propagate = False
 

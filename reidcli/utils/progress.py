@@ -1,11 +1,13 @@
 """Progress bars and the stderr console: the one place that decides whether to draw.
 
 Bars are drawn on stderr only when it is a TTY and quiet mode is off, so pipelines,
-Makefiles and captured test output stay clean.
+Makefiles and captured test output stay clean; likewise log records are laid out by rich
+only on a TTY, and written one per line, unwrapped, to a file or a pipe.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from contextlib import contextmanager
@@ -42,6 +44,35 @@ def stderr_console() -> Console:
     """A rich console on stderr, resolved at each write (so a swapped sys.stderr, as in
     CliRunner or pytest capture, is followed rather than a stale, closed stream)."""
     return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class PlainLogHandler(logging.Handler):
+    """One log record per line on the current ``sys.stderr`` (resolved at each record, as
+    `stderr_console` is): ``LEVEL    message``, never wrapped or indented, so that ``grep``
+    on a log file finds every record whole. A message's own line breaks become spaces."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = f"{record.levelname:<8} {' '.join(record.getMessage().splitlines())}"
+            if record.exc_info:
+                line += "\n" + self.formatException(record.exc_info)
+            print(line, file=sys.stderr, flush=True)
+        except Exception:
+            self.handleError(record)
+
+    def formatException(self, exc_info) -> str:
+        return logging.Formatter().formatException(exc_info)
+
+
+def log_handler() -> logging.Handler:
+    """The handler of reidcli's log: rich's (levels aligned, wrapped to the terminal) when
+    stderr is a TTY, else `PlainLogHandler` (a file or a pipe: one record per line)."""
+    if not sys.stderr.isatty():
+        return PlainLogHandler()
+    from rich.logging import RichHandler
+
+    return RichHandler(console=stderr_console(), show_time=False, show_path=False, markup=False,
+                       rich_tracebacks=False)
 
 
 def bars_enabled() -> bool:
