@@ -117,6 +117,29 @@ def test_tsne_keeps_identities_apart_and_colours_the_rows_it_drew(tmp_path):
     _is_picture(tmp_path / "t.png")
 
 
+def _distinct_8bit(colors) -> int:
+    return len({tuple(round(255 * c) for c in rgba[:3]) for rgba in colors})
+
+
+def test_tsne_gives_every_class_its_own_colour_and_says_how_many(tmp_path):
+    """173 clusters get 173 distinct colours (not a cycle of 20), the title says how many
+    classes are drawn and that there is no legend; up to 20 classes, tab20 and a legend."""
+    rng = np.random.default_rng(0)
+    classes = np.r_[np.repeat(np.arange(173), 2), [-1, -1]]
+    drawn = figures.tsne_figure(rng.normal(size=(len(classes), 2)), classes, tmp_path / "many.png",
+                                title="f.h5 [train] by cluster", what="cluster")
+    assert len(drawn["colors"]) == 173 and _distinct_8bit(drawn["colors"].values()) == 173
+    assert not drawn["legend"] and "173 cluster classes (too many for a legend)" in drawn["title"]
+    _is_picture(tmp_path / "many.png")
+    f, _ = _features(tmp_path, n_ids=30, per=2)  # through plot: 30 identities, 30 colours
+    rep = figures.plot(f, tmp_path / "t.png", tsne=True, color="identity")
+    assert _distinct_8bit(rep.data["colors"].values()) == 30 and not rep.data["legend"]
+    assert rep.data["title"] == "f.h5 [train] by identity: 60 images, 30 identity classes (too many for a legend)"
+    few = figures.plot(f, tmp_path / "t.png", tsne=True)  # 3 cameras
+    assert few.data["legend"] and list(few.data["colors"].values()) == figures.class_palette(3)
+    assert few.data["title"].endswith(": 60 images, 3 camera classes")
+
+
 def test_tsne_by_cluster_matches_labels_by_path(tmp_path):
     f, s = _features(tmp_path)
     order = np.random.default_rng(1).permutation(len(s))  # the labels file lists the images in another order

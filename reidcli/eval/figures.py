@@ -131,9 +131,9 @@ def plot(source: str | os.PathLike, output: str | os.PathLike, *, tsne: bool = F
         notes.append(f"a seeded sample of {len(rows)} of {len(x)} images (--max-points)")
     xy = tsne_embedding(x[rows], perplexity=perplexity, seed=seed)
     title = f"{source.name} [{split}] by {color}"
-    tsne_figure(xy, np.asarray(classes)[rows], output, title=title, what=color)
+    drawn = tsne_figure(xy, np.asarray(classes)[rows], output, title=title, what=color)
     return PlotReport("tsne", output, source, [], {"xy": xy, "rows": rows, "classes": np.asarray(classes)[rows],
-                                                    "color": color}, notes)
+                                                    "color": color, **drawn}, notes)
 
 
 def check_output(output: Path) -> None:
@@ -316,30 +316,56 @@ def tsne_embedding(x: np.ndarray, perplexity: float = 30.0, seed: int = 0) -> np
     return xy.astype(np.float32)
 
 
+LEGEND_MAX = 20  # classes a legend lists, and a qualitative palette (tab20) holds
+GOLDEN = (math.sqrt(5) - 1) / 2
+
+
+def class_palette(n: int, plt=None) -> list[tuple[float, float, float, float]]:
+    """``n`` distinct RGBA colours: matplotlib's tab20 (its dark hues first, then the light
+    ones) up to 20; beyond, hues stepped by the golden ratio (each new hue falls in the
+    largest gap left) with saturation and value cycling over three levels each, so that
+    neighbouring classes differ in brightness too and no two classes share a colour."""
+    import colorsys
+
+    if n <= LEGEND_MAX:
+        cmap = (plt or _pyplot()).get_cmap("tab20")
+        return [tuple(cmap(i)) for i in (*range(0, 20, 2), *range(1, 20, 2))][:n]
+    out = []
+    for i in range(n):
+        s, v = (0.9, 0.55, 0.75)[i % 3], (0.95, 0.7, 0.5)[(i // 3) % 3]
+        out.append((*colorsys.hsv_to_rgb((i * GOLDEN) % 1.0, s, v), 1.0))
+    return out
+
+
 def tsne_figure(xy: np.ndarray, classes: np.ndarray, output: str | os.PathLike, title: str = "",
-                what: str = "class") -> None:
-    """Scatter ``xy`` coloured by ``classes`` (-1, outliers or junk, in grey); a legend up
-    to 20 classes, a cycle of 20 colours beyond."""
+                what: str = "class") -> dict:
+    """Scatter ``xy`` coloured by ``classes`` (-1, outliers or junk, in grey), one distinct
+    colour per class (`class_palette`); a legend up to 20 classes, and the title says how
+    many classes are drawn. Returns ``{"colors": class -> RGBA, "legend": bool, "title"}``."""
     plt = _pyplot()
     classes = np.asarray(classes)
     fig, ax = plt.subplots(figsize=(6, 6), dpi=110)
-    cmap = plt.get_cmap("tab20")
-    palette = [cmap(i) for i in (*range(0, 20, 2), *range(1, 20, 2))]  # dark hues first, then the light ones
     names = [c for c in np.unique(classes) if c >= 0]
+    palette = class_palette(len(names), plt)
     size = float(np.clip(3000 / max(len(xy), 1), 4, 30))
     grey = classes < 0
     if grey.any():
         ax.scatter(xy[grey, 0], xy[grey, 1], s=size * 0.7, color=OUTLIER_GREY, label="-1 (none)", linewidths=0)
-    for i, c in enumerate(names):
+    for c, color in zip(names, palette):
         m = classes == c
-        ax.scatter(xy[m, 0], xy[m, 1], s=size, color=palette[i % 20], label=f"{what} {c}", linewidths=0)
-    if len(names) <= 20:
+        ax.scatter(xy[m, 0], xy[m, 1], s=size, color=color, label=f"{what} {c}", linewidths=0)
+    legend = len(names) <= LEGEND_MAX
+    if legend:
         ax.legend(fontsize=6, markerscale=2, loc="best", frameon=False)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(f"{title}: {len(xy)} images, {len(names)} {what} classes" if title else "", fontsize=9)
+    drawn = f"{len(xy)} images, {len(names)} {what} classes" + ("" if legend else " (too many for a legend)")
+    shown = f"{title}: {drawn}" if title else drawn
+    ax.set_title(shown, fontsize=9)
     fig.tight_layout()
     _save(fig, Path(output))
+    return {"colors": {c.item() if hasattr(c, "item") else c: color for c, color in zip(names, palette)},
+            "legend": legend, "title": shown}
 
 
 # --------------------------------------------------------------------------- cluster sizes
