@@ -53,7 +53,7 @@ ROUNDS ?= 5
 ITERS ?= 200
 # the cross-modal calibration: a one-stream model of the same backbone on a SYSU-like domain
 XM_IDS ?= 100
-XM_EPOCHS ?= 10
+XM_EPOCHS ?= 40
 # rows side by side, one thread each (2 cores: 2 rows)
 JOBS ?= $(shell nproc)
 MAKEFLAGS += -j$(JOBS)
