@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
 
             try:
                 aucs = [agreement_auc(p) for p in h5s]
-            except ValueError:
+            except Exception as exc:  # no soft labels (or not a features file): say so, keep the table
+                print(f"{name}: no agreement AUC ({str(exc).splitlines()[0][:100]})")
                 continue
             print(f"{name}: soft multilabel agreement AUC (same vs different identity, target train) by round: "
                   + " ".join(f"{a:.3f}" for a in aucs))

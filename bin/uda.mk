@@ -206,7 +206,8 @@ eval_on := $(if $(filter auto,$(EVALUATE)),$(if $(filter unknown,$(target_labell
 quote = '$(subst ','\'',$(1))'
 # two strings are equal when removing each from the other leaves nothing
 differ = $(subst $(1),,$(2))$(subst $(2),,$(1))
-stale = $(if $(wildcard $(1)),$(if $(call differ,$(file <$(1)),$(strip $(2))),FORCE),FORCE)
+# (a missing stamp reads as empty, so it differs from any parameters)
+stale = $(if $(call differ,$(file <$(1)),$(strip $(2))),FORCE)
 define stamp
 @mkdir -p $(@D); printf '%s\n' $(call quote,$(strip $(1))) > $@
 endef

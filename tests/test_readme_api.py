@@ -36,6 +36,10 @@ def test_readme_python_api_runs_and_matches_the_commands(tmp_path, synth_market,
             exec(compile(block, "README.md", "exec"), ns)  # noqa: S102
     printed = out.getvalue()
     assert "mAP" in printed and "clusters," in printed
+    from reidcli.io.ckpt import load_checkpoint  # the training block: pretrain, then one round
+
+    assert load_checkpoint(tmp_path / "src.pt")["method"] == "supervised"
+    assert load_checkpoint(tmp_path / "round1.pt")["method"] == "pseudo"
 
     from reidcli.cluster import run
     from reidcli.eval import Options, evaluate_file
