@@ -127,7 +127,8 @@ def test_batch_size_and_num_instances_aliases(tmp_path, monkeypatch):
 
     seen = {}
     monkeypatch.setattr(pt, "pretrain", lambda data, out, **kw: seen.update(kw) or out)
-    base = ["pretrain", str(tmp_path), "-o", str(tmp_path / "m.pt")]
+    (tmp_path / "d").mkdir()  # DATA beside -o (an output inside an input folder is refused)
+    base = ["pretrain", str(tmp_path / "d"), "-o", str(tmp_path / "m.pt")]
     res = runner.invoke(app, [*base, "--batch-size", "64", "--num-instances", "4"])
     assert res.exit_code == 0, res.output
     assert (seen["train"].p, seen["train"].k) == (16, 4)
@@ -151,16 +152,17 @@ def test_batch_size_on_the_command_line_wins_over_a_config_files_or_recipes_p(tm
     import reidcli.train.pretrain as pt
 
     seen = {}
+    (tmp_path / "d").mkdir()  # DATA beside -o (an output inside an input folder is refused)
     if command == "pretrain":
         monkeypatch.setattr(pt, "pretrain", lambda data, out, **kw: seen.update(kw) or out)
-        base = ["pretrain", str(tmp_path), "-o", str(tmp_path / "m.pt")]
+        base = ["pretrain", str(tmp_path / "d"), "-o", str(tmp_path / "m.pt")]
         recipe = ["--recipe", "csam-kd"]  # P 16 x K 4
     else:
         monkeypatch.setattr(ft, "finetune", lambda ckpt, labels, root, out, **kw: seen.update(kw) or out)
         (tmp_path / "m.pt").write_bytes(b"x")
         (tmp_path / "l.h5").write_bytes(b"x")
         base = ["finetune", "--ckpt", str(tmp_path / "m.pt"), "--labels", str(tmp_path / "l.h5"),
-                str(tmp_path), "-o", str(tmp_path / "m2.pt")]
+                str(tmp_path / "d"), "-o", str(tmp_path / "m2.pt")]
         recipe = ["--recipe", "mar"]  # P 92 x K 4
     cfg = tmp_path / "r.toml"
     cfg.write_text("ids-per-batch = 16\nK = 8\n")

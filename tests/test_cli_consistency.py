@@ -72,8 +72,9 @@ def test_both_step_names_reach_the_library(tmp_path, monkeypatch):
 
     seen = []
     monkeypatch.setattr(pt, "pretrain", lambda data, out, **kw: seen.append(kw["train"].iters_per_epoch) or out)
+    (tmp_path / "d").mkdir()  # DATA beside -o (an output inside an input folder is refused)
     for flag in ("--iters", "--iters-per-epoch"):
-        res = runner.invoke(app, ["pretrain", str(tmp_path), "-o", str(tmp_path / "m.pt"), flag, "7"])
+        res = runner.invoke(app, ["pretrain", str(tmp_path / "d"), "-o", str(tmp_path / "m.pt"), flag, "7"])
         assert res.exit_code == 0, res.output
     assert seen == [7, 7]
 

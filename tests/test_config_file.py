@@ -36,7 +36,8 @@ def test_read_config_keys_tables_and_aliases(tmp_path):
 def test_bad_config_is_one_line(tmp_path, text, words):
     f = tmp_path / "r.toml"
     f.write_text(text)
-    res = reid("pretrain", tmp_path, "-o", tmp_path / "m.pt", "--config", f)
+    (tmp_path / "d").mkdir()  # DATA beside -o: an output inside an input folder is refused first
+    res = reid("pretrain", tmp_path / "d", "-o", tmp_path / "m.pt", "--config", f)
     assert res.exit_code == 1 and words in res.stderr and "Traceback" not in res.output
     assert not (tmp_path / "m.pt").exists()
 

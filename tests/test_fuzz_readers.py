@@ -205,3 +205,103 @@ def test_layout_parsers_on_random_trees(tmp_path_factory, tree, fmt):
     csvs = sorted(root.rglob("*.csv"))
     if csvs:
         only_our_errors(load_dataset, csvs[0], None)
+
+
+# --------------------------------------------------------------------------- hostile output paths (issue 22)
+# Outputs placed on, in, around and through links to a command's inputs: each is refused in one
+# line or written without changing any input (a dataset, a model, a config, shard folders).
+OUT_NAMES = ["nest/d", "nest/d/query/a.jpg", "nest/d/query/new.jpg", "nest/d/../d/query/a.jpg", "nest/d/query",
+             "nest", "nest/style.pt", "nest/../nest/style.pt", "x.pt", "x.config.toml", "new/f.h5", "q/a.jpg",
+             "q/new.jpg", "lnk", "dlnk", "fifo", "sh1", "sh1/sub", "other", "other/../f.h5", "/dev/null"]
+
+
+def _output_tree(root: Path) -> dict:
+    (root / "nest" / "d" / "query").mkdir(parents=True)
+    (root / "nest" / "d" / "query" / "a.jpg").write_bytes(b"\xff\xd8image")
+    (root / "nest" / "style.pt").write_bytes(b"model")
+    (root / "x.config.toml").write_text("# mine\nepochs = 1\n")
+    for name in ("sh1", "sh2", "other"):
+        (root / name).mkdir()
+        (root / name / "keep").write_bytes(name.encode())
+    os.mkfifo(root / "fifo")
+    (root / "q").symlink_to(root / "nest" / "d" / "query")
+    (root / "lnk").symlink_to(root / "nest" / "d" / "query" / "a.jpg")
+    (root / "dlnk").symlink_to(root / "nest" / "d")
+    return {"DATA": root / "nest" / "d", "--model": root / "nest" / "style.pt", "--config": root / "x.config.toml",
+            "SHARDS": [root / "sh1", root / "sh2"]}
+
+
+def _inputs_state(root: Path) -> dict:
+    """Every input's bytes and kind (the folders' whole trees), the FIFO and the links."""
+    state = {"fifo": (root / "fifo").is_fifo(), "links": [os.readlink(root / n) for n in ("q", "lnk", "dlnk")],
+             "x.config.toml": (root / "x.config.toml").read_bytes()}
+    for name in ("nest", "sh1", "sh2"):
+        state[name] = {str(p.relative_to(root)): p.read_bytes() if p.is_file() else None
+                       for p in sorted((root / name).rglob("*"))}
+    return state
+
+
+def _one_line_refusal(fn, *args, **kwargs) -> bool:
+    try:
+        fn(*args, **kwargs)
+    except ReidError as exc:
+        assert str(exc) and "\n" not in str(exc), repr(exc)
+        return True
+    return False
+
+
+@FUZZ
+@given(name=st.sampled_from(OUT_NAMES), sides=st.booleans(), folder=st.booleans(), force=st.booleans())
+def test_hostile_output_paths_never_change_an_input(tmp_path_factory, name, sides, folder, force):
+    from reidcli.io.atomic import (atomic_write_bytes, check_output_folder, check_outputs, folder_temp, is_special,
+                                   replace_folder, side_file)
+
+    root = tmp_path_factory.mktemp("out")
+    inputs = _output_tree(root)
+    out = Path(name) if name.startswith("/") else root / name
+    before = _inputs_state(root)
+    if folder:  # stylize apply -o / merge -o: a whole folder replaced (with --force)
+        if not _one_line_refusal(check_output_folder, out, inputs, force):
+            dest = check_output_folder(out, inputs, force)
+            tmp = folder_temp(dest)
+            (tmp / "manifest.csv").write_text("new")
+            replace_folder(tmp, dest)
+            assert (dest / "manifest.csv").read_text() == "new"
+    else:  # a file output with (pretrain, finetune) or without side files
+        suffixes = (".config.toml", ".log.jsonl") if sides else ()
+        if not _one_line_refusal(check_outputs, {"-o": out}, inputs, side_files={"-o": suffixes}):
+            if not is_special(out):  # a FIFO without a reader would block; /dev/null needs no check
+                atomic_write_bytes(out, b"new")
+                for s in suffixes:
+                    atomic_write_bytes(side_file(out, s), b"side")
+    assert _inputs_state(root) == before
+    assert [p.name for p in root.rglob("*") if ".tmp-" in p.name] == []
+
+
+@FUZZ
+@given(planted=st.lists(st.tuples(st.sampled_from(["dead", "live", "self"]), st.sampled_from(["file", "link", "dir"]),
+                                  st.sampled_from(["", ".old"])), max_size=5, unique_by=lambda t: (t[0], t[2])))
+def test_stale_temporaries_are_removed_and_never_followed(tmp_path_factory, planted):
+    import subprocess
+    import sys
+
+    from reidcli.io.atomic import atomic_write_bytes
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    pids = {"dead": proc.pid, "live": os.getppid(), "self": os.getpid()}
+    root = tmp_path_factory.mktemp("stale")
+    victim = root / "victim"
+    victim.write_bytes(b"keep")
+    for who, kind, tail in planted:
+        p = root / f".o.h5.tmp-{pids[who]}{tail}"
+        if kind == "file":
+            p.write_bytes(b"half")
+        elif kind == "link":
+            p.symlink_to(victim)
+        else:
+            (p / "sub").mkdir(parents=True)
+    atomic_write_bytes(root / "o.h5", b"new")
+    assert (root / "o.h5").read_bytes() == b"new" and victim.read_bytes() == b"keep"
+    left = sorted(p.name for p in root.iterdir() if ".tmp-" in p.name)
+    assert left == sorted(f".o.h5.tmp-{pids[w]}{t}" for w, _, t in planted if w == "live" or (w == "self" and t))

@@ -126,7 +126,8 @@ def test_pretrain_cli_passes_only_given_flags(tmp_path, monkeypatch):
 
     seen = {}
     monkeypatch.setattr(pt, "pretrain", lambda data, out, **kw: seen.update(kw) or out)
-    res = CliRunner().invoke(app, ["pretrain", str(tmp_path), "-o", str(tmp_path / "m.pt"),
+    (tmp_path / "d").mkdir()  # DATA beside -o (an output inside an input folder is refused)
+    res = CliRunner().invoke(app, ["pretrain", str(tmp_path / "d"), "-o", str(tmp_path / "m.pt"),
                                    "--epochs", "5", "--no-amp", "--center-weight", "0.01"])
     assert res.exit_code == 0, res.output
     assert seen["model"] == ModelConfig(pretrained="imagenet")  # the CLI's own default; no rbnet
@@ -135,7 +136,7 @@ def test_pretrain_cli_passes_only_given_flags(tmp_path, monkeypatch):
     assert seen["augment"] == AugmentConfig() and seen["options"] == SupervisedOptions(center_weight=0.01)
     assert seen["resume"] is False and seen.get("format") is None and seen["device"] == "auto"
     assert not any(k.startswith("rb_") for k in seen)
-    res = CliRunner().invoke(app, ["pretrain", str(tmp_path), "-o", str(tmp_path / "m.pt"), "--arch", "rbnet"])
+    res = CliRunner().invoke(app, ["pretrain", str(tmp_path / "d"), "-o", str(tmp_path / "m.pt"), "--arch", "rbnet"])
     assert res.exit_code == 0, res.output
     assert seen["model"].rbnet == {"backbone": "resnet50", "fuse": ["conv1", "layer1"], "mask_from": "layer1",
                                    "mask": "sigmoid", "mask_path": "paper", "shared": True, "feature": "global"}
@@ -146,7 +147,8 @@ def test_pretrain_cli_bad_value_names_the_flag(tmp_path):
 
     from reidcli.cli.app import app
 
-    res = CliRunner().invoke(app, ["pretrain", str(tmp_path), "-o", str(tmp_path / "m.pt"), "-P", "1"])
+    (tmp_path / "d").mkdir()  # DATA beside -o (an output inside an input folder is refused)
+    res = CliRunner().invoke(app, ["pretrain", str(tmp_path / "d"), "-o", str(tmp_path / "m.pt"), "-P", "1"])
     assert res.exit_code == 1
     err = res.stderr if hasattr(res, "stderr") else res.output
     assert "reid pretrain: error: --ids-per-batch must be an int >= 2; got 1" in err

@@ -47,14 +47,17 @@ def prose(doc: str | None) -> str | None:
 
 
 def reid_command(name: str, outputs: tuple[str, ...] = ("output",), may_replace: tuple[str, ...] = (),
-                 path_inputs: tuple[str, ...] = ()):
+                 path_inputs: tuple[str, ...] = (), side_files: tuple[str, ...] = ()):
     """Wrap a Typer command: record argv, check its outputs, map errors to one line + exit code.
 
     Before the command runs, `reidcli.io.atomic.check_outputs` checks the parameters named in
     ``outputs`` (output files; absent ones are skipped) against every other `Path` parameter
-    (its inputs) and against the parameters named in ``path_inputs`` (paths given as text,
-    e.g. ``--pretrained PATH``); ``may_replace`` names inputs an output may equal (finetune's
-    ``--ckpt``: it is read first and replaced only when the round has finished).
+    (its inputs: none may be an output, no output may lie inside an input folder) and against
+    the parameters named in ``path_inputs`` (paths given as text, e.g. ``--pretrained PATH``);
+    ``may_replace`` names inputs an output may equal (finetune's ``--ckpt``: it is read first
+    and replaced only when the round has finished); ``side_files`` the suffixes of the files
+    the first output writes beside itself (``.log.jsonl``, ``.config.toml``), checked too.
+    An interruption (Ctrl-C, SIGTERM, SIGHUP) says which outputs were already complete.
     """
 
     def deco(fn):
@@ -66,11 +69,12 @@ def reid_command(name: str, outputs: tuple[str, ...] = ("output",), may_replace:
 
             set_invocation(f"reid {name}", ["reid", *sys.argv[1:]] if Path(sys.argv[0]).name == "reid"
                            else [Path(sys.argv[0]).name, *sys.argv[1:]])
-            from reidcli.io.atomic import sigterm_raises
+            from reidcli.io.atomic import sigterm_raises, written_outputs
 
+            written_outputs(reset=True)
             try:
                 with sigterm_raises():
-                    _check_paths(fn, kwargs, outputs, may_replace, path_inputs)
+                    _check_paths(fn, kwargs, outputs, may_replace, path_inputs, side_files)
                     _configure_threads(fn, kwargs)
                     return fn(*args, **kwargs)
             except typer.Exit:
@@ -82,10 +86,10 @@ def reid_command(name: str, outputs: tuple[str, ...] = ("output",), may_replace:
                 error_line(name, flag_message(exc, message))
                 raise typer.Exit(exc.exit_code)
             except KeyboardInterrupt:
-                error_line(name, "interrupted; outputs were not written (rerun to resume)")
+                error_line(name, f"interrupted; {_written_note()}")
                 raise typer.Exit(130)
             except Terminated as exc:
-                error_line(name, "terminated (SIGTERM); outputs were not written (rerun to resume)")
+                error_line(name, f"terminated ({exc.signal_name}); {_written_note()}")
                 raise typer.Exit(exc.exit_code)
             except MemoryError:
                 error_line(name, "out of memory; lower --batch-size or use a smaller input")
@@ -106,6 +110,17 @@ def reid_command(name: str, outputs: tuple[str, ...] = ("output",), may_replace:
     return deco
 
 
+def _written_note() -> str:
+    """What an interrupted command had written: nothing, or the outputs already complete."""
+    from reidcli.io.atomic import written_outputs
+
+    done = written_outputs()
+    if not done:
+        return "outputs were not written (rerun to resume)"
+    shown = ", ".join(done[:3]) + (f" and {len(done) - 3} more" if len(done) > 3 else "")
+    return f"already written (complete): {shown}; nothing else was written (rerun to resume)"
+
+
 def _label(param: str) -> str:
     """How the user wrote ``param``: its ``--flag``, or its METAVAR for an argument."""
     for p in _current_params():
@@ -118,7 +133,7 @@ def _is_paths(value) -> bool:
     return isinstance(value, Path) or (isinstance(value, (list, tuple)) and any(isinstance(v, Path) for v in value))
 
 
-def _check_paths(fn, kwargs: dict, outputs, may_replace, path_inputs) -> None:
+def _check_paths(fn, kwargs: dict, outputs, may_replace, path_inputs, side_files=()) -> None:
     from reidcli.io.atomic import check_outputs
 
     outs = {_label(n): kwargs[n] for n in outputs if kwargs.get(n) is not None}
@@ -126,7 +141,8 @@ def _check_paths(fn, kwargs: dict, outputs, may_replace, path_inputs) -> None:
         return
     ins = {_label(n): v for n, v in kwargs.items() if n not in outputs and _is_paths(v)}
     ins.update({_label(n): Path(kwargs[n]) for n in path_inputs if isinstance(kwargs.get(n), str)})
-    check_outputs(outs, ins, may_replace=[_label(n) for n in may_replace])
+    sides = {_label(outputs[0]): side_files} if side_files and outputs else {}
+    check_outputs(outs, ins, may_replace=[_label(n) for n in may_replace], side_files=sides)
 
 
 def _configure_threads(fn, kwargs: dict) -> None:

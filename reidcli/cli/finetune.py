@@ -31,7 +31,7 @@ from reidcli.train.methods.options import (
 _LOSS_METHODS = {"pseudo": PseudoOptions, "kd": KDOptions, "camstyle": CamStyleOptions, "joint": JointOptions}
 
 
-@reid_command("finetune", may_replace=("ckpt",))
+@reid_command("finetune", may_replace=("ckpt",), side_files=(".log.jsonl", ".config.toml"))
 def command(
     target: Annotated[Path, typer.Argument(help="Target dataset (its identity labels are never read).", exists=True)],
     ckpt: Ckpt,

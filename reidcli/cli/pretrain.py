@@ -34,7 +34,7 @@ def _rb(*names: str, help: str):
     return typer.Option(*names, help="rbnet: " + help, rich_help_panel=_R)
 
 
-@reid_command("pretrain", path_inputs=("pretrained",))
+@reid_command("pretrain", path_inputs=("pretrained",), side_files=(".log.jsonl", ".config.toml"))
 def command(
     data: Annotated[Path, typer.Argument(help="Labelled dataset folder (its train split is used).", exists=True)],
     output: Output,

@@ -27,7 +27,7 @@ def _o(flag: str, text: str, field: Optional[str] = None, *aliases: str):
 
 
 @app.command("fit")
-@reid_command("stylize fit")
+@reid_command("stylize fit", side_files=(".log.jsonl", ".samples"))
 def fit(
     data: Data,
     output: Output,

@@ -17,7 +17,7 @@ from reidcli.eval.distance import METRICS, check_features, distance_chunks, prep
 from reidcli.eval.ranking import (AP_FORMULAS, Metrics, PerQuery, TopRanked, full_cmc, rank_queries, summarize,
                                   top_valid)
 from reidcli.utils.checks import as_ids
-from reidcli.utils.errors import ConfigError, InputError
+from reidcli.utils.errors import ConfigError, InputError, ReidError
 from reidcli.utils.params import Interval, ParamError, Satisfies, check_params
 from reidcli.utils.params import Options as OneOf
 
@@ -302,6 +302,8 @@ def evaluate_file(path: str | os.PathLike | None = None, options: Options | None
         outputs.check()
     qfile = read_features(path or query, splits=["query", "gallery"] if path is not None else ["query"])
     gfile = qfile if path is not None else read_features(gallery, splits=["gallery"])
+    if outputs is not None:
+        _outputs_outside_datasets(outputs, [(path or query, qfile.root), (gallery, gfile.root)])
     if qfile.normalized != gfile.normalized:
         log.warning("query and gallery files disagree on 'normalized'; normalising both for cosine")
     q, g = split_dict(qfile.split("query")), split_dict(gfile.split("gallery"))
@@ -324,6 +326,18 @@ def evaluate_file(path: str | os.PathLike | None = None, options: Options | None
         res.output_notes += write_outputs(res, q, g, options or Options(), outputs, file_root=gfile.root,
                                           name=_curve_name(path, query, gallery))
     return res
+
+
+def _outputs_outside_datasets(outputs, files: list) -> None:
+    """Refuse an output inside the dataset a features file was extracted from (its recorded
+    root): ``--ranks-png data/query/x.jpg`` would replace an image (`check_outputs`)."""
+    from reidcli.io.atomic import check_outputs
+
+    roots = {f"dataset of {f}": root for f, root in files if f is not None and root and os.path.isdir(root)}
+    if outputs.image_root is not None:
+        roots["--image-root"] = outputs.image_root
+    check_outputs({"--per-query": outputs.per_query, "--ranks-png": outputs.ranks_png,
+                   "--cmc-png": outputs.cmc_png}, roots)
 
 
 def _curve_name(path, query, gallery) -> str:
@@ -397,6 +411,15 @@ def evaluate_files(paths: Sequence[str | os.PathLike], options: Options | None =
                           "features files, give one (--cmc-png draws one curve per file)")
     if outputs is not None:
         outputs.check()
+        from reidcli.io.h5 import read_features
+
+        roots = []
+        for p in paths:
+            try:
+                roots.append((p, read_features(p, splits=[]).root))
+            except ReidError:  # said with the file's name by the evaluation below
+                pass
+        _outputs_outside_datasets(outputs, roots)
     options = options or Options()
     options.check()
     results = []

@@ -5,8 +5,10 @@ the file names) and ``provenance.json`` (the chain of the style model plus this 
 
 Splits not styled are linked to DATA's own folders so the tree parses as a whole. An image
 is not styled to its own camera. The tree is written to a temporary sibling folder and
-renamed into place, so a failed run leaves nothing behind. ``stargan`` models write their
-images at the model's input size (the re-ID loaders resize anyway) and refuse images whose
+swapped into place at the end (`reidcli.io.atomic.replace_folder`), so a failed or
+interrupted run leaves nothing behind and a previous output (``--force``) complete.
+``stargan`` models write their images at the model's input size (the re-ID loaders resize
+anyway) and refuse images whose
 aspect ratio is not the model's (`reidcli.stylize.stargan.generator_styler`); ``color``
 works at any size.
 
@@ -27,7 +29,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from reidcli.data.images import read_image
-from reidcli.io.atomic import same_file
+from reidcli.io.atomic import check_output_folder, folder_temp, replace_folder
 from reidcli.stylize.manifest import MANIFEST, MANIFEST_COLUMNS, write_manifest
 from reidcli.stylize.model import StyleModel, load_style_model
 from reidcli.stylize.naming import Namer, TreeLayout, build_tree, tree_layout, writer_for
@@ -54,15 +56,6 @@ def parse_cams(cams: str | Sequence[int] | None, model: StyleModel, where) -> li
                              f"{', '.join(f'c{c + 1}' for c in model.cameras)}); fit it on data with that camera")
         out.append(cam)
     return sorted(set(out))
-
-
-def _check_output(out: Path, data: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir() and not force:
-        raise InputError(f"{out} is a file, not a folder; pass --force to replace it or choose another -o")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise InputError(f"{out} exists and is not empty; pass --force to replace it or choose another -o")
-    if same_file(out, data) or data.resolve() in out.resolve().parents:
-        raise InputError(f"-o {out} is (inside) the input dataset {data}; choose another folder")
 
 
 def write_image(path: Path, rgb: np.ndarray) -> None:
@@ -128,7 +121,9 @@ def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str |
     Raises:
         InputError: an unsupported layout, a camera the model does not know (in ``cams``
             or among DATA's images), an image of another aspect ratio than a ``stargan``
-            model's, an existing non-empty ``output`` without ``force``.
+            model's, an existing non-empty ``output`` without ``force``, an ``output`` that is,
+            contains or lies inside DATA or the model, or is a device node or FIFO
+            (`reidcli.io.atomic.check_output_folder`).
     """
     from reidcli.data.layouts import load_dataset
     from reidcli.io.h5 import make_provenance
@@ -136,8 +131,8 @@ def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str |
     # DATA absolute: the manifest's ``original`` paths then match from any working folder
     data, out = Path(os.path.abspath(data)), Path(output)
     check_params({"batch_size": batch_size}, {"batch_size": [Interval(int, 1, None)]})
+    dest = check_output_folder(out, {"DATA": data, "--model": Path(model)}, force)
     sm = load_style_model(model)
-    _check_output(out, data, force)
     targets = parse_cams(cams, sm, model)
     ds = load_dataset(data, format, cam_regex=cam_regex)
     writer = writer_for(ds)
@@ -145,10 +140,9 @@ def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str |
     layout = tree_layout(ds, writer, split, targets)  # once: the names below and the tree around them
     jobs = plan_jobs(ds, sm, model, split, targets, shard, writer, layout)
     style = styler(sm, device)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = None
     try:
-        tmp.mkdir(parents=True)
+        tmp = folder_temp(dest)  # the new tree is built beside -o, swapped in at the end
         rows, pending, last = [], [], (None, None)
 
         def flush() -> None:
@@ -178,11 +172,10 @@ def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str |
             params["shard"] = list(shard)
         prov = make_provenance([model], params=params)
         (tmp / "provenance.json").write_text(json.dumps(prov, indent=1))
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        os.replace(tmp, out)
+        replace_folder(tmp, dest, shown=out)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     log.info("wrote %d styled images to %s", len(rows), out)
     return {"out": str(out), "manifest": str(out / MANIFEST), "images": len(rows)}

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from reidcli.data.layouts import load_dataset
+from reidcli.io.atomic import check_output_folder, folder_temp, replace_folder
 from reidcli.stylize.manifest import MANIFEST_COLUMNS, read_manifest, write_manifest
 from reidcli.stylize.naming import build_tree, tree_layout, writer_for
 from reidcli.utils.errors import ConfigError, FormatError, InputError
@@ -43,7 +44,8 @@ def merge_styled(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> 
 
     Raises:
         InputError: a missing or repeated shard, shards of different runs, two shards with
-            one file name, an existing non-empty ``out``.
+            one file name, an existing non-empty ``out``, an ``out`` that is, contains or lies
+            inside a shard or the styled dataset (`reidcli.io.atomic.check_output_folder`).
     """
     if not paths:
         raise ConfigError("give the shard folders to merge")
@@ -60,15 +62,15 @@ def merge_styled(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> 
         if other is not None:
             raise InputError(f"{other[0]} differs from {recs[0][0]} in {key}; merge shards of one run only")
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InputError(f"{out} exists and is not empty; remove it or choose another -o")
     recs.sort(key=lambda r: r[2]["shard"][0])
     params = recs[0][2]
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"{out} exists and is not empty; remove it or choose another -o")
+    dest = check_output_folder(out, {"SHARDS": folders, "DATA": Path(str(params["data"]))})
     ds = load_dataset(params["data"], params.get("format"))  # the tree's links and layout files
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = None
     try:
-        tmp.mkdir(parents=True)
+        tmp = folder_temp(dest)
         rows, seen = [], set()
         for folder, _, _ in recs:
             for row in read_manifest(folder, empty_ok=True,  # a shard may hold no images
@@ -89,8 +91,9 @@ def merge_styled(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> 
         last["params"] = {k: v for k, v in last["params"].items() if k != "shard"}
         last["params"]["merged_shards"] = n
         (tmp / PROVENANCE).write_text(json.dumps(chain[:-1] + [last], indent=1))
-        os.replace(tmp, out)
+        replace_folder(tmp, dest, shown=out)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out

@@ -368,7 +368,7 @@ def _datasets(views: int, root: Path, recs: list, y: np.ndarray, transform, size
 
 def _run(method: str, opts: MethodOptions, cfg: TrainConfig, ck: dict, data: dict, facts: dict,
          n_clusters: int, device: str, out: Path, *, inputs: list, augment: dict, resolved: dict) -> Path:
-    from reidcli.io.atomic import is_special, output_target
+    from reidcli.io.atomic import forget_written, is_special, note_written, output_target, remove_stale_temporaries
     from reidcli.io.h5 import make_provenance
     from reidcli.train.dist import DistInfo
     from reidcli.train.engine import Engine
@@ -391,10 +391,15 @@ def _run(method: str, opts: MethodOptions, cfg: TrainConfig, ck: dict, data: dic
     target = output_target(out)  # a symlink is followed: its target is replaced, the link kept
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
+    # a stale temporary of an earlier run (a link included) is removed, never written through
+    if partial.is_symlink() or (os.path.lexists(partial) and not partial.is_dir()):
+        partial.unlink()
+    remove_stale_temporaries(partial)
     engine = Engine(get_method(method, opts), cfg, out=partial, meta=meta, ctx=ctx, shown_out=out)
     try:
         engine.fit()
         os.replace(partial, target)
+        note_written(out)
         if engine.log_path is not None and engine.log_path.exists():
             os.replace(engine.log_path, log_path_for(out))
         from reidcli.train.settings import config_path_for, write_config
@@ -403,6 +408,7 @@ def _run(method: str, opts: MethodOptions, cfg: TrainConfig, ck: dict, data: dic
                      f"reid finetune: the resolved settings of {out.name}; rerun with --config {config_path_for(out).name}")
     finally:
         partial.unlink(missing_ok=True)
+        forget_written(partial)  # the temporary's epoch checkpoints are no output
         if engine.log_path is not None:  # the hidden log of a round that failed (moved on success)
             engine.log_path.unlink(missing_ok=True)
     return out

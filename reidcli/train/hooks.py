@@ -102,10 +102,12 @@ class JSONLWriter(HookBase):
 
     def before_train(self) -> None:
         if self.path is not None:
-            from reidcli.io.atomic import temp_sibling
+            from reidcli.io.atomic import remove_stale_temporaries, temp_sibling
 
             self._file = self.path if self.engine.resumed else temp_sibling(self.path)
             if not self.engine.resumed and self.engine.dist.is_main:
+                remove_stale_temporaries(self.path)  # the logs of killed runs (SIGKILL)
+                self._file.unlink(missing_ok=True)  # a link there is removed, never followed
                 self._file.write_text("")
         res = getattr(self.engine, "resources", None)
         if res is not None:

@@ -28,7 +28,25 @@ class OutputError(ReidError):
 
 
 class Terminated(BaseException):
-    """SIGTERM arrived while an output was being written (`reidcli.io.atomic`); like
-    KeyboardInterrupt it is no `Exception`, so only the CLI's top level catches it."""
+    """SIGTERM or SIGHUP arrived while a command ran (`reidcli.io.atomic.sigterm_raises`);
+    like KeyboardInterrupt it is no `Exception`, so only the CLI's top level catches it.
+    ``Terminated(signum)``: the exit code is 128 + the signal's number (143 for SIGTERM)."""
 
-    exit_code = 143  # 128 + SIGTERM
+    @property
+    def signum(self) -> int:
+        import signal
+
+        return int(self.args[0]) if self.args and isinstance(self.args[0], int) else int(signal.SIGTERM)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def signal_name(self) -> str:
+        import signal
+
+        try:
+            return signal.Signals(self.signum).name
+        except ValueError:
+            return f"signal {self.signum}"
