@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     print(calibration_block(calibration_checks(d0, oracle, pseudo, cross)))
     if cross is not None:
         print(f"  (cross-modal mAP: ir->vis {100 * cross['ir2vis']:.1f}, vis->vis {100 * cross['vis2vis']:.1f}, "
-              f"chance {100 * cross['chance']:.1f})")
+              f"chance {100 * cross['chance']:.1f}"
+              + (f", ir->ir {100 * cross['ir2ir']:.1f})" if "ir2ir" in cross else ")"))
     print()
     if args.curves and curves:
         write_curves(args.curves, curves, references={"direct transfer": d0, "oracle": oracle})

@@ -72,6 +72,8 @@ def test_cross_modal_maps_equal_a_straightforward_market_map(tmp_path):
                                                          g.features, g.pids, g.camids), abs=1e-6)
     assert got["vis2vis"] == pytest.approx(_reference_map(g.features, g.pids, g.camids,
                                                           g.features, g.pids, g.camids), abs=1e-6)
+    assert got["ir2ir"] == pytest.approx(_reference_map(q.features, q.pids, q.camids,
+                                                        q.features, q.pids, q.camids), abs=1e-6)
     assert got["chance"] < got["ir2vis"] < got["vis2vis"]
 
 

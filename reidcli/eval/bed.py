@@ -86,7 +86,9 @@ def cross_modal_maps(path: str | os.PathLike, seed: int = 0) -> dict[str, float]
     splits pooled), and the same rule (the Market one: a gallery image of the query's
     identity and camera is left out, which also removes the query itself); the queries are
     the infrared images for the first, the visible ones for the second. ``chance`` is the
-    infrared -> visible mAP of random features (seeded): the floor a network must clear."""
+    infrared -> visible mAP of random features (seeded): the floor a network must clear.
+    ``ir2ir`` (infrared queries against the other infrared camera) tells whether the infrared
+    images themselves carry identity, when ``ir2vis`` is low."""
     from reidcli.io.h5 import read_features
 
     ff = read_features(path)
@@ -108,6 +110,7 @@ def cross_modal_maps(path: str | os.PathLike, seed: int = 0) -> dict[str, float]
     noise = np.random.default_rng(seed).normal(size=feats.shape).astype(np.float32)
     return {"ir2vis": _market_map(split(ir, feats), split(vis, feats)),
             "vis2vis": _market_map(split(vis, feats), split(vis, feats)),
+            "ir2ir": _market_map(split(ir, feats), split(ir, feats)),
             "chance": _market_map(split(ir, noise), split(vis, noise))}
 
 
