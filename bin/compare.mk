@@ -14,21 +14,21 @@
 # optimizer steps (P x K = 16 x 4 images; ROUNDS x ITERS >= 1000 so that MMT's mean nets pass
 # their momentum warm-up), each round features -> cluster -> finetune. Rows run side by side,
 # JOBS at a time, each program on one thread. Default rows:
-#   pseudo            CE + triplet on DBSCAN pseudo-labels (MMT's baseline), plain features
-#   pseudo+camnorm    the same on camera-centred features (reid cluster --camera-norm)
 #   mmt               Mutual Mean-Teaching (Ge et al. 2020); features of the two mean nets averaged
+#   pseudo            CE + triplet on DBSCAN pseudo-labels (MMT's baseline), plain features
 #   kd                ULA label expansion (seed 003: Euclidean DBSCAN, templates, cosine 0.8; base
 #                     classes scaled from the paper's 750 of 12,936 images) + KD weight blending
 #                     every 5 epochs (5 epochs of ITERS/5 steps per round)
-#   joint             labelled source + pseudo-labelled target together (seed 004's joint objective)
 #   camstyle          seed 004 without clustering: `reid stylize fit --method color` on the target,
 #                     `stylize apply` (every training image in every other camera), then ROUNDS
 #                     rounds of `finetune --method camstyle --styled` (ITERS steps each, no cluster)
 #   mar               soft multilabel adaptation (seed 001 / MAR), no clustering (each round is
 #                     finetune alone) against the source as labelled reference set, its agents
 #                     starting as the source model's mean embedding of each source identity
-# Opt-in (ROWS="... name"): mmt+camnorm, kd+camnorm, joint+camnorm; joint+styled (the styled
-# images as positives of their pseudo-label); rbnet+mmt and rbnet+mmt+camnorm (seed 000: RBNet's
+# Opt-in (ROWS="... name"): pseudo+camnorm, mmt+camnorm, kd+camnorm (camera-centred features:
+# reid cluster --camera-norm); joint (labelled source + pseudo-labelled target together, seed
+# 004's joint objective), joint+camnorm; joint+styled (the styled images as positives of their
+# pseudo-label); rbnet+mmt and rbnet+mmt+camnorm (seed 000: RBNet's
 # reverse backbone is built on ResNet stages, so these rows train a resnet18_half RBNet source
 # from scratch, against its own direct transfer: not the bed's regime).
 # bin/compare_table.py prints the calibration block and one table: mAP, Rank-1, gap closed,
@@ -66,7 +66,9 @@ KD_EPS ?= auto
 KD_ITERS := $(shell echo $$(( $(ITERS) / 5 )))
 # ULA keeps 750 base classes of Market's 12,936 training images: the same share of ours
 KD_KEEP := $(shell echo $$(( $(IDS) * 16 * 750 / 12936 )))
-ROWS ?= pseudo pseudo+camnorm mmt kd joint camstyle mar
+# the rows the papers' claims need (docs/compare.md), the longest first so that the rows side by side
+# end together
+ROWS ?= mmt pseudo kd camstyle mar
 
 # per row: the uda.mk variables and the folder of its rounds
 row_vars_pseudo = METHOD=pseudo RUN=pseudo CAMERA_NORM=0
