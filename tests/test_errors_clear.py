@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from fixtures_train import synth_market  # noqa: F401
 from reidcli.cli.app import app
 from reidcli.io import h5
 
@@ -335,3 +336,247 @@ def test_standalone_entry_point_usage_error_is_one_line():
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [
         "reid cluster: error: Invalid value for '--eps': must be a float or 'auto'; got 'abc' (see 'reid cluster --help')"]
+
+
+# --------------------------------------------------------------------------- 11. hostile inputs (issue 22)
+def _ckpt(tmp_path: Path, name: str = "m.pt", **changes) -> Path:
+    """The golden checkpoint with fields replaced (``model=fn`` edits the state dict)."""
+    import torch
+
+    ck = torch.load(GOLDEN / "checkpoint.pt", map_location="cpu", weights_only=True)
+    edit = changes.pop("model", None)
+    if edit is not None:
+        edit(ck["model"])
+    ck.update(changes)
+    torch.save(ck, tmp_path / name)
+    return tmp_path / name
+
+
+def _nan_weights(state: dict) -> None:
+    for t in state.values():
+        if t.is_floating_point():
+            t.fill_(float("nan"))
+
+
+HUGE = "99999999999999999999"
+
+
+@pytest.mark.parametrize("argv,code,words", [
+    (["evaluate", "F", "--seed", HUGE], 2, "Invalid value for '--seed'"),
+    (["plot", "F", "--tsne", "--seed", "-1", "-o", "T/p.png"], 2, "Invalid value for '--seed'"),
+    (["cluster", "F", "-o", "T/l.h5", "--seed", "-1"], 2, "Invalid value for '--seed'"),
+    (["pretrain", "D", "-o", "T/m.pt", "--seed", HUGE], 1, f"--seed must be an int in [0, 4294967295]; got {HUGE}"),
+    (["pretrain", "D", "-o", "T/m.pt", "--config", "T/seed.toml"], 1, "--seed must be an int in [0, 4294967295]"),
+    (["pretrain", "D", "-o", "T/m.pt", "--config", "T/flip.toml"], 1, "--flip must be a float in [0, 1]; got 'yes'"),
+    (["pretrain", "D", "-o", "T/m.pt", "--height", "100000"], 1, "--height must be an int in [8, 4096]"),
+    (["features", "--ckpt", "C", "D", "-o", "T/f.h5", "--shard", f"{HUGE}/{HUGE}"], 1,
+     "--shard i/n allows at most 1000000 shards"),
+    (["stylize", "fit", "D", "-o", "T/s.pt", "--method", "stargan", "--image-size", "100000x100000"], 1,
+     "--image-size must be (height, width), each an int in [1, 4096]; got (100000, 100000)"),
+])
+def test_hostile_numbers_are_one_line(tmp_path, argv, code, words):
+    f = _features(tmp_path / "f.h5")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "seed.toml").write_text(f"seed = {HUGE}\n")
+    (tmp_path / "flip.toml").write_text('flip = "yes"\n')
+    subst = {"F": f, "D": tmp_path / "d", "C": GOLDEN / "checkpoint.pt"}
+    args = [str(subst.get(a, a)).replace("T/", f"{tmp_path}/") for a in argv]
+    res = runner.invoke(app, args)
+    if code == 2:
+        assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1, res.output
+        assert words in res.stderr
+    else:
+        assert words in one_line(res, " ".join(argv[:2]) if argv[0] == "stylize" else argv[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "f.h5", "flip.toml", "seed.toml"]
+
+
+def test_library_seed_and_sizes_name_the_parameter(tmp_path):
+    from reidcli.eval.figures import plot
+    from reidcli.features import parse_shard
+    from reidcli.utils.params import ParamError
+
+    f = _features(tmp_path / "f.h5")
+    with pytest.raises(ParamError, match=r"^seed must be an int in \[0, 4294967295\]; got -1$"):
+        plot(f, tmp_path / "p.png", tsne=True, seed=-1)
+    with pytest.raises(ParamError, match="^shard "):
+        parse_shard(f"1/{HUGE}")
+
+
+@pytest.mark.parametrize("change,words", [
+    ({"pixel_std": [0.0, 0.0, 0.0]}, "the checkpoint's 'pixel_std' is not 3 finite numbers > 0"),
+    ({"input_size": [100000, 100000]}, "the checkpoint's 'input_size' is not [height, width] (2 ints in [1, 4096])"),
+    ({"model": _nan_weights}, "the checkpoint's weights hold NaN/Inf (first in '"),
+])
+def test_crafted_checkpoints_are_refused_by_every_reader(synth_market, tmp_path, change, words):
+    ck = _ckpt(tmp_path, **change)
+    (tmp_path / "d").mkdir()
+    labels = GOLDEN / "labels.h5"
+    for argv in (["info", ck], ["export", "--ckpt", ck, "-o", tmp_path / "m.onnx"],
+                 ["features", "--ckpt", ck, synth_market, "-o", tmp_path / "f.h5"],
+                 ["finetune", "--ckpt", ck, "--labels", labels, synth_market, "-o", tmp_path / "n.pt"]):
+        line = one_line(runner.invoke(app, ["-q", *map(str, argv)]), argv[0])
+        assert f"{ck}: {words}" in line, line
+        assert "--lr" not in line and "features file" not in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "m.pt"]
+
+
+@pytest.mark.parametrize("method,where", [("pseudo", "'reid finetune'"), ("mmt", "'reid finetune'"),
+                                          ("stargan", "'reid stylize fit --method stargan'")])
+def test_pretrain_refuses_methods_of_other_stages(tmp_path, method, where):
+    (tmp_path / "d").mkdir()
+    line = one_line(runner.invoke(app, ["pretrain", str(tmp_path / "d"), "-o", str(tmp_path / "m.pt"),
+                                        "--method", method]), "pretrain")
+    assert line == (f"reid pretrain: error: --method must be a pretraining method (agents, mrda, supervised); "
+                    f"got '{method}', which runs in {where}" + (" (it adapts a checkpoint to unlabelled target "
+                                                               "images)" if "finetune" in where else ""))
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_pretrain_resume_of_a_finetune_checkpoint(tmp_path):
+    ck = _ckpt(tmp_path, "r.pt", method="mmt", train_state={"config": {}})
+    before = ck.read_bytes()
+    (tmp_path / "d").mkdir()
+    line = one_line(runner.invoke(app, ["pretrain", str(tmp_path / "d"), "-o", str(ck), "--resume"]), "pretrain")
+    assert f"--resume: {ck} was written by --method mmt ('reid finetune'), not by 'reid pretrain'" in line
+    assert ck.read_bytes() == before
+
+
+def _run_reid(args: list, **kw):
+    import subprocess
+    import sys
+
+    code = "import sys; from reidcli.cli.app import main; sys.argv = ['reid', *sys.argv[1:]]; main()"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env, timeout=120, **kw)
+
+
+@pytest.mark.parametrize("argv", [["info", "F"], ["evaluate", "F"],
+                                  ["cluster", "F", "-o", "L", "--json", "--method", "kmeans", "--k", "2"]])
+def test_stdout_to_a_full_disk_is_one_line(tmp_path, argv):
+    args = [{"F": GOLDEN / "features.h5", "L": tmp_path / "l.h5"}.get(a, a) for a in argv]
+    with open("/dev/full", "w") as full:
+        res = _run_reid(args, stdout=full, stderr=-1, text=True)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines()[-1] == (f"reid {argv[0]}: error: cannot write the results to standard "
+                                                   "output: No space left on device (a full disk? redirect stdout "
+                                                   "elsewhere)")
+    assert "Exception ignored" not in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_closed_pipe_on_stdout_ends_quietly():
+    r, w = os.pipe()
+    os.close(r)  # '| head -c 1' that has already exited
+    try:
+        res = _run_reid(["evaluate", GOLDEN / "features.h5", "--json"], stdout=w, stderr=-1, text=True)
+    finally:
+        os.close(w)
+    assert res.returncode == 141 and res.stderr == ""
+
+
+def _style_model(root: Path, tmp_path: Path) -> Path:
+    res = runner.invoke(app, ["-q", "stylize", "fit", str(root), "-o", str(tmp_path / "style.pt"), "--method", "color"])
+    assert res.exit_code == 0, res.output
+    return tmp_path / "style.pt"
+
+
+@pytest.mark.parametrize("err", ["ENOSPC", "EFBIG"])
+def test_stylize_apply_on_a_full_disk_is_one_line_and_leaves_nothing(synth_market, tmp_path, monkeypatch, err):
+    import errno
+
+    from reidcli.stylize import apply
+
+    style = _style_model(synth_market, tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old").write_text("kept")
+
+    def full(path, rgb):
+        raise OSError(getattr(errno, err), os.strerror(getattr(errno, err)))
+
+    monkeypatch.setattr(apply, "write_image", full)
+    out = tmp_path / "out"
+    line = one_line(runner.invoke(app, ["-q", "stylize", "apply", str(synth_market), "--model", str(style), "-o",
+                                        str(out), "--force"]), "stylize apply")
+    assert line == (f"reid stylize apply: error: cannot write {out}: {os.strerror(getattr(errno, err))}; the previous "
+                    "folder is kept (free space, check 'ulimit -f', or give another -o)")
+    assert (out / "old").read_text() == "kept"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "style.pt"]
+
+
+def test_synth_past_the_file_size_limit_is_one_line(tmp_path):
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
+
+    res = _run_reid(["-q", "synth", tmp_path / "s", "--ids", "2", "--test-ids", "2", "--images-per-id", "2",
+                     "--height", "128", "--width", "64"], capture_output=True, text=True, preexec_fn=limit)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == [
+        "reid synth: error: cannot write the outputs: File too large (free space, check 'ulimit -f', or give another "
+        "output path)"]
+
+
+# --------------------------------------------------------------------------- 12. true messages (issue 22)
+@pytest.mark.parametrize("argv,has_batch", [(["info", "F"], False), (["evaluate", "F"], False),
+                                            (["cluster", "F", "-o", "L"], False)])
+def test_out_of_memory_advises_only_flags_the_command_has(tmp_path, monkeypatch, argv, has_batch):
+    import reidcli.data.describe
+    import reidcli.eval.api
+
+    def bomb(*a, **k):
+        raise MemoryError()
+
+    monkeypatch.setattr(reidcli.data.describe, "describe", bomb)
+    monkeypatch.setattr(reidcli.eval.api, "evaluate_file", bomb)
+    monkeypatch.setattr(sys_modules("reidcli.cluster.run"), "cluster_features", bomb)
+    args = [str({"F": _features(tmp_path / "f.h5"), "L": tmp_path / "l.h5"}.get(a, a)) for a in argv]
+    line = one_line(runner.invoke(app, args), argv[0])
+    assert "--batch-size" not in line and line.endswith("(a damaged or crafted file?); check the inputs")
+
+
+def sys_modules(name: str):
+    import importlib
+
+    return importlib.import_module(name)
+
+
+def test_stylize_apply_model_of_another_kind_names_stylize_fit(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "x.txt").write_text("hello")
+    for model in (tmp_path / "x.txt", _features(tmp_path / "f.h5")):
+        line = one_line(runner.invoke(app, ["stylize", "apply", str(tmp_path / "d"), "--model", str(model), "-o",
+                                            str(tmp_path / "o")]), "stylize apply")
+        assert "not a camera-style model; give a .pt file written by 'reid stylize fit'" in line
+        assert "pretrain" not in line
+
+
+def test_a_device_as_dataset_is_named_so(tmp_path):
+    line = one_line(runner.invoke(app, ["features", "--ckpt", str(GOLDEN / "checkpoint.pt"), "/dev/null", "-o",
+                                        str(tmp_path / "f.h5")]), "features")
+    assert line == ("reid features: error: /dev/null is a device, FIFO or socket, not a dataset: give a dataset "
+                    "folder or a .csv list")
+
+
+@pytest.mark.parametrize("extra", [[], ["--tsne"]])
+def test_plot_of_a_checkpoint_does_not_call_it_a_training_log(tmp_path, extra):
+    line = one_line(runner.invoke(app, ["plot", str(GOLDEN / "checkpoint.pt"), "-o", str(tmp_path / "p.png"),
+                                        *extra]), "plot")
+    assert "checkpoint.pt is a checkpoint, not a training log" in line
+    line = one_line(runner.invoke(app, ["plot", str(GOLDEN / "features.h5"), "-o", str(tmp_path / "p.png")]), "plot")
+    assert "is a features file: draw it with --tsne" in line
+
+
+def test_unknown_option_never_suggests_a_hidden_one(tmp_path):
+    res = runner.invoke(app, ["cluster", "--bogus", str(_features(tmp_path / "f.h5"))])
+    assert res.exit_code == 2
+    assert res.stderr.strip().splitlines() == ["reid cluster: error: No such option: --bogus (see 'reid cluster --help')"]
+
+
+def test_stylize_apply_to_a_fifo_does_not_advise_force(tmp_path):
+    (tmp_path / "d").mkdir()
+    os.mkfifo(tmp_path / "ff")
+    for force in ([], ["--force"]):
+        line = one_line(runner.invoke(app, ["stylize", "apply", str(tmp_path / "d"), "--model", str(GOLDEN / "checkpoint.pt"),
+                                            "-o", str(tmp_path / "ff"), *force]), "stylize apply")
+        assert "never replaced (not even with --force)" in line and "pass --force" not in line
+    assert (tmp_path / "ff").is_fifo()

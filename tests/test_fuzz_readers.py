@@ -145,6 +145,84 @@ def test_checkpoint_fields_damaged(tmp_path_factory, changes):
     only_our_errors(describe_checkpoint, p)
 
 
+# values of the right type that no reader may accept (issue 22): a zero or NaN pixel std divides,
+# a 100000-pixel side allocates 30 GB per image, NaN weights give NaN features or a NaN loss
+HOSTILE_FIELDS = st.one_of(
+    st.tuples(st.just("pixel_std"), st.lists(st.sampled_from([0.0, -1.0, float("nan"), float("inf"), 0.2]),
+                                             min_size=3, max_size=3).filter(lambda v: v != [0.2] * 3)),
+    st.tuples(st.just("pixel_mean"), st.lists(st.sampled_from([float("nan"), float("inf"), 0.4]), min_size=3,
+                                              max_size=3).filter(lambda v: v != [0.4] * 3)),
+    st.tuples(st.just("input_size"), st.tuples(st.integers(1, 10**9), st.integers(4097, 2**62)).flatmap(
+        lambda hw: st.sampled_from([list(hw), list(hw[::-1])]))),
+    st.tuples(st.just("model"), st.sampled_from([float("nan"), float("inf"), float("-inf")])),
+)
+
+
+@FUZZ
+@given(field=HOSTILE_FIELDS)
+def test_checkpoint_hostile_values_are_refused(tmp_path_factory, field):
+    from reidcli.utils.errors import FormatError
+
+    key, value = field
+    ck = _golden_ckpt()
+    if key == "model":
+        name = next(n for n, t in ck["model"].items() if t.is_floating_point())
+        ck["model"][name].view(-1)[0] = value
+    else:
+        ck[key] = value
+    p = tmp_path_factory.mktemp("ckh") / "m.pt"
+    torch.save(ck, p)
+    for fn in (load_checkpoint, describe_checkpoint):
+        try:
+            fn(p)
+        except FormatError as exc:
+            assert "\n" not in str(exc) and (f"'{key}'" in str(exc) or "NaN/Inf" in str(exc)), str(exc)
+        else:
+            raise AssertionError(f"{key}={value!r} accepted by {fn.__name__}")
+
+
+# --------------------------------------------------------------------------- hostile settings (issue 22)
+NUMBERS = st.one_of(st.integers(-2**80, 2**80), st.floats(allow_nan=True), st.text(max_size=4), st.booleans(),
+                    st.none(), st.lists(st.integers(-3, 3), max_size=3))
+
+
+@FUZZ
+@given(seed=NUMBERS, shard=st.one_of(st.text(max_size=12), st.builds(lambda i, n: f"{i}/{n}", st.integers(-2**70, 2**70),
+                                                                     st.integers(-2**70, 2**70))),
+       augment=st.dictionaries(st.sampled_from(["height", "width", "flip", "erasing", "pad", "jitter", "crop_scale",
+                                                "crop_ratio", "resized_crop"]), NUMBERS, max_size=3),
+       size=st.tuples(st.integers(-5, 2**40), st.integers(-5, 2**40)))
+def test_hostile_settings_are_refused_in_one_line(seed, shard, augment, size):
+    """Seeds, shard specs, augmentation values (as a --config file gives them) and image sizes
+    are accepted only within their bounds; anything else is a one-line `ReidError`."""
+    from reidcli.data.transforms import AugmentConfig
+    from reidcli.eval.figures import TSNE_CONSTRAINTS
+    from reidcli.features import parse_shard
+    from reidcli.stylize.fit import CONSTRAINTS as STYLE
+    from reidcli.train.config import TrainConfig
+    from reidcli.utils.params import MAX_IMAGE_SIDE, check_params
+
+    def ok(fn, *args) -> bool:
+        try:
+            fn(*args)
+        except ReidError as exc:
+            assert str(exc) and "\n" not in str(exc), repr(exc)
+            return False
+        return True
+
+    if ok(lambda: TrainConfig(seed=seed).validate()):
+        assert isinstance(seed, int) and 0 <= seed < 2**32
+    assert ok(check_params, {"seed": seed}, TSNE_CONSTRAINTS) == ok(check_params, {"seed": seed}, STYLE)
+    if ok(parse_shard, shard):
+        i, n = parse_shard(shard)
+        assert 1 <= i <= n <= 10**6
+    if ok(lambda: AugmentConfig(**augment).validate()):
+        cfg = AugmentConfig(**augment)
+        assert 8 <= cfg.height <= MAX_IMAGE_SIDE and 8 <= cfg.width <= MAX_IMAGE_SIDE and 0 <= cfg.flip <= 1
+    if ok(check_params, {"image_size": size}, STYLE):
+        assert max(size) <= MAX_IMAGE_SIDE
+
+
 @FUZZ
 @given(cut=st.floats(0, 1), flips=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), max_size=6),
        obj=st.one_of(st.none(), JSONISH))
@@ -212,7 +290,7 @@ def test_layout_parsers_on_random_trees(tmp_path_factory, tree, fmt):
 # line or written without changing any input (a dataset, a model, a config, shard folders).
 OUT_NAMES = ["nest/d", "nest/d/query/a.jpg", "nest/d/query/new.jpg", "nest/d/../d/query/a.jpg", "nest/d/query",
              "nest", "nest/style.pt", "nest/../nest/style.pt", "x.pt", "x.config.toml", "new/f.h5", "q/a.jpg",
-             "q/new.jpg", "lnk", "dlnk", "fifo", "sh1", "sh1/sub", "other", "other/../f.h5", "/dev/null"]
+             "q/new.jpg", "lnk", "dlnk", "olnk", "fifo", "sh1", "sh1/sub", "other", "other/../f.h5", "/dev/null"]
 
 
 def _output_tree(root: Path) -> dict:
@@ -227,6 +305,7 @@ def _output_tree(root: Path) -> dict:
     (root / "q").symlink_to(root / "nest" / "d" / "query")
     (root / "lnk").symlink_to(root / "nest" / "d" / "query" / "a.jpg")
     (root / "dlnk").symlink_to(root / "nest" / "d")
+    (root / "olnk").symlink_to(root / "other")  # -o a link to a folder that is no input: its target is replaced
     return {"DATA": root / "nest" / "d", "--model": root / "nest" / "style.pt", "--config": root / "x.config.toml",
             "SHARDS": [root / "sh1", root / "sh2"]}
 
@@ -267,6 +346,8 @@ def test_hostile_output_paths_never_change_an_input(tmp_path_factory, name, side
             (tmp / "manifest.csv").write_text("new")
             replace_folder(tmp, dest)
             assert (dest / "manifest.csv").read_text() == "new"
+            assert (out / "manifest.csv").read_text() == "new"  # through a link too, the link kept
+            assert name != "olnk" or (out.is_symlink() and not list(root.glob(".other.tmp-*")))
     else:  # a file output with (pretrain, finetune) or without side files
         suffixes = (".config.toml", ".log.jsonl") if sides else ()
         if not _one_line_refusal(check_outputs, {"-o": out}, inputs, side_files={"-o": suffixes}):

@@ -186,7 +186,7 @@ def test_cli_writes_and_reports(tmp_path):
     (["{f}", "--tsne", "--color", "cluster", "-o", "{t}/x.png"], "--color cluster needs --labels"),
     (["{f}", "--tsne", "--color", "hue", "-o", "{t}/x.png"], "--color must be one of camera | cluster | identity"),
     (["{f}", "--tsne", "--split", "query", "-o", "{t}/x.png"], "has no 'query' split"),
-    (["{f}", "--tsne", "--perplexity", "0", "-o", "{t}/x.png"], "--perplexity must be a positive number"),
+    (["{f}", "--tsne", "--perplexity", "0", "-o", "{t}/x.png"], "--perplexity must be a float > 0"),
     (["{log}", "--tsne", "-o", "{t}/x.png"], "--tsne apply only to a features file"),
     (["{bad}", "-o", "{t}/x.png"], "bad.jsonl:2 is not JSON"),
     (["{t}/missing.jsonl", "-o", "{t}/x.png"], "no such file"),

@@ -63,6 +63,9 @@ def usage_line(exc) -> str:
     """One line for a click usage error: what is wrong and where to read more."""
     ctx = getattr(exc, "ctx", None)
     where = ctx.command_path if ctx is not None else "reid"
+    if getattr(exc, "possibilities", None) and ctx is not None:  # never suggest a hidden (deprecated) option
+        hidden = {o for p in ctx.command.params if getattr(p, "hidden", False) for o in (*p.opts, *p.secondary_opts)}
+        exc.possibilities = [o for o in exc.possibilities if o not in hidden]
     message = _link_problem(" ".join(exc.format_message().split()))  # click's messages may wrap
     return f"{where}: error: {message} (see '{where} --help')"
 

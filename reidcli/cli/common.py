@@ -10,9 +10,12 @@ loads images passes both to its library, which picks them with the device in min
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import inspect
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -73,10 +76,12 @@ def reid_command(name: str, outputs: tuple[str, ...] = ("output",), may_replace:
 
             written_outputs(reset=True)
             try:
-                with sigterm_raises():
+                with sigterm_raises(), _guarded_stdout():
                     _check_paths(fn, kwargs, outputs, may_replace, path_inputs, side_files)
                     _configure_threads(fn, kwargs)
-                    return fn(*args, **kwargs)
+                    result = fn(*args, **kwargs)
+                    sys.stdout.flush()  # a full disk or a closed pipe on stdout fails here, not at exit
+                    return result
             except typer.Exit:
                 raise
             except ReidError as exc:
@@ -92,12 +97,25 @@ def reid_command(name: str, outputs: tuple[str, ...] = ("output",), may_replace:
                 error_line(name, f"terminated ({exc.signal_name}); {_written_note()}")
                 raise typer.Exit(exc.exit_code)
             except MemoryError:
-                error_line(name, "out of memory; lower --batch-size or use a smaller input")
+                error_line(name, "out of memory; " + ("lower --batch-size or use a smaller input"
+                                                       if flag_of("batch_size") else
+                                                       "an input needs more memory than this machine has (a "
+                                                       "damaged or crafted file?); check the inputs"))
                 raise typer.Exit(1)
             except Exception as exc:
+                if _stdout_failed(exc):
+                    if exc.errno == errno.EPIPE:  # '| head': the reader has all it wants; quiet, as cat does
+                        raise typer.Exit(128 + signal.SIGPIPE)
+                    error_line(name, f"cannot write the results to standard output: {exc.strerror or exc} "
+                                     "(a full disk? redirect stdout elsewhere)")
+                    raise typer.Exit(1)
                 if _debug["on"]:
                     raise
-                if isinstance(exc, OSError) and exc.filename is not None:
+                if isinstance(exc, OSError) and exc.errno in _NO_ROOM:
+                    where = f"{exc.filename}: " if exc.filename is not None else ""
+                    error_line(name, f"{where}cannot write the outputs: {exc.strerror or exc} (free space, check "
+                                     "'ulimit -f', or give another output path)")
+                elif isinstance(exc, OSError) and exc.filename is not None:
                     # a file the system refuses (permissions, a symlink loop, an I/O error)
                     error_line(name, f"{exc.filename}: {exc.strerror or exc}; check the path and its permissions")
                 else:  # a bug, but still one line for the user
@@ -108,6 +126,66 @@ def reid_command(name: str, outputs: tuple[str, ...] = ("output",), may_replace:
         return wrapper
 
     return deco
+
+
+# a full disk, a file-size limit ('ulimit -f'), a disk quota: no room for an output
+_NO_ROOM = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+class StdoutError(OSError):
+    """Writing the results to stdout failed (a closed pipe, /dev/full), not an output file."""
+
+
+class _GuardedStdout:
+    """``sys.stdout`` while a command runs: a failed write or flush raises `StdoutError`,
+    so that the error mapping tells it from a failed output file."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+    def _guard(self, op, *args):
+        try:
+            return op(*args)
+        except StdoutError:
+            raise
+        except OSError as exc:
+            raise StdoutError(exc.errno, exc.strerror) from exc
+
+    def write(self, text):
+        return self._guard(self._stream.write, text)
+
+    def writelines(self, lines):
+        return self._guard(self._stream.writelines, lines)
+
+    def flush(self):
+        return self._guard(self._stream.flush)
+
+
+@contextlib.contextmanager
+def _guarded_stdout():
+    real = sys.stdout
+    sys.stdout = _GuardedStdout(real) if real is not None and not isinstance(real, _GuardedStdout) else real
+    try:
+        yield
+    finally:
+        sys.stdout = real
+
+
+def _stdout_failed(exc: BaseException) -> bool:
+    """Whether ``exc`` came from writing stdout; then stdout is pointed at /dev/null, so that
+    the interpreter's last flush (of what could not be written) does not fail again."""
+    if not isinstance(exc, StdoutError):
+        return False
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except (OSError, ValueError, AttributeError):  # no real stdout (a test runner's buffer)
+        pass
+    return True
 
 
 def _written_note() -> str:
@@ -244,7 +322,7 @@ def usage_checked(constraints: dict, name: str):
 Output = Annotated[Path, typer.Option("--output", "-o", help="Output file (written atomically).")]
 OptOutput = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (written atomically).")]
 Ckpt = Annotated[Path, typer.Option("--ckpt", help="A reidcli checkpoint (.pt).", exists=True, dir_okay=False)]
-Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
+Seed = Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Random seed.")]  # SEED (utils/params.py)
 Device = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N (auto: CUDA when present).")]
 # the same flag where the default is the CPU (commands that stay torch-free unless asked)
 DeviceCPU = Annotated[str, typer.Option("--device", help=(

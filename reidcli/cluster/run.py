@@ -17,7 +17,7 @@ from reidcli.cluster.methods import (
     make_options,
 )
 from reidcli.utils.errors import InputError
-from reidcli.utils.params import Interval, Options, ParamError, check_params
+from reidcli.utils.params import SEED, Interval, Options, ParamError, check_params
 
 if TYPE_CHECKING:
     from reidcli.utils.progress import StageProgress
@@ -28,7 +28,7 @@ COMMON_CONSTRAINTS = {
     "expand_threshold": [None, Interval(float, -1, 1)],
     "keep_clusters": [None, Interval(int, 1, None)],
     "gpu": [Options(("auto", "yes", "no"))],
-    "seed": [Interval(int, None, None)],
+    "seed": SEED,
     "centers": ["boolean"],
     "camera_norm": ["boolean"],
 }

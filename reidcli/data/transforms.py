@@ -14,12 +14,23 @@ quarter of the bytes and the GPU does the arithmetic.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Callable, ClassVar, Optional, Sequence
 
 import numpy as np
 
 from reidcli.io.ckpt import IMAGENET_MEAN, IMAGENET_STD
-from reidcli.utils.errors import ConfigError
+from reidcli.utils.params import MAX_IMAGE_SIDE, Interval, Satisfies, check_params
+
+_PROBABILITY = [Interval(float, 0, 1)]
+
+
+def _pair(v) -> bool:
+    """Two finite real numbers (a tuple, or a list from a TOML config)."""
+    import math
+    import numbers
+
+    return (isinstance(v, (tuple, list)) and len(v) == 2
+            and all(isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x) for x in v))
 
 
 @dataclass
@@ -46,20 +57,17 @@ class AugmentConfig:
     jitter: float = 0.0
     erasing: float = 0.5
 
+    CONSTRAINTS: ClassVar[dict[str, list]] = {
+        "height": [Interval(int, 8, MAX_IMAGE_SIDE)], "width": [Interval(int, 8, MAX_IMAGE_SIDE)],
+        "flip": _PROBABILITY, "erasing": _PROBABILITY, "pad": [Interval(int, 0, None)],
+        "resized_crop": ["boolean"], "jitter": [Interval(float, 0, 1)],
+        "crop_scale": [Satisfies(lambda v: _pair(v) and 0 < v[0] <= v[1] <= 1, "two floats 0 < lo <= hi <= 1")],
+        "crop_ratio": [Satisfies(lambda v: _pair(v) and 0 < v[0] <= v[1], "two floats 0 < lo <= hi")],
+    }
+
     def validate(self) -> "AugmentConfig":
-        for flag, v in (("--height", self.height), ("--width", self.width)):
-            if not isinstance(v, int) or v < 8:
-                raise ConfigError(f"{flag} must be an int >= 8; got {v!r}")
-        for flag, v in (("--flip", self.flip), ("--erasing", self.erasing)):
-            if not 0.0 <= v <= 1.0:
-                raise ConfigError(f"{flag} must be a probability in [0, 1]; got {v}")
-        if self.pad < 0:
-            raise ConfigError(f"--pad must be an int >= 0; got {self.pad}")
-        if not 0.0 <= self.jitter <= 1.0:
-            raise ConfigError(f"--jitter must be a float in [0, 1]; got {self.jitter}")
-        lo, hi = self.crop_scale
-        if not 0.0 < lo <= hi <= 1.0:
-            raise ConfigError(f"--crop-scale must satisfy 0 < lo <= hi <= 1; got {self.crop_scale}")
+        """Check every field against ``CONSTRAINTS`` (`ParamError` naming the field)."""
+        check_params(self, self.CONSTRAINTS)
         return self
 
 

@@ -18,7 +18,7 @@ from reidcli.eval.ranking import (AP_FORMULAS, Metrics, PerQuery, TopRanked, ful
                                   top_valid)
 from reidcli.utils.checks import as_ids
 from reidcli.utils.errors import ConfigError, InputError, ReidError
-from reidcli.utils.params import Interval, ParamError, Satisfies, check_params
+from reidcli.utils.params import SEED, Interval, ParamError, Satisfies, check_params
 from reidcli.utils.params import Options as OneOf
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ CONSTRAINTS = {
     "lambda_value": [Interval(float, 0, 1)],
     "shot": [OneOf(P.SHOTS)],
     "trials": POSITIVE_INT,
-    "seed": [Interval(int, None, None)],
+    "seed": SEED,
     "device": [str],
     "chunk": [None, Interval(int, 1, None)],
 }

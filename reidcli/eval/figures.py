@@ -30,7 +30,7 @@ import numpy as np
 
 from reidcli.io.atomic import atomic_path, check_outputs, missing_message
 from reidcli.utils.errors import ConfigError, FormatError, InputError
-from reidcli.utils.params import ParamError
+from reidcli.utils.params import SEED, Interval, ParamError, check_params
 
 PICTURE_SUFFIXES = (".png", ".pdf", ".svg")
 COLORS = ("camera", "cluster", "identity")
@@ -96,7 +96,10 @@ def plot(source: str | os.PathLike, output: str | os.PathLike, *, tsne: bool = F
     import h5py
 
     if not h5py.is_hdf5(source):
-        _only_for_features(tsne, color, labels, source, "a training log")
+        if _is_checkpoint(source):
+            raise InputError(f"{source} is a checkpoint, not a training log; reid plot draws a training log (the "
+                             ".log.jsonl written beside a checkpoint), a features file (--tsne) or a labels file")
+        _only_for_features(tsne, color, labels, source, "not an HDF5 file (read as a training log)")
         series = log_series(read_log(source))
         panels = training_curves(series, output, title=source.name)
         return PlotReport("curves", output, source, panels, {"series": _flat(series)})
@@ -115,7 +118,7 @@ def plot(source: str | os.PathLike, output: str | os.PathLike, *, tsne: bool = F
                          "a features file (--tsne) or a labels file")
     if not tsne:
         raise ConfigError(f"{source} is a features file: draw it with --tsne (t-SNE of a split's embeddings)")
-    check_params_tsne(max_points, perplexity)
+    check_params({"max_points": max_points, "perplexity": perplexity, "seed": seed}, TSNE_CONSTRAINTS)
     color = color or ("cluster" if labels is not None else "camera")
     if color == "cluster" and labels is None:
         raise ParamError("color", "cluster needs --labels labels.h5 (reid cluster of the same split)")
@@ -144,11 +147,21 @@ def check_output(output: Path) -> None:
         raise InputError(f"{output} is a folder; give a file name for the picture")
 
 
-def check_params_tsne(max_points: int, perplexity: float) -> None:
-    if not (isinstance(max_points, int) and max_points >= 5):
-        raise ParamError("max_points", f"must be an integer >= 5; got {max_points}")
-    if not (math.isfinite(perplexity) and perplexity > 0):
-        raise ParamError("perplexity", f"must be a positive number; got {perplexity}")
+TSNE_CONSTRAINTS = {
+    "max_points": [Interval(int, 5, None)],
+    "perplexity": [Interval(float, 0, None, closed="neither")],
+    "seed": SEED,  # scikit-learn's random_state: [0, 2**32 - 1]
+}
+
+
+def _is_checkpoint(source: Path) -> bool:
+    """A PyTorch file (a zip archive or a legacy pickle), as `reidcli.io.ckpt` recognises one."""
+    try:
+        with open(source, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return False
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
 
 def _only_for_features(tsne, color, labels, source: Path, what: str) -> None:

@@ -40,7 +40,7 @@ import numpy as np
 
 from reidcli.eval.cmc import draw_keys, single_gallery_ranks, unique_id_ranks
 from reidcli.utils.arrays import NUMPY, by_row_blocks, ops, ops_for
-from reidcli.utils.params import Interval, check_params
+from reidcli.utils.params import SEED, Interval, check_params
 from reidcli.utils.params import Options as OneOf
 
 AP_FORMULAS = {
@@ -54,7 +54,7 @@ RANK_CONSTRAINTS = {
     "ap": [OneOf(AP_FORMULAS)],
     "cmc": [OneOf(CMC_KINDS)],
     "repeats": [Interval(int, 1, None)],
-    "seed": [Interval(int, None, None)],
+    "seed": SEED,
 }
 
 

@@ -22,7 +22,7 @@ from reidcli.data.records import Dataset, Record
 from reidcli.io.atomic import check_outputs, file_digest
 from reidcli.io.ckpt import IMAGENET_MEAN, IMAGENET_STD
 from reidcli.io.h5 import FeaturesFile, SplitFeatures, check_utf8, write_features
-from reidcli.utils.errors import ConfigError, InputError
+from reidcli.utils.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -105,16 +105,23 @@ def _bad(records: Sequence[Record], bad_mask: np.ndarray, offset: int) -> BadIma
                      "or pass --skip-bad to leave them out", paths)
 
 
+MAX_SHARDS = 10**6
+
+
 def parse_shard(text: Optional[str]) -> Optional[tuple[int, int]]:
     """``"i/n"`` (1 <= i <= n) -> (i, n); None stays None."""
     if text is None:
         return None
+    from reidcli.utils.params import ParamError
+
     try:
         i, n = (int(v) for v in text.split("/"))
     except ValueError:
-        raise ConfigError(f"--shard must look like i/n, e.g. 2/4; got {text!r}") from None
+        raise ParamError("shard", f"must look like i/n, e.g. 2/4; got {text!r}") from None
     if not 1 <= i <= n:
-        raise ConfigError(f"--shard i/n needs 1 <= i <= n; got {text!r}")
+        raise ParamError("shard", f"i/n needs 1 <= i <= n; got {text!r}")
+    if n > MAX_SHARDS:  # the count is an HDF5 int64 attribute, and more shards than images is empty work
+        raise ParamError("shard", f"i/n allows at most {MAX_SHARDS} shards; got {text!r}")
     return i, n
 
 

@@ -440,6 +440,9 @@ def check_output_folder(out: str | os.PathLike, inputs: Mapping[str, object] = {
     if is_special(p):
         raise InputError(f"{label} {out} is a device node, FIFO or socket, not a folder; it is never replaced "
                          "(not even with --force): give a folder path for the output")
+    if os.path.ismount(p):  # renaming a mount point aside fails (EBUSY) and a new tree cannot replace it
+        raise InputError(f"{label} {out} is a mount point, which cannot be replaced (not even with --force); "
+                         "give a new folder inside it")
     for in_label, value in inputs.items():
         for i in _flat(value):
             if same_file(p, i):

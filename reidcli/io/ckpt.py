@@ -33,6 +33,7 @@ the network one describes.
 from __future__ import annotations
 
 import io
+import math
 import os
 import pickle
 import zipfile
@@ -42,6 +43,7 @@ from typing import Any, Optional
 from reidcli import __version__
 from reidcli.io.atomic import atomic_write_bytes, file_digest, missing_message
 from reidcli.utils.errors import FormatError, InputError
+from reidcli.utils.params import MAX_IMAGE_SIDE
 
 CKPT_FORMAT = "reidcli-checkpoint"
 CKPT_VERSION = 3
@@ -112,7 +114,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu",
         raise InputError(missing_message(p, "check the --ckpt path"))
     if p.is_dir():
         raise InputError(f"{p} is a folder, not a checkpoint file")
-    _check_magic(p)
+    _check_magic(p, kind)
     try:
         ck = torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -120,12 +122,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu",
                           f"it is not a reidcli checkpoint: {str(exc).splitlines()[0][:120]}") from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise FormatError(f"{p} is not a PyTorch checkpoint ({type(exc).__name__}); "
-                          "give a .pt file written by 'reid pretrain' or 'reid finetune'") from exc
-    _check_header(ck, p)
+                          f"give a .pt file written by {KIND_MAKERS.get(kind or 'reid', 'reidcli')}") from exc
+    _check_header(ck, p, kind)
     have = checkpoint_kind(ck)
     if kind is not None and have != kind:
         raise FormatError(f"{p} is a {KIND_NAMES.get(have, have)} (written by {KIND_MAKERS.get(have, 'reidcli')}), "
                           f"not a {KIND_NAMES.get(kind, kind)}; give a .pt file written by {KIND_MAKERS.get(kind, 'reidcli')}")
+    if have == "reid":
+        _check_finite(ck["model"], p)
     if have == "reid" and ck["version"] < 2:
         ck["model_config"] = _upgrade_v1_model_config(ck["model_config"])
     if have == "reid" and ck["version"] < 3:
@@ -153,20 +157,28 @@ def _upgrade_v2_model_config(model_config: dict, state: dict) -> dict:
     return {**model_config, "embed_dim": int(fc.shape[0])}
 
 
-def _check_magic(p: Path) -> None:
+def _not_wanted(p: Path, what: str, kind: Optional[str]) -> str:
+    """``p is <what>, not a <kind>; give a .pt file written by <its maker>``."""
+    kind = kind or "reid"
+    noun = "reidcli checkpoint" if kind == "reid" else KIND_NAMES.get(kind, kind)
+    return f"{p} is {what}, not a {noun}; give a .pt file written by {KIND_MAKERS.get(kind, 'reidcli')}"
+
+
+def _check_magic(p: Path, wanted: Optional[str] = "reid") -> None:
     with open(p, "rb") as fh:
         head = fh.read(8)
     if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch zip / legacy pickle
         return
-    kind = "an HDF5 file (features, labels or pose?)" if head.startswith(b"\x89HDF") else (
+    what = "an HDF5 file (features, labels or pose?)" if head.startswith(b"\x89HDF") else (
         "an empty file" if not head else "not a PyTorch file")
-    raise FormatError(f"{p} is {kind}, not a reidcli checkpoint; give a .pt file written by "
-                      "'reid pretrain' or 'reid finetune'")
+    raise FormatError(_not_wanted(p, what, wanted))
 
 
-def _check_header(ck: Any, p: Path) -> None:
+def _check_header(ck: Any, p: Path, wanted: Optional[str] = "reid") -> None:
     if not isinstance(ck, dict) or ck.get("format") != CKPT_FORMAT:
         kind = _guess_foreign(ck)
+        if wanted not in (None, "reid"):
+            raise FormatError(_not_wanted(p, kind, wanted))
         raise FormatError(f"{p} is {kind}, not a reidcli checkpoint; make one with 'reid pretrain', "
                           "or pass a bare backbone state dict to --pretrained PATH")
     ver = ck.get("version")
@@ -182,13 +194,26 @@ def _check_header(ck: Any, p: Path) -> None:
             raise FormatError(f"{p}: the checkpoint's '{key}' is not {what}; the file is invalid, re-create it")
 
 
+def _check_finite(state: dict, p: Path) -> None:
+    """The deployed network's floating-point weights hold no NaN/Inf (a diverged or damaged run
+    would otherwise surface later as NaN features or a NaN loss, blamed on other files)."""
+    import torch
+
+    for name, t in state.items():
+        if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
+            raise FormatError(f"{p}: the checkpoint's weights hold NaN/Inf (first in '{name}'); the run that wrote "
+                              "it diverged or the file is damaged: retrain it or use an earlier checkpoint")
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _numbers(n: int):
+def _numbers(n: int, positive: bool = False):
+    """``n`` finite numbers (each > 0 with ``positive``: a pixel std divides)."""
     return lambda v: isinstance(v, (list, tuple)) and len(v) == n and all(
-        isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+        isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and (x > 0 or not positive)
+        for x in v)
 
 
 def _tensors(v: Any) -> bool:
@@ -200,10 +225,11 @@ def _tensors(v: Any) -> bool:
 # field -> (check, what it must be): the types the readers and `describe_checkpoint` rely on
 _FIELDS = {
     "model_config": (lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v), "a dict of settings"),
-    "input_size": (lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and x > 0 for x in v),
-                   "[height, width] (2 positive ints)"),
-    "pixel_mean": (_numbers(3), "3 numbers"),
-    "pixel_std": (_numbers(3), "3 numbers"),
+    "input_size": (lambda v: isinstance(v, (list, tuple)) and len(v) == 2
+                   and all(_is_int(x) and 0 < x <= MAX_IMAGE_SIDE for x in v),
+                   f"[height, width] (2 ints in [1, {MAX_IMAGE_SIDE}])"),
+    "pixel_mean": (_numbers(3), "3 finite numbers"),
+    "pixel_std": (_numbers(3, positive=True), "3 finite numbers > 0"),
     "model": (_tensors, "a state dict (names -> tensors)"),
     "nets": (lambda v: isinstance(v, dict) and all(_tensors(x) for x in v.values()), "a dict of state dicts"),
     "feat_dim": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),

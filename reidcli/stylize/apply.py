@@ -19,6 +19,7 @@ own tree; `merge_styled` (``reid merge``) joins the n trees into the tree one ru
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -33,7 +34,7 @@ from reidcli.io.atomic import check_output_folder, folder_temp, replace_folder
 from reidcli.stylize.manifest import MANIFEST, MANIFEST_COLUMNS, write_manifest
 from reidcli.stylize.model import StyleModel, load_style_model
 from reidcli.stylize.naming import Namer, TreeLayout, build_tree, tree_layout, writer_for
-from reidcli.utils.errors import InputError
+from reidcli.utils.errors import InputError, OutputError
 from reidcli.utils.params import Interval, check_params
 from reidcli.utils.progress import track
 
@@ -173,9 +174,13 @@ def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str |
         prov = make_provenance([model], params=params)
         (tmp / "provenance.json").write_text(json.dumps(prov, indent=1))
         replace_folder(tmp, dest, shown=out)
-    except BaseException:
+    except BaseException as exc:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            kept = "; the previous folder is kept" if os.path.lexists(dest) else ""
+            raise OutputError(f"cannot write {out}: {exc.strerror}{kept} (free space, check 'ulimit -f', "
+                              "or give another -o)") from None
         raise
     log.info("wrote %d styled images to %s", len(rows), out)
     return {"out": str(out), "manifest": str(out / MANIFEST), "images": len(rows)}

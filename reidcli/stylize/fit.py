@@ -15,7 +15,7 @@ from reidcli.data.records import Dataset, Record
 from reidcli.stylize.color import CameraStats, rgb_to_lab
 from reidcli.stylize.model import StyleModel, save_style_model
 from reidcli.utils.errors import InputError
-from reidcli.utils.params import Interval, Options, check_params
+from reidcli.utils.params import MAX_IMAGE_SIDE, SEED, Interval, Options, Satisfies, check_params
 from reidcli.utils.progress import track
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,9 @@ CONSTRAINTS = {
     "method": [Options(set(METHODS))],
     "max_images": [Interval(int, 1, None)],
     "max_pixels": [Interval(int, 16, None)],
-    "seed": [Interval(int, 0, None)],
+    "seed": SEED,
+    "image_size": [Satisfies(lambda s: len(s) == 2 and all(isinstance(x, int) and 1 <= x <= MAX_IMAGE_SIDE for x in s),
+                             f"(height, width), each an int in [1, {MAX_IMAGE_SIDE}]")],
 }
 
 
@@ -91,8 +93,8 @@ def fit_style(data: str | os.PathLike, output: str | os.PathLike, *, method: str
     from reidcli.data.layouts import load_dataset
     from reidcli.io.h5 import make_provenance
 
-    check_params({"method": method, "max_images": max_images, "max_pixels": max_pixels, "seed": seed},
-                 CONSTRAINTS)
+    check_params({"method": method, "max_images": max_images, "max_pixels": max_pixels, "seed": seed,
+                  "image_size": tuple(image_size)}, CONSTRAINTS)
     if method == "stargan":
         from reidcli.stylize.train import fit_stargan, stargan_train_config
 

@@ -18,6 +18,7 @@ from reidcli.stylize.options import STARGAN_TRAIN, StarGANOptions
 from reidcli.train.config import TrainConfig
 from reidcli.train.hooks import HookBase
 from reidcli.utils.errors import InputError
+from reidcli.utils.params import MAX_IMAGE_SIDE
 
 log = logging.getLogger(__name__)
 HALF = (0.5, 0.5, 0.5)  # images in [-1, 1], as StarGAN's tanh output
@@ -145,8 +146,8 @@ def fit_stargan(data: str | os.PathLike, output: str | os.PathLike, *,
 
     out = Path(output)
     h, w = int(image_size[0]), int(image_size[1])
-    if h < 8 or w < 8 or h % 4 or w % 4:
-        raise InputError(f"--image-size {h}x{w}: height and width must be multiples of 4 and >= 8")
+    if h < 8 or w < 8 or h % 4 or w % 4 or max(h, w) > MAX_IMAGE_SIDE:
+        raise InputError(f"--image-size {h}x{w}: height and width must be multiples of 4 in [8, {MAX_IMAGE_SIDE}]")
     opts = method_options("stargan", options)
     train = (train or stargan_train_config()).validate()
     ck, train, opts = _resume(out, train, opts) if resume else (None, train, opts)

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Collection, Optional
 
-from reidcli.utils.params import Interval, Options, ParamError, Satisfies, check_params
+from reidcli.utils.params import SEED, Interval, Options, ParamError, Satisfies, check_params
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class TrainConfig:
         "milestones": [Satisfies(_increasing_epochs, "increasing positive epochs, e.g. [40, 70]")],
         "p": [Interval(int, 2, None)], "k": [Interval(int, 1, None)],
         "sync_bn": ["boolean"], "amp": ["boolean"], "deterministic": ["boolean"], "cache_images": ["boolean"],
-        "seed": [Interval(int, 0, None)], "grad_clip": [Interval(float, 0, None)],
+        "seed": SEED, "grad_clip": [Interval(float, 0, None)],
         "log_every": [Interval(int, 1, None)],
     }
 

@@ -76,6 +76,7 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
     from reidcli.utils.seed import seed_everything
 
     out = Path(out)
+    pretrain_method(method)
     opts = method_options(method, options)
     aug = (augment or AugmentConfig()).validate()
     ck = _resume_checkpoint(out) if resume else None
@@ -177,7 +178,6 @@ def pretrain_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
         ParamError: a setting that none of these has.
     """
     from reidcli.models import ModelConfig
-    from reidcli.train.methods import TRAINING_METHODS
     from reidcli.train.settings import batch_size_to_p, parse_ints, split_settings
 
     s = batch_size_to_p(settings, TrainConfig)
@@ -185,7 +185,7 @@ def pretrain_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
     mrda = {k[len("mrda_"):]: s.pop(k) for k in list(s) if k.startswith("mrda_")}
     if "milestones" in s:
         s["milestones"] = parse_ints(s["milestones"], "milestones")
-    kind = TRAINING_METHODS.get(s.get("method", "supervised")).Options
+    kind = pretrain_method(s.get("method", "supervised")).Options
     parts = split_settings(s, {"model": ModelConfig, "train": TrainConfig, "augment": AugmentConfig,
                                "options": kind}, rest=RUN_KEYWORDS, what="reid pretrain")
     model = ModelConfig(**parts["model"])
@@ -199,6 +199,21 @@ def pretrain_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
             "options": kind(**parts["options"]), **parts["rest"]}
 
 
+def pretrain_method(method: str):
+    """The registered class of method ``method`` if ``reid pretrain`` can run it (registry
+    did-you-mean on a typo); a finetune or stylize method is a `ParamError` naming those it can."""
+    from reidcli.train.methods import TRAINING_METHODS, pretrain_method_names
+    from reidcli.utils.params import ParamError
+
+    kind = TRAINING_METHODS.get(method)
+    if not kind.pretrain:
+        other = ("'reid finetune' (it adapts a checkpoint to unlabelled target images)" if kind.finetune
+                 else "'reid stylize fit --method stargan'" if method == "stargan" else "another command")
+        raise ParamError("method", f"must be a pretraining method ({', '.join(pretrain_method_names())}); "
+                         f"got {method!r}, which runs in {other}")
+    return kind
+
+
 def _resume_checkpoint(out: Path) -> Optional[dict]:
     if not out.exists():
         log.warning("--resume: %s does not exist yet; starting from scratch", out)
@@ -207,7 +222,18 @@ def _resume_checkpoint(out: Path) -> Optional[dict]:
     if not ck.get("train_state"):
         raise InputError(f"{out} holds no training state (written without it); cannot --resume, "
                          "drop --resume to start over")
+    _check_pretrain_checkpoint(out, ck)
     return ck
+
+
+def _check_pretrain_checkpoint(out: Path, ck: dict) -> None:
+    """``--resume`` continues a ``reid pretrain`` run only: not a finetune round's checkpoint."""
+    from reidcli.train.methods import TRAINING_METHODS
+
+    method = ck.get("method", "supervised")
+    if method in TRAINING_METHODS.names() and not TRAINING_METHODS.get(method).pretrain:
+        raise InputError(f"--resume: {out} was written by --method {method} ('reid finetune'), not by "
+                         "'reid pretrain'; give a new -o (or drop --resume), or continue it with 'reid finetune'")
 
 
 # model fields a resumed run does not compare: set by the data (classes) or only at the start
@@ -223,6 +249,7 @@ def _resumed_settings(out: Path, settings: dict) -> dict:
     ck = load_checkpoint(out)
     if not ck.get("train_state"):
         return settings
+    _check_pretrain_checkpoint(out, ck)
     from reidcli.models import ModelConfig
 
     fields = {f.name for f in dataclasses.fields(ModelConfig)} - {"rbnet", "mrda", *_MODEL_UNCOMPARED}

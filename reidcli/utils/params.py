@@ -81,13 +81,20 @@ class Interval(Constraint):
     def describe(self) -> str:
         name = "an int" if self.kind is int else "a float"
         lo_in, hi_in = self.closed in ("both", "left"), self.closed in ("both", "right")
+        lo, hi = (self._show(v) for v in (self.left, self.right))
         if self.left is not None and self.right is not None:
-            return f"{name} in {'[' if lo_in else '('}{self.left:g}, {self.right:g}{']' if hi_in else ')'}"
+            return f"{name} in {'[' if lo_in else '('}{lo}, {hi}{']' if hi_in else ')'}"
         if self.left is not None:
-            return f"{name} {'>=' if lo_in else '>'} {self.left:g}"
+            return f"{name} {'>=' if lo_in else '>'} {lo}"
         if self.right is not None:
-            return f"{name} {'<=' if hi_in else '<'} {self.right:g}"
+            return f"{name} {'<=' if hi_in else '<'} {hi}"
         return name
+
+    def _show(self, bound: Optional[float]) -> str:
+        """An int bound in full (2**32 - 1 is 4294967295, not 4.29497e+09), a float as ``:g``."""
+        if bound is None:
+            return ""
+        return str(int(bound)) if self.kind is int and float(bound).is_integer() else f"{bound:g}"
 
 
 class Options(Constraint):
@@ -150,6 +157,13 @@ class _NoneConstraint(Constraint):
 
 
 BOOLEAN = InstanceOf(bool, "true or false")
+
+# A random seed: what numpy's legacy seeding and scikit-learn's ``random_state`` accept (torch
+# takes more), so one --seed works in every command; larger or negative seeds are refused.
+SEED = [Interval(int, 0, 2**32 - 1)]
+# The longest image side (pixels) a model input or a style model may have: beyond it one
+# image alone needs gigabytes (a crafted checkpoint's 100000x100000 allocates 30 GB per image).
+MAX_IMAGE_SIDE = 4096
 
 
 def _as_constraint(c: Any) -> Constraint:

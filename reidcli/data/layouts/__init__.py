@@ -78,6 +78,8 @@ def _check_root(root: Path) -> None:
         from reidcli.io.atomic import missing_message
 
         raise InputError(missing_message(root, noun="folder or file"))
+    if not root.is_dir() and not root.is_file():  # /dev/null, a FIFO, a socket
+        raise InputError(f"{root} is a device, FIFO or socket, not a dataset: give a dataset folder or a .csv list")
     if root.is_dir() and not any(p for p in root.iterdir() if not p.name.startswith(".")):
         raise InputError(f"{root}: empty folder; expected a dataset such as Market-1501 or a folder of images")
 

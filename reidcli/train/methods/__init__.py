@@ -111,9 +111,15 @@ def get_method(name: str, options: MethodOptions | Mapping[str, Any] | None = No
     return TRAINING_METHODS.get(name)(method_options(name, options))
 
 
+def pretrain_method_names() -> list[str]:
+    """The registered methods ``reid pretrain`` can run (imports them)."""
+    return [n for n in TRAINING_METHODS.names() if TRAINING_METHODS.get(n).pretrain]
+
+
 def finetune_method_names() -> list[str]:
     """The registered methods ``reid finetune`` can run (imports them)."""
     return [n for n in TRAINING_METHODS.names() if TRAINING_METHODS.get(n).finetune]
 
 
-__all__ = ["TRAINING_METHODS", "MethodOptions", "finetune_method_names", "get_method", "method_options"]
+__all__ = ["TRAINING_METHODS", "MethodOptions", "finetune_method_names", "get_method", "method_options",
+           "pretrain_method_names"]

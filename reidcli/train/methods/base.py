@@ -31,7 +31,9 @@ class EngineContext:
 class Method:
     """Base class of a training method (see `reidcli.train.methods` for the contract).
 
-    ``Options`` is the method's options dataclass. For ``reid finetune``: ``finetune``
+    ``Options`` is the method's options dataclass. ``pretrain`` says whether ``reid pretrain``
+    can run it (it trains from scratch or ImageNet on labelled images; the finetune methods
+    and ``stargan``, which ``reid stylize fit`` runs, cannot). For ``reid finetune``: ``finetune``
     says whether it can run the method (it starts from a checkpoint and pseudo-labels),
     ``views`` how many augmented views of each target image a batch holds (MMT: 2),
     ``start_checkpoints`` how many starting checkpoints it takes (MMT: 2, ``--ckpt2``) and
@@ -48,6 +50,7 @@ class Method:
 
     name = "method"
     Options: type[MethodOptions] = NoOptions
+    pretrain = True
     finetune = False
     views = 1
     start_checkpoints = 1

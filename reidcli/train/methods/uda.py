@@ -90,6 +90,7 @@ class UDAMethod(Method):
     checkpoint), ``centers`` (a [K, D] tensor or None) and the datasets.
     """
 
+    pretrain = False
     finetune = True
 
     def after_setup(self, opt: torch.optim.Optimizer) -> None:
