@@ -57,8 +57,11 @@ XM_EPOCHS ?= 40
 # rows side by side, one thread each (2 cores: 2 rows)
 JOBS ?= $(shell nproc)
 MAKEFLAGS += -j$(JOBS)
-bed = IDS=$(IDS) CAMERA_SHIFT=$(CAMERA_SHIFT) ARCH=$(ARCH) PRETRAINED=$(PRETRAINED) PRE_EPOCHS=$(PRE_EPOCHS) \
-  PRE_LR=$(PRE_LR)
+# every setting of the bed is given to bin/uda.mk, so that the demo's defaults never move it
+bed = IDS=$(IDS) IMAGES_PER_ID=16 HEIGHT=64 WIDTH=32 SYNTH_SEED=0 CAMERA_SHIFT=$(CAMERA_SHIFT) ARCH=$(ARCH) \
+  PRETRAINED=$(PRETRAINED) PRE_EPOCHS=$(PRE_EPOCHS) PRE_LR=$(PRE_LR) PRE_WARMUP=2 PRE_SCHEDULE=constant \
+  PRE_BN_TARGET=1 P=16 K=4 PAD=3 SEED=0 CLUSTER_METHOD=dbscan-jaccard EPS=0.5 MIN_SAMPLES=2 K1=12 K2=6 \
+  EPOCHS=1 LR=3.5e-4
 UDA = $(MAKE) --no-print-directory -f bin/uda.mk OUT=$(OUT) ROUNDS=$(ROUNDS) ITERS=$(ITERS) $(bed) JOBS=1 THREADS=1
 REID ?= $(PYTHON) bin/reid
 RB_OUT := $(OUT)/rbnet
