@@ -136,3 +136,130 @@ def test_synth_with_auto_workers_is_byte_identical(tmp_path, monkeypatch):
     auto = sorted(p.relative_to(tmp_path / "auto") for p in (tmp_path / "auto").rglob("*.jpg"))
     assert one == auto and one
     assert all((tmp_path / "one" / p).read_bytes() == (tmp_path / "auto" / p).read_bytes() for p in one)
+
+
+# --------------------------------------------------------------------------- flags that do nothing (issue 22)
+GOLDEN = __import__("pathlib").Path(__file__).resolve().parent / "data" / "format" / "v1"
+
+
+def _small_ckpt(path):
+    """A checkpoint of an untrained resnet18_quarter (no domain BN), written without training."""
+    from reidcli.io.ckpt import make_checkpoint, save_checkpoint
+    from reidcli.models import ModelConfig, build_model
+
+    cfg = ModelConfig(arch="resnet18_quarter", num_classes=2)
+    net = build_model(cfg)
+    save_checkpoint(path, make_checkpoint(model_config=cfg.to_dict(), model_state=net.state_dict(),
+                                          input_size=(32, 16), method="supervised", epoch=1, feat_dim=net.feat_dim))
+    return path
+
+
+INAPPLICABLE = [
+    # pretrain: settings of another architecture (flags and --config keys)
+    (["pretrain", "D", "-o", "T/m.pt", "--rb-backbone", "resnet18"], "--rb-backbone does not apply to --arch resnet50"),
+    (["pretrain", "D", "-o", "T/m.pt", "--rb-separate"], "--rb-shared does not apply to --arch resnet50"),
+    (["pretrain", "D", "-o", "T/m.pt", "--mrda-backbone", "resnet18"], "--mrda-backbone does not apply to --arch resnet50"),
+    (["pretrain", "D", "-o", "T/m.pt", "--attn-topk", "2"], "--attn-topk does not apply to --arch resnet50"),
+    (["pretrain", "D", "-o", "T/m.pt", "--mse-weight", "1"], "--mse-weight does not apply to --arch resnet50"),
+    (["pretrain", "D", "-o", "T/m.pt", "--arch", "rbnet", "--mrda-backbone", "resnet18"],
+     "--mrda-backbone does not apply to --arch rbnet; it is an MRDA setting (--arch mrda)"),
+    (["pretrain", "D", "-o", "T/m.pt", "--config", "T/topk.toml"], "--attn-topk does not apply to --arch resnet50"),
+    (["pretrain", "D", "-o", "T/m.pt", "--config", "T/rb.toml"], "--rb-shared does not apply to --arch resnet50"),
+    # finetune: the layout of a dataset not given
+    (["finetune", "D", "--ckpt", "C", "--labels", "L", "-o", "T/n.pt", "--source-format", "market1501"],
+     "--source-format does not apply without --source"),
+    (["finetune", "D", "--ckpt", "C", "--labels", "L", "-o", "T/n.pt", "--reference-format", "market1501"],
+     "--reference-format does not apply without --reference"),
+    # evaluate
+    (["evaluate", "F", "--k1", "5"], "--k1 does not apply without --rerank"),
+    (["evaluate", "F", "--k2", "5"], "--k2 does not apply without --rerank"),
+    (["evaluate", "F", "--lambda", "0.5"], "--lambda does not apply without --rerank"),
+    (["evaluate", "F", "--top", "3"], "--top does not apply without --ranks-png"),
+    (["evaluate", "F", "--n-queries", "3"], "--n-queries does not apply without --ranks-png"),
+    (["evaluate", "F", "--ranks-queries", "worst"], "--ranks-queries does not apply without --ranks-png"),
+    (["evaluate", "F", "--image-root", "T"], "--image-root does not apply without --ranks-png"),
+    (["evaluate", "F", "--shot", "multi"], "--shot does not apply to the market protocol"),
+    (["evaluate", "F", "--trials", "3"], "--trials does not apply to the market protocol"),
+    # plot
+    (["plot", "L", "-o", "T/p.png", "--perplexity", "5"], "--perplexity does not apply without --tsne"),
+    (["plot", "L", "-o", "T/p.png", "--max-points", "50"], "--max-points does not apply without --tsne"),
+    (["plot", "L", "-o", "T/p.png", "--split", "query"], "--split does not apply without --tsne"),
+    # extract-pose: options of another backend
+    *[(["extract-pose", "D", "-o", "T/p.h5", "--backend", "gt", flag, value], f"{flag} does not apply to --backend gt")
+      for flag, value in (("--refine", "none"), ("--input-size", "64x32"), ("--box-padding", "1.5"),
+                          ("--min-confidence", "0.2"), ("--mean", "1,2,3"))],
+    (["extract-pose", "D", "-o", "T/p.h5", "--refine", "none"], "--refine does not apply to --backend mediapipe"),
+    # export
+    (["export", "--ckpt", "S", "-o", "T/s.pt", "--slim", "--opset", "13"], "--opset does not apply to --slim"),
+    (["export", "--ckpt", "S", "-o", "T/s.ts", "--opset", "13"], "--opset does not apply to a TorchScript export"),
+    (["export", "--ckpt", "S", "-o", "T/s.ts", "--bn-domain", "source"],
+     "--bn-domain does not apply to S: it has no domain-specific BN"),
+    # stylize fit: the other method's settings
+    (["stylize", "fit", "D", "-o", "T/s.pt", "--image-size", "64x32"], "--image-size does not apply to --method color"),
+    (["stylize", "fit", "D", "-o", "T/s.pt", "--method", "stargan", "--max-images", "5"],
+     "--max-images does not apply to --method stargan"),
+    (["stylize", "fit", "D", "-o", "T/s.pt", "--method", "stargan", "--max-pixels", "100"],
+     "--max-pixels does not apply to --method stargan"),
+]
+
+
+@__import__("pytest").mark.parametrize("argv,words", INAPPLICABLE, ids=lambda v: " ".join(v[:2]) if isinstance(v, list) else None)
+def test_a_flag_that_does_nothing_is_one_line(tmp_path, argv, words):
+    """Issue 22: every flag given where it does nothing is refused with one line naming it
+    (never silently ignored), before any output is written."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "topk.toml").write_text("attn-topk = 3\n")
+    (tmp_path / "rb.toml").write_text("rb_shared = false\n")
+    ckpt = _small_ckpt(tmp_path / "small.pt")
+    subst = {"D": tmp_path / "d", "F": GOLDEN / "features.h5", "L": GOLDEN / "labels.h5",
+             "C": GOLDEN / "checkpoint.pt", "S": ckpt}
+    args = [str(subst.get(a, a)).replace("T/", f"{tmp_path}/") if a != "T" else str(tmp_path) for a in argv]
+    res = runner.invoke(app, ["-q", *args])
+    command = " ".join(argv[:2]) if argv[0] == "stylize" else argv[0]
+    lines = res.stderr.strip().splitlines()
+    assert res.exit_code == 1 and len(lines) == 1, res.output
+    assert lines[0].startswith(f"reid {command}: error: ") and words.replace("S:", f"{ckpt}:") in lines[0], lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "rb.toml", "small.pt", "topk.toml"]
+
+
+def test_the_same_flags_where_they_apply_still_work(tmp_path):
+    """The evaluate flags refused above run with their flag (ranks, re-ranking)."""
+    png = tmp_path / "r.png"
+    res = runner.invoke(app, ["-q", "evaluate", str(GOLDEN / "features.h5"), "--rerank", "--k1", "4", "--k2", "2",
+                              "--lambda", "0.2", "--ranks-png", str(png), "--top", "3", "--n-queries", "2",
+                              "--ranks-queries", "worst", "--json"])
+    assert res.exit_code == 0, res.output
+    import json
+
+    out = json.loads(res.stdout)
+    assert out["rerank_options"] == {"k1": 4, "k2": 2, "lambda": 0.2} and png.is_file()
+
+
+def test_library_callers_get_the_same_refusals(tmp_path):
+    import pytest
+
+    from reidcli.eval.api import Options, evaluate_file
+    from reidcli.eval.figures import plot
+    from reidcli.utils.params import ParamError
+
+    with pytest.raises(ParamError, match="^k1 does not apply without --rerank"):
+        evaluate_file(GOLDEN / "features.h5", Options(k1=5))
+    with pytest.raises(ParamError, match="^shot does not apply to the market protocol"):
+        evaluate_file(GOLDEN / "features.h5", Options(shot="multi"))
+    assert evaluate_file(GOLDEN / "features.h5", Options()).rerank_options is None
+    with pytest.raises(ParamError, match="^perplexity does not apply without --tsne"):
+        plot(GOLDEN / "labels.h5", tmp_path / "p.png", perplexity=5.0)
+
+
+def test_stylize_apply_refuses_cuda_without_a_gpu(tmp_path):
+    import pytest
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    (tmp_path / "d").mkdir()
+    res = runner.invoke(app, ["stylize", "apply", str(tmp_path / "d"), "--model", str(GOLDEN / "checkpoint.pt"),
+                              "-o", str(tmp_path / "o"), "--device", "cuda"])
+    assert res.exit_code == 1 and res.stderr.strip().splitlines() == [
+        "reid stylize apply: error: --device cuda asked for CUDA but none is available; pass --device cpu"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]

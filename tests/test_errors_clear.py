@@ -580,3 +580,56 @@ def test_stylize_apply_to_a_fifo_does_not_advise_force(tmp_path):
                                             "-o", str(tmp_path / "ff"), *force]), "stylize apply")
         assert "never replaced (not even with --force)" in line and "pass --force" not in line
     assert (tmp_path / "ff").is_fifo()
+
+
+# --------------------------------------------------------------------------- 13. bad data is never valid (issue 22)
+def _net_ckpt(tmp_path: Path, edit=None, **changes) -> Path:
+    import torch
+
+    from reidcli.io.ckpt import make_checkpoint
+    from reidcli.models import ModelConfig, build_model
+
+    cfg = ModelConfig(arch="resnet18_quarter", num_classes=2)
+    net = build_model(cfg)
+    ck = make_checkpoint(model_config=cfg.to_dict(), model_state=net.state_dict(), input_size=(32, 16),
+                         method="supervised", epoch=1, feat_dim=net.feat_dim)
+    if edit is not None:
+        edit(ck)
+    ck.update(changes)
+    torch.save(ck, tmp_path / "c.pt")
+    return tmp_path / "c.pt"
+
+
+def _drop_first(ck):
+    del ck["model"][next(iter(ck["model"]))]
+
+
+def _reshape_classifier(ck):
+    import torch
+
+    key = next(k for k in ck["model"] if k.startswith("classifier"))
+    ck["model"][key] = torch.zeros(7, *ck["model"][key].shape[1:])
+
+
+@pytest.mark.parametrize("edit,changes,words", [
+    (_drop_first, {}, "weights do not fit the network its config describes (Error(s) in loading state_dict"),
+    (_reshape_classifier, {}, "weights do not fit the network its config describes"),
+    (None, {"feat_dim": 999}, "feat_dim is 999 but its weights embed"),
+    (lambda ck: ck["model_config"].update(arch="resnet50"), {}, "weights do not fit the network"),
+])
+def test_info_refuses_checkpoints_whose_weights_do_not_fit(tmp_path, edit, changes, words):
+    ck = _net_ckpt(tmp_path, edit, **changes)
+    line = one_line(runner.invoke(app, ["info", str(ck)]), "info")
+    assert f"{ck}: " in line and words in line, line
+
+
+def test_info_of_a_sound_checkpoint_is_valid(tmp_path):
+    res = runner.invoke(app, ["info", str(_net_ckpt(tmp_path))])
+    assert res.exit_code == 0 and "valid" in res.stdout, res.output
+
+
+def test_info_refuses_a_features_file_with_a_wrong_feature_dim(tmp_path):
+    bad = _edit(_features(tmp_path / "f.h5"), tmp_path / "bad.h5", lambda f: f["train"].attrs.__setitem__("feature_dim", -5))
+    line = one_line(runner.invoke(app, ["info", str(bad)]), "info")
+    assert line.endswith(f"{bad}:/train attribute feature_dim is -5 but the features are 8-d; the file is invalid, "
+                         "regenerate it")

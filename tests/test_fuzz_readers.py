@@ -386,3 +386,83 @@ def test_stale_temporaries_are_removed_and_never_followed(tmp_path_factory, plan
     assert (root / "o.h5").read_bytes() == b"new" and victim.read_bytes() == b"keep"
     left = sorted(p.name for p in root.iterdir() if ".tmp-" in p.name)
     assert left == sorted(f".o.h5.tmp-{pids[w]}{t}" for w, _, t in planted if w == "live" or (w == "self" and t))
+
+
+# --------------------------------------------------------------------------- issue 22: bad data, idle flags
+def _small_net_ckpt() -> dict:
+    from reidcli.io.ckpt import make_checkpoint
+    from reidcli.models import ModelConfig, build_model
+
+    cfg = ModelConfig(arch="resnet18_quarter", num_classes=2)
+    net = build_model(cfg)
+    return make_checkpoint(model_config=cfg.to_dict(), model_state=net.state_dict(), input_size=(32, 16),
+                           method="supervised", epoch=1, feat_dim=net.feat_dim)
+
+
+@FUZZ
+@given(edit=st.sampled_from(["drop", "shape", "extra", "feat_dim"]), pick=st.floats(0, 1),
+       dim=st.integers(-10, 10**4))
+def test_crafted_checkpoints_are_never_valid(tmp_path_factory, edit, pick, dim):
+    """A checkpoint whose tensors do not fit its config (missing, extra, mis-shaped) or whose
+    feat_dim its weights do not give is refused in one line by `reid info` (`describe`)."""
+    from reidcli.data.describe import describe
+
+    ck = _small_net_ckpt()
+    names = sorted(k for k, v in ck["model"].items() if v.ndim > 0)
+    name = names[int(pick * (len(names) - 1))]
+    if edit == "drop":
+        del ck["model"][name]
+    elif edit == "shape":
+        ck["model"][name] = torch.zeros(*[s + 1 for s in ck["model"][name].shape])
+    elif edit == "extra":
+        ck["model"]["bogus.weight"] = torch.zeros(3)
+    elif dim == ck["feat_dim"]:
+        return
+    else:
+        ck["feat_dim"] = dim
+    p = tmp_path_factory.mktemp("ckc") / "m.pt"
+    torch.save(ck, p)
+    try:
+        describe(p)
+    except ReidError as exc:
+        assert str(exc) and "\n" not in str(exc) and str(p) in str(exc), repr(exc)
+    else:
+        raise AssertionError(f"{edit} {name} {dim}: called valid")
+
+
+@FUZZ
+@given(value=st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=True), st.text(max_size=4)),
+       where=st.sampled_from(["train", "query", "gallery", "/"]))
+def test_features_file_feature_dim_must_be_the_width(tmp_path_factory, value, where):
+    p = tmp_path_factory.mktemp("fd") / "f.h5"
+    shutil.copy(GOLDEN / "features.h5", p)
+    with h5py.File(p, "r+") as f:
+        (f if where == "/" else f[where]).attrs["feature_dim"] = value
+    try:
+        h5.read_features(p)
+    except ReidError as exc:
+        assert "feature_dim" in str(exc) and "\n" not in str(exc)
+    else:
+        assert isinstance(value, int) and value == 16
+
+
+IDLE = {"evaluate": [["--k1", "3"], ["--k2", "3"], ["--lambda", "0.1"], ["--top", "2"], ["--n-queries", "2"],
+                     ["--ranks-queries", "best"], ["--image-root", "."], ["--shot", "multi"], ["--trials", "2"]],
+        "plot": [["--perplexity", "3"], ["--max-points", "9"], ["--split", "query"]]}
+
+
+@FUZZ
+@given(command=st.sampled_from(sorted(IDLE)), picks=st.lists(st.integers(0, 8), min_size=1, max_size=3))
+def test_flags_that_would_do_nothing_are_one_line(tmp_path_factory, command, picks):
+    from typer.testing import CliRunner
+
+    from reidcli.cli.app import app
+
+    tmp = tmp_path_factory.mktemp("idle")
+    flags = [f for i in dict.fromkeys(picks) for f in IDLE[command][i % len(IDLE[command])]]
+    argv = (["evaluate", str(GOLDEN / "features.h5")] if command == "evaluate"
+            else ["plot", str(GOLDEN / "labels.h5"), "-o", str(tmp / "p.png")])
+    res = CliRunner().invoke(app, [*argv, *flags])
+    lines = res.stderr.strip().splitlines()
+    assert res.exit_code == 1 and len(lines) == 1 and "does not apply" in lines[0], res.output
+    assert not list(tmp.iterdir())

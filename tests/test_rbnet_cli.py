@@ -111,9 +111,13 @@ def test_bad_pose_input_is_one_line(rb, tmp_path):
                                                 np.full((1, 2), 64)))
     cases = [(["--pose", tmp_path / "other.h5"], "none of the"),
              ([], "needs --pose"),
-             (["--pose", rb / "m" / "pose.h5", "--arch", "tiny"], "only by --arch rbnet")]
+             (["--pose", rb / "m" / "pose.h5", "--arch", "tiny"], "--rb-backbone does not apply to --arch tiny"),
+             (["--pose", rb / "m" / "pose.h5", "--arch", "tiny", "--no-rb"], "only by --arch rbnet")]
+    at = TRAIN.index("--rb-backbone")
     for extra, words in cases:
-        r = reid("pretrain", rb / "m", "-o", tmp_path / "x.pt", *TRAIN, *_pk(3), *extra)
+        train = [*TRAIN[:at], *TRAIN[at + 2:]] if "--no-rb" in extra else TRAIN  # RBNet flags refused first
+        extra = [e for e in extra if e != "--no-rb"]
+        r = reid("pretrain", rb / "m", "-o", tmp_path / "x.pt", *train, *_pk(3), *extra)
         assert r.exit_code == 1 and words in r.output and "Traceback" not in r.output, r.output
         assert not (tmp_path / "x.pt").exists()
     r = reid("features", "--ckpt", tmp_path / "none.pt", rb / "m", "-o", tmp_path / "f.h5")

@@ -309,6 +309,8 @@ def usage_checked(constraints: dict, name: str):
     from reidcli.utils.params import ParamError, check_value
 
     def callback(value):
+        if value is None:  # not given: the library's default
+            return value
         try:
             check_value(name, value, constraints[name])
         except ParamError as exc:

@@ -9,7 +9,8 @@ import typer
 
 from reidcli.cli.common import DeviceCPU, Json, Seed, Threads, reid_command, usage_checked
 from reidcli.eval.protocols import PROTOCOLS
-from reidcli.eval.report import OUTPUT_CONSTRAINTS, RANKS_QUERIES
+from reidcli.eval.api import FILLED
+from reidcli.eval.report import OUTPUT_CONSTRAINTS, RANKS_DEFAULTS, RANKS_QUERIES
 
 @reid_command("evaluate", outputs=("per_query", "ranks_png", "cmc_png"))
 def command(
@@ -29,25 +30,31 @@ def command(
     cmc_single_gallery: Annotated[bool, typer.Option("--cmc-single-gallery", help="CUHK03-style CMC: one random "
                                                      "gallery image per identity, 10 seeded draws.")] = False,
     rerank: Annotated[bool, typer.Option("--rerank", help="k-reciprocal re-ranking (Zhong et al., CVPR 2017).")] = False,
-    k1: Annotated[int, typer.Option("--k1", min=1, help="Re-ranking k1.")] = 20,
-    k2: Annotated[int, typer.Option("--k2", min=1, help="Re-ranking k2.")] = 6,
-    lambda_value: Annotated[float, typer.Option("--lambda", help="Re-ranking weight of the original distance.")] = 0.3,
-    shot: Annotated[str, typer.Option(help="SYSU-MM01 gallery: single | multi (10 images per id and camera).")] = "single",
-    trials: Annotated[int, typer.Option(min=1, help="SYSU-MM01 gallery draws (mean ± std).")] = 10,
+    k1: Annotated[int | None, typer.Option("--k1", min=1, help=f"--rerank: k1. \\[default: {FILLED['k1']}]")] = None,
+    k2: Annotated[int | None, typer.Option("--k2", min=1, help=f"--rerank: k2. \\[default: {FILLED['k2']}]")] = None,
+    lambda_value: Annotated[float | None, typer.Option("--lambda", help=(
+        f"--rerank: weight of the original distance. \\[default: {FILLED['lambda_value']}]"))] = None,
+    shot: Annotated[str | None, typer.Option(help=(
+        "SYSU-MM01 gallery: single | multi (10 images per id and camera). \\[default: single]")),
+    ] = None,
+    trials: Annotated[int | None, typer.Option(min=1, help=(
+        f"SYSU-MM01 gallery draws (mean ± std). \\[default: {FILLED['trials']}]"))] = None,
     per_query: Annotated[Path | None, typer.Option("--per-query", help="CSV of each query's AP and first hit.",
                                                       dir_okay=False)] = None,
     ranks_png: Annotated[Path | None, typer.Option(
         help="Write a PNG of ranked lists here: each query (with its AP) and its --top valid gallery images "
              "(rank, identity, distance; green: a true match), ranked by the distances the metrics used "
              "(re-ranked with --rerank).", dir_okay=False)] = None,
-    top: Annotated[int, typer.Option(min=1, max=50, help="Gallery images per query in --ranks-png.")] = 10,
-    n_queries: Annotated[int, typer.Option("--n-queries", min=1, help="Queries in --ranks-png.")] = 8,
-    ranks_queries: Annotated[str, typer.Option(
+    top: Annotated[int | None, typer.Option(min=1, max=50, help=(
+        f"Gallery images per query in --ranks-png. \\[default: {RANKS_DEFAULTS['top']}]"))] = None,
+    n_queries: Annotated[int | None, typer.Option("--n-queries", min=1, help=(
+        f"Queries in --ranks-png. \\[default: {RANKS_DEFAULTS['n_queries']}]"))] = None,
+    ranks_queries: Annotated[str | None, typer.Option(
         "--ranks-queries", callback=usage_checked(OUTPUT_CONSTRAINTS, "ranks_queries"),
         help="Queries in --ranks-png: " + " | ".join(RANKS_QUERIES) + " (seeded sample in query order; lowest "
-             "or highest AP first).")] = "sample",
-    image_root: Annotated[Path | None, typer.Option("--image-root", help="Folder the image paths are relative "
-                                                       "to (default: the file's root attribute).")] = None,
+             "or highest AP first). \\[default: sample]")] = None,
+    image_root: Annotated[Path | None, typer.Option("--image-root", help="--ranks-png: folder the image paths are "
+                                                       "relative to (default: the file's root attribute).")] = None,
     cmc_png: Annotated[Path | None, typer.Option(
         help="Write a PNG of the CMC curve here, labelled with the features file's name; with several "
              "features files (models to compare), one curve per file.", dir_okay=False)] = None,

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from reidcli.cli.common import Ckpt, Json, Output, reid_command
+from reidcli.models.export import OPSET
 
 
 @reid_command("export")
@@ -21,7 +22,7 @@ def command(
     normalize: Annotated[bool, typer.Option("--normalize/--no-normalize", help="L2-normalise the output, as reid features.")] = True,
     net: Annotated[Optional[str], typer.Option("--net", help="Network of the checkpoint, as reid features --net (default model).")] = None,
     bn_domain: Annotated[Optional[str], typer.Option("--bn-domain", help="With domain-specific BN: source | target.")] = None,
-    opset: Annotated[int, typer.Option("--opset", min=11, help="ONNX opset version.")] = 17,
+    opset: Annotated[Optional[int], typer.Option("--opset", min=11, help=f"ONNX opset version (-o NAME.onnx). \\[default: {OPSET}]")] = None,
     as_json: Json = False,
 ) -> None:
     """Export the deployed network of --ckpt for inference outside reidcli: ONNX (-o m.onnx)

@@ -62,11 +62,13 @@ def command(
     mean: Annotated[Optional[str], typer.Option("--mean", callback=_check(_triple), help="onnx: RGB mean, 0-255 scale "
                                                 "(default ImageNet 123.675,116.28,103.53).")] = None,
     std: Annotated[Optional[str], typer.Option("--std", callback=_check(_triple), help="onnx: RGB std (default 58.395,57.12,57.375).")] = None,
-    box_padding: Annotated[float, typer.Option("--box-padding", min=1.0, help="onnx: box enlargement "
-                                               "around the crop (mmpose 1.25).")] = 1.25,
-    refine: Annotated[str, typer.Option("--refine", help="onnx, rbnet heat-maps: dark | quarter | none.")] = "dark",
-    min_confidence: Annotated[float, typer.Option("--min-confidence", min=0.0, max=1.0,
-                                                  help="mediapipe: person detection threshold.")] = 0.5,
+    box_padding: Annotated[Optional[float], typer.Option("--box-padding", min=1.0, help="onnx: box enlargement "
+                                                         "around the crop (mmpose 1.25). \\[default: 1.25]")] = None,
+    refine: Annotated[Optional[str], typer.Option("--refine", help="onnx, rbnet heat-maps: dark | quarter | none. "
+                                                  "\\[default: dark]")] = None,
+    min_confidence: Annotated[Optional[float], typer.Option("--min-confidence", min=0.0, max=1.0,
+                                                            help="mediapipe: person detection threshold. "
+                                                                 "\\[default: 0.5]")] = None,
     batch_size: BatchSize = 16,
     device: Annotated[str, typer.Option("--device", help=(
         "auto | cpu | cuda | cuda:N (auto: CUDA when present). onnx: onnxruntime's CUDA provider; rbnet: torch's "

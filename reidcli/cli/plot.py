@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from reidcli.cli.common import Json, Output, Seed, reid_command
+from reidcli.eval.figures import TSNE_DEFAULTS
 
 
 @reid_command("plot")
@@ -22,13 +23,14 @@ def command(
         "else camera)."))] = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", dir_okay=False, help=(
         "A labels file of the same split (reid cluster), for --color cluster."))] = None,
-    split: Annotated[str, typer.Option("--split", help="--tsne: the split to draw.")] = "train",
-    max_points: Annotated[int, typer.Option("--max-points", min=5, help=(
-        "--tsne: draw at most this many images (a seeded sample).")),
-    ] = 5000,
-    perplexity: Annotated[float, typer.Option("--perplexity", help=(
-        "--tsne: t-SNE perplexity (lowered for small splits).")),
-    ] = 30.0,
+    split: Annotated[Optional[str], typer.Option("--split", help=(
+        f"--tsne: the split to draw. \\[default: {TSNE_DEFAULTS['split']}]"))] = None,
+    max_points: Annotated[Optional[int], typer.Option("--max-points", min=5, help=(
+        f"--tsne: draw at most this many images (a seeded sample). \\[default: {TSNE_DEFAULTS['max_points']}]")),
+    ] = None,
+    perplexity: Annotated[Optional[float], typer.Option("--perplexity", help=(
+        f"--tsne: t-SNE perplexity (lowered for small splits). \\[default: {TSNE_DEFAULTS['perplexity']}]")),
+    ] = None,
     seed: Seed = 0,
     as_json: Json = False,
 ) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from reidcli.cli.common import BatchSize, CamRegex, DataFormat, Device, Output, Seed, reid_command
+from reidcli.stylize.fit import COLOR_DEFAULTS
 from reidcli.stylize.options import STARGAN_TRAIN, StarGANOptions
 
 app = typer.Typer(no_args_is_help=True, help="Camera-style transfer: fit a model, apply it.")
@@ -36,10 +37,10 @@ def fit(
     fmt: DataFormat = None,
     cam_regex: CamRegex = None,
     split: Annotated[str, _o("--split", "The split whose cameras are learnt.")] = "train",
-    max_images: Annotated[int, _o("--max-images", "color: images read per camera.")] = 400,
-    max_pixels: Annotated[int, _o("--max-pixels", "color: pixels kept per camera.")] = 65536,
+    max_images: Annotated[Int, _o("--max-images", f"color: images read per camera [{COLOR_DEFAULTS['max_images']}].")] = None,
+    max_pixels: Annotated[Int, _o("--max-pixels", f"color: pixels kept per camera [{COLOR_DEFAULTS['max_pixels']}].")] = None,
     seed: Seed = 0,
-    image_size: Annotated[str, _o("--image-size", "stargan: HEIGHTxWIDTH, multiples of 4.")] = "256x128",
+    image_size: Annotated[Optional[str], _o("--image-size", "stargan: HEIGHTxWIDTH, multiples of 4 [256x128].")] = None,
     epochs: Annotated[Int, _o("--epochs", "stargan: epochs", "epochs")] = None,
     iters_per_epoch: Annotated[Int, _o("--iters-per-epoch", "stargan: steps per epoch", "iters_per_epoch", "--iters")] = None,
     max_iters: Annotated[Int, _o("--max-iters", "stargan: stop after this many steps in total.")] = None,
@@ -76,7 +77,7 @@ def fit(
     options = {k: given[k] for k in ("n_critic", "lambda_cls", "lambda_rec", "lambda_gp", "g_conv_dim",
                                      "d_conv_dim", "g_repeat", "sample_every") if k in given}
     out = fit_style(data, output, method=method, format=fmt, split=split, max_images=max_images,
-                    max_pixels=max_pixels, seed=seed, image_size=parse_size(image_size), options=options,
+                    max_pixels=max_pixels, seed=seed, image_size=parse_size(image_size) if image_size else None, options=options,
                     train=train, resume=resume, device=device, cam_regex=cam_regex)
     say(f"wrote {out}")
 

@@ -4,11 +4,14 @@ a dataset folder or ``.csv`` list (layout, per-split ids, images, cameras), or a
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from reidcli.io.describe import describe_file
 from reidcli.utils.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def describe(path: str | Path, data_format: str | None = None, *, cam_regex: str | None = None) -> dict[str, Any]:
@@ -24,7 +27,15 @@ def describe(path: str | Path, data_format: str | None = None, *, cam_regex: str
     for flag, value in (("--format", data_format), ("--cam-regex", cam_regex)):
         if p.exists() and value is not None:
             raise ConfigError(f"{flag} applies to a dataset folder or .csv list; {p} is a file")
-    return describe_file(p)
+    info = describe_file(p)
+    if info.get("format") == "checkpoint" and "kind" not in info:  # a network checkpoint: rebuild it
+        from reidcli.io.ckpt import load_checkpoint
+        from reidcli.models.checkpoint import check_network
+
+        unchecked = check_network(load_checkpoint(p), source=p)
+        if unchecked:
+            log.warning("%s: %s", p, unchecked)
+    return info
 
 
 def describe_dataset(path: Path, data_format: str | None = None, *, cam_regex: str | None = None) -> dict[str, Any]:

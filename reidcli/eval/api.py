@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from reidcli.eval.ranking import (AP_FORMULAS, Metrics, PerQuery, TopRanked, ful
                                   top_valid)
 from reidcli.utils.checks import as_ids
 from reidcli.utils.errors import ConfigError, InputError, ReidError
-from reidcli.utils.params import SEED, Interval, ParamError, Satisfies, check_params
+from reidcli.utils.params import SEED, Interval, ParamError, Satisfies, check_params, reject_given
 from reidcli.utils.params import Options as OneOf
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ CONSTRAINTS = {
     "cam_filter": ["boolean"],
     "single_gallery": ["boolean"],
     "rerank": ["boolean"],
-    "k1": POSITIVE_INT,
+    "k1": POSITIVE_INT,  # k1 .. trials: None (not given) is checked by `Options.check`
     "k2": POSITIVE_INT,
     "lambda_value": [Interval(float, 0, 1)],
     "shot": [OneOf(P.SHOTS)],
@@ -122,19 +123,37 @@ class Options:
     cam_filter: bool = True
     single_gallery: bool = False
     rerank: bool = False
-    k1: int = 20
-    k2: int = 6
-    lambda_value: float = 0.3
-    shot: str = "single"
-    trials: int = 10
+    # None: not given, i.e. the default of `FILLED` (a value given where it does nothing, k1
+    # without rerank or shot under the market protocol, is refused rather than ignored)
+    k1: int | None = None
+    k2: int | None = None
+    lambda_value: float | None = None
+    shot: str | None = None
+    trials: int | None = None
     seed: int = 0
     device: str = "cpu"
     chunk: int | None = None
 
     def check(self) -> None:
-        check_params(self, CONSTRAINTS)
+        check_params({k: v for k, v in vars(self).items() if v is not None or k not in FILLED}, CONSTRAINTS)
         if self.protocol is not None:
             P.PROTOCOLS.get(self.protocol)
+        reject_given(vars(self), RERANK_OPTIONS, applies=self.rerank, what="without --rerank (a re-ranking parameter)")
+
+    def check_protocol(self, protocol: P.Protocol) -> None:
+        """``shot`` and ``trials`` are gallery draws of the SYSU-MM01 protocols only."""
+        reject_given(vars(self), TRIAL_OPTIONS, applies=isinstance(protocol, P.SysuMM01),
+                     what=f"to the {protocol.name} protocol (SYSU-MM01 gallery draws: --protocol sysu-all | sysu-indoor)")
+
+    def filled(self) -> "Options":
+        """A copy with every option not given at its default (`FILLED`)."""
+        return dataclasses.replace(self, **{k: v for k, v in FILLED.items() if getattr(self, k) is None})
+
+
+RERANK_OPTIONS = ("k1", "k2", "lambda_value")
+TRIAL_OPTIONS = ("shot", "trials")
+# the defaults of the options that apply only in some cases (the paper's re-ranking; SYSU-MM01's)
+FILLED = {"k1": 20, "k2": 6, "lambda_value": 0.3, "shot": "single", "trials": 10}
 
 
 class Run(NamedTuple):
@@ -231,6 +250,8 @@ def evaluate(query: dict, gallery: dict, options: Options | None = None, *, norm
     protocol = P.PROTOCOLS.get(opts.protocol or P.detect_protocol(dataset_format, query.get("modality"),
                                                                   gallery.get("modality")))
     protocol.check_inputs(query, gallery)
+    opts.check_protocol(protocol)
+    opts = opts.filled()
     query, gallery = protocol.splits(query, gallery)
     ropts = protocol.rank_options(opts)
     runs = []
@@ -307,7 +328,7 @@ def evaluate_file(path: str | os.PathLike | None = None, options: Options | None
     if qfile.normalized != gfile.normalized:
         log.warning("query and gallery files disagree on 'normalized'; normalising both for cosine")
     q, g = split_dict(qfile.split("query")), split_dict(gfile.split("gallery"))
-    keep = outputs.top if outputs is not None and outputs.ranks_png else 0
+    keep = outputs.filled().top if outputs is not None and outputs.ranks_png else 0
     res = evaluate(q, g, options, normalized=qfile.normalized and gfile.normalized,
                    dataset_format=str(qfile.attrs.get("dataset_format", "")), keep_top=keep)
     qi = _describe_input(path or query, qfile)

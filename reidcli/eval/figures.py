@@ -30,7 +30,7 @@ import numpy as np
 
 from reidcli.io.atomic import atomic_path, check_outputs, missing_message
 from reidcli.utils.errors import ConfigError, FormatError, InputError
-from reidcli.utils.params import SEED, Interval, ParamError, check_params
+from reidcli.utils.params import SEED, Interval, ParamError, check_params, reject_given
 
 PICTURE_SUFFIXES = (".png", ".pdf", ".svg")
 COLORS = ("camera", "cluster", "identity")
@@ -74,8 +74,8 @@ class PlotReport:
 
 # --------------------------------------------------------------------------- entry point
 def plot(source: str | os.PathLike, output: str | os.PathLike, *, tsne: bool = False, color: Optional[str] = None,
-         labels: Optional[str | os.PathLike] = None, split: str = "train", max_points: int = 5000,
-         perplexity: float = 30.0, seed: int = 0) -> PlotReport:
+         labels: Optional[str | os.PathLike] = None, split: Optional[str] = None, max_points: Optional[int] = None,
+         perplexity: Optional[float] = None, seed: int = 0) -> PlotReport:
     """Draw ``source`` to the picture ``output``; what is drawn follows the source:
 
     - a training log (``*.log.jsonl``, docs/formats.md): `training_curves`;
@@ -83,6 +83,8 @@ def plot(source: str | os.PathLike, output: str | os.PathLike, *, tsne: bool = F
       a seeded sample), coloured by ``color`` = camera | cluster (needs ``labels``, a
       labels file of that split) | identity; default cluster with ``labels``, else camera;
     - a labels file: the histogram of cluster sizes (`cluster_size_histogram`).
+
+    ``split``, ``max_points`` and ``perplexity`` (None: `TSNE_DEFAULTS`) apply to ``tsne`` only.
     """
     source, output = Path(source), Path(output)
     check_output(output)
@@ -93,6 +95,9 @@ def plot(source: str | os.PathLike, output: str | os.PathLike, *, tsne: bool = F
         raise InputError(f"{source} is a folder; give a training log (.log.jsonl), a features or a labels file")
     if color is not None and color not in COLORS:
         raise ParamError("color", f"must be one of {' | '.join(COLORS)}; got {color!r}")
+    given = {"split": split, "max_points": max_points, "perplexity": perplexity}
+    reject_given(given, TSNE_DEFAULTS, applies=tsne, what="without --tsne (a t-SNE setting)")
+    split, max_points, perplexity = (TSNE_DEFAULTS[k] if v is None else v for k, v in given.items())
     import h5py
 
     if not h5py.is_hdf5(source):
@@ -147,6 +152,7 @@ def check_output(output: Path) -> None:
         raise InputError(f"{output} is a folder; give a file name for the picture")
 
 
+TSNE_DEFAULTS = {"split": "train", "max_points": 5000, "perplexity": 30.0}
 TSNE_CONSTRAINTS = {
     "max_points": [Interval(int, 5, None)],
     "perplexity": [Interval(float, 0, None, closed="neither")],

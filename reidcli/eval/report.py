@@ -8,6 +8,7 @@ import io
 import json
 import os
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from reidcli.eval.api import EvalResult, FilesResult, Options
 from reidcli.eval.ranking import AP_FORMULAS
 from reidcli.io.atomic import atomic_write_bytes
 from reidcli.utils.errors import ConfigError
-from reidcli.utils.params import Interval, check_params
+from reidcli.utils.params import Interval, check_params, reject_given
 from reidcli.utils.params import Options as OneOf
 
 RANKS_QUERIES = {
@@ -27,6 +28,9 @@ RANKS_QUERIES = {
 }
 OUTPUT_CONSTRAINTS = {"top": [Interval(int, 1, 50)], "n_queries": [Interval(int, 1, None)],
                       "ranks_queries": [OneOf(RANKS_QUERIES)]}
+# what the ranked-list grid shows when not told (None in `Outputs`: not given)
+RANKS_DEFAULTS = {"top": 10, "n_queries": 8, "ranks_queries": "sample"}
+RANKS_OPTIONS = (*RANKS_DEFAULTS, "image_root")
 
 
 @dataclass
@@ -48,14 +52,20 @@ class Outputs:
 
     per_query: Path | None = None
     ranks_png: Path | None = None
-    top: int = 10
-    n_queries: int = 8
-    ranks_queries: str = "sample"
+    top: int | None = None  # None: not given (`RANKS_DEFAULTS`); these four need ranks_png
+    n_queries: int | None = None
+    ranks_queries: str | None = None
     image_root: Path | None = None
     cmc_png: Path | None = None
 
     def check(self) -> None:
-        check_params(self, OUTPUT_CONSTRAINTS)
+        check_params({k: v for k, v in vars(self).items() if v is not None}, OUTPUT_CONSTRAINTS)
+        reject_given(vars(self), RANKS_OPTIONS, applies=self.ranks_png is not None,
+                     what="without --ranks-png (it sets what the ranked-list picture shows)")
+
+    def filled(self) -> "Outputs":
+        """A copy with the ranked-list settings not given at their defaults."""
+        return dataclasses.replace(self, **{k: v for k, v in RANKS_DEFAULTS.items() if getattr(self, k) is None})
 
 
 def to_json(res: EvalResult | FilesResult) -> str:
@@ -192,7 +202,7 @@ def write_outputs(res: EvalResult, query: dict, gallery: dict, opts: Options, ou
     ``name`` labels the CMC curve (the features file's name)."""
     from reidcli.eval.plots import cmc_curve, ranks_grid
 
-    notes = []
+    notes, outputs = [], outputs.filled()
     if outputs.per_query:
         write_per_query(outputs.per_query, res, query)
         notes.append(f"wrote {outputs.per_query} (one row per query: {len(res.q_rows)} rows)")

@@ -478,10 +478,27 @@ def read_features(path: str | os.PathLike, splits: Optional[Sequence[str]] = Non
                 if k not in ("features", "paths", "pids", "camids", "modality"):
                     s.extra[k] = _need(g, k, p)[()]
             _validate_split(s, p, f"/{name}")
+            _check_feature_dim(g.attrs.get("feature_dim"), s.features, p, f"/{name}")
             out[name] = s
         _same_dims(out, p)
         meta = _stored(f, p)
+        for s in out.values():
+            _check_feature_dim(meta["attrs"].get("feature_dim"), s.features, p, "")
         return FeaturesFile(splits=out, root=str(meta["attrs"].pop("root", "")), **meta)
+
+
+def _check_feature_dim(value, feats: np.ndarray, p: Path, where: str) -> None:
+    """A ``feature_dim`` attribute (MUST, docs/formats.md) equals the width of the features."""
+    if value is None or np.ndim(feats) != 2:
+        return
+    d = int(np.shape(feats)[1])
+    try:
+        ok = int(value) == d and float(value) == int(value)
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        shown = value.item() if isinstance(value, np.generic) else value
+        raise _fail(p, f"{where or '/'} attribute feature_dim", f"is {shown!r} but the features are {d}-d")
 
 
 # --------------------------------------------------------------------------- labels

@@ -71,6 +71,11 @@ def network_from_checkpoint(ck: dict, state: Optional[dict] = None, *, net: Opti
         state = pick_net_state(ck, net, source)
     domains = (ck.get("bn") or {}).get("domains") or []
     if not domains:
+        if bn_domain is not None:
+            from reidcli.utils.params import ParamError
+
+            raise ParamError("bn_domain", f"does not apply to {source}: it has no domain-specific BN (trained "
+                                          "without --domain-bn); drop --bn-domain")
         load_state(model, state, source)
         return model
     from reidcli.models.bn import collapse_domain_bn, convert_domain_bn
@@ -82,6 +87,34 @@ def network_from_checkpoint(ck: dict, state: Optional[dict] = None, *, net: Opti
     load_state(model, state, source)
     collapse_domain_bn(model, domains.index(pick))
     return model
+
+
+def check_network(ck: dict, source: Any = "checkpoint") -> Optional[str]:
+    """Rebuild the deployed network of checkpoint ``ck`` and load its weights strictly, so a
+    crafted or damaged file (tensors missing, extra or of another shape, a ``feat_dim`` its
+    weights do not give) is a `FormatError` naming ``source``. Returns None when checked, or
+    why it could not be (an architecture this reidcli does not know: nothing to rebuild)."""
+    from reidcli.models import MODELS
+    from reidcli.utils.errors import FormatError, ReidError
+
+    arch = (ck.get("model_config") or {}).get("arch")
+    if not isinstance(arch, str) or arch not in MODELS:
+        return f"arch {arch!r} is not one this reidcli builds, so its weights were not checked"
+    try:
+        model = network_from_checkpoint(ck, source=source)
+    except FormatError:
+        raise
+    except ReidError as exc:
+        raise FormatError(f"{source}: its model_config does not build a network ({str(exc).splitlines()[0]}); "
+                          "the checkpoint is inconsistent, re-create it") from exc
+    except (TypeError, ValueError, KeyError) as exc:
+        raise FormatError(f"{source}: its model_config does not build a network ({type(exc).__name__}: {exc}); "
+                          "the checkpoint is inconsistent, re-create it") from exc
+    have, said = getattr(model, "feat_dim", None), ck.get("feat_dim")
+    if have is not None and said is not None and int(said) != int(have):
+        raise FormatError(f"{source}: feat_dim is {said} but its weights embed {have}-d; the checkpoint is "
+                          "inconsistent, re-create it")
+    return None
 
 
 def load_network(path: str | os.PathLike, device: Any = "cpu", *, bn_domain: Optional[str] = None,

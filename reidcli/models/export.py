@@ -26,6 +26,7 @@ from typing import Any, Optional
 import numpy as np
 
 from reidcli.utils.errors import ConfigError, InputError, ReidError
+from reidcli.utils.params import reject_given
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def deployed_module(model, mean, std, *, flip: bool = False, normalize: bool = T
 
 def export(ckpt: str | os.PathLike, out: str | os.PathLike, *, slim: bool = False, flip: bool = False,
            normalize: bool = True, net: Optional[str] = None, bn_domain: Optional[str] = None,
-           opset: int = OPSET, check: bool = True) -> ExportReport:
+           opset: Optional[int] = None, check: bool = True) -> ExportReport:
     """Write the deployed network of ``ckpt`` to ``out``.
 
     Args:
@@ -96,6 +97,7 @@ def export(ckpt: str | os.PathLike, out: str | os.PathLike, *, slim: bool = Fals
             ``--resume``).
         flip, normalize: as ``reid features --flip`` / ``--no-normalize``.
         net, bn_domain: which network and BN statistics, as ``reid features``.
+        opset: the ONNX opset (None: `OPSET`); ONNX only.
         check: run the written file on a seeded random batch and report the largest
             difference from PyTorch (`ExportReport.max_abs_diff`).
     """
@@ -109,6 +111,10 @@ def export(ckpt: str | os.PathLike, out: str | os.PathLike, *, slim: bool = Fals
     if fmt == "slim" and (net is not None or bn_domain is not None or flip or not normalize):
         raise ConfigError("--slim copies the checkpoint's weights as they are; --net, --bn-domain, --flip and "
                           "--no-normalize apply to .onnx / .ts exports only")
+    reject_given({"opset": opset}, ["opset"], applies=fmt == "onnx",
+                 what=f"to {'--slim' if fmt == 'slim' else 'a TorchScript export (-o NAME.ts)'}; it is the ONNX "
+                      "opset (-o NAME.onnx)")
+    opset = OPSET if opset is None else opset
     ck = load_checkpoint(ckpt)
     if fmt == "slim":
         return _slim(ck, ckpt, out)
@@ -142,6 +148,9 @@ def export(ckpt: str | os.PathLike, out: str | os.PathLike, *, slim: bool = Fals
         got = _run(fmt, data, example.numpy())
         if got is not None:
             report.max_abs_diff, report.checked_with = float(np.abs(got - want).max()), got_with(fmt)
+            if not np.isfinite(report.max_abs_diff):  # never "equals PyTorch within nan"
+                raise InputError(f"{ckpt}: the network's output on a random batch is not finite (NaN/Inf "
+                                 f"through {fmt} or PyTorch); nothing was written; check the checkpoint's weights")
     atomic_write_bytes(out, data)
     return report
 

@@ -198,9 +198,11 @@ def extract_pose(data_root, out=None, *, backend: str = DEFAULT_BACKEND,
     """
     from reidcli.io.atomic import atomic_write_bytes, check_outputs
     from reidcli.io.h5 import PoseFile, check_utf8, write_pose
-    from reidcli.pose.backends import check_device
+    from reidcli.pose.backends import backend_names, check_device, check_options
 
     check_device(backend, device)  # a device the backend cannot use fails before any work
+    if backend in backend_names():  # else get_backend says 'did you mean'
+        check_options(backend, options)  # as must an option the backend does not read
     root = Path(data_root)
     gt_path = _ground_truth(gt, root, backend)
     model = options.get("model") or (root / GT_NAME if backend == "gt" else None)

@@ -105,6 +105,16 @@ def styler(model: StyleModel, device: str = "auto") -> BatchStyler:
     return BatchStyler(lambda img: img, lambda imgs, srcs, dsts: [one(*a) for a in zip(imgs, srcs, dsts)])
 
 
+def _check_device(device: str) -> None:
+    """A ``cuda`` device without CUDA is refused, as every command refuses it, rather than run
+    on the CPU (a color model runs on the CPU anyway: a pipeline's one --device for every
+    command still works where there is a GPU)."""
+    from reidcli.utils.device import is_cuda, resolve_device
+
+    if is_cuda(device):
+        resolve_device(device)
+
+
 def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str | os.PathLike, *,
                 cams: str | Sequence[int] | None = "all", split: Sequence[str] = ("train",),
                 format: Optional[str] = None, force: bool = False, device: str = "auto",
@@ -133,6 +143,7 @@ def apply_style(model: str | os.PathLike, data: str | os.PathLike, output: str |
     data, out = Path(os.path.abspath(data)), Path(output)
     check_params({"batch_size": batch_size}, {"batch_size": [Interval(int, 1, None)]})
     dest = check_output_folder(out, {"DATA": data, "--model": Path(model)}, force)
+    _check_device(device)
     sm = load_style_model(model)
     targets = parse_cams(cams, sm, model)
     ds = load_dataset(data, format, cam_regex=cam_regex)

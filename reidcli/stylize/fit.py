@@ -15,7 +15,7 @@ from reidcli.data.records import Dataset, Record
 from reidcli.stylize.color import CameraStats, rgb_to_lab
 from reidcli.stylize.model import StyleModel, save_style_model
 from reidcli.utils.errors import InputError
-from reidcli.utils.params import MAX_IMAGE_SIDE, SEED, Interval, Options, Satisfies, check_params
+from reidcli.utils.params import MAX_IMAGE_SIDE, SEED, Interval, Options, Satisfies, check_params, reject_given
 from reidcli.utils.progress import track
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,9 @@ CONSTRAINTS = {
     "image_size": [Satisfies(lambda s: len(s) == 2 and all(isinstance(x, int) and 1 <= x <= MAX_IMAGE_SIDE for x in s),
                              f"(height, width), each an int in [1, {MAX_IMAGE_SIDE}]")],
 }
+# the settings of one method only (None: not given, these defaults); given to the other, refused
+COLOR_DEFAULTS = {"max_images": 400, "max_pixels": 65536}
+STARGAN_DEFAULTS = {"image_size": (256, 128)}
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -70,8 +73,8 @@ def fit_color(ds: Dataset, split: str = "train", *, max_images: int = 400, max_p
 
 
 def fit_style(data: str | os.PathLike, output: str | os.PathLike, *, method: str = "color",
-              format: Optional[str] = None, split: str = "train", max_images: int = 400,
-              max_pixels: int = 65536, seed: int = 0, image_size: tuple[int, int] = (256, 128),
+              format: Optional[str] = None, split: str = "train", max_images: Optional[int] = None,
+              max_pixels: Optional[int] = None, seed: int = 0, image_size: Optional[tuple[int, int]] = None,
               options: Optional[Mapping[str, Any]] = None, train: Optional[Mapping[str, Any]] = None,
               resume: bool = False, device: str = "auto", cam_regex: Optional[str] = None) -> Path:
     """Fit a camera-style model on ``split`` of ``data`` and write it to ``output``.
@@ -83,9 +86,10 @@ def fit_style(data: str | os.PathLike, output: str | os.PathLike, *, method: str
         output: the ``.pt`` file to write (atomically).
         method: ``color`` (training-free, `reidcli.stylize.color`) or ``stargan`` (trained
             through the engine, `reidcli.stylize.train.fit_stargan`).
-        max_images, max_pixels: ``color``: images read and pixels kept per camera.
+        max_images, max_pixels: ``color`` only: images read and pixels kept per camera
+            (None: `COLOR_DEFAULTS`).
         seed: the image and pixel choice (``color``) or the training seed.
-        image_size: (height, width) the model works at (``stargan``; recorded by ``color``).
+        image_size: ``stargan`` only: (height, width) the model works at (None: `STARGAN_DEFAULTS`).
         options: ``stargan``: fields of `StarGANOptions`.
         train: ``stargan``: `TrainConfig` fields over `STARGAN_TRAIN` (``epochs``, ``p``, ...).
         resume, device: ``stargan``: continue from ``output``; auto | cpu | cuda | cuda:N.
@@ -93,8 +97,15 @@ def fit_style(data: str | os.PathLike, output: str | os.PathLike, *, method: str
     from reidcli.data.layouts import load_dataset
     from reidcli.io.h5 import make_provenance
 
-    check_params({"method": method, "max_images": max_images, "max_pixels": max_pixels, "seed": seed,
-                  "image_size": tuple(image_size)}, CONSTRAINTS)
+    given = {"max_images": max_images, "max_pixels": max_pixels,
+             "image_size": tuple(image_size) if image_size is not None else None}
+    check_params({"method": method, "seed": seed, **{k: v for k, v in given.items() if v is not None}}, CONSTRAINTS)
+    reject_given(given, STARGAN_DEFAULTS, applies=method == "stargan",
+                 what=f"to --method {method} (it works at each image's own size); it is --method stargan's input size")
+    reject_given(given, COLOR_DEFAULTS, applies=method == "color",
+                 what=f"to --method {method} (it trains on every image of the split); it is a --method color setting")
+    given = {k: COLOR_DEFAULTS.get(k, STARGAN_DEFAULTS.get(k)) if v is None else v for k, v in given.items()}
+    max_images, max_pixels, image_size = given["max_images"], given["max_pixels"], given["image_size"]
     if method == "stargan":
         from reidcli.stylize.train import fit_stargan, stargan_train_config
 

@@ -46,7 +46,7 @@ from reidcli.train.methods import (
 )
 from reidcli.train.methods.options import MethodOptions
 from reidcli.utils.errors import ConfigError, InputError
-from reidcli.utils.params import ParamError, reject_unknown
+from reidcli.utils.params import ParamError, reject_given, reject_unknown
 
 log = logging.getLogger(__name__)
 DEFAULT_METHOD = "mmt"
@@ -219,6 +219,10 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
     if source is not None and not kind.uses_source:
         raise ParamError("source", f"does not apply to --method {method}; it trains on the target alone")
     _check_needs(kind, method, labels, reference, styled)
+    reject_given({"source_format": source_format}, ["source_format"], applies=source is not None,
+                 what="without --source (it is the layout of --source)")
+    reject_given({"reference_format": reference_format}, ["reference_format"], applies=reference is not None,
+                 what="without --reference (it is the layout of --reference)")
     cfg = _round_config(train)
     ckpt, out = Path(ckpt), Path(out)
     ck, ck2 = load_start(ckpt, method, Path(ckpt2) if ckpt2 else None)

@@ -150,19 +150,38 @@ def pretrain_from_settings(data: str | os.PathLike | Dataset, out: str | os.Path
     ``settings`` > ``config`` > ``defaults``, then the recipe fills what none of them sets;
     ``batch_size`` and ``p`` are one setting there (`reidcli.train.settings.over`): the
     command line's ``--batch-size`` replaces a file's or a recipe's ``p``."""
+    from reidcli.models import ModelConfig
     from reidcli.train.settings import over, over_recipe, read_config, recipe_schedule
 
     file = read_config(config, "pretrain", config_aliases) if config is not None else {}
     recipe = recipe if recipe is not None else file.get("recipe")
     file.pop("recipe", None)
     given = over(file, settings)
+    named = dict(given)  # what the command line and the config file set
     if given.get("resume"):  # what is not given comes from the checkpoint, not from the defaults
         given = _resumed_settings(Path(out), given)
     merged = over_recipe(recipe, "pretrain", over(defaults or {}, given))
+    check_arch_settings(named, merged.get("arch") or ModelConfig.arch)
     args = pretrain_arguments(merged)
     if not given.get("resume"):  # a resumed run keeps the checkpoint's schedule
         args["train"] = fit_schedule(args["train"], given, recipe_schedule(recipe, "pretrain", TrainConfig))
     return pretrain(data, out, **args, config_file=config)
+
+
+# settings of one architecture only: ``rb_*`` and RBNet's loss terms, ``mrda_*``
+ARCH_SETTINGS = {"rbnet": ("rb_", ("mse_weight", "id2_weight", "triplet2_weight", "heatmap_sigma", "pose_min_score")),
+                 "mrda": ("mrda_", ())}
+
+
+def check_arch_settings(given: Mapping[str, Any], arch: str) -> None:
+    """A `ParamError` for a setting ``given`` (not None) that only another architecture reads
+    (``rb_backbone`` with arch resnet50): it would be ignored."""
+    from reidcli.utils.params import reject_given
+
+    for owner, (prefix, names) in ARCH_SETTINGS.items():
+        mine = [k for k in given if k.startswith(prefix) or k in names]
+        reject_given(given, mine, applies=arch == owner,
+                     what=f"to --arch {arch}; it is an {'RBNet' if owner == 'rbnet' else 'MRDA'} setting (--arch {owner})")
 
 
 def pretrain_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -208,3 +208,16 @@ def reject_unknown(given: Iterable[str], known: Iterable[str], *, what: str) -> 
             hint = f"; did you mean '{close[0]}'?" if close else ""
             listed = ", ".join(known) if known else "none"
             raise ParamError(name, f"does not apply to {what}{hint} (its options: {listed})")
+
+
+def reject_given(values: Mapping[str, Any], names: Iterable[str], *, applies: bool, what: str) -> None:
+    """`reject_unknown` for options that apply only in some case: unless ``applies``, a
+    `ParamError` for the first of ``names`` given in ``values`` (present and not None; a
+    flag not given is None), ``"k1 does not apply <what>"``, e.g. ``what="without rerank
+    (re-ranking's k1, k2, lambda_value)"``. A flag that would do nothing is refused, never
+    silently ignored."""
+    if applies:
+        return
+    for name in names:
+        if values.get(name) is not None:
+            raise ParamError(name, f"does not apply {what}")

@@ -41,9 +41,9 @@ def get_backend(name: str, **options) -> PoseBackend:
         for n in backend_names():
             names.add(n, None)
         names.get(name)  # raises ConfigError with the closest match
-    check_file_option(name, options)
+    check_options(name, options)
     check_device(name, options.get("device", "auto"))
-    return BACKENDS.get(name)(**options)
+    return BACKENDS.get(name)(**{k: v for k, v in options.items() if k not in TUNING or v is not None})
 
 
 def check_device(name: str, device: str) -> None:
@@ -57,6 +57,26 @@ def check_device(name: str, device: str) -> None:
                           "or a GPU backend: --backend onnx --model FILE.onnx or rbnet --ckpt M.pt")
 
 
+# The tuning options each backend reads (None: not given, the backend's default); one given
+# to a backend that does not read it is refused by `check_options`, never ignored.
+TUNING = ("input_size", "mean", "std", "box_padding", "refine", "min_confidence")
+BACKEND_OPTIONS = {"mediapipe": ("min_confidence",), "onnx": ("input_size", "mean", "std", "box_padding", "refine"),
+                   "gt": (), "rbnet": ("refine",)}
+
+
+def check_options(name: str, options: dict) -> None:
+    """`check_file_option`, then a `ParamError` for a tuning option (`TUNING`, not None) that
+    backend ``name`` does not read (``--refine`` with ``--backend gt``)."""
+    check_file_option(name, options)
+    takes = BACKEND_OPTIONS.get(name, TUNING)
+    users = lambda opt: ", ".join(b for b, opts in BACKEND_OPTIONS.items() if opt in opts)  # noqa: E731
+    for opt in TUNING:
+        if opt not in takes and options.get(opt) is not None:
+            raise ParamError(opt, f"does not apply to --backend {name}"
+                                  f"{' (it reads the keypoints from a pose file)' if name == 'gt' else ''}; "
+                                  f"it is an option of --backend {users(opt)}")
+
+
 def check_file_option(name: str, options: dict) -> None:
     """`ParamError` when ``options`` gives a file under the option backend ``name`` does not
     read (``ckpt`` to onnx, ``model`` to rbnet or mediapipe), instead of ignoring it."""
@@ -68,5 +88,6 @@ def check_file_option(name: str, options: dict) -> None:
                                   f"--{opt} is for --backend {users}")
 
 
-__all__ = ["BACKENDS", "PoseBackend", "get_backend", "backend_names", "check_file_option", "check_device",
+__all__ = ["BACKENDS", "PoseBackend", "get_backend", "backend_names", "check_file_option", "check_options",
+           "check_device", "TUNING", "BACKEND_OPTIONS",
            "letterbox", "DEFAULT_BACKEND", "FILE_OPTION", "CPU_ONLY"]
