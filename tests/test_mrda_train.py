@@ -135,6 +135,7 @@ def test_mrda_k_too_large_names_identities_and_suggests_k(synth_sysu, tmp_path):
 
 def test_mrda_method_needs_mrda_arch(synth_sysu, tmp_path):
     args = [a if a != "mrda" or i != 3 else "resnet18_half" for i, a in enumerate(CLI)]
+    args = args[:4] + args[6:]  # no --mrda-backbone (refused on its own without --arch mrda)
     _fails(["pretrain", synth_sysu, "-o", tmp_path / "m.pt", *args, "-P", "2", "-K", "2"], "use --arch mrda")
     assert not list(tmp_path.glob("m.*"))  # no checkpoint, log or config.toml
 

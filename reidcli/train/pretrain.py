@@ -105,6 +105,7 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
                                   "method": method, "format": format, "cam_regex": cam_regex,
                                   "target": target, "domain_bn": domain_bn,
                                   "device": device, "pose": pose})
+        resolved = applying_settings(resolved, model.arch)
         config_path = config_path_for(out)
         hooks = [_ConfigWriter(config_path, resolved, out.name)] if config_path is not None else []
         meta = {"input_size": [aug.height, aug.width], "pixel_mean": IMAGENET_MEAN,
@@ -182,6 +183,14 @@ def check_arch_settings(given: Mapping[str, Any], arch: str) -> None:
         mine = [k for k in given if k.startswith(prefix) or k in names]
         reject_given(given, mine, applies=arch == owner,
                      what=f"to --arch {arch}; it is an {'RBNet' if owner == 'rbnet' else 'MRDA'} setting (--arch {owner})")
+
+
+def applying_settings(settings: Mapping[str, Any], arch: str) -> dict[str, Any]:
+    """``settings`` without those only another architecture reads (`ARCH_SETTINGS`), so the
+    resolved config of a run repeats it (`check_arch_settings` refuses them when given)."""
+    other = [(prefix, names) for owner, (prefix, names) in ARCH_SETTINGS.items() if owner != arch]
+    return {k: v for k, v in settings.items()
+            if not any(k.startswith(prefix) or k in names for prefix, names in other)}
 
 
 def pretrain_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
