@@ -17,7 +17,25 @@ from reidcli.models.pretrained import load_backbone_weights
 from reidcli.models.registry import MODELS
 
 
-class ResNetBackbone(nn.Module):
+class StagedBackbone(nn.Module):
+    """A backbone as five stages (``stem`` and ``layers()``), which the re-ID head reads:
+    subclasses set ``channels`` (the output channels of each stage)."""
+
+    channels: tuple[int, ...]
+
+    @property
+    def out_channels(self) -> int:
+        return self.channels[-1]
+
+    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Outputs of (stem, layer1, layer2, layer3, layer4)."""
+        outs = [self.stem(x)]
+        for layer in self.layers():
+            outs.append(layer(outs[-1]))
+        return outs
+
+
+class ResNetBackbone(StagedBackbone):
     """conv1..layer4 of a torchvision ResNet.
 
     Attributes:
@@ -39,22 +57,11 @@ class ResNetBackbone(nn.Module):
             widths.append(_block_out(layer[-1]))
         self.channels = tuple(widths)
 
-    @property
-    def out_channels(self) -> int:
-        return self.channels[-1]
-
     def stem(self, x: torch.Tensor) -> torch.Tensor:
         return self.maxpool(self.relu(self.bn1(self.conv1(x))))
 
     def layers(self) -> list[nn.Module]:
         return [self.layer1, self.layer2, self.layer3, self.layer4]
-
-    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Outputs of (stem, layer1, layer2, layer3, layer4)."""
-        outs = [self.stem(x)]
-        for layer in self.layers():
-            outs.append(layer(outs[-1]))
-        return outs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_stages(x)[-1]

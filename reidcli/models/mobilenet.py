@@ -22,13 +22,14 @@ import torch
 from torch import nn
 from torchvision.models import mobilenetv2 as tvm
 
+from reidcli.models.backbones import StagedBackbone
 from reidcli.models.pretrained import load_backbone_weights
 from reidcli.models.registry import MODELS
 
 STAGES = ((0, 2), (2, 4), (4, 7), (7, 14), (14, 19))
 
 
-class MobileNetV2Backbone(nn.Module):
+class MobileNetV2Backbone(StagedBackbone):
     """torchvision's ``mobilenet_v2().features`` as stem + four layers.
 
     Attributes:
@@ -45,10 +46,6 @@ class MobileNetV2Backbone(nn.Module):
             depthwise.stride = (1, 1)
         self.channels = tuple(_out_channels(self.features[b - 1]) for _, b in STAGES)
 
-    @property
-    def out_channels(self) -> int:
-        return self.channels[-1]
-
     def _stage(self, i: int) -> nn.Sequential:
         a, b = STAGES[i]
         return self.features[a:b]
@@ -58,13 +55,6 @@ class MobileNetV2Backbone(nn.Module):
 
     def layers(self) -> list[nn.Module]:
         return [self._stage(i) for i in range(1, 5)]
-
-    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Outputs of (stem, layer1, layer2, layer3, layer4)."""
-        outs = [self.stem(x)]
-        for layer in self.layers():
-            outs.append(layer(outs[-1]))
-        return outs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
