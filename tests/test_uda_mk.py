@@ -240,7 +240,8 @@ def test_compare_mar_row_adapts_against_the_source_as_reference_without_clusteri
 def _bare_env(**extra: str) -> dict:
     """The environment of a new shell: no virtual environment active, no reid on the PATH."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "MAKEFLAGS", "OMP_NUM_THREADS", "FAKE_LOG", "REAL_REID")}
+           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES",
+                        "OMP_NUM_THREADS", "FAKE_LOG", "REAL_REID")}
     return {**env, "PATH": "/usr/bin:/bin", **extra}
 
 
