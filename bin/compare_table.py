@@ -26,6 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # reidcli from this checkout
 
+from reidcli.eval.bed import agreement_auc, calibration_block, calibration_checks, gap_closed, write_curves  # noqa: E402
+
 
 def _load(path: Path) -> dict:
     return json.loads(path.read_text())
@@ -40,7 +42,7 @@ def row(name: str, folder: Path, direct: Path, rounds: int, base: tuple[float, f
     timing = _load(folder / "row.time.json")
     own_direct = 100 * _load(direct)["mAP"]
     m = 100 * last["mAP"]
-    closed = (m - d0) / (oracle - d0) if oracle > d0 else float("nan")
+    closed = gap_closed(m, d0, oracle)
     label = name if abs(own_direct - d0) < 1e-9 else f"{name} (direct {own_direct:.1f})"
     return [label, f"{m:.1f}", f"{100 * last['rank1']:.1f}", f"{100 * closed:.0f}%",
             " ".join(f"{100 * r['mAP']:.1f}" for r in res),
@@ -81,8 +83,6 @@ def main(argv: list[str] | None = None) -> int:
         curves[name] = [(0, 100 * _load(Path(direct))["mAP"])] + [(i * args.iters, m) for i, m in enumerate(maps, 1)]
         if name == "pseudo":
             pseudo = maps[-1]
-    from reidcli.eval.bed import calibration_block, calibration_checks, write_curves
-
     cross = _load(args.cross_modal) if args.cross_modal else None
     print(calibration_block(calibration_checks(d0, oracle, pseudo, cross)))
     if cross is not None:
@@ -98,8 +98,6 @@ def main(argv: list[str] | None = None) -> int:
         name, folder, _ = spec.split("=")
         h5s = [Path(folder) / f"r{i}.h5" for i in range(1, args.rounds + 1)]
         if name == "mar" and all(p.exists() for p in h5s):
-            from reidcli.eval.bed import agreement_auc
-
             try:
                 aucs = [agreement_auc(p) for p in h5s]
             except Exception as exc:  # no soft labels (or not a features file): say so, keep the table
