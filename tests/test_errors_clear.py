@@ -371,6 +371,10 @@ HUGE = "99999999999999999999"
     (["pretrain", "D", "-o", "T/m.pt", "--height", "100000"], 1, "--height must be an int in [8, 4096]"),
     (["features", "--ckpt", "C", "D", "-o", "T/f.h5", "--shard", f"{HUGE}/{HUGE}"], 1,
      "--shard i/n allows at most 1000000 shards"),
+    (["features", "--ckpt", "C", "D", "-o", "T/f.h5", "--soft-labels", "--soft-label-scale", "inf"], 1,
+     "--soft-label-scale must be a float > 0; got inf"),
+    (["features", "--ckpt", "C", "D", "-o", "T/f.h5", "--soft-labels", "--soft-label-scale", "nan"], 2,
+     "Invalid value for '--soft-label-scale'"),
     (["stylize", "fit", "D", "-o", "T/s.pt", "--method", "stargan", "--image-size", "100000x100000"], 1,
      "--image-size must be (height, width), each an int in [1, 4096]; got (100000, 100000)"),
 ])
@@ -400,6 +404,11 @@ def test_library_seed_and_sizes_name_the_parameter(tmp_path):
         plot(f, tmp_path / "p.png", tsne=True, seed=-1)
     with pytest.raises(ParamError, match="^shard "):
         parse_shard(f"1/{HUGE}")
+    from reidcli.features import extract
+
+    for scale in (float("inf"), float("-inf"), float("nan"), 0.0, -1.0):  # refused before any file is read
+        with pytest.raises(ParamError, match=r"^soft_label_scale must be a float > 0; got "):
+            extract(tmp_path / "missing.pt", tmp_path, tmp_path / "f2.h5", soft_labels=True, soft_label_scale=scale)
 
 
 @pytest.mark.parametrize("change,words", [

@@ -191,13 +191,16 @@ NUMBERS = st.one_of(st.integers(-2**80, 2**80), st.floats(allow_nan=True), st.te
                                                                      st.integers(-2**70, 2**70))),
        augment=st.dictionaries(st.sampled_from(["height", "width", "flip", "erasing", "pad", "jitter", "crop_scale",
                                                 "crop_ratio", "resized_crop"]), NUMBERS, max_size=3),
-       size=st.tuples(st.integers(-5, 2**40), st.integers(-5, 2**40)))
-def test_hostile_settings_are_refused_in_one_line(seed, shard, augment, size):
-    """Seeds, shard specs, augmentation values (as a --config file gives them) and image sizes
-    are accepted only within their bounds; anything else is a one-line `ReidError`."""
+       size=st.tuples(st.integers(-5, 2**40), st.integers(-5, 2**40)),
+       scale=st.one_of(NUMBERS, st.sampled_from([float("inf"), float("-inf"), float("nan"), 0.0, -0.0, 1e308])))
+def test_hostile_settings_are_refused_in_one_line(seed, shard, augment, size, scale):
+    """Seeds, shard specs, augmentation values (as a --config file gives them), image sizes and
+    soft-label scales are accepted only within their bounds; anything else is a one-line `ReidError`."""
     from reidcli.data.transforms import AugmentConfig
     from reidcli.eval.figures import TSNE_CONSTRAINTS
     from reidcli.features import parse_shard
+    from reidcli.features.extract import CONSTRAINTS as FEATURES
+    from reidcli.features.extract import soft_multilabels
     from reidcli.stylize.fit import CONSTRAINTS as STYLE
     from reidcli.train.config import TrainConfig
     from reidcli.utils.params import MAX_IMAGE_SIDE, check_params
@@ -221,6 +224,11 @@ def test_hostile_settings_are_refused_in_one_line(seed, shard, augment, size):
         assert 8 <= cfg.height <= MAX_IMAGE_SIDE and 8 <= cfg.width <= MAX_IMAGE_SIDE and 0 <= cfg.flip <= 1
     if ok(check_params, {"image_size": size}, STYLE):
         assert max(size) <= MAX_IMAGE_SIDE
+    if ok(check_params, {"soft_label_scale": scale}, FEATURES):  # an accepted scale gives finite soft labels
+        assert not isinstance(scale, bool) and np.isfinite(scale) and scale > 0
+        rng = np.random.default_rng(0)
+        y = soft_multilabels(rng.normal(size=(3, 4)), rng.normal(size=(5, 4)), scale)
+        assert np.isfinite(y).all() and np.allclose(y.sum(1), 1, atol=1e-5)
 
 
 @FUZZ

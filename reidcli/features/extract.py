@@ -23,8 +23,13 @@ from reidcli.io.atomic import check_outputs, file_digest
 from reidcli.io.ckpt import IMAGENET_MEAN, IMAGENET_STD
 from reidcli.io.h5 import FeaturesFile, SplitFeatures, check_utf8, write_features
 from reidcli.utils.errors import InputError
+from reidcli.utils.params import Interval, check_params
 
 log = logging.getLogger(__name__)
+
+# `extract`'s numeric settings checked before any work: a scale of inf or NaN (or <= 0) would
+# write all-NaN soft labels (inf * 0 in the softmax) or a softmax that inverts the similarities.
+CONSTRAINTS = {"soft_label_scale": [Interval(float, 0, None, closed="neither")]}
 
 
 class BadImages(InputError):
@@ -160,6 +165,7 @@ def extract(ckpt: str | os.PathLike, data: str | os.PathLike | Dataset, out: str
     from reidcli.utils.device import resolve_device
     from reidcli.utils.resources import configure
 
+    check_params({"soft_label_scale": soft_label_scale}, CONSTRAINTS)
     check_outputs({"-o": out}, {"--ckpt": ckpt, "DATA": data if not isinstance(data, Dataset) else None})
     dev = resolve_device(device)
     workers = configure(threads, workers, device=dev, loads_data=True).workers
