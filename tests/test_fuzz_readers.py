@@ -181,6 +181,45 @@ def test_checkpoint_hostile_values_are_refused(tmp_path_factory, field):
             raise AssertionError(f"{key}={value!r} accepted by {fn.__name__}")
 
 
+
+# what a checkpoint says it trained on (`train_data`), as read back for --resume: any shape
+def _fingerprints(target: bool) -> dict:
+    from reidcli.data.records import Record, fingerprint
+
+    recs = [Record("a/0001_c1s1_000001_00.jpg", 1, 0), Record("a/0002_c2s1_000001_00.jpg", 2, 1)]
+    return {"data": fingerprint("/d", recs), **({"target": fingerprint("/t", recs[:1])} if target else {})}
+
+
+FINGERPRINT = st.fixed_dictionaries({}, optional={"root": JSONISH, "images": st.one_of(JSONISH, st.just(2)),
+                                                  "identities": st.one_of(JSONISH, st.just(2)),
+                                                  "digest": st.one_of(JSONISH, st.just(_fingerprints(False)["data"]["digest"]))})
+
+
+@FUZZ
+@given(saved=st.one_of(JSONISH, st.dictionaries(st.sampled_from(["data", "target", "x"]),
+                                                st.one_of(JSONISH, FINGERPRINT), max_size=3),
+                       st.booleans().map(_fingerprints)),
+       target=st.booleans())
+def test_resume_refuses_other_training_data_in_one_line(saved, target):
+    """``--resume``'s data check on a checkpoint's ``train_data`` of any shape: accepted only
+    for an older checkpoint (no mapping: nothing recorded) or the very data of this run,
+    otherwise one line naming what the run was started on."""
+    from reidcli.train.pretrain import check_resumed_data
+
+    now = _fingerprints(target)
+    try:
+        check_resumed_data(Path("m.pt"), {"train_data": saved}, now)
+    except ReidError as exc:
+        assert str(exc).startswith("--resume: m.pt ") and "\n" not in str(exc), repr(exc)
+        assert str(exc).endswith("drop --resume (or give a new -o) to start a new run"), repr(exc)
+    else:
+        same = lambda a, b: isinstance(a, dict) and all(type(a.get(k)) is type(b[k]) and a.get(k) == b[k]  # noqa: E731
+                                                       for k in ("images", "identities", "digest"))
+        assert not isinstance(saved, dict) or all(
+            same(saved.get(role), now[role]) if role in now else saved.get(role) is None
+            for role in ("data", "target")), saved
+
+
 # --------------------------------------------------------------------------- hostile settings (issue 22)
 NUMBERS = st.one_of(st.integers(-2**80, 2**80), st.floats(allow_nan=True), st.text(max_size=4), st.booleans(),
                     st.none(), st.lists(st.integers(-3, 3), max_size=3))

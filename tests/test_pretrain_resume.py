@@ -96,3 +96,47 @@ def test_training_lowers_the_id_loss(synth_market, tmp_path):  # noqa: F811
     assert len(epochs) == 4
     assert epochs[0]["ce"] > 0.95 * math.log(6)
     assert epochs[-1]["ce"] < 0.9 * math.log(6) and epochs[-1]["acc"] > 1 / 6
+
+
+def test_resume_on_other_data_is_refused_in_one_line(synth_market, tmp_path):  # noqa: F811
+    """A checkpoint records what it trains on (``train_data``); ``--resume`` with another
+    dataset is one line naming the dataset the run was started on, and leaves the checkpoint
+    as it was. A checkpoint without the record (written before it existed) resumes unchecked."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from fixtures_train import FAST
+    from reidcli.cli.app import app
+    from reidcli.data.layouts import load_dataset
+    from reidcli.data.records import fingerprint
+
+    out = tmp_path / "m.pt"
+    flags = ["-o", str(out), *FAST, "--epochs", "2", "--iters-per-epoch", "2"]
+    res = CliRunner().invoke(app, ["-q", "pretrain", str(synth_market), *flags, "--stop-after", "1"])
+    assert res.exit_code == 0, res.output
+    part = load_checkpoint(out)
+    root, n = str(synth_market.resolve()), part["train_data"]["data"]["images"]
+    assert part["epoch"] == 1 and part["train_data"]["data"]["root"] == root and part["train_data"]["data"]["identities"] == 6
+    other = tmp_path / "other"
+    shutil.copytree(synth_market, other)
+    sorted((other / "bounding_box_train").glob("*.jpg"))[0].unlink()  # the same identities, one image fewer
+    before = out.read_bytes()
+    # the fitted schedule as given (else a warning says the checkpoint's is used)
+    flags += ["--milestones", ",".join(map(str, part["train_state"]["config"]["milestones"]))]
+    res = CliRunner().invoke(app, ["-q", "pretrain", str(other), *flags, "--resume"])
+    assert res.exit_code == 1, res.output
+    assert res.stderr.strip().splitlines() == [
+        f"reid pretrain: error: --resume: {out} was started on DATA {root} ({n} images, 6 identities), not on "
+        f"{other.resolve()} ({n - 1} images, 6 identities); give that DATA to continue the run, or drop --resume "
+        "(or give a new -o) to start a new run"], res.stderr
+    assert out.read_bytes() == before
+    # a checkpoint from before `train_data` is resumed without the check (as it always was)
+    del part["train_data"]
+    torch.save(part, out)
+    res = CliRunner().invoke(app, ["-q", "pretrain", str(other), *flags, "--resume"])
+    assert res.exit_code == 0, res.output
+    final = load_checkpoint(out)
+    ds = load_dataset(other)
+    assert final["epoch"] == 2
+    assert final["train_data"]["data"] == fingerprint(ds.root, [r for r in ds.split("train") if r.pid >= 0])

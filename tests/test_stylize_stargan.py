@@ -166,6 +166,17 @@ def test_resume_continues_exactly(synth_market, tmp_path):  # noqa: F811
     fit_stargan(synth_market, tmp_path / "full.pt", train=_train(epochs=2, iters_per_epoch=3), **kw)
     fit_stargan(synth_market, tmp_path / "part.pt", train=_train(epochs=2, iters_per_epoch=3, stop_after=1), **kw)
     assert load_checkpoint(tmp_path / "part.pt", kind="stylize")["epoch"] == 1
+    import shutil
+
+    from reidcli.utils.errors import InputError
+
+    other = tmp_path / "other"  # another dataset (one image fewer): refused, the checkpoint unchanged
+    shutil.copytree(synth_market, other)
+    sorted((other / "bounding_box_train").glob("*.jpg"))[0].unlink()
+    before = (tmp_path / "part.pt").read_bytes()
+    with pytest.raises(InputError, match=rf"^--resume: .*part.pt was started on DATA {synth_market.resolve()} \("):
+        fit_stargan(other, tmp_path / "part.pt", train=_train(epochs=2, iters_per_epoch=3), resume=True, **kw)
+    assert (tmp_path / "part.pt").read_bytes() == before
     fit_stargan(synth_market, tmp_path / "part.pt", train=_train(epochs=2, iters_per_epoch=3), resume=True, **kw)
     a, b = (load_checkpoint(tmp_path / f, kind="stylize") for f in ("full.pt", "part.pt"))
     assert b["epoch"] == 2

@@ -7,6 +7,7 @@ they match the ``paths`` datasets of features, labels and pose files.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,3 +75,23 @@ def relabel(pids: list[int]) -> tuple[np.ndarray, dict[int, int]]:
 
 def id_counts(recs: list[Record]) -> Counter:
     return Counter(r.pid for r in recs)
+
+
+def fingerprint(root: str | Path, recs: list[Record]) -> dict:
+    """What a training run trains on, for ``--resume`` to compare: the dataset folder, the
+    number of images and identities, and a SHA-256 of the records (relative path, identity,
+    camera and modality, one line each) -- the same images and labels give the same digest
+    wherever the folder lies."""
+    h = hashlib.sha256()
+    for r in recs:
+        h.update(f"{r.path}\t{r.pid}\t{r.camid}\t{r.modality}\n".encode("utf-8", "surrogatepass"))
+    return {"root": str(Path(root).resolve()), "images": len(recs), "identities": len({r.pid for r in recs if r.pid >= 0}),
+            "digest": h.hexdigest()}
+
+
+def describe_fingerprint(fp: dict) -> str:
+    """``fp`` (`fingerprint`) in words: ``data/market (48 images, 6 identities)``."""
+    n, k = fp.get("images"), fp.get("identities")
+    one = lambda v: isinstance(v, int) and v == 1  # noqa: E731  (a crafted file may hold anything)
+    text = f"{fp.get('root', '?')} ({n} image{'' if one(n) else 's'}, {k} identit{'y' if one(k) else 'ies'})"
+    return text.replace("\r", "\\r").replace("\n", "\\n")  # one line, even for a folder name with a newline

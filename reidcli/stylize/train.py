@@ -135,12 +135,14 @@ def fit_stargan(data: str | os.PathLike, output: str | os.PathLike, *,
     """
     import torch
 
+    from reidcli.data.records import fingerprint
     from reidcli.io.atomic import side_file
     from reidcli.io.h5 import make_provenance
     from reidcli.train import dist as D
     from reidcli.train.engine import Engine
     from reidcli.train.methods import get_method, method_options
     from reidcli.train.methods.base import EngineContext
+    from reidcli.train.pretrain import check_resumed_data
     from reidcli.utils.device import resolve_device
     from reidcli.utils.seed import seed_everything
 
@@ -159,12 +161,15 @@ def fit_stargan(data: str | os.PathLike, output: str | os.PathLike, *,
     try:
         seed_everything(train.seed, train.deterministic)
         ds, cams, images = _dataset(data, format, split, (h, w), cam_regex)
+        train_data = {"data": fingerprint(ds.root, images.records)}
+        if ck is not None:
+            check_resumed_data(out, ck, train_data, {"data": "DATA"})
         ctx = EngineContext(cfg=train, device=dev, dist=info, num_classes=len(cams), data={"images": images},
                             facts={"num_cams": len(cams), "image_size": [h, w]})
         mcfg = {"kind": "stylize", "method": "stargan", "cameras": cams, "num_cams": len(cams),
                 "g_conv_dim": opts.g_conv_dim, "g_repeat": opts.g_repeat, "format": ds.format, "split": split}
         meta = {"input_size": [h, w], "pixel_mean": HALF, "pixel_std": HALF, "model_config": mcfg,
-                "extra": {"kind": "stylize"},
+                "extra": {"kind": "stylize", "train_data": train_data},
                 "provenance": make_provenance([], seed=train.seed, params={
                     "method": "stargan", "data": str(ds.root), "train": train.to_dict(), "options": opts.to_dict()})}
         folder = side_file(out, ".samples")  # None for -o /dev/null or a FIFO: no side files

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from reidcli.data.records import Dataset, relabel
+from reidcli.data.records import Dataset, describe_fingerprint, fingerprint, relabel
 from reidcli.data.transforms import AugmentConfig, build_train_transform
 from reidcli.io.ckpt import IMAGENET_MEAN, IMAGENET_STD, load_checkpoint
 from reidcli.train import dist as D
@@ -92,11 +92,16 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
         seed_everything(train.seed, train.deterministic)
         data_ds, target_ds = load_datasets([(data, format), (target, None)], cam_regex=cam_regex)
         src, num_classes, ds = _source(data_ds, aug)
+        tgt = _target(target_ds, aug) if target is not None else None
+        train_data = {"data": fingerprint(ds.root, src.records)}
+        if tgt is not None:
+            train_data["target"] = fingerprint(target_ds.root, tgt.records)
+        if ck is not None:
+            check_resumed_data(out, ck, train_data)
         if pose is not None or model.arch == "rbnet":
             from reidcli.data.pose_targets import check_pose_options
 
             src = check_pose_options(model, pose, opts.to_dict(), src, aug)
-        tgt = _target(target_ds, aug) if target is not None else None
         domains = ["source", "target"] if domain_bn else []
         ctx = EngineContext(cfg=train, device=dev, dist=info, num_classes=num_classes,
                             data={"source": src, "target": tgt},
@@ -111,7 +116,7 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
         meta = {"input_size": [aug.height, aug.width], "pixel_mean": IMAGENET_MEAN,
                 "pixel_std": IMAGENET_STD,
                 "provenance": _provenance(ds, train, model, opts.to_dict(), resolved, config_file),
-                "augment": dataclasses.asdict(aug)}
+                "augment": dataclasses.asdict(aug), "extra": {"train_data": train_data}}
         evaluate = _eval_fn(ds, aug, train, dev) if train.eval_every else None
         engine = Engine(get_method(method, opts), train, out=out, meta=meta, ctx=ctx,
                         bn_domains=domains, evaluate=evaluate, hooks=hooks)
@@ -262,6 +267,39 @@ def _check_pretrain_checkpoint(out: Path, ck: dict) -> None:
     if method in TRAINING_METHODS.names() and not TRAINING_METHODS.get(method).pretrain:
         raise InputError(f"--resume: {out} was written by --method {method} ('reid finetune'), not by "
                          "'reid pretrain'; give a new -o (or drop --resume), or continue it with 'reid finetune'")
+
+
+# the datasets a run trains on (``train_data`` of its checkpoints) and how the command names them
+DATA_ROLES = {"data": "DATA", "target": "--target"}
+
+
+def check_resumed_data(out: Path, ck: dict, now: Mapping[str, dict], roles: Mapping[str, str] = DATA_ROLES) -> None:
+    """Refuse to resume ``out`` (checkpoint ``ck``) on other training data than it was started
+    on: ``now`` and the checkpoint's ``train_data`` map a role (``data``, ``target``; ``roles``
+    names each as the command does) to a `reidcli.data.records.fingerprint`; images, identities
+    and the digest must agree (the folder may have moved). Checkpoints written before
+    ``train_data`` existed are not checked."""
+    saved = ck.get("train_data")
+    if not isinstance(saved, dict):
+        return
+    for role, flag in roles.items():
+        old, new = saved.get(role), now.get(role)
+        if old is None and new is None:
+            continue
+        if isinstance(old, dict) and new is not None and all(
+                type(old.get(k)) is type(new[k]) and old.get(k) == new[k] for k in ("images", "identities", "digest")):
+            continue
+        if old is None and flag.startswith("--"):  # an optional input the run was started without
+            what = f"was started without {flag}, not with {flag} {describe_fingerprint(new)}; leave {flag} out " \
+                   "to continue the run, or"
+        elif not isinstance(old, dict):  # a damaged or crafted record: nothing to compare with
+            what = f"holds no readable record of its {flag} (train_data['{role}']), so it cannot be continued;"
+        elif new is None:
+            what = f"was started with {flag} {describe_fingerprint(old)}; give it again to continue the run, or"
+        else:
+            what = (f"was started on {flag} {describe_fingerprint(old)}, not on {describe_fingerprint(new)}; give "
+                    f"that {flag} to continue the run, or")
+        raise InputError(f"--resume: {out} {what} drop --resume (or give a new -o) to start a new run")
 
 
 # model fields a resumed run does not compare: set by the data (classes) or only at the start
