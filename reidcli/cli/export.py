@@ -27,7 +27,8 @@ def command(
 ) -> None:
     """Export the deployed network of --ckpt for inference outside reidcli: ONNX (-o m.onnx)
     or TorchScript (-o m.ts), the format chosen by the file name. The input 'images' is
-    float32 [B, 3, H, W], RGB, 0-255, resized to the checkpoint's input size; the output
+    float32 [B, 3, H, W], RGB, 0-255, resized to the checkpoint's input size (bilinear with
+    antialiasing, as torchvision's resize(antialias=True) and PIL's BILINEAR); the output
     'features' equals what reid features computes. The file is run once on a random batch
     and its largest difference from PyTorch is reported. --slim instead writes a checkpoint
     without the training state.

@@ -6,9 +6,12 @@ random horizontal flip, pad + random crop (or a random resized crop, METHODS.md 
 scale [0.64, 1], aspect [2, 3]), optional colour jitter, normalisation, then random erasing
 (Zhong et al., AAAI 2020) on the normalised tensor.
 
-Inference resizes in the loader worker (OpenCV, uint8) and leaves float conversion and
-normalisation to `Normalizer`, which runs on the model's device, so the loader ships a
-quarter of the bytes and the GPU does the arithmetic.
+One resize everywhere a network sees an image (training, ``reid features``, the pose and
+StarGAN inference paths): `resize_uint8`, bilinear with antialiasing on uint8 (torchvision's
+``resize(antialias=True)``, the filter of PIL's ``Image.resize(BILINEAR)``), so training and
+extraction see the same pixels. Inference resizes in the loader worker and leaves float
+conversion and normalisation to `Normalizer`, which runs on the model's device, so the
+loader ships a quarter of the bytes and the GPU does the arithmetic.
 """
 
 from __future__ import annotations
@@ -78,6 +81,20 @@ def to_tensor_uint8(img: np.ndarray):
     return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
 
 
+RESIZE_NAME = "bilinear with antialiasing (torchvision resize(antialias=True), as PIL BILINEAR)"
+
+
+def resize_uint8(x, height: int, width: int):
+    """The project's one resize: uint8 [..., 3, H, W] tensor -> [..., 3, height, width], bilinear
+    with antialiasing when shrinking (torchvision ``resize(antialias=True)``); the input itself
+    when it already has that size."""
+    if tuple(x.shape[-2:]) == (height, width):
+        return x
+    from torchvision.transforms.v2 import functional as TF
+
+    return TF.resize(x, [int(height), int(width)], antialias=True)
+
+
 class TrainTransform:
     """The training pipeline as ``tail(head(img))``: ``head`` is deterministic (uint8 RGB
     array -> uint8 [3, h, w] tensor: to a tensor, then the resize to the input size unless
@@ -109,7 +126,7 @@ def build_train_transform(cfg: AugmentConfig, mean: Sequence[float] = IMAGENET_M
         ratio = (1.0 / cfg.crop_ratio[1], 1.0 / cfg.crop_ratio[0])
         ops.append(v2.RandomResizedCrop(size, scale=cfg.crop_scale, ratio=ratio, antialias=True))
     else:
-        head.append(v2.Resize(size, antialias=True))
+        head = [ResizeUint8(*size)]
     if cfg.flip > 0:
         ops.append(v2.RandomHorizontalFlip(cfg.flip))
     if cfg.pad > 0 and not cfg.resized_crop:
@@ -134,17 +151,21 @@ def photometric_tail(cfg: "AugmentConfig", mean: Sequence[float], std: Sequence[
 
 
 class ResizeUint8:
-    """Inference transform: OpenCV resize to (height, width), returning a uint8 [3, h, w] tensor."""
+    """uint8 [H, W, 3] array -> uint8 [3, height, width] tensor through `resize_uint8` (the
+    training head and the inference transform)."""
 
     def __init__(self, height: int, width: int):
         self.height, self.width = int(height), int(width)
 
     def __call__(self, img: np.ndarray):
-        import cv2
+        return resize_uint8(to_tensor_uint8(img), self.height, self.width)
 
-        if img.shape[0] != self.height or img.shape[1] != self.width:
-            img = cv2.resize(img, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
-        return to_tensor_uint8(img)
+
+def resize_array(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """`resize_uint8` on a uint8 [H, W, 3] array, returning an array."""
+    if img.shape[:2] == (height, width):
+        return img
+    return resize_uint8(to_tensor_uint8(img), height, width).permute(1, 2, 0).contiguous().numpy()
 
 
 class Normalizer:

@@ -3,7 +3,8 @@ TorchScript, or a slim checkpoint (weights without the training state).
 
 The exported graph is what ``reid features`` computes after decoding: its input
 ``images`` is float32 [B, 3, H, W], RGB, 0-255, already resized to the checkpoint's
-``input_size`` (OpenCV bilinear in ``reid features``); it subtracts the checkpoint's pixel
+``input_size`` with `reidcli.data.transforms.resize_uint8` (bilinear with antialiasing,
+torchvision's ``resize(antialias=True)``, as PIL's BILINEAR); it subtracts the checkpoint's pixel
 mean, divides by its std, runs the network (plus the mirrored image with ``flip``) and
 L2-normalises (unless ``normalize`` is False). Its output ``features`` is float32 [B, D].
 The settings travel in the file: ONNX metadata properties, and ``reidcli.json`` in a
@@ -132,7 +133,8 @@ def export(ckpt: str | os.PathLike, out: str | os.PathLike, *, slim: bool = Fals
     h, w = (int(v) for v in ck["input_size"])
     meta = {"format": "reidcli-export", "checkpoint": file_digest(ckpt), "checkpoint_path": str(ckpt),
             "arch": ck["model_config"].get("arch"), "method": ck.get("method"), "input_size": [h, w],
-            "input": "images: float32 [B, 3, H, W], RGB, 0-255, resized to input_size",
+            "input": "images: float32 [B, 3, H, W], RGB, 0-255, resized to input_size "
+                     "(bilinear with antialiasing: torchvision resize(antialias=True), PIL BILINEAR)",
             "output": "features: float32 [B, D]", "feat_dim": int(ck.get("feat_dim") or 0),
             "pixel_mean": list(ck["pixel_mean"]), "pixel_std": list(ck["pixel_std"]),
             "flip": bool(flip), "normalized": bool(normalize), "net": net or "model"}

@@ -131,9 +131,9 @@ def generator_styler(model, device: str = "auto"):
     at that size. An image whose aspect ratio differs from the model's by more than
     `ASPECT_TOLERANCE` is an `InputError`: resizing it would distort the person into a
     shape the generator never saw."""
-    import cv2
     import numpy as np
 
+    from reidcli.data.transforms import resize_array
     from reidcli.utils.device import resolve_device
 
     dev = resolve_device(device)
@@ -149,7 +149,7 @@ def generator_styler(model, device: str = "auto"):
             raise InputError(f"the image, {img.shape[0]}x{img.shape[1]} pixels (height/width "
                              f"{img.shape[0] / img.shape[1]:.2f}), does not suit this StarGAN, fitted at {h}x{w} "
                              f"({h / w:.2f}); fit one with --image-size of this data's shape")
-        return img if img.shape[:2] == (h, w) else cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+        return resize_array(img, h, w)
 
     @torch.no_grad()
     def run(images, srcs, dsts):

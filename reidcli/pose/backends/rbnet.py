@@ -87,16 +87,15 @@ class RBNetBackend(PoseBackend):
         self.model = self.path.name
 
     def predict(self, images: Sequence[np.ndarray], paths: Sequence[str]) -> np.ndarray:
-        import cv2
         import torch
 
-        from reidcli.data.transforms import Normalizer
+        from reidcli.data.transforms import Normalizer, resize_array
         from reidcli.pose.heatmaps import heatmaps_to_keypoints
 
         if not len(images):
             return np.zeros((0, 17, 3), np.float32)
         h, w = self.size
-        batch = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_LINEAR) for im in images])
+        batch = np.stack([resize_array(im, h, w) for im in images])
         x = Normalizer(self.mean, self.std, self.device)(torch.from_numpy(batch).permute(0, 3, 1, 2))
         heat = self.net.predict_heatmaps(x).float().cpu().numpy()
         sizes = np.array([im.shape[:2] for im in images], dtype=np.float32)
