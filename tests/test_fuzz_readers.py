@@ -288,6 +288,67 @@ def test_checkpoint_bytes_damaged(tmp_path_factory, cut, flips, obj):
     only_our_errors(load_checkpoint, p)
 
 
+
+# --------------------------------------------------------------------------- styled shards (issue 22)
+_SHARDS: dict[str, list[Path]] = {}
+
+
+def _styled_shards(tmp_path_factory) -> list[Path]:
+    """Two shards of one tiny 'reid stylize apply --shard i/2' run (made once per session)."""
+    if "parts" not in _SHARDS:
+        from reidcli.data.synth import synthesize
+        from reidcli.stylize import apply_style, fit_style
+
+        d = tmp_path_factory.mktemp("shards")
+        synthesize(d / "data", domain="market", ids=3, test_ids=2, images_per_id=2, cams=2, height=32, width=16,
+                   seed=0, distractors=0, junk=0)
+        model = fit_style(d / "data", d / "style.pt", method="color")
+        _SHARDS["parts"] = [Path(apply_style(model, d / "data", d / f"p{i}", shard=(i, 2), device="cpu")["out"])
+                            for i in (1, 2)]
+    return _SHARDS["parts"]
+
+
+@FUZZ
+@given(edits=st.lists(st.tuples(st.sampled_from(["drop_row", "drop_image", "stray_image"]), st.integers(0, 1),
+                                st.floats(0, 1)), max_size=3))
+def test_merge_refuses_shards_whose_manifest_and_images_disagree(tmp_path_factory, edits):
+    """Rows dropped from a shard's manifest.csv, listed images deleted, unlisted images added:
+    `reid merge` joins the shards only while each manifest lists exactly its shard's styled
+    images; otherwise one line naming the first such shard, and nothing written."""
+    from reidcli.stylize.manifest import MANIFEST, MANIFEST_COLUMNS, read_manifest, write_manifest
+    from reidcli.stylize.merge import merge_styled
+
+    root = tmp_path_factory.mktemp("merge")
+    parts = [Path(shutil.copytree(p, root / p.name, symlinks=True)) for p in _styled_shards(tmp_path_factory)]
+    rows = [read_manifest(p) for p in parts]
+    disk = [{r["output"] for r in shard} for shard in rows]
+    for what, i, pick in edits:
+        if what == "drop_row" and rows[i]:
+            rows[i].pop(int(pick * (len(rows[i]) - 1)))
+        elif what == "drop_image" and disk[i]:
+            gone = sorted(disk[i])[int(pick * (len(disk[i]) - 1))]
+            (parts[i] / gone).unlink()
+            disk[i].discard(gone)
+        elif what == "stray_image":
+            stray = f"bounding_box_train/{9000 + int(pick * 99):04d}_c1s1_000001_01.jpg"
+            src = next(f for f in sorted((_styled_shards(tmp_path_factory)[0] / "bounding_box_train").glob("*.jpg"))
+                       if not f.is_symlink())
+            shutil.copy(src, parts[i] / stray)
+            disk[i].add(stray)
+    for p, shard in zip(parts, rows):
+        write_manifest(p, [[r[c] for c in MANIFEST_COLUMNS] for r in shard])
+    bad = [i for i in range(2) if {r["output"] for r in rows[i]} != disk[i]]
+    try:
+        merge_styled(parts, root / "merged")
+    except ReidError as exc:
+        assert bad and "\n" not in str(exc), repr(exc)
+        assert str(exc).startswith(f"{parts[bad[0]] / MANIFEST} (shard {bad[0] + 1}/2) "), str(exc)
+        assert not (root / "merged").exists()
+    else:
+        assert not bad, edits
+        assert sorted(r["output"] for r in read_manifest(root / "merged")) == sorted(set().union(*disk))
+
+
 # --------------------------------------------------------------------------- layout parsers
 FOLDERS = ["bounding_box_train", "bounding_box_test", "query", "train", "test", "gallery", "images", "cam1",
            "cam2", "exp", "idx", "0001", "detected", "labeled", "Visible", "Thermal", "junk"]

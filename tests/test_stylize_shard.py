@@ -199,3 +199,36 @@ def test_manifest_originals_match_from_any_working_folder(synth_market, color_mo
     _one_error_line(_invoke("stylize", "apply", "--model", color_model, synth_market, "-o", tmp_path / "f"),
                     "is a file, not a folder")
     assert (tmp_path / "f").read_text() == "mine"
+
+
+def test_merge_refuses_a_shard_whose_manifest_and_images_disagree(synth_market, color_model, tmp_path):  # noqa: F811
+    """A shard whose manifest.csv lost a row (an image in the folder that no row lists) or lists
+    an image that is gone is one line naming the shard, its manifest and the first mismatch;
+    nothing is written."""
+    from reidcli.stylize.manifest import MANIFEST
+
+    parts = []
+    for i in (1, 2):
+        res = _invoke("stylize", "apply", "--model", color_model, synth_market, "-o", tmp_path / f"p{i}",
+                      "--shard", f"{i}/2")
+        assert res.exit_code == 0, res.output
+        parts.append(tmp_path / f"p{i}")
+    manifest = parts[1] / MANIFEST
+    text = manifest.read_text()
+    header, first, *rest = text.splitlines()
+    dropped = first.rsplit(",", 1)[1]
+    manifest.write_text("\n".join([header, *rest]) + "\n")  # a row lost: its image is on disk, unlisted
+    res = _invoke("merge", *parts, "-o", tmp_path / "merged")
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert res.stderr.strip().splitlines() == [
+        f"reid merge: error: {manifest} (shard 2/2) does not list 1 styled image(s) of the folder, first "
+        f"{dropped}; the shard is damaged: re-run 'reid stylize apply --shard 2/2' into a new folder, then merge again"]
+    manifest.write_text(text)
+    gone = next(r.rsplit(",", 1)[1] for r in (parts[0] / MANIFEST).read_text().splitlines()[1:])
+    (parts[0] / gone).unlink()  # a listed image is gone
+    res = _invoke("merge", *parts, "-o", tmp_path / "merged")
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert res.stderr.strip().splitlines() == [
+        f"reid merge: error: {parts[0] / MANIFEST} (shard 1/2) lists 1 image(s) missing from the folder, first "
+        f"{gone}; the shard is damaged: re-run 'reid stylize apply --shard 1/2' into a new folder, then merge again"]
+    assert not (tmp_path / "merged").exists() and not list(tmp_path.glob(".*tmp-*"))

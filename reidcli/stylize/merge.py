@@ -2,7 +2,8 @@
 --shard i/n`` into the tree one run writes (same files, same manifest rows in the same order).
 
 A shard's ``provenance.json`` records its ``shard`` [i, n] with the run's settings; the
-shards must be all n of one run (same model, data, cameras, splits, method), each once.
+shards must be all n of one run (same model, data, cameras, splits, method), each once,
+and each shard's ``manifest.csv`` must list exactly the styled images in its folder.
 The links to DATA's unstyled images and the layout's own files (list files, the CSV) are
 rebuilt from DATA and the merged manifest, as one run builds them.
 """
@@ -17,7 +18,7 @@ from typing import Sequence
 
 from reidcli.data.layouts import load_dataset
 from reidcli.io.atomic import check_output_folder, folder_temp, replace_folder
-from reidcli.stylize.manifest import MANIFEST_COLUMNS, read_manifest, write_manifest
+from reidcli.stylize.manifest import MANIFEST, MANIFEST_COLUMNS, read_manifest, write_manifest
 from reidcli.stylize.naming import build_tree, tree_layout, writer_for
 from reidcli.utils.errors import ConfigError, FormatError, InputError
 
@@ -38,12 +39,45 @@ def _shard_record(folder: Path) -> tuple[list, dict]:
     return chain, {**params, "shard": (i, n), "model": chain[-1].get("inputs")}
 
 
+def styled_images(folder: Path) -> list[str]:
+    """Relative POSIX paths of the images a ``reid stylize apply`` run wrote below ``folder``:
+    image files that are no links (the links to DATA's unstyled images are left out, and
+    linked folders are not entered), hidden folders skipped, sorted."""
+    from reidcli.data.layouts._common import is_image_name
+
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):  # links to folders are listed, never entered
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        rel = Path(dirpath).relative_to(folder).as_posix()
+        prefix = "" if rel == "." else rel + "/"
+        found += [prefix + f for f in filenames if is_image_name(f) and not os.path.islink(os.path.join(dirpath, f))]
+    return sorted(found)
+
+
+def check_shard_images(folder: Path, rows: list[dict], shard: tuple[int, int]) -> None:
+    """An `InputError` unless ``folder``'s manifest rows list exactly the styled images in it:
+    a row whose image is gone, or an image (no link) that no row lists, means a damaged shard
+    that would merge into a tree whose manifest and images disagree."""
+    listed = [row["output"] for row in rows]
+    on_disk = styled_images(folder)
+    gone = [o for o in listed if not (folder / o).is_file()]
+    extra = sorted(set(on_disk) - set(listed))
+    if not gone and not extra:
+        return
+    i, n = shard
+    what = (f"lists {len(gone)} image(s) missing from the folder, first {gone[0]}" if gone else
+            f"does not list {len(extra)} styled image(s) of the folder, first {extra[0]}")
+    raise InputError(f"{folder / MANIFEST} (shard {i}/{n}) {what}; the shard is damaged: re-run "
+                     f"'reid stylize apply --shard {i}/{n}' into a new folder, then merge again")
+
+
 def merge_styled(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path:
     """Join the n shard trees of one ``reid stylize apply --shard i/n`` run into ``out``
     (written to a temporary sibling and renamed into place).
 
     Raises:
-        InputError: a missing or repeated shard, shards of different runs, two shards with
+        InputError: a missing or repeated shard, shards of different runs, a shard whose
+            manifest.csv and styled images disagree (`check_shard_images`), two shards with
             one file name, an existing non-empty ``out``, an ``out`` that is, contains or lies
             inside a shard or the styled dataset (`reidcli.io.atomic.check_output_folder`).
     """
@@ -67,14 +101,19 @@ def merge_styled(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> 
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(f"{out} exists and is not empty; remove it or choose another -o")
     dest = check_output_folder(out, {"SHARDS": folders, "DATA": Path(str(params["data"]))})
+    manifests = []  # every shard's rows, each checked against its images before anything is written
+    for folder, _, p in recs:
+        rows = read_manifest(folder, empty_ok=True,  # a shard may hold no images
+                             fix="merge folders written by 'reid stylize apply --shard i/n'")
+        check_shard_images(folder, rows, p["shard"])
+        manifests.append(rows)
     ds = load_dataset(params["data"], params.get("format"))  # the tree's links and layout files
     tmp = None
     try:
         tmp = folder_temp(dest)
         rows, seen = [], set()
-        for folder, _, _ in recs:
-            for row in read_manifest(folder, empty_ok=True,  # a shard may hold no images
-                                     fix="merge folders written by 'reid stylize apply --shard i/n'"):
+        for (folder, _, _), shard_rows in zip(recs, manifests):
+            for row in shard_rows:
                 if row["output"] in seen:
                     raise InputError(f"{folder}: {row['output']} is in two shards; re-run the shards of one run")
                 seen.add(row["output"])
