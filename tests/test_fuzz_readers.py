@@ -349,6 +349,41 @@ def test_merge_refuses_shards_whose_manifest_and_images_disagree(tmp_path_factor
         assert sorted(r["output"] for r in read_manifest(root / "merged")) == sorted(set().union(*disk))
 
 
+
+JSON = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
+                              st.text(max_size=6)),
+                    lambda kids: st.one_of(st.lists(kids, max_size=3), st.dictionaries(st.text(max_size=6), kids,
+                                                                                       max_size=3)), max_leaves=8)
+
+
+@FUZZ
+@given(record=st.one_of(JSON, st.builds(lambda shard, more: [{"params": {"shard": shard, **more}}],
+                                        st.one_of(JSON, st.lists(st.one_of(st.integers(-3, 9), JSON, st.sampled_from(
+                                            [float("inf"), float("-inf"), float("nan"), 1.5, "2", 10**30])),
+                                            min_size=2, max_size=2)),
+                                        st.dictionaries(st.sampled_from(["data", "merged_shards"]), JSON))),
+       raw=st.one_of(st.none(), st.binary(max_size=12)))
+def test_styled_folder_shard_mark_of_any_shape(tmp_path_factory, record, raw):
+    """`--styled`'s shard check reads any provenance.json (damaged bytes, other JSON): a
+    readable ``shard`` [i, n] is one line saying to merge first; anything else is no shard
+    (the manifest's own checks then apply), never an exception."""
+    import json
+
+    from reidcli.stylize.manifest import require_whole_tree, shard_of
+
+    folder = tmp_path_factory.mktemp("styled")
+    (folder / "provenance.json").write_bytes(raw if raw is not None else json.dumps(record).encode())
+    got = shard_of(folder)
+    assert got is None or (isinstance(got, tuple) and len(got) == 2 and all(type(v) is int for v in got))
+    try:
+        require_whole_tree(folder)
+    except ReidError as exc:
+        assert got is not None and "\n" not in str(exc) and f"is shard {got[0]}/{got[1]} of" in str(exc), repr(exc)
+        assert "'reid merge SHARD... -o STYLED'" in str(exc)
+    else:
+        assert got is None
+
+
 # --------------------------------------------------------------------------- layout parsers
 FOLDERS = ["bounding_box_train", "bounding_box_test", "query", "train", "test", "gallery", "images", "cam1",
            "cam2", "exp", "idx", "0001", "detected", "labeled", "Visible", "Thermal", "junk"]

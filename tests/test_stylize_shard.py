@@ -232,3 +232,38 @@ def test_merge_refuses_a_shard_whose_manifest_and_images_disagree(synth_market, 
         f"reid merge: error: {parts[0] / MANIFEST} (shard 1/2) lists 1 image(s) missing from the folder, first "
         f"{gone}; the shard is damaged: re-run 'reid stylize apply --shard 1/2' into a new folder, then merge again"]
     assert not (tmp_path / "merged").exists() and not list(tmp_path.glob(".*tmp-*"))
+
+
+def test_finetune_refuses_an_unmerged_shard_as_styled(synth_market, color_model, tmp_path):  # noqa: F811
+    """`reid finetune --styled` given one shard of 'reid stylize apply --shard i/n' (part of the
+    styled images) is one line saying to merge the shards first, before any work; the merged
+    tree is accepted."""
+    import numpy as np
+
+    from reidcli.data.layouts import load_dataset
+    from reidcli.stylize.manifest import add_styled, require_whole_tree, shard_of
+    from reidcli.utils.params import ParamError
+
+    parts = []
+    for i in (1, 2):
+        res = _invoke("stylize", "apply", "--model", color_model, synth_market, "-o", tmp_path / f"p{i}",
+                      "--shard", f"{i}/2")
+        assert res.exit_code == 0, res.output
+        parts.append(tmp_path / f"p{i}")
+    ckpt = Path(__file__).parent / "data" / "format" / "v1" / "checkpoint.pt"
+    res = _invoke("finetune", synth_market, "--ckpt", ckpt, "-o", tmp_path / "x.pt", "--method", "camstyle",
+                  "--source", synth_market, "--styled", parts[1], "--device", "cpu")
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert res.stderr.strip().splitlines() == [
+        f"reid finetune: error: --styled {parts[1]} is shard 2/2 of a 'reid stylize apply --shard i/n' run, not "
+        "the whole styled tree; join the 2 shard folders first with 'reid merge SHARD... -o STYLED' and pass that "
+        "folder"]
+    assert not (tmp_path / "x.pt").exists()
+    recs = load_dataset(synth_market).split("train")
+    with pytest.raises(ParamError, match=r"^styled .*p1 is shard 1/2 of"):
+        add_styled(recs, np.arange(len(recs)), synth_market, parts[0])
+    res = _invoke("merge", *parts, "-o", tmp_path / "merged")
+    assert res.exit_code == 0, res.output
+    assert shard_of(tmp_path / "merged") is None and [shard_of(p) for p in parts] == [(1, 2), (2, 2)]
+    require_whole_tree(tmp_path / "merged")
+    assert len(add_styled(recs, np.arange(len(recs)), synth_market, tmp_path / "merged")[0]) > len(recs)

@@ -33,7 +33,7 @@ def _shard_record(folder: Path) -> tuple[list, dict]:
         i, n = (int(v) for v in params["shard"])
     except FileNotFoundError:
         raise InputError(f"{path}: no such file; merge folders written by 'reid stylize apply --shard i/n'") from None
-    except (ValueError, KeyError, IndexError, TypeError):
+    except (ValueError, OverflowError, KeyError, IndexError, TypeError):
         raise FormatError(f"{folder} is not a shard of 'reid stylize apply --shard i/n' (no shard in "
                           f"{PROVENANCE}); merge only such folders") from None
     return chain, {**params, "shard": (i, n), "model": chain[-1].get("inputs")}

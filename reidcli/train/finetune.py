@@ -219,6 +219,10 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
     if source is not None and not kind.uses_source:
         raise ParamError("source", f"does not apply to --method {method}; it trains on the target alone")
     _check_needs(kind, method, labels, reference, styled)
+    if styled is not None:  # before any work: an unmerged shard holds only part of the styled images
+        from reidcli.stylize.manifest import require_whole_tree
+
+        require_whole_tree(styled)
     reject_given({"source_format": source_format}, ["source_format"], applies=source is not None,
                  what="without --source (it is the layout of --source)")
     reject_given({"reference_format": reference_format}, ["reference_format"], applies=reference is not None,
