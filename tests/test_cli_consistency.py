@@ -224,10 +224,16 @@ def test_a_flag_that_does_nothing_is_one_line(tmp_path, argv, words):
 
 def test_the_same_flags_where_they_apply_still_work(tmp_path):
     """The evaluate flags refused above run with their flag (ranks, re-ranking)."""
+    from reidcli.io.h5 import read_features
+    from tests.conftest import write_jpeg
+
+    golden = read_features(GOLDEN / "features.h5")
+    for rel in golden.split("query").paths + golden.split("gallery").paths:  # the images the grid draws
+        write_jpeg(tmp_path / "data" / rel)
     png = tmp_path / "r.png"
     res = runner.invoke(app, ["-q", "evaluate", str(GOLDEN / "features.h5"), "--rerank", "--k1", "4", "--k2", "2",
                               "--lambda", "0.2", "--ranks-png", str(png), "--top", "3", "--n-queries", "2",
-                              "--ranks-queries", "worst", "--json"])
+                              "--ranks-queries", "worst", "--image-root", str(tmp_path / "data"), "--json"])
     assert res.exit_code == 0, res.output
     import json
 

@@ -85,7 +85,9 @@ def test_a_registered_protocol_is_used_by_name():
 
 
 def test_evaluate_file_writes_what_the_cli_writes(tmp_path):
-    f = make_file(tmp_path, images=False)
+    f = make_file(tmp_path)
+    for image in (tmp_path / "data" / "query").iterdir():  # damaged: drawn as grey boxes, with a note
+        image.write_bytes(b"not an image")
     out = Outputs(per_query=tmp_path / "pq.csv", ranks_png=tmp_path / "r.png", cmc_png=tmp_path / "c.png",
                   top=3, n_queries=2)
     res = evaluate_file(f, Options(rerank=True, k1=4, k2=2), outputs=out)
@@ -93,12 +95,13 @@ def test_evaluate_file_writes_what_the_cli_writes(tmp_path):
     assert len(rows) == res.metrics.n_query
     assert np.mean([float(r["ap"]) for r in rows if r["ap"]]) == pytest.approx(res.mean["mAP"], abs=1e-6)
     assert (tmp_path / "r.png").stat().st_size > 0 and (tmp_path / "c.png").stat().st_size > 0
-    assert len(res.output_notes) == 4 and "were not found under" in res.output_notes[1]
+    assert len(res.output_notes) == 4 and "2 of 8 images under" in res.output_notes[1]
+    assert "could not be decoded" in res.output_notes[1]
     assert res.output_notes[2].endswith("(2 seeded sample queries x top 3 gallery images by re-ranked distance)")
     assert res.messages[-4:] == res.output_notes
     assert [n.split(" (")[0] for n in res.output_notes if n.startswith("wrote ")] == [
         f"wrote {tmp_path / name}" for name in ("pq.csv", "r.png", "c.png")]
-    assert "notes" in res.as_dict() and not any("not found" in n for n in res.as_dict()["notes"])
+    assert "notes" in res.as_dict() and not any("decoded" in n for n in res.as_dict()["notes"])
     cli = CliRunner().invoke(app, ["evaluate", str(f), "--rerank", "--k1", "4", "--k2", "2", "--json"])
     assert cli.exit_code == 0 and json.loads(cli.stdout) == json.loads(to_json(res))
 

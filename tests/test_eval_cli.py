@@ -195,10 +195,14 @@ def test_query_and_gallery_from_different_checkpoints_warn(tmp_path):
     assert not any("checkpoint" in n for n in json.loads(same.stdout)["notes"])
 
 
-def test_missing_images_warn(tmp_path):
+def test_missing_images_are_refused(tmp_path):
+    """Images gone from the features file's root: one line naming the first and --image-root
+    (no grid of grey boxes); tests/test_eval_ranks.py has the wrong --image-root."""
     f = make_file(tmp_path, images=False)
     res = run(f, "--ranks-png", tmp_path / "r.png", "--top", "3")
-    assert res.exit_code == 0 and "--image-root" in res.stderr
+    assert res.exit_code == 1 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert res.stderr.startswith(f"reid evaluate: error: {tmp_path / 'data' / 'query'}/") and "pass --image-root DIR" in res.stderr
+    assert not (tmp_path / "r.png").exists()
 
 
 def test_single_camera_suggests_no_cam_filter(tmp_path):

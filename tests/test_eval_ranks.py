@@ -15,6 +15,7 @@ from reidcli.eval.ranking import RankOptions, rank_queries_reference, top_valid
 from reidcli.eval.report import ranked_rows
 from reidcli.eval.rerank import rerank_dense
 from reidcli.utils.errors import ConfigError
+from tests.conftest import write_jpeg
 from tests.test_eval_cli import make_file, run
 
 
@@ -225,3 +226,47 @@ def test_cli_note_says_how_many_gallery_images_it_drew(tmp_path):
     err = " ".join(res.stderr.split())
     assert f"wrote {png} (2 seeded sample queries x the 19 valid (of --top 30) gallery images by euclidean distance)" \
         in err, err
+
+
+def _reid(*args):
+    """``reid`` in a child process: OpenCV writes its warnings to the process's stderr, past
+    Python's ``sys.stderr`` (which CliRunner captures)."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import sys; from reidcli.cli.app import main; sys.argv = ['reid', *sys.argv[1:]]; main()"
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False)
+
+
+def test_cli_missing_images_are_one_line_without_opencv_warnings(tmp_path):
+    """--ranks-png with a wrong --image-root (or an image gone from the dataset) is one line
+    naming the first missing image and --image-root, before any output is written, with no
+    OpenCV warning; the right --image-root draws the grid silently."""
+    f = make_file(tmp_path)
+    wrong, png, pq = tmp_path / "wrong", tmp_path / "r.png", tmp_path / "pq.csv"
+    wrong.mkdir()
+    res = _reid("-q", "evaluate", f, "--ranks-png", png, "--per-query", pq, "--top", "3", "--n-queries", "2",
+                "--image-root", wrong)
+    assert res.returncode == 1, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"reid evaluate: error: {wrong}/query/"), res.stderr
+    assert lines[0].endswith(f": no such image (8 of the 8 images the --ranks-png grid shows are missing under "
+                             f"--image-root {wrong}); give --image-root the dataset folder the features were "
+                             "extracted from"), lines[0]
+    assert not png.exists() and not pq.exists()
+    gone = sorted((tmp_path / "data" / "query").glob("*.jpg"))[-1]  # one image gone: named, even with the rest there
+    gone.unlink()
+    res = _reid("-q", "evaluate", f, "--ranks-png", png, "--top", "30", "--n-queries", "6")
+    assert res.returncode == 1 and res.stderr.strip().splitlines() == [
+        f"reid evaluate: error: {gone}: no such image (1 of the {6 + 6 * 19} images the --ranks-png grid shows are "
+        f"missing under {tmp_path / 'data'}, the dataset folder the features file records); pass --image-root DIR, "
+        "the folder the dataset is in now"], res.stderr
+    import shutil
+
+    shutil.copytree(tmp_path / "data", wrong, dirs_exist_ok=True)  # the dataset moved there: --image-root finds it
+    write_jpeg(wrong / "query" / gone.name)
+    res = _reid("-q", "evaluate", f, "--ranks-png", png, "--top", "3", "--n-queries", "2", "--image-root", wrong)
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    assert png.stat().st_size > 0

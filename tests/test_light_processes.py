@@ -59,6 +59,12 @@ def files(tmp_path_factory) -> dict[str, Path]:
     f = write_features(tmp / "f.h5", FeaturesFile(splits={
         "train": split(rng, 6, 20, 16, 0), "query": split(rng, 5, 2, 16, 1), "gallery": split(rng, 5, 8, 16, 2)},
         attrs={"normalized": False}))
+    from reidcli.io.h5 import read_features
+    from tests.conftest import write_jpeg
+
+    for name in ("query", "gallery"):  # the images --ranks-png draws (it refuses missing ones)
+        for rel in read_features(f).split(name).paths:
+            write_jpeg(tmp / "data" / rel, h=16, w=8)
     shards = []
     for i in (1, 2):
         s = split(np.random.default_rng(i), 6, 10, 16, 0, tag=f"s{i}_")
@@ -81,7 +87,7 @@ def test_cluster_evaluate_info_merge_import_no_torch(files, synth_market):  # no
          "--expand-threshold", "0.8", "--keep-clusters", "3"],
         ["evaluate", f, "--json", "--per-query", str(tmp / "pq.csv"), "--cmc-png", str(tmp / "cmc.png")],
         ["evaluate", f, "--rerank", "--metric", "cosine", "--k1", "6", "--k2", "3", "--ranks-png", str(tmp / "r.png"),
-         "--ranks-queries", "worst"],
+         "--ranks-queries", "worst", "--image-root", str(tmp / "data")],
         ["evaluate", f, "--cmc-single-gallery", "--ap", "sklearn", "--threads", "1"],
         ["evaluate", f, f, "--json"],  # several files (RegDB's trials): each, then mean ± std
         ["info", f], ["info", str(tmp / "l.h5")], ["info", str(synth_market)], ["info", str(synth_market / "pose.h5")],

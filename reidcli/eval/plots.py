@@ -58,7 +58,8 @@ def _cell(image: np.ndarray | None, color, caption: Sequence[str]) -> np.ndarray
 
 
 class _Images:
-    """Reads images under ``root`` and counts the ones that are missing."""
+    """Reads images under ``root`` and counts the ones that are missing or undecodable
+    (decoded from their bytes: OpenCV's ``imread`` would print a warning per missing file)."""
 
     def __init__(self, root: str | os.PathLike):
         self.root, self.missing, self.total = Path(root), 0, 0
@@ -67,9 +68,19 @@ class _Images:
         import cv2
 
         self.total += 1
-        img = cv2.imread(str(self.root / rel), cv2.IMREAD_COLOR)
+        try:
+            data = np.fromfile(self.root / rel, np.uint8)
+            img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        except (OSError, ValueError, cv2.error):
+            img = None
         self.missing += img is None
         return img
+
+
+def images_to_draw(rows: Sequence[dict], top: int) -> list[str]:
+    """The image paths `ranks_grid` reads for ``rows``, in drawing order: each query, then
+    its ``top`` hits."""
+    return [p for row in rows for p in [row["path"], *(hit[0] for hit in row["hits"][:top])]]
 
 
 def ranks_grid(path: str | os.PathLike, root: str | os.PathLike, rows: Sequence[dict], top: int) -> tuple[int, int]:

@@ -17,7 +17,7 @@ import numpy as np
 from reidcli.eval.api import EvalResult, FilesResult, Options
 from reidcli.eval.ranking import AP_FORMULAS
 from reidcli.io.atomic import atomic_write_bytes
-from reidcli.utils.errors import ConfigError
+from reidcli.utils.errors import ConfigError, InputError
 from reidcli.utils.params import Interval, check_params, reject_given
 from reidcli.utils.params import Options as OneOf
 
@@ -42,7 +42,8 @@ class Outputs:
         ranks_png: grid of ``n_queries`` valid queries, each with its AP, and their ``top``
             nearest valid gallery images, each with its rank, identity and distance, ranked
             by the distances the metrics used (re-ranked ones with re-ranking); images are
-            read under ``image_root`` (default: the features file's root).
+            read under ``image_root`` (default: the features file's root); one missing is an
+            `InputError` naming it, before any file is written (`require_images`).
         ranks_queries: which queries the grid shows: ``sample`` (seeded, in query order),
             ``worst`` (lowest AP first) or ``best`` (highest AP first); equal APs in query
             order.
@@ -194,26 +195,43 @@ def write_files_cmc(path: str | os.PathLike, files: Sequence[str | os.PathLike],
     return f"wrote {path} ({len(curves)} CMC curves, one per features file)"
 
 
+def require_images(root: str, paths: Sequence[str], *, given: bool) -> None:
+    """An `InputError` naming the first of ``paths`` (relative to ``root``) that is no file:
+    a grid of grey boxes says nothing, and the usual cause is a dataset that moved since its
+    features were extracted (or a wrong ``image_root``: ``given``)."""
+    gone = [p for p in paths if not os.path.isfile(os.path.join(root, p))]
+    if not gone:
+        return
+    counted = f"{len(gone)} of the {len(paths)} images the ranks_png grid shows are missing under"
+    if given:
+        raise InputError(f"{os.path.join(root, gone[0])}: no such image ({counted} image_root {root}); "
+                         "give image_root the dataset folder the features were extracted from")
+    raise InputError(f"{os.path.join(root, gone[0])}: no such image ({counted} {root}, the dataset folder the "
+                     "features file records); pass image_root DIR, the folder the dataset is in now")
+
+
 def write_outputs(res: EvalResult, query: dict, gallery: dict, opts: Options, outputs: Outputs, *,
                   file_root: str, name: str) -> list[str]:
     """Write the files ``outputs`` names; returns lines for people (images not found...).
 
     ``query``/``gallery`` are the arrays the result's rows index (`Protocol.splits`);
     ``name`` labels the CMC curve (the features file's name)."""
-    from reidcli.eval.plots import cmc_curve, ranks_grid
+    from reidcli.eval.plots import cmc_curve, images_to_draw, ranks_grid
 
     notes, outputs = [], outputs.filled()
+    if outputs.ranks_png:  # the grid's images are checked before any file is written
+        rows = ranked_rows(res, query, gallery, n=outputs.n_queries, top=outputs.top, how=outputs.ranks_queries,
+                           seed=opts.seed)
+        root = str(outputs.image_root) if outputs.image_root else file_root
+        require_images(root, images_to_draw(rows, outputs.top), given=outputs.image_root is not None)
     if outputs.per_query:
         write_per_query(outputs.per_query, res, query)
         notes.append(f"wrote {outputs.per_query} (one row per query: {len(res.q_rows)} rows)")
     if outputs.ranks_png:
-        rows = ranked_rows(res, query, gallery, n=outputs.n_queries, top=outputs.top, how=outputs.ranks_queries,
-                           seed=opts.seed)
-        root = str(outputs.image_root) if outputs.image_root else file_root
         missing, total = ranks_grid(outputs.ranks_png, root, rows, outputs.top)
         if missing:
-            notes.append(f"{missing} of {total} images were not found under '{root}'; drawn as grey "
-                         "boxes (pass --image-root to point at the dataset)")
+            notes.append(f"{missing} of {total} images under '{root}' could not be decoded (damaged?); drawn "
+                         "as grey boxes")
         by = "re-ranked" if res.rerank else res.metric
         shown = max((len(r["hits"]) for r in rows), default=0)  # fewer valid gallery items than --top
         top = f"top {outputs.top}" if shown == outputs.top else f"the {shown} valid (of --top {outputs.top})"
