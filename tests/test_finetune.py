@@ -175,7 +175,8 @@ def test_mmt_round_two_continues_mean_nets_and_adam(uda):
     from reidcli.train.methods.options import MMTOptions
 
     r1 = _finetune(uda["ckpt"], uda["labels"], uda["target"], uda["tmp"] / "r1.pt", "mmt")
-    r2 = _finetune(r1, uda["labels"], uda["target"], uda["tmp"] / "r2.pt", "mmt", train={"iters_per_epoch": 1})
+    r2 = _finetune(r1, uda["labels"], uda["target"], uda["tmp"] / "r2.pt", "mmt", train={"iters_per_epoch": 1},
+                   options={"fresh_optimizer": False})
     c1, c2 = torch.load(r1, weights_only=True), torch.load(r2, weights_only=True)
     t = c1["train_state"]["method"]["ema_step"]
     assert c2["train_state"]["method"]["ema_step"] == t + 1
@@ -191,6 +192,11 @@ def test_mmt_round_two_continues_mean_nets_and_adam(uda):
     # Adam moments continued: more steps recorded than this round made
     steps = [float(s["step"]) for s in c2["train_state"]["optimizer"]["state"].values()]
     assert max(steps) == 3.0 and min(steps) == 1.0  # backbone continued, classifier new
+    # the default (as the MMT code): a new Adam each round, the mean nets still continued
+    r3 = _finetune(r1, uda["labels"], uda["target"], uda["tmp"] / "r3.pt", "mmt", train={"iters_per_epoch": 1})
+    c3 = torch.load(r3, weights_only=True)
+    assert {float(s["step"]) for s in c3["train_state"]["optimizer"]["state"].values()} == {1.0}
+    assert c3["train_state"]["method"]["ema_step"] == t + 1
 
 
 def test_ema_update_formula():

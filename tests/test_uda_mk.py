@@ -76,7 +76,7 @@ def work(tmp_path) -> Path:
 
 
 def test_from_any_folder_make_n_is_truthful_and_runs_stay_apart(work):
-    small = ["ROUNDS=2", "OUT=out"]
+    small = ["ROUNDS=2", "OUT=out", "METHOD=pseudo"]
     res = _make(work, "demo", *small)
     assert res.returncode == 0, res.stderr[-2000:]
     # the table helper was found beside the makefile, not in the current folder
@@ -109,7 +109,7 @@ def test_from_any_folder_make_n_is_truthful_and_runs_stay_apart(work):
     dry = _make(work, "-n", "demo", *small, "THREADS=3")
     assert "out/pseudo/" in dry.stdout and "pretrain" in _programs(dry.stdout)
     # a pre-training parameter without OUT: a separate folder for the whole chain
-    paths = _make(work, "paths", "PRE_EPOCHS=3").stdout
+    paths = _make(work, "paths", "PRE_EPOCHS=3", "METHOD=pseudo").stdout
     assert paths.startswith("OUT=demo-") and "RUN=pseudo " in paths
 
 
@@ -142,16 +142,16 @@ def test_oracle_and_evaluation_follow_the_targets_labels(work):
     target = _unlabelled(work / "unlabelled")
     paths = _make(work, "paths", f"TARGET={target}").stdout
     assert "oracle 0, evaluate 0 (target labels: none)" in paths, paths
-    dry = _make(work, "-n", "demo", f"TARGET={target}", "ROUNDS=1", "OUT=u")
+    dry = _make(work, "-n", "demo", f"TARGET={target}", "ROUNDS=1", "OUT=u", "METHOD=pseudo")
     assert _programs(dry.stdout).count("pretrain") == 1 and "evaluate" not in _programs(dry.stdout), dry.stdout
     assert "oracle.pt" not in dry.stdout and "nothing to evaluate" in dry.stdout
-    res = _make(work, "demo", f"TARGET={target}", "ROUNDS=1", "OUT=u")
+    res = _make(work, "demo", f"TARGET={target}", "ROUNDS=1", "OUT=u", "METHOD=pseudo")
     assert res.returncode == 0 and "nothing to evaluate; adapted model: u/pseudo/r1.pt" in res.stdout, res.stderr
 
     csv = _csv_target(work / "csvdata")
     paths = _make(work, "paths", f"TARGET={csv}").stdout
     assert "oracle 0, evaluate 1 (target labels: query gallery)" in paths, paths
-    res = _make(work, "demo", f"TARGET={csv}", "ROUNDS=1", "OUT=c")
+    res = _make(work, "demo", f"TARGET={csv}", "ROUNDS=1", "OUT=c", "METHOD=pseudo")
     assert res.returncode == 0, res.stderr[-2000:]
     assert "oracle" not in [c.split()[0] for c in _calls(work)]
     assert "no oracle row" in res.stdout and "pseudo round 1" in res.stdout
@@ -189,9 +189,33 @@ def test_tiny_real_run(tmp_path):
             f"REID={sys.executable} {ROOT / 'bin' / 'reid'}"]
     res = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "pseudo round 1" in res.stdout and "oracle (target labels)" in res.stdout
+    assert "mar round 1" in res.stdout and "oracle (target labels)" in res.stdout
     dry = subprocess.run([args[0], "-n", *args[2:]], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert dry.returncode == 0 and "bin/reid " not in dry.stdout, dry.stdout
+
+
+def test_the_default_demo_is_mar_on_a_small_test_bed(work):
+    """`make demo` without settings runs the best method of `make compare` on a small version
+    of its bed: synthetic Market -> Duke with the bed's mild camera shift, MobileNetV2 from the
+    offline ImageNet file, and MAR rounds (no clustering) against the source as reference set,
+    its discrepancy loss on from the first round."""
+    from reidcli.models.offline_weights import offline_weights
+
+    dry = _make(work, "-n", "demo")
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    calls = [line.split("fake_reid.py ", 1)[1] for line in dry.stdout.splitlines() if "fake_reid.py " in line]
+    synth = [c for c in calls if c.startswith("synth")]
+    assert len(synth) == 2 and all("--ids 100 " in c and "--camera-shift 0.5" in c for c in synth), synth
+    pre = [c for c in calls if c.startswith("pretrain")]
+    assert len(pre) == 2 and all(f"--arch mobilenet_v2 --pretrained {offline_weights('mobilenet_v2')} " in c
+                                 and "--lr 3.5e-4 " in c for c in pre), pre
+    rounds = [c for c in calls if c.startswith("finetune")]
+    assert len(rounds) == 2 and not any(c.startswith("cluster") for c in calls), calls
+    assert all("--method mar " in c and "--reference demo/data/market" in c and c.endswith("--mdl-warmup-epochs 0")
+               for c in rounds), rounds
+    # another arch without offline weights trains from scratch at the from-scratch rate
+    scratch = _make(work, "-n", "demo", "ARCH=resnet18_half", "OUT=s").stdout
+    assert "--arch resnet18_half --pretrained none " in scratch and "--lr 1e-3 " in scratch
 
 
 def test_mmt_rounds_cluster_the_average_of_both_mean_nets(work):
@@ -306,7 +330,7 @@ def test_make_n_changes_no_file(work):
     the parameter stamps under OUT/.args are neither rewritten nor created (so the next real
     run with the old parameters has nothing to do), while the dry run still lists the stages
     the change would rerun."""
-    small = ["ROUNDS=1", "OUT=out"]
+    small = ["ROUNDS=1", "OUT=out", "METHOD=pseudo"]
     assert _make(work, "demo", *small).returncode == 0
     _calls(work)
     before = _tree(work)

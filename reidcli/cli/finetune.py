@@ -58,6 +58,7 @@ def command(
     alpha: Annotated[Optional[float], _opt("--alpha", min=0.0, max=1.0, help="mmt: EMA momentum of the mean nets.", of=MMTOptions)] = None,
     soft_ce_weight: Annotated[Optional[float], _opt("--soft-ce-weight", min=0.0, max=1.0, help="mmt: weight of the soft CE.", of=MMTOptions)] = None,
     soft_tri_weight: Annotated[Optional[float], _opt("--soft-tri-weight", min=0.0, max=1.0, help="mmt: weight of the soft triplet.", of=MMTOptions)] = None,
+    fresh_optimizer: Annotated[Optional[bool], _opt("--fresh-optimizer/--continue-optimizer", help="mmt: a new Adam each round, as the MMT code (--continue-optimizer: the previous round's moments go on).", of=MMTOptions, field="fresh_optimizer")] = None,
     kd_every: Annotated[Optional[int], _opt("--kd-every", min=1, help="kd: blend W toward W_int every N epochs (counted across rounds).", of=KDOptions)] = None,
     mu: Annotated[Optional[float], _opt("--mu", min=0.0, max=1.0, help="kd: W = (1 - mu) W + mu W_int.", of=KDOptions)] = None,
     theta: Annotated[Optional[float], _opt("--theta", min=0.0, help="joint, camstyle: weight of the source-vs-target triplet.", of=JointOptions)] = None,

@@ -19,7 +19,9 @@ and L_stri the soft softmax-triplet against the other mean net's triplet probabi
 Checkpoint layout: ``model`` is E[θ1] (so ``reid features`` deploys a mean net by
 default, as MMT evaluates), ``nets`` holds ``mean2``, ``net1`` and ``net2``; the train
 state carries the optimizer moments and the EMA step, so the next round continues the
-mean nets and Adam instead of starting from fresh copies.
+mean nets (and the EMA step of the α warm-up) instead of starting from fresh copies. Adam
+starts anew each round (``fresh_optimizer``, as the public code builds a new optimizer
+after every re-clustering); ``fresh_optimizer=False`` continues its moments too.
 """
 
 from __future__ import annotations

@@ -143,16 +143,22 @@ class CamStyleOptions(JointOptions):
 class MMTOptions(MethodOptions):
     """Mutual Mean-Teaching (Ge et al., ICLR 2020): EMA momentum ``alpha`` of the mean nets
     (eq. 5), soft-CE weight ``soft_ce_weight`` (lambda_id) and soft-triplet weight
-    ``soft_tri_weight`` (lambda_tri) of eq. 12, CE label smoothing ``label_smooth``."""
+    ``soft_tri_weight`` (lambda_tri) of eq. 12, CE label smoothing ``label_smooth``.
+    ``fresh_optimizer``: each round (one ``reid finetune`` call, one clustering) starts a new
+    Adam, as the public MMT code builds one after every re-clustering
+    (``examples/mmt_train_dbscan.py``); False continues the previous round's moments for
+    every parameter but the re-initialised classifier."""
 
     alpha: float = 0.999
     soft_ce_weight: float = 0.5
     soft_tri_weight: float = 0.8
     label_smooth: float = 0.1
+    fresh_optimizer: bool = True
 
     CONSTRAINTS: ClassVar[dict[str, list]] = {
         "alpha": [Interval(float, 0, 1, closed="left")], "soft_ce_weight": _UNIT,
         "soft_tri_weight": _UNIT, "label_smooth": [Interval(float, 0, 1, closed="left")],
+        "fresh_optimizer": ["boolean"],
     }
 
 

@@ -9,7 +9,8 @@
   to each network).
 * `UDAMethod`: parameter groups that remember parameter names so the next round's
   optimizer continues the previous round's Adam moments for every parameter that
-  survives (the classifier is re-created each round and starts fresh).
+  survives (the classifier is re-created each round and starts fresh), unless the
+  method's options ask for a ``fresh_optimizer`` (MMT's default, as its public code).
 """
 
 from __future__ import annotations
@@ -94,6 +95,9 @@ class UDAMethod(Method):
     finetune = True
 
     def after_setup(self, opt: torch.optim.Optimizer) -> None:
+        if getattr(self.options, "fresh_optimizer", False):  # a new optimizer each round (MMT's code)
+            log.info("a fresh optimizer for this round (the previous round's moments are not continued)")
+            return
         self.restore_optimizer(opt)
 
     def param_groups(self) -> list[dict]:
