@@ -50,6 +50,7 @@ def command(
     iters_per_epoch: Annotated[Optional[int], _opt("--iters-per-epoch", "--iters", min=0, help="Steps per epoch (0 = one pass; also --iters).", of=F, field="iters_per_epoch")] = None,
     lr: Annotated[Optional[float], _opt("--lr", min=0.0, help="Adam learning rate.", of=F)] = None,
     weight_decay: Annotated[Optional[float], _opt("--weight-decay", min=0.0, help="Weight decay.", of=F)] = None,
+    weight_decay_all: Annotated[Optional[bool], _opt("--weight-decay-all/--no-weight-decay-all", help="Weight decay on every parameter, norms and biases too, as the MMT code (off: none on them, as fast-reid).", of=F, field="weight_decay_all")] = None,
     p: Annotated[Optional[int], _opt("--ids-per-batch", "-P", min=2, help="Identities per batch (P of P x K).", of=F, field="p")] = None,
     k: Annotated[Optional[int], _opt("--images-per-id", "-K", "--num-instances", min=1, help="Images per identity (K of P x K).", of=F, field="k")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=2, help="Images per batch (torchreid / fast-reid style): sets -P to it divided by -K.")] = None,

@@ -118,13 +118,22 @@ class TrainConfig:
 class FinetuneConfig(TrainConfig):
     """`TrainConfig` with the defaults of one adaptation round (``reid finetune``; MMT's
     recipe, Ge et al. ICLR 2020: Adam 3.5e-4 at a constant rate, 400 iterations per epoch,
-    16 x 4 batches)."""
+    16 x 4 batches).
+
+    Attributes:
+        weight_decay_all: apply ``weight_decay`` to every trained parameter, norms and biases
+            included, as the public MMT code does (``examples/mmt_train_dbscan.py``); off,
+            norms and biases get none (fast-reid's groups).
+    """
 
     epochs: int = 1
     iters_per_epoch: int = 400
     schedule: str = "constant"
     milestones: list[int] = field(default_factory=list)
     warmup_epochs: float = 0.0
+    weight_decay_all: bool = False
+
+    CONSTRAINTS: ClassVar[dict[str, list]] = {**TrainConfig.CONSTRAINTS, "weight_decay_all": ["boolean"]}
 
 
 def fit_schedule(cfg: TrainConfig, given: Collection[str] = (),

@@ -101,13 +101,15 @@ class UDAMethod(Method):
         self.restore_optimizer(opt)
 
     def param_groups(self) -> list[dict]:
+        """Decay on weights, none on norms and biases (fast-reid), or on every parameter
+        with ``cfg.weight_decay_all`` (the MMT code)."""
         decay, no_decay, self._names = [], [], ([], [])
-        wd = self.ctx.cfg.weight_decay
+        wd, every = self.ctx.cfg.weight_decay, getattr(self.ctx.cfg, "weight_decay_all", False)
         for name in self.trained:
             for pn, p in self.nets[name].named_parameters():
                 if not p.requires_grad:
                     continue
-                i = 1 if p.ndim <= 1 else 0  # no decay on norms and biases (fast-reid)
+                i = 1 if p.ndim <= 1 and not every else 0
                 (no_decay if i else decay).append(p)
                 self._names[i].append(f"{name}.{pn}")
         return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
