@@ -82,24 +82,44 @@ class MDLLoss(nn.Module):
 
 class CMLLoss(nn.Module):
     """Cross-view consistent soft multilabel learning (MAR eq. 5/6), the simplified
-    2-Wasserstein distance between each camera's and the batch's distribution of the log
-    soft multilabels, fitted as Gaussians with diagonal covariance:
+    2-Wasserstein distance between each camera's distribution of the log soft multilabels
+    and a common target, fitted as Gaussians with diagonal covariance:
 
         L_CML = 1/(2V) sum over the V cameras v of ( |mu_v - mu|^2 + |sigma_v - sigma|^2 )
 
-    mu, sigma: mean and (unbiased) standard deviation over the whole batch, taken as fixed
-    targets (detached), like MAR code's centres; cameras with fewer than 2 images are
-    skipped. The public code averages its 2V terms (a mean and a std term per camera)
-    rather than summing them, and its lambda_1 = 2e-4 is for that mean, so this does too. Needs 2 cameras: with one the loss
-    is 0 (the method warns and drops it).
+    mu_v, sigma_v: mean and (unbiased) standard deviation of camera v's images in the batch;
+    cameras with fewer than 2 images are skipped. The target (mu, sigma) is fixed (detached),
+    like the MAR code's centres, and is taken per batch as ``target``:
+
+    * ``"batch"``: the whole batch's mean and std (the paper's text, eq. 6);
+    * ``"cameras"``: the mean over the batch's cameras (those kept) of their mu_v and of
+      their sigma_v (the MAR code's ``MultilabelLoss._update_centers``; the code also keeps
+      these as running centres, momentum batch / 10000, started from the whole target).
+
+    The public code averages its 2V terms (a mean and a std term per camera) rather than
+    summing them, and its lambda_1 = 2e-4 is for that mean, so this does too. Needs 2
+    cameras: with one the loss is 0 (the method warns and drops it).
     """
+
+    def __init__(self, target: str = "batch"):
+        super().__init__()
+        if target not in ("batch", "cameras"):
+            raise ValueError(f"target must be 'batch' or 'cameras'; got {target!r}")
+        self.target = target
 
     def forward(self, log_ml: torch.Tensor, cams: torch.Tensor) -> torch.Tensor:
         x = log_ml.float()
-        mu, sigma = x.detach().mean(0), x.detach().std(0)
-        terms = []
-        for v in torch.unique(cams):
-            xv = x[cams == v]
-            if len(xv) > 1:
-                terms += [(xv.mean(0) - mu).pow(2).sum(), (xv.std(0) - sigma).pow(2).sum()]
-        return torch.stack(terms).mean() if terms else x.sum() * 0.0
+        groups = [x[cams == v] for v in torch.unique(cams)]
+        groups = [xv for xv in groups if len(xv) > 1]
+        if not groups:
+            return x.sum() * 0.0
+        means, stds = [xv.mean(0) for xv in groups], [xv.std(0) for xv in groups]
+        if self.target == "cameras":
+            mu, sigma = torch.stack(means).detach().mean(0), torch.stack(stds).detach().mean(0)
+        else:
+            mu, sigma = x.detach().mean(0), x.detach().std(0)
+        terms = [t for m, s in zip(means, stds) for t in ((m - mu).pow(2).sum(), (s - sigma).pow(2).sum())]
+        return torch.stack(terms).mean()
+
+    def extra_repr(self) -> str:
+        return f"target={self.target!r}"

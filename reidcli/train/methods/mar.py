@@ -16,8 +16,11 @@ target images and half of reference images and minimises
 the checkpoint deploys (the BNNeck output, or with ``--neck none`` the pooled feature as in
 the MAR code and the ``mar`` recipe); an epoch is one pass over the reference set; the agents receive gradients from L_AL only
 (RJ, CML and the soft multilabels use them detached); MDL reads each target image's soft
-multilabel from a running-average memory (momentum 0.1) and starts after the first epoch;
-the MDL agreement threshold is a running average of the batch quantile. Without agents in
+multilabel from a running-average memory (momentum 0.1) and starts after the first epoch,
+and the memory is filled from then on (``memory_start`` 'mdl'; 'warmup' fills it from the
+first epoch, so MDL's first agreements carry labels of the warm-up network); CML's target is
+the batch's mean and std or, as the code, the mean of the cameras' (``cml_target``); the
+MDL agreement threshold is a running average of the batch quantile. Without agents in
 the starting checkpoint they are built from ``--reference``: the mean unit-norm embedding of
 each reference identity.
 """
@@ -133,7 +136,7 @@ class Mar(UDAMethod):
         self.nets["agents"] = self._agents(ctx, net)
         self.trained = ["model", "agents"]
         self.ml, self.al, self.rj = SoftMultilabel(o.scale), AgentLoss(o.scale), RJLoss(o.rj_margin)
-        self.cml, self.mdl = CMLLoss(), MDLLoss(o.mining_ratio, o.threshold_momentum).to(ctx.device)
+        self.cml, self.mdl = CMLLoss(o.cml_target), MDLLoss(o.mining_ratio, o.threshold_momentum).to(ctx.device)
         n_ref = self.nets["agents"].weight.shape[0]
         self.memory = torch.zeros(len(ctx.data["target"]), n_ref, device=ctx.device)
         self.seen = torch.zeros(len(ctx.data["target"]), dtype=torch.bool, device=ctx.device)
@@ -174,8 +177,10 @@ class Mar(UDAMethod):
         res = {"al": self.al(fr, a, r["label"]), "rj": self.rj(fr, a.detach(), r["label"], ft)}
         log_ml = self.ml(ft, a.detach(), log=True)
         res["cml"] = self.cml(log_ml, t["camid"]) if self.use_cml else log_ml.sum() * 0.0
-        ml = self._remember(t["index"], log_ml.detach().exp())
-        res["mdl"] = self.mdl(ft, ml) if self.epoch >= o.mdl_warmup_epochs else ft.sum() * 0.0
+        mdl_on = self.epoch >= o.mdl_warmup_epochs
+        if mdl_on or o.memory_start == "warmup":  # the MAR code fills the memory only with MDL on
+            ml = self._remember(t["index"], log_ml.detach().exp())
+        res["mdl"] = self.mdl(ft, ml) if mdl_on else ft.sum() * 0.0
         total = res["mdl"] + o.lambda_1 * res["cml"] + o.lambda_2 * (res["al"] + o.beta * res["rj"])
         acc = ((fr @ a.t()).argmax(1) == r["label"]).float().mean()
         return {"loss": total, **{k: v.detach() for k, v in res.items()}, "acc": acc}

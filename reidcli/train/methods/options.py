@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from reidcli.utils.errors import ConfigError
-from reidcli.utils.params import Interval, check_params
+from reidcli.utils.params import Interval, Options, check_params
 
 _WEIGHT = [Interval(float, 0, None)]
 _UNIT = [Interval(float, 0, 1)]
+MEMORY_STARTS = ("mdl", "warmup")  # MarOptions.memory_start
+CML_TARGETS = ("batch", "cameras")  # MarOptions.cml_target
 
 
 def require_a_weight(options, a: str, b: str, why: str) -> None:
@@ -178,7 +180,11 @@ class MarOptions(AgentsOptions):
     L = L_MDL + ``lambda_1`` L_CML + ``lambda_2`` (L_AL + ``beta`` L_RJ), soft multilabels at
     ``scale``, RJ ``rj_margin``, MDL ``mining_ratio`` and its agreement threshold's running
     average (``threshold_momentum``), each target image's soft multilabel kept as a running
-    average (``memory_momentum``) for MDL, which starts after ``mdl_warmup_epochs``."""
+    average (``memory_momentum``) for MDL, which starts after ``mdl_warmup_epochs``.
+    ``memory_start``: 'mdl' fills that memory from the epoch MDL starts (the MAR code: no
+    labels of the warm-up network), 'warmup' from the first epoch on. ``cml_target``: the
+    CML target of each camera's mean and std, 'batch' (the whole batch's, the paper's text)
+    or 'cameras' (the mean over the batch's cameras of their means and stds, the MAR code)."""
 
     lambda_1: float = 2e-4
     lambda_2: float = 50.0
@@ -188,6 +194,8 @@ class MarOptions(AgentsOptions):
     threshold_momentum: float = 0.1
     memory_momentum: float = 0.1
     mdl_warmup_epochs: int = 1
+    memory_start: str = "mdl"
+    cml_target: str = "batch"
 
     CONSTRAINTS: ClassVar[dict[str, list]] = {
         **AgentsOptions.CONSTRAINTS, "lambda_1": _WEIGHT, "lambda_2": _WEIGHT, "beta": _WEIGHT,
@@ -195,6 +203,7 @@ class MarOptions(AgentsOptions):
         "mining_ratio": [Interval(float, 0, 1, closed="right")],
         "threshold_momentum": _UNIT, "memory_momentum": [Interval(float, 0, 1, closed="right")],
         "mdl_warmup_epochs": [Interval(int, 0, None)],
+        "memory_start": [Options(MEMORY_STARTS)], "cml_target": [Options(CML_TARGETS)],
     }
 
 
