@@ -70,6 +70,8 @@ def command(
     rj_margin: Annotated[Optional[float], _opt("--rj-margin", min=0.0, help="mar: RJ margin (squared distance).", of=MarOptions)] = None,
     mining_ratio: Annotated[Optional[float], _opt("--mining-ratio", min=0.0, max=1.0, help="mar: fraction of a batch's pairs mined by MDL.", of=MarOptions)] = None,
     mdl_warmup_epochs: Annotated[Optional[int], _opt("--mdl-warmup-epochs", min=0, help="mar: epochs before MDL starts.", of=MarOptions)] = None,
+    memory_start: Annotated[Optional[str], _opt("--memory-start", help="mar: when the soft-multilabel memory starts: mdl (with MDL, as the MAR code) | warmup (from the first epoch).", of=MarOptions)] = None,
+    cml_target: Annotated[Optional[str], _opt("--cml-target", help="mar: CML target: batch (the batch's mean and std, the paper) | cameras (the mean of the cameras' means and stds, the MAR code).", of=MarOptions)] = None,
     margin: Annotated[Optional[float], _opt("--margin", min=0.0, help="pseudo, kd, joint, camstyle: triplet margin " + _per_method("margin", **_LOSS_METHODS))] = None,
     label_smooth: Annotated[Optional[float], _opt("--label-smooth", min=0.0, max=1.0, help="CE label smoothing " + _per_method("label_smooth", **_LOSS_METHODS, mmt=MMTOptions))] = None,
     center_weight: Annotated[Optional[float], _opt("--center-weight", min=0.0, help="pseudo, kd, joint, camstyle: centre-loss weight " + _per_method("center_weight", **_LOSS_METHODS))] = None,

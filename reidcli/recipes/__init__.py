@@ -96,7 +96,8 @@ RECIPES.add("mar", Recipe("Soft multilabel + multi-level fusion (seed 001, 2020)
                  "iters_per_epoch": 0, "p": 92, "k": 4, "schedule": "step", "milestones": [12, 17],
                  "gamma": 0.1, "warmup_epochs": 0.0, "scale": 30.0, "lambda_1": 2e-4, "lambda_2": 50.0,
                  "beta": 0.2, "mining_ratio": 0.005, "rj_margin": 1.0, "mdl_warmup_epochs": 1,
-                 "memory_momentum": 0.1, "threshold_momentum": 0.1},
+                 "memory_momentum": 0.1, "threshold_momentum": 0.1, "memory_start": "mdl",
+                 "cml_target": "cameras"},
 }))
 
 
