@@ -166,3 +166,34 @@ def test_rng_state_roundtrip():
     a = (np.random.rand(), torch.rand(1).item(), __import__("random").random())
     set_rng_state(s)
     assert (np.random.rand(), torch.rand(1).item(), __import__("random").random()) == a
+
+
+def test_ghost_bn_equals_the_elementwise_formula_with_gradients():
+    """The fused per-group kernel equals the textbook formula (Ioffe & Szegedy 2015, eq. in
+    Alg. 1, per group of `virtual` images): outputs, input/weight/bias gradients and the
+    running statistics (mean of the groups' means and unbiased variances)."""
+    torch.manual_seed(1)
+    x = (torch.randn(12, 5, 3, 2) * 2 + 0.5).requires_grad_()
+    bn = nn.BatchNorm2d(5)
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.5, 0.5)
+    g = convert_ghost_bn(nn.Sequential(bn), 4)[0].train()
+    y = g(x)
+    w = torch.randn_like(y)
+    (y * w).sum().backward()
+    gx, gw, gb = x.grad.clone(), g.weight.grad.clone(), g.bias.grad.clone()
+
+    x2 = x.detach().clone().requires_grad_()
+    w2, b2 = g.weight.detach().clone().requires_grad_(), g.bias.detach().clone().requires_grad_()
+    xs = x2.reshape(3, 4, 5, 3, 2)
+    mean = xs.mean((1, 3, 4), keepdim=True)
+    var = xs.var((1, 3, 4), unbiased=False, keepdim=True)
+    ref = ((xs - mean) / torch.sqrt(var + 1e-5) * w2.view(1, 1, 5, 1, 1) + b2.view(1, 1, 5, 1, 1)).reshape(x.shape)
+    (ref * w).sum().backward()
+    torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-5)
+    for got, want in ((gx, x2.grad), (gw, w2.grad), (gb, b2.grad)):
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    unbiased = xs.detach().var((1, 3, 4), unbiased=True).mean(0)
+    torch.testing.assert_close(g.running_var, 0.9 + 0.1 * unbiased, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(g.running_mean, 0.1 * mean.detach().reshape(3, 5).mean(0), atol=1e-5, rtol=1e-5)

@@ -38,24 +38,26 @@ class GhostBatchNorm(_BatchNorm):
         n, v = x.shape[0], self.virtual
         if not self.training or n <= v or n % v or not self.track_running_stats:
             return super().forward(x)
-        g = n // v
-        xs = x.float().reshape(g, v, *x.shape[1:])
-        dims = [1] + list(range(3, xs.dim()))
-        mean = xs.mean(dims, keepdim=True)
-        var = xs.var(dims, unbiased=False, keepdim=True)
-        y = (xs - mean) * torch.rsqrt(var + self.eps)
-        shape = [1, 1, -1] + [1] * (xs.dim() - 3)
-        if self.affine:
-            y = y * self.weight.view(shape) + self.bias.view(shape)
+        # Each group through the fused native kernel (forward and backward: one pass each,
+        # where composing mean/var/normalise/affine from elementwise ops took about ten and
+        # made training 2-4x slower on CPU); the groups are views of x, joined once.
+        outs, means, invstds = [], [], []
+        for chunk in x.split(v):
+            y, mean, invstd = torch.native_batch_norm(chunk, self.weight, self.bias, None, None, True, 0.0,
+                                                      self.eps)
+            outs.append(y)
+            means.append(mean)
+            invstds.append(invstd)
         with torch.no_grad():
-            count = xs[0, :, 0].numel()
+            count = x[:v, 0].numel()
             self.num_batches_tracked.add_(1)
             mom = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-            m = mean.reshape(g, -1).mean(0)
-            u = var.reshape(g, -1).mean(0) * count / max(1, count - 1)
+            m = torch.stack(means).float().mean(0)
+            var = (torch.stack(invstds).float().pow(-2) - self.eps).mean(0)  # biased, per group
+            u = var * count / max(1, count - 1)
             self.running_mean.mul_(1 - mom).add_(m.to(self.running_mean.dtype), alpha=mom)
             self.running_var.mul_(1 - mom).add_(u.to(self.running_var.dtype), alpha=mom)
-        return y.reshape(x.shape).to(x.dtype)
+        return torch.cat(outs)
 
 
 def convert_ghost_bn(module: nn.Module, virtual: int) -> nn.Module:
