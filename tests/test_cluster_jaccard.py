@@ -1,4 +1,5 @@
-"""Sparse Jaccard + DBSCAN against a dense, loop-by-loop transcription of the published code."""
+"""Sparse Jaccard + DBSCAN against a dense, loop-by-loop transcription of the published code
+(SpCL / Cluster-Contrast's ``compute_jaccard_distance``, and MMT's ``compute_jaccard_dist``)."""
 
 from __future__ import annotations
 
@@ -24,12 +25,20 @@ def k_reciprocal(rank, i, k):
     return forward[np.where(backward == i)[0]]
 
 
-def dense_jaccard(x, k1, k2):
-    """Zhong et al. (CVPR 2017) as SpCL / Cluster-Contrast run it, dense, float64."""
+def dense_jaccard(x, k1, k2, variant="spcl"):
+    """Zhong et al. (CVPR 2017) as SpCL / Cluster-Contrast run it, dense, float64; with
+    ``variant='mmt'`` as MMT's ``mmt/utils/rerank.py:compute_jaccard_dist`` runs it: the
+    squared distance divided by its column maxima, then transposed (each row by its own
+    maximum), the whole ranking kept (k1 + 1 neighbours taken), the kernel exp(-that)."""
     x = x.astype(np.float64)
     n = len(x)
     d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
-    rank = np.argsort(d2, axis=1, kind="stable")[:, :k1]  # faiss search for k1 neighbours
+    if variant == "mmt":
+        kernel = (d2 / d2.max(0)[None, :]).T  # original_dist /= original_dist.max(0)[0]; .t()
+        rank = np.argsort(kernel, axis=1, kind="stable")  # initial_rank; k_reciprocal takes [:k1 + 1]
+    else:
+        kernel = 2 - 2 * x @ x.T
+        rank = np.argsort(d2, axis=1, kind="stable")[:, :k1]  # faiss search for k1 neighbours
     half = int(np.around(k1 / 2))
     nn, nn_half = [k_reciprocal(rank, i, k1) for i in range(n)], [k_reciprocal(rank, i, half) for i in range(n)]
     v = np.zeros((n, n))
@@ -39,7 +48,7 @@ def dense_jaccard(x, k1, k2):
             if len(np.intersect1d(nn_half[c], nn[i])) > 2 / 3 * len(nn_half[c]):
                 exp = np.append(exp, nn_half[c])
         exp = np.unique(exp)
-        w = np.exp(-(2 - 2 * x[i] @ x[exp].T))
+        w = np.exp(-kernel[i, exp])
         v[i, exp] = w / w.sum()
     if k2 != 1:
         v = np.stack([v[rank[i, :k2]].mean(0) for i in range(n)])
@@ -51,12 +60,13 @@ def dense_jaccard(x, k1, k2):
     return jac
 
 
+@pytest.mark.parametrize("variant", ["spcl", "mmt"])
 @pytest.mark.parametrize("k1,k2", [(8, 3), (12, 1), (6, 6)])
-def test_sparse_jaccard_equals_dense_reference(k1, k2):
+def test_sparse_jaccard_equals_dense_reference(k1, k2, variant):
     x, _ = blobs()
-    ref = dense_jaccard(x, k1, k2)
-    jac = jaccard_distance(x, k1=k1, k2=k2).toarray()
-    stored = jaccard_distance(x, k1=k1, k2=k2)
+    ref = dense_jaccard(x, k1, k2, variant)
+    jac = jaccard_distance(x, k1=k1, k2=k2, variant=variant).toarray()
+    stored = jaccard_distance(x, k1=k1, k2=k2, variant=variant)
     mask = np.zeros_like(ref, dtype=bool)
     rows = np.repeat(np.arange(len(x)), np.diff(stored.indptr))
     mask[rows, stored.indices] = True
@@ -92,14 +102,45 @@ def test_reciprocal_sets_are_symmetric():
     assert set(r[0].indices) == set(k_reciprocal(rank, 0, 5))
 
 
+@pytest.mark.parametrize("variant", ["spcl", "mmt"])
 @pytest.mark.parametrize("eps,min_samples", [(0.3, 4), (0.5, 4), (0.6, 3), (0.75, 6)])
-def test_dbscan_on_sparse_graph_matches_sklearn_on_dense(eps, min_samples):
+def test_dbscan_on_sparse_graph_matches_sklearn_on_dense(eps, min_samples, variant):
     x, _ = blobs(noise=0.5, seed=1)
-    ref = dense_jaccard(x, 10, 4)
+    ref = dense_jaccard(x, 10, 4, variant)
     want = DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed").fit_predict(ref)
-    got = dbscan_graph(jaccard_distance(x, k1=10, k2=4), eps, min_samples, missing=1.0)
+    got = dbscan_graph(jaccard_distance(x, k1=10, k2=4, variant=variant), eps, min_samples, missing=1.0)
     assert len(set(want)) > 2
     np.testing.assert_array_equal(got, want)  # same numbering as scikit-learn, not just up to it
+
+
+def test_the_mmt_variant_through_cluster_features_and_one_eps_cutting_the_two_differently():
+    """`cluster_features(jaccard='mmt')` (`reid cluster --jaccard mmt`) clusters the dense
+    MMT reference as scikit-learn does, records the variant, and the two variants'
+    distances differ enough that one eps gives two clusterings."""
+    from reidcli.cluster.run import cluster_features
+
+    x, _ = blobs(noise=1.0, seed=1)
+    eps = 0.5
+    got = {v: cluster_features(x, method="dbscan-jaccard", k1=10, k2=4, eps=eps, min_samples=4, jaccard=v, gpu="no")
+           for v in ("spcl", "mmt")}
+    for v, res in got.items():
+        want = DBSCAN(eps=eps, min_samples=4, metric="precomputed").fit_predict(dense_jaccard(x, 10, 4, v))
+        assert res.params["jaccard"] == v
+        pairs = set(zip(res.labels.tolist(), want.tolist()))  # the same partition, up to the numbering
+        assert len(pairs) == len(set(want)) == len(set(res.labels.tolist()))
+        assert all((a < 0) == (b < 0) for a, b in pairs)
+    assert got["spcl"].n_outliers == 10 and got["mmt"].n_outliers == 4  # one eps, two clusterings
+
+
+def test_the_mmt_variant_refuses_the_approximate_search():
+    from reidcli.cluster.run import cluster_features
+    from reidcli.utils.params import ParamError
+
+    x, _ = blobs()
+    with pytest.raises(ParamError, match="knn_index 'ivf' does not apply to jaccard 'mmt'"):
+        cluster_features(x, method="dbscan-jaccard", k1=8, k2=3, jaccard="mmt", knn_index="ivf")
+    with pytest.raises(ParamError, match="jaccard must be one of spcl, mmt; got 'zhong'"):
+        cluster_features(x, method="dbscan-jaccard", jaccard="zhong")
 
 
 def test_dbscan_eps_one_is_everything_one_cluster():

@@ -65,6 +65,10 @@ def command(
     knn_index: Annotated[str | None, typer.Option("--knn-index", help=(
         f"auto | flat | ivf neighbour search ({_for('dbscan-jaccard')}; default {J.knn_index}).")),
     ] = None,
+    jaccard: Annotated[str | None, typer.Option("--jaccard", help=(
+        f"spcl | mmt: whose code's Jaccard distance, SpCL's (k1 neighbours) or MMT's (k1 + 1, each distance "
+        f"row divided by its maximum); one eps cuts them differently ({_for('dbscan-jaccard')}; default {J.jaccard}).")),
+    ] = None,
     k: Annotated[int | None, typer.Option("--k", min=1, help=f"Clusters ({_for('kmeans')}; default {K.k}).")] = None,
     kmeans_iter: Annotated[int | None, typer.Option("--kmeans-iter", min=1, help=(
         f"k-means iterations ({_for('kmeans')}; default {K.kmeans_iter}).")),
@@ -103,7 +107,7 @@ def command(
         report = run(features, output, split=split, method=method, expand_threshold=expand_threshold,
                      keep_clusters=keep_clusters, centers=centers, gpu=gpu, seed=seed, camera_norm=camera_norm,
                      eps=eps, eps_quantile=eps_quantile, min_samples=min_samples, k1=k1, k2=k2,
-                     knn_index=knn_index, k=k, kmeans_iter=kmeans_iter, recipe=recipe, strict=strict,
+                     knn_index=knn_index, jaccard=jaccard, k=k, kmeans_iter=kmeans_iter, recipe=recipe, strict=strict,
                      progress=progress)
     say(report.summary())
     if as_json:

@@ -16,6 +16,16 @@ arrays; here every step is a sparse-matrix or vectorised operation:
 
 Two points that share no column of V have J = 1 exactly, so the sparse matrix of pairs
 that share one is the whole distance for every threshold below 1.
+
+Two published variants feed steps 1-4 (``variant``; the same eps cuts them differently):
+
+* ``spcl`` - SpCL / Cluster-Contrast ``compute_jaccard_distance``: a search for ``k1``
+  neighbours (the point itself included), so R(i, k1) looks at k1 entries; the kernel
+  distance is ``d(i, j) = |x_i - x_j|^2 = 2 - 2 cos``.
+* ``mmt`` - MMT's ``compute_jaccard_dist`` (Ge et al., ICLR 2020, ``mmt/utils/rerank.py``,
+  after Zhong et al.'s ``re_ranking``): ``k1 + 1`` neighbours, and every row of the
+  squared distance divided by its maximum, ``d(i, j) = |x_i - x_j|^2 / max_j' |x_i -
+  x_j'|^2``, which needs one exact pass over all pairs (`knn_rowmax`).
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SNAP = 1e-12
+VARIANTS = ("spcl", "mmt")  # whose code's Jaccard distance (see the module docstring)
 PairDist = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (rows, cols) -> distances
 
 
@@ -236,16 +247,15 @@ def jaccard_from_min_sums(m: np.ndarray) -> np.ndarray:
     return 1.0 - m / (2.0 - m)
 
 
-def jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6, *, knn_index: str = "auto",
-                     gpu: str = "auto", nprobe: int | None = None, max_dist: float = 1.0,
+def jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6, *, variant: str = "spcl",
+                     knn_index: str = "auto", gpu: str = "auto", nprobe: int | None = None, max_dist: float = 1.0,
                      upper_only: bool = False, progress: StageProgress | None = None) -> sp.csr_matrix:
-    """Sparse k-reciprocal Jaccard distance of SpCL / Cluster-Contrast (``compute_jaccard_distance``).
-
-    Features are L2-normalised; neighbours come from a faiss search for ``k1`` neighbours
-    (the point itself included, as the public code does), the kernel distance is
-    ``2 - 2 cos`` and negative distances are clipped to 0.
+    """Sparse k-reciprocal Jaccard distance of SpCL / Cluster-Contrast
+    (``compute_jaccard_distance``, ``variant='spcl'``) or of MMT (``compute_jaccard_dist``,
+    ``variant='mmt'``; see the module docstring) on L2-normalised ``features``.
 
     Args:
+        variant: 'spcl' or 'mmt' (`encode_features`).
         max_dist: store only J <= max_dist (the diagonal always); 1.0 stores every pair
             that shares a reciprocal neighbour.
         upper_only: return the upper triangle only (half the memory).
@@ -254,14 +264,68 @@ def jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6, *, knn_ind
         CSR [N, N] float64 holding J for every stored pair (explicit zeros kept); every
         other pair has J = 1 (or > ``max_dist``).
     """
-    from reidcli.cluster.knn import knn, l2_normalize
+    from reidcli.cluster.knn import l2_normalize
 
     x = l2_normalize(features)
-    dist, rank = knn(x, k1, index=knn_index, gpu=gpu, nprobe=nprobe, progress=progress)
-    cos_dist = KnnLookup(dist, rank, lambda r, c: 2.0 - 2.0 * pair_dots(x, r, c))
-    v = encode(rank, k1, k2, cos_dist)
+    v = encode_features(x, k1, k2, variant=variant, knn_index=knn_index, gpu=gpu, nprobe=nprobe, progress=progress)
     upper = jaccard_upper(v, max_dist=max_dist, progress=progress)
     return upper if upper_only else symmetrize(upper)
+
+
+def encode_features(x: np.ndarray, k1: int, k2: int, *, variant: str = "spcl", knn_index: str = "auto",
+                    gpu: str = "auto", nprobe: int | None = None, progress: StageProgress | None = None,
+                    timings: dict | None = None) -> sp.csr_matrix:
+    """V (`encode`) of the L2-normalised rows of ``x`` as ``variant``'s code computes it.
+
+    'spcl': the neighbours of `reidcli.cluster.knn.knn` (``knn_index``, faiss's GPU with
+    ``gpu``), ``k1`` of them, kernel distance ``2 - 2 cos``. 'mmt': an exact blocked search
+    (`knn_rowmax`, torch on the GPU when ``gpu`` is 'yes', or 'auto' and faiss has one) for
+    ``k1 + 1`` neighbours and each row's largest distance, kernel distance
+    ``|x_i - x_j|^2 / max_j' |x_i - x_j'|^2``; ``knn_index`` 'ivf' does not apply to it.
+    ``timings`` (a dict) receives ``knn_s`` and ``encode_s``.
+    """
+    import time
+
+    from reidcli.cluster.knn import knn, knn_rowmax
+    from reidcli.utils.params import Options, ParamError, check_value
+
+    check_value("variant", variant, [Options(VARIANTS)])
+    n, t0 = len(x), time.perf_counter()
+    if variant == "spcl":
+        dist, rank = knn(x, k1, index=knn_index, gpu=gpu, nprobe=nprobe, progress=progress)
+        kernel = KnnLookup(dist, rank, lambda r, c: 2.0 - 2.0 * pair_dots(x, r, c))
+    else:
+        if knn_index == "ivf":
+            raise ParamError("knn_index", "'ivf' does not apply to variant 'mmt': its distances are divided by "
+                                          "each row's maximum, which takes the exact search; use auto or flat")
+        block = int(max(64, min(2048, (1 << 26) // max(n, 1))))  # [block, N] float32 slabs, 256 MiB at most
+        dist, rank, rowmax = knn_rowmax(x, max(k1 + 1, k2), block=block, device=_rowmax_device(gpu))
+        if progress is not None:
+            progress("neighbours", n, n)
+        rowmax = np.maximum(rowmax.astype(np.float64), np.finfo(np.float32).tiny)
+        sq = np.einsum("ij,ij->i", x, x)
+        look = KnnLookup(dist, rank, lambda r, c: np.maximum(sq[r] + sq[c] - 2.0 * pair_dots(x, r, c), 0.0))
+
+        def kernel(r: np.ndarray, c: np.ndarray) -> np.ndarray:
+            return look(r, c) / rowmax[r]
+    t1 = time.perf_counter()
+    if progress is not None:
+        progress("jaccard", 0, n)  # the k-reciprocal encoding, before the first row block
+    v = encode(rank, k1, k2, kernel)
+    if timings is not None:
+        timings.update(knn_s=t1 - t0, encode_s=time.perf_counter() - t1)
+    return v
+
+
+def _rowmax_device(gpu: str) -> str:
+    """The torch device of `knn_rowmax` for a ``gpu`` choice (auto | yes | no)."""
+    if gpu == "no":
+        return "cpu"
+    if gpu == "yes":
+        return "cuda"
+    from reidcli.cluster.knn import faiss_gpus
+
+    return "cuda" if faiss_gpus() > 0 else "cpu"
 
 
 class KnnLookup:

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 CLUSTERERS: Registry[type[ClustererOptions]] = Registry("clusterer")
 DEFAULT_CLUSTERER = "dbscan-jaccard"
 KNN_INDEXES = ("auto", "flat", "ivf")
+JACCARD_VARIANTS = ("spcl", "mmt")  # = reidcli.cluster.jaccard.VARIANTS (kept import-free here)
 
 
 @dataclass
@@ -128,9 +129,12 @@ class _DbscanEps:
 @CLUSTERERS.register("dbscan-jaccard")
 @dataclass
 class JaccardDbscanOptions(_DbscanEps, ClustererOptions):
-    """k-reciprocal Jaccard distance (Zhong et al., CVPR 2017) as SpCL / Cluster-Contrast
-    compute it, then DBSCAN. ``eps`` 'auto' takes the mean of the smallest ``eps_quantile``
-    fraction of the Jaccard distances."""
+    """k-reciprocal Jaccard distance (Zhong et al., CVPR 2017), then DBSCAN. ``jaccard``
+    says whose code's distance: 'spcl' (SpCL / Cluster-Contrast: k1 neighbours, the squared
+    distance as it is) or 'mmt' (MMT, Ge et al. ICLR 2020: k1 + 1 neighbours, each row of the
+    squared distance divided by its maximum); the same ``eps`` cuts the two differently
+    (`reidcli.cluster.jaccard`). ``eps`` 'auto' takes the mean of the smallest
+    ``eps_quantile`` fraction of the Jaccard distances."""
 
     eps: float | str = 0.6
     eps_quantile: float = 1.6e-3
@@ -138,6 +142,7 @@ class JaccardDbscanOptions(_DbscanEps, ClustererOptions):
     k1: int = 30
     k2: int = 6
     knn_index: str = "auto"
+    jaccard: str = "spcl"
     CONSTRAINTS: ClassVar[dict] = {
         "eps": [Interval(float, 0, 1, closed="right"), Satisfies(lambda v: v == "auto", "'auto'")],
         "eps_quantile": [Interval(float, 0, 1, closed="neither")],
@@ -145,33 +150,25 @@ class JaccardDbscanOptions(_DbscanEps, ClustererOptions):
         "k1": POSITIVE_INT,
         "k2": POSITIVE_INT,
         "knn_index": [Options(KNN_INDEXES)],
+        "jaccard": [Options(JACCARD_VARIANTS)],
     }
 
     def check(self, n: int, where: str = "the input") -> None:
         super().check(n, where)
         at_most_n("k1", self.k1, n, where)
         at_most_n("k2", self.k2, n, where)
+        if self.jaccard == "mmt" and self.knn_index == "ivf":
+            raise ParamError("knn_index", "'ivf' does not apply to jaccard 'mmt' (its distances are divided by each "
+                                          "row's maximum, which takes the exact search); use auto or flat")
 
     def fit(self, x: np.ndarray, ctx: FitContext) -> tuple[np.ndarray, dict]:
         from reidcli.cluster.dbscan import AutoEps, dbscan_graph
-        from reidcli.cluster.jaccard import (
-            KnnLookup,
-            encode,
-            jaccard_upper,
-            pair_dots,
-            symmetrize,
-        )
-        from reidcli.cluster.knn import knn
+        from reidcli.cluster.jaccard import encode_features, jaccard_upper, symmetrize
 
         auto, eps = self.eps == "auto", self.eps
-        t0 = time.perf_counter()
-        dist, rank = knn(x, self.k1, index=self.knn_index, gpu=ctx.gpu, progress=ctx.progress)
-        t1 = time.perf_counter()
-        ctx.report("jaccard", 0, len(x))  # the k-reciprocal encoding, before the first row block
-        v = encode(rank, self.k1, self.k2, KnnLookup(dist, rank, lambda r, c: 2.0 - 2.0 * pair_dots(x, r, c)))
-        del dist
+        v = encode_features(x, self.k1, self.k2, variant=self.jaccard, knn_index=self.knn_index, gpu=ctx.gpu,
+                            progress=ctx.progress, timings=ctx.timings)
         t2 = time.perf_counter()
-        ctx.timings.update(knn_s=t1 - t0, encode_s=t2 - t1)
         if auto:
             keep = AutoEps(len(x), self.eps_quantile)
             upper = jaccard_upper(v, keep=keep, progress=ctx.progress)
@@ -185,7 +182,8 @@ class JaccardDbscanOptions(_DbscanEps, ClustererOptions):
         t3 = time.perf_counter()
         labels = dbscan_graph(symmetrize(upper), float(eps), self.min_samples, missing=1.0, progress=ctx.progress)
         ctx.timings.update(jaccard_s=t3 - t2, dbscan_s=time.perf_counter() - t3)
-        return labels, self._dbscan_params(eps, k1=self.k1, k2=self.k2, knn_index=self.knn_index, distance="jaccard")
+        return labels, self._dbscan_params(eps, k1=self.k1, k2=self.k2, knn_index=self.knn_index, distance="jaccard",
+                                           jaccard=self.jaccard)
 
 
 @CLUSTERERS.register("dbscan-euclidean")

@@ -32,14 +32,15 @@ class Recipe:
 RECIPES: Registry[Recipe] = Registry("recipe")
 
 # Seed 000, RBNet (METHODS.md 1): RBNet pre-training, Adam, 60 epochs x0.1 every 20; MMT
-# adaptation on k-reciprocal Jaccard DBSCAN pseudo-labels (k1 30, k2 6, eps 0.42, min 4).
+# adaptation on k-reciprocal Jaccard DBSCAN pseudo-labels (k1 30, k2 6, eps 0.42, min 4), with
+# the MMT code's Jaccard distance, a new Adam each round and decay on every parameter (issue 23).
 RECIPES.add("rbnet", Recipe("RBNet (seed 000, 2024) + MMT", {
     "pretrain": {"arch": "rbnet", "rb_backbone": "resnet50", "optimizer": "adam", "lr": 3.5e-4,
                  "epochs": 60, "schedule": "step", "milestones": [20, 40], "gamma": 0.1,
                  "margin": 0.3, "height": 256, "width": 128},
     "finetune": {"method": "mmt", "alpha": 0.999, "soft_ce_weight": 0.5, "soft_tri_weight": 0.8,
                  "lr": 3.5e-4, "fresh_optimizer": True, "weight_decay_all": True},
-    "cluster": {"method": "dbscan-jaccard", "eps": 0.42, "k1": 30, "k2": 6, "min_samples": 4},
+    "cluster": {"method": "dbscan-jaccard", "eps": 0.42, "k1": 30, "k2": 6, "min_samples": 4, "jaccard": "mmt"},
 }))
 
 # Seed 003, CSAM + ULA + KD (METHODS.md 4): attention after layer2/3/4, BoT losses with
