@@ -137,7 +137,7 @@ class FinetuneConfig(TrainConfig):
 
 
 def fit_schedule(cfg: TrainConfig, given: Collection[str] = (),
-                 reference: Optional[TrainConfig] = None) -> TrainConfig:
+                 reference: Optional[TrainConfig] = None, announce: bool = True) -> TrainConfig:
     """``cfg`` (validated) with a warm-up and step milestones that fit in its ``epochs``.
 
     A warm-up of ``epochs`` or more (the learning rate never reaches ``lr``) or, with schedule
@@ -149,7 +149,8 @@ def fit_schedule(cfg: TrainConfig, given: Collection[str] = (),
     milestones, so that no decay falls inside it. A value that is not the reference's, or is
     given, is a `ParamError` naming it and its bound. A library caller's value equal to the
     default cannot be told from the default, so it is scaled (the ``*_from_settings`` entries
-    pass ``given``).
+    pass ``given``). ``announce=False`` leaves out the info line (a resumed run, which fits
+    the command line only to compare it with the checkpoint's schedule).
     """
     cfg = cfg.validate()
     ref = reference if reference is not None else type(cfg)()
@@ -160,7 +161,7 @@ def fit_schedule(cfg: TrainConfig, given: Collection[str] = (),
         changes["warmup_epochs"] = warmup
     if milestones is not None:
         changes["milestones"] = milestones
-    if changes:
+    if changes and announce:
         done = ", ".join(f"{_SCHEDULE_WORDS[k]} {_show(getattr(cfg, k))} -> {_show(v) or 'none'}"
                          for k, v in changes.items())
         log.info("%s: the defaults (for %d epochs) scaled to this %d-epoch run; set %s to choose", done, ref.epochs,

@@ -169,8 +169,10 @@ def pretrain_from_settings(data: str | os.PathLike | Dataset, out: str | os.Path
     merged = over_recipe(recipe, "pretrain", over(defaults or {}, given))
     check_arch_settings(named, merged.get("arch") or ModelConfig.arch)
     args = pretrain_arguments(merged)
-    if not given.get("resume"):  # a resumed run keeps the checkpoint's schedule
-        args["train"] = fit_schedule(args["train"], given, recipe_schedule(recipe, "pretrain", TrainConfig))
+    # fitted as the first run fitted it; a resumed run then keeps the checkpoint's schedule and
+    # says so only when the command line asked for another one
+    args["train"] = fit_schedule(args["train"], given, recipe_schedule(recipe, "pretrain", TrainConfig),
+                                 announce=not given.get("resume"))
     return pretrain(data, out, **args, config_file=config)
 
 
