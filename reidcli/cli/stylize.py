@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reidcli.cli.common import BatchSize, CamRegex, DataFormat, Device, Output, Seed, reid_command
+from reidcli.cli.common import BatchSize, CamRegex, DataFormat, Device, Output, Recipe, Seed, reid_command
 from reidcli.stylize.fit import COLOR_DEFAULTS
 from reidcli.stylize.options import STARGAN_TRAIN, StarGANOptions
 
@@ -24,7 +24,7 @@ _DEFAULTS = {**STARGAN_TRAIN, **StarGANOptions().to_dict()}
 
 def _o(flag: str, text: str, field: Optional[str] = None, *aliases: str):
     """An option whose help ends with the StarGAN default of ``field`` (from the dataclasses)."""
-    return typer.Option(flag, *aliases, help=text + (f" [{_DEFAULTS[field]}]." if field else ""))
+    return typer.Option(flag, *aliases, help=text + (f" \\[{_DEFAULTS[field]}]." if field else ""))
 
 
 @app.command("fit")
@@ -32,8 +32,9 @@ def _o(flag: str, text: str, field: Optional[str] = None, *aliases: str):
 def fit(
     data: Data,
     output: Output,
-    method: Annotated[str, _o("--method", "color (training-free colour statistics in Lab: mean, covariance, "
-                                          "tone curve) | stargan (Choi et al. 2018, trained).")] = "color",
+    method: Annotated[Optional[str], _o("--method", "color (training-free colour statistics in Lab: mean, covariance, "
+                                                    "tone curve) | stargan (Choi et al. 2018, trained); default "
+                                                    "color, or the --recipe's.")] = None,
     fmt: DataFormat = None,
     cam_regex: CamRegex = None,
     split: Annotated[str, _o("--split", "The split whose cameras are learnt.")] = "train",
@@ -42,7 +43,7 @@ def fit(
     seed: Seed = 0,
     image_size: Annotated[Optional[str], _o("--image-size", "stargan: HEIGHTxWIDTH, multiples of 4 [256x128].")] = None,
     epochs: Annotated[Int, _o("--epochs", "stargan: epochs", "epochs")] = None,
-    iters_per_epoch: Annotated[Int, _o("--iters-per-epoch", "stargan: steps per epoch", "iters_per_epoch", "--iters")] = None,
+    iters_per_epoch: Annotated[Int, _o("--iters-per-epoch", "stargan: steps per epoch (critic and generator steps: 1,200 = 1,000 critic iterations at --n-critic 5)", "iters_per_epoch", "--iters")] = None,
     max_iters: Annotated[Int, _o("--max-iters", "stargan: stop after this many steps in total.")] = None,
     stop_after: Annotated[Int, _o("--stop-after", "stargan: stop after this many new epochs.")] = None,
     p: Annotated[Int, _o("--batch-size", "stargan: images per batch", "p")] = None,
@@ -59,6 +60,15 @@ def fit(
     d_conv_dim: Annotated[Int, _o("--d-conv-dim", "stargan: discriminator width", "d_conv_dim")] = None,
     g_repeat: Annotated[Int, _o("--g-repeat", "stargan: residual blocks", "g_repeat")] = None,
     sample_every: Annotated[Int, _o("--sample-every", "stargan: steps between sample sheets", "sample_every")] = None,
+    lr_decay: Annotated[Float, _o("--lr-decay", "stargan: the last fraction of the critic iterations over which both "
+                                                "learning rates fall linearly to 0 (0 = constant)", "lr_decay")] = None,
+    g_batch: Annotated[Optional[str], _o("--g-batch", "stargan: the generator step's images and target cameras: critic "
+                                                      "(the critic step's before it, as StarGAN's code) | new",
+                                         "g_batch")] = None,
+    target_cameras: Annotated[Optional[str], _o("--target-cameras", "stargan: target cameras: permute (of the batch's "
+                                                                    "own, as StarGAN's code) | uniform",
+                                                "target_cameras")] = None,
+    recipe: Recipe = None,
     resume: Annotated[bool, _o("--resume", "stargan: continue from -o where it stopped.")] = False,
     device: Device = "auto",
 ) -> None:
@@ -75,10 +85,11 @@ def fit(
     train = {k: given[k] for k in ("epochs", "iters_per_epoch", "max_iters", "stop_after", "p", "lr", "amp",
                                    "workers", "log_every") if k in given}
     options = {k: given[k] for k in ("n_critic", "lambda_cls", "lambda_rec", "lambda_gp", "g_conv_dim",
-                                     "d_conv_dim", "g_repeat", "sample_every") if k in given}
+                                     "d_conv_dim", "g_repeat", "sample_every", "lr_decay", "g_batch",
+                                     "target_cameras") if k in given}
     out = fit_style(data, output, method=method, format=fmt, split=split, max_images=max_images,
                     max_pixels=max_pixels, seed=seed, image_size=parse_size(image_size) if image_size else None, options=options,
-                    train=train, resume=resume, device=device, cam_regex=cam_regex)
+                    train=train, resume=resume, device=device, cam_regex=cam_regex, recipe=recipe)
     say(f"wrote {out}")
 
 

@@ -1,10 +1,10 @@
 """Paper recipes: each paper's hyper-parameters one flag away (``--recipe NAME``).
 
-A recipe maps a stage (``pretrain``, ``finetune``, ``cluster``) to settings named as the
-stage's library parameters (the same names as its CLI flags' Python parameters). A stage
-takes the recipe's values for the settings the caller did not give; explicit settings win.
-Every value, the paper's own value and each deviation with its reason are in
-docs/recipes.md; `tests/test_recipes.py` checks that each recipe value reaches the configs.
+A recipe maps a stage (``pretrain``, ``finetune``, ``cluster``, ``stylize``: ``reid stylize
+fit``) to settings named as the stage's library parameters (the same names as its CLI flags'
+Python parameters). A stage takes the recipe's values for the settings the caller did not
+give; explicit settings win. Every value, the paper's own value and each deviation with its
+reason are in docs/recipes.md; `tests/test_recipes.py` checks that each recipe value reaches the configs.
 
 >>> stage_settings("rbnet", "cluster")["eps"]
 0.42
@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from reidcli.utils.registry import Registry
 
 
-STAGES = ("pretrain", "finetune", "cluster")
+STAGES = ("pretrain", "finetune", "cluster", "stylize")
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,13 @@ RECIPES.add("lstm-camstyle", Recipe("LSTM local branch + StarGAN camera style (s
                  "flip": 0.5, "margin": 0.5},
     "finetune": {"method": "camstyle", "theta": 0.3, "margin": 0.5, "triplet_weight": 0.0, "optimizer": "adam",
                  "lr": 3e-4},
+    # StarGAN as published (Choi et al. 2018, yunjey/stargan solver.py): 200,000 critic
+    # iterations of batch 16 (200 epochs of 1,000 critic + 200 generator steps), Adam 1e-4
+    # decayed linearly to 0 over the last half, n_critic 5, the generator step on the critic
+    # step's batch, target cameras a permutation of the batch's own
+    "stylize": {"method": "stargan", "epochs": 200, "iters_per_epoch": 1200, "p": 16, "lr": 1e-4,
+                "n_critic": 5, "lambda_cls": 1.0, "lambda_rec": 10.0, "lambda_gp": 10.0, "lr_decay": 0.5,
+                "g_batch": "critic", "target_cameras": "permute"},
 }))
 
 

@@ -72,11 +72,25 @@ def fit_color(ds: Dataset, split: str = "train", *, max_images: int = 400, max_p
     return stats
 
 
-def fit_style(data: str | os.PathLike, output: str | os.PathLike, *, method: str = "color",
+def _with_recipe(recipe: str, method: Optional[str], options: Optional[Mapping[str, Any]],
+                 train: Optional[Mapping[str, Any]]) -> tuple[str, dict, dict]:
+    """``recipe``'s ``stylize`` settings under the given ones, split into (method,
+    `StarGANOptions` fields, `TrainConfig` fields)."""
+    from reidcli.recipes import with_recipe
+    from reidcli.stylize.options import StarGANOptions
+
+    merged = with_recipe(recipe, "stylize", {"method": method, **(options or {}), **(train or {})})
+    names = set(StarGANOptions.field_names())
+    opts = {k: v for k, v in merged.items() if k in names}
+    return merged.pop("method"), opts, {k: v for k, v in merged.items() if k not in names and k != "method"}
+
+
+def fit_style(data: str | os.PathLike, output: str | os.PathLike, *, method: Optional[str] = None,
               format: Optional[str] = None, split: str = "train", max_images: Optional[int] = None,
               max_pixels: Optional[int] = None, seed: int = 0, image_size: Optional[tuple[int, int]] = None,
               options: Optional[Mapping[str, Any]] = None, train: Optional[Mapping[str, Any]] = None,
-              resume: bool = False, device: str = "auto", cam_regex: Optional[str] = None) -> Path:
+              resume: bool = False, device: str = "auto", cam_regex: Optional[str] = None,
+              recipe: Optional[str] = None) -> Path:
     """Fit a camera-style model on ``split`` of ``data`` and write it to ``output``.
 
     Args:
@@ -85,7 +99,7 @@ def fit_style(data: str | os.PathLike, output: str | os.PathLike, *, method: str
             this regex's first group matched against its relative path.
         output: the ``.pt`` file to write (atomically).
         method: ``color`` (training-free, `reidcli.stylize.color`) or ``stargan`` (trained
-            through the engine, `reidcli.stylize.train.fit_stargan`).
+            through the engine, `reidcli.stylize.train.fit_stargan`); None: the recipe's, else color.
         max_images, max_pixels: ``color`` only: images read and pixels kept per camera
             (None: `COLOR_DEFAULTS`).
         seed: the image and pixel choice (``color``) or the training seed.
@@ -93,10 +107,15 @@ def fit_style(data: str | os.PathLike, output: str | os.PathLike, *, method: str
         options: ``stargan``: fields of `StarGANOptions`.
         train: ``stargan``: `TrainConfig` fields over `STARGAN_TRAIN` (``epochs``, ``p``, ...).
         resume, device: ``stargan``: continue from ``output``; auto | cpu | cuda | cuda:N.
+        recipe: a paper recipe's ``stylize`` settings (`reidcli.recipes`; ``lstm-camstyle``:
+            StarGAN's published schedule) under the given ``method``, ``options`` and ``train``.
     """
     from reidcli.data.layouts import load_dataset
     from reidcli.io.h5 import make_provenance
 
+    if recipe is not None:
+        method, options, train = _with_recipe(recipe, method, options, train)
+    method = method or "color"
     given = {"max_images": max_images, "max_pixels": max_pixels,
              "image_size": tuple(image_size) if image_size is not None else None}
     check_params({"method": method, "seed": seed, **{k: v for k, v in given.items() if v is not None}}, CONSTRAINTS)

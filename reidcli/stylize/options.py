@@ -6,14 +6,21 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from reidcli.train.methods.options import MethodOptions
-from reidcli.utils.params import Interval, Satisfies
+from reidcli.utils.params import Interval, Options, Satisfies
 
 _WEIGHT = [Interval(float, 0, None)]
 # StarGAN's optimisation (Choi et al. 2018): Adam 1e-4, no weight decay, batch 16; the
-# `TrainConfig` fields of ``reid stylize fit --method stargan`` that differ from pretrain's
+# `TrainConfig` fields of ``reid stylize fit --method stargan`` that differ from pretrain's.
+# An engine step is one critic or one generator step, so an epoch of 1,200 steps holds
+# 1,000 critic iterations (n_critic 5); 20 epochs are a tenth of the published 200,000
+# (the CPU-sized default; `reidcli.recipes` 'lstm-camstyle' sets the published 200 epochs).
+# The schedule here is the engine's (constant): StarGAN's linear decay is
+# `StarGANOptions.lr_decay`, applied by the method to both optimisers.
 STARGAN_TRAIN = {"lr": 1e-4, "weight_decay": 0.0, "schedule": "constant", "milestones": [],
                  "warmup_epochs": 0.0, "p": 16, "k": 1, "images_per_bn": 0, "sync_bn": False,
-                 "epochs": 20, "iters_per_epoch": 1000}
+                 "epochs": 20, "iters_per_epoch": 1200}
+G_BATCHES = ("critic", "new")  # StarGANOptions.g_batch
+TARGET_CAMERAS = ("permute", "uniform")  # StarGANOptions.target_cameras
 
 
 def _betas(v) -> bool:
@@ -30,7 +37,15 @@ class StarGANOptions(MethodOptions):
     (eq. 4) with ``lambda_rec``; the discriminator takes ``n_critic`` steps per generator
     step; Adam ``betas``. ``g_conv_dim`` / ``d_conv_dim`` are the first
     layers' widths, ``g_repeat`` the residual blocks, ``d_repeat`` the discriminator's
-    stride-2 layers (0 = as many as the image size allows, at most 6)."""
+    stride-2 layers (0 = as many as the image size allows, at most 6).
+
+    The loop, as the published code (yunjey/stargan ``solver.py``): ``lr_decay`` is the
+    final fraction of the run's critic iterations over which both learning rates fall
+    linearly to 0 (0.5: the last 100,000 of 200,000; 0 = constant). ``g_batch``: the
+    generator step takes the images and target cameras of the critic step before it
+    ('critic', the code) or a new batch with new targets ('new'). ``target_cameras``: each
+    image's target camera is a random permutation of the batch's own cameras ('permute',
+    the code) or drawn uniformly over the cameras ('uniform')."""
 
     lambda_cls: float = 1.0
     lambda_rec: float = 10.0
@@ -42,6 +57,9 @@ class StarGANOptions(MethodOptions):
     g_repeat: int = 6
     d_repeat: int = 0
     sample_every: int = 500
+    lr_decay: float = 0.5
+    g_batch: str = "critic"
+    target_cameras: str = "permute"
 
     CONSTRAINTS: ClassVar[dict[str, list]] = {
         "lambda_cls": _WEIGHT, "lambda_rec": _WEIGHT, "lambda_gp": _WEIGHT,
@@ -49,4 +67,6 @@ class StarGANOptions(MethodOptions):
         "g_conv_dim": [Interval(int, 1, None)],
         "d_conv_dim": [Interval(int, 1, None)], "g_repeat": [Interval(int, 0, None)],
         "d_repeat": [Interval(int, 0, 6)], "sample_every": [Interval(int, 0, None)],
+        "lr_decay": [Interval(float, 0, 1)], "g_batch": [Options(G_BATCHES)],
+        "target_cameras": [Options(TARGET_CAMERAS)],
     }
