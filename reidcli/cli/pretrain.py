@@ -71,6 +71,7 @@ def command(
     id_weight: Annotated[Float, opt("--id-weight", help="mrda: label-smoothed ID loss (eq. 18).", of=X, rich_help_panel=_X)] = None,
     hc_weight: Annotated[Float, opt("--hc-weight", help="mrda: hetero-centre triplet loss (eq. 20).", of=X, rich_help_panel=_X)] = None,
     rho: Annotated[Float, opt("--rho", help="mrda: hetero-centre triplet margin.", of=X, rich_help_panel=_X)] = None,
+    hc_reduction: Annotated[Str, opt("--hc-reduction", help="mrda: the hetero-centre terms of the 2P anchor centres: sum (eq. 20 as written) | mean (Liu et al.'s code).", of=X, rich_help_panel=_X)] = None,
     mc_weight: Annotated[Float, opt("--mc-weight", help="mrda: modality correlation consistency (eq. 22).", of=X, rich_help_panel=_X)] = None,
     ac_weight: Annotated[Float, opt("--ac-weight", help="mrda: region centre loss on stage-1 features (eq. 7).", of=X, rich_help_panel=_X)] = None,
     mask: Annotated[Bool, opt("--mask/--no-mask", help="mrda: also train on the mask-reconstructed images x_M+ (eqs. 1-3).", of=X, rich_help_panel=_X)] = None,

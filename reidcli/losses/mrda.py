@@ -43,12 +43,16 @@ class HeteroCentreTriplet(nn.Module):
 
     with C the per-identity modality centres of the batch (eq. 19). The seed writes one
     hardest-negative term for both anchors; we take it per anchor centre, as Liu et al.
-    Summed over identities as the seed (not averaged).
+    ``reduction`` 'sum': summed over the identities as the seed writes it; 'mean': the mean
+    over the 2P anchor centres, as Liu et al.'s code (``CenterTripletLoss``: a
+    ``MarginRankingLoss``, mean reduction), 1/(2P) of the sum.
     """
 
-    def __init__(self, margin: float = 0.3):
+    def __init__(self, margin: float = 0.3, reduction: str = "sum"):
         super().__init__()
-        self.margin = margin
+        if reduction not in ("sum", "mean"):
+            raise ValueError(f"reduction must be 'sum' or 'mean'; got {reduction!r}")
+        self.margin, self.reduction = margin, reduction
 
     def forward(self, feat: torch.Tensor, labels: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
         _, cv, cr = modality_centres(feat.float(), labels, modality)
@@ -60,10 +64,10 @@ class HeteroCentreTriplet(nn.Module):
         for anchor in (cv, cr):
             d = torch.cdist(anchor, allc).masked_fill(~other, float("inf"))
             loss = loss + torch.relu(self.margin + pos - d.min(1).values).sum()
-        return loss
+        return loss / (2 * p) if self.reduction == "mean" else loss
 
     def extra_repr(self) -> str:
-        return f"margin={self.margin}"
+        return f"margin={self.margin}, reduction={self.reduction!r}"
 
 
 def correlation(f: torch.Tensor) -> torch.Tensor:

@@ -44,13 +44,14 @@ RECIPES.add("rbnet", Recipe("RBNet (seed 000, 2024) + MMT", {
 }))
 
 # Seed 003, CSAM + ULA + KD (METHODS.md 4): attention after layer2/3/4, BoT losses with
-# 0.0035 x centre loss, 120 epochs x0.1 every 50, jitter; ULA: Euclidean DBSCAN eps 1.0, 750
+# 0.0035 x BoT code's centre loss (no 1/2: 0.007 x reidcli's, centres at twice its rate; issue
+# 23), 120 epochs x0.1 every 50, jitter; ULA: Euclidean DBSCAN eps 1.0, 750
 # base classes, cosine 0.8; KD mu 0.5 every 5 epochs.
 RECIPES.add("csam-kd", Recipe("CSAM-ReID + ULA + KD (seed 003, 2022)", {
-    "pretrain": {"attention": True, "label_smooth": 0.1, "margin": 0.3, "center_weight": 0.0035,
+    "pretrain": {"attention": True, "label_smooth": 0.1, "margin": 0.3, "center_weight": 0.007, "center_lr": 1.0,
                  "optimizer": "adam", "epochs": 120, "schedule": "step", "milestones": [50, 100],
                  "gamma": 0.1, "p": 16, "k": 4, "jitter": 0.2, "flip": 0.5, "erasing": 0.5},
-    "finetune": {"method": "kd", "mu": 0.5, "kd_every": 5, "center_weight": 0.0035,
+    "finetune": {"method": "kd", "mu": 0.5, "kd_every": 5, "center_weight": 0.007, "center_lr": 1.0,
                  "label_smooth": 0.1, "margin": 0.3, "epochs": 5},
     "cluster": {"method": "dbscan-euclidean", "eps": 1.0, "expand_threshold": 0.8, "keep_clusters": 750},
 }))
@@ -87,7 +88,7 @@ RECIPES.add("mrda", Recipe("MRDA: mask reconstruction + dynamic attention, visib
                  "schedule": "step", "milestones": [20, 50], "gamma": 0.1, "epochs": 80,
                  "p": 3, "k": 6, "images_per_bn": 0, "height": 288, "width": 144,
                  "id_weight": 1.0, "label_smooth": 0.1, "hc_weight": 1.0, "rho": 0.3,
-                 "mc_weight": 1.0, "ac_weight": 1.0, "mask": True},
+                 "mc_weight": 1.0, "ac_weight": 1.0, "mask": True, "hc_reduction": "mean"},
 }))
 
 # Seed 001, soft multilabel + multi-level fusion (METHODS.md 2) on MAR (Yu et al. CVPR 2019):

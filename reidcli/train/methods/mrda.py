@@ -53,7 +53,7 @@ class Mrda(Method):
                               "use --arch mrda")
         self.nets["model"] = build_model(cfg)
         self.ce = CrossEntropyLabelSmooth(o.label_smooth)
-        self.hc = HeteroCentreTriplet(o.rho)
+        self.hc = HeteroCentreTriplet(o.rho, o.hc_reduction)
         self.mc = ModalityCorrelationLoss()
         self.ac = RegionCentreLoss()
 

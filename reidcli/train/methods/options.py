@@ -214,7 +214,9 @@ class MrdaOptions(MethodOptions):
     eq. 20) + ``mc_weight`` x modality correlation consistency (eqs. 21-22) + ``ac_weight`` x
     region centre loss (eq. 7). ``mask``: the mask-reconstructed copy x_M+ of every image
     goes through the network too (eqs. 1-3; off: no x_M+ and no region term). The seed
-    weighs every term 1 and gives no rho; 0.3 is Liu et al.'s (its ref. [19])."""
+    weighs every term 1 and gives no rho; 0.3 is Liu et al.'s (its ref. [19]).
+    ``hc_reduction``: the hetero-centre terms of the 2P anchor centres summed ('sum', eq. 20
+    as written) or averaged ('mean', Liu et al.'s code, which the seed's weight 1 implies)."""
 
     id_weight: float = 1.0
     label_smooth: float = 0.1
@@ -223,10 +225,12 @@ class MrdaOptions(MethodOptions):
     mc_weight: float = 1.0
     ac_weight: float = 1.0
     mask: bool = True
+    hc_reduction: str = "sum"
 
     CONSTRAINTS: ClassVar[dict[str, list]] = {
         "id_weight": _WEIGHT, "hc_weight": _WEIGHT, "mc_weight": _WEIGHT, "ac_weight": _WEIGHT,
         "rho": _WEIGHT, "label_smooth": [Interval(float, 0, 1, closed="left")], "mask": ["boolean"],
+        "hc_reduction": [Options(("sum", "mean"))],
     }
 
     def validate(self) -> "MrdaOptions":
