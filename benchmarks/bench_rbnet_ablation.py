@@ -84,7 +84,8 @@ def main() -> None:
     ap.add_argument("--eps", type=float, default=0.6)
     ap.add_argument("--k1", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--arms", default="resnet,rbnet", help="comma-separated: resnet, rbnet, rbnet_simple")
+    ap.add_argument("--arms", default="resnet,rbnet", help="comma-separated: resnet, rbnet, rbnet_simple, "
+                                                          "rbnet_no_stem_relu")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     if a.work is None:
@@ -102,6 +103,7 @@ def main() -> None:
             "rbnet": ["--arch", "rbnet", "--rb-backbone", a.backbone, "--pose", str(a.work / "market" / "pose.h5")]}
     arms["rbnet_simple"] = [*arms["rbnet"], "--rb-mask-path", "simple"]  # the first, simplified mask path
     arms["rbnet"] += ["--rb-mask-path", "paper"]
+    arms["rbnet_no_stem_relu"] = [*arms["rbnet"], "--no-stem-relu"]  # the MMT code's ResNet stem (issue 23)
     results = {name: arm(name, arms[name], a, a.work) for name in a.arms.split(",")}
     if a.json:
         print(json.dumps(results, indent=1))

@@ -70,6 +70,7 @@ HEADS = {
     "multilevel": {"multilevel": True},
     "lstm": {"lstm_branch": True, "dropout": 0.5},
     "embed": {"embed_dim": 64, "feat_norm": True},
+    "no_stem_relu": {"stem_relu": False},
     "all": {"attention": True, "multilevel": True, "lstm_branch": True,
             "pooling": "gem", "embed_dim": 32},
 }
@@ -78,6 +79,29 @@ HEADS = {
 @pytest.mark.parametrize("name", sorted(HEADS))
 def test_head_switches(name):
     _check(ModelConfig(arch="resnet18_half", num_classes=5, **HEADS[name]))
+
+
+def test_stem_relu_off_is_the_mmt_base():
+    """``stem_relu=False`` (``--no-stem-relu``) is the MMT code's ResNet (``mmt/models/resnet.py``:
+    ``base = conv1, bn1, maxpool, layer1..4``): the stem gives maxpool(bn1(conv1(x))), negative
+    values kept, with the same parameters; RBNet's and MRDA's backbones follow the switch; a
+    network without a ResNet stem is refused; configs written before the switch read as on."""
+    from reidcli.utils.params import ParamError
+
+    torch.manual_seed(0)
+    on = build_model(ModelConfig(arch="resnet18_quarter"))
+    off = build_model(ModelConfig(arch="resnet18_quarter", stem_relu=False))
+    off.load_state_dict(on.state_dict())
+    x, bb = torch.randn(2, 3, H, W), off.backbone
+    torch.testing.assert_close(bb.stem(x), bb.maxpool(bb.bn1(bb.conv1(x))), rtol=0, atol=0)
+    assert bb.stem(x).min() < 0 <= on.backbone.stem(x).min()
+    for arch in ("rbnet", "mrda"):
+        net = build_model(ModelConfig(arch=arch, stem_relu=False, **{arch: {"backbone": "resnet18_quarter"}}))
+        assert isinstance(net.backbone.relu, torch.nn.Identity), arch
+    with pytest.raises(ParamError, match="stem_relu off applies to ResNet backbones only; arch 'mobilenet_v2'"):
+        build_model(ModelConfig(arch="mobilenet_v2", stem_relu=False))
+    old = {k: v for k, v in ModelConfig().to_dict().items() if k != "stem_relu"}
+    assert ModelConfig.from_dict(old).stem_relu is True
 
 
 def test_unknown_arch_did_you_mean():

@@ -43,6 +43,7 @@ def command(
     arch: Annotated[Str, opt("--arch", help=arch_help(), of=M, rich_help_panel=_M)] = None,
     pretrained: Annotated[str, typer.Option("--pretrained", help="imagenet | none | PATH of a backbone state dict (the library's default is none).", rich_help_panel=_M)] = "imagenet",
     last_stride: Annotated[Int, opt("--last-stride", help="Stride of layer4 (1 or 2).", of=M, rich_help_panel=_M)] = None,
+    stem_relu: Annotated[Bool, opt("--stem-relu/--no-stem-relu", help="ResNet: the ReLU after the stem's BN (--no-stem-relu: the MMT code's ResNet, conv1, bn1, max-pool).", of=M, field="stem_relu", rich_help_panel=_M)] = None,
     pooling: Annotated[Str, opt("--pooling", help="avg | gem | avgmax.", of=M, rich_help_panel=_M)] = None,
     neck: Annotated[Str, opt("--neck", help="bnneck | none.", of=M, rich_help_panel=_M)] = None,
     embed_dim: Annotated[Int, opt("--embed-dim", help="FC from the pooled feature to this size (0 = keep the pooled size: layer4's, or with --multilevel the fused one).", of=M, rich_help_panel=_M)] = None,

@@ -27,6 +27,8 @@ class ModelConfig:
         arch: backbone name in `MODELS` ('resnet50', 'tiny', ...).
         pretrained: 'none', 'imagenet' or a path to a state dict.
         last_stride: stride of layer4 (1 doubles the final map, as in BoT/Luo et al. 2019).
+        stem_relu: the ReLU after the stem's BN of a ResNet (off: the MMT code's ResNet,
+            ``conv1, bn1, maxpool``; ResNet backbones only).
         pooling: 'avg', 'gem' (generalised mean, Radenovic et al. 2018) or 'avgmax' (sum).
         gem_p: initial GeM exponent (learnable).
         neck: 'bnneck' (BN between feature and classifier, Luo et al. 2019) or 'none'.
@@ -48,6 +50,7 @@ class ModelConfig:
     arch: str = "resnet50"
     pretrained: str = "none"
     last_stride: int = 1
+    stem_relu: bool = True
     pooling: str = "avg"
     gem_p: float = 3.0
     neck: str = "bnneck"
@@ -70,7 +73,7 @@ class ModelConfig:
         "num_classes": [Interval(int, 0, None)], "dropout": [Interval(float, 0, 1, closed="left")],
         "lstm_hidden": [Interval(int, 1, None)], "local_dim": [Interval(int, 1, None)],
         "attention": ["boolean"], "multilevel": ["boolean"], "lstm_branch": ["boolean"],
-        "feat_norm": ["boolean"], "rbnet": [dict], "mrda": [dict],
+        "feat_norm": ["boolean"], "stem_relu": ["boolean"], "rbnet": [dict], "mrda": [dict],
     }
 
     def to_dict(self) -> dict[str, Any]:

@@ -183,14 +183,31 @@ def build_model(cfg: ModelConfig, load_pretrained: bool = True) -> ReidNet:
         return builder.build_net(cfg, load_pretrained)
     pretrained = cfg.pretrained if load_pretrained else "none"
     backbone = builder(last_stride=cfg.last_stride, pretrained=pretrained)
-    return ReidNet(cfg, backbone)
+    return ReidNet(cfg, set_stem_relu(backbone, cfg.stem_relu, cfg.arch))
 
 
 def build_backbone(name: str, cfg: ModelConfig, load_pretrained: bool = True) -> nn.Module:
-    """The registered backbone ``name`` at ``cfg``'s last stride, with ``cfg.pretrained``
-    weights unless ``load_pretrained`` is False (for whole networks built over a ResNet)."""
+    """The registered backbone ``name`` at ``cfg``'s last stride (and stem ReLU), with
+    ``cfg.pretrained`` weights unless ``load_pretrained`` is False (for whole networks built
+    over a ResNet)."""
     pretrained = cfg.pretrained if load_pretrained else "none"
-    return MODELS.get(name)(last_stride=cfg.last_stride, pretrained=pretrained)
+    return set_stem_relu(MODELS.get(name)(last_stride=cfg.last_stride, pretrained=pretrained), cfg.stem_relu, name)
+
+
+def set_stem_relu(backbone: nn.Module, on: bool, arch: str) -> nn.Module:
+    """``backbone`` with (``on``, He et al. 2016) or without the ReLU between the stem's BN
+    and its max-pool. Without is the MMT code's ResNet (Ge et al., ICLR 2020,
+    ``mmt/models/resnet.py``: ``base = conv1, bn1, maxpool, layer1..4``); only a ResNet stem
+    (``conv1``, ``bn1``, ``relu``, ``maxpool``; the blocks keep their own ReLUs) has one.
+    Parameters are unchanged, so state dicts load either way."""
+    if on:
+        return backbone
+    if not (isinstance(getattr(backbone, "relu", None), (nn.ReLU, nn.Identity)) and hasattr(backbone, "bn1")):
+        from reidcli.utils.params import ParamError
+
+        raise ParamError("stem_relu", f"off applies to ResNet backbones only; arch {arch!r} has no ResNet stem")
+    backbone.relu = nn.Identity()
+    return backbone
 
 
 def register_network(name: str, build_net) -> None:

@@ -37,7 +37,7 @@ RECIPES: Registry[Recipe] = Registry("recipe")
 RECIPES.add("rbnet", Recipe("RBNet (seed 000, 2024) + MMT", {
     "pretrain": {"arch": "rbnet", "rb_backbone": "resnet50", "optimizer": "adam", "lr": 3.5e-4,
                  "epochs": 60, "schedule": "step", "milestones": [20, 40], "gamma": 0.1,
-                 "margin": 0.3, "height": 256, "width": 128},
+                 "margin": 0.3, "height": 256, "width": 128, "stem_relu": True},
     "finetune": {"method": "mmt", "alpha": 0.999, "soft_ce_weight": 0.5, "soft_tri_weight": 0.8,
                  "lr": 3.5e-4, "fresh_optimizer": True, "weight_decay_all": True},
     "cluster": {"method": "dbscan-jaccard", "eps": 0.42, "k1": 30, "k2": 6, "min_samples": 4, "jaccard": "mmt"},
