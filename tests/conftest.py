@@ -17,7 +17,10 @@ def _pin_xdist_worker() -> None:
     """Under pytest-xdist, give each worker its own share of the cores (inherited by the
     programs it starts), so that the commands' automatic thread and DataLoader-worker
     choice, which reads the CPU affinity, never oversubscribes the machine: two workers
-    each running two OpenMP threads on two cores made training tests 3x slower."""
+    each running two OpenMP threads on two cores made training tests 3x slower. An
+    OMP_NUM_THREADS larger than the worker's share (`OMP_NUM_THREADS=2 make test` on 2 cores,
+    2 workers) is lowered to the share: the programs would otherwise warn, rightly, that they
+    oversubscribe their core, on the one stderr line the error tests read."""
     worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if not worker.startswith("gw") or count < 2 or not hasattr(os, "sched_setaffinity"):
         return
@@ -25,6 +28,9 @@ def _pin_xdist_worker() -> None:
     share = cpus[i % count::count] if count <= len(cpus) else [cpus[i % len(cpus)]]
     if share:
         os.sched_setaffinity(0, share)
+        given = os.environ.get("OMP_NUM_THREADS", "")
+        if given.isdigit() and int(given) > len(share):
+            os.environ["OMP_NUM_THREADS"] = str(len(share))
 
 
 _pin_xdist_worker()
