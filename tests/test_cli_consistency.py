@@ -206,7 +206,8 @@ INAPPLICABLE = [
 @__import__("pytest").mark.parametrize("argv,words", INAPPLICABLE, ids=lambda v: " ".join(v[:2]) if isinstance(v, list) else None)
 def test_a_flag_that_does_nothing_is_one_line(tmp_path, argv, words):
     """Issue 22: every flag given where it does nothing is refused with one line naming it
-    (never silently ignored), before any output is written."""
+    (never silently ignored), before any output is written; bad usage, so exit 2 as for an
+    unknown flag."""
     (tmp_path / "d").mkdir()
     (tmp_path / "topk.toml").write_text("attn-topk = 3\n")
     (tmp_path / "rb.toml").write_text("rb_shared = false\n")
@@ -217,7 +218,7 @@ def test_a_flag_that_does_nothing_is_one_line(tmp_path, argv, words):
     res = runner.invoke(app, ["-q", *args])
     command = " ".join(argv[:2]) if argv[0] == "stylize" else argv[0]
     lines = res.stderr.strip().splitlines()
-    assert res.exit_code == 1 and len(lines) == 1, res.output
+    assert res.exit_code == 2 and len(lines) == 1, res.output
     assert lines[0].startswith(f"reid {command}: error: ") and words.replace("S:", f"{ckpt}:") in lines[0], lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "rb.toml", "small.pt", "topk.toml"]
 

@@ -607,5 +607,5 @@ def test_flags_that_would_do_nothing_are_one_line(tmp_path_factory, command, pic
             else ["plot", str(GOLDEN / "labels.h5"), "-o", str(tmp / "p.png")])
     res = CliRunner().invoke(app, [*argv, *flags])
     lines = res.stderr.strip().splitlines()
-    assert res.exit_code == 1 and len(lines) == 1 and "does not apply" in lines[0], res.output
+    assert res.exit_code == 2 and len(lines) == 1 and "does not apply" in lines[0], res.output
     assert not list(tmp.iterdir())

@@ -129,9 +129,9 @@ def test_mar_cli_needs_no_labels(mar):
 
     labels = _labels(mar["tmp"] / "l.h5", mar["target"], [0, 1] * 8)
     res = CliRunner().invoke(app, list(map(str, [*args, "--labels", labels])))
-    assert res.exit_code == 1 and "--labels does not apply to --method mar" in res.output
+    assert res.exit_code == 2 and "--labels does not apply to --method mar" in res.output
     res = CliRunner().invoke(app, list(map(str, [*args[:6], "--beta", "0.1", "--method", "pseudo", "--labels", labels])))
-    assert res.exit_code == 1 and "--beta does not apply to --method pseudo" in res.output
+    assert res.exit_code == 2 and "--beta does not apply to --method pseudo" in res.output
 
 
 @pytest.mark.parametrize("case, match", [

@@ -92,9 +92,9 @@ def test_cli_pck_table_against_dataset_pose_file(market_tree, tmp_path):
     (["--input-size", "256by192"], 2, "HxW"),
     (["--input-size", "0x0"], 2, "must be HxW with positive ints, e.g. 256x192; got '0x0'"),  # input size 0
     (["--split", "nope", "--backend", "gt"], 1, "no 'nope' split"),
-    (["--backend", "onnx", "--ckpt", "RIGHT"], 1, "--ckpt does not apply to --backend onnx, which reads --model"),
-    (["--backend", "rbnet", "--model", "OTHER"], 1, "--model does not apply to --backend rbnet, which reads --ckpt"),
-    (["--model", "RIGHT"], 1, "--model does not apply to --backend mediapipe"),
+    (["--backend", "onnx", "--ckpt", "RIGHT"], 2, "--ckpt does not apply to --backend onnx, which reads --model"),
+    (["--backend", "rbnet", "--model", "OTHER"], 2, "--model does not apply to --backend rbnet, which reads --ckpt"),
+    (["--model", "RIGHT"], 2, "--model does not apply to --backend mediapipe"),
     (["--backend", "onnx", "--model", "RIGHT", "--std", "1,0,1"], 1, "--std must be three positive numbers"),
     (["--backend", "onnx", "--model", "RIGHT", "--refine", "best"], 1, "--refine must be one of dark, quarter"),
     (["--device", "cuda"], 1, "--device cuda: --backend mediapipe runs on the CPU only"),

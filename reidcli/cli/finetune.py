@@ -3,7 +3,7 @@
 Every tuning flag defaults to None and only the flags given reach the library, which fills
 the rest from its dataclasses (`FinetuneConfig`, `AugmentConfig`, the method's options); the
 help shows those defaults. A flag that is no option of the chosen --method is an error
-(exit 1), e.g. ``--alpha does not apply to --method pseudo``.
+(exit 2, bad usage), e.g. ``--alpha does not apply to --method pseudo``.
 """
 
 from __future__ import annotations

@@ -287,7 +287,7 @@ def encode_features(x: np.ndarray, k1: int, k2: int, *, variant: str = "spcl", k
     import time
 
     from reidcli.cluster.knn import knn, knn_rowmax
-    from reidcli.utils.params import Options, ParamError, check_value
+    from reidcli.utils.params import NotApplicable, Options, check_value
 
     check_value("variant", variant, [Options(VARIANTS)])
     n, t0 = len(x), time.perf_counter()
@@ -296,7 +296,7 @@ def encode_features(x: np.ndarray, k1: int, k2: int, *, variant: str = "spcl", k
         kernel = KnnLookup(dist, rank, lambda r, c: 2.0 - 2.0 * pair_dots(x, r, c))
     else:
         if knn_index == "ivf":
-            raise ParamError("knn_index", "'ivf' does not apply to variant 'mmt': its distances are divided by "
+            raise NotApplicable("knn_index", "'ivf' does not apply to variant 'mmt': its distances are divided by "
                                           "each row's maximum, which takes the exact search; use auto or flat")
         block = int(max(64, min(2048, (1 << 26) // max(n, 1))))  # [block, N] float32 slabs, 256 MiB at most
         dist, rank, rowmax = knn_rowmax(x, max(k1 + 1, k2), block=block, device=_rowmax_device(gpu))

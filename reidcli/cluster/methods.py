@@ -30,6 +30,7 @@ import numpy as np
 from reidcli.utils.errors import InputError
 from reidcli.utils.params import (
     Interval,
+    NotApplicable,
     Options,
     ParamError,
     Satisfies,
@@ -158,7 +159,7 @@ class JaccardDbscanOptions(_DbscanEps, ClustererOptions):
         at_most_n("k1", self.k1, n, where)
         at_most_n("k2", self.k2, n, where)
         if self.jaccard == "mmt" and self.knn_index == "ivf":
-            raise ParamError("knn_index", "'ivf' does not apply to jaccard 'mmt' (its distances are divided by each "
+            raise NotApplicable("knn_index", "'ivf' does not apply to jaccard 'mmt' (its distances are divided by each "
                                           "row's maximum, which takes the exact search); use auto or flat")
 
     def fit(self, x: np.ndarray, ctx: FitContext) -> tuple[np.ndarray, dict]:

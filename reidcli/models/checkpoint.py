@@ -72,9 +72,9 @@ def network_from_checkpoint(ck: dict, state: Optional[dict] = None, *, net: Opti
     domains = (ck.get("bn") or {}).get("domains") or []
     if not domains:
         if bn_domain is not None:
-            from reidcli.utils.params import ParamError
+            from reidcli.utils.params import NotApplicable
 
-            raise ParamError("bn_domain", f"does not apply to {source}: it has no domain-specific BN (trained "
+            raise NotApplicable("bn_domain", f"does not apply to {source}: it has no domain-specific BN (trained "
                                           "without --domain-bn); drop --bn-domain")
         load_state(model, state, source)
         return model

@@ -46,7 +46,7 @@ from reidcli.train.methods import (
 )
 from reidcli.train.methods.options import MethodOptions
 from reidcli.utils.errors import ConfigError, InputError
-from reidcli.utils.params import ParamError, reject_given, reject_unknown
+from reidcli.utils.params import NotApplicable, ParamError, reject_given, reject_unknown
 
 log = logging.getLogger(__name__)
 DEFAULT_METHOD = "mmt"
@@ -217,7 +217,7 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
     if kind.uses_source and source is None:
         raise ConfigError(f"--method {method} trains on labelled source images too; pass --source DATA")
     if source is not None and not kind.uses_source:
-        raise ParamError("source", f"does not apply to --method {method}; it trains on the target alone")
+        raise NotApplicable("source", f"does not apply to --method {method}; it trains on the target alone")
     _check_needs(kind, method, labels, reference, styled)
     if styled is not None:  # before any work: an unmerged shard holds only part of the styled images
         from reidcli.stylize.manifest import require_whole_tree
@@ -287,9 +287,9 @@ def _check_needs(kind, method: str, labels, reference, styled=None) -> None:
         raise ConfigError(f"--method {method} trains on pseudo-labels; pass --labels FILE (the output of "
                           "'reid cluster')")
     if labels is not None and not kind.uses_labels:
-        raise ParamError("labels", f"does not apply to --method {method}; it needs no clustering")
+        raise NotApplicable("labels", f"does not apply to --method {method}; it needs no clustering")
     if reference is not None and not kind.uses_reference:
-        raise ParamError("reference", f"does not apply to --method {method}")
+        raise NotApplicable("reference", f"does not apply to --method {method}")
 
 
 def _check_reference(kind, method: str, reference, ck: dict, ckpt: Path) -> None:

@@ -1,4 +1,5 @@
-"""Error types. The CLI turns any `ReidError` into one line on stderr and exit 1.
+"""Error types. The CLI turns any `ReidError` into one line on stderr and its ``exit_code``:
+1, or 2 for bad usage (`reidcli.utils.params.NotApplicable`: a flag that would do nothing).
 
 Messages say what is wrong, where, and how to fix it, e.g.
 ``f.h5:/train/features is 2048-d but m.pt embeds 512-d; re-run 'reid features --ckpt m.pt'``.

@@ -36,6 +36,13 @@ class ParamError(ConfigError):
         self.detail = message
 
 
+class NotApplicable(ParamError):
+    """A setting given where it would do nothing (`reject_unknown`, `reject_given`): bad
+    usage, so the CLI exits 2 as for an unknown flag."""
+
+    exit_code = 2
+
+
 class Constraint:
     """One admissible set of values; `describe` completes "must be ..."."""
 
@@ -207,7 +214,7 @@ def reject_unknown(given: Iterable[str], known: Iterable[str], *, what: str) -> 
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             listed = ", ".join(known) if known else "none"
-            raise ParamError(name, f"does not apply to {what}{hint} (its options: {listed})")
+            raise NotApplicable(name, f"does not apply to {what}{hint} (its options: {listed})")
 
 
 def reject_given(values: Mapping[str, Any], names: Iterable[str], *, applies: bool, what: str) -> None:
@@ -220,4 +227,4 @@ def reject_given(values: Mapping[str, Any], names: Iterable[str], *, applies: bo
         return
     for name in names:
         if values.get(name) is not None:
-            raise ParamError(name, f"does not apply {what}")
+            raise NotApplicable(name, f"does not apply {what}")

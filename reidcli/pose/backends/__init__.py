@@ -13,7 +13,7 @@ import importlib
 
 from reidcli.pose.backends.base import BACKENDS, PoseBackend, letterbox
 from reidcli.utils.errors import ConfigError
-from reidcli.utils.params import ParamError
+from reidcli.utils.params import NotApplicable
 
 _MODULES = {"mediapipe": "mediapipe", "onnx": "onnx", "gt": "gt", "rbnet": "rbnet"}
 DEFAULT_BACKEND = "mediapipe"
@@ -72,7 +72,7 @@ def check_options(name: str, options: dict) -> None:
     users = lambda opt: ", ".join(b for b, opts in BACKEND_OPTIONS.items() if opt in opts)  # noqa: E731
     for opt in TUNING:
         if opt not in takes and options.get(opt) is not None:
-            raise ParamError(opt, f"does not apply to --backend {name}"
+            raise NotApplicable(opt, f"does not apply to --backend {name}"
                                   f"{' (it reads the keypoints from a pose file)' if name == 'gt' else ''}; "
                                   f"it is an option of --backend {users(opt)}")
 
@@ -84,7 +84,7 @@ def check_file_option(name: str, options: dict) -> None:
     for opt, users in _FILE_USERS.items():
         if options.get(opt) is not None and opt != takes:
             reads = f"which reads --{takes}" if takes else "which ships its own model"
-            raise ParamError(opt, f"does not apply to --backend {name}, {reads}; "
+            raise NotApplicable(opt, f"does not apply to --backend {name}, {reads}; "
                                   f"--{opt} is for --backend {users}")
 
 
