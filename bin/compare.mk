@@ -16,19 +16,20 @@
 # JOBS at a time, each program on one thread. Default rows:
 #   mmt               Mutual Mean-Teaching (Ge et al. 2020); features of the two mean nets averaged
 #   pseudo            CE + triplet on DBSCAN pseudo-labels (MMT's baseline), plain features
-#   kd                ULA label expansion (seed 003: Euclidean DBSCAN, templates, cosine 0.8; base
-#                     classes scaled from the paper's 750 of 12,936 images) + KD weight blending
-#                     every 5 epochs (5 epochs of ITERS/5 steps per round)
-#   camstyle          seed 004 without clustering: `reid stylize fit --method color` on the target,
-#                     `stylize apply` (every training image in every other camera), then ROUNDS
-#                     rounds of `finetune --method camstyle --styled` (ITERS steps each, no cluster)
-#   mar               soft multilabel adaptation (seed 001 / MAR), no clustering (each round is
+#   kd                ULA label expansion (CSAM-ReID 2022: Euclidean DBSCAN, templates, cosine
+#                     0.8; base classes scaled from the paper's 750 of 12,936 images) + KD
+#                     weight blending every 5 epochs (5 epochs of ITERS/5 steps per round)
+#   camstyle          LSTM-UDA 2021 without clustering: `reid stylize fit --method color` on the
+#                     target, `stylize apply` (every training image in every other camera), then
+#                     ROUNDS rounds of `finetune --method camstyle --styled` (ITERS steps each,
+#                     no cluster)
+#   mar               soft multilabel adaptation (MAR, Yu et al. 2019), no clustering (each round is
 #                     finetune alone) against the source as labelled reference set, its agents
 #                     starting as the source model's mean embedding of each source identity
 # Opt-in (ROWS="... name"): pseudo+camnorm, mmt+camnorm, kd+camnorm (camera-centred features:
-# reid cluster --camera-norm); joint (labelled source + pseudo-labelled target together, seed
-# 004's joint objective), joint+camnorm; joint+styled (the styled images as positives of their
-# pseudo-label); rbnet+mmt and rbnet+mmt+camnorm (seed 000: RBNet's
+# reid cluster --camera-norm); joint (labelled source + pseudo-labelled target together,
+# LSTM-UDA 2021's joint objective), joint+camnorm; joint+styled (the styled images as positives
+# of their pseudo-label); rbnet+mmt and rbnet+mmt+camnorm (Yu & Piao 2024: RBNet's
 # reverse backbone is built on ResNet stages, so these rows train a resnet18_half RBNet source
 # from scratch, against its own direct transfer: not the bed's regime).
 # bin/compare_table.py prints the calibration block and one table: mAP, Rank-1, gap closed,

@@ -7,7 +7,7 @@
 #   make -f bin/uda.mk paths EPS=0.6            # where a run's files go (OUT, RUN), nothing built
 #
 # synth -> pretrain (source, and an oracle on the target's labels) -> features -> cluster
-# -> finetune, ROUNDS times -> features -> evaluate -> one table. METHOD=camstyle (seed 004)
+# -> finetune, ROUNDS times -> features -> evaluate -> one table. METHOD=camstyle (LSTM-UDA 2021)
 # clusters nothing: stylize fit + apply on the target once, then ROUNDS finetune rounds on
 # the styled images; STYLE=1 adds the styled images (--styled) to any other method. Every
 # intermediate file is a target, so an interrupted run resumes where it stopped, and every parameter is a
@@ -149,8 +149,8 @@ STYLE_METHOD ?= color
 # adaptation run's folder (default: the method), so variants of one method sit side by side
 PRE_ARGS ?=
 RUN ?= $(METHOD)$(if $(run_given),-$(call checksum,$(run_given)))
-# mar (seed 001) needs no clustering either: it describes the target by the identities of a
-# labelled reference set, REFERENCE (default: the source)
+# mar (MAR, Yu et al. 2019) needs no clustering either: it describes the target by the
+# identities of a labelled reference set, REFERENCE (default: the source)
 REFERENCE ?= $(SOURCE)
 SEED ?= 0
 DEVICE ?= auto

@@ -90,7 +90,7 @@ def command(
     nets and their mean nets; the checkpoint carries all four and the next round continues
     them; 'reid features' uses the first mean net), kd (intermediate copy blended into the
     weights every --kd-every epochs), joint (labelled --source images and the target
-    together), camstyle (seed 004: source CE + a source-vs-target triplet in which each
+    together), camstyle (LSTM-UDA 2021: source CE + a source-vs-target triplet in which each
     target image and its --styled versions are one class; --labels optional), mar (soft
     multilabels over the agents of a labelled --reference set; no --labels). Outliers (-1) are left out. -o may equal --ckpt: it is replaced only when
     the round has finished. A method's flag given with another --method is an error.

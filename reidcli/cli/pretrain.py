@@ -48,7 +48,7 @@ def command(
     neck: Annotated[Str, opt("--neck", help="bnneck | none.", of=M, rich_help_panel=_M)] = None,
     embed_dim: Annotated[Int, opt("--embed-dim", help="FC from the pooled feature to this size (0 = keep the pooled size: layer4's, or with --multilevel the fused one).", of=M, rich_help_panel=_M)] = None,
     attention: Annotated[Bool, opt("--attention", help="CBAM after layer2/3/4.", of=M, rich_help_panel=_M)] = None,
-    multilevel: Annotated[Bool, opt("--multilevel", help="Multi-level fusion (seed 001): layer1, layer3 and layer4 pooled and concatenated.", of=M, rich_help_panel=_M)] = None,
+    multilevel: Annotated[Bool, opt("--multilevel", help="Multi-level fusion (Zhang et al. 2020): layer1, layer3 and layer4 pooled and concatenated.", of=M, rich_help_panel=_M)] = None,
     lstm_branch: Annotated[Bool, opt("--lstm-branch", help="Bi-LSTM local branch over 3 stripes.", of=M, rich_help_panel=_M)] = None,
     dropout: Annotated[Float, opt("--dropout", help="Dropout before the classifier.", of=M, rich_help_panel=_M)] = None,
     rb_backbone: Annotated[str, _rb("--rb-backbone", help="its ResNet (resnet50; tiny = resnet18, resnet18_half for CPU runs).")] = "resnet50",
@@ -66,7 +66,7 @@ def command(
     pose_min_score: Annotated[Float, opt("--pose-min-score", help="rbnet: mask keypoints scoring at or below this.", of=L, rich_help_panel=_R)] = None,
     method: Annotated[Str, typer.Option("--method", help="Training method: supervised (ID + triplet) | mrda (cross-modality, --arch mrda) | agents (MAR reference pretraining: agent loss only; the agents are saved for finetune --method mar). \\[default: supervised]", rich_help_panel=_T)] = None,
     mrda_backbone: Annotated[Str, opt("--mrda-backbone", help="mrda: its ResNet (resnet50; resnet18_half for CPU runs).", of=MN, field="backbone", rich_help_panel=_X)] = None,
-    mrda_attn_topk: Annotated[Int, opt("--attn-topk", help="mrda: stripes kept by the dynamic attention (the seed gives no k).", of=MN, field="attn_topk", rich_help_panel=_X)] = None,
+    mrda_attn_topk: Annotated[Int, opt("--attn-topk", help="mrda: stripes kept by the dynamic attention (the paper gives no k).", of=MN, field="attn_topk", rich_help_panel=_X)] = None,
     mrda_two_stream: Annotated[Bool, opt("--two-stream/--one-stream", help="mrda: separate visible and infrared stages 0-1 (--one-stream: one stem for both, an ablation).", of=MN, field="two_stream", rich_help_panel=_X)] = None,
     mrda_attention: Annotated[Bool, opt("--dyn-attention/--no-dyn-attention", help="mrda: the dynamic attention term of F (eq. 16; off: F = GeM(f), an ablation).", of=MN, field="attention", rich_help_panel=_X)] = None,
     id_weight: Annotated[Float, opt("--id-weight", help="mrda: label-smoothed ID loss (eq. 18).", of=X, rich_help_panel=_X)] = None,
@@ -125,7 +125,7 @@ def command(
     a self-describing checkpoint after every epoch (resumable with --resume). Under
     'torchrun --nproc_per_node N' it trains with DDP.
 
-    With --arch rbnet (METHODS.md 1) the reverse backbone learns heat-maps of the --pose
+    With --arch rbnet (Yu & Piao 2024) the reverse backbone learns heat-maps of the --pose
     keypoints and a second pass on the masked image adds ID2 + triplet2 losses.
 
     Example: reid pretrain data/market -o m.pt --arch resnet50 --epochs 80

@@ -1,5 +1,5 @@
-"""Unsupervised label adaptation (ULA) by template expansion (seed 003, sec. 1.3; METHODS.md
-section 4: attention + ULA + KD).
+"""Unsupervised label adaptation (ULA) by template expansion (CSAM-ReID 2022, sec. 1.3;
+docs/papers.md section 4: attention + ULA + KD).
 
 1. Density clustering of the target features (eq. 1, N_eps(x_j) = {x_i : dist(x_i, x_j) <=
    eps}, DBSCAN with eps 1.0) gives sample clusters (`reidcli.cluster.run`).

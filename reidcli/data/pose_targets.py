@@ -1,7 +1,7 @@
 """Pose targets for training: keypoints from a pose file, carried through augmentation.
 
-RBNet (METHODS.md section 1) learns 17 heat-maps against Gaussians rendered from the
-keypoints of every training image. This module
+RBNet (Yu & Piao 2024; docs/papers.md section 1) learns 17 heat-maps against Gaussians
+rendered from the keypoints of every training image. This module
 
 * matches a pose file (``reid extract-pose``, or the ground truth ``reid synth`` writes) to
   the dataset's records by relative path (`match_pose`): a file made for another dataset is

@@ -139,7 +139,8 @@ def _k_groups(rng: np.random.Generator, ix: np.ndarray, k: int) -> list[np.ndarr
 
 
 class CrossModalPKSampler(PKBatchSampler):
-    """P identities x (K visible + K infrared) images (MRDA, seed 002 sec. 3.2: 3 x (6 + 6)).
+    """P identities x (K visible + K infrared) images (MRDA, Zhang et al. 2023, sec. 3.2:
+    3 x (6 + 6)).
 
     Each identity's visible and infrared images are cut into groups of K as `PKBatchSampler`
     does (topped up with replacement when fewer); its i-th visible group is paired with its

@@ -2,7 +2,7 @@
 
 Images arrive as RGB ``uint8`` arrays [H, W, 3] from OpenCV decoding. Training follows the
 re-ID recipe shared by BoT (Luo et al., CVPR-W 2019), torchreid and fast-reid: resize,
-random horizontal flip, pad + random crop (or a random resized crop, METHODS.md section 5:
+random horizontal flip, pad + random crop (or a random resized crop, LSTM-UDA 2021:
 scale [0.64, 1], aspect [2, 3]), optional colour jitter, normalisation, then random erasing
 (Zhong et al., AAAI 2020) on the normalised tensor.
 

@@ -1,4 +1,4 @@
-"""Mask reconstruction of MRDA (seed 002, sec. 2.2, eqs. 1-4; METHODS.md section 3).
+"""Mask reconstruction of MRDA (Zhang et al. 2023, sec. 2.2, eqs. 1-4; docs/papers.md section 3).
 
 A body mask from the image alone, without a parser or pose model:
 
@@ -6,7 +6,7 @@ A body mask from the image alone, without a parser or pose model:
     M- = 1 - M+                                     (eq. 2)
     x_M+ = M+ * x,   x_M- = M- * x                  (eqs. 3-4, spatial weighting)
 
-min and max are taken per image over all its channels and pixels (the seed does not say;
+min and max are taken per image over all its channels and pixels (the paper does not say;
 this is our choice). As the formula is written, M+ lies in [0, sqrt(C)] (not clipped to
 [0, 1]), so M- may be negative; training only uses x_M+. The transform acts on a batch of
 (normalised) network inputs, so it runs on the device with the rest of the step.

@@ -5,7 +5,7 @@ A bed is only useful if it stands in the relations the papers' real data stand i
 is calibrated on the baseline alone, before any paper method runs, against these targets
 (docs/compare.md gives their sources):
 
-* direct transfer reaches 0.20-0.45 of the oracle's target mAP (seed 000: ResNet-50
+* direct transfer reaches 0.20-0.45 of the oracle's target mAP (Yu & Piao 2024: ResNet-50
   Market -> Duke 17.3 against supervised Duke 81.1; BoT-style models about 30 against 76);
 * plain pseudo-label self-training (DBSCAN on Jaccard distances, no camera centring) closes
   at least 30% of the direct -> oracle gap, as every UDA paper's own baseline does;

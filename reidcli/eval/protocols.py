@@ -15,7 +15,7 @@
 
 Each protocol is a `Protocol` registered in `PROTOCOLS` (``--protocol`` takes its name):
 what it pools, which trials it runs, how it filters and counts ranks, what it notes.
-docs/contributing-cluster.md says how to add one.
+CONTRIBUTING.md ("Adding an evaluation protocol") says how to add one.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 `CrossEntropyLabelSmooth`, `TripletLoss` (batch-hard), `CenterLoss`, `SoftEntropy` and
 `SoftTripletLoss` (Mutual Mean-Teaching), `HeatmapMSELoss` and `RBNetLoss` (RBNet),
-`DomainConnectedness` (seed 004's source-vs-target triplet). The
+`DomainConnectedness` (the source-vs-target triplet of LSTM-UDA 2021). The
 training methods build them from their options (`reidcli.train.methods.objective`); no
 command chooses a loss by name, so there is no loss registry.
 """

@@ -1,5 +1,5 @@
 """Reference agent learning of MAR (Yu et al., "Unsupervised Person Re-identification by
-Soft Multilabel Learning", CVPR 2019, sec. 3.4; METHODS.md section 2):
+Soft Multilabel Learning", CVPR 2019, sec. 3.4; docs/papers.md section 2):
 L_RAL = L_AL + beta * L_RJ, with features and agents unit-norm (the public code renormalises
 both).
 """

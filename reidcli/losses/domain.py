@@ -1,10 +1,10 @@
 """Domain connectedness: a batch-hard triplet over labelled source images and target images
-in which every source-target pair is a negative (seed 004, "LSTM local branch + StarGAN
-camera style", 2021, sec. 2.4, eq. 3; METHODS.md section 5).
+in which every source-target pair is a negative (LSTM-UDA 2021: LSTM local branch +
+StarGAN camera style, sec. 2.4, eq. 3; docs/papers.md section 5).
 
     L_D = L_T({x_s} u {x_t} u {x_t*})
 
-with L_T the batch-hard triplet of the seed's eq. 2 (Hermans et al. 2017, eq. 5):
+with L_T the batch-hard triplet of the paper's eq. 2 (Hermans et al. 2017, eq. 5):
 
     L_T = 1/N sum_a [m + max_p ||f_a - f_p||_2 - min_n ||f_a - f_n||_2]_+
 
@@ -12,7 +12,7 @@ Positives of a source anchor: the source images of its identity. Positives of a 
 anchor: the target images of its class (an image and its camera-styled versions, or its
 pseudo-label). Negatives: every other image of the union, so each source image is a
 negative of each target image and the other way round ("different domains hold different
-identities", the seed's prior).
+identities", the paper's prior).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def domain_positive_mask(ys: torch.Tensor, yt: torch.Tensor) -> torch.Tensor:
 
 
 class DomainConnectedness(nn.Module):
-    """``forward(feat_s, ys, feat_t, yt)``: L_D of seed 004 eq. 3 (module docstring), the mean
+    """``forward(feat_s, ys, feat_t, yt)``: L_D of LSTM-UDA 2021, eq. 3 (module docstring), the mean
     over every anchor of the union (each anchor has a negative: the other domain)."""
 
     def __init__(self, margin: float = 0.5):

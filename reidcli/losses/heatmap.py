@@ -1,6 +1,6 @@
 """RBNet's keypoint heat-map loss and its total objective.
 
-`HeatmapMSELoss` is RBNet's eq. 3 (Yu & Piao 2024, METHODS.md section 1): the mean squared
+`HeatmapMSELoss` is RBNet's eq. 3 (Yu & Piao 2024; docs/papers.md section 1): the mean squared
 error between the reverse backbone's 17 maps and Gaussian targets rendered from pose
 keypoints, L_MSE = 1/N sum_i (y_hat_i - y_i)^2, averaged only over the maps that are
 supervised (per-keypoint weights, as mmpose's KeypointMSELoss ``use_target_weight``): a

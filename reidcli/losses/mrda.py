@@ -1,4 +1,5 @@
-"""The cross-modality losses of MRDA (seed 002, sec. 2.5, eqs. 18-23; METHODS.md section 3).
+"""The cross-modality losses of MRDA (Zhang et al. 2023, sec. 2.5, eqs. 18-23; docs/papers.md
+section 3).
 
 The ID term (eq. 18) is `reidcli.losses.CrossEntropyLabelSmooth` with xi = 0.1. This module
 adds the hetero-centre triplet loss (eqs. 19-20), the modality correlation consistency loss
@@ -41,9 +42,9 @@ class HeteroCentreTriplet(nn.Module):
         sum_i [rho + ||C_i^v - C_i^r|| - min_{n in {v,r}, j != i} ||C_i^v - C_j^n||]_+
       + sum_i [rho + ||C_i^r - C_i^v|| - min_{n in {v,r}, j != i} ||C_i^r - C_j^n||]_+
 
-    with C the per-identity modality centres of the batch (eq. 19). The seed writes one
+    with C the per-identity modality centres of the batch (eq. 19). The paper writes one
     hardest-negative term for both anchors; we take it per anchor centre, as Liu et al.
-    ``reduction`` 'sum': summed over the identities as the seed writes it; 'mean': the mean
+    ``reduction`` 'sum': summed over the identities as the paper writes it; 'mean': the mean
     over the 2P anchor centres, as Liu et al.'s code (``CenterTripletLoss``: a
     ``MarginRankingLoss``, mean reduction), 1/(2P) of the sum.
     """
@@ -95,11 +96,11 @@ class RegionCentreLoss(nn.Module):
         L_ac = mean_i ||f_i - f_i(M+)||_2 + ||C^v - C^r||_2 summed over identities
 
     The first term pulls each image's pooled stage-1 feature (average over H, W) towards
-    that of its mask-reconstructed copy x_M+ (visible and infrared alike: the seed's first
+    that of its mask-reconstructed copy x_M+ (visible and infrared alike: the paper's first
     two sums). The modality term pulls, per identity, the visible centre of the original
-    stage-1 features towards the infrared one (the seed pairs visible and infrared images;
+    stage-1 features towards the infrared one (the paper pairs visible and infrared images;
     unpaired data only has identities in common, so we pair centres). Averaged over images
-    for the first term and over identities for the second (the seed sums).
+    for the first term and over identities for the second (the paper sums).
     """
 
     def forward(self, stage1: torch.Tensor, stage1_masked: torch.Tensor, labels: torch.Tensor,

@@ -1,5 +1,6 @@
 """Soft multilabel learning of MAR (Yu, Zheng, Li, Xiang & Gong, "Unsupervised Person
-Re-identification by Soft Multilabel Learning", CVPR 2019; METHODS.md section 2, seed 001).
+Re-identification by Soft Multilabel Learning", CVPR 2019, as Zhang et al. 2020 use it;
+docs/papers.md section 2).
 
 An unlabelled image is described by its similarity to the reference agents a_1..a_Np (one
 per identity of a labelled reference set), its *soft multilabel* (MAR eq. 1 with the

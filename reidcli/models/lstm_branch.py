@@ -1,5 +1,6 @@
-"""The local branch of METHODS 5: three horizontal stripes of the last feature map, read
-head to feet by a bidirectional LSTM (hidden 256), then an FC embedding."""
+"""The local branch of LSTM-UDA 2021 (docs/papers.md section 5): three horizontal stripes of
+the last feature map, read head to feet by a bidirectional LSTM (hidden 256), then an FC
+embedding."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""MRDA's two-stream network with dynamic attention (arch ``mrda``; seed 002, secs. 2.3-2.4;
-METHODS.md section 3).
+"""MRDA's two-stream network with dynamic attention (arch ``mrda``; Zhang et al. 2023,
+secs. 2.3-2.4; docs/papers.md section 3).
 
 - Two streams (eqs. 5-8): stage 0 (conv1/bn1/max-pool) and stage 1 (layer1) of the ResNet
   are separate for visible and infrared images; stages 2-4 are shared. Each image is routed
@@ -9,7 +9,7 @@ METHODS.md section 3).
 - The head is `ReidNet`'s: BNNeck, classifier; eval mode returns the BN feature.
 
 Settings in ``ModelConfig.mrda`` (keys of `MrdaNetOptions`): ``backbone`` (any ResNet of the
-registry), ``attn_topk`` (regions kept; the seed gives no value: 8, half the 16 stripes
+registry), ``attn_topk`` (regions kept; the paper gives no value: 8, half the 16 stripes
 of a 256x128 input with last stride 1; clamped to the stripes of the map), and the
 ablation switches ``two_stream`` (off: one stem for both modalities) and ``attention``
 (off: F = GeM(f)).
@@ -45,7 +45,7 @@ class DynamicAttention(nn.Module):
         f_bar = alpha V                                (15)  [N, k W, C]
 
     Returns avg(f_bar) [N, C] (the mean over the k W attended positions; eq. 16 adds it to
-    GeM(f)). Unscaled dot products, as the seed writes them.
+    GeM(f)). Unscaled dot products, as the paper writes them.
     """
 
     def __init__(self, channels: int, topk: int = 8, reduction: int = 8):

@@ -16,7 +16,8 @@ from reidcli.utils.params import Interval, Satisfies, check_params
 class MrdaNetOptions:
     """The ``mrda`` dict of a `ModelConfig` (``reid pretrain --mrda-backbone/--attn-topk/
     --two-stream/--dyn-attention``). ``two_stream`` and ``attention`` off are the ablations of
-    the seed's Table 2: one stem for both modalities; F = GeM(f) without the attended term."""
+    the paper's Table 2 (Zhang et al. 2023): one stem for both modalities; F = GeM(f) without
+    the attended term."""
 
     backbone: str = "resnet50"
     attn_topk: int = 8

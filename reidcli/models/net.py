@@ -1,11 +1,11 @@
 """`ReidNet`: a backbone plus the re-ID head every method trains, built from a `ModelConfig`.
 
 Head (each part a config switch): optional CBAM after layer2/3/4 -> pooling (avg / GeM /
-avg+max) of layer4, or of layer1+layer3+layer4 concatenated (multi-level, seed 001) ->
+avg+max) of layer4, or of layer1+layer3+layer4 concatenated (multi-level, Zhang et al. 2020) ->
 optional FC to ``embed_dim`` (0 keeps the pooled size, the fused one with multi-level) ->
 BNNeck (Luo et al., "Bag of Tricks", CVPRW 2019: the triplet loss sees the feature before
 BN, the classifier and inference the one after) -> dropout -> classifier.
-An optional bi-LSTM local branch runs beside the global one (METHODS 5).
+An optional bi-LSTM local branch runs beside the global one (LSTM-UDA 2021).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ Output = Union[torch.Tensor, dict[str, torch.Tensor]]
 
 def fused_dim(channels) -> int:
     """Size of the multi-level feature: layer1, layer3 and layer4 pooled and concatenated
-    (seed 001, sec. 2.3 step 3: the last layer takes the fused dimension)."""
+    (Zhang et al. 2020, sec. 2.3 step 3: the last layer takes the fused dimension)."""
     return channels[1] + channels[3] + channels[4]
 
 

@@ -39,7 +39,7 @@ class AvgPool(nn.Module):
 
 class AvgMaxPool(nn.Module):
     """Sum of global average and global max pooling (as in fast-reid's 'avgmaxpool');
-    the combination used by the LSTM-branch paper (METHODS 5) keeps the dimension."""
+    the combination used by the LSTM-branch paper (LSTM-UDA 2021) keeps the dimension."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.mean(dim=(2, 3)) + F.adaptive_max_pool2d(x, 1).flatten(1)

@@ -1,7 +1,7 @@
 """RBNet: a re-ID network guided by body keypoints through a reverse backbone (arch ``rbnet``).
 
 Yu & Piao, "Reverse backbone net for unsupervised person re-identification", Journal of
-Jilin University 2024 (METHODS.md section 1). Three steps (paper Fig. 1):
+Jilin University 2024 (docs/papers.md section 1). Three steps (paper Fig. 1):
 
 1. backbone 1 (a ResNet) gives the global feature: GAP -> BNNeck -> ID + triplet loss;
 2. the reverse backbone (`reidcli.models.reverse`) learns 17 keypoint heat-maps at half the

@@ -1,5 +1,5 @@
 """The reverse backbone of RBNet (Yu & Piao, "Reverse backbone net for unsupervised person
-re-identification", J. Jilin Univ. 2024; METHODS.md section 1, Fig. 1 and Table 1).
+re-identification", J. Jilin Univ. 2024; docs/papers.md section 1, Fig. 1 and Table 1).
 
 From each ResNet stage output (conv1 before the max-pool, layer1..layer4) a 1x1 conv + ReLU
 ("change_channel") turns the backbone feature into 17 channel groups, one per COCO keypoint.

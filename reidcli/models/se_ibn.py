@@ -76,7 +76,7 @@ class IBNBottleneck(tvr.Bottleneck):
 
 @MODELS.register("se_resnet50")
 def se_resnet50(last_stride: int = 2, pretrained: str = "none") -> ResNetBackbone:
-    """SE-ResNet-50 (Hu et al. 2018), SE in every bottleneck (METHODS 2).
+    """SE-ResNet-50 (Hu et al. 2018), SE in every bottleneck (as Zhang et al. 2020 use it).
 
     torchvision ships no SE weights: 'imagenet' loads torchvision's ResNet-50 into the
     shared layers and leaves the SE blocks at their initial values (reported); pass a

@@ -1,7 +1,7 @@
 """Gaussian keypoint heat-maps: rendering targets and decoding predictions.
 
 Shared by the top-down ONNX backend (decoding mmpose heat-maps) and RBNet (MSE targets
-rendered from pose.h5, METHODS.md section 1). Coordinate convention, as in mmpose's
+rendered from pose.h5; Yu & Piao 2024). Coordinate convention, as in mmpose's
 MSRAHeatmap: a point (x, y) in an image of size (h, w) sits at (x * W / w, y * H / h) on an
 (H, W) heat-map, and decoding maps back with the inverse scale.
 

@@ -31,10 +31,11 @@ class Recipe:
 
 RECIPES: Registry[Recipe] = Registry("recipe")
 
-# Seed 000, RBNet (METHODS.md 1): RBNet pre-training, Adam, 60 epochs x0.1 every 20; MMT
-# adaptation on k-reciprocal Jaccard DBSCAN pseudo-labels (k1 30, k2 6, eps 0.42, min 4), with
-# the MMT code's Jaccard distance, a new Adam each round and decay on every parameter (issue 23).
-RECIPES.add("rbnet", Recipe("RBNet (seed 000, 2024) + MMT", {
+# RBNet (Yu & Piao 2024; docs/papers.md section 1): RBNet pre-training, Adam, 60 epochs x0.1
+# every 20; MMT adaptation on k-reciprocal Jaccard DBSCAN pseudo-labels (k1 30, k2 6, eps 0.42,
+# min 4), with the MMT code's Jaccard distance, a new Adam each round and decay on every
+# parameter (issue 23).
+RECIPES.add("rbnet", Recipe("RBNet (Yu & Piao 2024) + MMT", {
     "pretrain": {"arch": "rbnet", "rb_backbone": "resnet50", "optimizer": "adam", "lr": 3.5e-4,
                  "epochs": 60, "schedule": "step", "milestones": [20, 40], "gamma": 0.1,
                  "margin": 0.3, "height": 256, "width": 128, "stem_relu": True},
@@ -43,11 +44,11 @@ RECIPES.add("rbnet", Recipe("RBNet (seed 000, 2024) + MMT", {
     "cluster": {"method": "dbscan-jaccard", "eps": 0.42, "k1": 30, "k2": 6, "min_samples": 4, "jaccard": "mmt"},
 }))
 
-# Seed 003, CSAM + ULA + KD (METHODS.md 4): attention after layer2/3/4, BoT losses with
-# 0.0035 x BoT code's centre loss (no 1/2: 0.007 x reidcli's, centres at twice its rate; issue
-# 23), 120 epochs x0.1 every 50, jitter; ULA: Euclidean DBSCAN eps 1.0, 750
-# base classes, cosine 0.8; KD mu 0.5 every 5 epochs.
-RECIPES.add("csam-kd", Recipe("CSAM-ReID + ULA + KD (seed 003, 2022)", {
+# CSAM + ULA + KD (CSAM-ReID 2022; docs/papers.md section 4): attention after layer2/3/4, BoT
+# losses with 0.0035 x BoT code's centre loss (no 1/2: 0.007 x reidcli's, centres at twice its
+# rate; issue 23), 120 epochs x0.1 every 50, jitter; ULA: Euclidean DBSCAN eps 1.0, 750 base
+# classes, cosine 0.8; KD mu 0.5 every 5 epochs.
+RECIPES.add("csam-kd", Recipe("CSAM-ReID + ULA + KD (CSAM-ReID 2022)", {
     "pretrain": {"attention": True, "label_smooth": 0.1, "margin": 0.3, "center_weight": 0.007, "center_lr": 1.0,
                  "optimizer": "adam", "epochs": 120, "schedule": "step", "milestones": [50, 100],
                  "gamma": 0.1, "p": 16, "k": 4, "jitter": 0.2, "flip": 0.5, "erasing": 0.5},
@@ -56,11 +57,11 @@ RECIPES.add("csam-kd", Recipe("CSAM-ReID + ULA + KD (seed 003, 2022)", {
     "cluster": {"method": "dbscan-euclidean", "eps": 1.0, "expand_threshold": 0.8, "keep_clusters": 750},
 }))
 
-# Seed 004, LSTM local branch + camera style (METHODS.md 5): Adam 3e-4, 30 epochs, random
-# resized crop scale [0.64, 1] aspect [2, 3], margin 0.5, dropout 0.5, avg+max pooling,
-# 128-d triplet embedding; camstyle: source CE + theta 0.3 x the source-vs-(styled) target
-# triplet, no clustering (`reid finetune --method camstyle --styled`).
-RECIPES.add("lstm-camstyle", Recipe("LSTM local branch + StarGAN camera style (seed 004, 2021)", {
+# LSTM local branch + camera style (LSTM-UDA 2021; docs/papers.md section 5): Adam 3e-4, 30
+# epochs, random resized crop scale [0.64, 1] aspect [2, 3], margin 0.5, dropout 0.5, avg+max
+# pooling, 128-d triplet embedding; camstyle: source CE + theta 0.3 x the source-vs-(styled)
+# target triplet, no clustering (`reid finetune --method camstyle --styled`).
+RECIPES.add("lstm-camstyle", Recipe("LSTM local branch + StarGAN camera style (LSTM-UDA 2021)", {
     "pretrain": {"lstm_branch": True, "pooling": "avgmax", "dropout": 0.5, "local_dim": 128,
                  "optimizer": "adam", "lr": 3e-4, "epochs": 30, "resized_crop": True,
                  "flip": 0.5, "margin": 0.5},
@@ -76,12 +77,12 @@ RECIPES.add("lstm-camstyle", Recipe("LSTM local branch + StarGAN camera style (s
 }))
 
 
-# Seed 002, MRDA (METHODS.md 3): two-stream ResNet-50 with dynamic attention, trained on
-# batches of 3 identities x (6 visible + 6 infrared) = 36 images, SGD momentum 0.9, lr 0.1
-# with warm-up, x0.1 at epochs 20 and 50; eq. 23 weighs every loss term 1. Where the seed
-# is silent (epochs, warm-up length, input size, top-k, rho, BN grouping) docs/recipes.md
-# states the choice.
-RECIPES.add("mrda", Recipe("MRDA: mask reconstruction + dynamic attention, visible-infrared (seed 002, 2023)", {
+# MRDA (Zhang et al. 2023; docs/papers.md section 3): two-stream ResNet-50 with dynamic
+# attention, trained on batches of 3 identities x (6 visible + 6 infrared) = 36 images, SGD
+# momentum 0.9, lr 0.1 with warm-up, x0.1 at epochs 20 and 50; eq. 23 weighs every loss term 1.
+# Where the paper is silent (epochs, warm-up length, input size, top-k, rho, BN grouping)
+# docs/recipes.md states the choice.
+RECIPES.add("mrda", Recipe("MRDA: mask reconstruction + dynamic attention, visible-infrared (Zhang et al. 2023)", {
     "pretrain": {"method": "mrda", "arch": "mrda", "mrda_backbone": "resnet50", "mrda_attn_topk": 8,
                  "mrda_two_stream": True, "mrda_attention": True, "last_stride": 1, "gem_p": 3.0,
                  "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "warmup_epochs": 10.0,
@@ -91,12 +92,12 @@ RECIPES.add("mrda", Recipe("MRDA: mask reconstruction + dynamic attention, visib
                  "mc_weight": 1.0, "ac_weight": 1.0, "mask": True, "hc_reduction": "mean"},
 }))
 
-# Seed 001, soft multilabel + multi-level fusion (METHODS.md 2) on MAR (Yu et al. CVPR 2019):
-# the paper's best network (ResNet-50, GAP after layer1/3/4 concatenated and kept, no SE);
-# reference pretraining with L_AL only (60 epochs, batch 256, lr 1e-3, wd 0.025); then mar
-# with half target / half reference batches of 368, lr 2e-4, wd 0.025, 20 epochs, and the
-# MAR public run's loss weights. Input, padding, stride, neck and schedule from MAR's code.
-RECIPES.add("mar", Recipe("Soft multilabel + multi-level fusion (seed 001, 2020) on MAR (CVPR 2019)", {
+# Soft multilabel + multi-level fusion (Zhang et al. 2020; docs/papers.md section 2) on MAR (Yu
+# et al. CVPR 2019): the paper's best network (ResNet-50, GAP after layer1/3/4 concatenated and
+# kept, no SE); reference pretraining with L_AL only (60 epochs, batch 256, lr 1e-3, wd 0.025);
+# then mar with half target / half reference batches of 368, lr 2e-4, wd 0.025, 20 epochs, and
+# the MAR public run's loss weights. Input, padding, stride, neck and schedule from MAR's code.
+RECIPES.add("mar", Recipe("Soft multilabel + multi-level fusion (Zhang et al. 2020) on MAR (Yu et al. 2019)", {
     "pretrain": {"method": "agents", "arch": "resnet50", "multilevel": True, "embed_dim": 0,
                  "last_stride": 2, "neck": "none", "scale": 30.0,
                  "optimizer": "adam", "epochs": 60, "p": 64, "k": 4, "lr": 1e-3, "weight_decay": 0.025,

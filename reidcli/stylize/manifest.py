@@ -1,6 +1,6 @@
-"""Reading a styled tree's ``manifest.csv`` (`reidcli.stylize.apply`) for training: seed
-004 (METHODS.md section 5) treats an image and its styled versions as one class, so each
-styled image takes the (pseudo-)label of its original."""
+"""Reading a styled tree's ``manifest.csv`` (`reidcli.stylize.apply`) for training:
+LSTM-UDA 2021 (docs/papers.md section 5) treats an image and its styled versions as one
+class, so each styled image takes the (pseudo-)label of its original."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ def _betas(v) -> bool:
 @dataclass
 class StarGANOptions(MethodOptions):
     """StarGAN (Choi et al., "StarGAN: Unified Generative Adversarial Networks for
-    Multi-Domain Image-to-Image Translation", CVPR 2018), the cameras as domains (seed 004):
+    Multi-Domain Image-to-Image Translation", CVPR 2018), the cameras as domains (LSTM-UDA 2021):
     WGAN-GP adversarial loss (Gulrajani et al. 2017) with ``lambda_gp``, the camera-
     classification loss (eq. 2-3) with ``lambda_cls`` and the cycle reconstruction loss
     (eq. 4) with ``lambda_rec``; the discriminator takes ``n_critic`` steps per generator

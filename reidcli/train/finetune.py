@@ -113,10 +113,10 @@ def load_start(ckpt: Path, method: str, ckpt2: Optional[Path]) -> tuple[dict, Op
 
 def finetune_augment(ck: dict, augment: AugmentConfig | Mapping[str, Any] | None = None) -> AugmentConfig:
     """The augmentation of a round on checkpoint ``ck``: by default the one that trained the
-    checkpoint (its ``augment`` record: seeds 003 and 004 fine-tune with their pre-training
-    crop and colour jitter), else the checkpoint's input size with the recipes' 10 px padding
-    at 256 x 128 scaled to it; a dict changes fields of that default; an `AugmentConfig` is
-    used as it is (at the checkpoint's input size)."""
+    checkpoint (its ``augment`` record: CSAM-ReID 2022 and LSTM-UDA 2021 fine-tune with their
+    pre-training crop and colour jitter), else the checkpoint's input size with the recipes'
+    10 px padding at 256 x 128 scaled to it; a dict changes fields of that default; an
+    `AugmentConfig` is used as it is (at the checkpoint's input size)."""
     h, w = (int(v) for v in ck["input_size"])
     aug = augment
     if not isinstance(aug, AugmentConfig):
@@ -197,8 +197,8 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
             image's camera is this regex's first group matched against its relative path
             (`reidcli.data.layouts.load_datasets`).
         styled: a ``reid stylize apply`` folder of the target's training images: each
-            styled image joins its original's pseudo-label (seed 004's camera-style
-            positives, METHODS.md section 5); required by ``camstyle``, where without
+            styled image joins its original's pseudo-label (the camera-style positives
+            of LSTM-UDA 2021); required by ``camstyle``, where without
             ``labels`` each target image and its styled versions are one class.
         device: auto | cpu | cuda | cuda:N.
 

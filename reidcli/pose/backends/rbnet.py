@@ -1,6 +1,6 @@
 """Keypoints from an RBNet checkpoint's own heat-maps (``--backend rbnet --ckpt m.pt``).
 
-RBNet (METHODS.md section 1) learns 17 COCO heat-maps at half its input size; after
+RBNet (Yu & Piao 2024) learns 17 COCO heat-maps at half its input size; after
 training it needs no pose model. Each image is resized to the checkpoint's input size (as
 ``reid features`` does), the maps are predicted in eval mode and decoded with
 `reidcli.pose.heatmaps.heatmaps_to_keypoints` (argmax + DARK sub-pixel refinement) straight

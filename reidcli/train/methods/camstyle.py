@@ -1,5 +1,5 @@
-"""``camstyle``: seed 004's training with camera-style positives and domain connectedness
-(LSTM local branch + StarGAN camera style, 2021, sec. 2.2-2.4; METHODS.md section 5).
+"""``camstyle``: LSTM-UDA 2021's training with camera-style positives and domain connectedness
+(LSTM local branch + StarGAN camera style, sec. 2.2-2.4; docs/papers.md section 5).
 
 Each step draws a P x K batch of labelled source images and a P x K batch of target
 classes. A target class is one target training image with its camera-styled versions
@@ -16,7 +16,7 @@ L_D (`reidcli.losses.DomainConnectedness`) is the batch-hard triplet (eq. 2, mar
 over source u target u styled target in which every source-target pair is a negative;
 theta 0.3. The local terms apply when the checkpoint has the bi-LSTM local branch
 (``--lstm-branch``); the target gets no CE (its identities are unknown). Settings:
-`CamStyleOptions` (``triplet_weight`` 0 is the seed's eq. 4).
+`CamStyleOptions` (``triplet_weight`` 0 is the paper's eq. 4).
 """
 
 from __future__ import annotations

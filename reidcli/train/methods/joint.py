@@ -1,5 +1,6 @@
-"""Joint source + target training with domain connectedness (METHODS.md section 5:
-LSTM local branch + StarGAN camera style, 2021), for now without the camera-style images.
+"""Joint source + target training with domain connectedness (LSTM-UDA 2021:
+LSTM local branch + StarGAN camera style; docs/papers.md section 5), for now without the
+camera-style images.
 
 Each step draws a P x K batch of labelled source images and a P x K batch of target
 images with their pseudo-labels:

@@ -1,5 +1,5 @@
-"""Knowledge-distillation weight update for unsupervised label adaptation (METHODS.md
-section 4: attention + ULA + KD, 2022).
+"""Knowledge-distillation weight update for unsupervised label adaptation (CSAM-ReID
+2022: attention + ULA + KD; docs/papers.md section 4).
 
 The target network W is not trained by gradients. An *intermediate* copy W_int is
 fine-tuned on the pseudo-labelled target images (ULA labels: ``reid cluster

@@ -1,6 +1,7 @@
 """MAR: soft multilabel adaptation with reference agents (Yu, Zheng, Li, Xiang & Gong,
-"Unsupervised Person Re-identification by Soft Multilabel Learning", CVPR 2019; seed 001,
-METHODS.md section 2). No clustering: the target's identity labels are never used.
+"Unsupervised Person Re-identification by Soft Multilabel Learning", CVPR 2019, as
+Zhang et al. 2020 use it; docs/papers.md section 2). No clustering: the target's identity
+labels are never used.
 
 ``agents`` (``reid pretrain --method agents``): the agent-learning loss L_AL only, on the
 labelled reference set (MAR's pretraining); the agents, one learnable unit-norm vector per

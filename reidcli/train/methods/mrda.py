@@ -1,5 +1,5 @@
 """MRDA: cross-modality (visible-infrared) training of the two-stream network (``reid
-pretrain --method mrda --arch mrda``; seed 002; METHODS.md section 3).
+pretrain --method mrda --arch mrda``; Zhang et al. 2023; docs/papers.md section 3).
 
 Each step draws P identities x (K visible + K infrared) images (`CrossModalPKSampler`),
 adds the mask-reconstructed copy x_M+ = M+ x of every image (eqs. 1-3,
@@ -94,7 +94,7 @@ class Mrda(Method):
 
 
 def _check_k(pids, labels, modality: np.ndarray, k: int) -> None:
-    """Every sampled identity needs K images of each modality (the seed's batches hold distinct
+    """Every sampled identity needs K images of each modality (the paper's batches hold distinct
     images); else a one-line error naming identities and the largest K that fits. Identities
     seen in one modality only are not sampled (`CrossModalPKSampler`): a warning names them."""
     labels = np.asarray(labels)

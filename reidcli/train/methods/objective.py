@@ -5,8 +5,8 @@
 Label-smoothed cross-entropy (Szegedy et al. 2016) on the BNNeck logits, batch-hard
 triplet (Hermans et al. 2017) on the feature before BN (Luo et al., "Bag of Tricks and a
 Strong Baseline for Deep Person Re-ID", CVPR-W 2019), and the optional centre loss (Wen et
-al., ECCV 2016) whose centres have their own SGD. With the LSTM local branch (METHODS.md
-section 5) the local feature gets the same CE + triplet terms.
+al., ECCV 2016) whose centres have their own SGD. With the LSTM local branch (LSTM-UDA
+2021) the local feature gets the same CE + triplet terms.
 """
 
 from __future__ import annotations

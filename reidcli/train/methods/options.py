@@ -106,7 +106,7 @@ class PseudoOptions(LossOptions):
 
 @dataclass
 class KDOptions(LossOptions):
-    """`LossOptions` with the centre loss on (0.0035, METHODS.md section 4), plus the KD
+    """`LossOptions` with the centre loss on (0.0035, CSAM-ReID 2022, eq. 7), plus the KD
     weight blend ``W = (1 - mu) W + mu W_int`` every ``kd_every`` epochs."""
 
     center_weight: float = 0.0035
@@ -122,7 +122,7 @@ class KDOptions(LossOptions):
 @dataclass
 class JointOptions(LossOptions):
     """`LossOptions` with the paper's margin 0.5, plus ``theta`` x the source-vs-target
-    triplet (domain connectedness, METHODS.md section 5)."""
+    triplet (domain connectedness, LSTM-UDA 2021, eq. 3)."""
 
     margin: float = 0.5
     theta: float = 0.3
@@ -132,7 +132,7 @@ class JointOptions(LossOptions):
 
 @dataclass
 class CamStyleOptions(JointOptions):
-    """Seed 004's camera-style training (METHODS.md section 5, eq. 4): ``ce_weight`` x
+    """The camera-style training of LSTM-UDA 2021 (eq. 4): ``ce_weight`` x
     label-smoothed CE on the source + ``theta`` x L_D, the batch-hard triplet (``margin``
     0.5) over source u target u styled target with every source-target pair a negative
     (eq. 3). ``triplet_weight`` adds per-domain triplets (source ids; target classes) on top;
@@ -176,7 +176,7 @@ class AgentsOptions(MethodOptions):
 
 @dataclass
 class MarOptions(AgentsOptions):
-    """MAR (Yu et al., CVPR 2019; METHODS.md section 2) with its public run's values:
+    """MAR (Yu et al., CVPR 2019; docs/papers.md section 2) with its public run's values:
     L = L_MDL + ``lambda_1`` L_CML + ``lambda_2`` (L_AL + ``beta`` L_RJ), soft multilabels at
     ``scale``, RJ ``rj_margin``, MDL ``mining_ratio`` and its agreement threshold's running
     average (``threshold_momentum``), each target image's soft multilabel kept as a running
@@ -209,14 +209,14 @@ class MarOptions(AgentsOptions):
 
 @dataclass
 class MrdaOptions(MethodOptions):
-    """MRDA (seed 002, eq. 23; METHODS.md section 3): L = ``id_weight`` x label-smoothed ID
-    (xi ``label_smooth``, eq. 18) + ``hc_weight`` x hetero-centre triplet (margin ``rho``,
-    eq. 20) + ``mc_weight`` x modality correlation consistency (eqs. 21-22) + ``ac_weight`` x
-    region centre loss (eq. 7). ``mask``: the mask-reconstructed copy x_M+ of every image
-    goes through the network too (eqs. 1-3; off: no x_M+ and no region term). The seed
-    weighs every term 1 and gives no rho; 0.3 is Liu et al.'s (its ref. [19]).
-    ``hc_reduction``: the hetero-centre terms of the 2P anchor centres summed ('sum', eq. 20
-    as written) or averaged ('mean', Liu et al.'s code, which the seed's weight 1 implies)."""
+    """MRDA (Zhang et al. 2023, eq. 23; docs/papers.md section 3): L = ``id_weight`` x
+    label-smoothed ID (xi ``label_smooth``, eq. 18) + ``hc_weight`` x hetero-centre triplet
+    (margin ``rho``, eq. 20) + ``mc_weight`` x modality correlation consistency (eqs. 21-22) +
+    ``ac_weight`` x region centre loss (eq. 7). ``mask``: the mask-reconstructed copy x_M+ of
+    every image goes through the network too (eqs. 1-3; off: no x_M+ and no region term). The
+    paper weighs every term 1 and gives no rho; 0.3 is Liu et al.'s (its ref. [19]).
+    ``hc_reduction``: the hetero-centre terms of the 2P anchor centres summed ('sum', eq. 20 as
+    written) or averaged ('mean', Liu et al.'s code, which the paper's weight 1 implies)."""
 
     id_weight: float = 1.0
     label_smooth: float = 0.1
