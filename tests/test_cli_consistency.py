@@ -246,7 +246,7 @@ def test_library_callers_get_the_same_refusals(tmp_path):
     import pytest
 
     from reidcli.eval.api import Options, evaluate_file
-    from reidcli.eval.figures import plot
+    from reidcli.plot.figures import plot
     from reidcli.utils.params import ParamError
 
     with pytest.raises(ParamError, match="^k1 does not apply without --rerank"):

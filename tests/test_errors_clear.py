@@ -395,8 +395,8 @@ def test_hostile_numbers_are_one_line(tmp_path, argv, code, words):
 
 
 def test_library_seed_and_sizes_name_the_parameter(tmp_path):
-    from reidcli.eval.figures import plot
     from reidcli.features import parse_shard
+    from reidcli.plot.figures import plot
     from reidcli.utils.params import ParamError
 
     f = _features(tmp_path / "f.h5")

@@ -236,10 +236,10 @@ def test_hostile_settings_are_refused_in_one_line(seed, shard, augment, size, sc
     """Seeds, shard specs, augmentation values (as a --config file gives them), image sizes and
     soft-label scales are accepted only within their bounds; anything else is a one-line `ReidError`."""
     from reidcli.data.transforms import AugmentConfig
-    from reidcli.eval.figures import TSNE_CONSTRAINTS
     from reidcli.features import parse_shard
     from reidcli.features.extract import CONSTRAINTS as FEATURES
     from reidcli.features.extract import soft_multilabels
+    from reidcli.plot.figures import TSNE_CONSTRAINTS
     from reidcli.stylize.fit import CONSTRAINTS as STYLE
     from reidcli.train.config import TrainConfig
     from reidcli.utils.params import MAX_IMAGE_SIDE, check_params

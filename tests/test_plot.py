@@ -1,4 +1,4 @@
-"""`reid plot` and reidcli.eval.figures: training curves from the JSONL log, t-SNE of a
+"""`reid plot` and reidcli.plot.figures: training curves from the JSONL log, t-SNE of a
 features file coloured by camera / cluster / identity, and the cluster-size histogram.
 
 The drawn data is checked against the inputs (each series against the log's records, the
@@ -16,8 +16,8 @@ from fixtures_train import synth_market, tiny_ckpt  # noqa: F401
 from typer.testing import CliRunner
 
 from reidcli.cli.app import app
-from reidcli.eval import figures
 from reidcli.io.h5 import FeaturesFile, LabelsFile, SplitFeatures, write_features, write_labels
+from reidcli.plot import figures
 
 runner = CliRunner()
 

@@ -225,7 +225,7 @@ def _run_stargan(data, out, monkeypatch, **options) -> tuple[dict, dict, list[di
     torch RNG state (the targets and the penalty's mix are drawn from it)."""
     from reidcli.io.ckpt import load_checkpoint
     from reidcli.stylize.train import fit_stargan, stargan_train_config
-    from reidcli.train.methods.stargan import StarGAN
+    from reidcli.stylize.trainer import StarGAN
 
     seen, init, step = [], {}, StarGAN.step
 

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from reidcli.cli.common import Json, Output, Seed, reid_command
-from reidcli.eval.figures import TSNE_DEFAULTS
+from reidcli.plot import TSNE_DEFAULTS
 
 
 @reid_command("plot")
@@ -41,7 +41,7 @@ def command(
 
     Example: reid plot m.log.jsonl -o curves.png
     """
-    from reidcli.eval.figures import plot
+    from reidcli.plot import plot
     from reidcli.utils.progress import say
 
     report = plot(source, output, tsne=tsne, color=color, labels=labels, split=split, max_points=max_points,

@@ -1,5 +1,7 @@
-"""The library entry of ``reid evaluate``: `evaluate` (arrays in memory) and
-`evaluate_file` (features files in, `EvalResult` out)."""
+"""The library entry of ``reid evaluate``: `evaluate` (arrays in memory), `evaluate_file`
+(features files in, `EvalResult` out) and `evaluate_files` (one evaluation per file, then
+their mean: `FilesResult`). The results are plain data (`reidcli.eval.result`); the files an
+evaluation may write besides its metrics are `reidcli.eval.report`'s."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import dataclasses
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -15,8 +17,9 @@ import numpy as np
 
 from reidcli.eval import protocols as P
 from reidcli.eval.distance import METRICS, check_features, distance_chunks, prepare
-from reidcli.eval.ranking import (AP_FORMULAS, Metrics, PerQuery, TopRanked, full_cmc, rank_queries, summarize,
-                                  top_valid)
+from reidcli.eval.ranking import AP_FORMULAS, Metrics, PerQuery, TopRanked, full_cmc, rank_queries, summarize, top_valid
+from reidcli.eval.report import Outputs, write_files_cmc, write_outputs
+from reidcli.eval.result import EvalResult, FilesResult
 from reidcli.utils.checks import as_ids
 from reidcli.utils.errors import ConfigError, InputError, ReidError
 from reidcli.utils.params import SEED, Interval, ParamError, Satisfies, check_params, reject_given
@@ -60,56 +63,6 @@ def parse_ranks(text: str) -> list[int]:
     if not ranks or min(ranks) < 1:
         raise ParamError("ranks", f"must be comma-separated positive integers like 1,5,10,20; got '{text}'")
     return ranks
-
-
-@dataclass
-class EvalResult:
-    """Metrics of one evaluation; for multi-trial protocols ``mean``/``std`` summarise
-    the trials and ``metrics``/``per_query``/rows describe the first one. ``notes`` (in
-    the JSON too) say how it was run, ``output_notes`` what writing the outputs found.
-    ``ranked`` (when `evaluate` was asked to keep it) holds each query's nearest valid
-    gallery items of the first trial under the distances the metrics used (re-ranked ones
-    with ``rerank``); rows follow ``q_rows``, its columns index ``g_rows``."""
-
-    protocol: str
-    metric: str
-    metrics: Metrics
-    per_query: PerQuery
-    q_rows: np.ndarray
-    g_rows: np.ndarray
-    mean: dict[str, float]
-    std: dict[str, float] | None = None
-    n_trials: int = 1
-    rerank: bool = False
-    notes: list[str] = field(default_factory=list)
-    output_notes: list[str] = field(default_factory=list)
-    cmc: np.ndarray | None = None
-    rerank_options: dict | None = None
-    inputs: dict | None = None
-    ranked: TopRanked | None = None
-
-    @property
-    def messages(self) -> list[str]:
-        """Every line meant for people, in order."""
-        return [*self.notes, *self.output_notes]
-
-    def as_dict(self) -> dict:
-        """The ``--json`` object: metrics, how they were computed (protocol, metric, AP and
-        CMC rules, re-ranking k1/k2/lambda), the whole CMC curve (``cmc[r-1]`` = matching
-        rate at rank r, mean over trials) and, from `evaluate_file`, the input files with
-        their digests and the checkpoints that made them."""
-        out = {"protocol": self.protocol, "metric": self.metric, "rerank": self.rerank}
-        if self.rerank_options is not None:
-            out["rerank_options"] = self.rerank_options
-        out.update({**self.metrics.as_dict(), **self.mean, "n_trials": self.n_trials})
-        if self.std is not None:
-            out["std"] = self.std
-        if self.cmc is not None:
-            out["cmc"] = [float(v) for v in self.cmc]
-        if self.inputs is not None:
-            out["inputs"] = self.inputs
-        out["notes"] = self.notes
-        return out
 
 
 @dataclass
@@ -307,10 +260,10 @@ def _describe_input(path, ff) -> dict:
 
 def evaluate_file(path: str | os.PathLike | None = None, options: Options | None = None, *,
                   query: str | os.PathLike | None = None, gallery: str | os.PathLike | None = None,
-                  outputs=None) -> EvalResult:
+                  outputs: Outputs | None = None) -> EvalResult:
     """Evaluate the ``query`` and ``gallery`` splits of one features file, or the
     ``query`` split of one file against the ``gallery`` split of another; then write what
-    ``outputs`` (a `reidcli.eval.report.Outputs`) asks for: the per-query CSV, the
+    ``outputs`` (`reidcli.eval.report.Outputs`) asks for: the per-query CSV, the
     ranked-list and CMC pictures. What that found is in the result's ``output_notes``.
     """
     from reidcli.io.h5 import read_features
@@ -341,10 +294,8 @@ def evaluate_file(path: str | os.PathLike | None = None, options: Options | None
                 "embeddings mean little: extract both with the same --ckpt")
         res.notes.append(note)
     if outputs is not None:
-        from reidcli.eval.report import write_outputs
-
         q, g = P.PROTOCOLS.get(res.protocol).splits(q, g)
-        res.output_notes += write_outputs(res, q, g, options or Options(), outputs, file_root=gfile.root,
+        res.output_notes += write_outputs(res, q, g, outputs, seed=(options or Options()).seed, file_root=gfile.root,
                                           name=_curve_name(path, query, gallery))
     return res
 
@@ -370,46 +321,8 @@ def _curve_name(path, query, gallery) -> str:
     return q if q == g else f"{q} vs {g}"
 
 
-@dataclass
-class FilesResult:
-    """One evaluation per features file (RegDB's ten trials are ten files, one per
-    ``idx/..._<t>.txt`` split) and the mean and standard deviation of their metrics over
-    the files. A file's value is its own mean (over the draws of a multi-trial protocol)."""
-
-    files: list[str]
-    results: list[EvalResult]
-    mean: dict[str, float]
-    std: dict[str, float]
-    output_notes: list[str] = field(default_factory=list)
-
-    @property
-    def protocol(self) -> str:
-        return self.results[0].protocol
-
-    @property
-    def metric(self) -> str:
-        return self.results[0].metric
-
-    @property
-    def messages(self) -> list[str]:
-        """Every line meant for people, each once, prefixed by its file when not shared by all."""
-        out = []
-        for f, r in zip(self.files, self.results):
-            for m in r.messages:
-                shared = all(m in other.messages for other in self.results)
-                line = m if shared else f"{f}: {m}"
-                if line not in out:
-                    out.append(line)
-        return out + self.output_notes
-
-    def as_dict(self) -> dict:
-        return {"protocol": self.protocol, "metric": self.metric, "rerank": self.results[0].rerank,
-                "n_files": len(self.files), **self.mean, "std": self.std,
-                "files": [{"file": f, **r.as_dict()} for f, r in zip(self.files, self.results)]}
-
-
 def evaluate_files(paths: Sequence[str | os.PathLike], options: Options | None = None, *,
-                   outputs=None) -> FilesResult:
+                   outputs: Outputs | None = None) -> FilesResult:
     """Evaluate each features file on its own (its ``query`` against its ``gallery``), then
     average: the mean and (population) standard deviation of every metric over the files,
     as RegDB reports its ten random train/test trials (``reid evaluate trial*.h5 --protocol
@@ -462,7 +375,5 @@ def evaluate_files(paths: Sequence[str | os.PathLike], options: Options | None =
     res = FilesResult(paths, results, {k: float(v.mean()) for k, v in vals.items()},
                       {k: float(v.std()) for k, v in vals.items()})
     if outputs is not None and outputs.cmc_png:
-        from reidcli.eval.report import write_files_cmc
-
         res.output_notes.append(write_files_cmc(outputs.cmc_png, paths, results))
     return res

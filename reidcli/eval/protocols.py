@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol as Interface
 
 import numpy as np
 
@@ -32,9 +32,6 @@ from reidcli.utils.errors import InputError
 from reidcli.utils.params import Interval, check_params
 from reidcli.utils.params import Options as OneOf
 from reidcli.utils.registry import Registry
-
-if TYPE_CHECKING:
-    from reidcli.eval.api import Options
 
 SYSU_QUERY_CAMS = (2, 5)  # cam3, cam6 (infrared)
 SYSU_GALLERY_CAMS = {"sysu-all": (0, 1, 3, 4), "sysu-indoor": (0, 1)}
@@ -48,6 +45,18 @@ class Trial:
 
     q_rows: np.ndarray
     g_rows: np.ndarray
+
+
+class EvalOptions(Interface):
+    """What a protocol reads of the evaluation options (`reidcli.eval.api.Options`, which
+    imports this module: the protocols depend on these fields only)."""
+
+    cam_filter: bool
+    single_gallery: bool
+    ap: str
+    seed: int
+    shot: str | None
+    trials: int | None
 
 
 TRIAL_CONSTRAINTS = {"shot": [OneOf(SHOTS)], "trials": [Interval(int, 1, None)]}
@@ -107,7 +116,7 @@ class Protocol:
     """The ``market`` protocol, and the base of the others: override what differs.
 
     Methods take the split dicts of `reidcli.eval.api.evaluate` (``features``, ``pids``,
-    ``camids``, optional ``modality``, ``paths``) and its `Options`.
+    ``camids``, optional ``modality``, ``paths``) and its options (`EvalOptions`).
     """
 
     modal = False  # cross-modality: both splits must say each image's modality
@@ -130,16 +139,16 @@ class Protocol:
         """The arrays the trials' rows index (RegDB pools query and gallery)."""
         return query, gallery
 
-    def trials(self, query: dict, gallery: dict, opts: Options) -> list[Trial]:
+    def trials(self, query: dict, gallery: dict, opts: EvalOptions) -> list[Trial]:
         """The (query rows, gallery rows) compared; metrics are averaged over trials."""
         return [Trial(np.arange(len(query["pids"])), np.arange(len(gallery["pids"])))]
 
-    def rank_options(self, opts: Options) -> RankOptions:
+    def rank_options(self, opts: EvalOptions) -> RankOptions:
         """The gallery filter and the CMC kind of every query."""
         return RankOptions(cam_filter=opts.cam_filter, ap=opts.ap, seed=opts.seed,
                            cmc="single-gallery" if opts.single_gallery else "standard")
 
-    def notes(self, opts: Options, n_trials: int) -> list[str]:
+    def notes(self, opts: EvalOptions, n_trials: int) -> list[str]:
         """Lines for people about how this evaluation was run."""
         return []
 
@@ -150,14 +159,14 @@ class SysuMM01(Protocol):
 
     modal = True
 
-    def trials(self, query: dict, gallery: dict, opts: Options) -> list[Trial]:
+    def trials(self, query: dict, gallery: dict, opts: EvalOptions) -> list[Trial]:
         return list(sysu_trials(query["pids"], query["camids"], gallery["pids"], gallery["camids"], mode=self.name,
                                 shot=opts.shot, trials=opts.trials, seed=opts.seed))
 
-    def rank_options(self, opts: Options) -> RankOptions:
+    def rank_options(self, opts: EvalOptions) -> RankOptions:
         return RankOptions(cam_filter=False, skip_cams=SYSU_SKIP, ap=opts.ap, cmc="unique-id", seed=opts.seed)
 
-    def notes(self, opts: Options, n_trials: int) -> list[str]:
+    def notes(self, opts: EvalOptions, n_trials: int) -> list[str]:
         return [f"{opts.shot}-shot gallery, {n_trials} seeded draws (seed {opts.seed})"]
 
 
@@ -174,10 +183,10 @@ class RegDB(Protocol):
                              else np.concatenate([np.asarray(query[k]), np.asarray(gallery[k])]))
         return pooled, pooled
 
-    def trials(self, query: dict, gallery: dict, opts: Options) -> list[Trial]:
+    def trials(self, query: dict, gallery: dict, opts: EvalOptions) -> list[Trial]:
         return [regdb_trial(self.name, query.get("modality"))]
 
-    def rank_options(self, opts: Options) -> RankOptions:
+    def rank_options(self, opts: EvalOptions) -> RankOptions:
         return dataclasses.replace(super().rank_options(opts), cam_filter=False)
 
 

@@ -1,21 +1,23 @@
 """Presenting an `EvalResult`: the table rows, the JSON object, and the files `Outputs`
-asks for (the per-query CSV, the ranked-list grid and the CMC curve)."""
+asks for (the per-query CSV, the ranked-list grid and the CMC curve, drawn by
+`reidcli.eval.plots`). It reads results (`reidcli.eval.result`) and never evaluates:
+`reidcli.eval.api` calls `write_outputs`."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
 from collections.abc import Sequence
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from reidcli.eval.api import EvalResult, FilesResult, Options
 from reidcli.eval.ranking import AP_FORMULAS
+from reidcli.eval.result import EvalResult, FilesResult
 from reidcli.io.atomic import atomic_write_bytes
 from reidcli.utils.errors import ConfigError, InputError
 from reidcli.utils.params import Interval, check_params, reject_given
@@ -210,18 +212,19 @@ def require_images(root: str, paths: Sequence[str], *, given: bool) -> None:
                      "features file records); pass image_root DIR, the folder the dataset is in now")
 
 
-def write_outputs(res: EvalResult, query: dict, gallery: dict, opts: Options, outputs: Outputs, *,
+def write_outputs(res: EvalResult, query: dict, gallery: dict, outputs: Outputs, *, seed: int = 0,
                   file_root: str, name: str) -> list[str]:
     """Write the files ``outputs`` names; returns lines for people (images not found...).
 
     ``query``/``gallery`` are the arrays the result's rows index (`Protocol.splits`);
-    ``name`` labels the CMC curve (the features file's name)."""
+    ``seed`` draws the grid's ``sample`` queries (the evaluation's seed); ``name`` labels
+    the CMC curve (the features file's name)."""
     from reidcli.eval.plots import cmc_curve, images_to_draw, ranks_grid
 
     notes, outputs = [], outputs.filled()
     if outputs.ranks_png:  # the grid's images are checked before any file is written
         rows = ranked_rows(res, query, gallery, n=outputs.n_queries, top=outputs.top, how=outputs.ranks_queries,
-                           seed=opts.seed)
+                           seed=seed)
         root = str(outputs.image_root) if outputs.image_root else file_root
         require_images(root, images_to_draw(rows, outputs.top), given=outputs.image_root is not None)
     if outputs.per_query:

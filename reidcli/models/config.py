@@ -94,7 +94,7 @@ class ModelConfig:
     def validate(self) -> "ModelConfig":
         """Raise `ConfigError` on the first bad field (an unknown arch with a did-you-mean);
         returns self for chaining."""
-        from reidcli.models import MODELS
+        from reidcli.models.registry import MODELS
 
         MODELS.get(self.arch)
         check_params(self, self.CONSTRAINTS)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import numpy as np
 
 from reidcli.data.images import read_image
-from reidcli.data.records import Dataset, Record
+from reidcli.data.records import Dataset
+from reidcli.stylize.cameras import cameras_of
 from reidcli.stylize.color import CameraStats, rgb_to_lab
 from reidcli.stylize.model import StyleModel, save_style_model
 from reidcli.utils.errors import InputError
@@ -40,21 +40,6 @@ def parse_size(text: str) -> tuple[int, int]:
     if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
         raise InputError(f"--image-size {text!r}: expected HEIGHTxWIDTH, e.g. 256x128")
     return int(parts[0]), int(parts[1])
-
-
-def cameras_of(ds: Dataset, split: str) -> dict[int, list[Record]]:
-    """Records of ``split`` per camera; fewer than two cameras is an `InputError`."""
-    per_cam: dict[int, list[Record]] = defaultdict(list)
-    for r in ds.split(split):
-        per_cam[r.camid].append(r)
-    if len(per_cam) < 2 and ds.format in ("folder", "unlabelled") and "cameras" not in ds.meta:
-        raise InputError(f"{ds.root}: a {ds.format} layout gives its images no camera ids; camera-style "
-                         "transfer learns cameras, so give a dataset whose names carry them (Market-1501, "
-                         "DukeMTMC, MSMT17, SYSU-MM01, or a CSV list with a camid column)")
-    if len(per_cam) < 2:
-        raise InputError(f"{ds.root}: the {split} split has {len(per_cam)} camera(s); camera-style "
-                         "transfer needs images of at least two cameras (camera ids come from the layout)")
-    return dict(sorted(per_cam.items()))
 
 
 def fit_color(ds: Dataset, split: str = "train", *, max_images: int = 400, max_pixels: int = 65536,

@@ -1,7 +1,8 @@
 """`fit_stargan`: train the camera-style StarGAN (`reidcli.stylize.stargan`) through the
-one training engine (`reidcli.train.engine`), so the progress bar, JSONL log, ``--resume``,
-AMP and DDP are the engine's; `SampleSheets` writes a PNG grid every N steps (real images
-in rows; the real image, then its style in every camera, in columns).
+one training engine (`reidcli.train.engine`; the method plugged into it, one critic or
+generator step, is `reidcli.stylize.trainer.StarGAN`), so the progress bar, JSONL log,
+``--resume``, AMP and DDP are the engine's; `SampleSheets` writes a PNG grid every N steps
+(real images in rows; the real image, then its style in every camera, in columns).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
+from reidcli.stylize.cameras import cameras_of
 from reidcli.stylize.options import STARGAN_TRAIN, StarGANOptions
 from reidcli.train.config import TrainConfig
 from reidcli.train.hooks import HookBase
@@ -78,7 +80,6 @@ def _dataset(data, format, split: str, size: tuple[int, int], cam_regex=None):
     from reidcli.data.layouts import load_dataset
     from reidcli.data.loader import ImageDataset
     from reidcli.data.transforms import AugmentConfig, build_train_transform
-    from reidcli.stylize.fit import cameras_of
 
     ds = load_dataset(data, format, cam_regex=cam_regex)
     cams = sorted(cameras_of(ds, split))
@@ -140,7 +141,8 @@ def fit_stargan(data: str | os.PathLike, output: str | os.PathLike, *,
     from reidcli.io.h5 import make_provenance
     from reidcli.train import dist as D
     from reidcli.train.engine import Engine
-    from reidcli.train.methods import get_method, method_options
+    from reidcli.stylize.trainer import StarGAN
+    from reidcli.train.methods import method_options
     from reidcli.train.methods.base import EngineContext
     from reidcli.train.pretrain import check_resumed_data
     from reidcli.utils.device import resolve_device
@@ -175,7 +177,7 @@ def fit_stargan(data: str | os.PathLike, output: str | os.PathLike, *,
         folder = side_file(out, ".samples")  # None for -o /dev/null or a FIFO: no side files
         hooks = [] if folder is None else [SampleSheets(_fixed_images(ds, ds.split(split), (h, w)), folder,
                                                         opts.sample_every)]
-        engine = Engine(get_method("stargan", opts), train, out=out, meta=meta, ctx=ctx, hooks=hooks)
+        engine = Engine(StarGAN(opts), train, out=out, meta=meta, ctx=ctx, hooks=hooks)
         torch.backends.cudnn.benchmark = not train.deterministic
         with warnings.catch_warnings():  # the first steps are critic steps: G's scheduler steps first
             warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)

@@ -37,7 +37,7 @@ and declare its module below so it is found without importing every method. Then
 ``optimizers_to_step(it) -> set[str] | None``
     Optional: the optimizers step ``it`` zeroes and steps (``"main"`` and names of
     ``extra_optimizers``; None = all), for alternating schemes such as a GAN's critic and
-    generator steps (``stargan``).
+    generator steps (``stargan``, `reidcli.stylize.trainer`).
 ``before_optimizer_step()``
     Optional gradient surgery after unscaling (e.g. centre-loss gradient rescale).
 ``after_step(it)``
@@ -76,11 +76,13 @@ TRAINING_METHODS.declare("pseudo", _M + "pseudo", "ID + triplet loss on the pseu
 TRAINING_METHODS.declare("mmt", _M + "mmt", "Mutual Mean-Teaching")
 TRAINING_METHODS.declare("kd", _M + "kd", "an intermediate copy blended into the weights")
 TRAINING_METHODS.declare("joint", _M + "joint", "labelled source and pseudo-labelled target")
-TRAINING_METHODS.declare("camstyle", _M + "camstyle", "seed 004: source CE + source-vs-(styled) target triplet, no clustering")
+TRAINING_METHODS.declare("camstyle", _M + "camstyle",
+                         "LSTM-UDA 2021: source CE + source-vs-(styled) target triplet, no clustering")
 TRAINING_METHODS.declare("agents", _M + "mar", "MAR reference pretraining: agent learning (AL) only")
 TRAINING_METHODS.declare("mar", _M + "mar", "MAR soft multilabels over reference agents, no clustering")
 TRAINING_METHODS.declare("mrda", _M + "mrda", "cross-modality MRDA (two-stream --arch mrda)")
-TRAINING_METHODS.declare("stargan", _M + "stargan", "StarGAN camera-style transfer (reid stylize fit)")
+# trained through the engine but a camera-style GAN, not a re-ID method: it lives with reid stylize
+TRAINING_METHODS.declare("stargan", "reidcli.stylize.trainer", "StarGAN camera-style transfer (reid stylize fit)")
 
 
 def method_options(name: str, options: MethodOptions | Mapping[str, Any] | None = None) -> MethodOptions:

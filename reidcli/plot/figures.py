@@ -1,8 +1,10 @@
-"""Pictures of a run that are not an evaluation: training curves, t-SNE, cluster sizes.
+"""The pictures of ``reid plot``, of a run rather than an evaluation: training curves,
+t-SNE, cluster sizes (an evaluation's own pictures, ``reid evaluate --cmc-png / --ranks-png``,
+are `reidcli.eval.plots`).
 
 What ``reid plot`` calls::
 
-    from reidcli.eval.figures import plot
+    from reidcli.plot import plot
     report = plot("m.log.jsonl", "curves.png")                      # training curves
     report = plot("f.h5", "tsne.png", tsne=True, color="camera")    # t-SNE of a split
     report = plot("f.h5", "tsne.png", tsne=True, color="cluster", labels="labels.h5")

@@ -1,5 +1,10 @@
-"""``stargan``: camera-style StarGAN training as an engine plug-in (`reidcli.stylize.stargan`
-has the networks and losses, `reidcli.stylize.train` the entry point).
+"""The ``stargan`` training method: camera-style StarGAN training (Choi et al. 2018;
+docs/papers.md section 6) as a plug-in to the one training engine (`reidcli.train.engine`),
+which ``reid stylize fit --method stargan`` runs. `reidcli.stylize.stargan` has the
+networks and losses, `reidcli.stylize.train` the entry point (`fit_stargan`: data,
+checkpoint, sample sheets). It is registered in `reidcli.train.methods.TRAINING_METHODS` as
+a method of neither ``reid pretrain`` nor ``reid finetune`` (``pretrain`` and ``finetune``
+False), so those stages name 'reid stylize fit' when asked for it.
 
 The engine steps one loss per step; this method alternates: ``n_critic`` discriminator
 steps (the extra optimizer ``"d"``), then one generator step (the main optimizer), via
@@ -30,7 +35,7 @@ from reidcli.train.methods.base import EngineContext, Method
 class StarGAN(Method):
     name = "stargan"
     Options = StarGANOptions
-    pretrain = False  # run by 'reid stylize fit' (reidcli.stylize.train)
+    pretrain = False  # run by 'reid stylize fit' (reidcli.stylize.train), not by 'reid pretrain' / 'reid finetune'
 
     def build(self, ctx: EngineContext) -> None:
         from reidcli.stylize.stargan import Discriminator, Generator
