@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests"))  # reference_jaccard
+
 
 def make_features(n: int, d: int = 2048, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
@@ -61,48 +63,17 @@ class PeakRSS:
 
 
 def reference(x: np.ndarray, k1: int, k2: int, eps: float, min_samples: int) -> tuple[np.ndarray, dict]:
-    """Dense published algorithm (Cluster-Contrast faiss_rerank, CPU search), float32."""
+    """Dense published algorithm (Cluster-Contrast faiss_rerank, CPU search), float32: the
+    tests' dense reference (tests/reference_jaccard.py) on faiss's k1 nearest neighbours."""
     import faiss
+    from reference_jaccard import dense_jaccard
     from sklearn.cluster import DBSCAN
 
     t0 = time.perf_counter()
-    n = len(x)
     index = faiss.IndexFlatL2(x.shape[1])
     index.add(x)
     _, rank = index.search(x, k1)
-
-    def recip(i, k):
-        fwd = rank[i, : k + 1]
-        return fwd[np.where(rank[fwd, : k + 1] == i)[0]]
-
-    nn = [recip(i, k1) for i in range(n)]
-    nn_half = [recip(i, int(np.around(k1 / 2))) for i in range(n)]
-    v = np.zeros((n, n), np.float32)
-    for i in range(n):
-        exp = nn[i]
-        for c in nn[i]:
-            if len(np.intersect1d(nn_half[c], nn[i])) > 2 / 3 * len(nn_half[c]):
-                exp = np.append(exp, nn_half[c])
-        exp = np.unique(exp)
-        d = 2 - 2 * x[i] @ x[exp].T
-        w = np.exp(-(d - d.min()))
-        v[i, exp] = w / w.sum()
-    if k2 != 1:
-        v_qe = np.zeros_like(v)
-        for i in range(n):
-            v_qe[i] = v[rank[i, :k2]].mean(0)
-        v = v_qe
-        del v_qe
-    inv = [np.where(v[:, i] != 0)[0] for i in range(n)]
-    jac = np.zeros((n, n), np.float32)
-    for i in range(n):
-        tmin = np.zeros(n, np.float32)
-        nz = np.where(v[i] != 0)[0]
-        for j in nz:
-            tmin[inv[j]] += np.minimum(v[i, j], v[inv[j], j])
-        jac[i] = 1 - tmin / (2 - tmin)
-    del v, inv
-    jac[jac < 0] = 0
+    jac = dense_jaccard(x, k1, k2, "spcl", rank=rank, dtype=np.float32)
     t1 = time.perf_counter()
     labels = DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed", n_jobs=-1).fit_predict(jac)
     return labels, {"jaccard_s": t1 - t0, "dbscan_s": time.perf_counter() - t1}

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark `reid finetune --method mar` (seed 001 / MAR) on the demo's synthetic pair:
+"""Benchmark `reid finetune --method mar` (Zhang et al. 2020 / MAR) on the demo's synthetic pair:
 does the soft-multilabel agreement of true target pairs rise, and what does a step cost?
 
     python benchmarks/bench_mar.py                          # demo size, in a temp folder

@@ -1,7 +1,9 @@
-"""Ablation of MRDA (seed 002, its Table 2; METHODS.md 3) on synthetic SYSU-MM01-like data.
+"""Ablation of MRDA (Zhang et al. 2023, its Table 2) on synthetic SYSU-MM01-like data.
+
+Method notes: docs/papers.md section 3.
 
 Same data, seed, backbone, input size, optimizer and step budget for every arm; each batch
-samples the same number of images (P x 2K = 36 by default, the seed's 3 x (6 + 6)):
+samples the same number of images (P x 2K = 36 by default, the paper's 3 x (6 + 6)):
 
 * ``baseline``: one-stream ResNet, ``--method supervised`` (ID + triplet; P x 2K images of
   any modality per batch): what the modality gap does to a plain re-ID model;
@@ -9,7 +11,7 @@ samples the same number of images (P x 2K = 36 by default, the seed's 3 x (6 + 6
   stages 0-1, dynamic attention, eq. 23 with every term);
 * ``no_mask`` / ``one_stream`` / ``no_attention``: MRDA with one component switched off
   (``--no-mask`` also drops the region centre term, which compares x and x_M+);
-* ``two_stream_only``: the seed's Table 2 baseline (its feature extraction module: the
+* ``two_stream_only``: the paper's Table 2 baseline (its feature extraction module: the
   two-stream network with the MRDA losses, without mask reconstruction or dynamic
   attention). Table 2's rows are then ``two_stream_only`` (Baseline), ``no_attention``
   (+MRM), ``no_mask`` (+DAM) and ``mrda`` (+MRM +DAM);

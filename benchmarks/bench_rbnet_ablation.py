@@ -1,4 +1,6 @@
-"""Ablation: ResNet baseline vs RBNet on synthetic Market -> Duke-like domains (METHODS.md 1).
+"""Ablation: ResNet baseline vs RBNet (Yu & Piao 2024) on synthetic Market -> Duke-like domains.
+
+Method notes: docs/papers.md section 1.
 
 Same data, seed, backbone, input size and step budget for both arms; only the arch differs:
 

@@ -175,7 +175,6 @@ def identity_kept(tmp: Path, ds, styled_root: Path, styled_rows, args) -> dict:
 
 def color_speed(ds, model_path: Path, tmp: Path, n: int) -> dict:
     import cv2
-    import numpy as np
     import torch
 
     from reidcli.stylize import apply_style, load_style_model

@@ -1,5 +1,8 @@
-"""Shared test fixtures. Area-specific fixtures live in the area's test files or in
-tests/fixtures_*.py modules imported from there."""
+"""Shared test fixtures. Fixtures used by one test file live in that file; fixtures shared
+by several live here or in a tests/fixtures_*.py module registered below as a plugin, each
+under one name: a test names the fixture as an argument and never imports it (helpers and
+constants of those modules are imported by their plain module name, ``from fixtures_train
+import FAST``)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+pytest_plugins = ["fixtures_train", "fixtures_finetune"]
 
 os.environ.setdefault("REIDCLI_QUIET", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")

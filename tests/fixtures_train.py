@@ -1,5 +1,7 @@
-"""Fixtures shared by the engine / pretrain / features / DDP tests: a tiny synthetic
-Market-1501 dataset at 64x32 and a quickly trained tiny checkpoint."""
+"""Fixtures shared by the engine / pretrain / features / stylize / DDP tests: a tiny synthetic
+Market-1501 dataset at 64x32, a quickly trained tiny checkpoint and a tiny synthetic
+SYSU-MM01 dataset at 32x16. Registered as a pytest plugin in tests/conftest.py: use a fixture
+by naming it as an argument, never import it."""
 
 from __future__ import annotations
 
@@ -34,6 +36,17 @@ def tiny_ckpt(synth_market, tmp_path_factory) -> Path:
     pretrain(synth_market, out, model=ModelConfig(arch="resnet18_quarter"),
              train=TrainConfig(epochs=1, iters_per_epoch=2, p=4, k=2, workers=0, warmup_epochs=0),
              augment=AugmentConfig(height=64, width=32), device="cpu")
+    return out
+
+
+@pytest.fixture(scope="module")
+def synth_sysu(tmp_path_factory) -> Path:
+    """A tiny synthetic SYSU-MM01 dataset: 4 train and 4 test identities, 12 images per
+    identity, 32x16; made once per test module."""
+    from reidcli.data.synth import synthesize
+
+    out = tmp_path_factory.mktemp("synth") / "sysu"
+    synthesize(out, domain="sysu", ids=4, test_ids=4, images_per_id=12, height=32, width=16, seed=0)
     return out
 
 

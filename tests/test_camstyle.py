@@ -1,4 +1,4 @@
-"""``reid finetune --method camstyle`` (seed 004, METHODS.md section 5): the domain-
+"""``reid finetune --method camstyle`` (LSTM-UDA 2021, docs/papers.md section 5): the domain-
 connectedness loss against its formula, the batch composition (an image and its styled
 versions are one class), a tiny round that changes the weights without reading target ids,
 and bad input."""
@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from tests.fixtures_train import write_styled
-from tests.test_finetune import H, W, _finetune, _run, _state, _with_pids, uda  # noqa: F401  (fixture)
+from fixtures_finetune import H, W, _finetune, _run, _state, _with_pids
+from fixtures_train import write_styled
 
 
 def _reference_ld(fs: np.ndarray, ys, ft: np.ndarray, yt, margin: float) -> float:
-    """Seed 004 eq. 3 by loops: per anchor of the union, the farthest same-domain same-label
+    """LSTM-UDA 2021 eq. 3 by loops: per anchor of the union, the farthest same-domain same-label
     image and the closest other image (every source-target pair a negative)."""
     f = np.concatenate([fs, ft]).astype(np.float64)
     dom = [0] * len(ys) + [1] * len(yt)
@@ -80,7 +80,7 @@ class _Stub(torch.nn.Module):
 
 @pytest.mark.parametrize("local", [True, False])
 def test_step_is_source_ce_plus_theta_ld_on_both_branches(local):
-    """Seed 004 eq. 4 on each branch: L = CE_ls(source) + theta L_D(source u target u styled
+    """LSTM-UDA 2021 eq. 4 on each branch: L = CE_ls(source) + theta L_D(source u target u styled
     target), the target only in L_D (no CE: its identities are unknown)."""
     from types import SimpleNamespace
 
@@ -113,7 +113,7 @@ def test_step_is_source_ce_plus_theta_ld_on_both_branches(local):
     assert torch.allclose(again["loss"], want)
 
 
-def _styled_run(uda, out, monkeypatch=None, target=None, **kw):  # noqa: F811
+def _styled_run(uda, out, monkeypatch=None, target=None, **kw):
     styled = uda["tmp"] / "styled"
     if not styled.exists():
         write_styled(uda["target"], styled)
@@ -121,7 +121,7 @@ def _styled_run(uda, out, monkeypatch=None, target=None, **kw):  # noqa: F811
                      styled=styled, **kw)
 
 
-def test_batches_hold_an_image_with_its_styled_versions_and_the_weights_change(uda, monkeypatch):  # noqa: F811
+def test_batches_hold_an_image_with_its_styled_versions_and_the_weights_change(uda, monkeypatch):
     from reidcli.stylize.manifest import read_manifest
     from reidcli.train.methods.camstyle import CamStyle
 
@@ -157,7 +157,7 @@ def test_batches_hold_an_image_with_its_styled_versions_and_the_weights_change(u
                if torch.is_floating_point(v) and "classifier" not in k)
 
 
-def test_target_ground_truth_ids_are_never_read(uda):  # noqa: F811
+def test_target_ground_truth_ids_are_never_read(uda):
     """Shuffled or blanked target ids give bit-identical weights."""
     pids = [r[1] for r in list(csv.reader(open(uda["target"])))[1:]]
     outs = [_styled_run(uda, uda["tmp"] / "orig.pt")]
@@ -170,7 +170,7 @@ def test_target_ground_truth_ids_are_never_read(uda):  # noqa: F811
         assert all(torch.equal(ref[k], st[k]) for k in ref)
 
 
-def test_labels_make_pseudo_classes_and_options_are_the_seeds(uda):  # noqa: F811
+def test_labels_make_pseudo_classes_and_options_are_the_papers(uda):
     from reidcli.train.methods.options import CamStyleOptions
 
     o = CamStyleOptions()
@@ -182,7 +182,7 @@ def test_labels_make_pseudo_classes_and_options_are_the_seeds(uda):  # noqa: F81
 
 
 @pytest.mark.parametrize("drop,words", [("styled", "--styled"), ("source", "--source")])
-def test_cli_camstyle_without_styled_or_source_is_one_line(uda, drop, words):  # noqa: F811
+def test_cli_camstyle_without_styled_or_source_is_one_line(uda, drop, words):
     styled = write_styled(uda["target"], uda["tmp"] / "styled")
     args = [uda["target"], "--ckpt", uda["ckpt"], "-o", uda["tmp"] / "x.pt", "--method", "camstyle",
             "--epochs", 1, "--iters", 1, "-P", 3, "-K", 2, "--workers", 0, "--device", "cpu"]
@@ -197,7 +197,7 @@ def test_cli_camstyle_without_styled_or_source_is_one_line(uda, drop, words):  #
     assert not (uda["tmp"] / "x.pt").exists()
 
 
-def test_cli_camstyle_round(uda):  # noqa: F811
+def test_cli_camstyle_round(uda):
     styled = write_styled(uda["target"], uda["tmp"] / "styled")
     res = _run([uda["target"], "--ckpt", uda["ckpt"], "-o", uda["tmp"] / "x.pt", "--method", "camstyle",
                 "--source", uda["source"], "--styled", styled, "--theta", 0.5, "--epochs", 1, "--iters", 1,

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures_train import synth_market  # noqa: F401
 from typer.testing import CliRunner
 
 from reidcli import __version__

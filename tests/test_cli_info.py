@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from fixtures_train import synth_market  # noqa: F401
 from typer.testing import CliRunner
 
 from reidcli import __version__

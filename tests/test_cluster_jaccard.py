@@ -1,10 +1,12 @@
 """Sparse Jaccard + DBSCAN against a dense, loop-by-loop transcription of the published code
-(SpCL / Cluster-Contrast's ``compute_jaccard_distance``, and MMT's ``compute_jaccard_dist``)."""
+(SpCL / Cluster-Contrast's ``compute_jaccard_distance``, and MMT's ``compute_jaccard_dist``:
+tests/reference_jaccard.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from reference_jaccard import dense_jaccard, k_reciprocal
 from sklearn.cluster import DBSCAN
 
 from reidcli.cluster.dbscan import auto_eps, dbscan_graph
@@ -19,44 +21,11 @@ def blobs(n_ids=12, per=8, d=32, noise=0.35, seed=0):
     return x.astype(np.float32), np.repeat(np.arange(n_ids), per)
 
 
-def k_reciprocal(rank, i, k):
-    forward = rank[i, : k + 1]
-    backward = rank[forward, : k + 1]
-    return forward[np.where(backward == i)[0]]
-
-
-def dense_jaccard(x, k1, k2, variant="spcl"):
-    """Zhong et al. (CVPR 2017) as SpCL / Cluster-Contrast run it, dense, float64; with
-    ``variant='mmt'`` as MMT's ``mmt/utils/rerank.py:compute_jaccard_dist`` runs it: the
-    squared distance divided by its column maxima, then transposed (each row by its own
-    maximum), the whole ranking kept (k1 + 1 neighbours taken), the kernel exp(-that)."""
-    x = x.astype(np.float64)
-    n = len(x)
-    d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
-    if variant == "mmt":
-        kernel = (d2 / d2.max(0)[None, :]).T  # original_dist /= original_dist.max(0)[0]; .t()
-        rank = np.argsort(kernel, axis=1, kind="stable")  # initial_rank; k_reciprocal takes [:k1 + 1]
-    else:
-        kernel = 2 - 2 * x @ x.T
-        rank = np.argsort(d2, axis=1, kind="stable")[:, :k1]  # faiss search for k1 neighbours
-    half = int(np.around(k1 / 2))
-    nn, nn_half = [k_reciprocal(rank, i, k1) for i in range(n)], [k_reciprocal(rank, i, half) for i in range(n)]
-    v = np.zeros((n, n))
-    for i in range(n):
-        exp = nn[i]
-        for c in nn[i]:
-            if len(np.intersect1d(nn_half[c], nn[i])) > 2 / 3 * len(nn_half[c]):
-                exp = np.append(exp, nn_half[c])
-        exp = np.unique(exp)
-        w = np.exp(-kernel[i, exp])
-        v[i, exp] = w / w.sum()
-    if k2 != 1:
-        v = np.stack([v[rank[i, :k2]].mean(0) for i in range(n)])
-    jac = np.zeros((n, n))
-    for i in range(n):
-        mins = np.minimum(v[i][None, :], v).sum(1)
-        jac[i] = 1 - mins / (2 - mins)
-    jac[jac < 1e-12] = 0  # the published code clips negatives; snap float noise too
+def ref_jaccard(x, k1, k2, variant="spcl"):
+    """The dense reference (tests/reference_jaccard.py) in float64, with float noise below
+    1e-12 snapped to 0 too (the published code clips only negatives)."""
+    jac = dense_jaccard(x, k1, k2, variant)
+    jac[jac < 1e-12] = 0
     return jac
 
 
@@ -64,7 +33,7 @@ def dense_jaccard(x, k1, k2, variant="spcl"):
 @pytest.mark.parametrize("k1,k2", [(8, 3), (12, 1), (6, 6)])
 def test_sparse_jaccard_equals_dense_reference(k1, k2, variant):
     x, _ = blobs()
-    ref = dense_jaccard(x, k1, k2, variant)
+    ref = ref_jaccard(x, k1, k2, variant)
     jac = jaccard_distance(x, k1=k1, k2=k2, variant=variant).toarray()
     stored = jaccard_distance(x, k1=k1, k2=k2, variant=variant)
     mask = np.zeros_like(ref, dtype=bool)
@@ -106,7 +75,7 @@ def test_reciprocal_sets_are_symmetric():
 @pytest.mark.parametrize("eps,min_samples", [(0.3, 4), (0.5, 4), (0.6, 3), (0.75, 6)])
 def test_dbscan_on_sparse_graph_matches_sklearn_on_dense(eps, min_samples, variant):
     x, _ = blobs(noise=0.5, seed=1)
-    ref = dense_jaccard(x, 10, 4, variant)
+    ref = ref_jaccard(x, 10, 4, variant)
     want = DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed").fit_predict(ref)
     got = dbscan_graph(jaccard_distance(x, k1=10, k2=4, variant=variant), eps, min_samples, missing=1.0)
     assert len(set(want)) > 2
@@ -124,7 +93,7 @@ def test_the_mmt_variant_through_cluster_features_and_one_eps_cutting_the_two_di
     got = {v: cluster_features(x, method="dbscan-jaccard", k1=10, k2=4, eps=eps, min_samples=4, jaccard=v, gpu="no")
            for v in ("spcl", "mmt")}
     for v, res in got.items():
-        want = DBSCAN(eps=eps, min_samples=4, metric="precomputed").fit_predict(dense_jaccard(x, 10, 4, v))
+        want = DBSCAN(eps=eps, min_samples=4, metric="precomputed").fit_predict(ref_jaccard(x, 10, 4, v))
         assert res.params["jaccard"] == v
         pairs = set(zip(res.labels.tolist(), want.tolist()))  # the same partition, up to the numbering
         assert len(pairs) == len(set(want)) == len(set(res.labels.tolist()))
@@ -147,13 +116,13 @@ def test_dbscan_eps_one_is_everything_one_cluster():
     x, _ = blobs()
     g = jaccard_distance(x, k1=8, k2=3)
     assert (dbscan_graph(g, 1.0, 4, missing=1.0) == 0).all()
-    want = DBSCAN(eps=1.0, min_samples=4, metric="precomputed").fit_predict(dense_jaccard(x, 8, 3))
+    want = DBSCAN(eps=1.0, min_samples=4, metric="precomputed").fit_predict(ref_jaccard(x, 8, 3))
     assert (want == 0).all()
 
 
 def test_auto_eps_matches_dense_heuristic():
     x, _ = blobs()
-    ref = dense_jaccard(x, 8, 3)
+    ref = ref_jaccard(x, 8, 3)
     tri = np.triu(ref, 1)
     tri = np.sort(tri[np.nonzero(tri)], axis=None)
     for frac in (1.6e-3, 0.05, 0.6):

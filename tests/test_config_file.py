@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 from fixtures_contracts import reid, reid_ok
-from fixtures_train import synth_market  # noqa: F401
 
 from reidcli.io.ckpt import load_checkpoint
 from reidcli.train.settings import read_config, toml_text
@@ -42,14 +41,14 @@ def test_bad_config_is_one_line(tmp_path, text, words):
     assert not (tmp_path / "m.pt").exists()
 
 
-def test_unknown_key_is_an_error(synth_market, tmp_path):  # noqa: F811
+def test_unknown_key_is_an_error(synth_market, tmp_path):
     f = tmp_path / "r.toml"
     f.write_text('arch = "resnet18_half"\nlearning_rate = 0.1\n')
     res = reid("pretrain", synth_market, "-o", tmp_path / "m.pt", "--config", f, *BASE)
     assert res.exit_code != 0 and "learning_rate" in res.stderr and "Traceback" not in res.output
 
 
-def test_config_sets_flags_the_command_line_wins_and_the_resolved_config_repeats_the_run(synth_market, tmp_path):  # noqa: F811
+def test_config_sets_flags_the_command_line_wins_and_the_resolved_config_repeats_the_run(synth_market, tmp_path):
     f = tmp_path / "recipe.toml"
     f.write_text('[pretrain]\narch = "resnet18_quarter"\nids-per-batch = 4\nK = 2\nlr = 0.01\nmax-iters = 1\n'
                  'seed = 5\ndevice = "cpu"\n')

@@ -13,11 +13,11 @@ import torch
 from reidcli.io.ckpt import load_checkpoint
 from reidcli.models import load_network
 
-from fixtures_train import FAST, synth_market  # noqa: F401
+from fixtures_train import FAST
 
 
 @pytest.mark.slow
-def test_torchrun_two_cpu_processes(synth_market, tmp_path):  # noqa: F811
+def test_torchrun_two_cpu_processes(synth_market, tmp_path):
     out = tmp_path / "m.pt"
     env = dict(os.environ, OMP_NUM_THREADS="1", REIDCLI_QUIET="1")
     reid = shutil.which("reid") or os.path.join(os.path.dirname(sys.executable), "reid")
@@ -39,7 +39,7 @@ def test_torchrun_two_cpu_processes(synth_market, tmp_path):  # noqa: F811
 
 
 @pytest.mark.slow
-def test_torchrun_stargan_two_cpu_processes(synth_market, tmp_path):  # noqa: F811
+def test_torchrun_stargan_two_cpu_processes(synth_market, tmp_path):
     """`reid stylize fit --method stargan` under torchrun: both nets wrapped in DDP (the
     critic's gradient penalty is a double backward through it), one checkpoint, one log."""
     out = tmp_path / "g.pt"

@@ -18,7 +18,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from fixtures_train import synth_market  # noqa: F401
 
 H, W = 64, 32
 SMALL = "resnet18_quarter"
@@ -174,14 +173,14 @@ def _teacher_needs(mean_net, out: dict, reads: _Reads) -> set[str]:
 
 @pytest.mark.parametrize("arch", list(ARCHS))
 @pytest.mark.parametrize("method", METHOD_NAMES)
-def test_one_step_trains_every_parameter_a_loss_or_teacher_uses(method, arch, synth_market,  # noqa: F811
+def test_one_step_trains_every_parameter_a_loss_or_teacher_uses(method, arch, synth_market,
                                                                 tmp_path, monkeypatch):
     _check_one_step(method, arch, ARCHS[arch], synth_market, tmp_path, monkeypatch)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", [a for a in NOT_RUN if a != "mrda"])
-def test_the_costly_backbones_train_every_parameter(arch, synth_market, tmp_path, monkeypatch):  # noqa: F811
+def test_the_costly_backbones_train_every_parameter(arch, synth_market, tmp_path, monkeypatch):
     """The registered backbones the matrix leaves out (3-13 s a step on 2 busy cores): one
     supervised step (their heads are the matrix's) reaches every parameter (`-m slow`)."""
     _check_one_step("supervised", arch, {"arch": arch}, synth_market, tmp_path, monkeypatch)

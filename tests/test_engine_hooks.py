@@ -9,7 +9,6 @@ from contextlib import contextmanager
 
 import pytest
 import torch
-from fixtures_train import synth_market  # noqa: F401
 from torch import nn
 
 from reidcli.train.config import TrainConfig

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from fixtures_train import synth_market  # noqa: F401
 from reidcli.cli.app import app
 from reidcli.io import h5
 

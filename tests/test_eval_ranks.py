@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fixtures_train import synth_market  # noqa: F401
 
 from reidcli.eval import Options, evaluate
 from reidcli.eval.plots import hit_caption, query_caption

@@ -9,7 +9,6 @@ import json
 import numpy as np
 import pytest
 from fixtures_contracts import reid, reid_ok
-from fixtures_train import synth_market, tiny_ckpt  # noqa: F401
 
 from reidcli.io.ckpt import load_checkpoint
 from reidcli.io.h5 import read_features
@@ -30,7 +29,7 @@ def _images(root, paths, size):
 
 
 @pytest.fixture(scope="module")
-def query_features(synth_market, tiny_ckpt, tmp_path_factory):  # noqa: F811
+def query_features(synth_market, tiny_ckpt, tmp_path_factory):
     d = tmp_path_factory.mktemp("export")
     out = {}
     for flip in (False, True):
@@ -42,7 +41,7 @@ def query_features(synth_market, tiny_ckpt, tmp_path_factory):  # noqa: F811
 
 
 @pytest.mark.parametrize("suffix,flip", [(".onnx", False), (".onnx", True), (".ts", False)])
-def test_export_equals_reid_features(tiny_ckpt, synth_market, query_features, tmp_path, suffix, flip):  # noqa: F811
+def test_export_equals_reid_features(tiny_ckpt, synth_market, query_features, tmp_path, suffix, flip):
     out = tmp_path / f"m{suffix}"
     res = reid_ok("export", "--ckpt", tiny_ckpt, "-o", out, "--json", *(["--flip"] if flip else []))
     report = json.loads(res.stdout)
@@ -71,7 +70,7 @@ def test_export_equals_reid_features(tiny_ckpt, synth_market, query_features, tm
     assert meta["checkpoint"].startswith("sha256:") and report["max_abs_diff"] < 1e-4
 
 
-def test_slim_drops_the_training_state_and_keeps_the_network(tiny_ckpt, synth_market, query_features, tmp_path):  # noqa: F811
+def test_slim_drops_the_training_state_and_keeps_the_network(tiny_ckpt, synth_market, query_features, tmp_path):
     import torch
 
     out = tmp_path / "slim.pt"
@@ -92,14 +91,14 @@ def test_slim_drops_the_training_state_and_keeps_the_network(tiny_ckpt, synth_ma
     (["-o", "{tmp}/m.zip"], ".onnx (ONNX) or .ts (TorchScript)"),
     (["-o", "{tmp}/s.pt", "--slim", "--flip"], "--slim copies the checkpoint's weights"),
 ])
-def test_bad_export_is_one_line(tiny_ckpt, tmp_path, args, words):  # noqa: F811
+def test_bad_export_is_one_line(tiny_ckpt, tmp_path, args, words):
     res = reid("export", "--ckpt", tiny_ckpt, *[a.format(tmp=tmp_path) for a in args])
     assert res.exit_code == 1 and words in res.stderr and "Traceback" not in res.output
     assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("suffix,target", [(".onnx", "torch.onnx.export"), (".ts", "torch.jit.save")])
-def test_exporter_failure_is_one_line_and_writes_nothing(tiny_ckpt, tmp_path, monkeypatch, suffix, target):  # noqa: F811
+def test_exporter_failure_is_one_line_and_writes_nothing(tiny_ckpt, tmp_path, monkeypatch, suffix, target):
     """An error inside the ONNX / TorchScript exporter: one line, exit 1, the previous file
     intact and no temporary beside it (the file is built in memory, then written atomically)."""
     import torch
@@ -123,7 +122,7 @@ def test_exporter_failure_is_one_line_and_writes_nothing(tiny_ckpt, tmp_path, mo
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
 
 
-def test_export_goes_through_atomic_write_bytes(tiny_ckpt, tmp_path, monkeypatch):  # noqa: F811
+def test_export_goes_through_atomic_write_bytes(tiny_ckpt, tmp_path, monkeypatch):
     """The bytes written are the ones reported (size) and arrive through `atomic_write_bytes`;
     a device output (/dev/null-like) is written directly and gets no temporary."""
     import reidcli.io.atomic as atomic

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from reidcli.cli.app import app
 from reidcli.io.h5 import read_features
 
-from fixtures_train import FAST, synth_market, tiny_ckpt  # noqa: F401
+from fixtures_train import FAST
 
 runner = CliRunner()
 
@@ -31,7 +31,7 @@ def _fails(res, *words):
         assert w in errors[0], err
 
 
-def test_features_every_split_and_flip(synth_market, tiny_ckpt, tmp_path):  # noqa: F811
+def test_features_every_split_and_flip(synth_market, tiny_ckpt, tmp_path):
     out = tmp_path / "f.h5"
     res = _run("features", synth_market, "--ckpt", tiny_ckpt, "-o", out, "-j", "0", "--device", "cpu", "--flip")
     assert res.exit_code == 0, res.output
@@ -44,7 +44,7 @@ def test_features_every_split_and_flip(synth_market, tiny_ckpt, tmp_path):  # no
     assert len(ff.provenance) >= 2  # the checkpoint's record, then this one
 
 
-def test_shards_merge_to_the_single_run(synth_market, tiny_ckpt, tmp_path):  # noqa: F811
+def test_shards_merge_to_the_single_run(synth_market, tiny_ckpt, tmp_path):
     common = ["--ckpt", tiny_ckpt, "-j", "0", "--device", "cpu", "--split", "gallery", "--half"]
     assert _run("features", synth_market, "-o", tmp_path / "all.h5", *common).exit_code == 0
     for i in (1, 2, 3):
@@ -60,7 +60,7 @@ def test_shards_merge_to_the_single_run(synth_market, tiny_ckpt, tmp_path):  # n
     _fails(_run("features", synth_market, "-o", tmp_path / "x.h5", "--shard", "4/3", *common), "--shard")
 
 
-def test_corrupt_images_fail_before_writing_unless_skipped(synth_market, tiny_ckpt, tmp_path):  # noqa: F811
+def test_corrupt_images_fail_before_writing_unless_skipped(synth_market, tiny_ckpt, tmp_path):
     data = tmp_path / "market"
     shutil.copytree(synth_market, data)
     bad = sorted((data / "query").glob("*.jpg"))[0]
@@ -75,7 +75,7 @@ def test_corrupt_images_fail_before_writing_unless_skipped(synth_market, tiny_ck
     assert f"query/{bad.name}" not in q.paths and len(q.paths) == len(list((data / "query").glob("*.jpg"))) - 1
 
 
-def test_features_refuses_foreign_checkpoints(synth_market, tmp_path):  # noqa: F811
+def test_features_refuses_foreign_checkpoints(synth_market, tmp_path):
     torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "sd.pt")
     _fails(_run("features", synth_market, "--ckpt", tmp_path / "sd.pt", "-o", tmp_path / "f.h5"),
            "not a reidcli checkpoint")
@@ -87,7 +87,7 @@ def test_features_refuses_foreign_checkpoints(synth_market, tmp_path):  # noqa: 
     (["--height", "70"], ["--height 70 must be a multiple of 16"]),
     (["--optimizer", "adagrad"], ["--optimizer must be one of"]),
 ])
-def test_pretrain_bad_options(synth_market, tmp_path, extra, words):  # noqa: F811
+def test_pretrain_bad_options(synth_market, tmp_path, extra, words):
     _fails(_run("pretrain", synth_market, "-o", tmp_path / "m.pt", *FAST, *extra), *words)
     assert not (tmp_path / "m.pt").exists()
 
@@ -101,7 +101,7 @@ def test_pretrain_one_identity(tmp_path):
     _fails(_run("pretrain", root, "-o", tmp_path / "m.pt", *FAST), "1 labelled identity", "at least 2")
 
 
-def test_pretrain_cli_then_info(synth_market, tmp_path):  # noqa: F811
+def test_pretrain_cli_then_info(synth_market, tmp_path):
     out = tmp_path / "m.pt"
     res = _run("pretrain", synth_market, "-o", out, *FAST, "--epochs", "1", "--iters-per-epoch", "1",
                "--center-weight", "0.0035", "--pooling", "gem")

@@ -1,5 +1,5 @@
-"""RBNet against seed 000: the paper mask path, BN statistics of the shared backbone, the
-masked classifier's initialisation, and `--rb-feature both` with the centre loss."""
+"""RBNet against its paper (Yu & Piao 2024): the paper mask path, BN statistics of the shared
+backbone, the masked classifier's initialisation, and `--rb-feature both` with the centre loss."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from fixtures_train import synth_market  # noqa: F401
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from reidcli.models import ModelConfig, build_model
@@ -126,7 +125,7 @@ def test_centres_initialise_only_the_classifier_of_the_branch_they_describe(feat
             assert torch.allclose(w, F.normalize(part, dim=1))
 
 
-def test_both_feature_trains_with_the_centre_loss_under_kd(synth_market, tmp_path):  # noqa: F811
+def test_both_feature_trains_with_the_centre_loss_under_kd(synth_market, tmp_path):
     """`--rb-feature both` checkpoints embed 2x the head width; the centre loss works on
     the training feature (one head wide) in kd (centre loss on by default) and pretrain."""
     from reidcli.data.layouts import load_dataset

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures_train import synth_market  # noqa: F401
 
 import reidcli
 from reidcli.io.h5 import FeaturesFile, SplitFeatures, write_features
@@ -78,7 +77,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     return {"f": f, "s1": shards[0], "s2": shards[1], "dir": tmp, "log": log}
 
 
-def test_cluster_evaluate_info_merge_import_no_torch(files, synth_market):  # noqa: F811
+def test_cluster_evaluate_info_merge_import_no_torch(files, synth_market):
     f, tmp = str(files["f"]), files["dir"]
     runs = [
         ["cluster", f, "-o", str(tmp / "l.h5"), "--camera-norm", "--k1", "10", "--k2", "4", "--centers", "--json"],

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from fixtures_train import synth_market  # noqa: F401
 
 SLOW_DECODE_S = 0.004  # each decode made at least this slow, so the timings can be asserted
 
@@ -64,7 +63,7 @@ def _pretrain(root, out: Path, *, cache: bool, workers: int, resized_crop: bool 
 
 
 @pytest.mark.parametrize("resized_crop", [False, True], ids=["resize-cached", "decoded-size-cached"])
-def test_cache_gives_the_same_weights_and_removes_decoding(synth_market, tmp_path, monkeypatch,  # noqa: F811
+def test_cache_gives_the_same_weights_and_removes_decoding(synth_market, tmp_path, monkeypatch,
                                                             resized_crop):
     """Without the cache every image of every step is decoded (decode_ms >= the sleep);
     with it the images are decoded once before training, in the parent, and neither the
@@ -91,7 +90,7 @@ def test_cache_gives_the_same_weights_and_removes_decoding(synth_market, tmp_pat
                 assert r["decode_ms"] < 1000 * SLOW_DECODE_S / 2, r  # a copy out of memory
 
 
-def test_epoch_record_times_add_up_to_the_step(synth_market, tmp_path):  # noqa: F811
+def test_epoch_record_times_add_up_to_the_step(synth_market, tmp_path):
     """data_s + compute_s is the step's wall time: at most the epoch's time per step."""
     _, rows = _pretrain(synth_market, tmp_path / "m.pt", cache=False, workers=0)
     ep = next(r for r in rows if r["type"] == "epoch")
@@ -99,7 +98,7 @@ def test_epoch_record_times_add_up_to_the_step(synth_market, tmp_path):  # noqa:
     assert 0 < ep["data_s"] + ep["compute_s"] <= per_step * 1.001
 
 
-def test_refused_in_one_line_when_the_cache_would_not_fit(synth_market, tmp_path, monkeypatch):  # noqa: F811
+def test_refused_in_one_line_when_the_cache_would_not_fit(synth_market, tmp_path, monkeypatch):
     import reidcli.utils.resources as res
     from reidcli.utils.errors import ConfigError
 
@@ -112,7 +111,7 @@ def test_refused_in_one_line_when_the_cache_would_not_fit(synth_market, tmp_path
     assert not (tmp_path / "m.pt").exists()
 
 
-def test_plan_sizes_and_budget(synth_market):  # noqa: F811
+def test_plan_sizes_and_budget(synth_market):
     """Bytes planned = images x h x w x 3 for a resizing head, the decoded sizes otherwise;
     refused above the fraction of the available memory, accepted at it."""
     from reidcli.data.cache import plan_caches

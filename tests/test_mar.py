@@ -13,7 +13,7 @@ import pytest
 import numpy as np
 import torch
 
-from tests.test_finetune import (
+from fixtures_finetune import (
     ARCH,
     DIM,
     _changed,
@@ -125,7 +125,7 @@ def test_mar_cli_needs_no_labels(mar):
     res = CliRunner().invoke(app, list(map(str, args)))
     assert res.exit_code == 0, res.output
     assert torch.load(out, weights_only=True)["train_state"]["options"]["lambda_2"] == 10.0
-    from tests.test_finetune import _labels
+    from fixtures_finetune import _labels
 
     labels = _labels(mar["tmp"] / "l.h5", mar["target"], [0, 1] * 8)
     res = CliRunner().invoke(app, list(map(str, [*args, "--labels", labels])))
@@ -146,7 +146,7 @@ def test_mar_bad_input_is_one_line_and_writes_nothing(mar, case, match):
     kw: dict = {}
     ckpt = mar["ckpt"]
     if case == "labels":
-        from tests.test_finetune import _labels
+        from fixtures_finetune import _labels
 
         labels = _labels(mar["tmp"] / "l.h5", mar["target"], [0, 1] * 8)
         with pytest.raises(ReidError, match=match):
@@ -170,7 +170,7 @@ def test_mar_bad_input_is_one_line_and_writes_nothing(mar, case, match):
 
 
 def test_one_camera_target_drops_cml_with_a_warning(mar, caplog):
-    from tests.test_finetune import _write_csv_dataset as _ds
+    from fixtures_finetune import _write_csv_dataset as _ds
 
     root = _ds(mar["tmp"] / "onecam")
     with open(root) as fh:
@@ -320,7 +320,7 @@ def test_features_soft_labels_are_mar_eq1_over_the_checkpoints_agents(mar):
 
 def test_mar_steps_draw_half_target_half_reference(mar, monkeypatch):
     """Each step of P x K images is P x K / 2 target images (no identities) and P x K / 2
-    labelled reference images (seed 001: batch 368 = 184 + 184)."""
+    labelled reference images (Zhang et al. 2020: batch 368 = 184 + 184)."""
     from reidcli.train.methods.mar import Mar
 
     seen, step = [], Mar.step
@@ -336,9 +336,9 @@ def test_mar_steps_draw_half_target_half_reference(mar, monkeypatch):
     assert all(0 <= y < 4 for _, _, ys in seen for y in ys)  # the reference's 4 identities
 
 
-def test_mar_recipe_and_defaults_are_the_seeds_values():
-    """`--recipe mar` and the library defaults hold seed 001's schedule and MAR's published
-    loss values (METHODS.md section 2)."""
+def test_mar_recipe_and_defaults_are_the_papers_values():
+    """`--recipe mar` and the library defaults hold Zhang et al. 2020's schedule and MAR's
+    published loss values (docs/papers.md section 2)."""
     from reidcli.recipes import stage_settings
     from reidcli.train.methods.options import AgentsOptions, MarOptions
 
@@ -348,13 +348,13 @@ def test_mar_recipe_and_defaults_are_the_seeds_values():
     assert pre["multilevel"] and pre["embed_dim"] == 0 and (pre["height"], pre["width"], pre["pad"]) == (384, 128, 7)
     assert ft["method"] == "mar" and ft["p"] * ft["k"] == 368 and ft["optimizer"] == "adam"
     assert (ft["epochs"], ft["lr"], ft["weight_decay"]) == (20, 2e-4, 0.025)
-    seed = {"scale": 30.0, "lambda_1": 2e-4, "lambda_2": 50.0, "beta": 0.2, "mining_ratio": 0.005, "rj_margin": 1.0}
-    assert {k: ft[k] for k in seed} == seed
-    assert {k: getattr(MarOptions(), k) for k in seed} == seed and AgentsOptions().scale == 30.0
+    paper = {"scale": 30.0, "lambda_1": 2e-4, "lambda_2": 50.0, "beta": 0.2, "mining_ratio": 0.005, "rj_margin": 1.0}
+    assert {k: ft[k] for k in paper} == paper
+    assert {k: getattr(MarOptions(), k) for k in paper} == paper and AgentsOptions().scale == 30.0
 
 
 def test_se_blocks_with_multilevel_fusion_keep_the_fused_dimension():
-    """Seed 001's network by flags: SE in every bottleneck + GAP after layer1, layer3 and
+    """Zhang et al. 2020's network by flags: SE in every bottleneck + GAP after layer1, layer3 and
     layer4 concatenated; --embed-dim 0 keeps 256 + 1024 + 2048, --embed-dim N adds an FC."""
     from reidcli.models import ModelConfig, build_model
     from reidcli.models.se_ibn import SEModule

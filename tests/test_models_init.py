@@ -210,7 +210,7 @@ def test_url_without_hash_is_not_downloaded(hub, tmp_path, monkeypatch):
 
 
 def test_multilevel_feature_is_the_three_pooled_maps_concatenated():
-    """Seed 001's fusion: GAP after layer1, layer3 and layer4, concatenated, kept as is."""
+    """Zhang et al. 2020's fusion: GAP after layer1, layer3 and layer4, concatenated, kept as is."""
     net = build_model(ModelConfig(arch="tiny", multilevel=True, neck="none")).eval()
     x = torch.randn(2, 3, 64, 32)
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""MRDA (seed 002): mask transform, losses and dynamic attention against their formulas
+"""MRDA (Zhang et al. 2023): mask transform, losses and dynamic attention against their formulas
 written out by hand; routing by modality checked by gradients."""
 
 from __future__ import annotations

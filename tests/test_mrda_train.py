@@ -4,22 +4,12 @@ learns, its checkpoint embeds each image by its modality, `sysu-all` evaluates i
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 MRDA = {"method": "mrda", "arch": "mrda", "mrda_backbone": "resnet18_half", "pretrained": "none",
             "height": 32, "width": 16, "last_stride": 1, "p": 2, "k": 2, "warmup_epochs": 0, "workers": 0,
             "device": "cpu", "optimizer": "adam", "lr": 1e-3, "schedule": "constant", "flip": 0.0, "erasing": 0.0}
-
-
-@pytest.fixture(scope="module")
-def synth_sysu(tmp_path_factory) -> Path:
-    from reidcli.data.synth import synthesize
-
-    out = tmp_path_factory.mktemp("synth") / "sysu"
-    synthesize(out, domain="sysu", ids=4, test_ids=4, images_per_id=12, height=32, width=16, seed=0)
-    return out
 
 
 @pytest.fixture(scope="module")

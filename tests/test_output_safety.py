@@ -242,7 +242,7 @@ def test_stale_temporaries_of_dead_processes_are_removed_never_followed(tmp_path
 
 
 def test_finetune_never_writes_through_a_stale_partial_link_and_removes_killed_logs(tmp_path):
-    from tests.test_finetune import _base, _labels, _run, _source_ckpt, _write_csv_dataset
+    from fixtures_finetune import _base, _labels, _run, _source_ckpt, _write_csv_dataset
 
     tgt = _write_csv_dataset(tmp_path / "target")
     u = {"target": tgt, "ckpt": _source_ckpt(tmp_path / "m.pt"),

@@ -18,7 +18,6 @@ import pytest
 from typer.testing import CliRunner
 
 from fixtures_contracts import fifo_drained_into
-from fixtures_train import synth_market  # noqa: F401
 
 from reidcli.cli.app import app
 from reidcli.io import h5
@@ -124,7 +123,7 @@ def _special_output(kind: str, folder: Path) -> Path:
 
 
 @pytest.mark.parametrize("kind", ["device", "fifo"])
-def test_training_to_a_device_or_fifo_writes_no_side_files(kind, synth_market, tmp_path):  # noqa: F811
+def test_training_to_a_device_or_fifo_writes_no_side_files(kind, synth_market, tmp_path):
     """``pretrain -o /dev/null``: no ``null.log.jsonl`` / ``null.config.toml`` in /dev. The
     output is written once, after the last epoch (a FIFO's reader gets one checkpoint, where
     a write per epoch would block on the closed pipe)."""
@@ -446,7 +445,7 @@ def test_library_resume_refuses_another_arch(tmp_path):
                  augment=AugmentConfig(height=32, width=16), resume=True, device="cpu")
 
 
-def test_pretrain_failing_to_write_its_checkpoint_leaves_no_config_of_it(synth_market, tmp_path, monkeypatch):  # noqa: F811
+def test_pretrain_failing_to_write_its_checkpoint_leaves_no_config_of_it(synth_market, tmp_path, monkeypatch):
     """The resolved ``m.config.toml`` is written only once ``m.pt`` is: a run whose first
     checkpoint write fails (a full disk) leaves the previous run's checkpoint and config as they
     were, not a config describing a checkpoint that was never written."""
@@ -474,7 +473,7 @@ def test_pretrain_failing_to_write_its_checkpoint_leaves_no_config_of_it(synth_m
     assert "epochs = 1" in config.read_text()
 
 
-def test_pretrain_failing_before_its_first_checkpoint_leaves_no_log_of_its_own(synth_market, tmp_path):  # noqa: F811
+def test_pretrain_failing_before_its_first_checkpoint_leaves_no_log_of_its_own(synth_market, tmp_path):
     """A training image found unreadable in the first epoch: exit 1, one line with its fix
     said once; the previous run's checkpoint and log are as they were (the new log is a
     temporary until the first checkpoint is written), no temporary left. Without a previous

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures_train import synth_market, tiny_ckpt  # noqa: F401
 from typer.testing import CliRunner
 
 from reidcli.cli.app import app
@@ -76,7 +75,7 @@ def test_curves_follow_the_log_and_a_resume_replaces_what_it_repeats(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "m.log.jsonl"]  # no temporary left
 
 
-def test_curves_of_a_real_training_log(tiny_ckpt, tmp_path):  # noqa: F811
+def test_curves_of_a_real_training_log(tiny_ckpt, tmp_path):
     """The engine's own log (tests/fixtures_train.py's tiny pretrain, beside its checkpoint)."""
     log = tiny_ckpt.with_name("m.log.jsonl")
     steps = [r for r in map(json.loads, log.read_text().splitlines()) if r["type"] == "step"]

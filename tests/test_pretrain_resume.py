@@ -15,7 +15,6 @@ from reidcli.models import ModelConfig
 from reidcli.train.config import TrainConfig
 from reidcli.train.pretrain import pretrain
 
-from fixtures_train import synth_market  # noqa: F401
 
 AUG = AugmentConfig(height=64, width=32)
 SMALL = "resnet18_quarter"  # the smallest backbone (128-d): the engine is tested, not the network
@@ -31,7 +30,7 @@ def _train(data, out, **kw):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(synth_market, tmp_path_factory):  # noqa: F811
+def uninterrupted(synth_market, tmp_path_factory):
     return _train(synth_market, tmp_path_factory.mktemp("full") / "m.pt")
 
 
@@ -44,7 +43,7 @@ def _assert_same(a: dict, b: dict) -> None:
 
 
 @pytest.mark.parametrize("stop", [{"stop_after": 1}, {"max_iters": 1, "workers": 1}])
-def test_resume_gives_the_same_weights(synth_market, uninterrupted, tmp_path, stop):  # noqa: F811
+def test_resume_gives_the_same_weights(synth_market, uninterrupted, tmp_path, stop):
     out = tmp_path / "m.pt"
     part = _train(synth_market, out, **stop)
     assert part["iteration"] < uninterrupted["iteration"]
@@ -67,7 +66,7 @@ def test_uninterrupted_run_is_deployable(uninterrupted, tmp_path):
     assert f.shape == (2, 128) and torch.isfinite(f).all()
 
 
-def test_target_forwarding_with_domain_bn(synth_market, tmp_path):  # noqa: F811
+def test_target_forwarding_with_domain_bn(synth_market, tmp_path):
     out = tmp_path / "m.pt"
     pretrain(synth_market, out, model=ModelConfig(arch=SMALL),
              train=TrainConfig(epochs=1, iters_per_epoch=1, p=4, k=2, workers=0, warmup_epochs=0,
@@ -84,7 +83,7 @@ def test_target_forwarding_with_domain_bn(synth_market, tmp_path):  # noqa: F811
 
 
 
-def test_training_lowers_the_id_loss(synth_market, tmp_path):  # noqa: F811
+def test_training_lowers_the_id_loss(synth_market, tmp_path):
     """12 steps from scratch at a constant rate: the ID loss falls well below its chance
     level ln(6)."""
     out = tmp_path / "m.pt"
@@ -98,7 +97,7 @@ def test_training_lowers_the_id_loss(synth_market, tmp_path):  # noqa: F811
     assert epochs[-1]["ce"] < 0.9 * math.log(6) and epochs[-1]["acc"] > 1 / 6
 
 
-def test_resume_on_other_data_is_refused_in_one_line(synth_market, tmp_path):  # noqa: F811
+def test_resume_on_other_data_is_refused_in_one_line(synth_market, tmp_path):
     """A checkpoint records what it trains on (``train_data``); ``--resume`` with another
     dataset is one line naming the dataset the run was started on, and leaves the checkpoint
     as it was. A checkpoint without the record (written before it existed) resumes unchecked."""

@@ -12,7 +12,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from fixtures_train import synth_market  # noqa: F401
 
 H, W = 32, 16
 SMALL = "resnet18_quarter"  # the smallest backbone: RBNet's passes are tested, not its backbone
@@ -75,7 +74,7 @@ def _run(root, tmp_path, method: str, rb: dict, monkeypatch, *, skip: bool) -> d
 
 
 @pytest.mark.parametrize("method", ["pseudo", "kd"])
-def test_skipped_passes_change_nothing_that_is_kept(method, synth_market, tmp_path, monkeypatch):  # noqa: F811
+def test_skipped_passes_change_nothing_that_is_kept(method, synth_market, tmp_path, monkeypatch):
     full = _run(synth_market, tmp_path, method, {}, monkeypatch, skip=False)
     monkeypatch.undo()
     fast = _run(synth_market, tmp_path, method, {}, monkeypatch, skip=True)
@@ -98,7 +97,7 @@ def test_skipped_passes_change_nothing_that_is_kept(method, synth_market, tmp_pa
     ("pseudo", {"feature": "both"}),              # the deployed feature uses the masked pass
     ("mmt", {}),                                  # mean nets embed the masked view (mean_output)
 ])
-def test_the_passes_still_run_where_they_matter(method, rb, synth_market, tmp_path, monkeypatch):  # noqa: F811
+def test_the_passes_still_run_where_they_matter(method, rb, synth_market, tmp_path, monkeypatch):
     res = _run(synth_market, tmp_path, method, rb, monkeypatch, skip=True)
     assert res["passes"] >= 2
 

@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-from fixtures_train import synth_market, tiny_ckpt  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +23,7 @@ def _api_blocks() -> list[str]:
     return blocks
 
 
-def test_readme_python_api_runs_and_matches_the_commands(tmp_path, synth_market, tiny_ckpt, monkeypatch):  # noqa: F811
+def test_readme_python_api_runs_and_matches_the_commands(tmp_path, synth_market, tiny_ckpt, monkeypatch):
     (tmp_path / "data").mkdir()
     os.symlink(synth_market, tmp_path / "data" / "market")
     os.symlink(tiny_ckpt, tmp_path / "m.pt")
@@ -57,7 +56,7 @@ def test_readme_python_api_runs_and_matches_the_commands(tmp_path, synth_market,
     assert ns["res"].mean == want.mean
 
 
-def test_embed_images_takes_a_path_or_a_loaded_network_and_names_a_bad_image(tmp_path, synth_market, tiny_ckpt):  # noqa: F811
+def test_embed_images_takes_a_path_or_a_loaded_network_and_names_a_bad_image(tmp_path, synth_market, tiny_ckpt):
     import pytest
 
     from reidcli.features import embed_images

@@ -140,8 +140,8 @@ def test_finetune_trains_with_the_checkpoints_augmentation():
     assert old.pad == 10 and not old.resized_crop and old.jitter == 0.0
 
 
-def test_mrda_recipe_is_the_seeds_schedule_and_batch():
-    """Seed 002 sec. 3.2: lr 0.1 after warm-up, x0.1 at epochs 20 and 50 (0.01, then
+def test_mrda_recipe_is_the_papers_schedule_and_batch():
+    """Zhang et al. 2023 sec. 3.2: lr 0.1 after warm-up, x0.1 at epochs 20 and 50 (0.01, then
     0.001); batches of 3 identities x (6 visible + 6 infrared) = 36 images."""
     from reidcli.data.sampler import CrossModalPKSampler
     from reidcli.train.optim import lr_factor
@@ -254,9 +254,9 @@ def test_docs_recipes_md_names_only_flags_its_stage_has():
 
 
 def test_a_round_trains_with_the_pretrain_runs_crop_and_jitter(tmp_path, monkeypatch):
-    """Seeds 003 / 004 fine-tune with their pre-training augmentation: `pretrain` records it
-    in the checkpoint, `finetune` builds its training transform from that record (and
-    records it again for the next round) unless told otherwise."""
+    """CSAM-ReID 2022 and LSTM-UDA 2021 fine-tune with their pre-training augmentation:
+    `pretrain` records it in the checkpoint, `finetune` builds its training transform from
+    that record (and records it again for the next round) unless told otherwise."""
     import reidcli.data.transforms as T
     from reidcli.data.layouts import load_dataset
     from reidcli.data.synth import synthesize

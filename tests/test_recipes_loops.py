@@ -7,8 +7,8 @@ written here from the paper and the authors' published training code replays the
 same initialisation. The weights must agree within float tolerance. What each loop holds
 fixed: MAR's memory start and camera-wise CML target (KovenYu/MAR ``src/trainers.py``,
 ``src/utils.py``), StarGAN's batch / target reuse and linear lr decay (yunjey/stargan
-``solver.py``), the centre-loss scale of BoT's code (seed 003) and the identity mean of
-Liu et al.'s hetero-centre triplet code (seed 002). Where reidcli keeps a documented choice
+``solver.py``), the centre-loss scale of BoT's code (CSAM-ReID 2022) and the identity mean of
+Liu et al.'s hetero-centre triplet code (Zhang et al. 2023). Where reidcli keeps a documented choice
 of its own outside these items (docs/recipes.md), the loop follows it and says so.
 """
 
@@ -20,8 +20,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.fixtures_train import synth_market  # noqa: F401  (fixture)
-from tests.test_finetune import DIM, _finetune, _source_ckpt, _write_csv_dataset
+from fixtures_finetune import DIM, _finetune, _source_ckpt, _write_csv_dataset
 
 # float tolerance: Adam turns float noise in a near-zero gradient into a step of up to lr, so
 # the runs below keep lr at the recipes' level (<= 2e-4) and allow a twentieth of it
@@ -61,7 +60,7 @@ def _adam_groups(params, wd: float) -> list[dict]:
             {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
 
 
-# -- MAR (seed 001 on MAR, CVPR 2019): memory start and CML target ------------------------
+# -- MAR (Zhang et al. 2020 on MAR, Yu et al. CVPR 2019): memory start and CML target -----
 
 MAR_OPTIONS = dict(scale=30.0, lambda_1=0.5, lambda_2=1.0, beta=0.2, rj_margin=1.0, mining_ratio=0.25,
                    threshold_momentum=0.1, memory_momentum=0.1, mdl_warmup_epochs=1)
@@ -329,7 +328,7 @@ def test_stylize_fit_takes_the_recipes_stylize_settings_and_given_ones_win(tmp_p
         fit_style(tmp_path, tmp_path / "c.pt", recipe="mar")
 
 
-def test_stargan_fit_equals_the_published_loop(synth_market, tmp_path, monkeypatch):  # noqa: F811
+def test_stargan_fit_equals_the_published_loop(synth_market, tmp_path, monkeypatch):
     """`fit_stargan` with the published rules equals StarGAN's solver loop: the same
     weights of G and D after 12 critic iterations and 2 generator steps."""
     ck, init, seen = _run_stargan(synth_market, tmp_path / "g.pt", monkeypatch)
@@ -345,7 +344,7 @@ def test_stargan_fit_equals_the_published_loop(synth_market, tmp_path, monkeypat
 
 
 @pytest.mark.parametrize("option", [{"lr_decay": 0.0}, {"g_batch": "new"}, {"target_cameras": "uniform"}])
-def test_each_stargan_rule_changes_the_training(synth_market, tmp_path, monkeypatch, option):  # noqa: F811
+def test_each_stargan_rule_changes_the_training(synth_market, tmp_path, monkeypatch, option):
     """reidcli's earlier rules (constant rate, a new batch for the generator, uniform
     targets) each train differently from the published loop."""
     base, _, _ = _run_stargan(synth_market, tmp_path / "base.pt", monkeypatch)
@@ -372,7 +371,7 @@ def _spy_steps(monkeypatch, cls, stream: str, extra=None) -> tuple[dict, list[di
     return init, seen
 
 
-# -- csam-kd (seed 003): the centre loss of BoT's code at the paper's beta -----------------
+# -- csam-kd (CSAM-ReID 2022): the centre loss of BoT's code at the paper's beta -----------
 
 CSAM_SMALL = dict(arch="resnet18_quarter", pretrained="none", height=32, width=16, epochs=1, iters_per_epoch=3,
                   p=3, k=2, warmup_epochs=0.0, schedule="constant", milestones=[], weight_decay=0.0, lr=2e-4,
@@ -384,7 +383,7 @@ def _bot_code_loop(net, centers: torch.Tensor, batches: list[dict], lr: float, b
     """BoT's `do_train` with center loss (michuanhaohao/reid-strong-baseline: `make_loss_with_center`,
     ``CenterLoss`` of KaiyangZhou, `create_supervised_trainer_with_center`): L = CE_ls +
     triplet + beta x mean_i ||f_i - c_{y_i}||^2 (no 1/2), the centres' gradient scaled by
-    1/beta and stepped by SGD at ``center_lr`` 0.5. Seed 003's beta 0.0035 is taken on this
+    1/beta and stepped by SGD at ``center_lr`` 0.5. CSAM-ReID 2022's beta 0.0035 is taken on this
     form. Weight decay off in the comparison (reidcli's groups are fast-reid's, no item here)."""
     centers = torch.nn.Parameter(centers.clone())
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr)
@@ -417,8 +416,8 @@ def _bot_code_loop(net, centers: torch.Tensor, batches: list[dict], lr: float, b
 
 
 def test_csam_kd_recipe_compensates_the_half_of_wens_centre_loss():
-    """reidcli's centre loss is Wen et al.'s 1/2 mean ||f - c||^2; BoT's code (seed 003's
-    base) has no 1/2, so beta 0.0035 there is 0.007 here, and the centres, stepped on the
+    """reidcli's centre loss is Wen et al.'s 1/2 mean ||f - c||^2; BoT's code (CSAM-ReID
+    2022's base) has no 1/2, so beta 0.0035 there is 0.007 here, and the centres, stepped on the
     1/beta-scaled gradient, need twice BoT's rate 0.5 to move as far."""
     from reidcli.recipes import stage_settings
 
@@ -427,7 +426,7 @@ def test_csam_kd_recipe_compensates_the_half_of_wens_centre_loss():
         assert (st["center_weight"], st["center_lr"]) == (0.007, 1.0), stage
 
 
-def test_csam_kd_pretraining_equals_bots_code_loop(synth_market, tmp_path, monkeypatch):  # noqa: F811
+def test_csam_kd_pretraining_equals_bots_code_loop(synth_market, tmp_path, monkeypatch):
     """`pretrain --recipe csam-kd` (its losses, centre weight and centre rate) equals BoT's
     training loop at beta 0.0035 on the same batches; reidcli's earlier 0.0035 / 0.5 does not."""
     from reidcli.io.ckpt import load_checkpoint
@@ -450,20 +449,11 @@ def test_csam_kd_pretraining_equals_bots_code_loop(synth_market, tmp_path, monke
     assert not torch.allclose(before, centers, **TOL)  # the centres moved at half the rate
 
 
-# -- mrda (seed 002): the hetero-centre triplet as Liu et al.'s code averages it ----------
+# -- mrda (Zhang et al. 2023): the hetero-centre triplet as Liu et al.'s code averages it -
 
 MRDA_SMALL = dict(mrda_backbone="resnet18_quarter", pretrained="none", height=32, width=16, last_stride=1, p=2, k=2,
                   epochs=1, iters_per_epoch=3, warmup_epochs=0.0, schedule="constant", milestones=[],
                   weight_decay=0.0, flip=0.0, erasing=0.0, images_per_bn=0, workers=0, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def synth_sysu(tmp_path_factory):
-    from reidcli.data.synth import synthesize
-
-    out = tmp_path_factory.mktemp("synth") / "sysu"
-    synthesize(out, domain="sysu", ids=4, test_ids=4, images_per_id=12, height=32, width=16, seed=0)
-    return out
 
 
 def _liu_hc_tri(feat, y, mod, margin: float = 0.3):
@@ -483,10 +473,10 @@ def _liu_hc_tri(feat, y, mod, margin: float = 0.3):
 
 
 def _mrda_loop(net, batches: list[dict], lr: float, momentum: float = 0.9, eps: float = 0.1):
-    """Seed 002's eq. 23 with weight 1 on each term, its hetero-centre term as Liu et al.'s
-    code computes it (the seed's ref. [19]): L = L_id + L_hc,tri + L_mc + L_ac over each
+    """Zhang et al. 2023's eq. 23 with weight 1 on each term, its hetero-centre term as Liu et al.'s
+    code computes it (the paper's ref. [19]): L = L_id + L_hc,tri + L_mc + L_ac over each
     image and its mask reconstruction x_M+ = M+ x (eqs. 1-3), SGD with momentum 0.9. The
-    mask, correlation and region terms follow the seed's equations as docs/recipes.md
+    mask, correlation and region terms follow the paper's equations as docs/recipes.md
     (`mrda`, silent rows) reads them."""
     opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr, momentum=momentum)
     net.train()
@@ -528,8 +518,8 @@ def test_mrda_recipe_averages_the_hetero_centre_terms_as_liu_et_als_code():
     assert torch.allclose(HeteroCentreTriplet(0.3)(feat, y, mod), 2 * 3 * mean, atol=1e-5)  # the sum: 2P x
 
 
-def test_mrda_pretraining_equals_the_seeds_loop_with_liu_et_als_hetero_centre_code(synth_sysu, tmp_path,
-                                                                                  monkeypatch):
+def test_mrda_pretraining_equals_the_papers_loop_with_liu_et_als_hetero_centre_code(synth_sysu, tmp_path,
+                                                                                   monkeypatch):
     """`pretrain --recipe mrda` (SGD 0.1, momentum 0.9, every term weight 1) equals the loop
     of eq. 23 with Liu et al.'s averaged hetero-centre term on the same batches; the sum
     over identities (eq. 20 as written, reidcli's library default) trains differently."""

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tests.test_finetune import _labels, _source_ckpt, _write_csv_dataset
+from fixtures_finetune import _labels, _source_ckpt, _write_csv_dataset
 
 ALPHA, LR, WD, EPS = 0.999, 3.5e-4, 5e-4, 0.1  # MMT code: --alpha, --lr, --weight-decay; CE smoothing
 W_CE, W_TRI = 0.5, 0.8  # --soft-ce-weight, --soft-tri-weight

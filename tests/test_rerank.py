@@ -4,41 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from reference_jaccard import encode, jaccard_rows
 
 from reidcli.eval.rerank import rerank_chunks, rerank_dense
 
 
-def k_reciprocal(rank, i, k):
-    forward = rank[i, : k + 1]
-    backward = rank[forward, : k + 1]
-    return forward[np.where(backward == i)[0]]
-
-
 def dense_re_ranking(qf, gf, k1, k2, lam):
-    """The published re_ranking(q_g_dist, q_q_dist, g_g_dist), row by row, in float64."""
+    """The published re_ranking(q_g_dist, q_q_dist, g_g_dist) in float64: the squared distance
+    of all N = q + g rows divided by its column maxima, then transposed (each row by its own
+    maximum), ranked; the k-reciprocal encoding and the Jaccard rows of the queries from the
+    dense reference (tests/reference_jaccard.py); their blend with that distance."""
     x = np.concatenate([qf, gf]).astype(np.float64)
-    nq, n = len(qf), len(qf) + len(gf)
+    nq = len(qf)
     orig = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
     orig = np.transpose(orig / np.max(orig, axis=0))
     rank = np.argsort(orig, axis=1, kind="stable")
-    half = int(np.around(k1 / 2.0))
-    v = np.zeros((n, n))
-    for i in range(n):
-        rec = k_reciprocal(rank, i, k1)
-        exp = rec
-        for c in rec:
-            cand = k_reciprocal(rank, c, half)
-            if len(np.intersect1d(cand, rec)) > 2.0 / 3 * len(cand):
-                exp = np.append(exp, cand)
-        exp = np.unique(exp)
-        w = np.exp(-orig[i, exp])
-        v[i, exp] = w / w.sum()
-    if k2 != 1:
-        v = np.stack([v[rank[i, :k2]].mean(0) for i in range(n)])
-    jac = np.zeros((nq, n))
-    for i in range(nq):
-        mins = np.minimum(v[i][None, :], v).sum(1)
-        jac[i] = 1 - mins / (2.0 - mins)
+    v = encode(rank, lambda i, idx: orig[i, idx], k1, k2)
+    jac = jaccard_rows(v, range(nq))
     final = jac * (1 - lam) + orig[:nq] * lam
     return final[:, nq:]
 

@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import pytest
-from fixtures_train import synth_market  # noqa: F401
 
 from reidcli.utils import resources as R
 from reidcli.utils.params import ParamError
@@ -177,7 +176,7 @@ def test_automatic_workers_are_split_over_the_engine_streams(total, given, want)
     assert all(s.loader.prefetch_factor for s in streams.values() if s.loader.num_workers)
 
 
-def test_training_records_its_choice_in_the_jsonl_log(synth_market, tmp_path):  # noqa: F811
+def test_training_records_its_choice_in_the_jsonl_log(synth_market, tmp_path):
     import json
 
     from reidcli.data.transforms import AugmentConfig

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tests.fixtures_train import synth_market  # noqa: F401  (fixture)
 
 runner = CliRunner()
 
@@ -80,7 +79,7 @@ def _cam_mean(root: Path, cam: int, split: str = "train") -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def styled(synth_market, tmp_path_factory):  # noqa: F811
+def styled(synth_market, tmp_path_factory):
     from reidcli.stylize import apply_style, fit_style
 
     tmp = tmp_path_factory.mktemp("stylize")
@@ -89,7 +88,7 @@ def styled(synth_market, tmp_path_factory):  # noqa: F811
     return model, Path(res["out"]), res
 
 
-def test_apply_moves_images_toward_the_style_camera(synth_market, styled):  # noqa: F811
+def test_apply_moves_images_toward_the_style_camera(synth_market, styled):
     from reidcli.data.layouts import load_dataset
 
     _, out, _ = styled
@@ -110,7 +109,7 @@ def test_apply_moves_images_toward_the_style_camera(synth_market, styled):  # no
     assert np.mean(after) < 0.6 * np.mean(before)
 
 
-def test_styled_tree_reparses_with_same_ids_and_style_cameras(synth_market, styled):  # noqa: F811
+def test_styled_tree_reparses_with_same_ids_and_style_cameras(synth_market, styled):
     from reidcli.data.layouts import load_dataset
 
     _, out, res = styled
@@ -152,7 +151,7 @@ def test_checkpoint_kind_refused_by_reid_loaders_and_described(styled):
     assert info["kind"] == "stylize" and info["method"] == "color"
 
 
-def test_cli_fit_apply_and_bad_input(synth_market, styled, tmp_path):  # noqa: F811
+def test_cli_fit_apply_and_bad_input(synth_market, styled, tmp_path):
     from reidcli.cli.app import app
 
     model, out, _ = styled
@@ -195,7 +194,7 @@ def test_fewer_than_two_cameras_is_refused(tmp_path):
     assert not list(tmp_path.glob("p.*"))
 
 
-def test_styled_images_join_their_originals_label(synth_market, styled):  # noqa: F811
+def test_styled_images_join_their_originals_label(synth_market, styled):
     from reidcli.data.layouts import load_dataset
     from reidcli.stylize.manifest import add_styled
 
@@ -214,7 +213,7 @@ def test_styled_images_join_their_originals_label(synth_market, styled):  # noqa
 
 
 @pytest.mark.parametrize("method", ["pseudo", "joint"])
-def test_finetune_with_styled_positives(synth_market, styled, tmp_path, caplog, method):  # noqa: F811
+def test_finetune_with_styled_positives(synth_market, styled, tmp_path, caplog, method):
     import logging
 
     import torch

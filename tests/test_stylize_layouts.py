@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures_train import synth_market  # noqa: F401  (fixture)
-
 
 def _synth(tmp: Path, domain: str, cams=None, per_id=3) -> Path:
     from reidcli.data.synth import synthesize
@@ -44,7 +42,7 @@ def _rows(path: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def datasets(synth_market, tmp_path_factory):  # noqa: F811
+def datasets(synth_market, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("layouts")
     import shutil
 
@@ -139,7 +137,7 @@ def _one_line_error(args, needle):
     assert "Traceback" not in res.output
 
 
-def test_unsupported_layouts_are_one_line_and_write_nothing(synth_market, datasets, tmp_path):  # noqa: F811
+def test_unsupported_layouts_are_one_line_and_write_nothing(synth_market, datasets, tmp_path):
     import shutil
 
     from reidcli.stylize import fit_style

@@ -11,7 +11,6 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import write_jpeg
-from tests.fixtures_train import synth_market  # noqa: F401  (fixture)
 
 runner = CliRunner()
 
@@ -28,13 +27,13 @@ def _tree(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def color_model(synth_market, tmp_path_factory):  # noqa: F811
+def color_model(synth_market, tmp_path_factory):
     from reidcli.stylize import fit_style
 
     return fit_style(synth_market, tmp_path_factory.mktemp("m") / "style.pt", method="color")
 
 
-def test_shards_merged_equal_one_run(synth_market, color_model, tmp_path):  # noqa: F811
+def test_shards_merged_equal_one_run(synth_market, color_model, tmp_path):
     from reidcli.stylize.manifest import read_manifest
 
     split = ["--split", "train", "--split", "query"]
@@ -80,8 +79,8 @@ def _one_error_line(res, words: str) -> None:
     assert "Traceback" not in res.output
 
 
-def test_bad_input_is_one_line_and_writes_nothing(synth_market, color_model, tmp_path):  # noqa: F811
-    from tests.test_finetune import _source_ckpt
+def test_bad_input_is_one_line_and_writes_nothing(synth_market, color_model, tmp_path):
+    from fixtures_finetune import _source_ckpt
 
     # fewer than two cameras
     one_cam = _two_camera_market(tmp_path / "one" / "Market-1501", cams=(1,))
@@ -110,7 +109,7 @@ def test_bad_input_is_one_line_and_writes_nothing(synth_market, color_model, tmp
     assert not list(tmp_path.glob(".*tmp-*"))
 
 
-def test_stargan_refuses_an_image_shape_it_was_not_fitted_for(synth_market, tmp_path):  # noqa: F811
+def test_stargan_refuses_an_image_shape_it_was_not_fitted_for(synth_market, tmp_path):
     from reidcli.stylize.train import fit_stargan, stargan_train_config
 
     model = fit_stargan(synth_market, tmp_path / "g.pt", options={"g_conv_dim": 8, "d_conv_dim": 8, "g_repeat": 1},
@@ -121,7 +120,7 @@ def test_stargan_refuses_an_image_shape_it_was_not_fitted_for(synth_market, tmp_
     assert "64x32" in res.output and not (tmp_path / "s").exists() and not list(tmp_path.glob(".*tmp-*"))
 
 
-def test_manifest_of_a_shard_lists_only_its_block(synth_market, color_model, tmp_path):  # noqa: F811
+def test_manifest_of_a_shard_lists_only_its_block(synth_market, color_model, tmp_path):
     from reidcli.data.layouts import load_dataset
     from reidcli.stylize import apply_style
 
@@ -135,7 +134,7 @@ def test_manifest_of_a_shard_lists_only_its_block(synth_market, color_model, tmp
     assert got == [recs[:half], recs[half:]]
 
 
-def test_the_tree_layout_is_worked_out_once_per_run(synth_market, color_model, tmp_path, monkeypatch):  # noqa: F811
+def test_the_tree_layout_is_worked_out_once_per_run(synth_market, color_model, tmp_path, monkeypatch):
     """The styled names (originals linked file by file) and the tree around them come from one
     layout: the styled splits' top folders are computed once per run, not twice."""
     from reidcli.stylize import apply_style
@@ -148,7 +147,7 @@ def test_the_tree_layout_is_worked_out_once_per_run(synth_market, color_model, t
     assert res["images"] > 0 and len(calls) == 1
 
 
-def test_merge_reads_shard_manifests_with_the_shared_reader(synth_market, color_model, tmp_path):  # noqa: F811
+def test_merge_reads_shard_manifests_with_the_shared_reader(synth_market, color_model, tmp_path):
     """`reid merge` reads each shard's manifest.csv with `read_manifest` (the writer's
     counterpart): a shard without images (header only) is fine, a missing column is the one
     message every reader of the manifest gives."""
@@ -176,7 +175,7 @@ def test_merge_reads_shard_manifests_with_the_shared_reader(synth_market, color_
     assert not (tmp_path / "merged").exists() and not list(tmp_path.glob(".*tmp-*"))
 
 
-def test_manifest_originals_match_from_any_working_folder(synth_market, color_model, tmp_path,  # noqa: F811
+def test_manifest_originals_match_from_any_working_folder(synth_market, color_model, tmp_path,
                                                            monkeypatch):
     """DATA given relative to the working folder: the manifest still names each original by
     its absolute path, so `finetune --styled` run from elsewhere finds the originals."""
@@ -201,7 +200,7 @@ def test_manifest_originals_match_from_any_working_folder(synth_market, color_mo
     assert (tmp_path / "f").read_text() == "mine"
 
 
-def test_merge_refuses_a_shard_whose_manifest_and_images_disagree(synth_market, color_model, tmp_path):  # noqa: F811
+def test_merge_refuses_a_shard_whose_manifest_and_images_disagree(synth_market, color_model, tmp_path):
     """A shard whose manifest.csv lost a row (an image in the folder that no row lists) or lists
     an image that is gone is one line naming the shard, its manifest and the first mismatch;
     nothing is written."""
@@ -234,7 +233,7 @@ def test_merge_refuses_a_shard_whose_manifest_and_images_disagree(synth_market, 
     assert not (tmp_path / "merged").exists() and not list(tmp_path.glob(".*tmp-*"))
 
 
-def test_finetune_refuses_an_unmerged_shard_as_styled(synth_market, color_model, tmp_path):  # noqa: F811
+def test_finetune_refuses_an_unmerged_shard_as_styled(synth_market, color_model, tmp_path):
     """`reid finetune --styled` given one shard of 'reid stylize apply --shard i/n' (part of the
     styled images) is one line saying to merge the shards first, before any work; the merged
     tree is accepted."""

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.fixtures_train import synth_market  # noqa: F401  (fixture)
 
 TINY = {"g_conv_dim": 8, "d_conv_dim": 8, "g_repeat": 1, "sample_every": 3}
 
@@ -113,7 +112,7 @@ def test_defaults_are_stargans():
     assert inspect.signature(fit_stargan).parameters["image_size"].default == (a.height, a.width)
 
 
-def test_tiny_fit_changes_the_generator_logs_finite_losses_and_sheets(synth_market, tmp_path):  # noqa: F811
+def test_tiny_fit_changes_the_generator_logs_finite_losses_and_sheets(synth_market, tmp_path):
     from reidcli.stylize.model import load_style_model
     from reidcli.stylize.train import fit_stargan
 
@@ -158,7 +157,7 @@ def test_tiny_fit_changes_the_generator_logs_finite_losses_and_sheets(synth_mark
     assert img.shape[1] == (len(sm.cameras) + 1) * (16 + 2)
 
 
-def test_resume_continues_exactly(synth_market, tmp_path):  # noqa: F811
+def test_resume_continues_exactly(synth_market, tmp_path):
     from reidcli.io.ckpt import load_checkpoint
     from reidcli.stylize.train import fit_stargan
 
@@ -186,7 +185,7 @@ def test_resume_continues_exactly(synth_market, tmp_path):  # noqa: F811
         assert torch.allclose(a["nets"]["D"][k], b["nets"]["D"][k], atol=1e-6), k
 
 
-def test_stargan_apply_and_refusals(synth_market, tmp_path):  # noqa: F811
+def test_stargan_apply_and_refusals(synth_market, tmp_path):
     from reidcli.data.layouts import load_dataset
     from reidcli.io.ckpt import load_checkpoint
     from reidcli.stylize import apply_style

@@ -14,8 +14,7 @@ from reidcli.cli.app import app
 from reidcli.train.config import FinetuneConfig, TrainConfig, fit_schedule
 from reidcli.utils.params import ParamError
 
-from fixtures_train import synth_market  # noqa: F401
-from tests.test_finetune import _finetune, uda  # noqa: F401  (fixture)
+from fixtures_finetune import _finetune
 
 TINY = ["--arch", "resnet18_quarter", "--pretrained", "none", "--height", "64", "--width", "32", "-P", "4", "-K", "2",
         "--workers", "0", "--device", "cpu", "--iters", "1"]
@@ -70,7 +69,7 @@ def test_a_recipes_schedule_is_scaled_from_its_own_epochs():
 
 
 # -- tiny runs ------------------------------------------------------------------------------
-def test_library_pretrain_reaches_the_base_rate_in_a_short_run(synth_market, tmp_path, caplog):  # noqa: F811
+def test_library_pretrain_reaches_the_base_rate_in_a_short_run(synth_market, tmp_path, caplog):
     """`pretrain` with the default schedule and 2 epochs: the warm-up takes a quarter epoch,
     so the learning rate reaches lr (it peaked at 1% of it before); a warm-up set as long as
     the run is refused before any file is written."""
@@ -95,7 +94,7 @@ def test_library_pretrain_reaches_the_base_rate_in_a_short_run(synth_market, tmp
     assert not list(tmp_path.glob("w.*"))
 
 
-def test_library_finetune_fits_the_default_schedule_and_refuses_a_set_one(uda):  # noqa: F811
+def test_library_finetune_fits_the_default_schedule_and_refuses_a_set_one(uda):
     from reidcli.io.ckpt import load_checkpoint
     from reidcli.train.finetune import finetune
 
@@ -117,7 +116,7 @@ def test_library_finetune_fits_the_default_schedule_and_refuses_a_set_one(uda): 
     (["--milestones", "1,2"], "--milestones must be less than the run's epochs (2) with schedule 'step': 2 never "
                               "reached; got 1,2"),
 ])
-def test_cli_pretrain_refuses_a_schedule_set_longer_than_the_run(synth_market, tmp_path, flags, line):  # noqa: F811
+def test_cli_pretrain_refuses_a_schedule_set_longer_than_the_run(synth_market, tmp_path, flags, line):
     out = tmp_path / "m.pt"
     res = CliRunner().invoke(app, ["pretrain", str(synth_market), "-o", str(out), *TINY, "--epochs", "2", *flags])
     assert res.exit_code == 1, res.output
@@ -126,7 +125,7 @@ def test_cli_pretrain_refuses_a_schedule_set_longer_than_the_run(synth_market, t
     assert not out.exists()
 
 
-def test_cli_pretrain_scales_the_default_schedule_and_says_so(synth_market, tmp_path):  # noqa: F811
+def test_cli_pretrain_scales_the_default_schedule_and_says_so(synth_market, tmp_path):
     from reidcli.io.ckpt import load_checkpoint
 
     out = tmp_path / "m.pt"
@@ -139,7 +138,7 @@ def test_cli_pretrain_scales_the_default_schedule_and_says_so(synth_market, tmp_
     assert (saved["warmup_epochs"], saved["milestones"]) == (0.25, [1])
 
 
-def test_cli_finetune_refuses_a_config_files_warmup_as_long_as_the_round(uda):  # noqa: F811
+def test_cli_finetune_refuses_a_config_files_warmup_as_long_as_the_round(uda):
     """reid finetune has no --warmup-epochs: a config file sets it, and it counts as set."""
     cfg = uda["tmp"] / "r.toml"
     cfg.write_text("[finetune]\nwarmup_epochs = 1.0\n")

@@ -237,7 +237,7 @@ def test_mmt_rounds_cluster_the_average_of_both_mean_nets(work):
 
 
 def test_compare_mar_row_adapts_against_the_source_as_reference_without_clustering(work):
-    """bin/compare.mk's mar row (seed 001): each round is `finetune --method mar --reference
+    """bin/compare.mk's mar row (Zhang et al. 2020): each round is `finetune --method mar --reference
     <the demo's source>` with no clustering and no --labels, and the table prints the row."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "FAKE_LOG": str(work / "calls.log"),
            "REAL_REID": str(ROOT / "bin" / "reid"),
