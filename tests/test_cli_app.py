@@ -241,7 +241,7 @@ def test_no_help_text_loses_brackets_to_rich_markup():
     assert not eaten, eaten
     out = " ".join(re.sub(r"[│╭╮╰╯─]", " ", CliRunner().invoke(app, ["pretrain", "--help"], terminal_width=200).output).split())
     assert "at the top level or in a [pretrain] / [finetune] table" in out
-    assert "finetune --method mar). [default: supervised]" in out
+    assert "supervised (ID + triplet loss on ground-truth labels). [default: supervised]" in out
 
 
 def test_dataset_options_the_readme_names_are_reachable_from_the_command_line():

@@ -81,9 +81,9 @@ def test_both_step_names_reach_the_library(tmp_path, monkeypatch):
 
 def test_cluster_device_maps_to_faiss_and_gpu_still_works(tmp_path, monkeypatch):
     import reidcli.cluster as cl
-    from reidcli.cluster.knn import faiss_gpus, gpu_from_device
+    from reidcli.cluster.knn import faiss_gpus, faiss_on_gpu
 
-    assert [gpu_from_device(d) for d in ("auto", "cpu", "cuda", "cuda:1")] == ["auto", "no", "yes", "yes"]
+    assert [faiss_on_gpu(d) for d in ("auto", "cpu")] == [faiss_gpus() > 0, False]
 
     class Report:
         quality = None
@@ -92,26 +92,26 @@ def test_cluster_device_maps_to_faiss_and_gpu_still_works(tmp_path, monkeypatch)
             return "ok"
 
     seen = []
-    monkeypatch.setattr(cl, "run", lambda *a, **kw: seen.append(kw["gpu"]) or Report())
+    monkeypatch.setattr(cl, "run", lambda *a, **kw: seen.append(kw["device"]) or Report())
     base = ["cluster", str(tmp_path / "f.h5"), "-o", str(tmp_path / "l.h5")]
     for extra in ([], ["--device", "cpu"], ["--device", "cuda:0"], ["--gpu", "no"]):
         res = runner.invoke(app, [*base, *extra])
         assert res.exit_code == 0, res.output
-    assert seen == ["auto", "no", "yes", "no"]
+    assert seen == ["auto", "cpu", "cuda:0", "cpu"]
     assert "--gpu is deprecated; use --device" in res.stderr
     for extra, words in ((["--device", "tpu"], "--device must be auto | cpu | cuda | cuda:N; got 'tpu'"),
                          (["--device", "cpu", "--gpu", "no"], "give --device only")):
         res = runner.invoke(app, [*base, *extra])
         assert res.exit_code == 1 and words in res.stderr, res.output
-    if faiss_gpus() == 0:  # the library's own check names the new flag
+    if faiss_gpus() == 0:  # the library's own check: the device asked for
         from reidcli.cluster.knn import knn
         import numpy as np
         import pytest
 
         from reidcli.utils.errors import ConfigError
 
-        with pytest.raises(ConfigError, match="--device cuda asks for faiss on the GPU"):
-            knn(np.zeros((4, 2), np.float32), 2, gpu="yes")
+        with pytest.raises(ConfigError, match="device 'cuda' asks for faiss on the GPU"):
+            knn(np.zeros((4, 2), np.float32), 2, device="cuda")
 
 
 def test_process_workers_auto_follows_the_cores(monkeypatch):

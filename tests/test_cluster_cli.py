@@ -85,8 +85,8 @@ def test_help_shows_the_option_dataclass_defaults():
 
     res = runner.invoke(app, ["cluster", "--help"], env={"COLUMNS": "200"})
     text = " ".join(res.output.split())
-    for words in (f"default {JaccardDbscanOptions.k1}", f"default {KMeansOptions.k}",
-                  f"default {KMeansOptions.kmeans_iter}", "dbscan-euclidean | dbscan-jaccard | kmeans"):
+    for words in (f"[default: {JaccardDbscanOptions.k1}]", f"[default: {KMeansOptions.k}]",
+                  f"[default: {KMeansOptions.kmeans_iter}]", "dbscan-euclidean | dbscan-jaccard | kmeans"):
         assert words in text, words
 
 

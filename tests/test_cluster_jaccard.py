@@ -90,7 +90,7 @@ def test_the_mmt_variant_through_cluster_features_and_one_eps_cutting_the_two_di
 
     x, _ = blobs(noise=1.0, seed=1)
     eps = 0.5
-    got = {v: cluster_features(x, method="dbscan-jaccard", k1=10, k2=4, eps=eps, min_samples=4, jaccard=v, gpu="no")
+    got = {v: cluster_features(x, method="dbscan-jaccard", k1=10, k2=4, eps=eps, min_samples=4, jaccard=v, device="cpu")
            for v in ("spcl", "mmt")}
     for v, res in got.items():
         want = DBSCAN(eps=eps, min_samples=4, metric="precomputed").fit_predict(ref_jaccard(x, 10, 4, v))

@@ -103,7 +103,7 @@ def test_every_method_recovers_easy_blobs(kw):
      "eps_quantile applies only with eps 'auto'; got eps 1.0"),
     ({"keep_clusters": 3}, "keep_clusters", "keep_clusters needs expand_threshold"),
     ({"expand_threshold": 1.5}, "expand_threshold", "expand_threshold must be a float in [-1, 1] (or None); got 1.5"),
-    ({"gpu": "maybe"}, "gpu", "gpu must be one of auto, yes, no; got 'maybe'"),
+    ({"device": "maybe"}, "device", "device must be auto | cpu | cuda | cuda:N; got 'maybe'"),
     ({"camera_norm": True}, "camera_norm", "camera_norm needs one camera id per row of the input"),
 ])
 def test_bad_parameters_name_the_parameter(kw, param, message):
@@ -231,10 +231,10 @@ def test_ivf_cells_find_neighbours_when_cells_follow_clusters():
 
     x, _ = blobs(n_ids=16, per=30, d=16, seed=2)
     _, exact = knn_exact(x, 10)
-    _, approx = knn(x, 10, index="ivf", nlist=16, nprobe=3, gpu="no")
+    _, approx = knn(x, 10, index="ivf", nlist=16, nprobe=3, device="cpu")
     recall = np.mean([len(np.intersect1d(a, b)) for a, b in zip(approx, exact)]) / 10
     assert recall > 0.95
-    _, few = knn(x, 10, index="ivf", nlist=16, nprobe=1, gpu="no", seed=1)
+    _, few = knn(x, 10, index="ivf", nlist=16, nprobe=1, device="cpu", seed=1)
     assert (few[:, 0] == np.arange(len(x))).all()
 
 

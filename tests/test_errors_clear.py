@@ -311,9 +311,9 @@ def test_sparse_huge_label_ids_are_compacted_without_a_huge_array():
     (["cluster"], "reid cluster: error: Missing argument 'features'. (see 'reid cluster --help')"),
     (["cluster", "F", "-o", "OUT", "--nope"], "reid cluster: error: No such option: --nope (see 'reid cluster --help')"),
     (["clustr"], "reid: error: No such command 'clustr'. Did you mean 'cluster'? (see 'reid --help')"),
-    (["finetune", "D", "--ckpt", "F", "-o", "OUT", "--lr", "nan"],
-     "reid finetune: error: Invalid value for '--lr': Input should be greater than or equal to 0 "
-     "(see 'reid finetune --help')"),
+    (["finetune", "D", "--ckpt", "F", "-o", "OUT", "--method", "supervised"],
+     "reid finetune: error: --method must be an adaptation method (camstyle, joint, kd, mar, mmt, pseudo); got "
+     "'supervised', which runs in 'reid pretrain' (it trains on labelled images)"),
 ])
 def test_usage_errors_are_one_line_exit_2(tmp_path, argv, line):
     f = _features(tmp_path / "f.h5")
@@ -433,10 +433,11 @@ def test_crafted_checkpoints_are_refused_by_every_reader(synth_market, tmp_path,
 def test_pretrain_refuses_methods_of_other_stages(tmp_path, method, where):
     (tmp_path / "d").mkdir()
     line = one_line(runner.invoke(app, ["pretrain", str(tmp_path / "d"), "-o", str(tmp_path / "m.pt"),
-                                        "--method", method]), "pretrain")
+                                        "--method", method]), "pretrain", code=2)
     assert line == (f"reid pretrain: error: --method must be a pretraining method (agents, mrda, supervised); "
                     f"got '{method}', which runs in {where}" + (" (it adapts a checkpoint to unlabelled target "
-                                                               "images)" if "finetune" in where else ""))
+                                                               "images)" if "finetune" in where else
+                                                               " (it learns camera styles)"))
     assert not (tmp_path / "m.pt").exists()
 
 

@@ -84,17 +84,21 @@ def test_target_forwarding_with_domain_bn(synth_market, tmp_path):
 
 
 def test_training_lowers_the_id_loss(synth_market, tmp_path):
-    """12 steps from scratch at a constant rate: the ID loss falls well below its chance
-    level ln(6)."""
-    out = tmp_path / "m.pt"
-    pretrain(synth_market, out, model=ModelConfig(arch="resnet18_half"),
-             train=TrainConfig(epochs=4, p=4, k=2, workers=0, warmup_epochs=0, lr=1e-3, seed=0, schedule="constant"),
-             augment=AugmentConfig(height=64, width=32, erasing=0), device="cpu")
-    epochs = [json.loads(x) for x in (tmp_path / "m.log.jsonl").read_text().splitlines()
-              if '"type": "epoch"' in x]
-    assert len(epochs) == 4
-    assert epochs[0]["ce"] > 0.95 * math.log(6)
-    assert epochs[-1]["ce"] < 0.9 * math.log(6) and epochs[-1]["acc"] > 1 / 6
+    """12 steps from scratch at a constant rate, without augmentation (the same 24 images every
+    epoch): the ID loss starts near its chance level ln(6) and falls well below it, for two
+    seeds. Measured on one CPU over seeds 0-3: last epoch 0.63-0.76 ln(6), first 0.98-1.00, so
+    the bounds (0.85 and 0.9) stand 0.09 ln(6) or more from every run: not a rounding matter."""
+    for seed in (0, 1):
+        out = tmp_path / f"m{seed}.pt"
+        pretrain(synth_market, out, model=ModelConfig(arch="resnet18_half"),
+                 train=TrainConfig(epochs=4, p=4, k=2, workers=0, warmup_epochs=0, lr=1e-3, seed=seed,
+                                   schedule="constant"),
+                 augment=AugmentConfig(height=64, width=32, erasing=0, flip=0, pad=0), device="cpu")
+        epochs = [json.loads(x) for x in (tmp_path / f"m{seed}.log.jsonl").read_text().splitlines()
+                  if '"type": "epoch"' in x]
+        assert len(epochs) == 4
+        assert epochs[0]["ce"] > 0.9 * math.log(6), (seed, epochs[0]["ce"])
+        assert epochs[-1]["ce"] < 0.85 * math.log(6) and epochs[-1]["acc"] > 2 / 6, (seed, epochs[-1])
 
 
 def test_resume_on_other_data_is_refused_in_one_line(synth_market, tmp_path):

@@ -138,8 +138,11 @@ def test_pretrain_cli_passes_only_given_flags(tmp_path, monkeypatch):
     assert not any(k.startswith("rb_") for k in seen)
     res = CliRunner().invoke(app, ["pretrain", str(tmp_path / "d"), "-o", str(tmp_path / "m.pt"), "--arch", "rbnet"])
     assert res.exit_code == 0, res.output
-    assert seen["model"].rbnet == {"backbone": "resnet50", "fuse": ["conv1", "layer1"], "mask_from": "layer1",
-                                   "mask": "sigmoid", "mask_path": "paper", "shared": True, "feature": "global"}
+    assert seen["model"].rbnet == {}  # no --rb-* flag given: RBNetOptions' defaults, their one home
+    res = CliRunner().invoke(app, ["pretrain", str(tmp_path / "d"), "-o", str(tmp_path / "m.pt"), "--arch", "rbnet",
+                                   "--rb-fuse", "conv1,layer2", "--rb-separate"])
+    assert res.exit_code == 0, res.output
+    assert seen["model"].rbnet == {"fuse": ["conv1", "layer2"], "shared": False}
 
 
 def test_pretrain_cli_bad_value_names_the_flag(tmp_path):

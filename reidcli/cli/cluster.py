@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from reidcli.cli.common import Json, Output, Recipe, Seed, Threads, reid_command
+from reidcli.cli.defaults import opt
 from reidcli.utils.errors import ConfigError
 from reidcli.cluster.methods import (
     CLUSTERERS,
@@ -24,6 +25,8 @@ from reidcli.cluster.methods import (
 )
 
 J, E, K = JaccardDbscanOptions, EuclideanDbscanOptions, KMeansOptions  # their defaults are shown in the help
+_DBSCANS = {"dbscan-jaccard": J, "dbscan-euclidean": E}
+_GPU_TO_DEVICE = {"auto": "auto", "yes": "cuda", "no": "cpu"}  # the deprecated --gpu's values
 
 
 def parse_eps(text: str) -> float | str:
@@ -45,34 +48,24 @@ def command(
     features: Annotated[Path, typer.Argument(help="A features .h5 file (reid features).")],
     output: Output,
     split: Annotated[str, typer.Option("--split", help="Split to cluster.")] = "train",
-    method: Annotated[str | None, typer.Option("--method", help=" | ".join(CLUSTERERS.names()) + f" (default {DEFAULT_CLUSTERER}).")] = None,
-    eps: Annotated[str | None, typer.Option("--eps", parser=parse_eps, metavar="FLOAT|auto", help=(
-        f"DBSCAN radius, or 'auto' ({_for('dbscan-jaccard', 'dbscan-euclidean')}); default {J.eps} Jaccard, {E.eps} Euclidean "
-        "(the RBNet paper uses 0.42).")),
-    ] = None,
-    eps_quantile: Annotated[float | None, typer.Option("--eps-quantile", help=(
-        f"--eps auto: mean of this smallest fraction of pairwise distances (default {J.eps_quantile:g}).")),
-    ] = None,
-    min_samples: Annotated[int | None, typer.Option("--min-samples", min=1, help=(
-        f"DBSCAN core-point size, self included ({_for('dbscan-jaccard', 'dbscan-euclidean')}; default {J.min_samples}).")),
-    ] = None,
-    k1: Annotated[int | None, typer.Option("--k1", min=1, help=(
-        f"k-reciprocal neighbours ({_for('dbscan-jaccard')}; default {J.k1}).")),
-    ] = None,
-    k2: Annotated[int | None, typer.Option("--k2", min=1, help=(
-        f"Local query expansion neighbours ({_for('dbscan-jaccard')}; default {J.k2}).")),
-    ] = None,
-    knn_index: Annotated[str | None, typer.Option("--knn-index", help=(
-        f"auto | flat | ivf neighbour search ({_for('dbscan-jaccard')}; default {J.knn_index}).")),
-    ] = None,
-    jaccard: Annotated[str | None, typer.Option("--jaccard", help=(
-        f"spcl | mmt: whose code's Jaccard distance, SpCL's (k1 neighbours) or MMT's (k1 + 1, each distance "
-        f"row divided by its maximum); one eps cuts them differently ({_for('dbscan-jaccard')}; default {J.jaccard}).")),
-    ] = None,
-    k: Annotated[int | None, typer.Option("--k", min=1, help=f"Clusters ({_for('kmeans')}; default {K.k}).")] = None,
-    kmeans_iter: Annotated[int | None, typer.Option("--kmeans-iter", min=1, help=(
-        f"k-means iterations ({_for('kmeans')}; default {K.kmeans_iter}).")),
-    ] = None,
+    method: Annotated[str | None, opt("--method", help=" | ".join(CLUSTERERS.names()) + ".", shows=DEFAULT_CLUSTERER)] = None,
+    eps: Annotated[str | None, opt("--eps", parser=parse_eps, metavar="FLOAT|auto", help=(
+        f"DBSCAN radius, or 'auto' ({_for('dbscan-jaccard', 'dbscan-euclidean')}; the RBNet paper uses 0.42)."),
+        of=_DBSCANS)] = None,
+    eps_quantile: Annotated[float | None, opt("--eps-quantile", help=(
+        "--eps auto: mean of this smallest fraction of pairwise distances."), of=_DBSCANS)] = None,
+    min_samples: Annotated[int | None, opt("--min-samples", min=1, help=(
+        f"DBSCAN core-point size, self included ({_for('dbscan-jaccard', 'dbscan-euclidean')})."), of=_DBSCANS)] = None,
+    k1: Annotated[int | None, opt("--k1", min=1, help=f"k-reciprocal neighbours ({_for('dbscan-jaccard')}).", of=J)] = None,
+    k2: Annotated[int | None, opt("--k2", min=1, help=(
+        f"Local query expansion neighbours ({_for('dbscan-jaccard')})."), of=J)] = None,
+    knn_index: Annotated[str | None, opt("--knn-index", help=(
+        f"auto | flat | ivf neighbour search ({_for('dbscan-jaccard')})."), of=J)] = None,
+    jaccard: Annotated[str | None, opt("--jaccard", help=(
+        "spcl | mmt: whose code's Jaccard distance, SpCL's (k1 neighbours) or MMT's (k1 + 1, each distance "
+        f"row divided by its maximum); one eps cuts them differently ({_for('dbscan-jaccard')})."), of=J)] = None,
+    k: Annotated[int | None, opt("--k", min=1, help=f"Clusters ({_for('kmeans')}).", of=K)] = None,
+    kmeans_iter: Annotated[int | None, opt("--kmeans-iter", min=1, help=f"k-means iterations ({_for('kmeans')}).", of=K)] = None,
     expand_threshold: Annotated[float | None, typer.Option("--expand-threshold", help="Label expansion: cosine similarity to a template needed to join it.")] = None,
     keep_clusters: Annotated[int | None, typer.Option("--keep-clusters", help="Label expansion: keep this many densest clusters as base classes.")] = None,
     centers: Annotated[bool, typer.Option("--centers", help="Also write cluster centres [K, D].")] = False,
@@ -95,17 +88,20 @@ def command(
     """
     from reidcli.cli.table import print_metric_table
     from reidcli.cluster import run
-    from reidcli.cluster.knn import gpu_from_device
+    from reidcli.utils.device import check_device
     from reidcli.utils.progress import say, stage_bars
 
     if gpu is not None:  # the old flag: auto | yes | no, checked by the library
         if device != "auto":
             raise ConfigError("give --device only; --gpu is its deprecated form")
         say("reid cluster: --gpu is deprecated; use --device auto | cpu | cuda")
-    gpu = gpu if gpu is not None else gpu_from_device(device)
+        if gpu not in _GPU_TO_DEVICE:
+            raise typer.BadParameter(f"--gpu must be auto, yes or no; got {gpu!r} (use --device)")
+        device = _GPU_TO_DEVICE[gpu]
+    device = check_device(device)  # a bad value is refused before any work
     with stage_bars("cluster: ") as progress:  # None (no bars) with --quiet or when stderr is no TTY
         report = run(features, output, split=split, method=method, expand_threshold=expand_threshold,
-                     keep_clusters=keep_clusters, centers=centers, gpu=gpu, seed=seed, camera_norm=camera_norm,
+                     keep_clusters=keep_clusters, centers=centers, device=device, seed=seed, camera_norm=camera_norm,
                      eps=eps, eps_quantile=eps_quantile, min_samples=min_samples, k1=k1, k2=k2,
                      knn_index=knn_index, jaccard=jaccard, k=k, kmeans_iter=kmeans_iter, recipe=recipe, strict=strict,
                      progress=progress)

@@ -8,9 +8,12 @@ from typing import Annotated
 import typer
 
 from reidcli.cli.common import DeviceCPU, Json, Seed, Threads, reid_command, usage_checked
+from reidcli.cli.defaults import opt
+from reidcli.eval.api import GalleryDraws, Options
 from reidcli.eval.protocols import PROTOCOLS
-from reidcli.eval.api import FILLED
-from reidcli.eval.report import OUTPUT_CONSTRAINTS, RANKS_DEFAULTS, RANKS_QUERIES
+from reidcli.eval.report import OUTPUT_CONSTRAINTS, RANKS_QUERIES, RanksPicture
+from reidcli.eval.rerank import RerankOptions
+
 
 @reid_command("evaluate", outputs=("per_query", "ranks_png", "cmc_png"))
 def command(
@@ -21,38 +24,36 @@ def command(
     gallery: Annotated[Path | None, typer.Option("--gallery", help="Take the 'gallery' split from this file.")] = None,
     protocol: Annotated[str | None, typer.Option(
         help=" | ".join(PROTOCOLS.names()) + " (default: from the file).")] = None,
-    metric: Annotated[str, typer.Option(help="euclidean (squared) | cosine.")] = "euclidean",
-    ranks: Annotated[str, typer.Option(help="CMC ranks to report.")] = "1,5,10,20",
-    ap: Annotated[str, typer.Option(help="AP formula: noninterp (torchreid) | devkit (Market-1501 "
-                                         "MATLAB devkit) | sklearn.")] = "noninterp",
+    metric: Annotated[str | None, opt("--metric", help="euclidean (squared) | cosine.", of=Options)] = None,
+    ranks: Annotated[str | None, opt("--ranks", help="CMC ranks to report.", of=Options)] = None,
+    ap: Annotated[str | None, opt("--ap", help="AP formula: noninterp (torchreid) | devkit (Market-1501 MATLAB "
+                                  "devkit) | sklearn.", of=Options)] = None,
     no_cam_filter: Annotated[bool, typer.Option("--no-cam-filter", help="Keep same-identity same-camera "
                                                 "gallery images (datasets without cameras).")] = False,
     cmc_single_gallery: Annotated[bool, typer.Option("--cmc-single-gallery", help="CUHK03-style CMC: one random "
                                                      "gallery image per identity, 10 seeded draws.")] = False,
     rerank: Annotated[bool, typer.Option("--rerank", help="k-reciprocal re-ranking (Zhong et al., CVPR 2017).")] = False,
-    k1: Annotated[int | None, typer.Option("--k1", min=1, help=f"--rerank: k1. \\[default: {FILLED['k1']}]")] = None,
-    k2: Annotated[int | None, typer.Option("--k2", min=1, help=f"--rerank: k2. \\[default: {FILLED['k2']}]")] = None,
-    lambda_value: Annotated[float | None, typer.Option("--lambda", help=(
-        f"--rerank: weight of the original distance. \\[default: {FILLED['lambda_value']}]"))] = None,
-    shot: Annotated[str | None, typer.Option(help=(
-        "SYSU-MM01 gallery: single | multi (10 images per id and camera). \\[default: single]")),
-    ] = None,
-    trials: Annotated[int | None, typer.Option(min=1, help=(
-        f"SYSU-MM01 gallery draws (mean ± std). \\[default: {FILLED['trials']}]"))] = None,
+    k1: Annotated[int | None, opt("--k1", min=1, help="--rerank: k1.", of=RerankOptions)] = None,
+    k2: Annotated[int | None, opt("--k2", min=1, help="--rerank: k2.", of=RerankOptions)] = None,
+    lambda_value: Annotated[float | None, opt("--lambda", help="--rerank: weight of the original distance.",
+                                              of=RerankOptions, field="lambda_value")] = None,
+    shot: Annotated[str | None, opt("--shot", help="SYSU-MM01 gallery: single | multi (10 images per id and camera).",
+                                    of=GalleryDraws)] = None,
+    trials: Annotated[int | None, opt("--trials", min=1, help="SYSU-MM01 gallery draws (mean ± std).",
+                                      of=GalleryDraws)] = None,
     per_query: Annotated[Path | None, typer.Option("--per-query", help="CSV of each query's AP and first hit.",
                                                       dir_okay=False)] = None,
     ranks_png: Annotated[Path | None, typer.Option(
         help="Write a PNG of ranked lists here: each query (with its AP) and its --top valid gallery images "
              "(rank, identity, distance; green: a true match), ranked by the distances the metrics used "
              "(re-ranked with --rerank).", dir_okay=False)] = None,
-    top: Annotated[int | None, typer.Option(min=1, max=50, help=(
-        f"Gallery images per query in --ranks-png. \\[default: {RANKS_DEFAULTS['top']}]"))] = None,
-    n_queries: Annotated[int | None, typer.Option("--n-queries", min=1, help=(
-        f"Queries in --ranks-png. \\[default: {RANKS_DEFAULTS['n_queries']}]"))] = None,
-    ranks_queries: Annotated[str | None, typer.Option(
+    top: Annotated[int | None, opt("--top", min=1, max=50, help="Gallery images per query in --ranks-png.",
+                                   of=RanksPicture)] = None,
+    n_queries: Annotated[int | None, opt("--n-queries", min=1, help="Queries in --ranks-png.", of=RanksPicture)] = None,
+    ranks_queries: Annotated[str | None, opt(
         "--ranks-queries", callback=usage_checked(OUTPUT_CONSTRAINTS, "ranks_queries"),
         help="Queries in --ranks-png: " + " | ".join(RANKS_QUERIES) + " (seeded sample in query order; lowest "
-             "or highest AP first). \\[default: sample]")] = None,
+             "or highest AP first).", of=RanksPicture)] = None,
     image_root: Annotated[Path | None, typer.Option("--image-root", help="--ranks-png: folder the image paths are "
                                                        "relative to (default: the file's root attribute).")] = None,
     cmc_png: Annotated[Path | None, typer.Option(
@@ -75,12 +76,13 @@ def command(
     """
     from reidcli.cli.table import print_metric_table, print_wide_table
     from reidcli.eval import report
-    from reidcli.eval.api import Options, evaluate_file, evaluate_files, parse_ranks
+    from reidcli.eval.api import evaluate_file, evaluate_files, parse_ranks
     from reidcli.utils.device import device_name
     from reidcli.utils.progress import say
 
-    opts = Options(protocol=protocol, metric=metric, ranks=parse_ranks(ranks), ap=ap, cam_filter=not no_cam_filter,
-                   single_gallery=cmc_single_gallery, rerank=rerank, k1=k1, k2=k2, lambda_value=lambda_value,
+    given = {"metric": metric, "ranks": None if ranks is None else parse_ranks(ranks), "ap": ap}
+    opts = Options(protocol=protocol, **{k: v for k, v in given.items() if v is not None},
+                   cam_filter=not no_cam_filter, single_gallery=cmc_single_gallery, rerank=rerank, k1=k1, k2=k2, lambda_value=lambda_value,
                    shot=shot, trials=trials, seed=seed, device=device_name(device), chunk=chunk)
     outputs = report.Outputs(per_query=per_query, ranks_png=ranks_png, top=top, n_queries=n_queries,
                              ranks_queries=ranks_queries, image_root=image_root, cmc_png=cmc_png)

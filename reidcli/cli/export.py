@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from reidcli.cli.common import Ckpt, Json, Output, reid_command
+from reidcli.cli.defaults import opt
 from reidcli.models.export import OPSET
 
 
@@ -20,9 +21,9 @@ def command(
         "and starts a finetune round, but cannot --resume."))] = False,
     flip: Annotated[bool, typer.Option("--flip", help="Also embed the mirrored image, as reid features --flip.")] = False,
     normalize: Annotated[bool, typer.Option("--normalize/--no-normalize", help="L2-normalise the output, as reid features.")] = True,
-    net: Annotated[Optional[str], typer.Option("--net", help="Network of the checkpoint, as reid features --net (default model).")] = None,
+    net: Annotated[Optional[str], typer.Option("--net", help="Network of the checkpoint, as reid features --net (model when omitted).")] = None,
     bn_domain: Annotated[Optional[str], typer.Option("--bn-domain", help="With domain-specific BN: source | target.")] = None,
-    opset: Annotated[Optional[int], typer.Option("--opset", min=11, help=f"ONNX opset version (-o NAME.onnx). \\[default: {OPSET}]")] = None,
+    opset: Annotated[Optional[int], opt("--opset", min=11, help="ONNX opset version (-o NAME.onnx).", shows=OPSET)] = None,
     as_json: Json = False,
 ) -> None:
     """Export the deployed network of --ckpt for inference outside reidcli: ONNX (-o m.onnx)

@@ -8,7 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from reidcli.cli.common import BatchSize, CamRegex, DataFormat, Device, Json, Output, ProcessWorkers, reid_command
+from reidcli.cli.common import BatchSize, CamRegex, DataFormat, Json, Output, ProcessWorkers, reid_command
+from reidcli.cli.defaults import opt
+from reidcli.pose.options import PoseOptions
 
 
 def _size(value: Optional[str]) -> Optional[tuple[int, int]]:
@@ -51,7 +53,7 @@ def command(
                                          "(--model FILE.onnx) | gt (a ground-truth pose file) | rbnet "
                                          "(--ckpt M.pt, an RBNet's own heat-maps).")] = "mediapipe",
     model: Annotated[Optional[Path], typer.Option("--model", help="onnx: the model file; gt: the pose file "
-                                                  "(default DATA/pose.h5).", dir_okay=False)] = None,
+                                                  "(DATA/pose.h5 when omitted).", dir_okay=False)] = None,
     ckpt: Annotated[Path | None, typer.Option("--ckpt", help="rbnet: the checkpoint (of 'reid pretrain "
                                                  "--arch rbnet').", dir_okay=False)] = None,
     split: Annotated[Optional[list[str]], typer.Option("--split", help="Only this split (repeatable).")] = None,
@@ -59,16 +61,16 @@ def command(
     cam_regex: CamRegex = None,
     input_size: Annotated[Optional[str], typer.Option("--input-size", callback=_check(_size), help="onnx: model input HxW "
                                                       "(default: from the model, else 256x192).")] = None,
-    mean: Annotated[Optional[str], typer.Option("--mean", callback=_check(_triple), help="onnx: RGB mean, 0-255 scale "
-                                                "(default ImageNet 123.675,116.28,103.53).")] = None,
-    std: Annotated[Optional[str], typer.Option("--std", callback=_check(_triple), help="onnx: RGB std (default 58.395,57.12,57.375).")] = None,
-    box_padding: Annotated[Optional[float], typer.Option("--box-padding", min=1.0, help="onnx: box enlargement "
-                                                         "around the crop (mmpose 1.25). \\[default: 1.25]")] = None,
-    refine: Annotated[Optional[str], typer.Option("--refine", help="onnx, rbnet heat-maps: dark | quarter | none. "
-                                                  "\\[default: dark]")] = None,
-    min_confidence: Annotated[Optional[float], typer.Option("--min-confidence", min=0.0, max=1.0,
-                                                            help="mediapipe: person detection threshold. "
-                                                                 "\\[default: 0.5]")] = None,
+    mean: Annotated[Optional[str], opt("--mean", callback=_check(_triple), help="onnx: RGB mean, 0-255 scale.",
+                                       of=PoseOptions)] = None,
+    std: Annotated[Optional[str], opt("--std", callback=_check(_triple), help="onnx: RGB std, 0-255 scale.",
+                                      of=PoseOptions)] = None,
+    box_padding: Annotated[Optional[float], opt("--box-padding", min=1.0, help="onnx: box enlargement around the crop.",
+                                                of=PoseOptions)] = None,
+    refine: Annotated[Optional[str], opt("--refine", help="onnx, rbnet heat-maps: dark | quarter | none.",
+                                         of=PoseOptions)] = None,
+    min_confidence: Annotated[Optional[float], opt("--min-confidence", min=0.0, max=1.0,
+                                                   help="mediapipe: person detection threshold.", of=PoseOptions)] = None,
     batch_size: BatchSize = 16,
     device: Annotated[str, typer.Option("--device", help=(
         "auto | cpu | cuda | cuda:N (auto: CUDA when present). onnx: onnxruntime's CUDA provider; rbnet: torch's "

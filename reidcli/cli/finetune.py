@@ -15,10 +15,10 @@ import typer
 
 from reidcli.cli.common import CamRegex, Ckpt, Config, DataFormat, Device, Output, Recipe, Threads, Workers, command_settings, reid_command
 from reidcli.cli.defaults import opt as _opt
-from reidcli.cli.defaults import per_method as _per_method
+from reidcli.cli.training import train_flag
 from reidcli.data.transforms import AugmentConfig
 from reidcli.train.config import FinetuneConfig as F
-from reidcli.train.finetune import DEFAULT_METHOD
+from reidcli.train.methods import DEFAULT_METHODS, methods_help
 from reidcli.train.methods.options import (
     CamStyleOptions,
     JointOptions,
@@ -37,7 +37,7 @@ def command(
     ckpt: Ckpt,
     output: Output,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="Pseudo-labels of the target train images (reid cluster); not for mar, optional for camstyle.", exists=True, dir_okay=False)] = None,
-    method: Annotated[Optional[str], typer.Option("--method", "-m", help=f"pseudo | mmt | kd | joint | camstyle | mar (default {DEFAULT_METHOD}).")] = None,
+    method: Annotated[Optional[str], _opt("--method", "-m", help=methods_help("finetune"), shows=DEFAULT_METHODS["finetune"])] = None,
     ckpt2: Annotated[Optional[Path], typer.Option("--ckpt2", help="mmt: second source network (default: a copy of --ckpt's).", exists=True, dir_okay=False)] = None,
     source: Annotated[Optional[Path], typer.Option("--source", help="joint, camstyle: labelled source dataset.", exists=True)] = None,
     target_format: DataFormat = None,
@@ -46,16 +46,16 @@ def command(
     reference: Annotated[Optional[Path], typer.Option("--reference", help="mar: labelled reference dataset (one agent per identity).", exists=True)] = None,
     reference_format: Annotated[Optional[str], typer.Option("--reference-format", help="Layout of --reference; auto-detected when omitted.")] = None,
     styled: Annotated[Optional[Path], typer.Option("--styled", help="Styled target images ('reid stylize apply'): each joins its original's pseudo-label (camstyle: its class).", exists=True, file_okay=False)] = None,
-    epochs: Annotated[Optional[int], _opt("--epochs", min=1, help="Epochs in this round.", of=F)] = None,
-    iters_per_epoch: Annotated[Optional[int], _opt("--iters-per-epoch", "--iters", min=0, help="Steps per epoch (0 = one pass; also --iters).", of=F, field="iters_per_epoch")] = None,
-    lr: Annotated[Optional[float], _opt("--lr", min=0.0, help="Adam learning rate.", of=F)] = None,
-    weight_decay: Annotated[Optional[float], _opt("--weight-decay", min=0.0, help="Weight decay.", of=F)] = None,
+    epochs: Annotated[Optional[int], train_flag("epochs", of=F)] = None,
+    iters_per_epoch: Annotated[Optional[int], train_flag("iters_per_epoch", of=F)] = None,
+    lr: Annotated[Optional[float], train_flag("lr", of=F)] = None,
+    weight_decay: Annotated[Optional[float], train_flag("weight_decay", of=F)] = None,
     weight_decay_all: Annotated[Optional[bool], _opt("--weight-decay-all/--no-weight-decay-all", help="Weight decay on every parameter, norms and biases too, as the MMT code (off: none on them, as fast-reid).", of=F, field="weight_decay_all")] = None,
-    p: Annotated[Optional[int], _opt("--ids-per-batch", "-P", min=2, help="Identities per batch (P of P x K).", of=F, field="p")] = None,
-    k: Annotated[Optional[int], _opt("--images-per-id", "-K", "--num-instances", min=1, help="Images per identity (K of P x K).", of=F, field="k")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=2, help="Images per batch (torchreid / fast-reid style): sets -P to it divided by -K.")] = None,
-    images_per_bn: Annotated[Optional[int], _opt("--images-per-bn", min=0, help="BN statistics over groups of N images (0 = batch).", of=F)] = None,
-    erasing: Annotated[Optional[float], _opt("--erasing", min=0.0, max=1.0, help="Random-erasing probability.", of=AugmentConfig)] = None,
+    p: Annotated[Optional[int], train_flag("p", of=F)] = None,
+    k: Annotated[Optional[int], train_flag("k", of=F)] = None,
+    batch_size: Annotated[Optional[int], train_flag("batch_size")] = None,
+    images_per_bn: Annotated[Optional[int], train_flag("images_per_bn", of=F)] = None,
+    erasing: Annotated[Optional[float], train_flag("erasing", of=AugmentConfig)] = None,
     alpha: Annotated[Optional[float], _opt("--alpha", min=0.0, max=1.0, help="mmt: EMA momentum of the mean nets.", of=MMTOptions)] = None,
     soft_ce_weight: Annotated[Optional[float], _opt("--soft-ce-weight", min=0.0, max=1.0, help="mmt: weight of the soft CE.", of=MMTOptions)] = None,
     soft_tri_weight: Annotated[Optional[float], _opt("--soft-tri-weight", min=0.0, max=1.0, help="mmt: weight of the soft triplet.", of=MMTOptions)] = None,
@@ -72,17 +72,17 @@ def command(
     mdl_warmup_epochs: Annotated[Optional[int], _opt("--mdl-warmup-epochs", min=0, help="mar: epochs before MDL starts.", of=MarOptions)] = None,
     memory_start: Annotated[Optional[str], _opt("--memory-start", help="mar: when the soft-multilabel memory starts: mdl (with MDL, as the MAR code) | warmup (from the first epoch).", of=MarOptions)] = None,
     cml_target: Annotated[Optional[str], _opt("--cml-target", help="mar: CML target: batch (the batch's mean and std, the paper) | cameras (the mean of the cameras' means and stds, the MAR code).", of=MarOptions)] = None,
-    margin: Annotated[Optional[float], _opt("--margin", min=0.0, help="pseudo, kd, joint, camstyle: triplet margin " + _per_method("margin", **_LOSS_METHODS))] = None,
-    label_smooth: Annotated[Optional[float], _opt("--label-smooth", min=0.0, max=1.0, help="CE label smoothing " + _per_method("label_smooth", **_LOSS_METHODS, mmt=MMTOptions))] = None,
-    center_weight: Annotated[Optional[float], _opt("--center-weight", min=0.0, help="pseudo, kd, joint, camstyle: centre-loss weight " + _per_method("center_weight", **_LOSS_METHODS))] = None,
-    seed: Annotated[Optional[int], _opt("--seed", help="Random seed.", of=F)] = None,
+    margin: Annotated[Optional[float], _opt("--margin", min=0.0, help="pseudo, kd, joint, camstyle: triplet margin", of=_LOSS_METHODS)] = None,
+    label_smooth: Annotated[Optional[float], _opt("--label-smooth", min=0.0, max=1.0, help="CE label smoothing", of={**_LOSS_METHODS, "mmt": MMTOptions})] = None,
+    center_weight: Annotated[Optional[float], _opt("--center-weight", min=0.0, help="pseudo, kd, joint, camstyle: centre-loss weight", of=_LOSS_METHODS)] = None,
+    seed: Annotated[Optional[int], train_flag("seed", of=F)] = None,
     recipe: Recipe = None,
     config: Config = None,
     device: Device = "auto",
     workers: Workers = None,
     threads: Threads = None,
-    cache_images: Annotated[Optional[bool], _opt("--cache-images", help="Decode each training image once and keep it in memory, resized, for small datasets (same results; refused over half the available memory).", of=F)] = None,
-    amp: Annotated[Optional[bool], _opt("--amp/--no-amp", help="Mixed precision on CUDA.", of=F, field="amp")] = None,
+    cache_images: Annotated[Optional[bool], train_flag("cache_images", of=F)] = None,
+    amp: Annotated[Optional[bool], train_flag("amp", of=F)] = None,
 ) -> None:
     """Adapt a model to TARGET for one round, with the pseudo-labels of 'reid cluster'.
 

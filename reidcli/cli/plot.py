@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from reidcli.cli.common import Json, Output, Seed, reid_command
-from reidcli.plot import TSNE_DEFAULTS
+from reidcli.cli.defaults import opt
+from reidcli.plot.figures import TsneOptions
 
 
 @reid_command("plot")
@@ -23,14 +24,11 @@ def command(
         "else camera)."))] = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", dir_okay=False, help=(
         "A labels file of the same split (reid cluster), for --color cluster."))] = None,
-    split: Annotated[Optional[str], typer.Option("--split", help=(
-        f"--tsne: the split to draw. \\[default: {TSNE_DEFAULTS['split']}]"))] = None,
-    max_points: Annotated[Optional[int], typer.Option("--max-points", min=5, help=(
-        f"--tsne: draw at most this many images (a seeded sample). \\[default: {TSNE_DEFAULTS['max_points']}]")),
-    ] = None,
-    perplexity: Annotated[Optional[float], typer.Option("--perplexity", help=(
-        f"--tsne: t-SNE perplexity (lowered for small splits). \\[default: {TSNE_DEFAULTS['perplexity']}]")),
-    ] = None,
+    split: Annotated[Optional[str], opt("--split", help="--tsne: the split to draw.", of=TsneOptions)] = None,
+    max_points: Annotated[Optional[int], opt("--max-points", min=5, help=(
+        "--tsne: draw at most this many images (a seeded sample)."), of=TsneOptions)] = None,
+    perplexity: Annotated[Optional[float], opt("--perplexity", help=(
+        "--tsne: t-SNE perplexity (lowered for small splits)."), of=TsneOptions)] = None,
     seed: Seed = 0,
     as_json: Json = False,
 ) -> None:

@@ -16,11 +16,14 @@ import typer
 
 from reidcli.cli.common import CamRegex, Config, DataFormat, Device, Output, Recipe, Threads, Workers, command_settings, reid_command
 from reidcli.cli.defaults import opt
+from reidcli.cli.training import train_flag
 from reidcli.data.transforms import AugmentConfig as A
 from reidcli.models import ModelConfig as M
 from reidcli.models import arch_help
 from reidcli.models.mrda_options import MrdaNetOptions as MN
+from reidcli.models.rbnet_options import RBNetOptions as RB
 from reidcli.train.config import TrainConfig as T
+from reidcli.train.methods import DEFAULT_METHODS, methods_help
 from reidcli.train.methods.options import AgentsOptions
 from reidcli.train.methods.options import MrdaOptions as X
 from reidcli.train.methods.options import SupervisedOptions as L
@@ -30,8 +33,8 @@ _X = "MRDA (--method mrda --arch mrda)"
 Bool, Float, Int, Str = Optional[bool], Optional[float], Optional[int], Optional[str]
 
 
-def _rb(*names: str, help: str):
-    return typer.Option(*names, help="rbnet: " + help, rich_help_panel=_R)
+def _rb(*names: str, help: str, field: str):
+    return opt(*names, help="rbnet: " + help, of=RB, field=field, rich_help_panel=_R)
 
 
 @reid_command("pretrain", path_inputs=("pretrained",), side_files=(".log.jsonl", ".config.toml"))
@@ -51,20 +54,20 @@ def command(
     multilevel: Annotated[Bool, opt("--multilevel", help="Multi-level fusion (Zhang et al. 2020): layer1, layer3 and layer4 pooled and concatenated.", of=M, rich_help_panel=_M)] = None,
     lstm_branch: Annotated[Bool, opt("--lstm-branch", help="Bi-LSTM local branch over 3 stripes.", of=M, rich_help_panel=_M)] = None,
     dropout: Annotated[Float, opt("--dropout", help="Dropout before the classifier.", of=M, rich_help_panel=_M)] = None,
-    rb_backbone: Annotated[str, _rb("--rb-backbone", help="its ResNet (resnet50; tiny = resnet18, resnet18_half for CPU runs).")] = "resnet50",
-    rb_fuse: Annotated[str, _rb("--rb-fuse", help="scales fused into the heat-maps (conv1,layer1..layer4).")] = "conv1,layer1",
-    rb_mask_from: Annotated[str, _rb("--rb-mask-from", help="maps that make the mask: layer1 (re-layer1) | conv1 | ... | heatmaps.")] = "layer1",
-    rb_mask: Annotated[str, _rb("--rb-mask", help="sigmoid | sum (normalised sum of the 17 maps).")] = "sigmoid",
-    rb_mask_path: Annotated[str, _rb("--rb-mask-path", help="paper (change_channel mask, reverse features fused into backbone 2, own BN) | simple.")] = "paper",
-    rb_shared: Annotated[bool, _rb("--rb-shared/--rb-separate", help="backbone 2 shares backbone 1's weights.")] = True,
-    rb_feature: Annotated[str, _rb("--rb-feature", help="inference feature: global | masked | both.")] = "global",
+    rb_backbone: Annotated[Str, _rb("--rb-backbone", help="its ResNet (resnet50; tiny = resnet18, resnet18_half for CPU runs).", field="backbone")] = None,
+    rb_fuse: Annotated[Str, _rb("--rb-fuse", help="scales fused into the heat-maps (conv1,layer1..layer4).", field="fuse")] = None,
+    rb_mask_from: Annotated[Str, _rb("--rb-mask-from", help="maps that make the mask: layer1 (re-layer1) | conv1 | ... | heatmaps.", field="mask_from")] = None,
+    rb_mask: Annotated[Str, _rb("--rb-mask", help="sigmoid | sum (normalised sum of the 17 maps).", field="mask")] = None,
+    rb_mask_path: Annotated[Str, _rb("--rb-mask-path", help="paper (change_channel mask, reverse features fused into backbone 2, own BN) | simple.", field="mask_path")] = None,
+    rb_shared: Annotated[Bool, _rb("--rb-shared/--rb-separate", help="backbone 2 shares backbone 1's weights.", field="shared")] = None,
+    rb_feature: Annotated[Str, _rb("--rb-feature", help="inference feature: global | masked | both.", field="feature")] = None,
     pose: Annotated[Optional[Path], typer.Option("--pose", help="rbnet: pose file of the training images (reid extract-pose).", rich_help_panel=_R, exists=True, dir_okay=False)] = None,
     mse_weight: Annotated[Float, opt("--mse-weight", help="rbnet: l3, heat-map MSE weight (-1 = auto: l3*MSE ~ l2*triplet).", of=L, rich_help_panel=_R)] = None,
     id2_weight: Annotated[Float, opt("--id2-weight", help="rbnet: l4, ID loss of the masked branch.", of=L, rich_help_panel=_R)] = None,
     triplet2_weight: Annotated[Float, opt("--triplet2-weight", help="rbnet: l5, triplet loss of the masked branch.", of=L, rich_help_panel=_R)] = None,
     heatmap_sigma: Annotated[Float, opt("--heatmap-sigma", help="rbnet: target Gaussian sigma (heat-map pixels).", of=L, rich_help_panel=_R)] = None,
     pose_min_score: Annotated[Float, opt("--pose-min-score", help="rbnet: mask keypoints scoring at or below this.", of=L, rich_help_panel=_R)] = None,
-    method: Annotated[Str, typer.Option("--method", help="Training method: supervised (ID + triplet) | mrda (cross-modality, --arch mrda) | agents (MAR reference pretraining: agent loss only; the agents are saved for finetune --method mar). \\[default: supervised]", rich_help_panel=_T)] = None,
+    method: Annotated[Str, opt("--method", help="Training method: " + methods_help("pretrain"), shows=DEFAULT_METHODS["pretrain"], rich_help_panel=_T)] = None,
     mrda_backbone: Annotated[Str, opt("--mrda-backbone", help="mrda: its ResNet (resnet50; resnet18_half for CPU runs).", of=MN, field="backbone", rich_help_panel=_X)] = None,
     mrda_attn_topk: Annotated[Int, opt("--attn-topk", help="mrda: stripes kept by the dynamic attention (the paper gives no k).", of=MN, field="attn_topk", rich_help_panel=_X)] = None,
     mrda_two_stream: Annotated[Bool, opt("--two-stream/--one-stream", help="mrda: separate visible and infrared stages 0-1 (--one-stream: one stem for both, an ablation).", of=MN, field="two_stream", rich_help_panel=_X)] = None,
@@ -78,23 +81,23 @@ def command(
     mask: Annotated[Bool, opt("--mask/--no-mask", help="mrda: also train on the mask-reconstructed images x_M+ (eqs. 1-3).", of=X, rich_help_panel=_X)] = None,
     height: Annotated[Int, opt("--height", help="Input height.", of=A, rich_help_panel=_M)] = None,
     width: Annotated[Int, opt("--width", help="Input width.", of=A, rich_help_panel=_M)] = None,
-    epochs: Annotated[Int, opt("--epochs", help="Epochs in total.", of=T, rich_help_panel=_T)] = None,
-    iters_per_epoch: Annotated[Int, opt("--iters-per-epoch", "--iters", help="Steps per epoch (0 = one pass).", of=T, field="iters_per_epoch", rich_help_panel=_T)] = None,
+    epochs: Annotated[Int, train_flag("epochs", of=T, panel=_T)] = None,
+    iters_per_epoch: Annotated[Int, train_flag("iters_per_epoch", of=T, panel=_T)] = None,
     max_iters: Annotated[Int, opt("--max-iters", help="Stop after this many steps (0 = off).", of=T, rich_help_panel=_T)] = None,
     stop_after: Annotated[Int, opt("--stop-after", help="Stop after N new epochs; resume later.", of=T, rich_help_panel=_T)] = None,
     optimizer: Annotated[Str, opt("--optimizer", help="adam | adamw | sgd.", of=T, rich_help_panel=_T)] = None,
-    lr: Annotated[Float, opt("--lr", help="Base learning rate.", of=T, rich_help_panel=_T)] = None,
-    weight_decay: Annotated[Float, opt("--weight-decay", help="Weight decay.", of=T, rich_help_panel=_T)] = None,
+    lr: Annotated[Float, train_flag("lr", of=T, panel=_T)] = None,
+    weight_decay: Annotated[Float, train_flag("weight_decay", of=T, panel=_T)] = None,
     schedule: Annotated[Str, opt("--schedule", help="step | cosine | constant.", of=T, rich_help_panel=_T)] = None,
     milestones: Annotated[Str, opt("--milestones", help="Epochs of x gamma decay, comma-separated (the default, when past --epochs, is scaled to the run).", of=T, rich_help_panel=_T)] = None,
     gamma: Annotated[Float, opt("--gamma", help="Step decay factor.", of=T, rich_help_panel=_T)] = None,
     warmup_epochs: Annotated[Float, opt("--warmup-epochs", help="Linear warm-up epochs (the default, when as long as --epochs, is scaled to the run).", of=T, rich_help_panel=_T)] = None,
-    p: Annotated[Int, opt("--ids-per-batch", "-P", help="Identities per batch (P of P x K).", of=T, field="p", rich_help_panel=_T)] = None,
-    k: Annotated[Int, opt("--images-per-id", "-K", "--num-instances", help="Images per identity (K of P x K).", of=T, field="k", rich_help_panel=_T)] = None,
-    batch_size: Annotated[Int, typer.Option("--batch-size", help="Images per batch (torchreid / fast-reid style): sets -P to it divided by -K.", rich_help_panel=_T)] = None,
-    images_per_bn: Annotated[Int, opt("--images-per-bn", help="BN statistics over groups of N images (0 = batch).", of=T, rich_help_panel=_T)] = None,
+    p: Annotated[Int, train_flag("p", of=T, panel=_T)] = None,
+    k: Annotated[Int, train_flag("k", of=T, panel=_T)] = None,
+    batch_size: Annotated[Int, train_flag("batch_size", panel=_T)] = None,
+    images_per_bn: Annotated[Int, train_flag("images_per_bn", of=T, panel=_T)] = None,
     sync_bn: Annotated[Bool, opt("--sync-bn/--no-sync-bn", help="SyncBN under DDP on CUDA.", of=T, rich_help_panel=_T)] = None,
-    amp: Annotated[Bool, opt("--amp/--no-amp", help="Mixed precision on CUDA.", of=T, rich_help_panel=_T)] = None,
+    amp: Annotated[Bool, train_flag("amp", of=T, panel=_T)] = None,
     eval_every: Annotated[Int, opt("--eval-every", help="Evaluate query/gallery every N epochs.", of=T, rich_help_panel=_T)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in OUTPUT where it stopped.", rich_help_panel=_T)] = False,
     target: Annotated[Optional[Path], typer.Option("--target", help="Unlabelled target images for BN statistics.", rich_help_panel=_T, exists=True)] = None,
@@ -111,12 +114,12 @@ def command(
     pad: Annotated[Int, opt("--pad", help="Padding before random crop (0 = off).", of=A, rich_help_panel=_A)] = None,
     resized_crop: Annotated[Bool, opt("--resized-crop", help="RandomResizedCrop instead of pad+crop.", of=A, rich_help_panel=_A)] = None,
     jitter: Annotated[Float, opt("--jitter", help="Colour-jitter strength (0 = off).", of=A, rich_help_panel=_A)] = None,
-    erasing: Annotated[Float, opt("--erasing", help="Random erasing probability.", of=A, rich_help_panel=_A)] = None,
-    seed: Annotated[Int, opt("--seed", help="Random seed.", of=T)] = None,
+    erasing: Annotated[Float, train_flag("erasing", of=A, panel=_A)] = None,
+    seed: Annotated[Int, train_flag("seed", of=T)] = None,
     deterministic: Annotated[Bool, opt("--deterministic", help="Deterministic kernels.", of=T)] = None,
     workers: Workers = None,
     threads: Threads = None,
-    cache_images: Annotated[Bool, opt("--cache-images", help="Decode each training image once and keep it in memory, resized, for small datasets (same results; refused over half the available memory).", of=T, rich_help_panel=_T)] = None,
+    cache_images: Annotated[Bool, train_flag("cache_images", of=T, panel=_T)] = None,
     recipe: Recipe = None,
     config: Config = None,
     device: Device = "auto",

@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from reidcli.cli.common import BatchSize, CamRegex, DataFormat, Device, Output, Recipe, Seed, reid_command
-from reidcli.stylize.fit import COLOR_DEFAULTS
-from reidcli.stylize.options import STARGAN_TRAIN, StarGANOptions
+from reidcli.cli.defaults import opt
+from reidcli.stylize.options import ColorFit, StarGANInput, StarGANOptions, StarGANTrainConfig
 
 app = typer.Typer(no_args_is_help=True, help="Camera-style transfer: fit a model, apply it.")
 Data = Annotated[Path, typer.Argument(help="Dataset folder (layout auto-detected).", exists=True)]
@@ -19,57 +19,52 @@ Int = Optional[int]
 Float = Optional[float]
 
 
-_DEFAULTS = {**STARGAN_TRAIN, **StarGANOptions().to_dict()}
-
-
-def _o(flag: str, text: str, field: Optional[str] = None, *aliases: str):
-    """An option whose help ends with the StarGAN default of ``field`` (from the dataclasses)."""
-    return typer.Option(flag, *aliases, help=text + (f" \\[{_DEFAULTS[field]}]." if field else ""))
-
-
 @app.command("fit")
 @reid_command("stylize fit", side_files=(".log.jsonl", ".samples"))
 def fit(
     data: Data,
     output: Output,
-    method: Annotated[Optional[str], _o("--method", "color (training-free colour statistics in Lab: mean, covariance, "
-                                                    "tone curve) | stargan (Choi et al. 2018, trained); default "
-                                                    "color, or the --recipe's.")] = None,
+    method: Annotated[Optional[str], typer.Option("--method", help="color (training-free colour statistics in Lab: "
+                                                  "mean, covariance, tone curve) | stargan (Choi et al. 2018, "
+                                                  "trained); color when omitted, or the --recipe's.")] = None,
     fmt: DataFormat = None,
     cam_regex: CamRegex = None,
-    split: Annotated[str, _o("--split", "The split whose cameras are learnt.")] = "train",
-    max_images: Annotated[Int, _o("--max-images", f"color: images read per camera [{COLOR_DEFAULTS['max_images']}].")] = None,
-    max_pixels: Annotated[Int, _o("--max-pixels", f"color: pixels kept per camera [{COLOR_DEFAULTS['max_pixels']}].")] = None,
+    split: Annotated[str, typer.Option("--split", help="The split whose cameras are learnt.")] = "train",
+    max_images: Annotated[Int, opt("--max-images", help="color: images read per camera.", of=ColorFit)] = None,
+    max_pixels: Annotated[Int, opt("--max-pixels", help="color: pixels kept per camera.", of=ColorFit)] = None,
     seed: Seed = 0,
-    image_size: Annotated[Optional[str], _o("--image-size", "stargan: HEIGHTxWIDTH, multiples of 4 [256x128].")] = None,
-    epochs: Annotated[Int, _o("--epochs", "stargan: epochs", "epochs")] = None,
-    iters_per_epoch: Annotated[Int, _o("--iters-per-epoch", "stargan: steps per epoch (critic and generator steps: 1,200 = 1,000 critic iterations at --n-critic 5)", "iters_per_epoch", "--iters")] = None,
-    max_iters: Annotated[Int, _o("--max-iters", "stargan: stop after this many steps in total.")] = None,
-    stop_after: Annotated[Int, _o("--stop-after", "stargan: stop after this many new epochs.")] = None,
-    p: Annotated[Int, _o("--batch-size", "stargan: images per batch", "p")] = None,
-    lr: Annotated[Float, _o("--lr", "stargan: Adam learning rate", "lr")] = None,
-    amp: Annotated[Optional[bool], _o("--amp/--no-amp", "stargan: mixed precision on CUDA.")] = None,
-    workers: Annotated[Int, _o("--workers", "stargan: DataLoader worker processes (default: auto, from the cores "
-                                          "and the device).")] = None,
-    log_every: Annotated[Int, _o("--log-every", "stargan: steps per JSONL log line.")] = None,
-    n_critic: Annotated[Int, _o("--n-critic", "stargan: discriminator steps per generator step", "n_critic")] = None,
-    lambda_cls: Annotated[Float, _o("--lambda-cls", "stargan: camera-classification weight", "lambda_cls")] = None,
-    lambda_rec: Annotated[Float, _o("--lambda-rec", "stargan: reconstruction weight", "lambda_rec")] = None,
-    lambda_gp: Annotated[Float, _o("--lambda-gp", "stargan: gradient-penalty weight", "lambda_gp")] = None,
-    g_conv_dim: Annotated[Int, _o("--g-conv-dim", "stargan: generator width", "g_conv_dim")] = None,
-    d_conv_dim: Annotated[Int, _o("--d-conv-dim", "stargan: discriminator width", "d_conv_dim")] = None,
-    g_repeat: Annotated[Int, _o("--g-repeat", "stargan: residual blocks", "g_repeat")] = None,
-    sample_every: Annotated[Int, _o("--sample-every", "stargan: steps between sample sheets", "sample_every")] = None,
-    lr_decay: Annotated[Float, _o("--lr-decay", "stargan: the last fraction of the critic iterations over which both "
-                                                "learning rates fall linearly to 0 (0 = constant)", "lr_decay")] = None,
-    g_batch: Annotated[Optional[str], _o("--g-batch", "stargan: the generator step's images and target cameras: critic "
-                                                      "(the critic step's before it, as StarGAN's code) | new",
-                                         "g_batch")] = None,
-    target_cameras: Annotated[Optional[str], _o("--target-cameras", "stargan: target cameras: permute (of the batch's "
-                                                                    "own, as StarGAN's code) | uniform",
-                                                "target_cameras")] = None,
+    image_size: Annotated[Optional[str], opt("--image-size", help="stargan: HEIGHTxWIDTH, multiples of 4.",
+                                             shows="x".join(map(str, StarGANInput.image_size)))] = None,
+    epochs: Annotated[Int, opt("--epochs", help="stargan: epochs.", of=StarGANTrainConfig)] = None,
+    iters_per_epoch: Annotated[Int, opt("--iters-per-epoch", "--iters", help=(
+        "stargan: steps per epoch (critic and generator steps: 1,200 = 1,000 critic iterations at --n-critic 5)."),
+        of=StarGANTrainConfig)] = None,
+    max_iters: Annotated[Int, typer.Option("--max-iters", help="stargan: stop after this many steps in total.")] = None,
+    stop_after: Annotated[Int, typer.Option("--stop-after", help="stargan: stop after this many new epochs.")] = None,
+    p: Annotated[Int, opt("--batch-size", help="stargan: images per batch.", of=StarGANTrainConfig, field="p")] = None,
+    lr: Annotated[Float, opt("--lr", help="stargan: Adam learning rate.", of=StarGANTrainConfig)] = None,
+    amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="stargan: mixed precision on CUDA.")] = None,
+    workers: Annotated[Int, typer.Option("--workers", help="stargan: DataLoader worker processes (default: auto, "
+                                         "from the cores and the device).")] = None,
+    log_every: Annotated[Int, typer.Option("--log-every", help="stargan: steps per JSONL log line.")] = None,
+    n_critic: Annotated[Int, opt("--n-critic", help="stargan: discriminator steps per generator step.", of=StarGANOptions)] = None,
+    lambda_cls: Annotated[Float, opt("--lambda-cls", help="stargan: camera-classification weight.", of=StarGANOptions)] = None,
+    lambda_rec: Annotated[Float, opt("--lambda-rec", help="stargan: reconstruction weight.", of=StarGANOptions)] = None,
+    lambda_gp: Annotated[Float, opt("--lambda-gp", help="stargan: gradient-penalty weight.", of=StarGANOptions)] = None,
+    g_conv_dim: Annotated[Int, opt("--g-conv-dim", help="stargan: generator width.", of=StarGANOptions)] = None,
+    d_conv_dim: Annotated[Int, opt("--d-conv-dim", help="stargan: discriminator width.", of=StarGANOptions)] = None,
+    g_repeat: Annotated[Int, opt("--g-repeat", help="stargan: residual blocks.", of=StarGANOptions)] = None,
+    sample_every: Annotated[Int, opt("--sample-every", help="stargan: steps between sample sheets.", of=StarGANOptions)] = None,
+    lr_decay: Annotated[Float, opt("--lr-decay", help=(
+        "stargan: the last fraction of the critic iterations over which both learning rates fall linearly to 0 "
+        "(0 = constant)."), of=StarGANOptions)] = None,
+    g_batch: Annotated[Optional[str], opt("--g-batch", help=(
+        "stargan: the generator step's images and target cameras: critic (the critic step's before it, as "
+        "StarGAN's code) | new."), of=StarGANOptions)] = None,
+    target_cameras: Annotated[Optional[str], opt("--target-cameras", help=(
+        "stargan: target cameras: permute (of the batch's own, as StarGAN's code) | uniform."), of=StarGANOptions)] = None,
     recipe: Recipe = None,
-    resume: Annotated[bool, _o("--resume", "stargan: continue from -o where it stopped.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="stargan: continue from -o where it stopped.")] = False,
     device: Device = "auto",
 ) -> None:
     """Learn the style of every camera of DATA's training split and write a style model
@@ -103,7 +98,7 @@ def apply(
     cams: Annotated[str, typer.Option("--cams", help="Style cameras: all, or 1-based numbers as in the "
                                       "file names (1,3).")] = "all",
     split: Annotated[Optional[list[str]], typer.Option("--split", help="Split to style (repeatable; "
-                                                       "default train).")] = None,
+                                                       "train when omitted).")] = None,
     fmt: DataFormat = None,
     cam_regex: CamRegex = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output folder.")] = False,

@@ -81,7 +81,7 @@ def _assign_border(adj: sp.csr_matrix, core: np.ndarray, labels: np.ndarray) -> 
     labels[border[found]] = best[found]
 
 
-def radius_graph(x: np.ndarray, eps: float, *, gpu: str = "auto", block: int = 8192,
+def radius_graph(x: np.ndarray, eps: float, *, block: int = 8192,
                  progress: StageProgress | None = None) -> sp.csr_matrix:
     """Euclidean distances of every pair within ``eps`` (faiss range search, exact), searched
     ``block`` query rows at a time; ``progress`` hears ``("neighbours", rows done, N)``."""

@@ -248,7 +248,7 @@ def jaccard_from_min_sums(m: np.ndarray) -> np.ndarray:
 
 
 def jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6, *, variant: str = "spcl",
-                     knn_index: str = "auto", gpu: str = "auto", nprobe: int | None = None, max_dist: float = 1.0,
+                     knn_index: str = "auto", device: str = "auto", nprobe: int | None = None, max_dist: float = 1.0,
                      upper_only: bool = False, progress: StageProgress | None = None) -> sp.csr_matrix:
     """Sparse k-reciprocal Jaccard distance of SpCL / Cluster-Contrast
     (``compute_jaccard_distance``, ``variant='spcl'``) or of MMT (``compute_jaccard_dist``,
@@ -267,19 +267,19 @@ def jaccard_distance(features: np.ndarray, k1: int = 30, k2: int = 6, *, variant
     from reidcli.cluster.knn import l2_normalize
 
     x = l2_normalize(features)
-    v = encode_features(x, k1, k2, variant=variant, knn_index=knn_index, gpu=gpu, nprobe=nprobe, progress=progress)
+    v = encode_features(x, k1, k2, variant=variant, knn_index=knn_index, device=device, nprobe=nprobe, progress=progress)
     upper = jaccard_upper(v, max_dist=max_dist, progress=progress)
     return upper if upper_only else symmetrize(upper)
 
 
 def encode_features(x: np.ndarray, k1: int, k2: int, *, variant: str = "spcl", knn_index: str = "auto",
-                    gpu: str = "auto", nprobe: int | None = None, progress: StageProgress | None = None,
+                    device: str = "auto", nprobe: int | None = None, progress: StageProgress | None = None,
                     timings: dict | None = None) -> sp.csr_matrix:
     """V (`encode`) of the L2-normalised rows of ``x`` as ``variant``'s code computes it.
 
     'spcl': the neighbours of `reidcli.cluster.knn.knn` (``knn_index``, faiss's GPU with
-    ``gpu``), ``k1`` of them, kernel distance ``2 - 2 cos``. 'mmt': an exact blocked search
-    (`knn_rowmax`, torch on the GPU when ``gpu`` is 'yes', or 'auto' and faiss has one) for
+    ``device``), ``k1`` of them, kernel distance ``2 - 2 cos``. 'mmt': an exact blocked search
+    (`knn_rowmax`, torch on the GPU when faiss searches there, `faiss_on_gpu`) for
     ``k1 + 1`` neighbours and each row's largest distance, kernel distance
     ``|x_i - x_j|^2 / max_j' |x_i - x_j'|^2``; ``knn_index`` 'ivf' does not apply to it.
     ``timings`` (a dict) receives ``knn_s`` and ``encode_s``.
@@ -292,14 +292,14 @@ def encode_features(x: np.ndarray, k1: int, k2: int, *, variant: str = "spcl", k
     check_value("variant", variant, [Options(VARIANTS)])
     n, t0 = len(x), time.perf_counter()
     if variant == "spcl":
-        dist, rank = knn(x, k1, index=knn_index, gpu=gpu, nprobe=nprobe, progress=progress)
+        dist, rank = knn(x, k1, index=knn_index, device=device, nprobe=nprobe, progress=progress)
         kernel = KnnLookup(dist, rank, lambda r, c: 2.0 - 2.0 * pair_dots(x, r, c))
     else:
         if knn_index == "ivf":
             raise NotApplicable("knn_index", "'ivf' does not apply to variant 'mmt': its distances are divided by "
                                           "each row's maximum, which takes the exact search; use auto or flat")
         block = int(max(64, min(2048, (1 << 26) // max(n, 1))))  # [block, N] float32 slabs, 256 MiB at most
-        dist, rank, rowmax = knn_rowmax(x, max(k1 + 1, k2), block=block, device=_rowmax_device(gpu))
+        dist, rank, rowmax = knn_rowmax(x, max(k1 + 1, k2), block=block, device=_rowmax_device(device))
         if progress is not None:
             progress("neighbours", n, n)
         rowmax = np.maximum(rowmax.astype(np.float64), np.finfo(np.float32).tiny)
@@ -317,15 +317,11 @@ def encode_features(x: np.ndarray, k1: int, k2: int, *, variant: str = "spcl", k
     return v
 
 
-def _rowmax_device(gpu: str) -> str:
-    """The torch device of `knn_rowmax` for a ``gpu`` choice (auto | yes | no)."""
-    if gpu == "no":
-        return "cpu"
-    if gpu == "yes":
-        return "cuda"
-    from reidcli.cluster.knn import faiss_gpus
+def _rowmax_device(device: str) -> str:
+    """The torch device of `knn_rowmax`: the GPU where faiss would search (`faiss_on_gpu`)."""
+    from reidcli.cluster.knn import faiss_on_gpu
 
-    return "cuda" if faiss_gpus() > 0 else "cpu"
+    return ("cuda" if device == "auto" else device) if faiss_on_gpu(device) else "cpu"
 
 
 class KnnLookup:

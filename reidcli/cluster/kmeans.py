@@ -8,7 +8,7 @@ from reidcli.utils.params import ParamError
 
 
 def kmeans_labels(x: np.ndarray, k: int = 500, *, niter: int = 50, seed: int = 0,
-                  gpu: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+                  device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """Lloyd's k-means (faiss) on ``x``; the same seed gives the same labels.
 
     Returns:
@@ -16,14 +16,14 @@ def kmeans_labels(x: np.ndarray, k: int = 500, *, niter: int = 50, seed: int = 0
     """
     import faiss
 
-    from reidcli.cluster.knn import faiss_gpus
+    from reidcli.cluster.knn import faiss_on_gpu
 
     x = np.ascontiguousarray(x, dtype=np.float32)
     n, d = x.shape
     if not 1 <= k <= n:
         raise ParamError("k", f"must be an int in [1, {n}] (the number of features); got {k}")
     km = faiss.Kmeans(d, k, niter=niter, seed=int(seed) % (2**31), verbose=False,
-                      gpu=faiss_gpus() > 0 and gpu != "no", max_points_per_centroid=max(256, n // k + 1))
+                      gpu=faiss_on_gpu(device), max_points_per_centroid=max(256, n // k + 1))
     km.train(x)
     _, assign = km.index.search(x, 1)
     return assign[:, 0].astype(np.int64), km.centroids.astype(np.float32)

@@ -64,16 +64,23 @@ def _make_index(d: int, n: int, index: str, nlist: int | None, use_gpu: bool):
     return cpu, None
 
 
-def gpu_from_device(device: str) -> str:
-    """The ``gpu`` choice (``auto`` | ``yes`` | ``no``) of a ``--device`` value: ``auto``
-    (faiss's GPU when it has one), ``cpu`` or ``cuda`` / ``cuda:N`` (faiss uses its first GPU)."""
+def faiss_on_gpu(device: str) -> bool:
+    """Whether faiss searches on a GPU for ``device``: ``auto`` (when the installed faiss has
+    one), ``cpu`` (never) or ``cuda`` / ``cuda:N`` (faiss's first GPU; an error without one)."""
     from reidcli.utils.device import check_device
 
-    return {"auto": "auto", "cpu": "no"}.get(check_device(device), "yes")
+    device = check_device(device)
+    if device == "cpu":
+        return False
+    ngpu = faiss_gpus()
+    if device != "auto" and ngpu == 0:
+        raise ConfigError(f"device {device!r} asks for faiss on the GPU but the installed faiss has none; "
+                          "install faiss-gpu or use device 'cpu'")
+    return ngpu > 0
 
 
 def knn(x: np.ndarray, k: int, *, index: str = "auto", nlist: int | None = None,
-        nprobe: int | None = None, gpu: str = "auto", ivf_threshold: int = IVF_THRESHOLD,
+        nprobe: int | None = None, device: str = "auto", ivf_threshold: int = IVF_THRESHOLD,
         seed: int = 0, progress: StageProgress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """k nearest neighbours of every row of ``x`` among the rows of ``x``.
 
@@ -84,7 +91,7 @@ def knn(x: np.ndarray, k: int, *, index: str = "auto", nlist: int | None = None,
             to ``ivf_threshold`` rows, IVF past it).
         nlist, nprobe: IVF cells and cells visited per query (`knn_cells` on the CPU,
             faiss IVF-Flat with 4 sqrt(N) cells and 64 probes on a GPU).
-        gpu: ``auto`` (use a GPU when faiss has one), ``yes`` or ``no``.
+        device: ``auto`` (faiss's GPU when it has one), ``cpu`` or ``cuda`` (`faiss_on_gpu`).
         progress: called with ``("neighbours", rows done, N)`` after each block of rows.
     Returns:
         (dist [N, k] float32 squared L2, idx [N, k] int64), nearest first.
@@ -95,11 +102,7 @@ def knn(x: np.ndarray, k: int, *, index: str = "auto", nlist: int | None = None,
     n, d = x.shape
     k = min(k, n)
     kind = ("ivf" if n > ivf_threshold else "flat") if index == "auto" else index
-    ngpu = faiss_gpus()
-    if gpu == "yes" and ngpu == 0:
-        raise ConfigError("--device cuda asks for faiss on the GPU but the installed faiss has none; "
-                          "install faiss-gpu or use --device cpu")
-    if ngpu == 0 or gpu == "no":
+    if not faiss_on_gpu(device):
         log.debug("knn: %s (numpy), n=%d d=%d k=%d", kind, n, d, k)
         if kind == "flat":
             return knn_exact(x, k, progress=progress)

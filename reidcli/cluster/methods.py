@@ -56,7 +56,7 @@ class FitContext:
     listens) is called once per block of each stage, ``progress(stage, done, total)``."""
 
     seed: int = 0
-    gpu: str = "auto"
+    device: str = "auto"
     where: str = "the input"
     timings: dict = field(default_factory=dict)
     progress: Optional[StageProgress] = None
@@ -167,7 +167,7 @@ class JaccardDbscanOptions(_DbscanEps, ClustererOptions):
         from reidcli.cluster.jaccard import encode_features, jaccard_upper, symmetrize
 
         auto, eps = self.eps == "auto", self.eps
-        v = encode_features(x, self.k1, self.k2, variant=self.jaccard, knn_index=self.knn_index, gpu=ctx.gpu,
+        v = encode_features(x, self.k1, self.k2, variant=self.jaccard, knn_index=self.knn_index, device=ctx.device,
                             progress=ctx.progress, timings=ctx.timings)
         t2 = time.perf_counter()
         if auto:
@@ -236,6 +236,6 @@ class KMeansOptions(ClustererOptions):
         from reidcli.cluster.kmeans import kmeans_labels
 
         ctx.report("k-means", 0, 1)
-        labels, _ = kmeans_labels(x, self.k, niter=self.kmeans_iter, seed=ctx.seed, gpu=ctx.gpu)
+        labels, _ = kmeans_labels(x, self.k, niter=self.kmeans_iter, seed=ctx.seed, device=ctx.device)
         ctx.report("k-means", 1, 1)
         return labels, {"k": self.k, "kmeans_iter": self.kmeans_iter}

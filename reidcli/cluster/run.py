@@ -16,8 +16,9 @@ from reidcli.cluster.methods import (
     FitContext,
     make_options,
 )
+from reidcli.utils.device import check_device
 from reidcli.utils.errors import InputError
-from reidcli.utils.params import SEED, Interval, Options, ParamError, check_params
+from reidcli.utils.params import SEED, Interval, ParamError, check_params
 
 if TYPE_CHECKING:
     from reidcli.utils.progress import StageProgress
@@ -27,7 +28,6 @@ log = logging.getLogger(__name__)
 COMMON_CONSTRAINTS = {
     "expand_threshold": [None, Interval(float, -1, 1)],
     "keep_clusters": [None, Interval(int, 1, None)],
-    "gpu": [Options(("auto", "yes", "no"))],
     "seed": SEED,
     "centers": ["boolean"],
     "camera_norm": ["boolean"],
@@ -52,7 +52,7 @@ class ClusterResult:
 
 def cluster_features(features: np.ndarray, *, method: str = DEFAULT_CLUSTERER,
                      options: ClustererOptions | None = None, expand_threshold: float | None = None,
-                     keep_clusters: int | None = None, gpu: str = "auto", seed: int = 0, centers: bool = False,
+                     keep_clusters: int | None = None, device: str = "auto", seed: int = 0, centers: bool = False,
                      where: str = "the input", camids: np.ndarray | None = None, camera_norm: bool = False,
                      progress: StageProgress | None = None, **method_options) -> ClusterResult:
     """Pseudo-labels for ``features`` [N, D] (L2-normalised first); -1 marks outliers.
@@ -77,7 +77,7 @@ def cluster_features(features: np.ndarray, *, method: str = DEFAULT_CLUSTERER,
     from reidcli.cluster.knn import l2_normalize
 
     opts = make_options(method, options, method_options)
-    check_params({"expand_threshold": expand_threshold, "keep_clusters": keep_clusters, "gpu": gpu, "seed": seed,
+    check_params({"expand_threshold": expand_threshold, "keep_clusters": keep_clusters, "seed": seed,
                   "centers": centers, "camera_norm": camera_norm}, COMMON_CONSTRAINTS)
     if keep_clusters is not None and expand_threshold is None:
         raise ParamError("keep_clusters", "needs expand_threshold (the label expansion it belongs to)")
@@ -89,7 +89,7 @@ def cluster_features(features: np.ndarray, *, method: str = DEFAULT_CLUSTERER,
     params: dict = {"method": method, "normalized": True, "seed": seed, "camera_norm": camera_norm}
     if camera_norm:
         x = centre_cameras(x, camids, where)
-    ctx = FitContext(seed=seed, gpu=gpu, where=where, progress=progress)
+    ctx = FitContext(seed=seed, device=check_device(device), where=where, progress=progress)
     t0 = time.perf_counter()
     labels, fitted = opts.fit(x, ctx)
     params.update(fitted)

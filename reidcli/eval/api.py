@@ -18,6 +18,7 @@ import numpy as np
 from reidcli.eval import protocols as P
 from reidcli.eval.distance import METRICS, check_features, distance_chunks, prepare
 from reidcli.eval.ranking import AP_FORMULAS, Metrics, PerQuery, TopRanked, full_cmc, rank_queries, summarize, top_valid
+from reidcli.eval.rerank import RerankOptions
 from reidcli.eval.report import Outputs, write_files_cmc, write_outputs
 from reidcli.eval.result import EvalResult, FilesResult
 from reidcli.utils.checks import as_ids
@@ -106,7 +107,16 @@ class Options:
 RERANK_OPTIONS = ("k1", "k2", "lambda_value")
 TRIAL_OPTIONS = ("shot", "trials")
 # the defaults of the options that apply only in some cases (the paper's re-ranking; SYSU-MM01's)
-FILLED = {"k1": 20, "k2": 6, "lambda_value": 0.3, "shot": "single", "trials": 10}
+@dataclass(frozen=True)
+class GalleryDraws:
+    """The SYSU-MM01 gallery draws (Wu et al., ICCV 2017): ``shot`` single (one image per
+    identity and camera) | multi (10), averaged over ``trials`` random galleries."""
+
+    shot: str = "single"
+    trials: int = 10
+
+
+FILLED = {**dataclasses.asdict(RerankOptions()), **dataclasses.asdict(GalleryDraws())}  # the defaults of the None options
 
 
 class Run(NamedTuple):

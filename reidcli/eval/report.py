@@ -30,8 +30,16 @@ RANKS_QUERIES = {
 }
 OUTPUT_CONSTRAINTS = {"top": [Interval(int, 1, 50)], "n_queries": [Interval(int, 1, None)],
                       "ranks_queries": [OneOf(RANKS_QUERIES)]}
-# what the ranked-list grid shows when not told (None in `Outputs`: not given)
-RANKS_DEFAULTS = {"top": 10, "n_queries": 8, "ranks_queries": "sample"}
+@dataclass(frozen=True)
+class RanksPicture:
+    """What the ranked-list grid shows when not told (None in `Outputs`: not given)."""
+
+    top: int = 10
+    n_queries: int = 8
+    ranks_queries: str = "sample"
+
+
+RANKS_DEFAULTS = dataclasses.asdict(RanksPicture())
 RANKS_OPTIONS = (*RANKS_DEFAULTS, "image_root")
 
 

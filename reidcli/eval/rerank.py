@@ -14,6 +14,7 @@ with clustering), and the [Q, G] result is produced ``chunk`` query rows at a ti
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,6 +24,16 @@ from reidcli.utils.params import Interval, check_params
 _BINS = 1 << 24  # float64 cells per Jaccard sub-block (128 MiB)
 RERANK_CONSTRAINTS = {"k1": [Interval(int, 1, None)], "k2": [Interval(int, 1, None)],
                       "lambda_value": [Interval(float, 0, 1)], "chunk": [Interval(int, 1, None)]}
+
+
+@dataclass(frozen=True)
+class RerankOptions:
+    """The k-reciprocal re-ranking parameters (Zhong et al., CVPR 2017: k1 20, k2 6, lambda
+    0.3 on Market-1501), the one home of their defaults (`reid evaluate --k1/--k2/--lambda`)."""
+
+    k1: int = 20
+    k2: int = 6
+    lambda_value: float = 0.3
 
 
 def _encode_all(x: np.ndarray, k1: int, k2: int, device: str):
@@ -43,8 +54,8 @@ def _encode_all(x: np.ndarray, k1: int, k2: int, device: str):
     return v, rowmax, sq
 
 
-def rerank_chunks(qf: np.ndarray, gf: np.ndarray, *, k1: int = 20, k2: int = 6,
-                  lambda_value: float = 0.3, chunk: int = 256,
+def rerank_chunks(qf: np.ndarray, gf: np.ndarray, *, k1: int = RerankOptions.k1, k2: int = RerankOptions.k2,
+                  lambda_value: float = RerankOptions.lambda_value, chunk: int = 256,
                   device: str = "cpu") -> Iterator[tuple[int, np.ndarray]]:
     """Re-ranked query x gallery distances, ``chunk`` query rows at a time.
 

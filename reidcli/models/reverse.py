@@ -30,9 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-K = 17  # COCO keypoints
-SCALES = ("conv1", "layer1", "layer2", "layer3", "layer4")
-DEFAULT_BLOCKS = (2, 3, 5, 2)  # re-layer1, re-layer2, re-layer3, re-layer4 (paper Table 1)
+from reidcli.models.rbnet_options import DEFAULT_BLOCKS, K, SCALES  # noqa: F401  (torch-free home)
 
 
 def input_index(scale: str) -> int:

@@ -21,6 +21,7 @@ picture format is the output's suffix (.png, .pdf or .svg). Torch is never impor
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -154,7 +155,16 @@ def check_output(output: Path) -> None:
         raise InputError(f"{output} is a folder; give a file name for the picture")
 
 
-TSNE_DEFAULTS = {"split": "train", "max_points": 5000, "perplexity": 30.0}
+@dataclass(frozen=True)
+class TsneOptions:
+    """The t-SNE picture's settings when not told (`reid plot --tsne`)."""
+
+    split: str = "train"
+    max_points: int = 5000
+    perplexity: float = 30.0
+
+
+TSNE_DEFAULTS = dataclasses.asdict(TsneOptions())
 TSNE_CONSTRAINTS = {
     "max_points": [Interval(int, 5, None)],
     "perplexity": [Interval(float, 0, None, closed="neither")],

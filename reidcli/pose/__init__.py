@@ -5,9 +5,19 @@ and a preview grid: everything ``reid extract-pose`` does), `render_heatmaps` /
 `decode_heatmaps` / `heatmaps_to_keypoints` (shared with RBNet), `pck`.
 """
 
-from reidcli.pose.extract import PoseResult, extract_pose, predict_paths
-from reidcli.pose.heatmaps import decode_heatmaps, heatmaps_to_keypoints, render_heatmaps
-from reidcli.pose.pck import pck, pck_against, pck_files
+import importlib
+
+# Imported on first use (PEP 562), so that `reidcli.pose.options` (the CLI's defaults) does
+# not pull in the extraction code and torch.
+_HOMES = {"PoseResult": "extract", "extract_pose": "extract", "predict_paths": "extract",
+          "decode_heatmaps": "heatmaps", "heatmaps_to_keypoints": "heatmaps", "render_heatmaps": "heatmaps",
+          "pck": "pck", "pck_against": "pck", "pck_files": "pck"}
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"reidcli.pose.{_HOMES[name]}"), name)
+    raise AttributeError(f"module 'reidcli.pose' has no attribute {name!r}")
 
 __all__ = ["extract_pose", "predict_paths", "PoseResult", "render_heatmaps", "decode_heatmaps",
            "heatmaps_to_keypoints", "pck", "pck_files", "pck_against"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -14,6 +15,7 @@ from reidcli.data.records import Dataset
 from reidcli.stylize.cameras import cameras_of
 from reidcli.stylize.color import CameraStats, rgb_to_lab
 from reidcli.stylize.model import StyleModel, save_style_model
+from reidcli.stylize.options import ColorFit, StarGANInput
 from reidcli.utils.errors import InputError
 from reidcli.utils.params import MAX_IMAGE_SIDE, SEED, Interval, Options, Satisfies, check_params, reject_given
 from reidcli.utils.progress import track
@@ -30,8 +32,8 @@ CONSTRAINTS = {
                              f"(height, width), each an int in [1, {MAX_IMAGE_SIDE}]")],
 }
 # the settings of one method only (None: not given, these defaults); given to the other, refused
-COLOR_DEFAULTS = {"max_images": 400, "max_pixels": 65536}
-STARGAN_DEFAULTS = {"image_size": (256, 128)}
+COLOR_DEFAULTS = dataclasses.asdict(ColorFit())
+STARGAN_DEFAULTS = dataclasses.asdict(StarGANInput())
 
 
 def parse_size(text: str) -> tuple[int, int]:

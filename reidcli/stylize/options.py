@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
+from reidcli.train.config import TrainConfig
 from reidcli.train.methods.options import MethodOptions
 from reidcli.utils.params import Interval, Options, Satisfies
 
@@ -16,9 +17,40 @@ _WEIGHT = [Interval(float, 0, None)]
 # (the CPU-sized default; `reidcli.recipes` 'lstm-camstyle' sets the published 200 epochs).
 # The schedule here is the engine's (constant): StarGAN's linear decay is
 # `StarGANOptions.lr_decay`, applied by the method to both optimisers.
-STARGAN_TRAIN = {"lr": 1e-4, "weight_decay": 0.0, "schedule": "constant", "milestones": [],
-                 "warmup_epochs": 0.0, "p": 16, "k": 1, "images_per_bn": 0, "sync_bn": False,
-                 "epochs": 20, "iters_per_epoch": 1200}
+@dataclass
+class StarGANTrainConfig(TrainConfig):
+    """`TrainConfig` with StarGAN's defaults (above); ``p`` is the batch (``k`` 1)."""
+
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    milestones: list[int] = field(default_factory=list)
+    warmup_epochs: float = 0.0
+    p: int = 16
+    k: int = 1
+    images_per_bn: int = 0
+    sync_bn: bool = False
+    epochs: int = 20
+    iters_per_epoch: int = 1200
+
+
+STARGAN_TRAIN = {name: getattr(StarGANTrainConfig(), name) for name in StarGANTrainConfig.__annotations__}
+
+
+@dataclass(frozen=True)
+class ColorFit:
+    """``reid stylize fit --method color``'s reading budget: images read and pixels kept per
+    camera."""
+
+    max_images: int = 400
+    max_pixels: int = 65536
+
+
+@dataclass(frozen=True)
+class StarGANInput:
+    """``--method stargan``'s input size (height, width), StarGAN's re-ID setting."""
+
+    image_size: tuple[int, int] = (256, 128)
 G_BATCHES = ("critic", "new")  # StarGANOptions.g_batch
 TARGET_CAMERAS = ("permute", "uniform")  # StarGANOptions.target_cameras
 

@@ -35,7 +35,6 @@ from reidcli.train.methods.base import EngineContext, Method
 class StarGAN(Method):
     name = "stargan"
     Options = StarGANOptions
-    pretrain = False  # run by 'reid stylize fit' (reidcli.stylize.train), not by 'reid pretrain' / 'reid finetune'
 
     def build(self, ctx: EngineContext) -> None:
         from reidcli.stylize.stargan import Discriminator, Generator

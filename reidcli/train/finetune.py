@@ -40,16 +40,18 @@ import numpy as np
 from reidcli.data.transforms import AugmentConfig
 from reidcli.train.config import FinetuneConfig, TrainConfig, fit_schedule
 from reidcli.train.methods import (
+    DEFAULT_METHODS,
     TRAINING_METHODS,
     finetune_method_names,
     method_options,
+    resolve_method,
 )
 from reidcli.train.methods.options import MethodOptions
 from reidcli.utils.errors import ConfigError, InputError
 from reidcli.utils.params import NotApplicable, ParamError, reject_given, reject_unknown
 
 log = logging.getLogger(__name__)
-DEFAULT_METHOD = "mmt"
+DEFAULT_METHOD = DEFAULT_METHODS["finetune"]
 # method names of checkpoints from before the method registry, still accepted as a start
 OLD_METHOD_NAMES = ("pretrain",)
 # keywords of `finetune` itself among the flat settings of `finetune_from_settings`
@@ -88,7 +90,7 @@ def _compact(labels: np.ndarray, centers: Optional[np.ndarray]):
     return out, (None if centers is None else np.asarray(centers, dtype=np.float32)[uniq])
 
 
-def load_start(ckpt: Path, method: str, ckpt2: Optional[Path]) -> tuple[dict, Optional[dict]]:
+def load_start(ckpt: Path, method: str, ckpt2: Optional[Path], kind: type) -> tuple[dict, Optional[dict]]:
     """The starting checkpoint(s); `InputError` for one a method cannot start from."""
     from reidcli.io.ckpt import load_checkpoint
 
@@ -96,7 +98,7 @@ def load_start(ckpt: Path, method: str, ckpt2: Optional[Path]) -> tuple[dict, Op
     cks = [(ckpt, ck)]
     ck2 = None
     if ckpt2 is not None:
-        if TRAINING_METHODS.get(method).start_checkpoints < 2:
+        if kind.start_checkpoints < 2:
             raise ParamError("ckpt2", f"is MMT's second network; --method {method} uses one network")
         ck2 = load_checkpoint(ckpt2)
         cks.append((ckpt2, ck2))
@@ -212,8 +214,8 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
     from reidcli.io.h5 import read_labels
     from reidcli.utils.seed import seed_everything
 
-    kind = _finetune_method(method)
-    opts = method_options(method, options)
+    kind = resolve_method(method, "finetune")
+    opts = method_options(method, options, method_class=kind)
     if kind.uses_source and source is None:
         raise ConfigError(f"--method {method} trains on labelled source images too; pass --source DATA")
     if source is not None and not kind.uses_source:
@@ -229,7 +231,7 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
                  what="without --reference (it is the layout of --reference)")
     cfg = _round_config(train)
     ckpt, out = Path(ckpt), Path(out)
-    ck, ck2 = load_start(ckpt, method, Path(ckpt2) if ckpt2 else None)
+    ck, ck2 = load_start(ckpt, method, Path(ckpt2) if ckpt2 else None, kind)
     _check_reference(kind, method, reference, ck, ckpt)
     aug = finetune_augment(ck, augment)
     ds, source_ds, reference_ds = load_datasets(
@@ -271,7 +273,7 @@ def finetune(ckpt: str | os.PathLike, labels: str | os.PathLike | None, target_r
                               "source": source, "target_format": target_format, "source_format": source_format,
                               "styled": styled, "device": device, "reference": reference,
                               "reference_format": reference_format, "cam_regex": cam_regex})
-    return _run(method, opts, cfg, ck, data, facts, n_clusters, device, out,
+    return _run(method, kind, opts, cfg, ck, data, facts, n_clusters, device, out,
                 inputs=[ckpt] + ([labels] if labels is not None else []) + ([Path(ckpt2)] if ckpt2 else [])
                 + ([Path(reference)] if reference is not None else [])
                 + ([Path(config_file)] if config_file is not None else []),
@@ -341,15 +343,6 @@ def finetune_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
             "augment": parts["augment"], **parts["rest"]}
 
 
-def _finetune_method(method: str):
-    """The registered class of adaptation method ``method`` (registry did-you-mean on a typo)."""
-    kind = TRAINING_METHODS.get(method)
-    if not kind.finetune:
-        raise ParamError("method", f"must be an adaptation method ({', '.join(finetune_method_names())}); "
-                         f"got {method!r}, which trains on labelled images: use 'reid pretrain'")
-    return kind
-
-
 def _round_config(train: Optional[TrainConfig]) -> TrainConfig:
     """``train`` (default `FinetuneConfig()`), its log interval capped at one epoch and its
     schedule fitted to its epochs (`fit_schedule`)."""
@@ -374,14 +367,13 @@ def _datasets(views: int, root: Path, recs: list, y: np.ndarray, transform, size
     return {"target": cls(root, [recs[i] for i in keep], transform, labels=y[keep], size=size)}
 
 
-def _run(method: str, opts: MethodOptions, cfg: TrainConfig, ck: dict, data: dict, facts: dict,
+def _run(method: str, kind: type, opts: MethodOptions, cfg: TrainConfig, ck: dict, data: dict, facts: dict,
          n_clusters: int, device: str, out: Path, *, inputs: list, augment: dict, resolved: dict) -> Path:
     from reidcli.io.atomic import forget_written, is_special, note_written, output_target, remove_stale_temporaries
     from reidcli.io.h5 import make_provenance
     from reidcli.train.dist import DistInfo
     from reidcli.train.engine import Engine
     from reidcli.train.hooks import log_path_for
-    from reidcli.train.methods import get_method
     from reidcli.train.methods.base import EngineContext
     from reidcli.utils.device import resolve_device
 
@@ -394,7 +386,7 @@ def _run(method: str, opts: MethodOptions, cfg: TrainConfig, ck: dict, data: dic
             "pixel_std": ck["pixel_std"], "provenance": make_provenance(inputs, cfg.seed, params=params),
             "augment": augment}
     if is_special(out):  # -o /dev/null or a FIFO: written once at the end, no side files
-        Engine(get_method(method, opts), cfg, out=out, meta=meta, ctx=ctx).fit()
+        Engine(kind(opts), cfg, out=out, meta=meta, ctx=ctx).fit()
         return out
     target = output_target(out)  # a symlink is followed: its target is replaced, the link kept
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -403,7 +395,7 @@ def _run(method: str, opts: MethodOptions, cfg: TrainConfig, ck: dict, data: dic
     if partial.is_symlink() or (os.path.lexists(partial) and not partial.is_dir()):
         partial.unlink()
     remove_stale_temporaries(partial)
-    engine = Engine(get_method(method, opts), cfg, out=partial, meta=meta, ctx=ctx, shown_out=out)
+    engine = Engine(kind(opts), cfg, out=partial, meta=meta, ctx=ctx, shown_out=out)
     try:
         engine.fit()
         os.replace(partial, target)

@@ -37,7 +37,7 @@ RUN_KEYWORDS = ("method", "format", "cam_regex", "target", "domain_bn", "resume"
 
 
 def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model, train: TrainConfig,
-             augment: Optional[AugmentConfig] = None, method: str = "supervised",
+             augment: Optional[AugmentConfig] = None, method: Optional[str] = None,
              options: MethodOptions | Mapping[str, Any] | None = None, format: Optional[str] = None,
              cam_regex: Optional[str] = None, target: str | os.PathLike | Dataset | None = None,
              domain_bn: bool = False,
@@ -70,14 +70,15 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
 
     from reidcli.data.layouts import load_datasets
     from reidcli.train.engine import Engine
-    from reidcli.train.methods import get_method, method_options
+    from reidcli.train.methods import DEFAULT_METHODS, method_options, resolve_method
     from reidcli.train.methods.base import EngineContext
     from reidcli.utils.device import resolve_device
     from reidcli.utils.seed import seed_everything
 
     out = Path(out)
-    pretrain_method(method)
-    opts = method_options(method, options)
+    kind = resolve_method(method, "pretrain")
+    method = method or DEFAULT_METHODS["pretrain"]
+    opts = method_options(method, options, method_class=kind)
     aug = (augment or AugmentConfig()).validate()
     ck = _resume_checkpoint(out) if resume else None
     if ck is not None:
@@ -118,7 +119,7 @@ def pretrain(data: str | os.PathLike | Dataset, out: str | os.PathLike, *, model
                 "provenance": _provenance(ds, train, model, opts.to_dict(), resolved, config_file),
                 "augment": dataclasses.asdict(aug), "extra": {"train_data": train_data}}
         evaluate = _eval_fn(ds, aug, train, dev) if train.eval_every else None
-        engine = Engine(get_method(method, opts), train, out=out, meta=meta, ctx=ctx,
+        engine = Engine(kind(opts), train, out=out, meta=meta, ctx=ctx,
                         bn_domains=domains, evaluate=evaluate, hooks=hooks)
         torch.backends.cudnn.benchmark = not train.deterministic
         engine.setup()  # the method's checks of the data (e.g. mrda's modalities) before any file is written
@@ -203,7 +204,7 @@ def applying_settings(settings: Mapping[str, Any], arch: str) -> dict[str, Any]:
 def pretrain_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
     """The keyword arguments of `pretrain` from flat settings, each the name of a field of
     `ModelConfig`, `TrainConfig`, `AugmentConfig` or the method's options (`SupervisedOptions`),
-    ``rb_<field>`` of `reidcli.models.rbnet.RBNetOptions` (used with ``arch='rbnet'``),
+    ``rb_<field>`` of `reidcli.models.rbnet_options.RBNetOptions` (used with ``arch='rbnet'``),
     ``mrda_<field>`` of `reidcli.models.mrda_options.MrdaNetOptions` (``arch='mrda'``),
     ``batch_size`` (images per batch: P = batch_size / K), or a keyword of `pretrain`
     (``method``, ``format``, ``target``, ...). ``milestones`` may be
@@ -213,6 +214,7 @@ def pretrain_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
         ParamError: a setting that none of these has.
     """
     from reidcli.models import ModelConfig
+    from reidcli.train.methods import resolve_method
     from reidcli.train.settings import batch_size_to_p, parse_ints, split_settings
 
     s = batch_size_to_p(settings, TrainConfig)
@@ -220,7 +222,7 @@ def pretrain_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
     mrda = {k[len("mrda_"):]: s.pop(k) for k in list(s) if k.startswith("mrda_")}
     if "milestones" in s:
         s["milestones"] = parse_ints(s["milestones"], "milestones")
-    kind = pretrain_method(s.get("method", "supervised")).Options
+    kind = resolve_method(s.get("method"), "pretrain").Options
     parts = split_settings(s, {"model": ModelConfig, "train": TrainConfig, "augment": AugmentConfig,
                                "options": kind}, rest=RUN_KEYWORDS, what="reid pretrain")
     model = ModelConfig(**parts["model"])
@@ -232,21 +234,6 @@ def pretrain_arguments(settings: Mapping[str, Any]) -> dict[str, Any]:
         model.mrda = mrda
     return {"model": model, "train": TrainConfig(**parts["train"]), "augment": AugmentConfig(**parts["augment"]),
             "options": kind(**parts["options"]), **parts["rest"]}
-
-
-def pretrain_method(method: str):
-    """The registered class of method ``method`` if ``reid pretrain`` can run it (registry
-    did-you-mean on a typo); a finetune or stylize method is a `ParamError` naming those it can."""
-    from reidcli.train.methods import TRAINING_METHODS, pretrain_method_names
-    from reidcli.utils.params import ParamError
-
-    kind = TRAINING_METHODS.get(method)
-    if not kind.pretrain:
-        other = ("'reid finetune' (it adapts a checkpoint to unlabelled target images)" if kind.finetune
-                 else "'reid stylize fit --method stargan'" if method == "stargan" else "another command")
-        raise ParamError("method", f"must be a pretraining method ({', '.join(pretrain_method_names())}); "
-                         f"got {method!r}, which runs in {other}")
-    return kind
 
 
 def _resume_checkpoint(out: Path) -> Optional[dict]:
@@ -263,11 +250,12 @@ def _resume_checkpoint(out: Path) -> Optional[dict]:
 
 def _check_pretrain_checkpoint(out: Path, ck: dict) -> None:
     """``--resume`` continues a ``reid pretrain`` run only: not a finetune round's checkpoint."""
-    from reidcli.train.methods import TRAINING_METHODS
+    from reidcli.train.methods import DEFAULT_METHODS, STAGES, TRAINING_METHODS, method_stage
 
-    method = ck.get("method", "supervised")
-    if method in TRAINING_METHODS.names() and not TRAINING_METHODS.get(method).pretrain:
-        raise InputError(f"--resume: {out} was written by --method {method} ('reid finetune'), not by "
+    method = ck.get("method", DEFAULT_METHODS["pretrain"])
+    stage = method_stage(method) if method in TRAINING_METHODS.names() else "pretrain"
+    if stage != "pretrain":
+        raise InputError(f"--resume: {out} was written by --method {method} ({STAGES[stage][0]}), not by "
                          "'reid pretrain'; give a new -o (or drop --resume), or continue it with 'reid finetune'")
 
 
@@ -319,6 +307,7 @@ def _resumed_settings(out: Path, settings: dict) -> dict:
         return settings
     _check_pretrain_checkpoint(out, ck)
     from reidcli.models import ModelConfig
+    from reidcli.train.methods import DEFAULT_METHODS
 
     fields = {f.name for f in dataclasses.fields(ModelConfig)} - {"rbnet", "mrda", *_MODEL_UNCOMPARED}
     stored = {k: v for k, v in ck["model_config"].items() if k in fields}
@@ -326,7 +315,7 @@ def _resumed_settings(out: Path, settings: dict) -> dict:
                    if k in {f.name for f in dataclasses.fields(AugmentConfig)}})
     stored.update({f"mrda_{k}": v for k, v in (ck["model_config"].get("mrda") or {}).items()})
     stored.update({f"rb_{k}": v for k, v in (ck["model_config"].get("rbnet") or {}).items()})
-    stored["method"] = ck.get("method", "supervised")
+    stored["method"] = ck.get("method", DEFAULT_METHODS["pretrain"])
     return {**{k: v for k, v in stored.items() if k not in settings}, **settings}
 
 

@@ -36,11 +36,14 @@ class ParamError(ConfigError):
         self.detail = message
 
 
-class NotApplicable(ParamError):
-    """A setting given where it would do nothing (`reject_unknown`, `reject_given`): bad
-    usage, so the CLI exits 2 as for an unknown flag."""
+class UsageError(ParamError):
+    """Bad usage rather than a bad value: the CLI exits 2, as for an unknown flag."""
 
     exit_code = 2
+
+
+class NotApplicable(UsageError):
+    """A setting given where it would do nothing (`reject_unknown`, `reject_given`)."""
 
 
 class Constraint:

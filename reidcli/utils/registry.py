@@ -30,12 +30,17 @@ class Registry(Generic[T]):
         self._items: dict[str, T] = {}
         self._declared: dict[str, tuple[str, str]] = {}  # name -> (module, description)
         self._aliases: dict[str, str] = {}
+        self._meta: dict[str, dict] = {}  # name -> facts known without importing the entry
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, **meta) -> Callable[[T], T]:
+        """Decorator; ``meta``: facts about the entry `meta` returns (a plug-in's, when it
+        is not declared)."""
         def deco(obj: T) -> T:
             if name in self._items or name in self._aliases:
                 raise ValueError(f"{self.kind} '{name}' is registered twice")
             self._items[name] = obj
+            if meta:
+                self._meta.setdefault(name, dict(meta))
             return obj
 
         return deco
@@ -43,9 +48,22 @@ class Registry(Generic[T]):
     def add(self, name: str, obj: T) -> None:
         self.register(name)(obj)
 
-    def declare(self, name: str, module: str, description: str = "") -> None:
-        """Name a built-in entry that importing ``module`` registers (loaded on first `get`)."""
+    def declare(self, name: str, module: str, description: str = "", **meta) -> None:
+        """Name a built-in entry that importing ``module`` registers (loaded on first `get`);
+        ``meta``: facts about it that `meta` returns without that import."""
         self._declared[name] = (module, description)
+        if meta:
+            self._meta[name] = dict(meta)
+
+    def meta(self, name: str) -> dict:
+        """The facts given to `declare` / `register` for ``name`` (an alias: its target's);
+        a name neither knows is the registry's did-you-mean `ConfigError`."""
+        name = self._aliases.get(name, name)
+        if name not in self._meta and name not in self:
+            raise ConfigError(self.unknown_message(name))
+        if name not in self._meta:
+            self.get(name)  # a plug-in registers its facts on import
+        return dict(self._meta.get(name, {}))
 
     def alias(self, name: str, target: str, description: str = "") -> None:
         """``name`` resolves to the entry ``target`` (an old or a shorter name)."""

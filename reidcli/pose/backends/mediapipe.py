@@ -24,6 +24,7 @@ import numpy as np
 
 from reidcli.pose.backends.base import BACKENDS, PoseBackend, letterbox, zeros
 from reidcli.pose.coco import blazepose_to_coco
+from reidcli.pose.options import PoseOptions
 from reidcli.utils.errors import ConfigError
 from reidcli.utils.params import Interval, check_params
 
@@ -82,7 +83,7 @@ class MediapipeBackend(PoseBackend):
     name = "mediapipe"
     model = "blazepose-full (mediapipe 0.10.21, pose_landmark_full.tflite)"
 
-    def __init__(self, min_confidence: float = 0.5, min_side: int = 256, margin: float = 0.15,
+    def __init__(self, min_confidence: float = PoseOptions.min_confidence, min_side: int = 256, margin: float = 0.15,
                  **_ignored):
         check_params({"min_confidence": min_confidence, "margin": margin}, CONSTRAINTS)
         pose = import_pose_solution()

@@ -22,11 +22,12 @@ import numpy as np
 
 from reidcli.pose.backends.base import BACKENDS, Placement, PoseBackend
 from reidcli.pose.heatmaps import REFINES, decode_heatmaps, scale_coords
+from reidcli.pose.options import PoseOptions
 from reidcli.utils.errors import ConfigError, FormatError, InputError
 from reidcli.utils.params import Interval, Options, Satisfies, check_params
 
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
+IMAGENET_MEAN = PoseOptions.mean
+IMAGENET_STD = PoseOptions.std
 DEFAULT_INPUT = (256, 192)
 CONSTRAINTS = {
     "refine": [Options(REFINES)],
@@ -92,7 +93,7 @@ class OnnxBackend(PoseBackend):
 
     def __init__(self, model=None, input_size: Optional[Sequence[int]] = None,
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                 box_padding: float = 1.25, refine: str = "dark", blur_sigma: float = 2.0,
+                 box_padding: float = PoseOptions.box_padding, refine: str = PoseOptions.refine, blur_sigma: float = 2.0,
                  device: str = "auto", **_ignored):
         """``mean``/``std``: RGB on the 0-255 scale; None is ImageNet's. ``device``: see
         `providers_for`."""

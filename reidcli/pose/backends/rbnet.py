@@ -18,6 +18,7 @@ import numpy as np
 
 from reidcli.pose.backends.base import BACKENDS, PoseBackend
 from reidcli.pose.heatmaps import REFINES
+from reidcli.pose.options import PoseOptions
 from reidcli.utils.errors import ConfigError, InputError
 from reidcli.utils.params import Options, check_params
 
@@ -65,7 +66,7 @@ class RBNetBackend(PoseBackend):
 
     name = "rbnet"
 
-    def __init__(self, ckpt=None, device: str = "auto", refine: str = "dark",
+    def __init__(self, ckpt=None, device: str = "auto", refine: str = PoseOptions.refine,
                  blur_sigma: Optional[float] = None, **_ignored):
         import torch
 

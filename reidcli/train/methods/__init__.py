@@ -9,7 +9,10 @@ and the evaluation hook. A method says only *what one step computes*.
 Plug-in interface: subclass `Method` (`reidcli.train.methods.base`), give it an options
 dataclass (``Options = MyOptions``, in `reidcli.train.methods.options`: fields with their
 defaults and a ``CONSTRAINTS`` table), register it with ``@TRAINING_METHODS.register("name")``
-and declare its module below so it is found without importing every method. Then:
+and declare its module and stage below (``stage="pretrain"`` or ``"finetune"``: the command
+that runs it, checked up front by `resolve_method`) so it is found, listed in ``--method``'s
+help and checked without importing every method (a plug-in outside reidcli passes the stage
+to ``register`` instead). Then:
 
 ``build(ctx)``
     Create the networks into ``self.nets`` (name -> nn.Module). ``self.nets["model"]`` is
@@ -66,34 +69,37 @@ from typing import Any, Mapping
 
 from reidcli.train.methods.options import MethodOptions
 from reidcli.utils.errors import ConfigError
-from reidcli.utils.params import reject_unknown
+from reidcli.utils.params import UsageError, reject_unknown
 from reidcli.utils.registry import Registry
 
 TRAINING_METHODS: Registry = Registry("training method")
 _M = "reidcli.train.methods."
-TRAINING_METHODS.declare("supervised", _M + "supervised", "ID + triplet loss on ground-truth labels")
-TRAINING_METHODS.declare("pseudo", _M + "pseudo", "ID + triplet loss on the pseudo-labels")
-TRAINING_METHODS.declare("mmt", _M + "mmt", "Mutual Mean-Teaching")
-TRAINING_METHODS.declare("kd", _M + "kd", "an intermediate copy blended into the weights")
-TRAINING_METHODS.declare("joint", _M + "joint", "labelled source and pseudo-labelled target")
+TRAINING_METHODS.declare("supervised", _M + "supervised", "ID + triplet loss on ground-truth labels", stage="pretrain")
+TRAINING_METHODS.declare("pseudo", _M + "pseudo", "ID + triplet loss on the pseudo-labels", stage="finetune")
+TRAINING_METHODS.declare("mmt", _M + "mmt", "Mutual Mean-Teaching", stage="finetune")
+TRAINING_METHODS.declare("kd", _M + "kd", "an intermediate copy blended into the weights", stage="finetune")
+TRAINING_METHODS.declare("joint", _M + "joint", "labelled source and pseudo-labelled target", stage="finetune")
 TRAINING_METHODS.declare("camstyle", _M + "camstyle",
-                         "LSTM-UDA 2021: source CE + source-vs-(styled) target triplet, no clustering")
-TRAINING_METHODS.declare("agents", _M + "mar", "MAR reference pretraining: agent learning (AL) only")
-TRAINING_METHODS.declare("mar", _M + "mar", "MAR soft multilabels over reference agents, no clustering")
-TRAINING_METHODS.declare("mrda", _M + "mrda", "cross-modality MRDA (two-stream --arch mrda)")
+                         "LSTM-UDA 2021: source CE + source-vs-(styled) target triplet, no clustering", stage="finetune")
+TRAINING_METHODS.declare("agents", _M + "mar", "MAR reference pretraining: agent learning (AL) only", stage="pretrain")
+TRAINING_METHODS.declare("mar", _M + "mar", "MAR soft multilabels over reference agents, no clustering", stage="finetune")
+TRAINING_METHODS.declare("mrda", _M + "mrda", "cross-modality MRDA (two-stream --arch mrda)", stage="pretrain")
 # trained through the engine but a camera-style GAN, not a re-ID method: it lives with reid stylize
-TRAINING_METHODS.declare("stargan", "reidcli.stylize.trainer", "StarGAN camera-style transfer (reid stylize fit)")
+TRAINING_METHODS.declare("stargan", "reidcli.stylize.trainer", "StarGAN camera-style transfer (reid stylize fit)",
+                         stage="stylize")
 
 
-def method_options(name: str, options: MethodOptions | Mapping[str, Any] | None = None) -> MethodOptions:
+def method_options(name: str, options: MethodOptions | Mapping[str, Any] | None = None, *,
+                   method_class: type | None = None) -> MethodOptions:
     """The validated options object of method ``name`` from ``options``: None (the
     defaults), a dict of field values, or the method's own options dataclass.
+    ``method_class``: the method's class when already resolved (`resolve_method`).
 
     Raises:
         ParamError: a name that is not an option of this method, or a bad value.
         ConfigError: the options object of another method.
     """
-    kind = TRAINING_METHODS.get(name).Options
+    kind = (method_class or TRAINING_METHODS.get(name)).Options
     if options is None:
         opts = kind()
     elif isinstance(options, Mapping):
@@ -113,15 +119,54 @@ def get_method(name: str, options: MethodOptions | Mapping[str, Any] | None = No
     return TRAINING_METHODS.get(name)(method_options(name, options))
 
 
+# The stages a method can run in (its class's ``stage``), the command that runs each, what
+# such a method does, and the method a stage runs when none is named.
+STAGES = {
+    "pretrain": ("'reid pretrain'", "a pretraining method", "it trains on labelled images"),
+    "finetune": ("'reid finetune'", "an adaptation method", "it adapts a checkpoint to unlabelled target images"),
+    "stylize": ("'reid stylize fit --method stargan'", "a style method", "it learns camera styles"),
+}
+DEFAULT_METHODS = {"pretrain": "supervised", "finetune": "mmt"}
+
+
+def method_names(stage: str) -> list[str]:
+    """The registered methods that run in ``stage`` (imports them)."""
+    return [n for n in TRAINING_METHODS.names() if method_stage(n) == stage]
+
+
+def method_stage(name: str) -> str:
+    """The stage method ``name`` runs in (declared with it: no import needed)."""
+    return TRAINING_METHODS.meta(name)["stage"]
+
+
+def methods_help(stage: str) -> str:
+    """``--method`` help of a stage's command: each method and its registry description."""
+    return " | ".join(f"{n} ({TRAINING_METHODS.describe(n)})" for n in method_names(stage)) + "."
+
+
+def resolve_method(name: str | None, stage: str):
+    """The registered class of method ``name`` (None: the stage's `DEFAULT_METHODS` entry),
+    checked once, up front, to run in ``stage`` (``pretrain`` | ``finetune``): a typo gets the
+    registry's did-you-mean, a method of another stage a one-line `UsageError` naming the
+    methods this stage runs and the command that runs ``name``."""
+    name = name or DEFAULT_METHODS[stage]
+    runs_in = method_stage(name)
+    if runs_in != stage:
+        command, _, does = STAGES[runs_in]
+        raise UsageError("method", f"must be {STAGES[stage][1]} ({', '.join(method_names(stage))}); got {name!r}, "
+                                   f"which runs in {command} ({does})")
+    return TRAINING_METHODS.get(name)
+
+
 def pretrain_method_names() -> list[str]:
     """The registered methods ``reid pretrain`` can run (imports them)."""
-    return [n for n in TRAINING_METHODS.names() if TRAINING_METHODS.get(n).pretrain]
+    return method_names("pretrain")
 
 
 def finetune_method_names() -> list[str]:
     """The registered methods ``reid finetune`` can run (imports them)."""
-    return [n for n in TRAINING_METHODS.names() if TRAINING_METHODS.get(n).finetune]
+    return method_names("finetune")
 
 
-__all__ = ["TRAINING_METHODS", "MethodOptions", "finetune_method_names", "get_method", "method_options",
-           "pretrain_method_names"]
+__all__ = ["DEFAULT_METHODS", "STAGES", "TRAINING_METHODS", "MethodOptions", "finetune_method_names", "get_method",
+           "method_names", "method_options", "methods_help", "pretrain_method_names", "resolve_method"]

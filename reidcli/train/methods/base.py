@@ -50,8 +50,6 @@ class Method:
 
     name = "method"
     Options: type[MethodOptions] = NoOptions
-    pretrain = True
-    finetune = False
     views = 1
     start_checkpoints = 1
     uses_source = False

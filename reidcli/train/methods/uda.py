@@ -91,8 +91,6 @@ class UDAMethod(Method):
     checkpoint), ``centers`` (a [K, D] tensor or None) and the datasets.
     """
 
-    pretrain = False
-    finetune = True
 
     def after_setup(self, opt: torch.optim.Optimizer) -> None:
         if getattr(self.options, "fresh_optimizer", False):  # a new optimizer each round (MMT's code)
