@@ -33,6 +33,16 @@ def color_model(synth_market, tmp_path_factory):
     return fit_style(synth_market, tmp_path_factory.mktemp("m") / "style.pt", method="color")
 
 
+def _two_shards(color_model, data, tmp_path) -> list:
+    """``reid stylize apply --shard 1/2`` and ``2/2`` of ``data`` into tmp_path/p1, p2."""
+    parts = []
+    for i in (1, 2):
+        res = _invoke("stylize", "apply", "--model", color_model, data, "-o", tmp_path / f"p{i}", "--shard", f"{i}/2")
+        assert res.exit_code == 0, res.output
+        parts.append(tmp_path / f"p{i}")
+    return parts
+
+
 def test_shards_merged_equal_one_run(synth_market, color_model, tmp_path):
     from reidcli.stylize.manifest import read_manifest
 
@@ -158,12 +168,7 @@ def test_merge_reads_shard_manifests_with_the_shared_reader(synth_market, color_
     assert read_manifest(tmp_path, empty_ok=True) == []
     with pytest.raises(FormatError, match="no rows"):
         read_manifest(tmp_path)
-    parts = []
-    for i in (1, 2):
-        res = _invoke("stylize", "apply", "--model", color_model, synth_market, "-o", tmp_path / f"p{i}",
-                      "--shard", f"{i}/2")
-        assert res.exit_code == 0, res.output
-        parts.append(tmp_path / f"p{i}")
+    parts = _two_shards(color_model, synth_market, tmp_path)
     manifest = parts[1] / MANIFEST
     lines = manifest.read_text().splitlines()
     manifest.write_text("\n".join(",".join(v.split(",")[:-1]) for v in lines) + "\n")  # drop `output`
@@ -206,12 +211,7 @@ def test_merge_refuses_a_shard_whose_manifest_and_images_disagree(synth_market, 
     nothing is written."""
     from reidcli.stylize.manifest import MANIFEST
 
-    parts = []
-    for i in (1, 2):
-        res = _invoke("stylize", "apply", "--model", color_model, synth_market, "-o", tmp_path / f"p{i}",
-                      "--shard", f"{i}/2")
-        assert res.exit_code == 0, res.output
-        parts.append(tmp_path / f"p{i}")
+    parts = _two_shards(color_model, synth_market, tmp_path)
     manifest = parts[1] / MANIFEST
     text = manifest.read_text()
     header, first, *rest = text.splitlines()
@@ -243,12 +243,7 @@ def test_finetune_refuses_an_unmerged_shard_as_styled(synth_market, color_model,
     from reidcli.stylize.manifest import add_styled, require_whole_tree, shard_of
     from reidcli.utils.params import ParamError
 
-    parts = []
-    for i in (1, 2):
-        res = _invoke("stylize", "apply", "--model", color_model, synth_market, "-o", tmp_path / f"p{i}",
-                      "--shard", f"{i}/2")
-        assert res.exit_code == 0, res.output
-        parts.append(tmp_path / f"p{i}")
+    parts = _two_shards(color_model, synth_market, tmp_path)
     ckpt = Path(__file__).parent / "data" / "format" / "v1" / "checkpoint.pt"
     res = _invoke("finetune", synth_market, "--ckpt", ckpt, "-o", tmp_path / "x.pt", "--method", "camstyle",
                   "--source", synth_market, "--styled", parts[1], "--device", "cpu")
