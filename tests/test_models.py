@@ -112,12 +112,13 @@ def test_unknown_arch_did_you_mean():
 @pytest.mark.parametrize("seed", range(5))
 def test_model_and_losses_fit_a_batch(seed):
     """CE + triplet on a fixed P x K batch must drive the loss down: the head, the
-    BNNeck and the losses are wired so that training works. Asserted with margins that
-    hold at seeds 0-4 on any CPU: the loss ends at 0.15-0.23x its start (bar 0.5), and on
-    the batch statistics the losses saw every image's hardest negative is at least 1.07
-    farther than its hardest positive (bar: nearer neighbour of the same id, and the
-    classifier right). Eval-mode BN statistics after 12 steps are not yet settled, so
-    nearest neighbours in eval mode depend on rounding and are not asserted."""
+    BNNeck and the losses are wired so that training works. Asserted with margins measured
+    at seeds 0-4 (one CPU, 1 and 2 threads alike): the loss ends at 0.15-0.23x its start
+    (bar 0.5), and on the batch statistics the losses saw, every image's true-class logit
+    beats the best other class by 1.35-2.05 (bar 0.5). Nearest neighbours are not asserted:
+    the hardest negative over the hardest positive distance ranges 0.94-1.40 over these
+    seeds, so whether each image's nearest neighbour shares its id depends on the seed and
+    on rounding."""
     from reidcli.losses import CrossEntropyLabelSmooth, TripletLoss
 
     torch.manual_seed(seed)
@@ -136,5 +137,7 @@ def test_model_and_losses_fit_a_batch(seed):
     assert losses[-1] < 0.5 * losses[0], losses
     with torch.no_grad():
         out = net(x)
-    d = torch.cdist(out["feat"], out["feat"]) + torch.eye(8) * 1e9
-    assert (y[d.argmin(1)] == y).all() and (out["logits"].argmax(1) == y).all()
+    logits = out["logits"]
+    true = logits.gather(1, y[:, None])[:, 0]
+    other = logits.masked_fill(torch.nn.functional.one_hot(y, 4).bool(), float("-inf")).max(1).values
+    assert (true - other).min() > 0.5, (true - other)
