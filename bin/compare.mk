@@ -16,7 +16,7 @@
 # JOBS at a time, each program on one thread. Default rows:
 #   mmt               Mutual Mean-Teaching (Ge et al. 2020); features of the two mean nets averaged
 #   pseudo            CE + triplet on DBSCAN pseudo-labels (MMT's baseline), plain features
-#   kd                ULA label expansion (CSAM-ReID 2022: Euclidean DBSCAN, templates, cosine
+#   kd                ULA label expansion (Chen et al. 2022: Euclidean DBSCAN, templates, cosine
 #                     0.8; base classes scaled from the paper's 750 of 12,936 images) + KD
 #                     weight blending every 5 epochs (5 epochs of ITERS/5 steps per round)
 #   camstyle          LSTM-UDA 2021 without clustering: `reid stylize fit --method color` on the

@@ -1,4 +1,4 @@
-"""ULA (CSAM-ReID 2022, sec. 1.3) in reidcli.cluster.expand: base classes are the densest clusters
+"""ULA (Chen et al. 2022, sec. 1.3) in reidcli.cluster.expand: base classes are the densest clusters
 (eq. 1), templates minimise the centre loss (eq. 2) or come from training, expansion is by
 cosine (eq. 3), and eps is a distance in the features' own space."""
 

@@ -254,7 +254,7 @@ def test_docs_recipes_md_names_only_flags_its_stage_has():
 
 
 def test_a_round_trains_with_the_pretrain_runs_crop_and_jitter(tmp_path, monkeypatch):
-    """CSAM-ReID 2022 and LSTM-UDA 2021 fine-tune with their pre-training augmentation:
+    """Chen et al. 2022 and LSTM-UDA 2021 fine-tune with their pre-training augmentation:
     `pretrain` records it in the checkpoint, `finetune` builds its training transform from
     that record (and records it again for the next round) unless told otherwise."""
     import reidcli.data.transforms as T

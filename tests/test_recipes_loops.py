@@ -7,7 +7,7 @@ written here from the paper and the authors' published training code replays the
 same initialisation. The weights must agree within float tolerance. What each loop holds
 fixed: MAR's memory start and camera-wise CML target (KovenYu/MAR ``src/trainers.py``,
 ``src/utils.py``), StarGAN's batch / target reuse and linear lr decay (yunjey/stargan
-``solver.py``), the centre-loss scale of BoT's code (CSAM-ReID 2022) and the identity mean of
+``solver.py``), the centre-loss scale of BoT's code (Chen et al. 2022) and the identity mean of
 Liu et al.'s hetero-centre triplet code (Zhang et al. 2023). Where reidcli keeps a documented choice
 of its own outside these items (docs/recipes.md), the loop follows it and says so.
 """
@@ -371,7 +371,7 @@ def _spy_steps(monkeypatch, cls, stream: str, extra=None) -> tuple[dict, list[di
     return init, seen
 
 
-# -- csam-kd (CSAM-ReID 2022): the centre loss of BoT's code at the paper's beta -----------
+# -- csam-kd (Chen et al. 2022): the centre loss of BoT's code at the paper's beta -----------
 
 CSAM_SMALL = dict(arch="resnet18_quarter", pretrained="none", height=32, width=16, epochs=1, iters_per_epoch=3,
                   p=3, k=2, warmup_epochs=0.0, schedule="constant", milestones=[], weight_decay=0.0, lr=2e-4,
@@ -383,7 +383,7 @@ def _bot_code_loop(net, centers: torch.Tensor, batches: list[dict], lr: float, b
     """BoT's `do_train` with center loss (michuanhaohao/reid-strong-baseline: `make_loss_with_center`,
     ``CenterLoss`` of KaiyangZhou, `create_supervised_trainer_with_center`): L = CE_ls +
     triplet + beta x mean_i ||f_i - c_{y_i}||^2 (no 1/2), the centres' gradient scaled by
-    1/beta and stepped by SGD at ``center_lr`` 0.5. CSAM-ReID 2022's beta 0.0035 is taken on this
+    1/beta and stepped by SGD at ``center_lr`` 0.5. Chen et al. 2022's beta 0.0035 is taken on this
     form. Weight decay off in the comparison (reidcli's groups are fast-reid's, no item here)."""
     centers = torch.nn.Parameter(centers.clone())
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr)

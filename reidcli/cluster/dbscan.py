@@ -108,7 +108,7 @@ def radius_graph(x: np.ndarray, eps: float, *, block: int = 8192,
 
 def dbscan_euclidean(x: np.ndarray, eps: float = 1.0, min_samples: int = 4,
                      progress: StageProgress | None = None) -> np.ndarray:
-    """DBSCAN with plain Euclidean distances (ULA, CSAM-ReID 2022, uses eps 1.0)."""
+    """DBSCAN with plain Euclidean distances (ULA, Chen et al. 2022, uses eps 1.0)."""
     return dbscan_graph(radius_graph(x, eps, progress=progress), eps, min_samples, progress=progress)
 
 

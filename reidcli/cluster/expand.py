@@ -1,4 +1,4 @@
-"""Unsupervised label adaptation (ULA) by template expansion (CSAM-ReID 2022, sec. 1.3;
+"""Unsupervised label adaptation (ULA) by template expansion (Chen et al. 2022, sec. 1.3;
 docs/papers.md section 4: attention + ULA + KD).
 
 1. Density clustering of the target features (eq. 1, N_eps(x_j) = {x_i : dist(x_i, x_j) <=

@@ -193,7 +193,7 @@ class EuclideanDbscanOptions(_DbscanEps, ClustererOptions):
     """DBSCAN (Ester et al., KDD 1996) on Euclidean distances of the normalised features.
     ``eps`` 'auto' takes the mean of the smallest ``eps_quantile`` fraction of the pairwise
     distances (the rule `dbscan-jaccard` uses), which follows the features' scale: ULA's eps
-    1.0 (CSAM-ReID 2022) is a radius in its raw feature space, where L2-normalised features
+    1.0 (Chen et al. 2022) is a radius in its raw feature space, where L2-normalised features
     (distances in [0, 2]) call for another value."""
 
     eps: float | str = 1.0

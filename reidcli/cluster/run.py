@@ -61,7 +61,7 @@ def cluster_features(features: np.ndarray, *, method: str = DEFAULT_CLUSTERER,
     (k-reciprocal Jaccard distance, Zhong et al., CVPR 2017, then DBSCAN), ``dbscan-euclidean``
     or ``kmeans``. Its options come as ``options`` (its options dataclass) and/or as keyword
     arguments (``eps=0.42, k1=20``; None keeps the default); one the method does not take is
-    an error. Optional label expansion (ULA, CSAM-ReID 2022; docs/papers.md section 4):
+    an error. Optional label expansion (ULA, Chen et al. 2022; docs/papers.md section 4):
     ``expand_threshold`` and ``keep_clusters``.
 
     ``camera_norm`` (needs ``camids``) subtracts each camera's mean feature before the

@@ -20,7 +20,7 @@ class CenterLoss(nn.Module):
         L_C = 1/(2N) sum_i ||x_i - c_{y_i}||^2
 
     The centres c_k are parameters with their own optimiser. As in Luo et al. (BoT, 2019)
-    and CSAM-ReID 2022 (eq. 7), the total loss adds ``weight * L_C`` (weight 0.0035) and the centres
+    and Chen et al. 2022 (eq. 7), the total loss adds ``weight * L_C`` (weight 0.0035) and the centres
     move with SGD at ``lr`` 0.5 independently of that weight: call
     ``opt = loss.make_optimizer()`` once, then after ``backward()`` call
     ``loss.step_centers(opt)``, which undoes the weight on the centre gradients (so each
@@ -67,7 +67,7 @@ class CenterLoss(nn.Module):
 
     @torch.no_grad()
     def reset(self, centers: Optional[torch.Tensor] = None, num_classes: Optional[int] = None) -> None:
-        """New centres (e.g. cluster means for ULA templates, CSAM-ReID 2022) or random ones.
+        """New centres (e.g. cluster means for ULA templates, Chen et al. 2022) or random ones.
         Build a new optimiser afterwards."""
         if centers is None:
             k = num_classes or self.centers.size(0)

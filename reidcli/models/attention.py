@@ -1,5 +1,5 @@
 """CBAM: channel then spatial attention (Woo et al., ECCV 2018), as CSAM-ReID inserts it
-after conv3_x, conv4_x and conv5_x (CSAM-ReID 2022; docs/papers.md section 4)."""
+after conv3_x, conv4_x and conv5_x (Chen et al. 2022; docs/papers.md section 4)."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ class ModelConfig:
         neck: 'bnneck' (BN between feature and classifier, Luo et al. 2019) or 'none'.
         embed_dim: 0 keeps the pooled dimension (layer4's channels, or with ``multilevel``
             layer1's + layer3's + layer4's), else an FC maps the pooled feature to this size.
-        attention: CBAM channel + spatial attention after layer2/3/4 (CSAM-ReID 2022).
+        attention: CBAM channel + spatial attention after layer2/3/4 (Chen et al. 2022).
         multilevel: pooled layer1+layer3+layer4 concatenated (Zhang et al. 2020); checkpoints
             of version <= 2 always had an FC to layer4's size after it (read as ``embed_dim``).
         lstm_branch: bi-LSTM local branch over 3 horizontal stripes (LSTM-UDA 2021).

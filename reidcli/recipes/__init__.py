@@ -44,11 +44,11 @@ RECIPES.add("rbnet", Recipe("RBNet (Yu & Piao 2024) + MMT", {
     "cluster": {"method": "dbscan-jaccard", "eps": 0.42, "k1": 30, "k2": 6, "min_samples": 4, "jaccard": "mmt"},
 }))
 
-# CSAM + ULA + KD (CSAM-ReID 2022; docs/papers.md section 4): attention after layer2/3/4, BoT
+# CSAM + ULA + KD (Chen et al. 2022; docs/papers.md section 4): attention after layer2/3/4, BoT
 # losses with 0.0035 x BoT code's centre loss (no 1/2: 0.007 x reidcli's, centres at twice its
 # rate; issue 23), 120 epochs x0.1 every 50, jitter; ULA: Euclidean DBSCAN eps 1.0, 750 base
 # classes, cosine 0.8; KD mu 0.5 every 5 epochs.
-RECIPES.add("csam-kd", Recipe("CSAM-ReID + ULA + KD (CSAM-ReID 2022)", {
+RECIPES.add("csam-kd", Recipe("CSAM-ReID + ULA + KD (Chen et al. 2022)", {
     "pretrain": {"attention": True, "label_smooth": 0.1, "margin": 0.3, "center_weight": 0.007, "center_lr": 1.0,
                  "optimizer": "adam", "epochs": 120, "schedule": "step", "milestones": [50, 100],
                  "gamma": 0.1, "p": 16, "k": 4, "jitter": 0.2, "flip": 0.5, "erasing": 0.5},

@@ -115,7 +115,7 @@ def load_start(ckpt: Path, method: str, ckpt2: Optional[Path], kind: type) -> tu
 
 def finetune_augment(ck: dict, augment: AugmentConfig | Mapping[str, Any] | None = None) -> AugmentConfig:
     """The augmentation of a round on checkpoint ``ck``: by default the one that trained the
-    checkpoint (its ``augment`` record: CSAM-ReID 2022 and LSTM-UDA 2021 fine-tune with their
+    checkpoint (its ``augment`` record: Chen et al. 2022 and LSTM-UDA 2021 fine-tune with their
     pre-training crop and colour jitter), else the checkpoint's input size with the recipes'
     10 px padding at 256 x 128 scaled to it; a dict changes fields of that default; an
     `AugmentConfig` is used as it is (at the checkpoint's input size)."""

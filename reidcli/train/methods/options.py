@@ -106,7 +106,7 @@ class PseudoOptions(LossOptions):
 
 @dataclass
 class KDOptions(LossOptions):
-    """`LossOptions` with the centre loss on (0.0035, CSAM-ReID 2022, eq. 7), plus the KD
+    """`LossOptions` with the centre loss on (0.0035, Chen et al. 2022, eq. 7), plus the KD
     weight blend ``W = (1 - mu) W + mu W_int`` every ``kd_every`` epochs."""
 
     center_weight: float = 0.0035

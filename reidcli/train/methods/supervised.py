@@ -8,7 +8,7 @@ Deep Person Re-ID", CVPR-W 2019; Ge et al., ICLR 2020, sec. 4.1), built by
 
 with label-smoothed cross-entropy (eps 0.1) on the BNNeck output, batch-hard triplet
 (margin 0.3) on the feature before BN, and the optional centre loss (Wen et al. 2016,
-weight 0.0035, its own SGD at lr 0.5; CSAM-ReID 2022). An RBNet adds its heat-map
+weight 0.0035, its own SGD at lr 0.5; Chen et al. 2022). An RBNet adds its heat-map
 and masked-branch terms (eq. 4). Settings: `SupervisedOptions`.
 
 Option ``target`` (MMT's pretrainer): each step also forwards a batch of unlabelled target

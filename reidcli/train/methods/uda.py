@@ -4,7 +4,7 @@
   ICLR 2020, sec. 4.2 / public code: ``classifier.weight = normalize(centres)`` per epoch).
 * `ema_update_`: the mean-teacher update ``E[θ]_T = α E[θ]_{T-1} + (1 - α) θ`` (Tarvainen
   & Valpola 2017; MMT eq. 5) with MMT's warm-up ``α_t = min(1 - 1 / (t + 1), α)``.
-* `blend_`: the KD weight update ``W = (1 - μ) W + μ W_int`` (CSAM-ReID 2022, eq. 4).
+* `blend_`: the KD weight update ``W = (1 - μ) W + μ W_int`` (Chen et al. 2022, eq. 4).
 * `TwoViewDataset`: two independently augmented views of every image (MMT feeds one view
   to each network).
 * `UDAMethod`: parameter groups that remember parameter names so the next round's
