@@ -15,9 +15,9 @@ from fixtures_finetune import DIM, H, W, _base, _changed, _finetune, _labels, _r
 
 
 def _adaptation_methods() -> list[str]:
-    from reidcli.train.methods import finetune_method_names
+    from reidcli.train.methods import method_names
 
-    return finetune_method_names()
+    return method_names("finetune")
 
 
 @pytest.mark.parametrize("method", _adaptation_methods())

@@ -42,7 +42,7 @@ from reidcli.train.config import FinetuneConfig, TrainConfig, fit_schedule
 from reidcli.train.methods import (
     DEFAULT_METHODS,
     TRAINING_METHODS,
-    finetune_method_names,
+    method_names,
     method_options,
     resolve_method,
 )
@@ -106,7 +106,7 @@ def load_start(ckpt: Path, method: str, ckpt2: Optional[Path], kind: type) -> tu
         if c.get("method") not in TRAINING_METHODS and c.get("method") not in OLD_METHOD_NAMES:
             raise InputError(f"{path} was trained with method '{c.get('method')}', which --method "
                              f"{method} cannot start from (it needs a 'reid pretrain' or 'reid "
-                             f"finetune' checkpoint of {', '.join(finetune_method_names())})")
+                             f"finetune' checkpoint of {', '.join(method_names('finetune'))})")
     if ck2 is not None and ck2["model_config"].get("arch") != ck["model_config"].get("arch"):
         raise InputError(f"{ckpt2} is a {ck2['model_config'].get('arch')} but {ckpt} a "
                          f"{ck['model_config'].get('arch')}; MMT's two networks must share an architecture")

@@ -130,7 +130,7 @@ DEFAULT_METHODS = {"pretrain": "supervised", "finetune": "mmt"}
 
 
 def method_names(stage: str) -> list[str]:
-    """The registered methods that run in ``stage`` (imports them)."""
+    """The registered methods that run in ``stage`` (from their declarations: no import)."""
     return [n for n in TRAINING_METHODS.names() if method_stage(n) == stage]
 
 
@@ -158,15 +158,7 @@ def resolve_method(name: str | None, stage: str):
     return TRAINING_METHODS.get(name)
 
 
-def pretrain_method_names() -> list[str]:
-    """The registered methods ``reid pretrain`` can run (imports them)."""
-    return method_names("pretrain")
 
 
-def finetune_method_names() -> list[str]:
-    """The registered methods ``reid finetune`` can run (imports them)."""
-    return method_names("finetune")
-
-
-__all__ = ["DEFAULT_METHODS", "STAGES", "TRAINING_METHODS", "MethodOptions", "finetune_method_names", "get_method",
-           "method_names", "method_options", "methods_help", "pretrain_method_names", "resolve_method"]
+__all__ = ["DEFAULT_METHODS", "STAGES", "TRAINING_METHODS", "MethodOptions", "get_method", "method_names",
+           "method_options", "methods_help", "resolve_method"]
